@@ -1,0 +1,1 @@
+"""lth: lottery-ticket research."""

@@ -1,0 +1,260 @@
+"""The ``lth`` command. Progress and errors go to stderr; with ``--json`` stdout holds one JSON document.
+
+Every hyperparameter field is a flag named after it (``--lr``, ``--batch-size``, ``--training-steps``), made
+by one walk over the spec's dataclasses; a preset supplies the starting values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+from lth.errors import UserError
+from lth.spec import GROUPS, Step, TrainSpec, hparam_fields, replace_fields, to_json_value
+
+DEFAULT_ROOT = "runs"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2 (the CONTRACT's bad-input promise)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
+
+
+# ------------------------------------------------------------------------------------------------ flags
+def add_spec_flags(p: argparse.ArgumentParser, base: TrainSpec | None) -> None:
+    """One flag per spec field; help shows the preset's value when a preset is given."""
+    for g in GROUPS:
+        group = p.add_argument_group(f"{g} hyperparameters")
+        hp = getattr(base, g) if base is not None else None
+        for name, f, tp in hparam_fields(type(getattr(TrainSpec(), g))):
+            help_text = f.metadata.get("help", "")
+            if f.metadata.get("choices"):
+                help_text += f" ({' | '.join(f.metadata['choices'])})"
+            if hp is not None:
+                help_text += f" [preset: {_show(getattr(hp, name))}]"
+            kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": name}
+            if str(tp).startswith("tuple"):
+                kwargs["nargs"] = "*"
+            elif tp is bool:
+                kwargs.update(nargs="?", const="true")
+            group.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+
+
+def _show(v: Any) -> str:
+    v = to_json_value(v)
+    return " ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def spec_from_args(args: argparse.Namespace, base: TrainSpec) -> TrainSpec:
+    """The preset's spec with every flag the user gave applied, validated."""
+    names = {n for g in GROUPS for n, _, _ in hparam_fields(type(getattr(base, g)))}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    spec = replace_fields(base, overrides)
+    spec.validate()
+    return spec
+
+
+def add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that say how and where to train, never what."""
+    r = p.add_argument_group("runtime")
+    r.add_argument("--root", default=os.environ.get("LTH_ROOT", DEFAULT_ROOT),
+                   help="store directory (default: $LTH_ROOT or ./runs)")
+    r.add_argument("--data-dir", default=None, help="data root (default: $LTH_DATA or ~/.cache/lth)")
+    r.add_argument("--replicates", type=_positive_int, default=1, help="number of replicates")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--cuda-graph", default="auto", choices=("auto", "off"),
+                   help="capture the training step as a CUDA graph (auto: on for CUDA)")
+    r.add_argument("--max-population", type=_positive_int, default=None,
+                   help="most runs trained together as one population (default: from the device)")
+    r.add_argument("--checkpoint-every", default="1ep", help="checkpoint interval (a step, or 'never')")
+    r.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise UserError(f"bad value {s!r}: expected a whole number >= 1") from None
+    if v < 1:
+        raise UserError(f"bad value {s!r}: expected a whole number >= 1")
+    return v
+
+
+def executor_from_args(args: argparse.Namespace, progress: Any) -> Any:
+    """An Executor configured by the runtime flags."""
+    from lth.engine.train import EngineOptions
+    from lth.executor import Executor
+
+    ckpt = None if args.checkpoint_every == "never" else Step.parse(args.checkpoint_every)
+    opts = EngineOptions(device=args.device, cuda_graph=args.cuda_graph, checkpoint_every=ckpt,
+                         callback=progress.callback)
+    return Executor(data_dir=args.data_dir, options=opts, max_population=args.max_population,
+                    on_population=progress.population)
+
+
+class Progress:
+    """A rich progress bar on stderr, fed by the engine's events."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        self.console = Console(stderr=True)
+        self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=self.console, transient=True, disable=quiet)
+        self.task: Any = None
+        self.populations: list[int] = []
+
+    def __enter__(self) -> Progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def population(self, size: int) -> None:
+        self.populations.append(size)
+        self.console.print(f"training a population of {size} run{'s' if size > 1 else ''}")
+        self.task = None
+
+    def callback(self, event: str, info: dict[str, Any]) -> None:
+        if event == "eval":
+            if self.task is None:
+                self.task = self.bar.add_task("iterations", total=info["total"])
+            accs = [r["test_accuracy"] for r in info["rows"].values()]
+            desc = f"iterations (test acc {sum(accs) / len(accs):.4f})" if accs else "iterations"
+            self.bar.update(self.task, completed=info["iteration"], description=desc)
+        elif event == "diverged":
+            self.console.print(f"[red]diverged[/red] at iteration {info['iteration']}: {info['job'].run_dir}")
+
+
+def emit_json(obj: Any) -> None:
+    """The one JSON document on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def cmd_presets(args: argparse.Namespace) -> int:
+    from lth.presets import PRESETS
+    from lth.spec import to_dict
+
+    if args.json:
+        emit_json({"presets": {k: {"note": p.note, "spec": to_dict(p.spec)} for k, p in PRESETS.items()}})
+        return 0
+    width = max(map(len, PRESETS))
+    for name, p in PRESETS.items():
+        print(f"{name:<{width}}  {p.note}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, base: TrainSpec) -> int:
+    from lth.engine.train import Job
+    from lth.spec import spec_hash
+    from lth.store import RunDir, run_path
+
+    spec = spec_from_args(args, base)
+    digest = spec_hash(spec)
+    jobs = [Job(spec, r, run_path(Path(args.root), "train", digest, r), meta={"preset": args.preset})
+            for r in range(args.replicates)]
+    finished = [j for j in jobs if RunDir(j.run_dir).done is not None]
+    with Progress(quiet=False) as progress:
+        if len(finished) == len(jobs):
+            progress.console.print(f"already trained: nothing to do; results in {jobs[0].run_dir.parent}")
+        records = executor_from_args(args, progress).run(jobs)
+        if progress.populations:
+            sizes = ", ".join(map(str, progress.populations))
+            n = len(progress.populations)
+            progress.console.print(f"trained {n} population{'s' if n > 1 else ''} (sizes {sizes})")
+    for r in records:
+        if r["status"] == "diverged":
+            print(f"run diverged: {r['path']}", file=sys.stderr)
+    if args.json:
+        emit_json({"runs": records})
+    else:
+        for r in records:
+            acc = r["final_test_accuracy"]
+            print(f"replicate {r['replicate']}: {r['status']}, final test accuracy "
+                  f"{'n/a' if acc is None else f'{acc:.4f}'}  {r['path']}", file=sys.stderr)
+        print(f"results in {jobs[0].run_dir.parent}", file=sys.stderr)
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from lth.analysis import metrics_frame
+
+    df = metrics_frame(Path(args.root))
+    if args.json:
+        emit_json({"rows": json.loads(df.to_json(orient="records"))})
+    elif args.csv or True:
+        sys.stdout.write(df.to_csv(index=False))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ main
+def build_parser(base: TrainSpec | None) -> argparse.ArgumentParser:
+    """The full parser; ``base`` (the preset's spec) feeds the help text of the spec flags."""
+    p = _Parser(prog="lth", description="Lottery-ticket experiments from one command.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    t = sub.add_parser("train", help="train a preset (replicates train together as one population)")
+    t.add_argument("--preset", required=True, help="a preset name (see `lth presets`)")
+    add_spec_flags(t, base)
+    add_runtime_flags(t)
+    ps = sub.add_parser("presets", help="list the presets")
+    ps.add_argument("--json", action="store_true")
+    r = sub.add_parser("results", help="one tidy row per run per evaluation")
+    r.add_argument("--root", default=os.environ.get("LTH_ROOT", DEFAULT_ROOT))
+    fmt = r.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    return p
+
+
+def _preset_from_argv(argv: list[str]) -> TrainSpec | None:
+    from lth.presets import get_preset
+
+    for i, a in enumerate(argv):
+        if a == "--preset" and i + 1 < len(argv):
+            return get_preset(argv[i + 1]).spec
+        if a.startswith("--preset="):
+            return get_preset(a.split("=", 1)[1]).spec
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lth`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        base = _preset_from_argv(argv)
+        args = build_parser(base).parse_args(argv)
+        if args.command == "train":
+            return cmd_train(args, base)  # type: ignore[arg-type]
+        if args.command == "presets":
+            return cmd_presets(args)
+        if args.command == "results":
+            return cmd_results(args)
+        raise UserError(f"unknown command {args.command!r}")
+    except UserError as e:
+        print(f"lth: error: {str(e).splitlines()[0] if str(e) else e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lth: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line, the traceback goes to a log file
+        log = Path(os.environ.get("LTH_LOG", Path.home() / ".cache" / "lth" / "error.log"))
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+        print(f"lth: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (log: {log})",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

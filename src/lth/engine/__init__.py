@@ -1,0 +1,1 @@
+"""The engine: trains populations of specs that share an architecture."""

@@ -1,0 +1,132 @@
+"""Optimisers over stacked population tensors, and learning-rate schedules.
+
+Members are partitioned into *clock groups*: members whose learning rate and step count agree at every step
+(the same schedule and the same start step). Each group's update is one call of PyTorch's fused SGD or Adam
+kernel over views of the stacked tensors, with its learning rate as a device tensor written by the schedule,
+so the whole update stays capturable in a CUDA graph, and a population of replicates is a single kernel call.
+Each member's update depends only on its own gradient, state, learning rate and step count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lth.spec import TrainHparams
+
+
+def lr_at(hp: TrainHparams, it: int, steps_per_epoch: int) -> float:
+    """The learning rate at iteration ``it``: warmup from 0, then drops by ``gamma`` at each milestone."""
+    lr = hp.lr * hp.gamma ** sum(1 for m in hp.milestones if it >= m.iterations(steps_per_epoch))
+    warm = hp.warmup_steps.iterations(steps_per_epoch)
+    if warm > 0:
+        lr *= min(1.0, (it + 1) / warm)
+    return lr
+
+
+@dataclass(frozen=True)
+class ClockKey:
+    """What members of one clock group share."""
+
+    start: int
+    lr: float
+    milestones: tuple[int, ...]
+    gamma: float
+    warmup: int
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+
+
+def clock_key(hp: TrainHparams, start: int, steps_per_epoch: int) -> ClockKey:
+    """The clock of a member that starts at iteration ``start``."""
+    return ClockKey(start, hp.lr, tuple(m.iterations(steps_per_epoch) for m in hp.milestones), hp.gamma,
+                    hp.warmup_steps.iterations(steps_per_epoch), hp.momentum, hp.nesterov, hp.weight_decay)
+
+
+class PopOptimizer:
+    """SGD (momentum, Nesterov) or Adam over stacked tensors ``[N, ...]``, one fused call per clock group."""
+
+    BETAS = (0.9, 0.999)
+    EPS = 1e-8
+
+    def __init__(self, kind: str, params: list[Tensor], groups: list[list[int]], hps: list[TrainHparams],
+                 total: int, steps_per_epoch: int, starts: list[int]) -> None:
+        self.kind = kind
+        self.params = params
+        self.groups = groups
+        self.device = params[0].device
+        self.n = params[0].shape[0]
+        self.hp = [hps[g[0]] for g in groups]
+        if kind == "adam":
+            self.exp_avg = [torch.zeros_like(p) for p in params]
+            self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        else:
+            self.momentum_buf = [torch.zeros_like(p) for p in params]
+        # One step counter per clock group (float tensors, as the fused kernels expect).
+        self.steps = [torch.zeros((), device=self.device) for _ in groups]
+        # lr_table[it, g] for every iteration of training (schedules written once, read inside the step).
+        table = torch.tensor([[lr_at(self.hp[gi], it, steps_per_epoch) if it >= starts[g[0]] else 0.0
+                               for gi, g in enumerate(groups)] for it in range(total + 1)], dtype=torch.float32)
+        self.lr_table = table.to(self.device)
+        self.lr_now = torch.zeros(len(groups), device=self.device)  # written inside the step
+        self.whole = len(groups) == 1 and len(groups[0]) == self.n
+
+    def _views(self, tensors: list[Tensor], members: list[int]) -> list[Tensor]:
+        if self.whole:
+            return tensors
+        return [t[i] for t in tensors for i in members]
+
+    def set_lr(self, it: Tensor | int) -> None:
+        """Write the learning rates of iteration ``it`` (an int or a 1-element device tensor)."""
+        if isinstance(it, int):
+            self.lr_now.copy_(self.lr_table[it])
+        else:
+            self.lr_now.copy_(self.lr_table.index_select(0, it).view(-1))
+
+    @torch.no_grad()
+    def step(self, grads: list[Tensor]) -> None:
+        """Apply one update with the current learning rates (call :meth:`set_lr` first)."""
+        for gi, members in enumerate(self.groups):
+            hp = self.hp[gi]
+            self.steps[gi].add_(1)
+            ps, gs = self._views(self.params, members), self._views(grads, members)
+            lr = self.lr_now[gi]
+            if self.kind == "adam":
+                steps = [self.steps[gi]] * len(ps)
+                torch._fused_adam_(ps, gs, self._views(self.exp_avg, members), self._views(self.exp_avg_sq, members),
+                                   [], steps, lr=lr, beta1=self.BETAS[0], beta2=self.BETAS[1],
+                                   weight_decay=hp.weight_decay, eps=self.EPS, amsgrad=False, maximize=False)
+            else:
+                torch._fused_sgd_(ps, gs, self._views(self.momentum_buf, members) if hp.momentum else [],
+                                  weight_decay=hp.weight_decay, momentum=hp.momentum, lr=lr, dampening=0.0,
+                                  nesterov=hp.nesterov, maximize=False, is_first_step=False)
+
+    # -- per-member state (checkpoints)
+    def state_names(self) -> list[str]:
+        """Names of the per-parameter state tensors."""
+        return ["exp_avg", "exp_avg_sq"] if self.kind == "adam" else ["momentum_buf"]
+
+    def member_state(self, i: int) -> dict[str, list[Tensor] | float]:
+        """Member ``i``'s optimiser state (copies) and its step count."""
+        out: dict[str, list[Tensor] | float] = {k: [t[i].clone() for t in getattr(self, k)] for k in self.state_names()}
+        out["step"] = float(self.steps[self._group_of(i)].item())
+        return out
+
+    @torch.no_grad()
+    def load_member(self, i: int, state: dict | None) -> None:
+        """Reset member ``i``'s state to zero (``None``) or to a saved :meth:`member_state`.
+
+        The step count is shared by the member's clock group; members of a group start together."""
+        for k in self.state_names():
+            for j, t in enumerate(getattr(self, k)):
+                if state is None:
+                    t[i].zero_()
+                else:
+                    t[i].copy_(state[k][j])
+        self.steps[self._group_of(i)].fill_(0.0 if state is None else float(state["step"]))
+
+    def _group_of(self, i: int) -> int:
+        return next(gi for gi, g in enumerate(self.groups) if i in g)

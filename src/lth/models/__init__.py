@@ -1,0 +1,135 @@
+"""The model zoo: one registry of families and a builder that resolves a model name.
+
+Names: ``fc_<h1>[_<h2>...]`` (``lenet_300_100`` = ``fc_300_100``), ``conv2``, ``conv4``, ``conv6``,
+``lenet5``, ``resnet_<D>`` / ``resnet<D>`` with D = 6n+2, ``vgg_<11|13|16|19>`` / ``vgg<D>``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from lth.errors import UserError
+from lth.models.base import PopModel
+from lth.models.conv import LeNet5, conv_net, scale_width
+from lth.models.fc import FC
+from lth.models.resnet import RESNET_NORMS, ResNet
+from lth.models.vgg import VGG, VGG_CFGS, VGG_NORMS
+
+NAME_FORMS = ("fc_<h1>[_<h2>...] (e.g. fc_300_100 = lenet_300_100), conv2, conv4, conv6, lenet5, "
+              "resnet_<6n+2> (e.g. resnet_20), vgg_<11|13|16|19>")
+NORMS = ("batchnorm", "fixup", "groupnorm", "none")
+# Families without normalisation layers accept the default and "none" and ignore them.
+_PLAIN_NORMS = ("batchnorm", "none")
+
+
+def _plain(family: str, norm: str) -> None:
+    if norm not in _PLAIN_NORMS:
+        raise UserError(f"model {family} has no normalisation layers; norm {norm!r} is not supported "
+                        f"(allowed: {', '.join(_PLAIN_NORMS)})")
+
+
+def _fc(n: int, example_shape: tuple[int, ...], num_classes: int, *, hidden: list[int],
+        norm: str = "batchnorm", width: float = 1.0) -> PopModel:
+    _plain("fc", norm)
+    shape = tuple(int(s) for s in example_shape)
+    if not shape or min(shape) < 1:
+        raise UserError(f"model fc needs a non-empty example shape; got {shape}")
+    return FC(n, shape, num_classes, [scale_width(h, width) for h in hidden])
+
+
+def _conv(family: str) -> Callable[..., PopModel]:
+    def build(n: int, example_shape: tuple[int, ...], num_classes: int, *, norm: str = "batchnorm",
+              width: float = 1.0) -> PopModel:
+        _plain(family, norm)
+        return conv_net(family, n, example_shape, num_classes, width)
+    build.__name__ = f"_{family}"
+    return build
+
+
+def _lenet5(n: int, example_shape: tuple[int, ...], num_classes: int, *, norm: str = "batchnorm",
+            width: float = 1.0) -> PopModel:
+    _plain("lenet5", norm)
+    return LeNet5(n, example_shape, num_classes, width)
+
+
+def _resnet(n: int, example_shape: tuple[int, ...], num_classes: int, *, depth: int,
+            norm: str = "batchnorm", width: float = 1.0) -> PopModel:
+    return ResNet(n, example_shape, num_classes, depth, norm=norm, width=width)
+
+
+def _vgg(n: int, example_shape: tuple[int, ...], num_classes: int, *, depth: int,
+         norm: str = "batchnorm", width: float = 1.0) -> PopModel:
+    return VGG(n, example_shape, num_classes, depth, norm=norm, width=width)
+
+
+# family -> builder(n, example_shape, num_classes, *, norm, width, **family parameters from the name)
+MODELS: dict[str, Callable[..., PopModel]] = {
+    "fc": _fc,
+    "conv2": _conv("conv2"),
+    "conv4": _conv("conv4"),
+    "conv6": _conv("conv6"),
+    "lenet5": _lenet5,
+    "resnet": _resnet,
+    "vgg": _vgg,
+}
+
+
+def _bad(name: str, why: str = "") -> UserError:
+    return UserError(f"unknown model {name!r}{': ' + why if why else ''}; allowed: {NAME_FORMS}")
+
+
+def resolve(name: str) -> tuple[str, dict[str, Any]]:
+    """``name`` -> (registry family, family parameters); :class:`UserError` for a name that is not a model."""
+    key = str(name).strip().lower()
+    if key == "lenet_300_100":
+        return "fc", {"hidden": [300, 100]}
+    if key in ("conv2", "conv4", "conv6", "lenet5"):
+        return key, {}
+    if key == "fc":
+        raise _bad(name, "fc needs at least one hidden width, e.g. fc_300_100")
+    if m := re.fullmatch(r"fc((?:_\d+)+)", key):
+        hidden = [int(h) for h in m.group(1).split("_")[1:]]
+        if min(hidden) < 1:
+            raise _bad(name, "hidden widths must be at least 1")
+        return "fc", {"hidden": hidden}
+    if m := re.fullmatch(r"resnet_?(\d+)", key):
+        depth = int(m.group(1))
+        if depth < 8 or (depth - 2) % 6:
+            raise _bad(name, f"ResNet depth must be 6n+2 (8, 14, 20, 32, 56, 110, ...), got {depth}")
+        return "resnet", {"depth": depth}
+    if m := re.fullmatch(r"vgg_?(\d+)", key):
+        depth = int(m.group(1))
+        if depth not in VGG_CFGS:
+            raise _bad(name, f"VGG depth must be one of {', '.join(map(str, VGG_CFGS))}, got {depth}")
+        return "vgg", {"depth": depth}
+    raise _bad(name)
+
+
+def build_model(name: str, n: int, example_shape: tuple[int, ...], num_classes: int, norm: str = "batchnorm",
+                width: float = 1.0) -> PopModel:
+    """Build a population of ``n`` networks named ``name`` for inputs of ``example_shape`` (one example,
+    e.g. ``(3, 32, 32)``) and ``num_classes`` outputs. ``norm`` applies to resnet (batchnorm, fixup,
+    groupnorm, none) and vgg (batchnorm, none); the other families have no normalisation layers. ``width``
+    multiplies every hidden width (rounded, at least 1)."""
+    family, params = resolve(name)
+    if norm not in NORMS:
+        raise UserError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f"population size must be a positive integer; got {n!r}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise UserError(f"num_classes must be a positive integer; got {num_classes!r}")
+    if not width > 0:
+        raise UserError(f"width multiplier must be positive; got {width!r}")
+    return MODELS[family](n, tuple(example_shape), num_classes, norm=norm, width=width, **params)
+
+
+def model_names() -> list[str]:
+    """Example model names for help text (every one builds)."""
+    return ["lenet_300_100", "fc_300_100", "fc_1000_1000", "conv2", "conv4", "conv6", "lenet5",
+            "resnet_20", "resnet_56", "resnet_110", "vgg_11", "vgg_13", "vgg_16", "vgg_19"]
+
+
+__all__ = ["MODELS", "NORMS", "NAME_FORMS", "PopModel", "build_model", "model_names", "resolve",
+           "RESNET_NORMS", "VGG_NORMS"]

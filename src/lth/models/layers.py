@@ -1,0 +1,142 @@
+"""Population layers: N independent networks evaluated as one wide network.
+
+Every parameter and buffer carries a leading member dimension ``N``; member ``i``'s own tensor is
+``t[i]``, with exactly the shape the ordinary ``torch.nn`` layer would give it (``[out, in]`` for a linear
+weight, ``[out, in, k, k]`` for a convolution), so per-member state dicts are plain ``torch.nn`` state dicts.
+
+Activation layouts:
+- fully connected: ``[N, B, F]`` (linear layers are batched matmuls);
+- convolutional: ``[B, N * C, H, W]`` (member ``i`` owns channels ``i*C .. (i+1)*C``), so convolutions
+  are grouped convolutions with ``groups = N`` and BatchNorm over ``N * C`` channels keeps statistics per
+  member. ``to_conv`` / ``to_fc`` convert between the two.
+
+With N = 1 every layer reduces to the ordinary dense operation, so a single network pays nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def to_conv(x: Tensor) -> Tensor:
+    """``[N, B, C, H, W]`` -> ``[B, N*C, H, W]``."""
+    n, b, c, h, w = x.shape
+    if n == 1:
+        return x[0]
+    return x.transpose(0, 1).reshape(b, n * c, h, w)
+
+
+def to_fc(x: Tensor, n: int) -> Tensor:
+    """``[B, N*C, H, W]`` -> ``[N, B, C*H*W]`` (flatten per member)."""
+    b = x.shape[0]
+    if n == 1:
+        return x.reshape(1, b, -1)
+    return x.reshape(b, n, -1).transpose(0, 1)
+
+
+class PopLinear(nn.Module):
+    """N independent linear layers: ``[N, B, in] -> [N, B, out]``."""
+
+    def __init__(self, n: int, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.n, self.in_features, self.out_features = n, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(n, out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(n, out_features)) if bias else None
+        for i in range(n):  # torch.nn.Linear's own default, per member
+            nn.init.kaiming_uniform_(self.weight.data[i], a=math.sqrt(5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.n == 1:  # views, not selects: their backward reshapes the gradient instead of scattering it
+            w = self.weight.view(self.out_features, self.in_features)
+            b = None if self.bias is None else self.bias.view(self.out_features)
+            return F.linear(x.view(x.shape[1], self.in_features), w, b).view(1, x.shape[1], self.out_features)
+        if self.bias is None:
+            return torch.bmm(x, self.weight.transpose(1, 2))
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
+class PopConv2d(nn.Module):
+    """N independent 2-d convolutions as one grouped convolution on ``[B, N*C, H, W]``."""
+
+    def __init__(
+        self, n: int, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+        padding: int = 0, bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.n, self.stride, self.padding = n, stride, padding
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.weight = nn.Parameter(torch.empty(n, out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(n, out_channels)) if bias else None
+        for i in range(n):
+            nn.init.kaiming_uniform_(self.weight.data[i], a=math.sqrt(5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.weight.reshape(self.n * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
+        b = None if self.bias is None else self.bias.reshape(-1)
+        return F.conv2d(x, w, b, self.stride, self.padding, groups=self.n)
+
+
+class PopBatchNorm2d(nn.Module):
+    """BatchNorm over ``N*C`` channels: statistics and affine parameters stay per member."""
+
+    def __init__(self, n: int, channels: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.n, self.channels, self.momentum, self.eps = n, channels, momentum, eps
+        self.weight = nn.Parameter(torch.ones(n, channels))
+        self.bias = nn.Parameter(torch.zeros(n, channels))
+        self.register_buffer("running_mean", torch.zeros(n, channels))
+        self.register_buffer("running_var", torch.ones(n, channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.batch_norm(
+            x, self.running_mean.view(-1), self.running_var.view(-1), self.weight.view(-1), self.bias.view(-1),
+            self.training, self.momentum, self.eps,
+        )
+
+
+class PopGroupNorm(nn.Module):
+    """GroupNorm with ``groups`` groups per member (member groups never mix)."""
+
+    def __init__(self, n: int, groups: int, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        if channels % groups:
+            raise ValueError(f"GroupNorm: {channels} channels do not split into {groups} groups")
+        self.n, self.groups, self.eps = n, groups, eps
+        self.weight = nn.Parameter(torch.ones(n, channels))
+        self.bias = nn.Parameter(torch.zeros(n, channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.group_norm(x, self.n * self.groups, self.weight.view(-1), self.bias.view(-1), self.eps)
+
+
+class PopScalar(nn.Module):
+    """One learnable scalar per member (Fixup's multipliers and biases), broadcast over ``[B, N*C, H, W]``
+    or ``[N, B, F]``."""
+
+    def __init__(self, n: int, value: float) -> None:
+        super().__init__()
+        self.n = n
+        self.weight = nn.Parameter(torch.full((n, 1), float(value)))
+
+    def _shaped(self, x: Tensor) -> Tensor:
+        if x.dim() == 4:  # conv layout [B, N*C, H, W]
+            return self.weight.view(1, self.n, 1, 1, 1)
+        return self.weight.view(self.n, 1, 1)
+
+    def add(self, x: Tensor) -> Tensor:
+        """``x + scalar`` per member."""
+        if x.dim() == 4:
+            b, nc, h, w = x.shape
+            return (x.view(b, self.n, nc // self.n, h, w) + self._shaped(x)).view(b, nc, h, w)
+        return x + self._shaped(x)
+
+    def mul(self, x: Tensor) -> Tensor:
+        """``x * scalar`` per member."""
+        if x.dim() == 4:
+            b, nc, h, w = x.shape
+            return (x.view(b, self.n, nc // self.n, h, w) * self._shaped(x)).view(b, nc, h, w)
+        return x * self._shaped(x)

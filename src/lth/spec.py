@@ -1,0 +1,265 @@
+"""Specs: frozen dataclasses of hyperparameters, their CLI flags, their printed form and their hash.
+
+One walk over the fields gives all three (as open_lth's ``hparams.py`` does). Help text lives in each field's
+``metadata`` so that it cannot drift away from the field. A run's name is a kind prefix plus the hash of its
+sorted non-default fields, so adding a field with a default later keeps every existing hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from lth.errors import UserError
+
+_STEP = re.compile(r"^(\d+)(it|ep)$")
+
+
+@dataclass(frozen=True, order=True)
+class Step:
+    """A point in training written ``500it`` (iterations) or ``2ep`` (epochs)."""
+
+    count: int
+    unit: str  # "it" or "ep"
+
+    @classmethod
+    def parse(cls, text: str | Step) -> Step:
+        """Parse ``500it`` / ``2ep``; raise UserError naming the bad value otherwise."""
+        if isinstance(text, Step):
+            return text
+        m = _STEP.match(str(text).strip())
+        if not m:
+            raise UserError(f"bad step {text!r}: write a whole number followed by 'it' or 'ep', e.g. 500it or 2ep")
+        return cls(int(m.group(1)), m.group(2))
+
+    def iterations(self, steps_per_epoch: int) -> int:
+        """This step as an iteration count."""
+        return self.count if self.unit == "it" else self.count * steps_per_epoch
+
+    def __str__(self) -> str:
+        return f"{self.count}{self.unit}"
+
+
+def help_field(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    """A dataclass field whose help text (and allowed choices) ride in its metadata."""
+    meta = {"help": help, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass(frozen=True)
+class DataHparams:
+    """What to train on and how batches are drawn."""
+
+    dataset: str = help_field("mnist", "dataset", choices=("mnist", "fashion_mnist", "cifar10", "cifar100",
+                                                           "digits", "synthetic"))
+    batch_size: int = help_field(60, "examples per training step")
+    augment: bool = help_field(False, "random crop (4-pixel padding) and horizontal flip (CIFAR)")
+    random_labels_fraction: float = help_field(0.0, "fraction of training labels replaced by random ones")
+    subsample_fraction: float = help_field(1.0, "fraction of the training set kept")
+    blur: bool = help_field(False, "blur images: downsample 4x, then upsample back")
+    rotation_task: bool = help_field(False, "rotation task: image rotated by 90*n degrees, label n")
+    validation_size: int = help_field(0, "training examples held out as a validation split")
+    data_seed: int = help_field(0, "seed for label randomisation, subsampling and the validation split")
+    synthetic_shape: tuple[int, ...] = help_field((3, 32, 32), "synthetic dataset: shape of one example")
+    synthetic_classes: int = help_field(10, "synthetic dataset: number of classes")
+    synthetic_size: int = help_field(50000, "synthetic dataset: number of training examples")
+
+
+@dataclass(frozen=True)
+class ModelHparams:
+    """The architecture and its initialisation."""
+
+    model: str = help_field("lenet_300_100", "lenet_300_100, fc_N_M_..., conv2, conv4, conv6, lenet5, "
+                            "resnet_D (D = 6n+2), vgg_11/13/16/19")
+    init: str = help_field("kaiming_normal", "weight initialiser", choices=("kaiming_normal", "kaiming_uniform",
+                                                                           "xavier_normal", "xavier_uniform"))
+    norm: str = help_field("batchnorm", "normalisation of ResNets and VGGs",
+                           choices=("batchnorm", "fixup", "groupnorm", "none"))
+    width: float = help_field(1.0, "width multiplier")
+
+
+@dataclass(frozen=True)
+class TrainHparams:
+    """Optimiser, schedule, length, evaluation and seeds."""
+
+    optimizer: str = help_field("sgd", "optimiser", choices=("sgd", "adam"))
+    lr: float = help_field(0.1, "learning rate")
+    momentum: float = help_field(0.0, "SGD momentum")
+    nesterov: bool = help_field(False, "Nesterov momentum")
+    weight_decay: float = help_field(0.0, "L2 weight decay")
+    training_steps: Step = help_field(Step(1, "ep"), "length of training")
+    milestones: tuple[Step, ...] = help_field((), "steps at which the learning rate is multiplied by gamma")
+    gamma: float = help_field(0.1, "learning-rate factor at each milestone")
+    warmup_steps: Step = help_field(Step(0, "it"), "linear learning-rate warmup from 0")
+    eval_every: Step = help_field(Step(1, "ep"), "evaluation interval")
+    precision: str = help_field("fp32", "arithmetic precision (bf16: autocast)", choices=("fp32", "bf16"))
+    init_seed: int | None = help_field(None, "initialisation seed (default: the replicate number)")
+    order_seed: int | None = help_field(None, "data-order seed (default: the replicate number)")
+    augment_seed: int | None = help_field(None, "augmentation seed (default: the replicate number)")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """One training run: data, model and training hyperparameters."""
+
+    data: DataHparams = field(default_factory=DataHparams)
+    model: ModelHparams = field(default_factory=ModelHparams)
+    train: TrainHparams = field(default_factory=TrainHparams)
+
+    def validate(self) -> None:
+        """Raise UserError on values outside what each field allows."""
+        validate(self)
+
+
+GROUPS: tuple[str, ...] = ("data", "model", "train")
+
+
+# ---------------------------------------------------------------------------------------------- field walk
+def hparam_fields(cls: type) -> list[tuple[str, dataclasses.Field, Any]]:
+    """(name, field, resolved type) of a flat hparams dataclass."""
+    hints = typing.get_type_hints(cls)
+    return [(f.name, f, hints[f.name]) for f in dataclasses.fields(cls)]
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+
+
+def to_json_value(v: Any) -> Any:
+    """A field value as JSON (steps as strings)."""
+    if isinstance(v, Step):
+        return str(v)
+    if isinstance(v, list | tuple):
+        return [to_json_value(x) for x in v]
+    return v
+
+
+def parse_value(tp: Any, raw: Any, name: str) -> Any:
+    """Convert a CLI string (or JSON value) to the field's type; UserError names the field on failure."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
+        if raw is None or (isinstance(raw, str) and raw.lower() == "none"):
+            return None
+        return parse_value(next(a for a in args if a is not type(None)), raw, name)
+    if origin is tuple:
+        inner = args[0]
+        items = raw if isinstance(raw, list | tuple) else [s for s in str(raw).split(",") if s.strip()]
+        return tuple(parse_value(inner, x, name) for x in items)
+    try:
+        if tp is Step:
+            return Step.parse(raw)
+        if tp is bool:
+            if isinstance(raw, bool):
+                return raw
+            s = str(raw).lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if tp is int:
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError
+            return int(raw)
+        if tp is float:
+            return float(raw)
+        return str(raw)
+    except UserError as e:
+        raise UserError(f"--{name.replace('_', '-')}: {e}") from None
+    except (TypeError, ValueError):
+        kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(tp, str(tp))
+        raise UserError(f"--{name.replace('_', '-')}: bad value {raw!r}, expected {kind}") from None
+
+
+def replace_fields(spec: TrainSpec, overrides: dict[str, Any]) -> TrainSpec:
+    """A copy of ``spec`` with flat field overrides (``{"lr": 0.01}``), each parsed to its type."""
+    groups = {g: dict() for g in GROUPS}
+    owner = {name: g for g in GROUPS for name, _, _ in hparam_fields(type(getattr(spec, g)))}
+    for key, raw in overrides.items():
+        if key not in owner:
+            raise UserError(f"unknown hyperparameter {key!r}; allowed: {', '.join(sorted(owner))}")
+        g = owner[key]
+        tp = dict((n, t) for n, _, t in hparam_fields(type(getattr(spec, g))))[key]
+        groups[g][key] = parse_value(tp, raw, key)
+    return TrainSpec(**{g: dataclasses.replace(getattr(spec, g), **groups[g]) for g in GROUPS})
+
+
+def to_dict(spec: Any) -> dict[str, Any]:
+    """Every field, grouped, as JSON values."""
+    if dataclasses.is_dataclass(spec) and any(dataclasses.is_dataclass(getattr(spec, f.name))
+                                              and not isinstance(getattr(spec, f.name), Step)
+                                              for f in dataclasses.fields(spec)):
+        return {f.name: to_dict(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
+    return {f.name: to_json_value(getattr(spec, f.name)) for f in dataclasses.fields(spec)}
+
+
+def from_dict(cls: type, d: dict[str, Any]) -> Any:
+    """Inverse of :func:`to_dict` (missing fields take their defaults)."""
+    kwargs = {}
+    for name, _f, tp in hparam_fields(cls):
+        if name not in d:
+            continue
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, d[name])
+        else:
+            kwargs[name] = parse_value(tp, d[name], name)
+    return cls(**kwargs)
+
+
+def non_default(spec: Any, prefix: str = "") -> dict[str, Any]:
+    """Flat ``{"group.field": value}`` of the fields that differ from their dataclass default."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(spec):
+        v = getattr(spec, f.name)
+        if dataclasses.is_dataclass(v) and not isinstance(v, Step):
+            out.update(non_default(v, f"{prefix}{f.name}."))
+        elif v != _default(f):
+            out[f"{prefix}{f.name}"] = to_json_value(v)
+    return out
+
+
+def spec_hash(*parts: Any) -> str:
+    """Hash of the sorted non-default fields of every part (dataclasses or plain dicts)."""
+    items: dict[str, Any] = {}
+    for i, p in enumerate(parts):
+        flat = non_default(p) if dataclasses.is_dataclass(p) else p
+        items.update({f"{i}:{k}": v for k, v in flat.items()})
+    text = json.dumps(items, sort_keys=True, separators=(",", ":"))
+    return hashlib.md5(text.encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------- validation
+def validate(spec: TrainSpec) -> None:
+    """Check every field against its choices and range; UserError names the first bad value."""
+    for g in GROUPS:
+        hp = getattr(spec, g)
+        for name, f, _ in hparam_fields(type(hp)):
+            choices = f.metadata.get("choices")
+            v = getattr(hp, name)
+            if choices and v not in choices:
+                raise UserError(f"--{name.replace('_', '-')}: unknown value {v!r}; allowed: {', '.join(choices)}")
+    d, t, m = spec.data, spec.train, spec.model
+    checks = [
+        (d.batch_size >= 1, "batch-size", d.batch_size, "a whole number >= 1"),
+        (t.lr >= 0, "lr", t.lr, "a number >= 0"),
+        (t.momentum >= 0, "momentum", t.momentum, "a number >= 0"),
+        (t.weight_decay >= 0, "weight-decay", t.weight_decay, "a number >= 0"),
+        (t.gamma > 0, "gamma", t.gamma, "a number > 0"),
+        (0 <= d.random_labels_fraction <= 1, "random-labels-fraction", d.random_labels_fraction, "a number in [0, 1]"),
+        (0 < d.subsample_fraction <= 1, "subsample-fraction", d.subsample_fraction, "a number in (0, 1]"),
+        (d.validation_size >= 0, "validation-size", d.validation_size, "a whole number >= 0"),
+        (t.training_steps.count >= 1, "training-steps", str(t.training_steps), "at least 1it"),
+        (t.eval_every.count >= 1, "eval-every", str(t.eval_every), "at least 1it"),
+        (m.width > 0, "width", m.width, "a number > 0"),
+    ]
+    for ok, flag, value, allowed in checks:
+        if not ok:
+            raise UserError(f"--{flag}: bad value {value!r}, expected {allowed}")
