@@ -196,7 +196,9 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     def record(t: int, active: list[int]) -> None:
         flags = nonfinite.tolist()
         sums = loss_sum.tolist()
+        began = time.perf_counter()
         results = {k: evaluate(*v) for k, v in evals.items()}
+        eval_seconds = time.perf_counter() - began
         for i in active:
             if status[i] != "running":
                 continue
@@ -217,7 +219,8 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
         keep = torch.ones(n, device=device)
         keep[active] = 0.0
         loss_sum.mul_(keep)
-        _emit(opts, "eval", iteration=t, total=total, rows={i: rows[i][-1] for i in active if rows[i]})
+        _emit(opts, "eval", iteration=t, total=total, rows={i: rows[i][-1] for i in active if rows[i]},
+              eval_seconds=eval_seconds)
 
     def _finish(i: int, t: int) -> None:
         s = stores[i]

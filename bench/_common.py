@@ -1,0 +1,64 @@
+"""Shared helpers for the benchmarks: device facts and timing of lth's engine."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lth.data import load_dataset
+from lth.engine.train import EngineOptions, Job, train_population
+from lth.spec import Step, TrainSpec
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    """Hardware and versions, as every benchmark reports them."""
+    info: dict[str, Any] = {"device": str(device), "torch": torch.__version__, "python": platform.python_version(),
+                            "cpu_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        info["cpu"] = platform.processor() or platform.machine()
+    return info
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_engine(spec: TrainSpec, n: int, warmup: int, measure: int, device: torch.device,
+                data_dir: str | None = None, cuda_graph: str = "auto") -> float:
+    """Seconds per iteration of lth's engine for a population of ``n`` copies of ``spec``.
+
+    Trains ``warmup + measure`` iterations with evaluations at ``warmup`` and at the end; the time between those
+    two evaluation events (each reads results back, so the device is synchronised) less the evaluation's own
+    time, over ``measure`` iterations. Warm-up covers CUDA-graph capture and cuDNN autotuning."""
+    spec = _with(spec, training_steps=Step(warmup + measure, "it"), eval_every=Step(warmup, "it"))
+    data = load_dataset(spec.data, data_dir, device)
+    stamps: dict[int, float] = {}
+    evals: dict[int, float] = {}
+
+    def cb(event: str, info: dict[str, Any]) -> None:
+        if event == "eval":
+            stamps[info["iteration"]] = time.perf_counter()
+            evals[info["iteration"]] = info["eval_seconds"]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = [Job(spec, r, Path(tmp) / f"r{r}") for r in range(n)]
+        opts = EngineOptions(device=str(device), cuda_graph=cuda_graph, checkpoint_every=None, callback=cb)
+        train_population(jobs, data, opts)
+    end = warmup + measure
+    eval_time = sum(v for k, v in evals.items() if k > warmup)
+    return (stamps[end] - stamps[warmup] - eval_time) / measure
+
+
+def _with(spec: TrainSpec, **train: Any) -> TrainSpec:
+    import dataclasses
+
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, **train))

@@ -1,0 +1,70 @@
+"""The GPU path (run where CUDA is present): CUDA-graph training equals eager training on the same seeds,
+and population members equal their lone runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from lth.data import load_dataset
+from lth.engine.train import EngineOptions, Job, train_population
+from lth.spec import DataHparams, ModelHparams, Step, TrainHparams, TrainSpec
+from lth.store import RunDir
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def specs() -> list[TrainSpec]:
+    mlp = TrainSpec(DataHparams(dataset="digits", batch_size=50), ModelHparams(model="fc_64_32"),
+                    TrainHparams(optimizer="adam", lr=3e-3, training_steps=Step(3, "ep")))
+    conv = TrainSpec(
+        DataHparams(dataset="synthetic", synthetic_shape=(3, 16, 16), synthetic_size=1024, batch_size=64,
+                    augment=True),
+        ModelHparams(model="resnet_8", norm="batchnorm", width=0.5),
+        TrainHparams(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, training_steps=Step(2, "ep"),
+                     milestones=(Step(20, "it"),)))
+    return [mlp, conv]
+
+
+def _train(jobs: list[Job], graph: str) -> list[dict]:
+    data = load_dataset(jobs[0].spec.data, device="cuda")
+    train_population(jobs, data, EngineOptions(device="cuda", cuda_graph=graph, checkpoint_every=None))
+    return [RunDir(j.run_dir).load_tensors("states/final.pt") for j in jobs]
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_graph_equals_eager(tmp_path: Path, which: int) -> None:
+    spec = specs()[which]
+    mask = None
+    if which == 0:
+        g = torch.Generator().manual_seed(0)
+        mask = {"layers.0.weight": torch.rand(64, 64, generator=g) < 0.3}
+    runs = {}
+    for graph in ("auto", "off"):
+        jobs = [Job(spec, r, tmp_path / graph / str(r), mask=mask) for r in range(2)]
+        runs[graph] = (_train(jobs, graph), [RunDir(j.run_dir) for j in jobs])
+    for (fa, ra), (fb, rb) in zip(zip(*runs["auto"], strict=True), zip(*runs["off"], strict=True), strict=True):
+        assert ra.done["final_test_accuracy"] == pytest.approx(rb.done["final_test_accuracy"], abs=0.002)
+        for k in fa:
+            assert torch.allclose(fa[k], fb[k], atol=1e-3), k
+        if mask is not None:
+            assert torch.all(fa["layers.0.weight"][~mask] == 0)
+
+
+def test_population_equals_alone_on_gpu(tmp_path: Path) -> None:
+    spec = specs()[1]
+    together = _train([Job(spec, r, tmp_path / "t" / str(r)) for r in range(3)], "auto")
+    for r in range(3):
+        (alone,) = _train([Job(spec, r, tmp_path / "a" / str(r))], "auto")
+        for k in alone:
+            assert torch.allclose(alone[k], together[r][k], atol=1e-3), (r, k)
+
+
+def test_bf16_trains(tmp_path: Path) -> None:
+    spec = specs()[0]
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, precision="bf16"))
+    _train([Job(spec, 0, tmp_path / "bf16")], "auto")
+    assert RunDir(tmp_path / "bf16").done["final_test_accuracy"] > 0.8
