@@ -50,7 +50,10 @@ class PopModel(nn.Module):
         """(Re)initialise member ``i`` from ``generator``: weights by ``init``, biases zero, norms identity."""
         for m in self.modules():
             if isinstance(m, PopLinear | PopConv2d):
-                init_weight(m.weight[i], init, generator)
+                # drawn on the CPU whatever the device, so an initialisation is the same everywhere
+                w = torch.empty(m.weight.shape[1:])
+                init_weight(w, init, generator)
+                m.weight[i].copy_(w)
                 if m.bias is not None:
                     m.bias[i].zero_()
             elif isinstance(m, PopBatchNorm2d):
