@@ -29,6 +29,7 @@ from lth.engine.batches import EpochBatches, generator
 from lth.engine.optim import PopOptimizer, clock_key
 from lth.errors import UserError
 from lth.models import build_model
+from lth.models.layers import PopConv2d
 from lth.spec import Step, TrainSpec, to_dict
 from lth.store import RunDir
 
@@ -60,6 +61,7 @@ class EngineOptions:
 
     device: str = "auto"
     cuda_graph: str = "auto"  # auto | off
+    channels_last: str = "auto"  # auto (on for CUDA convnets) | off
     checkpoint_every: Step | None = Step(1, "ep")
     callback: Callback | None = None
 
@@ -101,6 +103,10 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     model = build_model(spec.model.model, n, data.example_shape, data.num_classes, spec.model.norm,
                         spec.model.width).to(device)
     params = list(model.parameters())
+    if device.type == "cuda" and opts.channels_last == "auto":
+        for m in model.modules():
+            if isinstance(m, PopConv2d):
+                m.channels_last = True
 
     # --- where each member starts: its checkpoint, another run's state at step k, or a fresh init
     ckpts = [s.load_tensors("checkpoint.pt") if (s.path / "checkpoint.pt").exists() else None for s in stores]

@@ -6,6 +6,7 @@ Also the helpers the other convolutional models share: :func:`scale_width`, :fun
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -48,10 +49,14 @@ def stem(conv: PopConv2d, x: Tensor) -> Tensor:
     layout ``[B, N*C_out, H', W']``. A shared input is not copied N times: the N members' kernels are stacked
     into one dense convolution over the single input, which is the same computation."""
     if x.shape[0] == conv.n:
-        return conv(to_conv(x))
+        x = to_conv(x)
+        if conv.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return conv(x)
     w = conv.weight.reshape(conv.n * conv.out_channels, conv.in_channels, conv.kernel_size, conv.kernel_size)
     b = None if conv.bias is None else conv.bias.reshape(-1)
-    return F.conv2d(x[0], w, b, conv.stride, conv.padding)
+    x = x[0].contiguous(memory_format=torch.channels_last) if conv.channels_last else x[0]
+    return F.conv2d(x, w, b, conv.stride, conv.padding)
 
 
 def pool_to_fc(x: Tensor, n: int) -> Tensor:

@@ -60,7 +60,12 @@ class PopLinear(nn.Module):
 
 
 class PopConv2d(nn.Module):
-    """N independent 2-d convolutions as one grouped convolution on ``[B, N*C, H, W]``."""
+    """N independent 2-d convolutions as one grouped convolution on ``[B, N*C, H, W]``.
+
+    ``channels_last`` (set by the engine on CUDA) asks the model's first convolution to hand cuDNN its input
+    in NHWC memory order; the layout then carries through the network."""
+
+    channels_last: bool = False
 
     def __init__(
         self, n: int, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
