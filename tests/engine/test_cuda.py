@@ -21,8 +21,7 @@ def specs() -> list[TrainSpec]:
     mlp = TrainSpec(DataHparams(dataset="digits", batch_size=50), ModelHparams(model="fc_64_32"),
                     TrainHparams(optimizer="adam", lr=3e-3, training_steps=Step(3, "ep")))
     conv = TrainSpec(
-        DataHparams(dataset="synthetic", synthetic_shape=(3, 16, 16), synthetic_size=1024, batch_size=64,
-                    augment=True),
+        DataHparams(dataset="digits", batch_size=50, augment=True),
         ModelHparams(model="resnet_8", norm="batchnorm", width=0.5),
         TrainHparams(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, training_steps=Step(2, "ep"),
                      milestones=(Step(20, "it"),)))

@@ -71,7 +71,9 @@ class PopOptimizer:
         table = torch.tensor([[lr_at(self.hp[gi], it, steps_per_epoch) if it >= starts[g[0]] else 0.0
                                for gi, g in enumerate(groups)] for it in range(total + 1)], dtype=torch.float32)
         self.lr_table = table.to(self.device)
-        self.lr_now = torch.zeros(len(groups), device=self.device)  # written inside the step
+        self.lr_rows = table.tolist()  # the same, as Python floats, for eager steps
+        self.lr_now = torch.zeros(len(groups), device=self.device)  # written inside a captured step
+        self.lr_host: list[float] | None = None
         self.whole = len(groups) == 1 and len(groups[0]) == self.n
 
     def _views(self, tensors: list[Tensor], members: list[int]) -> list[Tensor]:
@@ -80,10 +82,12 @@ class PopOptimizer:
         return [t[i] for t in tensors for i in members]
 
     def set_lr(self, it: Tensor | int) -> None:
-        """Write the learning rates of iteration ``it`` (an int or a 1-element device tensor)."""
+        """Set the learning rates of iteration ``it``: an int (eager: Python floats, no device work) or a
+        1-element device tensor (inside a CUDA graph: read from the device table)."""
         if isinstance(it, int):
-            self.lr_now.copy_(self.lr_table[it])
+            self.lr_host = self.lr_rows[it]
         else:
+            self.lr_host = None
             self.lr_now.copy_(self.lr_table.index_select(0, it).view(-1))
 
     @torch.no_grad()
@@ -93,7 +97,7 @@ class PopOptimizer:
             hp = self.hp[gi]
             self.steps[gi].add_(1)
             ps, gs = self._views(self.params, members), self._views(grads, members)
-            lr = self.lr_now[gi]
+            lr = self.lr_now[gi] if self.lr_host is None else self.lr_host[gi]
             if self.kind == "adam":
                 steps = [self.steps[gi]] * len(ps)
                 torch._fused_adam_(ps, gs, self._views(self.exp_avg, members), self._views(self.exp_avg_sq, members),

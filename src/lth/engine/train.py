@@ -7,7 +7,7 @@ step k joins at iteration k with the schedule and data order an uninterrupted ru
 
 The step (batch gather + augmentation from per-epoch buffers, forward, backward, optimiser, mask) reads its
 position and learning rate from device tensors and never reads a value back, so on CUDA it is captured once
-as a CUDA graph and replayed. Losses and divergence flags accumulate on the device and are read only at
+as a CUDA graph and replayed. Losses (NaN or inf: divergence) accumulate on the device and are read only at
 evaluation points. Events reach the caller through one callback signature: ``callback(event, info)``.
 """
 
@@ -141,22 +141,26 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     if data.val_x is not None:
         evals["val"] = (data.val_x.to(device), data.val_y.to(device))
 
-    loss_sum = torch.zeros(n, device=device)
-    nonfinite = torch.zeros(n, dtype=torch.bool, device=device)
+    loss_sum = torch.zeros(n, device=device)  # NaN or inf here at an evaluation: the member diverged
     use_bf16 = spec.train.precision == "bf16"
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16, cache_enabled=False)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    # A model may offer a hand-written backward (the MLPs do); on a CPU it beats autograd's overhead.
+    manual = device.type == "cpu" and not use_bf16 and hasattr(model, "loss_and_grads")
 
     def step(pos: Tensor | int, it: Tensor | int) -> None:
         """One training step of every member (capturable: no host reads, static shapes)."""
         opt.set_lr(it)
         xb, yb = batches.batch(x_train, y_train, pos)
-        with autocast:
-            logits = model(xb)
-        per_member = F.cross_entropy(logits.float().reshape(n * bs, -1), yb.reshape(-1),
-                                     reduction="none").view(n, bs).mean(1)
-        per_member.sum().backward()
+        if manual:
+            per_member = model.loss_and_grads(xb, yb)
+        else:
+            with autocast:
+                logits = model(xb)
+            per_member = F.cross_entropy(logits.float().reshape(n * bs, -1), yb.reshape(-1),
+                                         reduction="none").view(n, bs).mean(1)
+            per_member.sum().backward()
         grads = [p.grad for p in params]
         with torch.no_grad():  # masks are enforced inside the step: gradients before, weights after the update
             if masked:
@@ -164,9 +168,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
             opt.step(grads)
             if masked:
                 torch._foreach_mul_(masked_params, masks)
-        detached = per_member.detach()
-        loss_sum.add_(detached)
-        nonfinite.logical_or_(~torch.isfinite(detached))
+        loss_sum.add_(per_member.detach())
         if isinstance(pos, Tensor):
             pos.add_(1)
             it.add_(1)
@@ -200,7 +202,6 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
         return float(opt.lr_table[min(t, total), group_of[i]])
 
     def record(t: int, active: list[int]) -> None:
-        flags = nonfinite.tolist()
         sums = loss_sum.tolist()
         began = time.perf_counter()
         results = {k: evaluate(*v) for k, v in evals.items()}
@@ -216,15 +217,13 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
                 row["val_loss"], row["val_accuracy"] = results["val"][0][i], results["val"][1][i]
             rows[i].append(row)
             last_eval[i] = t
-            if flags[i] or not math.isfinite(row["test_loss"]):
+            if not (math.isfinite(sums[i]) and math.isfinite(row["test_loss"])):
                 status[i] = "diverged"
                 _finish(i, t)
                 _emit(opts, "diverged", job=jobs[i], iteration=t)
             else:
                 stores[i].write_metrics(rows[i])
-        keep = torch.ones(n, device=device)
-        keep[active] = 0.0
-        loss_sum.mul_(keep)
+        loss_sum.index_fill_(0, torch.tensor(active, device=device), 0.0)
         _emit(opts, "eval", iteration=t, total=total, rows={i: rows[i][-1] for i in active if rows[i]},
               eval_seconds=eval_seconds)
 
