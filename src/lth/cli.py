@@ -109,7 +109,8 @@ class Progress:
 
         self.console = Console(stderr=True)
         self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), console=self.console, transient=True, disable=quiet)
+                                TimeElapsedColumn(), console=self.console, transient=True,
+                                disable=quiet or not self.console.is_terminal)
         self.task: Any = None
         self.populations: list[int] = []
 

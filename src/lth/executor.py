@@ -50,8 +50,10 @@ class Executor:
         for j in todo:
             groups.setdefault(population_key(j.spec), []).append(j)
         for group in groups.values():
-            data = self.dataset(group[0].spec.data)  # before any directory is made: bad data writes nothing
-            size = self.max_population or default_population(group[0], data, self.options.torch_device())
+            # data and model are checked before any directory is made: bad input writes nothing
+            data = self.dataset(group[0].spec.data)
+            fits = default_population(group[0], data, self.options.torch_device())
+            size = self.max_population or fits
             for a in range(0, len(group), size):
                 self._train_locked(group[a:a + size], data)
         return [summary(j, RunDir(j.run_dir)) for j in jobs]

@@ -207,7 +207,7 @@ def from_dict(cls: type, d: dict[str, Any]) -> Any:
     for name, _f, tp in hparam_fields(cls):
         if name not in d:
             continue
-        if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(tp) and tp is not Step:
             kwargs[name] = from_dict(tp, d[name])
         else:
             kwargs[name] = parse_value(tp, d[name], name)
@@ -247,6 +247,9 @@ def validate(spec: TrainSpec) -> None:
             if choices and v not in choices:
                 raise UserError(f"--{name.replace('_', '-')}: unknown value {v!r}; allowed: {', '.join(choices)}")
     d, t, m = spec.data, spec.train, spec.model
+    from lth.models import resolve  # the model name must resolve before anything is written
+
+    resolve(m.model)
     checks = [
         (d.batch_size >= 1, "batch-size", d.batch_size, "a whole number >= 1"),
         (t.lr >= 0, "lr", t.lr, "a number >= 0"),
