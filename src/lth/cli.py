@@ -7,6 +7,7 @@ by one walk over the spec's dataclasses; a preset supplies the starting values.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -45,6 +46,35 @@ def add_spec_flags(p: argparse.ArgumentParser, base: TrainSpec | None) -> None:
             elif tp is bool:
                 kwargs.update(nargs="?", const="true")
             group.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+
+
+def add_dataclass_flags(p: argparse.ArgumentParser, cls: type, title: str, flag_of: Any, dest_prefix: str,
+                        base: Any = None, aliases: dict[str, str] | None = None) -> None:
+    """One flag per field of a flat hyperparameter dataclass (pruning, branch options)."""
+    group = p.add_argument_group(title)
+    for name, f, tp in hparam_fields(cls):
+        help_text = f.metadata.get("help", "")
+        if f.metadata.get("choices"):
+            help_text += f" ({' | '.join(f.metadata['choices'])})"
+        if base is not None:
+            help_text += f" [preset: {_show(getattr(base, name))}]"
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f"{dest_prefix}{name}"}
+        if str(tp).startswith("tuple"):
+            kwargs["nargs"] = "*"
+        elif tp is bool:
+            kwargs.update(nargs="?", const="true")
+        flags = [flag_of(name)] + ([aliases[name]] if aliases and name in aliases else [])
+        group.add_argument(*flags, **kwargs)
+
+
+def dataclass_from_args(args: argparse.Namespace, cls: type, dest_prefix: str, base: Any) -> Any:
+    """``base`` with the flags the user gave (``dest_prefix<field>``) applied and parsed to their types."""
+    from lth.spec import parse_value
+
+    types = {n: t for n, _, t in hparam_fields(cls)}
+    changes = {n: parse_value(types[n], v, n) for k, v in vars(args).items() if k.startswith(dest_prefix)
+               for n in [k[len(dest_prefix):]]}
+    return dataclasses.replace(base, **changes)
 
 
 def _show(v: Any) -> str:
@@ -188,6 +218,96 @@ def cmd_train(args: argparse.Namespace, base: TrainSpec) -> int:
     return 0
 
 
+def _pruning(args: argparse.Namespace) -> Any:
+    from lth.presets import get_preset
+    from lth.prune import PruneHparams
+
+    base = PruneHparams(**get_preset(args.preset).pruning)  # type: ignore[arg-type]
+    hp = dataclass_from_args(args, PruneHparams, "prune__", base)
+    hp.validate()
+    return hp
+
+
+def _levels(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise UserError(f"--levels {text!r}: expected a whole number >= 0") from None
+    if v < 0:
+        raise UserError(f"--levels {text!r}: expected a whole number >= 0")
+    return v
+
+
+def cmd_lottery(args: argparse.Namespace, base: TrainSpec) -> int:
+    from lth.lottery import Trunk, run_trunks
+
+    spec = spec_from_args(args, base)
+    pruning = _pruning(args)
+    rewinds = [Step.parse(k) for k in args.rewind]
+    trunks = [Trunk(spec, pruning, k, Path(args.root)) for k in rewinds]
+    with Progress() as progress:
+        records = run_trunks(trunks, _levels(args.levels), args.replicates, executor_from_args(args, progress))
+    if args.json:
+        emit_json({"runs": records})
+    else:
+        _print_levels(records)
+        print(f"results in {Path(records[0]['path']).parent.parent.parent}", file=sys.stderr)
+    return 0
+
+
+def _print_levels(records: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("rewind", "level", "density", "replicate", "test accuracy", "status")
+    for r in records:
+        acc = r["final_test_accuracy"]
+        table.add_row(r["rewind"], str(r["level"]), f"{r['density']:.4f}", str(r["replicate"]),
+                      "n/a" if acc is None else f"{acc:.4f}", r["status"])
+    Console(stderr=True).print(table)
+
+
+def _trunk_command(argv: list[str]) -> str:
+    """The `lth lottery` command that makes the trunk a `lth branch` command points at."""
+    out, skip_values = ["lth", "lottery"], False
+    i = 2  # drop "branch NAME"
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--levels", "--branch-seed", "--mask-mode"):
+            i += 2
+            continue
+        if a in ("--set",):
+            skip_values = True
+            i += 1
+            continue
+        if a.startswith("--"):
+            skip_values = False
+        if not skip_values and a != "--json":
+            out.append(a)
+        i += 1
+    return " ".join(out + ["--levels", "<highest level>"])
+
+
+def cmd_branch(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
+    from lth.lottery import BranchOptions, Trunk, parse_levels, run_branch
+
+    spec = spec_from_args(args, base)
+    pruning = _pruning(args)
+    if len(args.rewind) != 1:
+        raise UserError(f"--rewind {' '.join(args.rewind)}: a branch hangs off one trunk; give one rewind step")
+    trunk = Trunk(spec, pruning, Step.parse(args.rewind[0]), Path(args.root))
+    options = dataclass_from_args(args, BranchOptions, "branch__", BranchOptions())
+    levels = parse_levels(args.levels)
+    with Progress() as progress:
+        records = run_branch(args.name, trunk, levels, args.replicates, options,
+                             executor_from_args(args, progress), _trunk_command(argv))
+    if args.json:
+        emit_json({"runs": records})
+    else:
+        _print_levels(records)
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     from lth.analysis import metrics_frame
 
@@ -200,7 +320,7 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ main
-def build_parser(base: TrainSpec | None) -> argparse.ArgumentParser:
+def build_parser(base: TrainSpec | None, base_name: str | None = None) -> argparse.ArgumentParser:
     """The full parser; ``base`` (the preset's spec) feeds the help text of the spec flags."""
     p = _Parser(prog="lth", description="Lottery-ticket experiments from one command.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -208,6 +328,29 @@ def build_parser(base: TrainSpec | None) -> argparse.ArgumentParser:
     t.add_argument("--preset", required=True, help="a preset name (see `lth presets`)")
     add_spec_flags(t, base)
     add_runtime_flags(t)
+    from lth.lottery import BRANCHES, BranchOptions
+    from lth.presets import PRESETS
+    from lth.prune import PruneHparams, flag
+
+    prune_base = PruneHparams(**PRESETS[base_name].pruning) if base_name in PRESETS else None  # type: ignore[arg-type]
+    for cmd in ("lottery", "branch"):
+        help_text = ("iterative magnitude pruning with rewinding (the trunk)" if cmd == "lottery"
+                     else f"an ablation of a trunk's tickets: {', '.join(BRANCHES)}")
+        c = sub.add_parser(cmd, help=help_text)
+        if cmd == "branch":
+            c.add_argument("name", help=f"the branch ({' | '.join(BRANCHES)})")
+            c.add_argument("--levels", required=True, help="trunk levels, a range like 0-15 or a list like 3,5,8")
+            add_dataclass_flags(c, BranchOptions, "branch options", lambda n: f"--{n.replace('_', '-')}",
+                                "branch__")
+        else:
+            c.add_argument("--levels", required=True, help="pruning levels after the dense level 0")
+        c.add_argument("--preset", required=True, help="a preset name (see `lth presets`)")
+        c.add_argument("--rewind", nargs="+", default=["0it"],
+                       help="rewind step k (0it: the original lottery ticket); lottery takes several (a sweep)")
+        add_dataclass_flags(c, PruneHparams, "pruning", flag, "prune__", prune_base,
+                            aliases={"strategy": "--strategy"})
+        add_spec_flags(c, base)
+        add_runtime_flags(c)
     ps = sub.add_parser("presets", help="list the presets")
     ps.add_argument("--json", action="store_true")
     r = sub.add_parser("results", help="one tidy row per run per evaluation")
@@ -221,11 +364,16 @@ def build_parser(base: TrainSpec | None) -> argparse.ArgumentParser:
 def _preset_from_argv(argv: list[str]) -> TrainSpec | None:
     from lth.presets import get_preset
 
+    name = _preset_name(argv)
+    return None if name is None else get_preset(name).spec
+
+
+def _preset_name(argv: list[str]) -> str | None:
     for i, a in enumerate(argv):
         if a == "--preset" and i + 1 < len(argv):
-            return get_preset(argv[i + 1]).spec
+            return argv[i + 1]
         if a.startswith("--preset="):
-            return get_preset(a.split("=", 1)[1]).spec
+            return a.split("=", 1)[1]
     return None
 
 
@@ -234,9 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         base = _preset_from_argv(argv)
-        args = build_parser(base).parse_args(argv)
+        args = build_parser(base, _preset_name(argv)).parse_args(argv)
         if args.command == "train":
             return cmd_train(args, base)  # type: ignore[arg-type]
+        if args.command == "lottery":
+            return cmd_lottery(args, base)  # type: ignore[arg-type]
+        if args.command == "branch":
+            return cmd_branch(args, base, argv)  # type: ignore[arg-type]
         if args.command == "presets":
             return cmd_presets(args)
         if args.command == "results":

@@ -18,7 +18,7 @@ class Preset:
 
     spec: TrainSpec
     note: str
-    pruning: dict[str, object] = field(default_factory=dict)  # strategy, fractions: used by `lth lottery`
+    pruning: dict[str, object] = field(default_factory=dict)  # PruneHparams fields: used by `lth lottery`
 
 
 def _s(n: int, unit: str = "it") -> Step:
@@ -37,8 +37,8 @@ def _resnet20(**train: object) -> TrainSpec:
                      TrainHparams(**base))  # type: ignore[arg-type]
 
 
-_LAYERWISE_FC = {"strategy": "layerwise", "fc_fraction": 0.2, "output_fraction": 0.1}
-_GLOBAL_CONV = {"strategy": "global", "fraction": 0.2, "ignore_output": True, "only": "conv"}
+_LAYERWISE_FC = {"strategy": "layerwise", "fc_fraction": 0.2}  # output layer at half the fc rate (default)
+_GLOBAL_CONV = {"strategy": "global", "fraction": 0.2, "ignore": ("fc.weight",)}  # all convs, not the classifier
 
 PRESETS: dict[str, Preset] = {
     "lenet_300_100": Preset(
@@ -49,17 +49,17 @@ PRESETS: dict[str, Preset] = {
         TrainSpec(_cifar(60, augment=False), ModelHparams(model="conv2"),
                   TrainHparams(optimizer="adam", lr=2e-4, training_steps=_s(20000))),
         "Frankle & Carbin 2019: Conv-2 on CIFAR-10, Adam 2e-4, batch 60, 20K iterations",
-        {"strategy": "layerwise", "conv_fraction": 0.1, "fc_fraction": 0.2, "output_fraction": 0.1}),
+        {"strategy": "layerwise", "conv_fraction": 0.1, "fc_fraction": 0.2}),
     "conv4": Preset(
         TrainSpec(_cifar(60, augment=False), ModelHparams(model="conv4"),
                   TrainHparams(optimizer="adam", lr=3e-4, training_steps=_s(25000))),
         "Frankle & Carbin 2019: Conv-4 on CIFAR-10, Adam 3e-4, batch 60, 25K iterations",
-        {"strategy": "layerwise", "conv_fraction": 0.1, "fc_fraction": 0.2, "output_fraction": 0.1}),
+        {"strategy": "layerwise", "conv_fraction": 0.1, "fc_fraction": 0.2}),
     "conv6": Preset(
         TrainSpec(_cifar(60, augment=False), ModelHparams(model="conv6"),
                   TrainHparams(optimizer="adam", lr=3e-4, training_steps=_s(30000))),
         "Frankle & Carbin 2019: Conv-6 on CIFAR-10, Adam 3e-4, batch 60, 30K iterations",
-        {"strategy": "layerwise", "conv_fraction": 0.15, "fc_fraction": 0.2, "output_fraction": 0.1}),
+        {"strategy": "layerwise", "conv_fraction": 0.15, "fc_fraction": 0.2}),
     "lenet5": Preset(
         TrainSpec(_cifar(60, augment=False), ModelHparams(model="lenet5"),
                   TrainHparams(optimizer="adam", lr=1e-3, training_steps=_s(30, "ep"))),

@@ -15,7 +15,7 @@ from torch import Tensor
 PAD = 4  # CIFAR augmentation: 4-pixel zero padding, random 32x32 crop, horizontal flip
 
 
-def _seed(*parts: int) -> int:
+def mix_seed(*parts: int) -> int:
     """A 63-bit seed mixed from integers (so (seed, epoch) pairs never collide in practice)."""
     h = 0x9E3779B97F4A7C15
     for p in parts:
@@ -27,7 +27,7 @@ def _seed(*parts: int) -> int:
 def generator(device: torch.device, *parts: int) -> torch.Generator:
     """A generator on ``device`` seeded by mixing ``parts``."""
     g = torch.Generator(device=device)
-    g.manual_seed(_seed(*parts))
+    g.manual_seed(mix_seed(*parts))
     return g
 
 

@@ -1,0 +1,398 @@
+"""Pruning: each strategy against a direct numpy computation, iterative and one-shot densities, the random
+strategy's counts and seeding, the ablation helpers, hyperparameter validation and the strategy registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lth.errors import UserError
+from lth.models import build_model
+from lth.prune import (
+    STRATEGIES,
+    PruneHparams,
+    apply_mask,
+    density,
+    full_mask,
+    is_submask,
+    kinds_of,
+    layer_densities,
+    mask_counts,
+    permute_mask,
+    prune,
+    prune_to_density,
+    random_mask_like,
+    sample_dn,
+    scaled_width_for_params,
+)
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+def _weights(model_name: str, shape: tuple[int, ...], seed: int = 0, width: float = 1.0):
+    model = build_model(model_name, 1, shape, 10, width=width)
+    kinds = kinds_of(model)
+    g = torch.Generator().manual_seed(seed)
+    state = model.member_state(0)
+    weights = {n: torch.randn(state[n].shape, generator=g) for n in kinds}
+    return weights, kinds
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    """lenet_300_100's real shapes with random weights."""
+    return _weights("lenet_300_100", (1, 28, 28))
+
+
+@pytest.fixture(scope="module")
+def conv():
+    """A small conv2: conv, fc and output layers."""
+    return _weights("conv2", (3, 8, 8), seed=1, width=0.25)
+
+
+def _partial_mask(weights, seed: int = 5, keep: float = 0.7):
+    """A mask that already pruned ~30% of each layer. The pruned positions get tiny weights (so a strategy that
+    ranked pruned weights would remove them first) and the survivors' ranking is unaffected."""
+    g = torch.Generator().manual_seed(seed)
+    mask = {n: torch.rand(w.shape, generator=g) < keep for n, w in weights.items()}
+    weights = {n: torch.where(mask[n], w, torch.full_like(w, 1e-9)) for n, w in weights.items()}
+    return weights, mask
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().reshape(-1)
+
+
+def _k(f: float, n: int) -> int:
+    return int(math.floor(f * n + 0.5))
+
+
+def _removed(old, new) -> np.ndarray:
+    return np.flatnonzero(_np(old) & ~_np(new))
+
+
+def _expected_removed(w, m, k: int, largest: bool) -> np.ndarray:
+    """Flat indices of the k survivors of smallest (largest) |w|, ties to the lower index."""
+    idx = np.flatnonzero(_np(m))
+    vals = np.abs(_np(w)[idx])
+    order = np.argsort(-vals if largest else vals, kind="stable")
+    return np.sort(idx[order[:k]])
+
+
+# ---------------------------------------------------------------------------------------------- masks
+def test_mask_basics(lenet) -> None:
+    weights, kinds = lenet
+    mask = full_mask(weights, kinds)
+    assert set(mask) == set(kinds) and all(m.dtype == torch.bool and m.all() for m in mask.values())
+    assert density(mask) == 1.0
+    mask["layers.0.weight"][:150] = False
+    n0 = weights["layers.0.weight"].numel()
+    assert mask_counts(mask)["layers.0.weight"] == n0 // 2
+    assert layer_densities(mask)["layers.0.weight"] == 0.5 and layer_densities(mask)["layers.1.weight"] == 1.0
+    total = sum(w.numel() for w in weights.values())
+    assert density(mask) == pytest.approx((total - n0 // 2) / total)
+    state = {**weights, "other": torch.ones(3)}
+    out = apply_mask(state, mask)
+    w0 = out["layers.0.weight"]
+    assert torch.equal(w0[:150], torch.zeros_like(w0[:150])) and not torch.signbit(w0[:150]).any()
+    assert torch.equal(w0[150:], weights["layers.0.weight"][150:])
+    assert torch.equal(out["other"], state["other"]) and out["other"] is not state["other"]
+    assert weights["layers.0.weight"][:150].ne(0).all()  # the input is untouched
+
+
+def test_kinds_of() -> None:
+    assert kinds_of(build_model("lenet_300_100", 2, (1, 28, 28), 10)) == {
+        "layers.0.weight": "fc", "layers.1.weight": "fc", "layers.2.weight": "output"}
+    kinds = kinds_of(build_model("conv2", 2, (3, 8, 8), 10, width=0.25))
+    assert [kinds[n] for n in kinds] == ["conv", "conv", "fc", "fc", "output"]
+
+
+# ---------------------------------------------------------------------------------------------- strategies
+@pytest.mark.parametrize("criterion", ["smallest", "largest"])
+def test_global_matches_direct_ranking(lenet, criterion: str) -> None:
+    weights, mask = _partial_mask(lenet[0])
+    kinds = lenet[1]
+    hp = PruneHparams(strategy="global", fraction=0.3, criterion=criterion, ignore=("layers.1",))
+    new = prune(weights, mask, hp, kinds)
+    assert is_submask(new, mask)
+    names = ["layers.0.weight", "layers.2.weight"]
+    offsets = np.cumsum([0] + [weights[n].numel() for n in names])
+    w_all = torch.cat([weights[n].reshape(-1) for n in names])
+    m_all = torch.cat([mask[n].reshape(-1) for n in names])
+    k = _k(0.3, int(m_all.sum()))
+    expected = _expected_removed(w_all, m_all, k, criterion == "largest")
+    got = np.concatenate([_removed(mask[n], new[n]) + off for n, off in zip(names, offsets, strict=False)])
+    assert len(got) == k and np.array_equal(np.sort(got), expected)
+    assert torch.equal(new["layers.1.weight"], mask["layers.1.weight"])  # ignored
+
+
+def test_global_ties_go_to_lower_index() -> None:
+    weights = {"a": torch.ones(4, 5), "b": torch.ones(3, 5)}
+    kinds = {"a": "fc", "b": "output"}
+    new = prune(weights, full_mask(weights, kinds), PruneHparams(strategy="global", fraction=0.4), kinds)
+    assert new["a"].reshape(-1)[:14].logical_not().all() and new["a"].reshape(-1)[14:].all() and new["b"].all()
+    new = prune(weights, full_mask(weights, kinds), PruneHparams(strategy="layerwise", fc_fraction=0.5), kinds)
+    assert _removed(full_mask(weights, kinds)["a"], new["a"]).tolist() == list(range(10))
+
+
+@pytest.mark.parametrize("criterion", ["smallest", "largest"])
+def test_layerwise_matches_direct_ranking(conv, criterion: str) -> None:
+    weights, mask = _partial_mask(conv[0])
+    kinds = conv[1]
+    hp = PruneHparams(strategy="layerwise", conv_fraction=0.1, fc_fraction=0.25, criterion=criterion,
+                      layer_fractions=("fc.1.weight=0.6",))
+    new = prune(weights, mask, hp, kinds)
+    assert is_submask(new, mask)
+    fractions = {"convs.0.weight": 0.1, "convs.1.weight": 0.1, "fc.0.weight": 0.25, "fc.1.weight": 0.6,
+                 "fc.2.weight": 0.125}
+    for n, f in fractions.items():
+        k = _k(f, int(mask[n].sum()))
+        assert k > 0
+        assert np.array_equal(_removed(mask[n], new[n]), _expected_removed(weights[n], mask[n], k,
+                                                                            criterion == "largest")), n
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+@pytest.mark.parametrize("criterion", ["smallest", "largest"])
+def test_structured_removes_rows_by_norm(conv, norm: str, criterion: str) -> None:
+    weights, mask = _partial_mask(conv[0])
+    kinds = conv[1]
+    # some rows already fully pruned: they are not "remaining" rows
+    mask["fc.0.weight"][:3] = False
+    hp = PruneHparams(strategy="structured", conv_fraction=0.25, fc_fraction=0.3, norm=norm, criterion=criterion)
+    new = prune(weights, mask, hp, kinds)
+    assert is_submask(new, mask)
+    assert torch.equal(new["fc.2.weight"], mask["fc.2.weight"])  # output rows (classes) never pruned
+    for n in ["convs.0.weight", "convs.1.weight", "fc.0.weight", "fc.1.weight"]:
+        f = 0.25 if kinds[n] == "conv" else 0.3
+        w = weights[n].numpy().reshape(weights[n].shape[0], -1)
+        m = mask[n].numpy().reshape(w.shape[0], -1)
+        wm = np.where(m, w, 0.0)
+        norms = np.abs(wm).sum(1) if norm == "l1" else np.sqrt((wm.astype(np.float64) ** 2).sum(1))
+        alive = np.flatnonzero(m.any(1))
+        k = _k(f, len(alive))
+        order = np.argsort(-norms[alive] if criterion == "largest" else norms[alive], kind="stable")
+        gone = set(alive[order[:k]].tolist())
+        nm = new[n].numpy().reshape(w.shape[0], -1)
+        for r in range(w.shape[0]):
+            if r in gone:
+                assert not nm[r].any(), (n, r)
+            else:
+                assert np.array_equal(nm[r], m[r]), (n, r)
+        assert k > 0
+
+
+def test_iterative_density_global(lenet) -> None:
+    weights, kinds = lenet
+    mask = full_mask(weights, kinds)
+    total = sum(w.numel() for w in weights.values())
+    hp = PruneHparams(strategy="global", fraction=0.2)
+    for level in range(1, 7):
+        new = prune(weights, mask, hp, kinds)
+        assert is_submask(new, mask)
+        mask = new
+        assert abs(sum(mask_counts(mask).values()) - total * 0.8 ** level) <= level
+    assert density(mask) == pytest.approx(0.8 ** 6, abs=1e-4)
+
+
+def test_iterative_density_layerwise(lenet) -> None:
+    weights, kinds = lenet
+    mask = full_mask(weights, kinds)
+    hp = PruneHparams()  # layerwise, fc 0.2, output half of that
+    for level in range(1, 7):
+        new = prune(weights, mask, hp, kinds)
+        assert is_submask(new, mask)
+        mask = new
+        counts = mask_counts(mask)
+        for n, w in weights.items():
+            rate = 0.1 if kinds[n] == "output" else 0.2
+            assert abs(counts[n] - w.numel() * (1 - rate) ** level) <= level, (n, level)
+    d = layer_densities(mask)
+    assert d["layers.2.weight"] == pytest.approx(0.9 ** 6, abs=2e-3)
+    assert d["layers.0.weight"] == pytest.approx(0.8 ** 6, abs=1e-4)
+
+
+def test_random_counts_and_seeding(conv) -> None:
+    weights, mask = _partial_mask(conv[0])
+    kinds = conv[1]
+    hp = PruneHparams(strategy="random", fc_fraction=0.3, conv_fraction=0.15, seed=3)
+    new = prune(weights, mask, hp, kinds)
+    assert is_submask(new, mask)
+    magnitude = prune(weights, mask, dataclasses.replace(hp, strategy="layerwise"), kinds)
+    assert mask_counts(new) == mask_counts(magnitude)
+    assert all(torch.equal(new[n], prune(weights, mask, hp, kinds)[n]) for n in new)  # same seed, same mask
+    other = prune(weights, mask, dataclasses.replace(hp, seed=4), kinds)
+    assert mask_counts(other) == mask_counts(new) and any(not torch.equal(other[n], new[n]) for n in new)
+    assert any(not torch.equal(new[n], magnitude[n]) for n in new)
+
+    hp_g = dataclasses.replace(hp, random_mode="global", fraction=0.35)
+    new_g = prune(weights, mask, hp_g, kinds)
+    assert is_submask(new_g, mask)
+    glob = prune(weights, mask, dataclasses.replace(hp_g, strategy="global"), kinds)
+    assert sum(mask_counts(new_g).values()) == sum(mask_counts(glob).values())
+    assert mask_counts(new_g) != mask_counts(glob)  # spread at random, not by magnitude
+    assert all(torch.equal(new_g[n], prune(weights, mask, hp_g, kinds)[n]) for n in new_g)
+    other_g = prune(weights, mask, dataclasses.replace(hp_g, seed=9), kinds)
+    assert any(not torch.equal(other_g[n], new_g[n]) for n in new_g)
+
+
+# ---------------------------------------------------------------------------------------------- one-shot
+@pytest.mark.parametrize("strategy,extra", [("global", {}), ("layerwise", {}), ("random", {}),
+                                            ("random", {"random_mode": "global"}), ("structured", {})])
+@pytest.mark.parametrize("target", [0.5, 0.107])
+def test_prune_to_density(lenet, strategy: str, extra: dict, target: float) -> None:
+    weights, kinds = lenet
+    hp = PruneHparams(strategy=strategy, **extra)
+    mask = prune_to_density(weights, hp, kinds, target)
+    total = sum(w.numel() for w in weights.values())
+    kept = sum(mask_counts(mask).values())
+    if strategy == "global" or extra:
+        assert kept == _k(target, total)
+    elif strategy == "structured":
+        assert abs(kept - target * total) <= 784 * 2  # within a couple of whole first-layer rows
+        assert mask["layers.2.weight"].all()
+    else:
+        assert abs(kept - target * total) <= len(weights)
+        d = layer_densities(mask)  # every layer at the same real level L of the iterative schedule
+        level_fc = math.log(d["layers.0.weight"]) / math.log(0.8)
+        assert math.log(d["layers.1.weight"]) / math.log(0.8) == pytest.approx(level_fc, rel=1e-2)
+        assert math.log(d["layers.2.weight"]) / math.log(0.9) == pytest.approx(level_fc, rel=2e-2)
+
+
+def test_prune_to_density_from_a_mask_and_errors(lenet) -> None:
+    weights, kinds = lenet
+    hp = PruneHparams(strategy="global")
+    start = prune(weights, full_mask(weights, kinds), hp, kinds)
+    mask = prune_to_density(weights, hp, kinds, 0.3, mask=start)
+    assert is_submask(mask, start) and density(mask) == pytest.approx(0.3, abs=1e-5)
+    with pytest.raises(UserError, match="0.9"):
+        prune_to_density(weights, hp, kinds, 0.9, mask=start)
+    with pytest.raises(UserError, match="1.5"):
+        prune_to_density(weights, hp, kinds, 1.5)
+    ignore_big = dataclasses.replace(hp, ignore=("layers.0.weight",))
+    with pytest.raises(UserError, match="never pruned"):
+        prune_to_density(weights, ignore_big, kinds, 0.1)
+
+
+# ---------------------------------------------------------------------------------------------- ablations
+def test_permute_mask(conv) -> None:
+    _, mask = _partial_mask(conv[0])
+    new = permute_mask(mask, torch.Generator().manual_seed(0))
+    assert mask_counts(new) == mask_counts(mask)
+    assert all(new[n].shape == mask[n].shape and not torch.equal(new[n], mask[n]) for n in mask)
+    again = permute_mask(mask, torch.Generator().manual_seed(0))
+    assert all(torch.equal(again[n], new[n]) for n in mask)
+
+
+def test_sample_dn(conv) -> None:
+    init, mask = _partial_mask(conv[0])
+    init["fc.1.weight"][0, :] = 0.0  # zero initial weights at kept positions are not part of D_n
+    new = sample_dn(init, mask, torch.Generator().manual_seed(0))
+    for n, m in mask.items():
+        pool = set(init[n][m & (init[n] != 0)].tolist())
+        vals = new[n][m]
+        assert vals.ne(0).all() and set(vals.tolist()) <= pool, n
+        assert new[n][~m].eq(0).all()
+        assert not torch.equal(new[n], init[n].masked_fill(~m, 0)), n  # resampled, not copied
+    assert len(set(new["convs.1.weight"][mask["convs.1.weight"]].tolist())) > 10
+
+
+@pytest.mark.parametrize("mode", ["layerwise", "global"])
+def test_random_mask_like(conv, mode: str) -> None:
+    _, mask = _partial_mask(conv[0], keep=0.3)
+    new = random_mask_like(mask, torch.Generator().manual_seed(1), mode)
+    if mode == "layerwise":
+        assert mask_counts(new) == mask_counts(mask)
+    else:
+        assert sum(mask_counts(new).values()) == sum(mask_counts(mask).values())
+        assert mask_counts(new) != mask_counts(mask)
+    assert any(not torch.equal(new[n], mask[n]) for n in mask)
+
+
+@pytest.mark.parametrize("target", [266_610 // 10, 60_000, 266_610])
+def test_scaled_width_for_params(target: int) -> None:
+    def count(w: float) -> int:
+        return build_model("fc_300_100", 1, (1, 28, 28), 10, width=w).num_params()
+
+    w = scaled_width_for_params(target, count)
+    got = count(w)
+    # no width whose count is closer: a hidden unit more or less in the first layer moves the count by ~800
+    assert abs(got - target) <= 800
+    for other in (w * 0.99, w * 1.01):
+        assert abs(got - target) <= abs(count(other) - target)
+    if target == 266_610:
+        assert got == 266_610
+
+
+# ---------------------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize("field", ["fraction", "conv_fraction", "fc_fraction", "output_fraction"])
+@pytest.mark.parametrize("value", [0, 1, 1.5, -0.1])
+def test_validate_rejects_fraction(field: str, value: float) -> None:
+    hp = PruneHparams(**{field: value})
+    with pytest.raises(UserError) as err:
+        hp.validate()
+    msg = str(err.value)
+    assert "\n" not in msg and f"--pruning-{field.replace('_', '-')} {value!r}" in msg and "(0, 1)" in msg
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({"strategy": "magnitude"}, "'magnitude'"),
+    ({"criterion": "median"}, "'median'"),
+    ({"norm": "l3"}, "'l3'"),
+    ({"random_mode": "both"}, "'both'"),
+    ({"layer_fractions": ("layers.0.weight",)}, "'layers.0.weight'"),
+    ({"layer_fractions": ("layers.0.weight=x",)}, "'x'"),
+    ({"layer_fractions": ("layers.0.weight=1.5",)}, "1.5"),
+    ({"layer_fractions": ("=0.3",)}, "'=0.3'"),
+    ({"layer_fractions": ("a=0.3", "a=0.4")}, "twice"),
+])
+def test_validate_rejects(kw: dict, needle: str) -> None:
+    with pytest.raises(UserError) as err:
+        PruneHparams(**kw).validate()
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_defaults_valid_and_unknown_layer_names(lenet) -> None:
+    PruneHparams().validate()
+    assert PruneHparams().output_rate() == 0.1 and PruneHparams(output_fraction=0.3).output_rate() == 0.3
+    weights, kinds = lenet
+    mask = full_mask(weights, kinds)
+    for hp in (PruneHparams(ignore=("layers.7",)), PruneHparams(layer_fractions=("layers.7=0.5",))):
+        with pytest.raises(UserError, match="layers.7"):
+            prune(weights, mask, hp, kinds)
+    with pytest.raises(UserError, match="magnitude"):
+        prune(weights, mask, PruneHparams(strategy="magnitude"), kinds)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+REGISTRY_CASES = {
+    "global": [PruneHparams(strategy="global", fraction=0.3)],
+    "layerwise": [PruneHparams(strategy="layerwise", conv_fraction=0.1, fc_fraction=0.3)],
+    "random": [PruneHparams(strategy="random", seed=2), PruneHparams(strategy="random", random_mode="global")],
+    "structured": [PruneHparams(strategy="structured", norm="l2", fc_fraction=0.3)],
+}
+
+
+def test_registry_cases_cover_registry() -> None:
+    assert set(REGISTRY_CASES) == set(STRATEGIES)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_on_a_toy_model(conv, name: str) -> None:
+    weights, kinds = conv
+    for hp in REGISTRY_CASES[name]:
+        first = mask = full_mask(weights, kinds)
+        originals = {n: w.clone() for n, w in weights.items()}
+        for _ in range(3):
+            new = prune(weights, mask, hp, kinds)
+            assert set(new) == set(mask) and all(new[n] is not mask[n] for n in mask)
+            assert is_submask(new, mask) and density(new) < density(mask)
+            mask = new
+        assert all(m.all() for m in first.values())  # inputs untouched
+        assert all(torch.equal(originals[n], weights[n]) for n in weights)
+        pruned = apply_mask(weights, mask)
+        assert all(pruned[n][~mask[n]].eq(0).all() and torch.equal(pruned[n][mask[n]], weights[n][mask[n]])
+                   for n in mask)
