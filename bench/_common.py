@@ -36,9 +36,11 @@ def time_engine(spec: TrainSpec, n: int, warmup: int, measure: int, device: torc
                 data_dir: str | None = None, cuda_graph: str = "auto") -> float:
     """Seconds per iteration of lth's engine for a population of ``n`` copies of ``spec``.
 
-    Trains ``warmup + measure`` iterations with evaluations at ``warmup`` and at the end; the time between those
-    two evaluation events (each reads results back, so the device is synchronised) less the evaluation's own
-    time, over ``measure`` iterations. Warm-up covers CUDA-graph capture and cuDNN autotuning."""
+    Trains ``measure`` warm-up iterations (at least ``warmup``: CUDA-graph capture, cuDNN autotuning), then
+    ``measure`` timed ones, with evaluations only at 0, the start and the end of the timed stretch: the time
+    between the last two evaluation events (each reads results back, so the device is synchronised), less the
+    last evaluation's own time, over ``measure`` iterations."""
+    warmup = max(warmup, measure)
     spec = _with(spec, training_steps=Step(warmup + measure, "it"), eval_every=Step(warmup, "it"))
     data = load_dataset(spec.data, data_dir, device)
     stamps: dict[int, float] = {}

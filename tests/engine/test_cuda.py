@@ -53,13 +53,16 @@ def test_graph_equals_eager(tmp_path: Path, which: int) -> None:
             assert torch.all(fa["layers.0.weight"][~mask["layers.0.weight"]] == 0)
 
 
-def test_population_equals_alone_on_gpu(tmp_path: Path) -> None:
+def test_population_equals_alone_on_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # TF32 convolutions round differently in grouped and dense form; compare in true fp32.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     spec = specs()[1]
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, training_steps=Step(1, "ep")))
     together = _train([Job(spec, r, tmp_path / "t" / str(r)) for r in range(3)], "auto")
     for r in range(3):
         (alone,) = _train([Job(spec, r, tmp_path / "a" / str(r))], "auto")
         for k in alone:
-            assert torch.allclose(alone[k], together[r][k], atol=1e-3), (r, k)
+            assert torch.allclose(alone[k], together[r][k], atol=1e-4), (r, k, (alone[k] - together[r][k]).abs().max())
 
 
 def test_bf16_trains(tmp_path: Path) -> None:

@@ -1,5 +1,17 @@
 """Analysis: the store as tidy pandas DataFrames, and the verdicts computed from them."""
 
-from lth.analysis.tables import metrics_frame, runs_frame
+from lth.analysis.tables import mask_density, metrics_frame, runs_frame
+from lth.analysis.verdicts import (
+    CONDITIONS,
+    JackpotVerdict,
+    aggregate,
+    early_stopping,
+    early_stopping_by_level,
+    jackpot,
+    matching,
+)
+from lth.analysis.weights import dn_histograms, frame_potential, rp_curve, weight_correlation
 
-__all__ = ["metrics_frame", "runs_frame"]
+__all__ = ["CONDITIONS", "JackpotVerdict", "aggregate", "dn_histograms", "early_stopping", "early_stopping_by_level",
+           "frame_potential", "jackpot", "mask_density", "matching", "metrics_frame", "rp_curve", "runs_frame",
+           "weight_correlation"]

@@ -238,7 +238,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
         last = rows[i][-1] if rows[i] else {}
         s.write_json("done.json", {"status": status[i], "iteration": t, "step": f"{t}it",
                                    "final_test_accuracy": last.get("test_accuracy"),
-                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}, durable=True)
         (s.path / "checkpoint.pt").unlink(missing_ok=True)
 
     def activate(i: int, t: int) -> None:

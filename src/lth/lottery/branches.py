@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lth.engine.batches import generator
+from lth.engine.batches import generator, mix_seed
 from lth.engine.train import Job
 from lth.errors import UserError
 from lth.executor import Executor
@@ -39,6 +39,14 @@ class BranchOptions:
     mask_mode: str = help_field("layerwise", "random-mask: same per-layer counts, or the same global count",
                                 choices=("layerwise", "global"))
     set: tuple[str, ...] = help_field((), "retrain: training hyperparameters to change, as KEY=VALUE (e.g. lr=0.01)")
+
+    def validate(self) -> None:
+        """UserError (one line naming the flag) for a value outside a field's choices."""
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise UserError(f"--{f.name.replace('_', '-')} {getattr(self, f.name)!r}: unknown value; "
+                                f"allowed: {', '.join(choices)}")
 
 
 @dataclass
@@ -158,7 +166,10 @@ def oneshot(ctx: BranchContext, r: int, level: int) -> Job:
     density, rewound the same way (IMP against one-shot)."""
     target = density(ctx.ticket(r, level))
     weights = trained_weights(ctx.trunk.level_dir(r, 0), ctx.prunable)
-    mask = prune_to_density(weights, ctx.trunk.pruning, ctx.kinds, target)
+    hp = ctx.trunk.pruning
+    if hp.strategy == "random":  # as in the trunk: a fresh draw per replicate and level
+        hp = dataclasses.replace(hp, seed=mix_seed(hp.seed, r, level) % (2**31))
+    mask = prune_to_density(weights, hp, ctx.kinds, target)
     return ctx.rewound(r, level, mask)
 
 
@@ -199,6 +210,7 @@ def run_branch(name: str, trunk: Trunk, levels: list[int], replicates: int, opti
     """Train branch ``name`` at ``levels`` of every replicate of ``trunk``; returns the JSON records."""
     if name not in BRANCHES:
         raise UserError(f"unknown branch {name!r}; allowed: {', '.join(BRANCHES)}")
+    options.validate()
     for r in range(replicates):
         for level in levels:
             require_level(trunk, r, level, trunk_command)

@@ -22,7 +22,7 @@ from lth.engine.train import Job
 from lth.errors import UserError
 from lth.executor import Executor
 from lth.models import build_model
-from lth.prune import PruneHparams, density, kinds_of, layer_densities, prune
+from lth.prune import PruneHparams, density, kinds_of, layer_densities, layer_fraction_map, prune
 from lth.spec import Step, TrainSpec, spec_hash, to_dict
 from lth.store import RunDir, run_path
 
@@ -111,11 +111,18 @@ def level_job(trunk: Trunk, replicate: int, level: int, k: int, prunable: list[s
 
 def run_trunks(trunks: list[Trunk], levels: int, replicates: int, executor: Executor) -> list[dict[str, Any]]:
     """Train levels 0..levels of every trunk and replicate; one population per level. Returns JSON records."""
+    trunks = list({t.digest: t for t in trunks}.values())  # a rewind step given twice is one trunk
     spec = trunks[0].spec
     data = executor.dataset(spec.data)
     n_train = data.train_x.shape[0]
+    total = spec.train.training_steps.iterations(trunks[0].steps_per_epoch(n_train))
+    for t in trunks:
+        if t.rewind_iteration(n_train) > total:
+            raise UserError(f"--rewind {t.rewind}: after the end of training ({spec.train.training_steps} = {total}it)")
     model = probe_model(spec, data.example_shape, data.num_classes)
     prunable, kinds = model.prunable(), kinds_of(model)
+    for t in trunks:  # an unknown layer in --pruning-ignore / --pruning-layer-fractions: UserError before training
+        layer_fraction_map(t.pruning, kinds)
     for level in range(levels + 1):
         jobs = [level_job(t, r, level, t.rewind_iteration(n_train), prunable, kinds)
                 for t in trunks for r in range(replicates)]

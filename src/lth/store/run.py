@@ -20,15 +20,18 @@ from lth.store import paths
 METRIC_COLUMNS = ("iteration", "step", "train_loss", "test_loss", "test_accuracy", "val_loss", "val_accuracy", "lr")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part (a temporary file
+    renamed over it). ``durable`` also flushes it to disk first (the completion marker), which costs
+    milliseconds, so metrics and states written every epoch skip it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -43,9 +46,9 @@ class RunDir:
         self.path = Path(path).resolve()
 
     # -- generic atomic IO
-    def write_json(self, name: str, obj: Any) -> None:
+    def write_json(self, name: str, obj: Any, durable: bool = False) -> None:
         """Write ``obj`` as indented JSON."""
-        atomic_write_bytes(self.path / name, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write_bytes(self.path / name, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), durable)
 
     def read_json(self, name: str) -> Any | None:
         """The JSON in ``name``, or None when absent."""

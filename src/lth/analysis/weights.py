@@ -1,0 +1,77 @@
+"""Verdicts on weights: R_p weight correlation, D_n histograms and frame potential.
+
+States and masks are dicts keyed by parameter names (as stored in ``states/*.pt`` and ``mask.pt``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+
+def _layers(a: Mapping[str, Tensor], b: Mapping[str, Tensor], layers: Iterable[str] | None) -> list[str]:
+    if layers is not None:
+        return list(layers)
+    return [k for k in a if k in b and a[k].is_floating_point() and a[k].dim() >= 2]
+
+
+def weight_correlation(a: Mapping[str, Tensor], b: Mapping[str, Tensor], p: float,
+                       layers: Iterable[str] | None = None) -> float:
+    """R_p of Liu et al., "Lottery Ticket Preserves Weight Correlation: Is It Desirable or Not?" (ICML 2021).
+
+    For each layer l with n_l weights, take the k_l = round(p * n_l) largest-magnitude weights of state ``a``
+    and of state ``b`` and count the positions in both; R_p = sum_l overlap_l / sum_l k_l (= p * N up to
+    rounding, N the total number of weights). 1 means the same weights are large in both states; two
+    unrelated random states give about p. ``layers`` defaults to the floating tensors of dimension >= 2
+    present in both states (the weight matrices and kernels)."""
+    if not 0 < p <= 1:
+        raise ValueError(f"p={p}: expected 0 < p <= 1")
+    overlap = total = 0
+    for name in _layers(a, b, layers):
+        x, y = a[name].detach().flatten().abs().double(), b[name].detach().flatten().abs().double()
+        k = int(round(p * x.numel()))
+        if k == 0:
+            continue
+        top_a = torch.zeros(x.numel(), dtype=torch.bool)
+        top_a[torch.topk(x, k, sorted=False).indices] = True
+        top_b = torch.zeros(y.numel(), dtype=torch.bool)
+        top_b[torch.topk(y, k, sorted=False).indices] = True
+        overlap += int((top_a & top_b).sum())
+        total += k
+    return overlap / total if total else float("nan")
+
+
+def rp_curve(a: Mapping[str, Tensor], b: Mapping[str, Tensor], ps: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+             layers: Iterable[str] | None = None) -> pd.DataFrame:
+    """:func:`weight_correlation` at each p: columns ``p`` and ``r_p``."""
+    names = _layers(a, b, layers)
+    return pd.DataFrame({"p": list(ps), "r_p": [weight_correlation(a, b, p, names) for p in ps]})
+
+
+def dn_histograms(init_state: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> dict[str, dict[str, np.ndarray]]:
+    """Per masked layer, the values for the D_n histograms (Frankle et al.'s distribution of the ticket's
+    initial weights): ``ticket`` = the initial weights the mask keeps that are nonzero, ``all`` = every initial
+    weight of that layer (the initialisation distribution). Both as float64 numpy arrays."""
+    out = {}
+    for name, m in mask.items():
+        w = init_state[name].detach().double().flatten()
+        kept = w[m.flatten().bool()]
+        out[name] = {"ticket": kept[kept != 0].numpy(), "all": w.numpy()}
+    return out
+
+
+def frame_potential(weight: Tensor) -> float:
+    """Frame potential of a layer's rows: FP = sum_{i,j} <u_i, u_j>^2 with u_i = w_i / |w_i|, the rows of
+    ``weight`` (one per neuron or filter, a conv kernel flattened) normalised to unit length; = ||U U^T||_F^2.
+
+    Every (i, i) term is 1, so FP >= n for n nonzero rows; it equals n exactly for orthogonal rows and n^2 for
+    rows all parallel. For n rows in d dimensions the minimum is max(n, n^2 / d) (a tight frame). All-zero rows
+    (pruned-away neurons) have no direction and are left out."""
+    w = weight.detach().double().reshape(weight.shape[0], -1)
+    norms = w.norm(dim=1)
+    u = w[norms > 0] / norms[norms > 0, None]
+    return float(((u @ u.T) ** 2).sum())

@@ -1,0 +1,340 @@
+"""The branches (ablations) through `lth branch`, each against its defining property on one shared trunk
+(digits_mlp for 2 epochs, levels 0-2, 2 replicates, k = 0): masks, counts, starting weights, spec.json, JSON
+records, populations and bad input. Every branch in the registry must have a test here."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from lth.cli import main
+from lth.lottery import BRANCHES
+from lth.models import build_model
+from lth.presets import get_preset
+from lth.prune import PruneHparams, density, kinds_of, mask_counts, prune_to_density
+
+PRESET = "digits_mlp"
+STEPS = "2ep"
+REPLICATES = 2
+BRANCH_LEVELS = (1, 2)
+EXAMPLE_SHAPE, NUM_CLASSES = (1, 8, 8), 10
+PRUNABLE = ("layers.0.weight", "layers.1.weight", "layers.2.weight")
+# branch -> the extra flags it is run with (every branch runs at levels 1-2 of both replicates)
+TESTED: dict[str, list[str]] = {
+    "reinit": [],
+    "random-mask": [],
+    "dn-reinit": [],
+    "remask": [],
+    "small-dense": [],
+    "retrain": ["--set", "lr=0.001"],
+    "oneshot": [],
+}
+
+
+def lth(*argv: str) -> tuple[int, str, str]:
+    """Run the `lth` command in-process; (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def populations(err: str) -> list[int]:
+    return [int(n) for n in re.findall(r"training a population of (\d+) run", err)]
+
+
+def load(path: str | Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def common(root: Path) -> list[str]:
+    return ["--preset", PRESET, "--training-steps", STEPS, "--root", str(root), "--replicates", str(REPLICATES)]
+
+
+def files_under(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def trunk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("branches") / "store"
+    code, out, err = lth("lottery", "--levels", "2", *common(root), "--json")
+    assert code == 0, err
+    runs = {(r["replicate"], r["level"]): r for r in json.loads(out)["runs"]}
+    return {"root": root, "runs": runs, "branches": {}}
+
+
+def branch(trunk: dict[str, Any], name: str) -> dict[str, Any]:
+    """Run branch ``name`` (with its flags from TESTED) at levels 1-2 once per module; its records and stderr."""
+    if name not in trunk["branches"]:
+        code, out, err = lth("branch", name, "--levels", "1-2", *common(trunk["root"]), *TESTED[name], "--json")
+        assert code == 0, err
+        runs = json.loads(out)["runs"]
+        trunk["branches"][name] = {"runs": runs, "err": err,
+                                   "by_key": {(r["replicate"], r["level"]): r for r in runs}}
+    return trunk["branches"][name]
+
+
+def ticket(trunk: dict[str, Any], r: int, level: int) -> dict[str, torch.Tensor]:
+    return load(trunk["runs"][(r, level)]["mask"])
+
+
+def trunk_state(trunk: dict[str, Any], r: int, level: int, name: str) -> dict[str, torch.Tensor]:
+    return load(trunk["runs"][(r, level)]["states"][name])
+
+
+def spec_json(rec: dict[str, Any]) -> dict[str, Any]:
+    return json.loads((Path(rec["path"]) / "spec.json").read_text())
+
+
+def branch_cases(trunk: dict[str, Any], name: str):
+    """(replicate, level, record, mask or None, init state) of every run of a branch."""
+    out = branch(trunk, name)
+    for (r, level), rec in sorted(out["by_key"].items()):
+        mask = load(rec["mask"]) if "mask" in rec else None
+        yield r, level, rec, mask, load(rec["states"]["init"])
+
+
+def assert_zero_outside(state: dict[str, torch.Tensor], mask: dict[str, torch.Tensor]) -> None:
+    for k, m in mask.items():
+        assert torch.all(state[k][~m] == 0), k
+
+
+def dn_values(trunk: dict[str, Any], r: int, level: int, k: str) -> torch.Tensor:
+    """The ticket's distribution D_n of layer k: its nonzero initial weights at kept positions."""
+    w = trunk_state(trunk, r, 0, "init")[k]
+    keep = ticket(trunk, r, level)[k]
+    return w[keep & (w != 0)]
+
+
+# ------------------------------------------------------------------------------------------------ registry
+def test_every_branch_in_the_registry_has_a_test() -> None:
+    assert sorted(TESTED) == sorted(BRANCHES.keys())
+    for name in TESTED:
+        assert callable(globals().get(f"test_{name.replace('-', '_')}")), name
+
+
+# ------------------------------------------------------------------------------------------------ branches
+def test_reinit(trunk) -> None:
+    out = branch(trunk, "reinit")
+    assert populations(out["err"]) == [len(BRANCH_LEVELS) * REPLICATES]  # levels x replicates, one population
+    inits = {}
+    for r, level, rec, mask, init in branch_cases(trunk, "reinit"):
+        t = ticket(trunk, r, level)
+        assert all(torch.equal(mask[k], t[k]) for k in PRUNABLE)
+        assert_zero_outside(init, mask)
+        init0 = trunk_state(trunk, r, 0, "init")
+        for k in PRUNABLE:
+            kept_new, kept_old = init[k][mask[k]], init0[k][mask[k]]
+            assert (kept_new == kept_old).float().mean() < 0.01, k  # a fresh draw
+        w_new, w_old = init["layers.0.weight"][mask["layers.0.weight"]], init0["layers.0.weight"]
+        assert 0.8 < float(w_new.std() / w_old.std()) < 1.25  # the same initialiser, another seed
+        assert set(rec["states"]) == {"init", "final"}
+        assert set(init) == set(init0)
+        spec = spec_json(rec)
+        assert spec["kind"] == "branch" and spec["branch"] == "reinit" and spec["level"] == level
+        assert spec["train"]["init_seed"] is not None and spec["train"]["init_seed"] not in range(REPLICATES)
+        inits[(r, level)] = init
+    for level in BRANCH_LEVELS:
+        assert not torch.equal(inits[(0, level)]["layers.0.weight"], inits[(1, level)]["layers.0.weight"])
+
+
+def test_random_mask(trunk) -> None:
+    for r, level, rec, mask, init in branch_cases(trunk, "random-mask"):
+        t = ticket(trunk, r, level)
+        assert mask_counts(mask) == mask_counts(t)
+        for k in PRUNABLE:
+            assert not torch.equal(mask[k], t[k]), k
+        init0 = trunk_state(trunk, r, 0, "init")  # k = 0: the trunk's start state
+        for k, v in init0.items():
+            assert torch.equal(init[k], v * mask[k] if k in mask else v), k
+        assert_zero_outside(load(rec["states"]["final"]), mask)
+    # the same total count spread over all layers
+    code, out, err = lth("branch", "random-mask", "--levels", "2", *common(trunk["root"]), "--mask-mode", "global",
+                         "--json")
+    assert code == 0, err
+    for rec in json.loads(out)["runs"]:
+        mask, t = load(rec["mask"]), ticket(trunk, rec["replicate"], 2)
+        assert sum(mask_counts(mask).values()) == sum(mask_counts(t).values())
+        assert mask_counts(mask) != mask_counts(t)
+        layerwise_dir = Path(branch(trunk, "random-mask")["by_key"][(rec["replicate"], 2)]["path"]).parent
+        assert Path(rec["path"]).parent != layerwise_dir  # the options name the branch's directory
+
+
+def test_dn_reinit(trunk) -> None:
+    for r, level, _, mask, init in branch_cases(trunk, "dn-reinit"):
+        t = ticket(trunk, r, level)
+        assert all(torch.equal(mask[k], t[k]) for k in PRUNABLE)
+        assert_zero_outside(init, mask)
+        init0 = trunk_state(trunk, r, 0, "init")
+        for k in PRUNABLE:
+            kept = init[k][mask[k]]
+            assert torch.isin(kept, dn_values(trunk, r, level, k)).all(), k
+            assert not torch.equal(kept, init0[k][mask[k]]), k  # resampled, not the ticket itself
+        for k in init0:
+            if k not in PRUNABLE:
+                assert torch.equal(init[k], init0[k]), k
+
+
+def test_remask(trunk) -> None:
+    for r, level, _, mask, init in branch_cases(trunk, "remask"):
+        t = ticket(trunk, r, level)
+        assert mask_counts(mask) == mask_counts(t)
+        for k in PRUNABLE:
+            assert not torch.equal(mask[k], t[k]), k
+            assert torch.equal(init[k] != 0, mask[k]), k  # D_n holds no zeros: nonzero exactly where kept
+            assert torch.isin(init[k][mask[k]], dn_values(trunk, r, level, k)).all(), k
+
+
+def test_small_dense(trunk) -> None:
+    out = branch(trunk, "small-dense")
+    # widths differ between levels (not between replicates): one population per level
+    assert populations(out["err"]) == [REPLICATES] * len(BRANCH_LEVELS)
+    dense = build_model("fc_64_32", 1, EXAMPLE_SHAPE, NUM_CLASSES).num_params()
+    widths = {}
+    for r, level, rec, mask, init in branch_cases(trunk, "small-dense"):
+        assert mask is None and not (Path(rec["path"]) / "mask.pt").exists()
+        t = ticket(trunk, r, level)
+        assert rec["density"] == 1.0 and rec["ticket_density"] == pytest.approx(density(t))
+        spec = spec_json(rec)
+        width = spec["model"]["width"]
+        assert 0 < width < 1 and width == rec["width"]
+        ticket_params = dense - sum(int((~m).sum()) for m in t.values())
+        small = build_model(spec["model"]["model"], 1, EXAMPLE_SHAPE, NUM_CLASSES, spec["model"]["norm"], width)
+        assert abs(small.num_params() - ticket_params) <= 0.02 * ticket_params
+        assert init["layers.0.weight"].shape[0] < 64  # narrower hidden layers, stored as such
+        widths[(r, level)] = width
+    assert widths[(0, 2)] < widths[(0, 1)] and widths[(0, 1)] == widths[(1, 1)]
+
+
+def test_retrain(trunk) -> None:
+    for r, level, rec, mask, init in branch_cases(trunk, "retrain"):
+        spec = spec_json(rec)
+        assert spec["train"]["lr"] == 0.001
+        assert spec_json(trunk["runs"][(r, level)])["train"]["lr"] == 0.003
+        t = ticket(trunk, r, level)
+        assert all(torch.equal(mask[k], t[k]) for k in PRUNABLE)
+        ticket_init = trunk_state(trunk, r, level, "init")  # the ticket's own starting weights
+        assert all(torch.equal(init[k], v) for k, v in ticket_init.items())
+        # another learning rate: another result than the trunk level
+        assert not torch.equal(load(rec["states"]["final"])["layers.0.weight"],
+                               trunk_state(trunk, r, level, "final")["layers.0.weight"])
+
+
+@pytest.mark.parametrize("extra", [[], ["--set", "lr"], ["--set", "nope=1"], ["--set", "lr=-1"]])
+def test_retrain_bad_set_is_exit_2(trunk, extra: list[str]) -> None:
+    before = files_under(trunk["root"])
+    code, out, err = lth("branch", "retrain", "--levels", "1", *common(trunk["root"]), *extra)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith("lth: error:"), err
+    assert files_under(trunk["root"]) == before
+
+
+def test_oneshot(trunk) -> None:
+    hp = PruneHparams(**get_preset(PRESET).pruning)
+    model = build_model("fc_64_32", 1, EXAMPLE_SHAPE, NUM_CLASSES)
+    kinds = kinds_of(model)
+    for r, level, rec, mask, init in branch_cases(trunk, "oneshot"):
+        t = ticket(trunk, r, level)
+        total = sum(m.numel() for m in t.values())
+        assert abs(density(mask) - density(t)) <= len(t) / total
+        assert rec["density"] == density(mask)
+        final0 = trunk_state(trunk, r, 0, "final")
+        want = prune_to_density({k: final0[k] for k in PRUNABLE}, hp, kinds, density(t))
+        assert all(torch.equal(mask[k], want[k]) for k in PRUNABLE)
+        init0 = trunk_state(trunk, r, 0, "init")
+        for k, v in init0.items():
+            assert torch.equal(init[k], v * mask[k] if k in mask else v), k
+
+
+# ------------------------------------------------------------------------------------------------ records
+@pytest.mark.parametrize("name", sorted(TESTED))
+def test_json_records(trunk, name: str) -> None:
+    out = branch(trunk, name)
+    runs = out["runs"]
+    assert [(r["replicate"], r["level"]) for r in runs] == [(r, lv) for r in range(REPLICATES)
+                                                              for lv in BRANCH_LEVELS]
+    for rec in runs:
+        assert rec["branch"] == name and rec["status"] == "complete" and rec["rewind"] == "0it"
+        path = Path(rec["path"])
+        assert path.is_absolute() and path.is_dir() and path.name == f"level_{rec['level']}"
+        assert path.parent.name.startswith(f"branch_{name}_")
+        assert path.parent.parent == Path(trunk["runs"][(rec["replicate"], 0)]["path"]).parent
+        assert all(Path(p).is_absolute() and Path(p).is_file() for p in rec["states"].values())
+        assert 0.3 < rec["final_test_accuracy"] <= 1.0
+        t = ticket(trunk, rec["replicate"], rec["level"])
+        if "mask" in rec:
+            assert Path(rec["mask"]).is_absolute()
+            assert rec["density"] == pytest.approx(density(load(rec["mask"])))
+            assert abs(rec["density"] - density(t)) <= 3 / 6464
+        else:
+            assert rec["density"] == 1.0
+    # asked again: the same records, nothing trained
+    code, again, err = lth("branch", name, "--levels", "1-2", *common(trunk["root"]), *TESTED[name], "--json")
+    assert code == 0 and json.loads(again)["runs"] == runs and populations(err) == []
+
+
+def test_level_list_and_level_0(trunk) -> None:
+    branch(trunk, "reinit")
+    code, out, err = lth("branch", "reinit", "--levels", "0,2", *common(trunk["root"]), "--json")
+    assert code == 0, err
+    runs = json.loads(out)["runs"]
+    assert [(r["replicate"], r["level"]) for r in runs] == [(0, 0), (0, 2), (1, 0), (1, 2)]
+    assert populations(err) == [REPLICATES]  # level 2 is already trained; level 0 of both replicates trains
+    for rec in runs:
+        if rec["level"] == 0:
+            assert rec["density"] == 1.0 and all(bool(m.all()) for m in load(rec["mask"]).values())
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("argv", [
+    ["branch", "reinit", "--levels", "3"],
+    ["branch", "reinit", "--levels", "1-3"],
+    ["branch", "nope", "--levels", "1"],
+    ["branch", "reinit", "--levels", "3-1"],
+    ["branch", "reinit", "--levels", "x"],
+    ["branch", "reinit", "--levels", "-1"],
+    ["branch", "reinit", "--levels", ""],
+    ["branch", "reinit", "--levels", "1", "--rewind", "0it", "10it"],
+    ["branch", "random-mask", "--levels", "1", "--mask-mode", "bogus"],
+    ["branch", "reinit", "--levels", "1", "--rewind", "10it"],
+])
+def test_bad_input_is_exit_2_and_writes_nothing(trunk, argv: list[str]) -> None:
+    root = trunk["root"]
+    before = files_under(root)
+    code, out, err = lth(*argv, *common(root))
+    assert code == 2, err
+    assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("lth: error:"), err
+    assert files_under(root) == before
+
+
+def test_missing_level_names_the_lottery_command(trunk) -> None:
+    code, _, err = lth("branch", "oneshot", "--levels", "1-3", *common(trunk["root"]), "--set", "lr=0.5",
+                       "--branch-seed", "4", "--json")
+    assert code == 2
+    assert "level 3" in err and "it has levels 0-2" in err and "`lth lottery" in err
+    command = re.search(r"`(lth lottery[^`]*)`", err).group(1)
+    assert "--branch-seed" not in command and "--set" not in command and "--json" not in command
+    code, _, err = lth("branch", "reinit", "--levels", "1", *common(trunk["root"])[:-1], "3")
+    assert code == 2 and "replicate 2" in err and "`lth lottery" in err
+
+
+def test_the_named_command_makes_the_missing_trunk(tmp_path: Path) -> None:
+    args = ["--preset", PRESET, "--training-steps", "1ep", "--root", str(tmp_path)]
+    code, _, err = lth("branch", "reinit", "--levels", "1", *args)
+    assert code == 2 and "it does not exist yet" in err
+    command = re.search(r"`(lth lottery[^`]*)`", err).group(1)
+    argv = shlex.split(command.replace("<highest level>", "1"))
+    assert argv[:2] == ["lth", "lottery"]
+    code, _, err = lth(*argv[1:])
+    assert code == 0, err
+    code, out, err = lth("branch", "reinit", "--levels", "1", *args, "--json")
+    assert code == 0, err
+    assert [r["level"] for r in json.loads(out)["runs"]] == [1] and populations(err) == [1]
