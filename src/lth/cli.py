@@ -244,7 +244,7 @@ def cmd_lottery(args: argparse.Namespace, base: TrainSpec) -> int:
     spec = spec_from_args(args, base)
     pruning = _pruning(args)
     rewinds = [Step.parse(k) for k in args.rewind]
-    trunks = [Trunk(spec, pruning, k, Path(args.root)) for k in rewinds]
+    trunks = [Trunk(spec, pruning, k, Path(args.root), args.preset) for k in rewinds]
     with Progress() as progress:
         records = run_trunks(trunks, _levels(args.levels), args.replicates, executor_from_args(args, progress))
     if args.json:
@@ -295,7 +295,7 @@ def cmd_branch(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> in
     pruning = _pruning(args)
     if len(args.rewind) != 1:
         raise UserError(f"--rewind {' '.join(args.rewind)}: a branch hangs off one trunk; give one rewind step")
-    trunk = Trunk(spec, pruning, Step.parse(args.rewind[0]), Path(args.root))
+    trunk = Trunk(spec, pruning, Step.parse(args.rewind[0]), Path(args.root), args.preset)
     options = dataclass_from_args(args, BranchOptions, "branch__", BranchOptions())
     levels = parse_levels(args.levels)
     with Progress() as progress:
@@ -316,6 +316,17 @@ def cmd_results(args: argparse.Namespace) -> int:
         emit_json({"rows": json.loads(df.to_json(orient="records"))})
     elif args.csv or True:
         sys.stdout.write(df.to_csv(index=False))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from lth.report import build_report
+
+    report = build_report(Path(args.root), Path(args.out) if args.out else None)
+    if args.json:
+        emit_json(report.to_json())
+    else:
+        print(report.index)
     return 0
 
 
@@ -358,6 +369,10 @@ def build_parser(base: TrainSpec | None, base_name: str | None = None) -> argpar
     fmt = r.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
+    rep = sub.add_parser("report", help="figures (PNG + SVG), tables (CSV) and an index.html of a store")
+    rep.add_argument("--root", default=os.environ.get("LTH_ROOT", DEFAULT_ROOT), help="the store to report on")
+    rep.add_argument("-o", "--out", default=None, help="output folder (default: ROOT/report)")
+    rep.add_argument("--json", action="store_true", help='print {"report", "figures", "tables"} as JSON')
     return p
 
 
@@ -393,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_presets(args)
         if args.command == "results":
             return cmd_results(args)
+        if args.command == "report":
+            return cmd_report(args)
         raise UserError(f"unknown command {args.command!r}")
     except UserError as e:
         print(f"lth: error: {str(e).splitlines()[0] if str(e) else e}", file=sys.stderr)

@@ -35,6 +35,7 @@ class Trunk:
     pruning: PruneHparams
     rewind: Step
     root: Path
+    preset: str = ""  # recorded in spec.json for the analysis; not part of the hash
 
     @property
     def digest(self) -> str:
@@ -59,8 +60,8 @@ class Trunk:
 
     def meta(self, replicate: int, level: int) -> dict[str, Any]:
         """What spec.json records beside the hyperparameters."""
-        return {"kind": "lottery", "level": level, "rewind": str(self.rewind), "pruning": to_dict(self.pruning),
-                "trunk": str(self.level_dir(replicate, 0).parent.parent)}
+        return {"kind": "lottery", "preset": self.preset, "level": level, "rewind": str(self.rewind),
+                "pruning": to_dict(self.pruning), "trunk": str(self.level_dir(replicate, 0).parent.parent)}
 
 
 def probe_model(spec: TrainSpec, example_shape: tuple[int, ...], num_classes: int):

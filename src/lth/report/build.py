@@ -1,0 +1,447 @@
+"""Build the report of a store: one section per study (a trunk spec with its rewind points and branches).
+
+Every figure the store's contents allow is drawn; a figure whose data is absent is skipped. Figures go to
+``OUT/<name>.png`` and ``.svg``, the table behind each to ``OUT/<name>.csv``, and ``OUT/index.html`` shows them
+with relative links, so the folder can be moved and opened from disk.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+from lth.analysis import (
+    aggregate,
+    dn_histograms,
+    early_stopping,
+    frame_potential,
+    jackpot,
+    matching,
+    metrics_frame,
+    rp_curve,
+    runs_frame,
+)
+from lth.errors import UserError
+from lth.report.figures import STYLE, new_figure, save
+from lth.store import RunDir
+
+_SPEC_COLS = ("data.", "model.", "train.")
+
+
+@dataclass
+class Report:
+    """What a report wrote: the page, its figures (PNG and SVG) and its tables (CSV), all absolute paths."""
+
+    index: Path
+    figures: list[Path] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``lth report --json`` document."""
+        return {"report": str(self.index), "figures": [str(p) for p in self.figures],
+                "tables": [str(p) for p in self.tables]}
+
+
+@dataclass
+class _Page:
+    out: Path
+    report: Report
+    parts: list[str] = field(default_factory=list)
+
+    def h(self, level: int, text: str) -> None:
+        self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def p(self, text: str) -> None:
+        self.parts.append(f"<p>{html.escape(text)}</p>")
+
+    def table(self, df: pd.DataFrame, name: str, caption: str, show: pd.DataFrame | None = None) -> None:
+        p = (self.out / f"{name}.csv").resolve()
+        df.to_csv(p, index=False)
+        self.report.tables.append(p)
+        shown = (show if show is not None else df).to_html(index=False, na_rep="", border=0, classes="t",
+                                                           float_format=lambda x: f"{x:.4g}")
+        self.parts.append(f'<div class="tbl"><p class="cap">{html.escape(caption)} '
+                          f'(<a href="{p.name}">CSV</a>)</p>{shown}</div>')
+
+    def figure(self, fig: Any, name: str, caption: str, data: pd.DataFrame | None = None) -> None:
+        paths = save(fig, self.out, name)
+        self.report.figures.extend(paths)
+        links = f'<a href="{name}.svg">SVG</a>'
+        if data is not None:
+            csv = (self.out / f"{name}.csv").resolve()
+            data.to_csv(csv, index=False)
+            self.report.tables.append(csv)
+            links += f' · <a href="{name}.csv">CSV</a>'
+        self.parts.append(f'<figure><img src="{name}.png" alt="{html.escape(caption)}">'
+                          f"<figcaption>{html.escape(caption)} ({links})</figcaption></figure>")
+
+
+# ------------------------------------------------------------------------------------------------ grouping
+def _study_key(row: pd.Series) -> str:
+    spec = {k: row[k] for k in row.index if k.startswith(_SPEC_COLS) and pd.notna(row[k])}
+    return json.dumps({"preset": row.get("preset"), "pruning": row.get("pruning"), **spec}, sort_keys=True,
+                      default=str)
+
+
+def _studies(runs: pd.DataFrame) -> list[pd.DataFrame]:
+    """Lottery trunks grouped by everything but the rewind step, each with the branches hanging off them."""
+    if "kind" not in runs or "trunk" not in runs:
+        return []
+    trunk_rows = runs[runs["kind"] == "lottery"]
+    key_of_trunk: dict[str, str] = {}
+    for trunk, g in trunk_rows.groupby("trunk"):
+        key_of_trunk[str(trunk)] = _study_key(g.iloc[0])
+    tagged = runs[runs["trunk"].astype(str).isin(key_of_trunk)].copy()
+    tagged["study"] = tagged["trunk"].astype(str).map(key_of_trunk)
+    return [g.drop(columns="study") for _, g in tagged.groupby("study", sort=True)]
+
+
+def _series(study: pd.DataFrame) -> pd.DataFrame:
+    """Add ``series`` (the legend label: IMP or the branch, with the rewind step when there are several)."""
+    s = study.copy()
+    rewinds = sorted(s["rewind"].dropna().unique(), key=_rewind_order)
+    branch_dirs = s[s["kind"] == "branch"].groupby("branch")["branch_dir"].nunique()
+
+    def label(r: pd.Series) -> str:
+        name = "IMP ticket" if r["kind"] == "lottery" else str(r["branch"])
+        if r["kind"] == "branch" and branch_dirs.get(r["branch"], 1) > 1:
+            name += f" [{str(r['branch_dir']).rsplit('_', 1)[-1]}]"
+        return f"{name}, rewind {r['rewind']}" if len(rewinds) > 1 else name
+    s["series"] = s.apply(label, axis=1)
+    return s
+
+
+def _rewind_order(text: Any) -> tuple[int, float]:
+    t = str(text)
+    unit = 1 if t.endswith("ep") else 0
+    try:
+        return unit, float(t.rstrip("itep") or 0)
+    except ValueError:
+        return 2, 0.0
+
+
+def _density_axis(ax: Any, densities: Any) -> None:
+    """Log-scale x axis of weights remaining (%), sparser to the right, ticked at the levels' densities."""
+    ax.set_xscale("log")
+    ticks = sorted({round(float(v) * 100, 3) for v in densities if pd.notna(v)}, reverse=True)
+    if len(ticks) > 8:
+        ticks = ticks[::int(np.ceil(len(ticks) / 8))]
+    ax.set_xticks(ticks, [f"{v:.3g}" for v in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.invert_xaxis()
+
+
+def _pct(x: Any) -> Any:
+    return np.asarray(x, dtype=float) * 100.0
+
+
+# ------------------------------------------------------------------------------------------------ sections
+def _accuracy_vs_density(page: _Page, s: pd.DataFrame, preset: str, prefix: str) -> pd.DataFrame:
+    done = s[s["final_test_accuracy"].notna()]
+    if done.empty:
+        return pd.DataFrame()
+    table = aggregate(done, ["series", "kind", "branch", "rewind", "level"], "final_test_accuracy")
+    dens = done.groupby(["series", "level"])["ticket_density"].mean().rename("density").reset_index()
+    table = table.merge(dens, on=["series", "level"]).sort_values(["series", "level"])
+    fig, (ax,) = new_figure()
+    for name, g in table.groupby("series", sort=False):
+        g = g.sort_values("density", ascending=False)
+        line = ax.plot(_pct(g["density"]), _pct(g["mean"]), marker="o", ms=4, label=name)[0]
+        ax.fill_between(_pct(g["density"]), _pct(g["min"]), _pct(g["max"]), color=line.get_color(), alpha=0.2,
+                        lw=0)
+    dense = table[(table["kind"] == "lottery") & (table["level"] == 0)]
+    if not dense.empty:
+        ax.axhline(_pct(dense["mean"].max()), color="0.4", ls=":", lw=1.2, label="dense (level 0)")
+    _density_axis(ax, table["density"])
+    ax.set_xlabel("Weights remaining (%, log scale)")
+    ax.set_ylabel("Test accuracy (%)")
+    ax.set_title(f"{preset}: final test accuracy vs density")
+    ax.legend(loc="best")
+    page.figure(fig, f"{prefix}accuracy_vs_density",
+                "Final test accuracy against the fraction of weights remaining: mean over replicates, shaded "
+                "from min to max", table)
+    return table
+
+
+def _curves(page: _Page, metrics: pd.DataFrame, s: pd.DataFrame, preset: str, prefix: str) -> None:
+    trunk = s[s["kind"] == "lottery"]
+    if trunk.empty or metrics.empty:
+        return
+    rewind = sorted(trunk["rewind"].dropna().unique(), key=_rewind_order)[0]
+    trunk = trunk[trunk["rewind"] == rewind]
+    levels = sorted(trunk["level"].dropna().astype(int).unique())
+    chosen = sorted({levels[0], levels[len(levels) // 2], levels[-1]})
+    m = metrics[metrics["path"].isin(trunk["path"]) & metrics["test_accuracy"].notna()]
+    m = m[m["level"].isin(chosen)]
+    if m.empty:
+        return
+    table = aggregate(m, ["level", "iteration"], "test_accuracy")
+    dens = trunk.groupby("level")["density"].mean()
+    fig, (ax,) = new_figure()
+    for level, g in table.groupby("level"):
+        line = ax.plot(g["iteration"], _pct(g["mean"]), marker="o", ms=3,
+                       label=f"level {level} ({dens[level] * 100:.3g}% remaining)")[0]
+        ax.fill_between(g["iteration"], _pct(g["min"]), _pct(g["max"]), color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("Training iteration (steps)")
+    ax.set_ylabel("Test accuracy (%)")
+    ax.set_title(f"{preset}: test accuracy during training (IMP, rewind {rewind})")
+    ax.legend(loc="lower right")
+    page.figure(fig, f"{prefix}accuracy_curves",
+                "Test accuracy over training for the dense, a middle and the sparsest level (mean, min to max)",
+                table)
+
+
+def _early_stopping(page: _Page, metrics: pd.DataFrame, s: pd.DataFrame, preset: str, prefix: str) -> None:
+    m = metrics[metrics["path"].isin(s["path"])] if not metrics.empty else metrics
+    if m.empty:
+        return
+    per = early_stopping(m)
+    if per.empty:
+        return
+    per = per.merge(s[["path", "series"]], on="path")
+    table = aggregate(per, ["series", "level"], "early_stop_iteration")
+    extra = per.groupby(["series", "level"]).agg(density=("ticket_density", "mean"),
+                                                 accuracy=("early_stop_test_accuracy", "mean"),
+                                                 criterion=("criterion", "first")).reset_index()
+    table = table.merge(extra, on=["series", "level"])
+    fig, (ax,) = new_figure()
+    for name, g in table.groupby("series", sort=False):
+        g = g.sort_values("density", ascending=False)
+        yerr = np.vstack([g["mean"] - g["min"], g["max"] - g["mean"]])
+        ax.errorbar(_pct(g["density"]), g["mean"], yerr=yerr, marker="o", ms=4, capsize=3, label=name)
+    _density_axis(ax, table["density"])
+    ax.set_xlabel("Weights remaining (%, log scale)")
+    crit = "validation" if (table["criterion"] == "val_loss").any() else "test"
+    ax.set_ylabel(f"Early-stop iteration (min {crit} loss, steps)")
+    ax.set_title(f"{preset}: early-stopping iteration vs density")
+    ax.legend(loc="best")
+    page.figure(fig, f"{prefix}early_stopping",
+                f"Iteration of minimum {crit} loss against density (mean, bars from min to max); the test "
+                "accuracy there is in the CSV", table)
+
+
+def _verdicts(page: _Page, s: pd.DataFrame, acc: pd.DataFrame, runs: pd.DataFrame, prefix: str) -> None:
+    if acc.empty:
+        return
+    rows, summary, grades = [], [], []
+    trunk_acc = acc[acc["kind"] == "lottery"]
+    for rewind, t in trunk_acc.groupby("rewind", sort=False):
+        if not (t["level"] == 0).any():
+            continue
+        tab, best = matching(t[["level", "density", "mean", "min", "max", "count"]])
+        rows.append(tab.assign(rewind=rewind))
+        summary.append({"rewind": rewind, "dense_accuracy": float(tab["dense_accuracy"].iloc[0]),
+                        "sparsest_matching_level": None if best is None else best["level"],
+                        "sparsest_matching_density": None if best is None else best["density"],
+                        "sparsest_matching_accuracy": None if best is None else best["accuracy"]})
+        br = acc[(acc["kind"] == "branch") & (acc["rewind"] == rewind)]
+        reinit, small = br[br["branch"] == "reinit"], br[br["branch"] == "small-dense"]
+        if reinit.empty or small.empty:
+            continue
+        dense_acc = float(t.loc[t["level"] == 0, "mean"].iloc[0])
+        well, source = _well_trained(runs, s, dense_acc)
+        for _, r in t[t["level"] > 0].iterrows():
+            ri, sd = reinit[reinit["level"] == r["level"]], small[small["level"] == r["level"]]
+            if ri.empty or sd.empty:
+                continue
+            v = jackpot(float(r["mean"]), float(r["density"]), float(ri["mean"].iloc[0]), dense_acc, well,
+                        float(sd["mean"].iloc[0]))
+            grades.append({"rewind": rewind, "level": int(r["level"]), "density": r["density"],
+                           "accuracy": r["mean"], "reinit_accuracy": ri["mean"].iloc[0],
+                           "dense_accuracy": dense_acc, "well_trained_dense_accuracy": well,
+                           "well_trained_source": source, "small_dense_accuracy": sd["mean"].iloc[0],
+                           "grade": v.grade, "failed": ", ".join(v.failed)})
+    if rows:
+        page.h(3, "Verdicts")
+        page.table(pd.DataFrame(summary), f"{prefix}sparsest_matching",
+                   "Sparsest matching ticket per rewind step (mean test accuracy within 0.2 points of the dense "
+                   "network's)")
+        tab = pd.concat(rows, ignore_index=True)
+        tab = tab[["rewind", "level", "density", "mean", "min", "max", "count", "dense_accuracy", "gap", "matching"]]
+        page.table(tab, f"{prefix}matching", "Matching per level (accuracies as fractions; gap = mean - dense)")
+    if grades:
+        page.table(pd.DataFrame(grades), f"{prefix}jackpot",
+                   "Jackpot grades (Ma et al. 2021): sparsity <= 80% density, > 0.5 points over reinit and over a "
+                   "small dense net of equal size, >= dense at the same lr and >= the well-trained dense net")
+
+
+def _well_trained(runs: pd.DataFrame, s: pd.DataFrame, dense_acc: float) -> tuple[float, str]:
+    """The best dense accuracy known for the study's data and architecture: plain training runs, else level 0."""
+    train = runs[(runs["kind"] == "train") & runs["final_test_accuracy"].notna()] if "kind" in runs else runs
+    lvl0 = s[(s["kind"] == "lottery") & (s["level"] == 0)].iloc[0]
+    same = [c for c in ("data.dataset", "model.model", "model.width") if c in train]
+    for c in same:
+        train = train[train[c] == lvl0[c]]
+    if train.empty:
+        return dense_acc, "level 0"
+    best = train.groupby("experiment")["final_test_accuracy"].mean().max()
+    return (float(best), "lth train runs") if best > dense_acc else (dense_acc, "level 0")
+
+
+def _weights(page: _Page, s: pd.DataFrame, preset: str, prefix: str) -> None:
+    trunk = s[(s["kind"] == "lottery") & (s["status"] == "complete")]
+    if trunk.empty:
+        return
+    rewind = sorted(trunk["rewind"].dropna().unique(), key=_rewind_order)[0]
+    trunk = trunk[trunk["rewind"] == rewind]
+    rep = int(trunk["replicate"].min())
+    trunk = trunk[trunk["replicate"] == rep]
+    lvl0 = trunk[trunk["level"] == 0]
+    sparse = trunk[trunk["level"] == trunk["level"].max()]
+    if lvl0.empty or sparse.empty or int(sparse["level"].iloc[0]) == 0:
+        return
+    d0, ds = RunDir(Path(lvl0["path"].iloc[0])), RunDir(Path(sparse["path"].iloc[0]))
+    level, density = int(sparse["level"].iloc[0]), float(sparse["density"].iloc[0])
+    if not (ds.path / "mask.pt").exists():
+        return
+    mask = ds.load_tensors("mask.pt")
+    states0 = d0.states()
+    start_name = "rewind" if "rewind" in states0 else "init"
+    if start_name in states0:
+        init = d0.load_tensors(f"states/{start_name}.pt")
+        hist = dn_histograms(init, mask)
+        names = list(hist)[:6]
+        fig, axes = new_figure(len(names), height=3.6)
+        rows = []
+        for ax, name in zip(axes, names, strict=True):
+            h = hist[name]
+            edges = np.histogram_bin_edges(h["all"], bins=40)
+            ca, _ = np.histogram(h["all"], bins=edges)
+            ct, _ = np.histogram(h["ticket"], bins=edges)
+            ax.hist(h["all"], bins=edges, density=True, alpha=0.45, label="initialisation (all)")
+            ax.hist(h["ticket"], bins=edges, density=True, histtype="step", lw=1.8, label="ticket (kept)")
+            ax.set_title(name, fontsize=10)
+            ax.set_xlabel("Initial weight value")
+            rows.append(pd.DataFrame({"layer": name, "bin_left": edges[:-1], "bin_right": edges[1:],
+                                      "all_count": ca, "ticket_count": ct}))
+        axes[0].set_ylabel("Probability density (1/unit weight)")
+        axes[0].legend(loc="upper left", fontsize=8)
+        fig.suptitle(f"{preset}: D_n, level {level} ticket ({density * 100:.3g}% remaining) vs the "
+                     f"initialisation ({start_name} state)")
+        page.figure(fig, f"{prefix}dn_histograms",
+                    f"Initial weights kept by the sparsest ticket (level {level}, replicate {rep}) against all "
+                    "initial weights, per layer (histograms normalised to unit area)", pd.concat(rows))
+    if "final" in states0 and "final" in ds.states():
+        f0, fs = d0.load_tensors("states/final.pt"), ds.load_tensors("states/final.pt")
+        layers = list(mask)
+        ps = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+        curves = [rp_curve(f0, fs, ps, layers).assign(comparison=f"level 0 final vs level {level} final")]
+        if start_name in states0:
+            init = d0.load_tensors(f"states/{start_name}.pt")
+            curves.append(rp_curve(init, f0, ps, layers).assign(comparison=f"level 0 {start_name} vs final"))
+        table = pd.concat(curves, ignore_index=True)
+        fig, (ax,) = new_figure()
+        for name, g in table.groupby("comparison", sort=False):
+            ax.plot(_pct(g["p"]), g["r_p"], marker="o", ms=4, label=name)
+        ax.plot(_pct(ps), ps, color="0.5", ls=":", label="chance (R_p = p)")
+        ax.set_xlabel("Top fraction p of weights by magnitude (%)")
+        ax.set_ylabel("Overlap R_p (fraction of top-p weights shared)")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{preset}: weight correlation R_p (replicate {rep})")
+        ax.legend(loc="lower right")
+        page.figure(fig, f"{prefix}rp_overlap",
+                    "R_p (Liu et al. 2021): fraction of the top-p weights by magnitude shared by two states, "
+                    "over the prunable layers", table)
+        fp = [{"layer": k, "rows": int(f0[k].shape[0]), "fp_dense_final": frame_potential(f0[k]),
+               "fp_ticket_final": frame_potential(fs[k] * mask[k]),
+               "fp_minimum": max(f0[k].shape[0], f0[k].shape[0] ** 2 / f0[k][0].numel())} for k in layers]
+        page.table(pd.DataFrame(fp), f"{prefix}frame_potential",
+                   f"Frame potential of each layer's rows (sum of squared cosines; minimum max(n, n^2/d)), "
+                   f"level 0 vs level {level} final weights")
+
+
+def _train_section(page: _Page, runs: pd.DataFrame, metrics: pd.DataFrame) -> None:
+    train = runs[runs["kind"] == "train"] if "kind" in runs else runs.iloc[0:0]
+    if train.empty:
+        return
+    page.h(2, "Training runs (lth train)")
+    table = aggregate(train, ["experiment", "preset"], "final_test_accuracy")
+    page.table(table, "train_runs", "Final test accuracy of each training experiment across replicates")
+    m = metrics[metrics["path"].isin(train["path"])] if not metrics.empty else metrics
+    if m.empty or m["test_accuracy"].notna().sum() == 0:
+        return
+    curves = aggregate(m.merge(train[["path"]], on="path"), ["experiment", "preset", "iteration"], "test_accuracy")
+    fig, (ax,) = new_figure()
+    for (exp, preset), g in curves.groupby(["experiment", "preset"]):
+        line = ax.plot(g["iteration"], _pct(g["mean"]), marker="o", ms=3, label=f"{preset} ({exp})")[0]
+        ax.fill_between(g["iteration"], _pct(g["min"]), _pct(g["max"]), color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("Training iteration (steps)")
+    ax.set_ylabel("Test accuracy (%)")
+    presets = ", ".join(sorted(curves["preset"].astype(str).unique()))
+    ax.set_title(f"{presets}: test accuracy during training")
+    ax.legend(loc="lower right")
+    page.figure(fig, "train_curves", "Test accuracy over training (mean over replicates, min to max)", curves)
+
+
+# ------------------------------------------------------------------------------------------------ entry points
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption,.cap{font-size:.9em;color:#444}
+table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}table.t td,table.t th{border:1px solid #ccc;
+padding:2px 6px;text-align:right}.tbl{overflow-x:auto}"""
+
+
+def build_report(root: Path, out: Path | None = None) -> Report:
+    """Write the report of the store at ``root`` to ``out`` (default ``root/report``); returns what it wrote."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise UserError(f"--root {root}: no such directory; give a store written by lth train/lottery/branch")
+    runs = runs_frame(root)
+    runs = runs[~runs["path"].str.startswith(str((out or root / "report").resolve()))] if not runs.empty else runs
+    if runs.empty:
+        raise UserError(f"--root {root}: no runs in this store (no spec.json under it); nothing to report")
+    out = Path(out).expanduser().resolve() if out is not None else root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(out / "index.html")
+    page = _Page(out, report)
+    metrics = metrics_frame(root)
+    with matplotlib.rc_context(STYLE):
+        page.h(1, "lth report")
+        page.p(f"Store: {root} — {len(runs)} runs, {int((runs['status'] == 'complete').sum())} complete. "
+               f"Generated {datetime.datetime.now().isoformat(timespec='seconds')}. Accuracies in tables are "
+               "fractions; figures show percent.")
+        cols = [c for c in ("experiment", "kind", "preset", "branch", "rewind", "level") if c in runs]
+        overview = runs.assign(complete=runs["status"] == "complete").groupby(
+            [c for c in ("experiment", "kind", "preset", "branch", "rewind") if c in runs], dropna=False).agg(
+            runs=("path", "size"), complete=("complete", "sum"), levels=("level", lambda x: ", ".join(
+                str(v) for v in sorted(x.dropna().unique())))).reset_index()
+        page.table(overview, "experiments", "Experiments in the store")
+        keep = [c for c in ("path", *cols[:5], "replicate", "level", "density", "ticket_density", "status",
+                            "final_test_accuracy") if c in runs]
+        p = (out / "runs.csv").resolve()
+        runs[list(dict.fromkeys(keep))].to_csv(p, index=False)
+        report.tables.append(p)
+        page.parts.append('<p class="cap">Every run: <a href="runs.csv">runs.csv</a></p>')
+        studies = _studies(runs)
+        for i, study in enumerate(studies):
+            s = _series(study)
+            preset = str(s["preset"].iloc[0])
+            prefix = "" if len(studies) == 1 else f"study{i + 1}_"
+            strategy = json.loads(s["pruning"].dropna().iloc[0]).get("strategy", "?") if "pruning" in s and \
+                s["pruning"].notna().any() else "?"
+            page.h(2, f"Study {i + 1}: {preset} (pruning: {strategy})")
+            rewinds = ", ".join(sorted(map(str, s["rewind"].dropna().unique()), key=_rewind_order))
+            branches = ", ".join(sorted(map(str, s["branch"].dropna().unique()))) or "none"
+            page.p(f"Rewind steps: {rewinds}. Branches: {branches}. Trunk: {s['trunk'].iloc[0]}")
+            acc = _accuracy_vs_density(page, s, preset, prefix)
+            _curves(page, metrics, s, preset, prefix)
+            _early_stopping(page, metrics, s, preset, prefix)
+            _verdicts(page, s, acc, runs, prefix)
+            _weights(page, s, preset, prefix)
+        _train_section(page, runs, metrics)
+    doc = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>lth report</title>"
+           f"<style>{_CSS}</style></head><body>\n" + "\n".join(page.parts) + "\n</body></html>\n")
+    report.index.write_text(doc, encoding="utf-8")
+    return report
+
+
+def write_report(root: Path, out: Path | None = None) -> Path:
+    """Write the report of the store at ``root``; returns the path of its ``index.html``."""
+    return build_report(root, out).index

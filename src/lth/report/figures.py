@@ -1,0 +1,33 @@
+"""Figure helpers: matplotlib without pyplot (an Agg canvas per figure), saved as PNG and SVG, print-readable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+# Use inside ``matplotlib.rc_context(STYLE)`` while drawing and saving.
+STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9, "lines.linewidth": 1.8,
+         "svg.fonttype": "none", "axes.grid": True, "grid.alpha": 0.3}
+
+
+def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.2) -> tuple[Figure, list]:
+    """A figure with ``ncols`` axes side by side (returned as a list)."""
+    fig = Figure(figsize=(width if ncols == 1 else 3.6 * ncols, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, ncols, squeeze=False)[0].tolist()
+
+
+def save(fig: Figure, out: Path, name: str) -> list[Path]:
+    """Save ``fig`` as ``out/name.png`` (150 dpi) and ``out/name.svg``; returns both absolute paths."""
+    paths = []
+    for ext, kw in (("png", {"dpi": 150}), ("svg", {})):
+        p = (out / f"{name}.{ext}").resolve()
+        fig.savefig(p, format=ext, **kw)
+        paths.append(p)
+    return paths

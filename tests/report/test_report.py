@@ -1,0 +1,93 @@
+"""`lth report` on a small real digits store: every figure is a real PNG with an SVG beside it, tables parse."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lth.cli import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COMMON = ["--preset", "digits_mlp", "--replicates", "2", "--training-steps", "2ep"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("store")
+    assert main(["lottery", "--levels", "2", *COMMON, "--root", str(root)]) == 0
+    for branch in ("reinit", "small-dense"):
+        assert main(["branch", branch, "--levels", "1-2", *COMMON, "--root", str(root)]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["report", "--root", str(store), "--json"]) == 0
+    return json.loads(buf.getvalue())
+
+
+def test_report_page_and_images(report: dict, store: Path):
+    index = Path(report["report"])
+    assert index == store.resolve() / "report" / "index.html" and index.is_file()
+    page = index.read_text()
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert {"accuracy_vs_density.png", "accuracy_curves.png", "early_stopping.png", "dn_histograms.png",
+            "rp_overlap.png"} <= set(srcs)
+    for src in srcs:
+        assert "/" not in src  # relative, beside the page: it opens from disk
+        png = index.parent / src
+        data = png.read_bytes()
+        assert data[:8] == PNG_SIGNATURE and len(data) > 1024, src
+        svg = png.with_suffix(".svg")
+        assert svg.is_file() and "<svg" in svg.read_text()[:2000]
+    for href in re.findall(r'href="([^"]+)"', page):
+        assert (index.parent / href).is_file(), href
+
+
+def test_report_tables_and_verdicts(report: dict):
+    tables = {Path(p).name: Path(p) for p in report["tables"]}
+    assert {"runs.csv", "accuracy_vs_density.csv", "matching.csv", "sparsest_matching.csv", "jackpot.csv",
+            "early_stopping.csv", "rp_overlap.csv", "dn_histograms.csv"} <= set(tables)
+    for p in tables.values():
+        assert not pd.read_csv(p).empty, p
+    acc = pd.read_csv(tables["accuracy_vs_density.csv"])
+    assert set(acc["series"]) == {"IMP ticket", "reinit", "small-dense"}
+    assert acc["mean"].between(0, 1).all() and (acc["count"] == 2).all()
+    matching = pd.read_csv(tables["matching.csv"])
+    assert matching["level"].tolist() == [0, 1, 2] and bool(matching["matching"].iloc[0])
+    grades = pd.read_csv(tables["jackpot.csv"])
+    assert grades["level"].tolist() == [1, 2]
+    assert set(grades["grade"]) <= {"jackpot", "secondary prize", "no prize"}
+    rp = pd.read_csv(tables["rp_overlap.csv"])
+    assert rp["r_p"].between(0, 1).all()
+
+
+def test_report_json_paths_absolute(report: dict):
+    paths = [report["report"], *report["figures"], *report["tables"]]
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in paths)
+    assert sum(p.endswith(".png") for p in report["figures"]) == sum(p.endswith(".svg") for p in report["figures"])
+
+
+def test_report_out_flag(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    assert main(["report", "--root", str(store), "-o", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "index.html").is_file()
+    assert capsys.readouterr().out.strip() == str((tmp_path / "out" / "index.html").resolve())
+
+
+def test_report_errors(tmp_path: Path, capsys: pytest.CaptureFixture):
+    assert main(["report", "--root", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing" in err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", "--root", str(tmp_path / "empty")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert list((tmp_path / "empty").iterdir()) == []
