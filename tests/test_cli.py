@@ -85,3 +85,15 @@ def test_presets_and_preset_help(capsys) -> None:
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "--lr" in out and "[preset: 0.0012]" in out and "[preset: 50000it]" in out
+
+
+def test_save_states_at_named_steps(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "train", "--preset", "digits_mlp", "--training-steps", "2ep", "--save-states", "10it",
+                       "1ep", "--root", str(tmp_path), "--json")
+    assert code == 0
+    (rec,) = json.loads(out)["runs"]
+    assert set(rec["states"]) == {"init", "10it", "1ep", "final"}
+    import torch
+
+    s10, s1 = (torch.load(rec["states"][k], weights_only=True) for k in ("10it", "1ep"))
+    assert not torch.equal(s10["layers.0.weight"], s1["layers.0.weight"])

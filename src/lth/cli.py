@@ -104,6 +104,8 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--max-population", type=_positive_int, default=None,
                    help="most runs trained together as one population (default: from the device)")
     r.add_argument("--checkpoint-every", default="1ep", help="checkpoint interval (a step, or 'never')")
+    r.add_argument("--save-states", nargs="*", default=[], metavar="STEP",
+                   help="also keep the weights at these steps (e.g. 500it 2ep), besides init and final")
     r.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
@@ -193,8 +195,9 @@ def cmd_train(args: argparse.Namespace, base: TrainSpec) -> int:
 
     spec = spec_from_args(args, base)
     digest = spec_hash(spec)
-    jobs = [Job(spec, r, run_path(Path(args.root), "train", digest, r), meta={"preset": args.preset})
-            for r in range(args.replicates)]
+    saves = tuple(Step.parse(s) for s in args.save_states)
+    jobs = [Job(spec, r, run_path(Path(args.root), "train", digest, r), meta={"preset": args.preset},
+                state_steps=saves) for r in range(args.replicates)]
     finished = [j for j in jobs if RunDir(j.run_dir).done is not None]
     with Progress(quiet=False) as progress:
         if len(finished) == len(jobs):

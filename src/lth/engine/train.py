@@ -47,6 +47,7 @@ class Job:
     start_state: dict[str, Tensor] | None = None  # model state at start_step; None: initialise from the seed
     mask: dict[str, Tensor] | None = None  # {prunable name: bool tensor}; masked weights stay exactly zero
     state_names: dict[int, str] = field(default_factory=dict)  # extra states to keep: iteration -> name
+    state_steps: tuple[Step, ...] = ()  # more states to keep, named by their step ("500it", "2ep")
     meta: dict[str, Any] = field(default_factory=dict)  # written into spec.json beside the hyperparameters
 
     def seed(self, which: str) -> int:
@@ -99,6 +100,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     eval_every = spec.train.eval_every.iterations(spe)
     ckpt_every = opts.checkpoint_every.iterations(spe) if opts.checkpoint_every else 0
     stores = [RunDir(j.run_dir) for j in jobs]
+    names = [{**{s.iterations(spe): str(s) for s in j.state_steps}, **j.state_names} for j in jobs]
 
     model = build_model(spec.model.model, n, data.example_shape, data.num_classes, spec.model.norm,
                         spec.model.width).to(device)
@@ -255,7 +257,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
         with torch.no_grad():
             for mi in range(len(masked)):
                 masked_params[mi][i].mul_(masks[mi][i])
-        name = "init" if t == 0 else j.state_names.get(t)
+        name = "init" if t == 0 else names[i].get(t)
         if name:
             stores[i].save_state(name, model.member_state(i))
 
@@ -276,8 +278,8 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     events = set(starts) | {t0, total} | set(range(0, total + 1, spe)) | set(range(0, total + 1, eval_every))
     if ckpt_every:
         events |= set(range(0, total + 1, ckpt_every))
-    for j in jobs:
-        events |= set(j.state_names)
+    for named in names:
+        events |= {t for t in named if t <= total}
     t = t0
     for t in range(t0, total + 1):
         if t in events:
@@ -295,7 +297,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
             if due:
                 record(t, due)
             for i in active:
-                name = jobs[i].state_names.get(t)
+                name = names[i].get(t)
                 if name and t > starts[i] and status[i] == "running":
                     stores[i].save_state(name, model.member_state(i))
             if t == total or not any(s == "running" for s in status):
