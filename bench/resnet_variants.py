@@ -56,8 +56,8 @@ def main() -> None:
     a = p.parse_args()
     out = {"benchmark": "resnet_variants", **device_info(torch.device("cuda")), "rows": []}
     for n in map(int, a.sizes.split(",")):
-        for precision, cl, graph in [("fp32", "off", "auto"), ("fp32", "auto", "auto"), ("bf16", "off", "auto"),
-                                     ("bf16", "auto", "auto"), ("fp32", "auto", "off")]:
+        for precision, cl, graph in [("fp32", "off", "auto"), ("fp32", "input", "auto"), ("fp32", "auto", "auto"),
+                                     ("bf16", "input", "auto"), ("bf16", "auto", "auto"), ("fp32", "auto", "off")]:
             row = {"n": n, "precision": precision, "channels_last": cl, "cuda_graph": graph,
                    "ms_per_it": ms_per_it(n, precision, cl, graph)}
             out["rows"].append(row)

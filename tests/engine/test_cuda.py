@@ -70,3 +70,18 @@ def test_bf16_trains(tmp_path: Path) -> None:
     spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, precision="bf16"))
     _train([Job(spec, 0, tmp_path / "bf16")], "auto")
     assert RunDir(tmp_path / "bf16").done["final_test_accuracy"] > 0.8
+
+
+def test_channels_last_weights_train_like_plain_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NHWC-ordered conv weights (the default on CUDA) change the memory layout, never the numbers."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    spec = specs()[1]
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, training_steps=Step(1, "ep")))
+    data = load_dataset(spec.data, device="cuda")
+    finals = {}
+    for layout in ("auto", "off"):
+        job = Job(spec, 0, tmp_path / layout)
+        train_population([job], data, EngineOptions(device="cuda", channels_last=layout, checkpoint_every=None))
+        finals[layout] = RunDir(job.run_dir).load_tensors("states/final.pt")
+    for k, v in finals["auto"].items():
+        assert torch.allclose(v, finals["off"][k], atol=1e-4), (k, (v - finals["off"][k]).abs().max())

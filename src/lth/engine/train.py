@@ -62,7 +62,7 @@ class EngineOptions:
 
     device: str = "auto"
     cuda_graph: str = "auto"  # auto | off
-    channels_last: str = "auto"  # auto (on for CUDA convnets) | off
+    channels_last: str = "auto"  # CUDA convnets: auto (inputs and weights in NHWC order) | input | off
     checkpoint_every: Step | None = Step(1, "ep")
     callback: Callback | None = None
 
@@ -104,11 +104,13 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
 
     model = build_model(spec.model.model, n, data.example_shape, data.num_classes, spec.model.norm,
                         spec.model.width).to(device)
-    params = list(model.parameters())
-    if device.type == "cuda" and opts.channels_last == "auto":
+    if device.type == "cuda" and opts.channels_last in ("auto", "input"):
         for m in model.modules():
             if isinstance(m, PopConv2d):
                 m.channels_last = True
+                if opts.channels_last == "auto":  # weights stored so cuDNN needs no per-step layout conversion
+                    m.weight.data = m.weight.data.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    params = list(model.parameters())
 
     # --- where each member starts: its checkpoint, another run's state at step k, or a fresh init
     ckpts = [s.load_tensors("checkpoint.pt") if (s.path / "checkpoint.pt").exists() else None for s in stores]
