@@ -10,8 +10,8 @@ from lth.analysis.verdicts import (
     jackpot,
     matching,
 )
-from lth.analysis.weights import dn_histograms, frame_potential, rp_curve, weight_correlation
+from lth.analysis.weights import dn_histograms, frame_potential, rp_curve, telemetry, weight_correlation
 
 __all__ = ["CONDITIONS", "JackpotVerdict", "aggregate", "dn_histograms", "early_stopping", "early_stopping_by_level",
            "frame_potential", "jackpot", "mask_density", "matching", "metrics_frame", "rp_curve", "runs_frame",
-           "weight_correlation"]
+           "telemetry", "weight_correlation"]

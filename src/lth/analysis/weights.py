@@ -75,3 +75,30 @@ def frame_potential(weight: Tensor) -> float:
     norms = w.norm(dim=1)
     u = w[norms > 0] / norms[norms > 0, None]
     return float(((u @ u.T) ** 2).sum())
+
+
+def telemetry(states: Sequence[tuple[int, Mapping[str, Tensor]]], layers: Iterable[str]) -> list[dict[str, float]]:
+    """Weight telemetry over training (Frankle, Schwab & Morcos 2020, "The early phase of neural network
+    training"): for each ``(iteration, state)``, over the named layers' weights taken together, the mean |w|, the
+    fraction of initially nonzero weights whose sign differs from the first state's, the L2 distance to the
+    first and to the last state, and the cosine similarity to the first and to the last state."""
+    names = list(layers)
+    flat = [(it, torch.cat([s[k].detach().double().flatten() for k in names])) for it, s in sorted(
+        states, key=lambda x: x[0])]
+    if not flat:
+        return []
+    first, last = flat[0][1], flat[-1][1]
+    alive = first != 0
+    rows = []
+    for it, w in flat:
+        rows.append({
+            "iteration": it,
+            "mean_abs_weight": float(w.abs().mean()),
+            "sign_changed_fraction": float((torch.sign(w[alive]) != torch.sign(first[alive])).double().mean())
+            if alive.any() else 0.0,
+            "l2_from_init": float((w - first).norm()),
+            "l2_from_final": float((w - last).norm()),
+            "cosine_to_init": float(torch.nn.functional.cosine_similarity(w, first, dim=0)),
+            "cosine_to_final": float(torch.nn.functional.cosine_similarity(w, last, dim=0)),
+        })
+    return rows

@@ -237,7 +237,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
         s = stores[i]
         if status[i] == "running":
             status[i] = "complete"
-            s.save_state("final", model.member_state(i))
+            s.save_state("final", model.member_state(i), t)
         s.write_metrics(rows[i])
         last = rows[i][-1] if rows[i] else {}
         s.write_json("done.json", {"status": status[i], "iteration": t, "step": f"{t}it",
@@ -261,7 +261,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
                 masked_params[mi][i].mul_(masks[mi][i])
         name = "init" if t == 0 else names[i].get(t)
         if name:
-            stores[i].save_state(name, model.member_state(i))
+            stores[i].save_state(name, model.member_state(i), t)
 
     def checkpoint(i: int, t: int) -> None:
         stores[i].save_tensors("checkpoint.pt", {
@@ -301,7 +301,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
             for i in active:
                 name = names[i].get(t)
                 if name and t > starts[i] and status[i] == "running":
-                    stores[i].save_state(name, model.member_state(i))
+                    stores[i].save_state(name, model.member_state(i), t)
             if t == total or not any(s == "running" for s in status):
                 break
             if ckpt_every and t % ckpt_every == 0 and t > t0:

@@ -28,6 +28,7 @@ from lth.analysis import (
     metrics_frame,
     rp_curve,
     runs_frame,
+    telemetry,
 )
 from lth.errors import UserError
 from lth.report.figures import STYLE, new_figure, save
@@ -379,6 +380,41 @@ def _train_section(page: _Page, runs: pd.DataFrame, metrics: pd.DataFrame) -> No
     ax.set_title(f"{presets}: test accuracy during training")
     ax.legend(loc="lower right")
     page.figure(fig, "train_curves", "Test accuracy over training (mean over replicates, min to max)", curves)
+    _telemetry(page, train)
+
+
+_TELEMETRY = [("mean_abs_weight", "Mean |weight|"), ("sign_changed_fraction", "Sign changed since init (fraction)"),
+              ("l2_from_init", "L2 distance from init"), ("l2_from_final", "L2 distance from final"),
+              ("cosine_to_init", "Cosine similarity to init"), ("cosine_to_final", "Cosine similarity to final")]
+
+
+def _telemetry(page: _Page, train: pd.DataFrame) -> None:
+    """Weight telemetry panels for training runs that kept states between init and final (--save-states)."""
+    rows = []
+    for _, run in train.iterrows():
+        store = RunDir(Path(run["path"]))
+        index = store.state_iterations()
+        if len(index) < 3:
+            continue
+        states = [(it, store.load_tensors(f"states/{name}.pt")) for name, it in index.items()]
+        layers = [k for k, v in states[0][1].items() if v.dim() >= 2]  # conv and linear weights
+        for r in telemetry(states, layers):
+            rows.append({"path": run["path"], "experiment": run["experiment"], "preset": run.get("preset"),
+                         "replicate": run.get("replicate"), **r})
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    fig, axes = new_figure(ncols=3, width=12.8, height=7.0, nrows=2)
+    for ax, (col, label) in zip(axes, _TELEMETRY, strict=True):
+        for (exp, rep), g in df.groupby(["experiment", "replicate"], dropna=False):
+            ax.plot(g["iteration"], g[col], marker="o", ms=3, label=f"{exp} r{rep}")
+        ax.set_xlabel("Training iteration (steps)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7)
+    presets = ", ".join(sorted(df["preset"].astype(str).unique()))
+    fig.suptitle(f"{presets}: weight telemetry over training (conv and linear weights)")
+    page.figure(fig, "telemetry", "Weight telemetry at the stored states (lth train --save-states ...): "
+                "magnitude, sign changes, distance and cosine similarity to the initial and final weights", df)
 
 
 # ------------------------------------------------------------------------------------------------ entry points
@@ -408,10 +444,12 @@ def build_report(root: Path, out: Path | None = None) -> Report:
                f"Generated {datetime.datetime.now().isoformat(timespec='seconds')}. Accuracies in tables are "
                "fractions; figures show percent.")
         cols = [c for c in ("experiment", "kind", "preset", "branch", "rewind", "level") if c in runs]
+        aggs: dict[str, Any] = {"runs": ("path", "size"), "complete": ("complete", "sum")}
+        if "level" in runs:
+            aggs["levels"] = ("level", lambda x: ", ".join(str(v) for v in sorted(x.dropna().unique())))
         overview = runs.assign(complete=runs["status"] == "complete").groupby(
             [c for c in ("experiment", "kind", "preset", "branch", "rewind") if c in runs], dropna=False).agg(
-            runs=("path", "size"), complete=("complete", "sum"), levels=("level", lambda x: ", ".join(
-                str(v) for v in sorted(x.dropna().unique())))).reset_index()
+            **aggs).reset_index()
         page.table(overview, "experiments", "Experiments in the store")
         keep = [c for c in ("path", *cols[:5], "replicate", "level", "density", "ticket_density", "status",
                             "final_test_accuracy") if c in runs]

@@ -16,11 +16,11 @@ STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fo
          "svg.fonttype": "none", "axes.grid": True, "grid.alpha": 0.3}
 
 
-def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.2) -> tuple[Figure, list]:
-    """A figure with ``ncols`` axes side by side (returned as a list)."""
-    fig = Figure(figsize=(width if ncols == 1 else 3.6 * ncols, height), layout="constrained")
+def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.2, nrows: int = 1) -> tuple[Figure, list]:
+    """A figure with ``nrows`` x ``ncols`` axes (returned as a flat list, row by row)."""
+    fig = Figure(figsize=(width if ncols == 1 or nrows > 1 else 3.6 * ncols, height), layout="constrained")
     FigureCanvasAgg(fig)
-    return fig, fig.subplots(1, ncols, squeeze=False)[0].tolist()
+    return fig, fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
 
 
 def save(fig: Figure, out: Path, name: str) -> list[Path]:

@@ -73,9 +73,19 @@ class RunDir:
         """The completion marker's contents, or None while the run is not finished."""
         return self.read_json(paths.DONE)
 
-    def save_state(self, name: str, state: dict[str, torch.Tensor]) -> Path:
-        """Store a model state under ``states/<name>.pt``."""
-        return self.save_tensors(Path(paths.STATES) / f"{name}.pt", {k: v.detach().cpu() for k, v in state.items()})
+    def save_state(self, name: str, state: dict[str, torch.Tensor], iteration: int | None = None) -> Path:
+        """Store a model state under ``states/<name>.pt`` and, given its iteration, note it in
+        ``states/index.json`` (``{name: iteration}``, what telemetry orders states by)."""
+        p = self.save_tensors(Path(paths.STATES) / f"{name}.pt", {k: v.detach().cpu() for k, v in state.items()})
+        if iteration is not None:
+            index = self.state_iterations()
+            index[name] = int(iteration)
+            self.write_json(f"{paths.STATES}/index.json", index)
+        return p
+
+    def state_iterations(self) -> dict[str, int]:
+        """``{state name: iteration}`` of the stored states that recorded one."""
+        return self.read_json(f"{paths.STATES}/index.json") or {}
 
     def states(self) -> dict[str, str]:
         """``{name: absolute path}`` of the stored states."""

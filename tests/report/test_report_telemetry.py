@@ -1,0 +1,27 @@
+"""A store of plain training runs with states kept along the way gets training curves and telemetry panels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lth.cli import main
+
+
+def test_train_only_store_report_with_telemetry(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "store"
+    assert main(["train", "--preset", "digits_mlp", "--training-steps", "2ep", "--replicates", "2", "--save-states",
+                 "5it", "1ep", "--root", str(root)]) == 0
+    assert main(["report", "--root", str(root)]) == 0
+    capsys.readouterr()
+    out = root / "report"
+    html = (out / "index.html").read_text()
+    for name in ("train_curves", "telemetry"):
+        png = out / f"{name}.png"
+        assert f'src="{name}.png"' in html
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+        assert (out / f"{name}.svg").stat().st_size > 1000
+    df = pd.read_csv(out / "telemetry.csv")
+    assert sorted(df["iteration"].unique()) == [0, 5, 46, 92]  # digits: 46 steps per epoch at batch 32
+    assert (df.loc[df["iteration"] == 0, "sign_changed_fraction"] == 0).all()
