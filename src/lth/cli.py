@@ -109,14 +109,19 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
-def _positive_int(s: str) -> int:
+def _whole_number(text: str, minimum: int, flag: str = "") -> int:
+    """``text`` as an int >= ``minimum``; UserError naming the flag and the value otherwise."""
     try:
-        v = int(s)
+        v = int(text)
     except ValueError:
-        raise UserError(f"bad value {s!r}: expected a whole number >= 1") from None
-    if v < 1:
-        raise UserError(f"bad value {s!r}: expected a whole number >= 1")
+        v = minimum - 1
+    if v < minimum:
+        raise UserError(f"{flag + ' ' if flag else ''}{text!r}: expected a whole number >= {minimum}")
     return v
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
 
 
 def executor_from_args(args: argparse.Namespace, progress: Any) -> Any:
@@ -231,16 +236,6 @@ def _pruning(args: argparse.Namespace) -> Any:
     return hp
 
 
-def _levels(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise UserError(f"--levels {text!r}: expected a whole number >= 0") from None
-    if v < 0:
-        raise UserError(f"--levels {text!r}: expected a whole number >= 0")
-    return v
-
-
 def cmd_lottery(args: argparse.Namespace, base: TrainSpec) -> int:
     from lth.lottery import Trunk, run_trunks
 
@@ -249,7 +244,8 @@ def cmd_lottery(args: argparse.Namespace, base: TrainSpec) -> int:
     rewinds = [Step.parse(k) for k in args.rewind]
     trunks = [Trunk(spec, pruning, k, Path(args.root), args.preset) for k in rewinds]
     with Progress() as progress:
-        records = run_trunks(trunks, _levels(args.levels), args.replicates, executor_from_args(args, progress))
+        levels = _whole_number(args.levels, 0, "--levels")
+        records = run_trunks(trunks, levels, args.replicates, executor_from_args(args, progress))
     if args.json:
         emit_json({"runs": records})
     else:

@@ -4,8 +4,6 @@ records, populations and bad input. Every branch in the registry must have a tes
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import shlex
@@ -14,8 +12,8 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import lth, populations  # noqa: E402  (tests/ is on sys.path)
 
-from lth.cli import main
 from lth.lottery import BRANCHES
 from lth.models import build_model
 from lth.presets import get_preset
@@ -37,18 +35,6 @@ TESTED: dict[str, list[str]] = {
     "retrain": ["--set", "lr=0.001"],
     "oneshot": [],
 }
-
-
-def lth(*argv: str) -> tuple[int, str, str]:
-    """Run the `lth` command in-process; (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
-
-
-def populations(err: str) -> list[int]:
-    return [int(n) for n in re.findall(r"training a population of (\d+) run", err)]
 
 
 def load(path: str | Path) -> dict[str, torch.Tensor]:

@@ -7,18 +7,15 @@ module and read by most tests."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import re
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from conftest import lth, populations  # noqa: E402  (tests/ is on sys.path)
 
-from lth.cli import main
 from lth.models import build_model
 from lth.presets import get_preset
 from lth.prune import PruneHparams, density, is_submask, kinds_of, layer_densities, prune
@@ -33,18 +30,6 @@ REWINDS = ("0it", "10it")
 K = {"0it": 0, "10it": 10}
 # digits_mlp: fc 20% per level, the output layer at half that
 FRACTION = {"layers.0.weight": 0.2, "layers.1.weight": 0.2, "layers.2.weight": 0.1}
-
-
-def lth(*argv: str) -> tuple[int, str, str]:
-    """Run the `lth` command in-process; (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
-
-
-def populations(err: str) -> list[int]:
-    return [int(n) for n in re.findall(r"training a population of (\d+) run", err)]
 
 
 def lottery_args(root: Path, *extra: str) -> list[str]:
