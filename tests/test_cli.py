@@ -38,6 +38,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path: Path,
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("lth: error:")
     assert not root.exists()
+    assert list(empty.iterdir()) == []  # a failed download attempt leaves nothing behind either
 
 
 def test_train_json_then_nothing_twice(capsys, tmp_path: Path) -> None:

@@ -112,8 +112,11 @@ def _normalise(x: np.ndarray | Tensor, mean: tuple[float, ...], std: tuple[float
 
 
 def _try_torchvision_download(cls_name: str, root: Path) -> None:
-    """Let torchvision try to download into ``root``; swallow every failure and everything it prints."""
+    """Let torchvision try to download into ``root``; swallow every failure and everything it prints, and
+    remove the empty folders a failed attempt leaves behind."""
     sink = io.StringIO()
+    before = {p for p in root.rglob("*")} if root.exists() else set()
+    root_existed = root.exists()
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -123,6 +126,11 @@ def _try_torchvision_download(cls_name: str, root: Path) -> None:
             getattr(tvd, cls_name)(str(root), train=False, download=True)
     except Exception:  # no network, bad mirror, bad checksum: all fall back to our one-line message
         pass
+    created = sorted((p for p in root.rglob("*") if p not in before and p.is_dir()), reverse=True) \
+        if root.exists() else []
+    for d in [*created, *([] if root_existed else [root])]:
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only empty folders go
 
 
 # ---------------------------------------------------------------------------------------------- IDX (MNIST)
