@@ -261,7 +261,8 @@ def _print_levels(records: list[dict[str, Any]]) -> None:
     table = Table("rewind", "level", "density", "replicate", "test accuracy", "status")
     for r in records:
         acc = r["final_test_accuracy"]
-        table.add_row(r["rewind"], str(r["level"]), f"{r['density']:.4f}", str(r["replicate"]),
+        density = "n/a" if r["density"] is None else f"{r['density']:.4f}"
+        table.add_row(r["rewind"], str(r["level"]), density, str(r["replicate"]),
                       "n/a" if acc is None else f"{acc:.4f}", r["status"])
     Console(stderr=True).print(table)
 

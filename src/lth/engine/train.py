@@ -182,7 +182,8 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     @torch.no_grad()
     def evaluate(x: Tensor, y: Tensor) -> tuple[list[float], list[float]]:
         model.eval()
-        chunk = max(1, min(x.shape[0], (1 << 22) // max(1, n * x[0].numel())))
+        budget = 1 << (25 if device.type == "cuda" else 22)  # input values per evaluation chunk
+        chunk = max(1, min(x.shape[0], budget // max(1, n * x[0].numel())))
         loss = torch.zeros(n, device=device)
         correct = torch.zeros(n, device=device)
         for a in range(0, x.shape[0], chunk):

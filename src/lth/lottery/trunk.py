@@ -125,8 +125,12 @@ def run_trunks(trunks: list[Trunk], levels: int, replicates: int, executor: Exec
     for t in trunks:  # an unknown layer in --pruning-ignore / --pruning-layer-fractions: UserError before training
         layer_fraction_map(t.pruning, kinds)
     for level in range(levels + 1):
-        jobs = [level_job(t, r, level, t.rewind_iteration(n_train), prunable, kinds)
-                for t in trunks for r in range(replicates)]
+        jobs = []
+        for t in trunks:
+            for r in range(replicates):
+                if level > 0 and (RunDir(t.level_dir(r, level - 1)).done or {}).get("status") != "complete":
+                    continue  # the level before diverged (or is missing): nothing to prune from
+                jobs.append(level_job(t, r, level, t.rewind_iteration(n_train), prunable, kinds))
         executor.run(jobs)
     return [level_record(t, r, level) for t in trunks for r in range(replicates) for level in range(levels + 1)]
 
@@ -144,7 +148,7 @@ def level_record(trunk: Trunk, replicate: int, level: int) -> dict[str, Any]:
         rec["density"] = density(mask)
         rec["layer_densities"] = layer_densities(mask)
     else:
-        rec["density"] = 1.0
+        rec["density"] = 1.0 if level == 0 else None  # None: never trained (the level before diverged)
     return rec
 
 
