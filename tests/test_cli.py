@@ -24,6 +24,8 @@ def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     ["train", "--preset", "digits_mlp", "--lr", "-0.1"],
     ["train", "--preset", "digits_mlp", "--batch-size", "0"],
     ["train", "--preset", "digits_mlp", "--replicates", "0"],
+    ["train", "--preset", "digits_mlp", "--batch-size", "5000"],
+    ["train", "--preset", "digits_mlp", "--save-states", "99ep"],
     ["train", "--preset", "lenet_300_100", "--data-dir", "{empty}"],
     ["frobnicate"],
 ])
@@ -89,12 +91,21 @@ def test_presets_and_preset_help(capsys) -> None:
 
 
 def test_save_states_at_named_steps(capsys, tmp_path: Path) -> None:
-    code, out, _ = run(capsys, "train", "--preset", "digits_mlp", "--training-steps", "2ep", "--save-states", "10it",
-                       "1ep", "--root", str(tmp_path), "--json")
+    code, out, _ = run(capsys, "train", "--preset", "digits_mlp", "--training-steps", "2ep", "--save-states", "0it",
+                       "10it", "1ep", "--root", str(tmp_path), "--json")
     assert code == 0
     (rec,) = json.loads(out)["runs"]
-    assert set(rec["states"]) == {"init", "10it", "1ep", "final"}
+    assert set(rec["states"]) == {"init", "0it", "10it", "1ep", "final"}
     import torch
 
     s10, s1 = (torch.load(rec["states"][k], weights_only=True) for k in ("10it", "1ep"))
     assert not torch.equal(s10["layers.0.weight"], s1["layers.0.weight"])
+
+
+def test_the_last_preset_flag_wins_everywhere(capsys, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "train", "--preset", "lenet_300_100", "--preset", "digits_mlp", "--training-steps",
+                       "1ep", "--root", str(tmp_path), "--json")
+    assert code == 0
+    (rec,) = json.loads(out)["runs"]
+    spec = json.loads((Path(rec["path"]) / "spec.json").read_text())
+    assert spec["preset"] == "digits_mlp" and spec["data"]["dataset"] == "digits"

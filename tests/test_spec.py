@@ -57,3 +57,8 @@ def test_specs_are_hashable_and_frozen() -> None:
     assert hash(spec) == hash(dataclasses.replace(spec))
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.train.lr = 1.0  # type: ignore[misc]
+
+
+def test_tuple_fields_take_commas_or_separate_values() -> None:
+    for raw in (["3,16,16"], ["3", "16", "16"], "3,16,16"):
+        assert replace_fields(TrainSpec(), {"synthetic_shape": raw}).data.synthetic_shape == (3, 16, 16)

@@ -384,12 +384,14 @@ def _preset_from_argv(argv: list[str]) -> TrainSpec | None:
 
 
 def _preset_name(argv: list[str]) -> str | None:
+    """The value of the last ``--preset`` (argparse keeps the last one too)."""
+    name = None
     for i, a in enumerate(argv):
         if a == "--preset" and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--preset="):
-            return a.split("=", 1)[1]
-    return None
+            name = argv[i + 1]
+        elif a.startswith("--preset="):
+            name = a.split("=", 1)[1]
+    return name
 
 
 def main(argv: list[str] | None = None) -> int:

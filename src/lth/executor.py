@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from lth.data import Dataset, load_dataset
-from lth.engine.train import EngineOptions, Job, population_key, summary, train_population
+from lth.engine.train import EngineOptions, Job, check_jobs, population_key, summary, train_population
 from lth.spec import DataHparams
 from lth.store import RunDir
 
@@ -52,6 +52,7 @@ class Executor:
         for group in groups.values():
             # data and model are checked before any directory is made: bad input writes nothing
             data = self.dataset(group[0].spec.data)
+            check_jobs(group, data)
             fits = default_population(group[0], data, self.options.torch_device())
             size = self.max_population or fits
             for a in range(0, len(group), size):

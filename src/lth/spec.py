@@ -151,7 +151,8 @@ def parse_value(tp: Any, raw: Any, name: str) -> Any:
         return parse_value(next(a for a in args if a is not type(None)), raw, name)
     if origin is tuple:
         inner = args[0]
-        items = raw if isinstance(raw, list | tuple) else [s for s in str(raw).split(",") if s.strip()]
+        parts = raw if isinstance(raw, list | tuple) else [raw]
+        items = [s for p in parts for s in (str(p).split(",") if isinstance(p, str) else [p]) if str(s).strip()]
         return tuple(parse_value(inner, x, name) for x in items)
     try:
         if tp is Step:

@@ -137,3 +137,42 @@ def test_seeds_are_separate(tmp_path: Path) -> None:
     fa, fb = final(a), final(b)
     assert all(torch.equal(ia[k], ib[k]) for k in ia)
     assert not all(torch.equal(fa[k], fb[k]) for k in fa)
+
+
+def test_resumed_member_beside_an_earlier_starter_keeps_its_metrics(tmp_path: Path) -> None:
+    """A run resumed from its checkpoint inside a population that starts earlier (another replicate from 0):
+    the steps its slot spent as a placeholder leave no trace in its training loss or weights."""
+    spec = digits_spec(training_steps=Step(4, "ep"))
+    data = load_dataset(spec.data)
+    whole = Job(spec, 0, tmp_path / "whole")
+    train_population([whole], data, OPTS)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3ep(event: str, info: dict) -> None:
+        if event == "eval" and info["iteration"] == 3 * 30:
+            raise Stop
+
+    broken = Job(spec, 0, tmp_path / "broken")
+    with pytest.raises(Stop):
+        train_population([broken], data, EngineOptions(device="cpu", checkpoint_every=Step(1, "ep"),
+                                                       callback=stop_at_3ep))
+    assert RunDir(broken.run_dir).done is None and (broken.run_dir / "checkpoint.pt").exists()
+    train_population([Job(spec, 1, tmp_path / "other"), broken], data, OPTS)
+    got, want = RunDir(broken.run_dir).read_metrics(), RunDir(whole.run_dir).read_metrics()
+    assert [r["iteration"] for r in got] == [r["iteration"] for r in want]
+    for a, b in zip(got, want, strict=True):
+        for key in ("train_loss", "test_loss", "test_accuracy"):
+            assert a[key] == pytest.approx(b[key], abs=1e-4), (a["iteration"], key)
+    for k, v in final(whole).items():
+        assert torch.allclose(v, final(broken)[k], atol=1e-4), k
+
+
+def test_start_after_the_end_is_bad_input(tmp_path: Path) -> None:
+    from lth.errors import UserError
+
+    spec = digits_spec()
+    with pytest.raises(UserError, match="after the end of training"):
+        train_population([Job(spec, 0, tmp_path / "late", start_step=10_000)], load_dataset(spec.data), OPTS)
+    assert not (tmp_path / "late").exists()

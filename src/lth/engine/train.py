@@ -81,6 +81,23 @@ def population_key(spec: TrainSpec) -> tuple:
             t.eval_every, t.precision)
 
 
+def check_jobs(jobs: list[Job], data: Dataset) -> None:
+    """UserError for jobs that cannot train on ``data`` (called before anything is written)."""
+    for j in jobs:
+        bs, n_train = j.spec.data.batch_size, data.train_x.shape[0]
+        spe = n_train // bs
+        if spe == 0:
+            raise UserError(f"--batch-size {bs} is larger than the training set ({n_train} examples)")
+        total = j.spec.train.training_steps.iterations(spe)
+        if j.start_step > total:
+            raise UserError(f"start step {j.start_step}it is after the end of training "
+                            f"(--training-steps {j.spec.train.training_steps} = {total}it)")
+        for step in j.state_steps:
+            if step.iterations(spe) > total:
+                raise UserError(f"--save-states {step}: after the end of training "
+                                f"(--training-steps {j.spec.train.training_steps} = {total}it)")
+
+
 def _emit(opts: EngineOptions, event: str, **info: Any) -> None:
     if opts.callback is not None:
         opts.callback(event, info)
@@ -93,9 +110,8 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     spec = jobs[0].spec
     n, bs = len(jobs), spec.data.batch_size
     n_train = data.train_x.shape[0]
+    check_jobs(jobs, data)
     spe = n_train // bs
-    if spe == 0:
-        raise UserError(f"--batch-size {bs} is larger than the training set ({n_train} examples)")
     total = spec.train.training_steps.iterations(spe)
     eval_every = spec.train.eval_every.iterations(spe)
     ckpt_every = opts.checkpoint_every.iterations(spe) if opts.checkpoint_every else 0
@@ -202,7 +218,6 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     last_eval = list(starts)
     for i, c in enumerate(ckpts):
         if c:
-            loss_sum[i] = c["loss_sum"]
             last_eval[i] = int(c["last_eval"])
 
     def lr_of(i: int, t: int) -> float:
@@ -248,6 +263,8 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
 
     def activate(i: int, t: int) -> None:
         j, c = jobs[i], ckpts[i]
+        # the slot trained as a placeholder (learning rate 0) until now: its loss sum starts afresh here
+        loss_sum[i] = c["loss_sum"] if c else 0.0
         if c:
             model.load_member(i, {k: v.to(device) for k, v in c["model"].items()})
             opt.load_member(i, c["optimizer"])
@@ -260,8 +277,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
         with torch.no_grad():
             for mi in range(len(masked)):
                 masked_params[mi][i].mul_(masks[mi][i])
-        name = "init" if t == 0 else names[i].get(t)
-        if name:
+        for name in {"init" if t == 0 else None, names[i].get(t)} - {None}:
             stores[i].save_state(name, model.member_state(i), t)
 
     def checkpoint(i: int, t: int) -> None:

@@ -164,7 +164,10 @@ def retrain(ctx: BranchContext, r: int, level: int) -> Job:
 def oneshot(ctx: BranchContext, r: int, level: int) -> Job:
     """One-shot magnitude pruning of the dense network (level 0's final weights) straight to the ticket's
     density, rewound the same way (IMP against one-shot)."""
-    target = density(ctx.ticket(r, level))
+    ticket = ctx.ticket(r, level)
+    target = density(ticket)
+    if target >= 1.0:  # level 0: nothing to prune
+        return ctx.rewound(r, level, ticket)
     weights = trained_weights(ctx.trunk.level_dir(r, 0), ctx.prunable)
     hp = ctx.trunk.pruning
     if hp.strategy == "random":  # as in the trunk: a fresh draw per replicate and level
@@ -224,7 +227,7 @@ def run_branch(name: str, trunk: Trunk, levels: list[int], replicates: int, opti
     for job, rec in zip(jobs, records, strict=True):
         level = job.meta["level"]
         ticket = ctx.ticket(job.replicate, level) if level > 0 else None
-        rec = {**rec, "branch": name, "level": level, "rewind": str(trunk.rewind)}
+        rec = {**rec, "branch": name, "level": level, "rewind": str(trunk.rewind), "rewind_iteration": ctx.rewind_it}
         if job.mask is not None:
             rec["density"] = density(job.mask)
             rec["layer_densities"] = layer_densities(job.mask)

@@ -132,15 +132,17 @@ def run_trunks(trunks: list[Trunk], levels: int, replicates: int, executor: Exec
                     continue  # the level before diverged (or is missing): nothing to prune from
                 jobs.append(level_job(t, r, level, t.rewind_iteration(n_train), prunable, kinds))
         executor.run(jobs)
-    return [level_record(t, r, level) for t in trunks for r in range(replicates) for level in range(levels + 1)]
+    return [level_record(t, r, level, t.rewind_iteration(n_train)) for t in trunks for r in range(replicates)
+            for level in range(levels + 1)]
 
 
-def level_record(trunk: Trunk, replicate: int, level: int) -> dict[str, Any]:
-    """The CONTRACT's run record of one level, with its level, density and rewind step."""
+def level_record(trunk: Trunk, replicate: int, level: int, rewind_iteration: int) -> dict[str, Any]:
+    """The CONTRACT's run record of one level, with its level, density and rewind step (beside its iteration)."""
     run = RunDir(trunk.level_dir(replicate, level))
     done = run.done or {}
     rec: dict[str, Any] = {"path": str(run.path), "replicate": replicate, "level": level,
-                           "rewind": str(trunk.rewind), "status": done.get("status", "missing"),
+                           "rewind": str(trunk.rewind), "rewind_iteration": rewind_iteration,
+                           "status": done.get("status", "missing"),
                            "final_test_accuracy": done.get("final_test_accuracy"), "states": run.states()}
     if (run.path / "mask.pt").exists():
         mask = run.load_tensors("mask.pt")
@@ -164,7 +166,10 @@ def existing_levels(trunk: Trunk, replicate: int) -> list[int]:
 
 def require_level(trunk: Trunk, replicate: int, level: int, command: str) -> None:
     """UserError naming the `lth lottery` command that would make a missing trunk level."""
-    if RunDir(trunk.level_dir(replicate, level)).done is None:
+    status = (RunDir(trunk.level_dir(replicate, level)).done or {}).get("status")
+    if status == "diverged":
+        raise UserError(f"level {level} of the trunk (replicate {replicate}) diverged: it has no ticket to branch from")
+    if status != "complete":
         have = existing_levels(trunk, replicate)
         where = f"it has levels {have[0]}-{have[-1]}" if have else "it does not exist yet"
         raise UserError(f"level {level} of the trunk (replicate {replicate}) is not trained: {where}; "
