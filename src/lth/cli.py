@@ -104,6 +104,8 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--max-population", type=_positive_int, default=None,
                    help="most runs trained together as one population (default: from the device)")
     r.add_argument("--checkpoint-every", default="1ep", help="checkpoint interval (a step, or 'never')")
+    r.add_argument("--compile", action="store_true",
+                   help="torch.compile the training forward (GPU: inside the CUDA graph; adds compile time)")
     r.add_argument("--save-states", nargs="*", default=[], metavar="STEP",
                    help="also keep the weights at these steps (e.g. 500it 2ep), besides init and final")
     r.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -131,7 +133,7 @@ def executor_from_args(args: argparse.Namespace, progress: Any) -> Any:
 
     ckpt = None if args.checkpoint_every == "never" else Step.parse(args.checkpoint_every)
     opts = EngineOptions(device=args.device, cuda_graph=args.cuda_graph, checkpoint_every=ckpt,
-                         callback=progress.callback)
+                         callback=progress.callback, compile=args.compile)
     return Executor(data_dir=args.data_dir, options=opts, max_population=args.max_population,
                     on_population=progress.population)
 

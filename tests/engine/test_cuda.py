@@ -85,3 +85,17 @@ def test_channels_last_weights_train_like_plain_layout(tmp_path: Path, monkeypat
         finals[layout] = RunDir(job.run_dir).load_tensors("states/final.pt")
     for k, v in finals["auto"].items():
         assert torch.allclose(v, finals["off"][k], atol=1e-4), (k, (v - finals["off"][k]).abs().max())
+
+
+def test_compiled_forward_inside_the_graph_trains_like_eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    spec = specs()[1]
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, training_steps=Step(1, "ep")))
+    data = load_dataset(spec.data, device="cuda")
+    finals = {}
+    for comp in (True, False):
+        job = Job(spec, 0, tmp_path / str(comp))
+        train_population([job], data, EngineOptions(device="cuda", compile=comp, checkpoint_every=None))
+        finals[comp] = RunDir(job.run_dir).load_tensors("states/final.pt")
+    for k, v in finals[True].items():
+        assert torch.allclose(v, finals[False][k], atol=1e-3), (k, (v - finals[False][k]).abs().max())

@@ -63,6 +63,7 @@ class EngineOptions:
     device: str = "auto"
     cuda_graph: str = "auto"  # auto | off
     channels_last: str = "auto"  # CUDA convnets: auto (inputs and weights in NHWC order) | input | off
+    compile: bool = False  # torch.compile the training forward (inside the CUDA graph on GPU); costs compile time
     checkpoint_every: Step | None = Step(1, "ep")
     callback: Callback | None = None
 
@@ -169,7 +170,8 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     else:  # denormal floats (Adam's second moments of tiny gradients) make x86 arithmetic 100x slower
         torch.set_flush_denormal(True)
     # A model may offer a hand-written backward (the MLPs do); on a CPU it beats autograd's overhead.
-    manual = device.type == "cpu" and not use_bf16 and hasattr(model, "loss_and_grads")
+    manual = device.type == "cpu" and not use_bf16 and hasattr(model, "loss_and_grads") and not opts.compile
+    forward = torch.compile(model) if opts.compile else model  # compiled during the eager warm-up steps
 
     def step(pos: Tensor | int, it: Tensor | int) -> None:
         """One training step of every member (capturable: no host reads, static shapes)."""
@@ -179,7 +181,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
             per_member = model.loss_and_grads(xb, yb)
         else:
             with autocast:
-                logits = model(xb)
+                logits = forward(xb)
             per_member = F.cross_entropy(logits.float().reshape(n * bs, -1), yb.reshape(-1),
                                          reduction="none").view(n, bs).mean(1)
             per_member.sum().backward()
