@@ -58,7 +58,8 @@ def add_dataclass_flags(p: argparse.ArgumentParser, cls: type, title: str, flag_
             help_text += f" ({' | '.join(f.metadata['choices'])})"
         if base is not None:
             help_text += f" [preset: {_show(getattr(base, name))}]"
-        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f"{dest_prefix}{name}"}
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f"{dest_prefix}{name}",
+                                  "metavar": name.upper()}
         if str(tp).startswith("tuple"):
             kwargs["nargs"] = "*"
         elif tp is bool:
