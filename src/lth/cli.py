@@ -317,7 +317,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     df = metrics_frame(Path(args.root))
     if args.json:
         emit_json({"rows": json.loads(df.to_json(orient="records"))})
-    elif args.csv or True:
+    else:  # --csv, the default
         sys.stdout.write(df.to_csv(index=False))
     return 0
 

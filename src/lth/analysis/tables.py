@@ -96,7 +96,7 @@ def metrics_frame(root: Path) -> pd.DataFrame:
             continue
         for col in ("path", "experiment", "kind", "replicate", "level", "branch", "preset", "status", "rewind",
                     "density", "ticket_density"):
-            if col in run and pd.notna(run[col]):
-                m.insert(0, col, run[col]) if col not in m else None
+            if col in run and pd.notna(run[col]) and col not in m:
+                m.insert(0, col, run[col])
         frames.append(m)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

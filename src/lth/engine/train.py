@@ -144,7 +144,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
                        spe, starts)
     group_of = {i: gi for gi, g in enumerate(clocks.values()) for i in g}
 
-    masked = [k for k in model.prunable()] if any(j.mask is not None for j in jobs) else []
+    masked = model.prunable() if any(j.mask is not None for j in jobs) else []
     pdict = dict(model.named_parameters())
     masks = [torch.ones_like(pdict[k]) for k in masked]
     for mi, k in enumerate(masked):
