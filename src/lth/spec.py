@@ -57,8 +57,8 @@ def help_field(default: Any, help: str, choices: tuple[str, ...] | None = None, 
 class DataHparams:
     """What to train on and how batches are drawn."""
 
-    dataset: str = help_field("mnist", "dataset", choices=("mnist", "fashion_mnist", "cifar10", "cifar100",
-                                                           "digits", "synthetic"))
+    dataset: str = help_field("mnist", "dataset: mnist, fashion_mnist, cifar10, cifar100, digits, synthetic, or one "
+                              "registered in lth.data.DATASETS")
     batch_size: int = help_field(60, "examples per training step")
     augment: bool = help_field(False, "random crop (4-pixel padding) and horizontal flip (CIFAR)")
     random_labels_fraction: float = help_field(0.0, "fraction of training labels replaced by random ones")
@@ -248,9 +248,12 @@ def validate(spec: TrainSpec) -> None:
             if choices and v not in choices:
                 raise UserError(f"--{name.replace('_', '-')}: unknown value {v!r}; allowed: {', '.join(choices)}")
     d, t, m = spec.data, spec.train, spec.model
-    from lth.models import resolve  # the model name must resolve before anything is written
+    from lth.data import DATASETS  # registries may grow: names are checked against them, not fixed lists
+    from lth.models import resolve
 
-    resolve(m.model)
+    if d.dataset not in DATASETS:
+        raise UserError(f"--dataset: unknown value {d.dataset!r}; allowed: {', '.join(DATASETS)}")
+    resolve(m.model)  # the model name must resolve before anything is written
     checks = [
         (d.batch_size >= 1, "batch-size", d.batch_size, "a whole number >= 1"),
         (t.lr >= 0, "lr", t.lr, "a number >= 0"),

@@ -104,6 +104,8 @@ def resolve(name: str) -> tuple[str, dict[str, Any]]:
         if depth not in VGG_CFGS:
             raise _bad(name, f"VGG depth must be one of {', '.join(map(str, VGG_CFGS))}, got {depth}")
         return "vgg", {"depth": depth}
+    if key in MODELS:  # a family registered by the user, built without name parameters
+        return key, {}
     raise _bad(name)
 
 
