@@ -94,8 +94,8 @@ def metrics_frame(root: Path) -> pd.DataFrame:
         m = pd.DataFrame(RunDir(Path(run["path"])).read_metrics())
         if m.empty:
             continue
-        for col in ("path", "experiment", "kind", "replicate", "level", "branch", "preset", "status", "rewind",
-                    "density", "ticket_density"):
+        for col in reversed(("experiment", "kind", "preset", "branch", "rewind", "replicate", "level", "density",
+                             "ticket_density", "status", "path")):  # inserted at 0: listed order, metrics after
             if col in run and pd.notna(run[col]) and col not in m:
                 m.insert(0, col, run[col])
         frames.append(m)
