@@ -72,33 +72,31 @@ def test_bf16_trains(tmp_path: Path) -> None:
     assert RunDir(tmp_path / "bf16").done["final_test_accuracy"] > 0.8
 
 
-def test_channels_last_weights_train_like_plain_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """NHWC-ordered conv weights (the default on CUDA) change the memory layout, never the numbers."""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+def _same_run_two_ways(tmp_path: Path, a: EngineOptions, b: EngineOptions, atol: float) -> None:
+    """Train the BN ResNet for an epoch under options ``a`` and ``b`` (TF32 off) and compare the final weights."""
     spec = specs()[1]
     spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, training_steps=Step(1, "ep")))
     data = load_dataset(spec.data, device="cuda")
-    finals = {}
-    for layout in ("auto", "off"):
-        job = Job(spec, 0, tmp_path / layout)
-        train_population([job], data, EngineOptions(device="cuda", channels_last=layout, checkpoint_every=None))
-        finals[layout] = RunDir(job.run_dir).load_tensors("states/final.pt")
-    for k, v in finals["auto"].items():
-        assert torch.allclose(v, finals["off"][k], atol=1e-4), (k, (v - finals["off"][k]).abs().max())
+    finals = []
+    for label, opts in (("a", a), ("b", b)):
+        job = Job(spec, 0, tmp_path / label)
+        train_population([job], data, opts)
+        finals.append(RunDir(job.run_dir).load_tensors("states/final.pt"))
+    for k, v in finals[0].items():
+        assert torch.allclose(v, finals[1][k], atol=atol), (k, (v - finals[1][k]).abs().max())
+
+
+def test_channels_last_weights_train_like_plain_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NHWC-ordered conv weights (the default on CUDA) change the memory layout, never the numbers."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    _same_run_two_ways(tmp_path, EngineOptions(device="cuda", channels_last="auto", checkpoint_every=None),
+                       EngineOptions(device="cuda", channels_last="off", checkpoint_every=None), 1e-4)
 
 
 def test_compiled_forward_inside_the_graph_trains_like_eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    spec = specs()[1]
-    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, training_steps=Step(1, "ep")))
-    data = load_dataset(spec.data, device="cuda")
-    finals = {}
-    for comp in (True, False):
-        job = Job(spec, 0, tmp_path / str(comp))
-        train_population([job], data, EngineOptions(device="cuda", compile=comp, checkpoint_every=None))
-        finals[comp] = RunDir(job.run_dir).load_tensors("states/final.pt")
-    for k, v in finals[True].items():
-        assert torch.allclose(v, finals[False][k], atol=1e-3), (k, (v - finals[False][k]).abs().max())
+    _same_run_two_ways(tmp_path, EngineOptions(device="cuda", compile=True, checkpoint_every=None),
+                       EngineOptions(device="cuda", compile=False, checkpoint_every=None), 1e-3)
 
 
 def test_late_joiner_under_the_graph_equals_eager(tmp_path: Path) -> None:
