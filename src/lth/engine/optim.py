@@ -17,12 +17,17 @@ from torch import Tensor
 from lth.spec import TrainHparams
 
 
-def lr_at(hp: TrainHparams, it: int, steps_per_epoch: int) -> float:
-    """The learning rate at iteration ``it``: warmup from 0, then drops by ``gamma`` at each milestone."""
-    lr = hp.lr * hp.gamma ** sum(1 for m in hp.milestones if it >= m.iterations(steps_per_epoch))
+def lr_schedule(hp: TrainHparams, total: int, steps_per_epoch: int) -> Tensor:
+    """The learning rate at every iteration ``0..total`` (float64): linear warmup from 0, then drops by ``gamma``
+    at each milestone. One vectorised pass, so long recipes with many clock groups build their tables fast."""
+    it = torch.arange(total + 1, dtype=torch.float64)
+    drops = torch.zeros_like(it)
+    for m in hp.milestones:
+        drops += (it >= m.iterations(steps_per_epoch)).double()
+    lr = hp.lr * torch.pow(torch.tensor(hp.gamma, dtype=torch.float64), drops)
     warm = hp.warmup_steps.iterations(steps_per_epoch)
     if warm > 0:
-        lr *= min(1.0, (it + 1) / warm)
+        lr = lr * torch.clamp((it + 1) / warm, max=1.0)
     return lr
 
 
@@ -68,8 +73,12 @@ class PopOptimizer:
         # One step counter per clock group (float tensors, as the fused kernels expect).
         self.steps = [torch.zeros((), device=self.device) for _ in groups]
         # lr_table[it, g] for every iteration of training (schedules written once, read inside the step).
-        table = torch.tensor([[lr_at(self.hp[gi], it, steps_per_epoch) if it >= starts[g[0]] else 0.0
-                               for gi, g in enumerate(groups)] for it in range(total + 1)], dtype=torch.float32)
+        columns = []
+        for gi, g in enumerate(groups):
+            lr = lr_schedule(self.hp[gi], total, steps_per_epoch)
+            lr[: starts[g[0]]] = 0.0  # before a member joins, its slot does not learn
+            columns.append(lr)
+        table = torch.stack(columns, dim=1).float()
         self.lr_table = table.to(self.device)
         self.lr_rows = table.tolist()  # the same, as Python floats, for eager steps
         self.lr_now = torch.zeros(len(groups), device=self.device)  # written inside a captured step
