@@ -1,10 +1,10 @@
-"""Iterative magnitude pruning with rewinding: the trunk.
+"""Iterative magnitude pruning with rewinding: the trunk, as a chain of nodes per replicate and rewind step.
 
-Level 0 trains the dense network and keeps its state at the rewind step k. Level l takes its mask from level
-l-1's final weights (a pruning strategy) and starts from level 0's state at step k, masked, training on from k
-with the schedule and data order of step k (k = 0it: the original lottery ticket; k > 0: rewinding). Every level
-is a run in the store; the levels of all replicates (and of every rewind point asked for) train together as one
-population, level after level, and an interrupted trunk resumes at its level.
+Level 0 trains the dense network and keeps its state at the rewind step k. Level l's recipe is the ``imp`` op:
+prune level l-1's final weights inside level l-1's mask (a pruning strategy), start from level 0's state at
+step k and train on from k with the schedule and data order of step k (k = 0it: the original lottery ticket;
+k > 0: rewinding). Every level is a node; the executor trains the levels of all replicates and rewind steps
+(and any branch whose parents are trained) together as populations, level after level.
 """
 
 from __future__ import annotations
@@ -14,16 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor
-
 from lth.engine.batches import mix_seed
-from lth.engine.train import Job
 from lth.errors import UserError
-from lth.executor import Executor
-from lth.models import build_model
-from lth.prune import PruneHparams, density, kinds_of, layer_densities, layer_fraction_map, prune
-from lth.spec import Step, TrainSpec, spec_hash, to_dict
+from lth.graph import Node, OpContext, Recipe, Ref, Setup, op
+from lth.prune import PruneHparams, density, layer_densities, prune
+from lth.spec import Step, TrainSpec, from_dict, spec_hash, to_dict
 from lth.store import RunDir, run_path
 
 
@@ -46,97 +41,73 @@ class Trunk:
         """``<root>/lottery_<hash>/replicate_<r>/level_<l>``."""
         return run_path(self.root, "lottery", self.digest, replicate, level)
 
-    def steps_per_epoch(self, n_train: int) -> int:
-        """Iterations per epoch for this spec's batch size."""
-        return n_train // self.spec.data.batch_size
+    @property
+    def rewind_name(self) -> str:
+        """Name of level 0's state a level starts from: ``init`` at k = 0, else ``rewind``."""
+        return "init" if self.rewind.count == 0 else "rewind"
 
-    def rewind_iteration(self, n_train: int) -> int:
-        """The rewind step k as an iteration."""
-        return self.rewind.iterations(self.steps_per_epoch(n_train))
-
-    def rewind_name(self, k: int) -> str:
-        """Name of the state a level starts from: ``init`` at k = 0, else ``rewind``."""
-        return "init" if k == 0 else "rewind"
+    @property
+    def keep(self) -> tuple[tuple[str, Step], ...]:
+        """The states every level keeps besides init and final: the rewind point (k > 0)."""
+        return (("rewind", self.rewind),) if self.rewind.count else ()
 
     def meta(self, replicate: int, level: int) -> dict[str, Any]:
         """What spec.json records beside the hyperparameters."""
         return {"kind": "lottery", "preset": self.preset, "level": level, "rewind": str(self.rewind),
                 "pruning": to_dict(self.pruning), "trunk": str(self.level_dir(replicate, 0).parent.parent)}
 
+    def node(self, replicate: int, level: int) -> Node:
+        """The node of one level of one replicate (level l references level l-1 and level 0)."""
+        meta = self.meta(replicate, level)
+        if level == 0:
+            return Node(self.spec, replicate, self.level_dir(replicate, 0), keep=self.keep, meta=meta)
+        prev = self.node(replicate, level - 1)
+        dense = prev if level == 1 else self.node(replicate, 0)
+        recipe = Recipe.make("imp", Ref(dense, f"state:{self.rewind_name}"), Ref(prev, "state:final"),
+                             Ref(prev, "mask"), pruning=to_dict(self.pruning), replicate=replicate, level=level)
+        return Node(self.spec, replicate, self.level_dir(replicate, level), start_step=self.rewind, setup=recipe,
+                    keep=self.keep, meta=meta)
 
-def probe_model(spec: TrainSpec, example_shape: tuple[int, ...], num_classes: int):
-    """A single network of the spec's architecture (for names, kinds and counts)."""
-    return build_model(spec.model.model, 1, example_shape, num_classes, spec.model.norm, spec.model.width)
+    def start_ref(self, replicate: int) -> Ref:
+        """Level 0's state at the rewind step (where every level, and most branches, start)."""
+        return Ref(self.node(replicate, 0), f"state:{self.rewind_name}")
 
 
-def trained_weights(run: Path, prunable: list[str], name: str = "final") -> dict[str, Tensor]:
-    """The prunable tensors of a stored state."""
-    state = RunDir(run).load_tensors(f"states/{name}.pt")
-    return {k: state[k] for k in prunable}
-
-
-def level_mask(trunk: Trunk, replicate: int, level: int, prunable: list[str], kinds: dict[str, str]) -> dict:
-    """Level l's mask: read from the store, or pruned from level l-1's final weights (deterministic)."""
-    d = trunk.level_dir(replicate, level)
-    if level == 0:  # the dense network: everything kept
-        return {k: torch.ones_like(v, dtype=torch.bool) for k, v in trained_weights(d, prunable).items()}
-    if (d / "mask.pt").exists():
-        return RunDir(d).load_tensors("mask.pt")
-    prev = trunk.level_dir(replicate, level - 1)
-    if RunDir(prev).done is None:
-        raise RuntimeError(f"level {level - 1} of {prev} is not finished")
-    weights = trained_weights(prev, prunable)
-    old = RunDir(prev).load_tensors("mask.pt") if level > 1 else {k: torch.ones_like(v, dtype=torch.bool)
-                                                                  for k, v in weights.items()}
-    hp = trunk.pruning
+def level_hparams(pruning: PruneHparams | dict, replicate: int, level: int) -> PruneHparams:
+    """The pruning hyperparameters of one level: the random strategy draws afresh per replicate and level."""
+    hp = pruning if isinstance(pruning, PruneHparams) else from_dict(PruneHparams, pruning)
     if hp.strategy == "random":  # a fresh random draw for every replicate and level, all fixed by the seed
         hp = dataclasses.replace(hp, seed=mix_seed(hp.seed, replicate, level) % (2**31))
-    return prune(weights, old, hp, kinds)
+    return hp
 
 
-def start_state(trunk: Trunk, replicate: int, k: int) -> dict[str, Tensor]:
-    """Level 0's state at the rewind step."""
-    return RunDir(trunk.level_dir(replicate, 0)).load_tensors(f"states/{trunk.rewind_name(k)}.pt")
+@op("imp")
+def imp(ctx: OpContext, start: dict, weights: dict, mask: dict, *, pruning: dict, replicate: int,
+        level: int) -> Setup:
+    """One IMP level: ``weights`` (level l-1's final) pruned inside ``mask`` (level l-1's); start at ``start``."""
+    hp = level_hparams(pruning, replicate, level)
+    return Setup(start, prune({k: weights[k] for k in ctx.prunable}, mask, hp, ctx.kinds))
 
 
-def level_job(trunk: Trunk, replicate: int, level: int, k: int, prunable: list[str], kinds: dict[str, str]) -> Job:
-    """The job that trains one level of one replicate."""
-    d = trunk.level_dir(replicate, level)
-    if level == 0:
-        return Job(trunk.spec, replicate, d, state_names={k: "rewind"} if k else {},
-                   meta=trunk.meta(replicate, level))
-    mask = level_mask(trunk, replicate, level, prunable, kinds)
-    return Job(trunk.spec, replicate, d, start_step=k, start_state=start_state(trunk, replicate, k), mask=mask,
-               state_names={k: "rewind"} if k else {}, meta=trunk.meta(replicate, level))
+def plan_trunks(trunks: list[Trunk], levels: int, replicates: int) -> list[Node]:
+    """The nodes of levels 0..levels of every trunk and replicate (rewind steps given twice: one trunk)."""
+    trunks = list({t.digest: t for t in trunks}.values())
+    return [t.node(r, level) for t in trunks for r in range(replicates) for level in range(levels + 1)]
 
 
-def run_trunks(trunks: list[Trunk], levels: int, replicates: int, executor: Executor) -> list[dict[str, Any]]:
-    """Train levels 0..levels of every trunk and replicate; one population per level. Returns JSON records."""
-    trunks = list({t.digest: t for t in trunks}.values())  # a rewind step given twice is one trunk
-    spec = trunks[0].spec
-    data = executor.dataset(spec.data)
-    n_train = data.train_x.shape[0]
-    total = spec.train.training_steps.iterations(trunks[0].steps_per_epoch(n_train))
+def check_trunks(trunks: list[Trunk], total: int, steps_per_epoch: int, kinds: dict[str, str]) -> None:
+    """UserError for a rewind step past the end of training or an unknown layer in the pruning flags."""
+    from lth.prune import layer_fraction_map
+
     for t in trunks:
-        if t.rewind_iteration(n_train) > total:
-            raise UserError(f"--rewind {t.rewind}: after the end of training ({spec.train.training_steps} = {total}it)")
-    model = probe_model(spec, data.example_shape, data.num_classes)
-    prunable, kinds = model.prunable(), kinds_of(model)
-    for t in trunks:  # an unknown layer in --pruning-ignore / --pruning-layer-fractions: UserError before training
+        if t.rewind.iterations(steps_per_epoch) > total:
+            raise UserError(f"--rewind {t.rewind}: after the end of training "
+                            f"({t.spec.train.training_steps} = {total}it)")
         layer_fraction_map(t.pruning, kinds)
-    for level in range(levels + 1):
-        jobs = []
-        for t in trunks:
-            for r in range(replicates):
-                if level > 0 and (RunDir(t.level_dir(r, level - 1)).done or {}).get("status") != "complete":
-                    continue  # the level before diverged (or is missing): nothing to prune from
-                jobs.append(level_job(t, r, level, t.rewind_iteration(n_train), prunable, kinds))
-        executor.run(jobs)
-    return [level_record(t, r, level, t.rewind_iteration(n_train)) for t in trunks for r in range(replicates)
-            for level in range(levels + 1)]
 
 
-def level_record(trunk: Trunk, replicate: int, level: int, rewind_iteration: int) -> dict[str, Any]:
+def level_record(trunk: Trunk, replicate: int, level: int, rewind_iteration: int,
+                 base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The CONTRACT's run record of one level, with its level, density and rewind step (beside its iteration)."""
     run = RunDir(trunk.level_dir(replicate, level))
     done = run.done or {}
@@ -144,6 +115,8 @@ def level_record(trunk: Trunk, replicate: int, level: int, rewind_iteration: int
                            "rewind": str(trunk.rewind), "rewind_iteration": rewind_iteration,
                            "status": done.get("status", "missing"),
                            "final_test_accuracy": done.get("final_test_accuracy"), "states": run.states()}
+    if base and "error" in base:
+        rec["error"] = base["error"]
     if (run.path / "mask.pt").exists():
         mask = run.load_tensors("mask.pt")
         rec["mask"] = str(run.path / "mask.pt")

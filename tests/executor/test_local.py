@@ -1,4 +1,4 @@
-"""The executor: compatible jobs become populations, finished runs are skipped, sizes follow the device."""
+"""The executor: compatible nodes become populations, finished runs are skipped, sizes follow the device."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from lth.data import load_dataset
-from lth.engine.train import EngineOptions, Job, population_key
-from lth.executor import CPU_POPULATION_MAX_PARAMS, Executor, default_population
+from lth.engine.train import EngineOptions, population_key
+from lth.executor import CPU_POPULATION_MAX_PARAMS, LocalExecutor, default_population
+from lth.graph import Node
 from lth.presets import get_preset
 from lth.spec import Step
 
@@ -21,15 +22,15 @@ def test_grouping_and_skipping(tmp_path: Path) -> None:
     wider = dataclasses.replace(spec, model=dataclasses.replace(spec.model, width=2.0))
     assert population_key(spec) == population_key(other_lr) != population_key(wider)
     sizes: list[int] = []
-    ex = Executor(options=EngineOptions(device="cpu", checkpoint_every=None), on_population=sizes.append)
-    jobs = [Job(spec, 0, tmp_path / "a"), Job(other_lr, 0, tmp_path / "b"), Job(wider, 0, tmp_path / "c")]
+    ex = LocalExecutor(options=EngineOptions(device="cpu", checkpoint_every=None), on_population=sizes.append)
+    jobs = [Node(spec, 0, tmp_path / "a"), Node(other_lr, 0, tmp_path / "b"), Node(wider, 0, tmp_path / "c")]
     records = ex.run(jobs)
     assert sorted(sizes) == [1, 2]  # lr differs within a population; width does not
     assert [r["status"] for r in records] == ["complete"] * 3
     sizes.clear()
     assert ex.run(jobs) == records and sizes == []  # nothing trained twice
     ex.max_population = 1
-    ex.run([Job(spec, r, tmp_path / f"r{r}") for r in range(3)])
+    ex.run([Node(spec, r, tmp_path / f"r{r}") for r in range(3)])
     assert sizes == [1, 1, 1]
 
 
@@ -37,7 +38,7 @@ def test_cpu_default_population_follows_network_size() -> None:
     cpu = torch.device("cpu")
     digits = get_preset("digits_mlp").spec
     data = load_dataset(digits.data)
-    assert default_population(Job(digits, 0, Path("x")), data, cpu) == 16
+    assert default_population(digits, data, cpu) == 16
     big = dataclasses.replace(digits, model=dataclasses.replace(digits.model, model="fc_300_100"))
-    assert default_population(Job(big, 0, Path("x")), data, cpu) == 1
+    assert default_population(big, data, cpu) == 1
     assert CPU_POPULATION_MAX_PARAMS < 64 * 300 + 300 * 100  # fc_300_100 on 8x8 digits is above it

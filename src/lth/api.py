@@ -1,0 +1,92 @@
+"""The Python API: plan experiments as graphs of nodes, run them, read the results as DataFrames.
+
+    import lth.api as lth
+    plan = lth.lottery("digits_mlp", levels=3, replicates=2, branches=["reinit", "random-mask"],
+                       root="runs", training_steps="2ep")
+    lth.run(plan)                      # trains what is missing, as populations
+    df = lth.results("runs")          # one row per run per evaluation
+
+Keyword overrides are spec fields by name (``lr=3e-4``, ``training_steps="2ep"``), parsed as the CLI parses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lth.engine.train import EngineOptions
+from lth.executor import EXECUTORS, Executor
+from lth.graph import Node
+from lth.lottery import Trunk, branch_options
+from lth.lottery.plan import LotteryPlan
+from lth.presets import get_preset
+from lth.prune import PruneHparams
+from lth.spec import Step, TrainSpec, replace_fields, spec_hash
+from lth.store import run_path
+
+
+def spec(preset: str, **overrides: Any) -> TrainSpec:
+    """A preset's spec with field overrides (``lr=0.01``), validated."""
+    s = replace_fields(get_preset(preset).spec, overrides)
+    s.validate()
+    return s
+
+
+def train(preset: str, *, replicates: int = 1, root: str | Path = "runs",
+          save_states: Iterable[str] = (), **overrides: Any) -> list[Node]:
+    """The nodes of ``lth train``: one per replicate under ``<root>/train_<hash>/``."""
+    s = spec(preset, **overrides)
+    keep = tuple((str(Step.parse(x)), Step.parse(x)) for x in save_states)
+    return [Node(s, r, run_path(Path(root), "train", spec_hash(s), r), keep=keep,
+                 meta={"preset": preset, "kind": "train"}) for r in range(replicates)]
+
+
+def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[str] = ("0it",),
+            branches: Iterable[str] | dict[str, dict[str, Any]] = (), branch_levels: list[int] | None = None,
+            root: str | Path = "runs", data_dir: str | Path | None = None,
+            pruning: dict[str, Any] | None = None, **overrides: Any) -> LotteryPlan:
+    """IMP trunks (one per rewind step) and branches off their levels, as one plan (``plan.nodes()``)."""
+    s = spec(preset, **overrides)
+    prune_hp = PruneHparams(**{**get_preset(preset).pruning, **(pruning or {})})  # type: ignore[arg-type]
+    prune_hp.validate()
+    trunks = [Trunk(s, prune_hp, Step.parse(k), Path(root), preset) for k in rewind]
+    named = branches if isinstance(branches, dict) else {b: {} for b in branches}
+    opts = {name: branch_options(name, values) for name, values in named.items()}
+    return LotteryPlan(trunks, levels, replicates, opts, branch_levels, data_dir=data_dir)
+
+
+def executor(kind: str = "local", *, data_dir: str | Path | None = None, device: str = "auto",
+             max_population: int | None = None, **options: Any) -> Executor:
+    """An executor (``local``, or a cluster executor when installed) with engine options."""
+    return EXECUTORS[kind](data_dir=data_dir, options=EngineOptions(device=device, **options),
+                           max_population=max_population)
+
+
+def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, **executor_options: Any) -> Any:
+    """Train every node of ``plan`` that is not finished. A LotteryPlan gives ``{"runs", "branches"}`` records,
+    a list of nodes gives one record per node."""
+    if isinstance(plan, LotteryPlan):
+        ex = ex or executor(data_dir=plan.data_dir, **executor_options)
+        return plan.records(ex.run(plan.nodes()))
+    ex = ex or executor(**executor_options)
+    return ex.run(list(plan))
+
+
+def results(root: str | Path = "runs") -> pd.DataFrame:
+    """One row per run per evaluation (what ``lth results`` prints)."""
+    from lth.analysis import metrics_frame
+
+    return metrics_frame(Path(root))
+
+
+def runs(root: str | Path = "runs") -> pd.DataFrame:
+    """One row per run."""
+    from lth.analysis import runs_frame
+
+    return runs_frame(Path(root))
+
+
+__all__ = ["executor", "lottery", "results", "run", "runs", "spec", "train"]

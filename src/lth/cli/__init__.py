@@ -1,0 +1,108 @@
+"""The ``lth`` command: a registry of command modules. Progress and errors go to stderr; with ``--json`` stdout
+holds one JSON document.
+
+Each command is one module in this package with ``HELP``, ``add_arguments(parser, preset_spec, preset_name)``
+and ``run(args, preset_spec, argv) -> exit code``; one line in :data:`COMMANDS` registers it. Every
+hyperparameter field is a flag named after it (``--lr``, ``--batch-size``), made by one walk over the options
+dataclasses (:mod:`lth.cli.common`); a preset supplies the starting values.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+from lth.cli import branch, lottery, presets, report, results, train
+from lth.cli.common import Parser
+from lth.errors import UserError
+from lth.spec import TrainSpec
+
+COMMANDS: dict[str, ModuleType] = {
+    "train": train,
+    "lottery": lottery,
+    "branch": branch,
+    "presets": presets,
+    "results": results,
+    "report": report,
+}
+
+
+def build_parser(base: TrainSpec | None, base_name: str | None = None) -> Parser:
+    """The full parser; ``base`` (the preset's spec) feeds the help text of the spec flags."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("lth")
+    except PackageNotFoundError:
+        ver = "unknown"
+    p = Parser(prog="lth", description="Lottery-ticket experiments from one command.")
+    p.add_argument("--version", action="version", version=f"lth {ver}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for name, module in COMMANDS.items():
+        help_text = module.HELP or (module.__doc__ or "").split("\n")[0]
+        c = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(c, base, base_name)
+    return p
+
+
+def _preset_name(argv: list[str]) -> str | None:
+    """The value of the last ``--preset`` (argparse keeps the last one too)."""
+    name = None
+    for i, a in enumerate(argv):
+        if a == "--preset" and i + 1 < len(argv):
+            name = argv[i + 1]
+        elif a.startswith("--preset="):
+            name = a.split("=", 1)[1]
+    return name
+
+
+def error_log(text: str) -> Path | None:
+    """Write a traceback to ``$LTH_LOG`` or ``~/.cache/lth/error.log`` (a temporary file when neither is
+    writable); never raises."""
+    candidates = [os.environ.get("LTH_LOG"), str(Path.home() / ".cache" / "lth" / "error.log")]
+    for c in filter(None, candidates):
+        try:
+            p = Path(c)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+            return p
+        except OSError:
+            continue
+    try:
+        fd, name = tempfile.mkstemp(prefix="lth-error-", suffix=".log")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return Path(name)
+    except OSError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lth`` command."""
+    from lth.presets import get_preset
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        name = _preset_name(argv)
+        base = None if name is None else get_preset(name).spec
+        args = build_parser(base, name).parse_args(argv)
+        return COMMANDS[args.command].run(args, base, argv)
+    except UserError as e:
+        print(f"lth: error: {str(e).splitlines()[0] if str(e) else e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lth: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line, the traceback goes to a log file
+        log = error_log(traceback.format_exc())
+        print(f"lth: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+              f"(log: {log if log else 'not written'})", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""What every command shares: the argparse subclass, one flag walk over any options dataclass, runtime and
+executor flags, progress on stderr, and the JSON document on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Any, NoReturn
+
+from lth.errors import UserError
+from lth.spec import GROUPS, Step, TrainSpec, hparam_fields, parse_value, replace_fields, to_json_value
+
+DEFAULT_ROOT = "runs"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2 (the CONTRACT's bad-input promise)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
+
+
+# ------------------------------------------------------------------------------------------------ flags
+def _show(v: Any) -> str:
+    v = to_json_value(v)
+    return " ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def add_dataclass_flags(p: argparse.ArgumentParser, cls: type, title: str, flag_of: Any, dest_prefix: str,
+                        base: Any = None, aliases: dict[str, str] | None = None, metavar: bool = True) -> None:
+    """One flag per field of a flat hyperparameter dataclass (spec groups, pruning, branch options): help text and
+    choices from the field's metadata, the preset's value beside it."""
+    group = p.add_argument_group(title)
+    for name, f, tp in hparam_fields(cls):
+        help_text = f.metadata.get("help", "")
+        if f.metadata.get("choices"):
+            help_text += f" ({' | '.join(f.metadata['choices'])})"
+        if base is not None:
+            help_text += f" [preset: {_show(getattr(base, name))}]"
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f"{dest_prefix}{name}"}
+        if metavar:
+            kwargs["metavar"] = name.upper()
+        if str(tp).startswith("tuple"):
+            kwargs["nargs"] = "*"
+        elif tp is bool:
+            kwargs.update(nargs="?", const="true")
+        flags = [flag_of(name)] + ([aliases[name]] if aliases and name in aliases else [])
+        group.add_argument(*flags, **kwargs)
+
+
+def add_spec_flags(p: argparse.ArgumentParser, base: TrainSpec | None) -> None:
+    """One flag per spec field; help shows the preset's value when a preset is given."""
+    for g in GROUPS:
+        add_dataclass_flags(p, type(getattr(TrainSpec(), g)), f"{g} hyperparameters",
+                            lambda n: f"--{n.replace('_', '-')}", "", getattr(base, g) if base else None,
+                            metavar=False)
+
+
+def dataclass_from_args(args: argparse.Namespace, cls: type, dest_prefix: str, base: Any) -> Any:
+    """``base`` with the flags the user gave (``dest_prefix<field>``) applied and parsed to their types."""
+    types = {n: t for n, _, t in hparam_fields(cls)}
+    changes = {n: parse_value(types[n], v, n) for k, v in vars(args).items() if k.startswith(dest_prefix)
+               for n in [k[len(dest_prefix):]] if n in types}
+    return dataclasses.replace(base, **changes)
+
+
+def spec_from_args(args: argparse.Namespace, base: TrainSpec) -> TrainSpec:
+    """The preset's spec with every flag the user gave applied, validated."""
+    names = {n for g in GROUPS for n, _, _ in hparam_fields(type(getattr(base, g)))}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    spec = replace_fields(base, overrides)
+    spec.validate()
+    return spec
+
+
+def pruning_from_args(args: argparse.Namespace) -> Any:
+    """The preset's pruning recipe with the pruning flags applied, validated."""
+    from lth.presets import get_preset
+    from lth.prune import PruneHparams
+
+    base = PruneHparams(**get_preset(args.preset).pruning)  # type: ignore[arg-type]
+    hp = dataclass_from_args(args, PruneHparams, "prune__", base)
+    hp.validate()
+    return hp
+
+
+def add_pruning_flags(p: argparse.ArgumentParser, base_name: str | None) -> None:
+    """``--pruning-*`` flags (and ``--strategy``), with the preset's values in their help."""
+    from lth.presets import PRESETS
+    from lth.prune import PruneHparams, flag
+
+    base = PruneHparams(**PRESETS[base_name].pruning) if base_name in PRESETS else None  # type: ignore[arg-type]
+    add_dataclass_flags(p, PruneHparams, "pruning", flag, "prune__", base, aliases={"strategy": "--strategy"})
+
+
+def whole_number(text: str, minimum: int, flag: str = "") -> int:
+    """``text`` as an int >= ``minimum``; UserError naming the flag and the value otherwise."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = minimum - 1
+    if v < minimum:
+        raise UserError(f"{flag + ' ' if flag else ''}{text!r}: expected a whole number >= {minimum}")
+    return v
+
+
+def _positive(flag: str) -> Any:
+    def parse(text: str) -> int:
+        return whole_number(text, 1, flag)
+    return parse
+
+
+def add_preset_flag(p: argparse.ArgumentParser) -> None:
+    """``--preset`` (required)."""
+    p.add_argument("--preset", required=True, help="a preset name (see `lth presets`)")
+
+
+def add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that say how and where to train, never what."""
+    r = p.add_argument_group("runtime")
+    r.add_argument("--root", default=os.environ.get("LTH_ROOT", DEFAULT_ROOT),
+                   help="store directory (default: $LTH_ROOT or ./runs)")
+    r.add_argument("--data-dir", default=None, help="data root (default: $LTH_DATA or ~/.cache/lth)")
+    r.add_argument("--replicates", type=_positive("--replicates"), default=1, help="number of replicates")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--cuda-graph", default="auto", choices=("auto", "off"),
+                   help="capture the training step as a CUDA graph (auto: on for CUDA)")
+    r.add_argument("--max-population", type=_positive("--max-population"), default=None,
+                   help="most runs trained together as one population (default: from the device)")
+    r.add_argument("--checkpoint-every", default="1ep", help="checkpoint interval (a step, or 'never')")
+    r.add_argument("--compile", action="store_true",
+                   help="torch.compile the training forward (GPU: inside the CUDA graph; adds compile time)")
+    r.add_argument("--save-states", nargs="*", default=[], metavar="STEP",
+                   help="also keep the weights at these steps (e.g. 500it 2ep), besides init and final")
+    r.add_argument("--executor", default="local", help="where populations train: local (default)")
+    r.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def save_steps(args: argparse.Namespace) -> tuple[tuple[str, Step], ...]:
+    """``--save-states`` as (name, step) pairs."""
+    out = []
+    for s in args.save_states:
+        try:
+            step = Step.parse(s)
+        except UserError as e:
+            raise UserError(f"--save-states: {e}") from None
+        out.append((str(step), step))
+    return tuple(out)
+
+
+def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
+    """An executor configured by the runtime flags."""
+    from lth.engine.train import EngineOptions
+    from lth.executor import EXECUTORS
+
+    if args.checkpoint_every == "never":
+        ckpt = None
+    else:
+        try:
+            ckpt = Step.parse(args.checkpoint_every)
+        except UserError as e:
+            raise UserError(f"--checkpoint-every: {e} (or 'never')") from None
+    if args.executor not in EXECUTORS:
+        raise UserError(f"--executor: unknown value {args.executor!r}; allowed: {', '.join(EXECUTORS)}")
+    opts = EngineOptions(device=args.device, cuda_graph=args.cuda_graph, checkpoint_every=ckpt,
+                         callback=progress.callback, compile=args.compile)
+    return EXECUTORS[args.executor](data_dir=args.data_dir, options=opts, max_population=args.max_population,
+                                    on_population=progress.population, on_event=progress.graph_event)
+
+
+# ------------------------------------------------------------------------------------------------ output
+class Progress:
+    """Progress on stderr: a rich bar on a terminal (runs done of total, the current population's iterations),
+    plain informative lines otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
+
+        self.console = Console(stderr=True)
+        self.tty = self.console.is_terminal and not quiet
+        self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True,
+                                disable=not self.tty)
+        self.task: Any = None
+        self.runs_task: Any = None
+        self.populations: list[int] = []
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> Progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def population(self, size: int) -> None:
+        """A population starts training."""
+        self.populations.append(size)
+        self.console.print(f"training a population of {size} run{'s' if size > 1 else ''}")
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.task = None
+
+    def graph_event(self, event: str, info: dict[str, Any]) -> None:
+        """Progress over the whole graph."""
+        if event == "graph":
+            if self.runs_task is None:
+                self.runs_task = self.bar.add_task("runs", total=info["total"])
+            self.bar.update(self.runs_task, completed=info["done"],
+                            description=f"runs ({time.perf_counter() - self.started:.0f} s)")
+            if not self.tty and info["done"] < info["total"]:
+                self.console.print(f"runs done: {info['done']} of {info['total']}")
+
+    def callback(self, event: str, info: dict[str, Any]) -> None:
+        """Engine events: evaluations and divergence."""
+        if event == "eval":
+            accs = [r["test_accuracy"] for r in info["rows"].values()]
+            mean = f"{sum(accs) / len(accs):.4f}" if accs else "n/a"
+            if self.task is None:
+                self.task = self.bar.add_task("iterations", total=info["total"])
+            self.bar.update(self.task, completed=info["iteration"], description=f"iterations (test acc {mean})")
+        elif event == "diverged":
+            self.console.print(f"[red]diverged[/red] at iteration {info['iteration']}: {info['job'].run_dir}")
+
+
+def emit_json(obj: Any) -> None:
+    """The one JSON document on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+def report_divergence(records: list[dict[str, Any]], strict: bool = False) -> int:
+    """Say on stderr how many runs diverged; the exit code the CONTRACT asks for (1 when all diverged or
+    ``strict`` and any did)."""
+    bad = [r for r in records if r.get("status") == "diverged"]
+    if bad:
+        print(f"lth: {len(bad)} of {len(records)} runs diverged: " + ", ".join(r["path"] for r in bad[:5])
+              + (" ..." if len(bad) > 5 else ""), file=sys.stderr)
+    failed = [r for r in records if r.get("status") == "failed"]
+    for r in failed:
+        print(f"lth: failed: {r['path']}: {r.get('error', '')}", file=sys.stderr)
+    if failed or (bad and (strict or len(bad) == len(records))):
+        return 1
+    return 0

@@ -1,0 +1,34 @@
+"""``lth report``: figures (PNG + SVG), tables (CSV) and an index.html of a store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from lth.cli.common import DEFAULT_ROOT, emit_json
+from lth.errors import UserError
+from lth.spec import TrainSpec
+
+HELP = "figures (PNG + SVG), tables (CSV) and an index.html of a store"
+
+
+def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name: str | None) -> None:
+    """Flags of ``lth report``."""
+    p.add_argument("--root", default=os.environ.get("LTH_ROOT", DEFAULT_ROOT), help="the store to report on")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: ROOT/report)")
+    p.add_argument("--json", action="store_true", help='print {"report", "figures", "tables"} as JSON')
+
+
+def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> int:
+    """Build the report; print the index path (or JSON)."""
+    from lth.report import build_report
+
+    if not Path(args.root).is_dir():
+        raise UserError(f"--root {args.root!r}: no such store directory")
+    report = build_report(Path(args.root), Path(args.out) if args.out else None)
+    if args.json:
+        emit_json(report.to_json())
+    else:
+        print(report.index)
+    return 0

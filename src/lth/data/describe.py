@@ -1,0 +1,48 @@
+"""What planning needs to know about a dataset without loading it: example shape, classes, training-set size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lth.spec import DataHparams
+
+# name -> (example shape, classes, training examples) of the files lth reads; a dataset registered by a user
+# is loaded once to learn them.
+KNOWN: dict[str, tuple[tuple[int, ...], int, int]] = {
+    "mnist": ((1, 28, 28), 10, 60000),
+    "fashion_mnist": ((1, 28, 28), 10, 60000),
+    "cifar10": ((3, 32, 32), 10, 50000),
+    "cifar100": ((3, 32, 32), 100, 50000),
+    "digits": ((1, 8, 8), 10, 1500),
+}
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """Shapes and sizes of a dataset after the transforms of its :class:`~lth.spec.DataHparams`."""
+
+    example_shape: tuple[int, ...]
+    num_classes: int
+    n_train: int
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Training iterations per epoch (the last partial batch is dropped)."""
+        return self.n_train // batch_size
+
+
+def describe(hp: DataHparams, data_dir: str | Path | None = None) -> DataInfo:
+    """The :class:`DataInfo` of ``hp`` (cheap for the built-in datasets: no file is read)."""
+    if hp.dataset == "synthetic":
+        shape, classes, n = tuple(hp.synthetic_shape), hp.synthetic_classes, hp.synthetic_size
+    elif hp.dataset in KNOWN:
+        shape, classes, n = KNOWN[hp.dataset]
+    else:
+        from lth.data import load_dataset
+
+        d = load_dataset(hp, data_dir)
+        return DataInfo(d.example_shape, d.num_classes, int(d.train_x.shape[0]))
+    n -= hp.validation_size
+    if hp.subsample_fraction < 1:
+        n = round(hp.subsample_fraction * n)
+    return DataInfo(shape, 4 if hp.rotation_task else classes, n)

@@ -1,0 +1,149 @@
+"""The executor interface over a run graph, and the scheduling every executor shares.
+
+``run(nodes)`` takes the nodes a command asks for, adds their ancestors, and repeats: find the nodes whose
+parents are all trained (ready), group them by population key into populations of at most
+``max_population``, train those (:meth:`Executor.train_populations`: in this process, as Ray tasks or as
+Slurm array jobs), until nothing is ready. A finished node is never trained again (also not by another
+process: each population locks its members' directories); a node whose parent diverged or failed is
+*blocked* and reported, and everything that does not depend on it goes on.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lth.data import Dataset, load_dataset
+from lth.engine.train import EngineOptions, Job, population_key, summary
+from lth.errors import UserError
+from lth.executor.work import CPU_POPULATION_MAX_PARAMS, check_nodes, probe
+from lth.graph import Node, closure
+from lth.spec import DataHparams, TrainSpec
+from lth.store import RunDir
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Executor(abc.ABC):
+    """Runs a graph of nodes to the end. Subclasses say where a population trains."""
+
+    data_dir: str | Path | None = None
+    options: EngineOptions = field(default_factory=EngineOptions)
+    max_population: int | None = None
+    on_population: Callable[[int], None] | None = None  # told the size of each population it trains
+    on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations}, "failed" {node, error}
+    _data: dict[tuple[DataHparams, str], Dataset] = field(default_factory=dict)
+
+    # -- data, loaded once per executor
+    def dataset(self, hp: DataHparams) -> Dataset:
+        """The dataset for ``hp`` on the training device, loaded once per executor."""
+        device = self.options.torch_device()
+        key = (hp, str(device))
+        if key not in self._data:
+            self._data[key] = load_dataset(hp, self.data_dir, device)
+        return self._data[key]
+
+    # -- the graph
+    def run(self, nodes: list[Node]) -> list[dict[str, Any]]:
+        """Train every node (and every ancestor) not yet finished; the run records of ``nodes``, in order."""
+        graph = closure(nodes)
+        self.check(graph)
+        failed: dict[Path, str] = {}
+        while True:
+            state = self.states(graph, failed)
+            self._emit("graph", total=len(graph), done=sum(s in ("complete", "diverged") for s in state.values()),
+                       state=state)
+            ready = [n for n in graph if state[n.path] == "ready"]
+            if not ready:
+                break
+            groups = self.populations(ready)
+            self._emit("wave", ready=len(ready), populations=[len(g) for g in groups])
+            failed.update(self.train_populations(groups))
+        state = self.states(graph, failed)
+        return [self.record(n, state[n.path], failed.get(n.path)) for n in nodes]
+
+    def states(self, graph: list[Node], failed: dict[Path, str]) -> dict[Path, str]:
+        """complete | diverged | failed | blocked (an ancestor diverged or failed) | ready | waiting."""
+        state: dict[Path, str] = {}
+        for n in graph:  # parents come first
+            done = RunDir(n.path).done
+            if n.path in failed:
+                state[n.path] = "failed"
+            elif done is not None:
+                state[n.path] = done.get("status", "complete")
+            else:
+                ps = [state[p.path] for p in n.parents()]
+                if any(s in ("diverged", "failed", "blocked") for s in ps):
+                    state[n.path] = "blocked"
+                elif all(s == "complete" for s in ps):
+                    state[n.path] = "ready"
+                else:
+                    state[n.path] = "waiting"
+        return state
+
+    def check(self, graph: list[Node]) -> None:
+        """Bad input (data, shapes, steps, a different run in a node's directory) before anything is written."""
+        by_data: dict[DataHparams, list[Node]] = {}
+        for n in graph:
+            by_data.setdefault(n.spec.data, []).append(n)
+            stored = RunDir(n.path).read_json("spec.json") if (Path(n.path) / "spec.json").exists() else None
+            if stored and stored.get("node") not in (None, n.digest):
+                raise UserError(f"{n.path} holds a different run (node {stored.get('node')}, asked for {n.digest}); "
+                                f"use another --root")
+        for hp, ns in by_data.items():
+            data = self.dataset(hp)
+            check_nodes(ns, data)
+            for spec in {n.spec.model: n.spec for n in ns}.values():
+                probe(ns[0] if ns[0].spec.model == spec.model else next(n for n in ns if n.spec.model == spec.model),
+                      data)
+
+    def populations(self, ready: list[Node]) -> list[list[Node]]:
+        """Ready nodes grouped by population key, in chunks of at most the population size."""
+        groups: dict[tuple, list[Node]] = {}
+        for n in ready:
+            groups.setdefault(population_key(n.spec), []).append(n)
+        out = []
+        for group in groups.values():
+            size = self.max_population or default_population(group[0].spec, self.dataset(group[0].spec.data),
+                                                              self.options.torch_device())
+            out += [group[a:a + size] for a in range(0, len(group), size)]
+        return out
+
+    @abc.abstractmethod
+    def train_populations(self, groups: list[list[Node]]) -> dict[Path, str]:
+        """Train each group as one population; return ``{path: error}`` for the nodes that failed."""
+
+    def record(self, node: Node, state: str, error: str | None = None) -> dict[str, Any]:
+        """The CONTRACT's run record of a node, with its graph state (``blocked``: an ancestor diverged)."""
+        rec = summary(Job(node.spec, node.replicate, node.path), RunDir(node.path))
+        if state in ("blocked", "failed", "waiting"):
+            rec["status"] = state
+        if error:
+            rec["error"] = error
+        return rec
+
+    def _emit(self, event: str, **info: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(event, info)
+
+
+def default_population(spec: TrainSpec, data: Dataset, device: torch.device) -> int:
+    """How many members to train at once when the user did not say: from free memory on a GPU; on a CPU,
+    one at a time unless the network is tiny."""
+    from lth.models import build_model
+
+    m = spec.model
+    params = build_model(m.model, 1, data.example_shape, data.num_classes, m.norm, m.width).num_params()
+    if device.type != "cuda":
+        return 16 if params <= CPU_POPULATION_MAX_PARAMS else 1
+    free, _ = torch.cuda.mem_get_info(device)
+    example = int(torch.tensor(data.example_shape).prod())
+    # weights, grads, two optimiser moments (4 x fp32) + activations (a generous 64 floats per input value)
+    per_member = params * 16 + spec.data.batch_size * example * 4 * 64
+    return max(1, min(256, int(free * 0.5) // per_member))

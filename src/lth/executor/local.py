@@ -1,0 +1,21 @@
+"""The in-process executor: each population trains here, one after another."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lth.executor.base import Executor
+from lth.executor.work import train_group
+from lth.graph import Node
+
+
+@dataclass
+class LocalExecutor(Executor):
+    """Trains every population in this process (errors propagate: a local failure is a bug to see)."""
+
+    def train_populations(self, groups: list[list[Node]]) -> dict[Path, str]:
+        """Train the groups one after another."""
+        for g in groups:
+            train_group(g, self.dataset(g[0].spec.data), self.options, self.on_population)
+        return {}

@@ -1,0 +1,93 @@
+"""One unit of work, the same in every executor: train one population of ready nodes.
+
+:func:`train_group` runs wherever the executor puts it (this process, a Ray task, a Slurm array element): it
+locks the members' run directories, drops those another process finished meanwhile, resolves each node's
+recipe into tensors (the only place a node's references are loaded) and hands the jobs to the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from lth.data import Dataset
+from lth.engine.train import EngineOptions, Job, check_jobs, summary, train_population
+from lth.graph import Node, OpContext, resolve
+from lth.prune import kinds_of
+from lth.store import RunDir
+
+# A population pays on a GPU (one wide network fills it); on 2 CPU cores it pays only for tiny networks,
+# where per-step overhead dominates. Measured in bench/population.py; see bench/RESULTS.md.
+CPU_POPULATION_MAX_PARAMS = 20_000
+
+
+def probe(node: Node, data: Dataset) -> Any:
+    """A single network of the node's architecture (names, kinds and counts)."""
+    from lth.models import build_model
+
+    m = node.spec.model
+    return build_model(m.model, 1, data.example_shape, data.num_classes, m.norm, m.width)
+
+
+def context(node: Node, data: Dataset) -> OpContext:
+    """What the node's ops may know: prunable names, layer kinds, shapes, iterations per epoch."""
+    model = probe(node, data)
+    spe = data.train_x.shape[0] // node.spec.data.batch_size
+    return OpContext(node, model.prunable(), kinds_of(model), data.example_shape, data.num_classes, spe, model)
+
+
+def to_job(node: Node, data: Dataset) -> Job:
+    """The engine's job for ``node``: its recipe resolved into a start state and a mask."""
+    ctx = context(node, data)
+    contexts: dict[Any, OpContext] = {}
+
+    def ctx_for(n: Node) -> OpContext:
+        if n.path not in contexts:
+            contexts[n.path] = ctx if n.path == node.path else context(n, data)
+        return contexts[n.path]
+
+    setup = resolve(node, ctx, ctx_for)
+    spe = ctx.steps_per_epoch
+    return Job(node.spec, node.replicate, node.path, start_step=node.start_step.iterations(spe),
+               start_state=setup.state, mask=setup.mask,
+               state_names={step.iterations(spe): name for name, step in node.keep},
+               meta={**node.meta, "node": node.digest})
+
+
+def check_nodes(nodes: list[Node], data: Dataset) -> None:
+    """UserError for nodes that cannot train on ``data`` (before anything is written)."""
+    spe_nodes = []
+    for n in nodes:
+        spe = max(1, data.train_x.shape[0] // n.spec.data.batch_size)
+        spe_nodes.append(Job(n.spec, n.replicate, n.path, start_step=n.start_step.iterations(spe),
+                             state_steps=tuple(step for _, step in n.keep)))
+    check_jobs(spe_nodes, data)
+
+
+def population_record(jobs: list[Job], device: torch.device) -> dict[str, Any]:
+    """What a population's members record about what they were trained beside (reproducibility)."""
+    return {"size": len(jobs), "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+            "torch": torch.__version__, "members": [str(j.run_dir) for j in jobs]}
+
+
+def train_group(nodes: list[Node], data: Dataset, options: EngineOptions,
+                on_population: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Train the nodes not yet finished as one population (their parents must be finished); their records."""
+    with contextlib.ExitStack() as stack:
+        for n in sorted(nodes, key=lambda n: str(n.path)):
+            stack.enter_context(RunDir(n.path).lock())
+        todo = [n for n in nodes if RunDir(n.path).done is None]  # another process may have won
+        if todo:
+            jobs = [to_job(n, data) for n in todo]
+            pop = population_record(jobs, options.torch_device())
+            for j in jobs:
+                j.meta["population"] = pop
+            if on_population:
+                on_population(len(jobs))
+            train_population(jobs, data, options)
+    return [summary(Job(n.spec, n.replicate, n.path), RunDir(n.path)) for n in nodes]

@@ -1,0 +1,108 @@
+"""Ops: how a node's recipe becomes tensors. One registry, :data:`OPS`, of plain functions.
+
+An op is ``op(ctx, *inputs, **options) -> Setup``: ``inputs`` are the recipe's references already loaded
+(state dicts for ``state:<name>``, masks for ``mask``; a node that trains without a mask gives an all-ones
+mask), ``options`` the recipe's options. It returns the member's start state (``None``: a fresh initialisation
+from the node's init seed) and its mask (``None``: dense). Ops are registered with :func:`op` beside the
+experiment that uses them (``lth.lottery.trunk``, each branch's own file), so adding a branch adds its op in
+its own file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lth.engine.batches import generator
+from lth.graph.node import MASK, Node, Recipe, Ref
+from lth.store import RunDir
+
+State = dict[str, Tensor]
+
+
+@dataclass
+class Setup:
+    """What an op makes: a start state (None: fresh init) and a mask (None: dense)."""
+
+    state: State | None = None
+    mask: State | None = None
+
+
+@dataclass
+class OpContext:
+    """What an op may know about the network and the run it sets up."""
+
+    node: Node
+    prunable: list[str]
+    kinds: dict[str, str]
+    example_shape: tuple[int, ...]
+    num_classes: int
+    steps_per_epoch: int
+    _probe: Any = field(default=None, repr=False)
+
+    def generator(self, *salt: int) -> torch.Generator:
+        """A CPU generator for a branch's random draws, fixed by ``salt`` (stream 3: never a training stream)."""
+        return generator(torch.device("cpu"), 3, *salt)
+
+    def ones(self) -> State:
+        """An all-ones mask over the prunable tensors."""
+        shapes = dict(self.probe_state())
+        return {k: torch.ones_like(shapes[k], dtype=torch.bool) for k in self.prunable}
+
+    def probe_state(self) -> State:
+        """A single network's state of the node's architecture (values meaningless: for names and shapes)."""
+        if self._probe is None:
+            from lth.models import build_model
+
+            m = self.node.spec.model
+            self._probe = build_model(m.model, 1, self.example_shape, self.num_classes, m.norm, m.width)
+        return self._probe.member_state(0)
+
+
+Op = Callable[..., Setup]
+OPS: dict[str, Op] = {}
+
+
+def op(name: str) -> Callable[[Op], Op]:
+    """Register ``fn`` as the op ``name``."""
+    def deco(fn: Op) -> Op:
+        if name in OPS and OPS[name] is not fn:
+            raise ValueError(f"op {name!r} is registered twice")
+        OPS[name] = fn
+        return fn
+    return deco
+
+
+@op("ticket")
+def ticket(ctx: OpContext, state: State | None = None, mask: State | None = None) -> Setup:
+    """A given start state and mask, unchanged (``state`` None: a fresh initialisation under ``mask``)."""
+    return Setup(state, mask)
+
+
+def load_ref(ref: Ref, ctx_for: Callable[[Node], OpContext]) -> State:
+    """Load one reference: a stored state of a trained node, or the mask a node trains under."""
+    if ref.what != MASK:
+        return RunDir(ref.node.path).load_tensors(Path("states") / f"{ref.state_name}.pt")
+    run = RunDir(ref.node.path)
+    if run.done is not None and (run.path / "mask.pt").exists():  # trained: the mask it trained under
+        return run.load_tensors("mask.pt")
+    mask = resolve(ref.node, ctx_for(ref.node)).mask
+    return mask if mask is not None else ctx_for(ref.node).ones()
+
+
+def resolve(node: Node, ctx: OpContext, ctx_for: Callable[[Node], OpContext] | None = None) -> Setup:
+    """The start state and mask of ``node`` (its parents must be trained)."""
+    if node.setup is None:
+        return Setup()
+    ctx_for = ctx_for or (lambda n: OpContext(n, ctx.prunable, ctx.kinds, ctx.example_shape, ctx.num_classes,
+                                              ctx.steps_per_epoch, ctx._probe))
+    recipe: Recipe = node.setup
+    if recipe.op not in OPS:
+        raise KeyError(f"unknown op {recipe.op!r} in the recipe of {node.path} (registered: {', '.join(OPS)})")
+    inputs = [load_ref(r, ctx_for) for r in recipe.refs]
+    return OPS[recipe.op](ctx, *inputs, **recipe.opts)

@@ -1,0 +1,97 @@
+"""Branches: the ablations the lottery-ticket papers run on a trunk's tickets to show what makes them win.
+
+One file per branch, one line per branch here. ``plan_branch`` turns a branch, a trunk, levels and
+replicates into nodes; they depend on the trunk's nodes, so the executor trains each beside the trunk level
+whose ticket it needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from lth.errors import UserError
+from lth.graph import Node
+from lth.lottery.branches import dn_reinit, oneshot, random_mask, reinit, remask, retrain, small_dense
+from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
+from lth.lottery.trunk import Trunk
+from lth.prune import density, layer_densities
+from lth.store import RunDir
+
+BRANCHES: dict[str, Branch] = {
+    "reinit": reinit.BRANCH,
+    "random-mask": random_mask.BRANCH,
+    "dn-reinit": dn_reinit.BRANCH,
+    "remask": remask.BRANCH,
+    "small-dense": small_dense.BRANCH,
+    "retrain": retrain.BRANCH,
+    "oneshot": oneshot.BRANCH,
+}
+
+
+def branch_options(name: str, values: dict[str, Any] | None = None) -> Any:
+    """Branch ``name``'s options dataclass with the given field values (fields it does not have are ignored)."""
+    if name not in BRANCHES:
+        raise UserError(f"unknown branch {name!r}; allowed: {', '.join(BRANCHES)}")
+    cls = BRANCHES[name].options
+    own = {f.name for f in dataclasses.fields(cls)}
+    opts = cls(**{k: v for k, v in (values or {}).items() if k in own})
+    opts.validate()
+    return opts
+
+
+def parse_levels(text: str) -> list[int]:
+    """``0-15`` or ``3,5,8`` (or a mix: ``0-3,8``) -> sorted level numbers."""
+    out: set[int] = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                lo, hi = int(a), int(b)
+                if lo > hi:
+                    raise ValueError
+                out.update(range(lo, hi + 1))
+            elif part:
+                out.add(int(part))
+    except ValueError:
+        raise UserError(f"--levels {text!r}: expected a range like 0-15 or a list like 3,5,8") from None
+    if not out or min(out) < 0:
+        raise UserError(f"--levels {text!r}: expected levels >= 0, e.g. 0-15 or 3,5,8")
+    return sorted(out)
+
+
+def plan_branch(name: str, trunk: Trunk, levels: list[int], replicates: int, options: Any,
+                prunable: list[str], kinds: dict[str, str], example_shape: tuple[int, ...],
+                num_classes: int) -> list[Node]:
+    """The nodes of branch ``name`` at ``levels`` of every replicate (replicate-major, then level)."""
+    if name not in BRANCHES:
+        raise UserError(f"unknown branch {name!r}; allowed: {', '.join(BRANCHES)}")
+    options.validate()
+    ctx = BranchContext(trunk, name, options, prunable, kinds, example_shape, num_classes)
+    return [n for r in range(replicates) for level in levels for n in BRANCHES[name].plan(ctx, r, level)]
+
+
+def branch_record(node: Node, base: dict[str, Any], rewind_iteration: int) -> dict[str, Any]:
+    """The CONTRACT's branch record: the run record plus branch, level, density (small-dense: width)."""
+    level = node.meta["level"]
+    rec = {**base, "branch": node.meta["branch"], "level": level, "rewind": node.meta["rewind"],
+           "rewind_iteration": rewind_iteration}
+    run = RunDir(node.path)
+    if (run.path / "mask.pt").exists():
+        mask = run.load_tensors("mask.pt")
+        rec["density"] = density(mask)
+        rec["layer_densities"] = layer_densities(mask)
+    elif node.meta["branch"] == "small-dense" and level > 0:
+        trunk_mask = RunDir(run.path.parent.parent / f"level_{level}")
+        rec["density"] = 1.0
+        if (trunk_mask.path / "mask.pt").exists():
+            rec["ticket_density"] = density(trunk_mask.load_tensors("mask.pt"))
+        rec["width"] = node.spec.model.width
+    else:
+        rec["density"] = 1.0 if rec.get("status") == "complete" else None
+    return rec
+
+
+__all__ = ["BRANCHES", "Branch", "BranchContext", "BranchOptions", "branch_options", "branch_record",
+           "parse_levels", "plan_branch"]

@@ -1,0 +1,97 @@
+"""What every branch shares: its options base class, the planning context, and the registry entry type.
+
+A branch is one file in this package: an options dataclass (subclass of :class:`BranchOptions`), the op(s)
+that make its start and mask from the trunk's references (registered with :func:`lth.graph.op`), and a plan
+function ``plan(ctx, replicate, level) -> list[Node]``; one line in :data:`lth.lottery.branches.BRANCHES`
+registers it. Its runs live beside the trunk at ``lottery_<hash>/replicate_<r>/branch_<name>_<hash>/level_<l>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lth.errors import UserError
+from lth.graph import Node, Recipe, Ref
+from lth.lottery.trunk import Trunk
+from lth.spec import Step, TrainSpec, help_field, spec_hash, to_dict
+from lth.store import run_path
+
+# Distinct seed ranges, so a branch's fresh draws never coincide with a trunk's replicate seeds.
+REINIT_SEED_BASE = 1_000_000
+
+
+@dataclass(frozen=True)
+class BranchOptions:
+    """Options every branch has. A branch's own options subclass this (only non-defaults count in its hash)."""
+
+    branch_seed: int = help_field(0, "seed of the branch's random draws (new initialisation, mask, D_n samples)")
+
+    def validate(self) -> None:
+        """UserError (one line naming the flag) for a value outside a field's choices."""
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise UserError(f"--{f.name.replace('_', '-')} {getattr(self, f.name)!r}: unknown value; "
+                                f"allowed: {', '.join(choices)}")
+
+
+@dataclass
+class BranchContext:
+    """What a branch's plan function knows: the trunk, its options and the network's names and shapes."""
+
+    trunk: Trunk
+    name: str
+    options: Any
+    prunable: list[str]
+    kinds: dict[str, str]
+    example_shape: tuple[int, ...]
+    num_classes: int
+
+    @property
+    def digest(self) -> str:
+        """The hash of the branch's options (its directory is ``branch_<name>_<digest>``)."""
+        return spec_hash(self.options)
+
+    def run_dir(self, replicate: int, level: int) -> Path:
+        """``.../replicate_<r>/branch_<name>_<hash>/level_<l>``."""
+        return run_path(self.trunk.root, "lottery", self.trunk.digest, replicate, level,
+                        branch=f"{self.name}_{self.digest}")
+
+    def ticket(self, replicate: int, level: int) -> Ref:
+        """The mask of the trunk's level (all ones at level 0)."""
+        return Ref(self.trunk.node(replicate, level), "mask")
+
+    def start(self, replicate: int) -> Ref:
+        """Level 0's state at the rewind step."""
+        return self.trunk.start_ref(replicate)
+
+    def dense(self, replicate: int, name: str = "final") -> Ref:
+        """A state of the trunk's dense level 0."""
+        return Ref(self.trunk.node(replicate, 0), f"state:{name}")
+
+    def node(self, replicate: int, level: int, setup: Recipe | None, spec: TrainSpec | None = None,
+             rewound: bool = True) -> Node:
+        """A node in this branch's directory, recording the branch in spec.json. ``rewound``: it starts at the
+        trunk's rewind step k (and keeps the state there), else at step 0."""
+        meta = {**self.trunk.meta(replicate, level), "kind": "branch", "branch": self.name,
+                "branch_options": to_dict(self.options)}
+        start = self.trunk.rewind if rewound else Step(0, "it")
+        keep = self.trunk.keep if rewound else ()
+        return Node(spec or self.trunk.spec, replicate, self.run_dir(replicate, level), start_step=start,
+                    setup=setup, keep=keep, meta=meta)
+
+
+Plan = Callable[[BranchContext, int, int], list[Node]]
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A registry entry: the branch's options class, its plan function and a one-line summary."""
+
+    options: type
+    plan: Plan
+    summary: str

@@ -1,0 +1,39 @@
+"""``oneshot``: one-shot magnitude pruning of the dense network (level 0's final weights) straight to the
+ticket's density, rewound the same way (iterative against one-shot pruning, Frankle & Carbin 2019 Section 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lth.graph import Node, OpContext, Recipe, Setup, op
+from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
+from lth.lottery.trunk import level_hparams
+from lth.prune import density, prune_to_density
+
+
+@dataclass(frozen=True)
+class OneshotOptions(BranchOptions):
+    """oneshot has only the common options."""
+
+
+@op("oneshot")
+def oneshot(ctx: OpContext, state: dict, dense_final: dict, ticket: dict, *, pruning: dict, replicate: int,
+            level: int) -> Setup:
+    """``state`` under a one-shot mask of ``dense_final`` with ``ticket``'s density (level 0: the ticket)."""
+    target = density(ticket)
+    if target >= 1.0:  # level 0: nothing to prune
+        return Setup(state, ticket)
+    hp = level_hparams(pruning, replicate, level)
+    return Setup(state, prune_to_density({k: dense_final[k] for k in ctx.prunable}, hp, ctx.kinds, target))
+
+
+def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
+    """One node per replicate and level, rewound to the trunk's step k."""
+    from lth.spec import to_dict
+
+    recipe = Recipe.make("oneshot", ctx.start(r), ctx.dense(r), ctx.ticket(r, level),
+                         pruning=to_dict(ctx.trunk.pruning), replicate=r, level=level)
+    return [ctx.node(r, level, recipe)]
+
+
+BRANCH = Branch(OneshotOptions, plan, "one-shot pruning of the dense network to the ticket's density")

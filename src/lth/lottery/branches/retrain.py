@@ -1,0 +1,51 @@
+"""``retrain``: the ticket (mask and rewound weights) trained with other hyperparameters, e.g. another learning
+rate (Ma et al. 2021's learning-rate sweep; ``--set lr=0.01``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lth.errors import UserError
+from lth.graph import Node, Recipe
+from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
+from lth.spec import TrainSpec, help_field, replace_fields
+
+# fields that would change the network or the data: a ticket cannot be retrained under them
+ARCHITECTURE_FIELDS = frozenset({"model", "norm", "width", "dataset", "synthetic_shape", "synthetic_classes",
+                                 "rotation_task"})
+
+
+@dataclass(frozen=True)
+class RetrainOptions(BranchOptions):
+    """Which training hyperparameters change."""
+
+    set: tuple[str, ...] = help_field((), "retrain: training hyperparameters to change, as KEY=VALUE (e.g. lr=0.01)")
+
+
+def retrained_spec(spec: TrainSpec, items: tuple[str, ...]) -> TrainSpec:
+    """``spec`` with the ``--set`` overrides; UserError for a malformed item or a field that changes the
+    architecture or the data (the ticket would not fit)."""
+    if not items:
+        raise UserError("retrain needs --set KEY=VALUE (e.g. --set lr=0.01)")
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. lr=0.01")
+        key, value = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if key in ARCHITECTURE_FIELDS:
+            raise UserError(f"--set {item!r}: {key} changes the network or its data, so the ticket would not fit; "
+                            f"allowed: training and data-order hyperparameters (lr, optimizer, training_steps, ...)")
+        overrides[key] = value.strip()
+    out = replace_fields(spec, overrides)
+    out.validate()
+    return out
+
+
+def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
+    """One node per replicate and level: the ticket, rewound, under the changed hyperparameters."""
+    spec = retrained_spec(ctx.trunk.spec, ctx.options.set)
+    return [ctx.node(r, level, Recipe.make("ticket", ctx.start(r), ctx.ticket(r, level)), spec=spec)]
+
+
+BRANCH = Branch(RetrainOptions, plan, "the ticket trained with other hyperparameters (--set lr=...)")
