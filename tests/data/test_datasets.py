@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 import pickle
 import struct
 from dataclasses import replace
@@ -195,8 +197,6 @@ def test_missing_files(tmp_path: Path, capfd: pytest.CaptureFixture[str], datase
 
 def test_missing_fashion_mnist_names_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dsmod, "_try_torchvision_download", lambda cls, root: None)
-    if dsmod._find_idx(Path("/usr/share/datasets/fashion-mnist")) is not None:
-        pytest.skip("Fashion-MNIST is installed system-wide")
     with pytest.raises(UserError, match=r"fashion_mnist: files not found: expected t.*FashionMNIST/raw"):
         load_dataset(DataHparams(dataset="fashion_mnist"), tmp_path)
 
@@ -357,3 +357,90 @@ def test_rotation_task() -> None:
 def test_rotation_task_digits_shapes() -> None:
     d = load_dataset(DataHparams(dataset="digits", rotation_task=True, blur=True))
     assert d.train_x.shape == (1500, 1, 8, 8) and d.num_classes == 4 and d.test_y.max() <= 3
+
+
+# ---------------------------------------------------------------------------------------------- where data comes from
+@pytest.fixture
+def system_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake system-wide Fashion-MNIST (as Debian installs it) and an empty HOME; no downloads."""
+    system = tmp_path / "usr-share-datasets"
+    write_mnist_like(system / "fashion-mnist", gz=True, seed=4)
+    monkeypatch.setitem(dsmod.FALLBACK_ROOTS, "fashion_mnist", (system,))
+    monkeypatch.setattr(dsmod, "_try_torchvision_download", lambda cls, root: None)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LTH_DATA", raising=False)
+    return system
+
+
+def test_named_data_dir_is_never_replaced_by_a_fallback(system_copy: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(UserError) as e:
+        load_dataset(DataHparams(dataset="fashion_mnist"), missing)
+    assert f"--data-dir {missing}" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(UserError, match="--data-dir"):
+        dsmod.data_source(DataHparams(dataset="fashion_mnist"), missing)
+
+
+def test_lth_data_is_never_replaced_by_a_fallback(system_copy: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LTH_DATA", str(tmp_path / "env"))
+    with pytest.raises(UserError, match=r"\$LTH_DATA=.*env"):
+        load_dataset(DataHparams(dataset="fashion_mnist"))
+
+
+def test_fallback_used_only_without_a_named_folder_and_reported(system_copy: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    d = load_dataset(DataHparams(dataset="fashion_mnist"))
+    assert d.train_y.tolist() == [3, 1, 4, 1, 5]
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and str(system_copy) in err and "--data-dir" in err
+    src = d.source
+    assert src["origin"] == "fallback" and src["root"] == str(system_copy.resolve())
+    folder = system_copy / "fashion-mnist"
+    assert [f["path"] for f in src["files"]] == [str((folder / f"{n}.gz").resolve()) for n in dsmod._IDX_FILES]
+    assert src["files"][0]["sha256"] == hashlib.sha256((folder / "train-images-idx3-ubyte.gz").read_bytes()
+                                                       ).hexdigest()
+
+
+def test_cli_data_dir_nonexistent_exits_2(system_copy: Path, tmp_path: Path) -> None:
+    from tests.conftest import lth
+
+    code, _, err = lth("train", "--preset", "digits_mlp", "--dataset", "fashion_mnist", "--data-dir",
+                       str(tmp_path / "nonexistent"), "--training-steps", "1it", "--root", str(tmp_path / "runs"))
+    assert code == 2 and "--data-dir" in err and "nonexistent" in err and str(system_copy) not in err
+
+
+def test_data_source_files_and_checksum_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_mnist_like(tmp_path / "MNIST" / "raw", gz=False)
+    src = dsmod.data_source(DataHparams(dataset="mnist"), tmp_path)
+    assert src["origin"] == "--data-dir" and src["root"] == str(tmp_path.resolve())
+    first = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    assert src["files"][0] == {"path": str(first.resolve()), "bytes": first.stat().st_size,
+                               "sha256": hashlib.sha256(first.read_bytes()).hexdigest()}
+    assert load_dataset(DataHparams(dataset="mnist"), tmp_path).source == src
+    calls = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda f, d: calls.append(f.name) or real(f, d))
+    dsmod.data_source(DataHparams(dataset="mnist"), tmp_path)
+    assert calls == []  # cached: same path, mtime and size
+    write_idx(first, np.zeros((5, 28, 28), np.uint8))  # a new version of the file is hashed again
+    os.utime(first, ns=(1, 1))
+    again = dsmod.data_source(DataHparams(dataset="mnist"), tmp_path)
+    assert calls == [str(first.resolve())]
+    assert again["files"][0]["sha256"] == hashlib.sha256(first.read_bytes()).hexdigest() != src["files"][0]["sha256"]
+    assert dsmod.data_source(DataHparams(dataset="synthetic"))["files"] == []
+    digits = dsmod.data_source(DataHparams(dataset="digits"))
+    assert digits["origin"] == "bundled" and digits["files"][0]["path"].endswith("digits.csv.gz")
+
+
+@pytest.mark.parametrize("at", [10, 20])  # 10: invalid deflate block (zlib's "Error -3"); 20: CRC mismatch
+def test_corrupt_gzip_names_the_file(tmp_path: Path, at: int) -> None:
+    write_mnist_like(tmp_path, gz=True)
+    bad = tmp_path / "train-labels-idx1-ubyte.gz"
+    data = bytearray(bad.read_bytes())  # whole, not truncated: one byte of the compressed body damaged
+    data[at] = 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(UserError) as e:
+        load_dataset(DataHparams(dataset="mnist"), tmp_path)
+    msg = str(e.value)
+    assert str(bad) in msg and "damaged" in msg and "again" in msg and "\n" not in msg

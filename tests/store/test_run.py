@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from lth.errors import UserError
 from lth.store import RunDir, run_path
-from lth.store.run import atomic_write_bytes
+from lth.store.run import DamagedFile, atomic_write_bytes
 
 
 def test_atomic_write_leaves_old_file_when_the_write_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,3 +47,86 @@ def test_states_metrics_and_paths(tmp_path: Path) -> None:
     assert run.done is None
     run.write_json("done.json", {"status": "complete"}, durable=True)
     assert run.done == {"status": "complete"}
+
+
+def test_files_get_the_umask_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.json", b"{}")
+        RunDir(tmp_path / "run").save_tensors("states/final.pt", {"w": torch.zeros(2)})
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "private.json", b"{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "run" / "states" / "final.pt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_metrics_line_ends_float32_lr_and_open_columns(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    lr32 = float(np.float32(0.0012))  # what the engine reads from its float32 learning-rate table
+    assert repr(lr32) != "0.0012"  # 0.0012000000569... : the problem being solved
+    rows = [{"iteration": 0, "step": "0it", "test_loss": 2.0, "lr": lr32, "zeta": 1.5},
+            {"iteration": 5, "step": "5it", "test_loss": 1.0, "lr": float(np.float32(0.1)), "alpha": 7}]
+    run.write_metrics(rows)
+    raw = (tmp_path / "metrics.csv").read_bytes()
+    assert b"\r" not in raw and raw.endswith(b"\n")
+    lines = raw.decode().splitlines()
+    assert lines[0] == "iteration,step,train_loss,test_loss,test_accuracy,val_loss,val_accuracy,lr,alpha,zeta"
+    assert lines[1].split(",")[7] == "0.0012" and lines[2].split(",")[7] == "0.1"
+    back = run.read_metrics()
+    assert back[0]["lr"] == 0.0012 and np.float32(back[0]["lr"]) == np.float32(lr32)
+    assert back[0]["zeta"] == 1.5 and back[0]["alpha"] is None and back[1]["alpha"] == 7
+
+
+def _store_with_run(tmp_path: Path) -> RunDir:
+    run = RunDir(tmp_path / "run")
+    run.write_json("spec.json", {"kind": "train"})
+    run.write_metrics([{"iteration": i, "step": f"{i}it", "test_loss": 1.0 / (i + 1), "lr": 0.1} for i in range(3)])
+    run.save_state("final", {"w": torch.arange(100.0)}, 2)
+    run.write_json("done.json", {"status": "complete", "final_test_accuracy": 0.5})
+    return run
+
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("name", ["done.json", "metrics.csv", "states/final.pt", "spec.json"])
+def test_damaged_files_are_named(tmp_path: Path, name: str) -> None:
+    run = _store_with_run(tmp_path)
+    assert run.complete() and run.finished() and run.damaged() == []
+    _truncate(run.path / name)
+    assert run.damaged() == [str(run.path / name)]
+    reader = {"done.json": lambda: run.done, "spec.json": lambda: run.read_json("spec.json"),
+              "metrics.csv": run.read_metrics, "states/final.pt": lambda: run.load_tensors("states/final.pt")}[name]
+    with pytest.raises(DamagedFile) as e:
+        reader()
+    assert isinstance(e.value, UserError) and e.value.path == run.path / name
+    assert str(run.path / name) in str(e.value) and "\n" not in str(e.value)
+    assert run.complete() == (name in ("metrics.csv", "spec.json"))  # complete() reads done.json and final.pt only
+
+
+def test_metrics_damage_kinds(tmp_path: Path) -> None:
+    run = _store_with_run(tmp_path)
+    p = run.path / "metrics.csv"
+    good = p.read_text()
+    for bad in ("", good.rstrip("\n"), good + "3,3it\n", good.replace("0.5", "0.x"), "a,b\n1,2\n"):
+        p.write_text(bad)
+        with pytest.raises(DamagedFile):
+            run.read_metrics()
+    p.write_text(good.replace("\n", "\r\n"))  # a store written before the switch to \n still reads
+    assert [r["iteration"] for r in run.read_metrics()] == [0, 1, 2]
+
+
+def test_finished_complete_and_diverged(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    assert not run.finished() and not run.complete()
+    run.write_json("done.json", {"status": "diverged"})
+    assert run.finished() and not run.complete()
+    run.write_json("done.json", {"status": "complete"})
+    assert not run.finished() and not run.complete()  # complete but its final state is missing
+    run.save_state("final", {"w": torch.zeros(1)})
+    assert run.finished() and run.complete()

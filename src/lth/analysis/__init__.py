@@ -1,6 +1,6 @@
 """Analysis: the store as tidy pandas DataFrames, and the verdicts computed from them."""
 
-from lth.analysis.tables import mask_density, metrics_frame, runs_frame
+from lth.analysis.tables import distinguishing_fields, field_label, mask_density, metrics_frame, runs_frame
 from lth.analysis.verdicts import (
     CONDITIONS,
     JackpotVerdict,
@@ -12,6 +12,6 @@ from lth.analysis.verdicts import (
 )
 from lth.analysis.weights import dn_histograms, frame_potential, rp_curve, telemetry, weight_correlation
 
-__all__ = ["CONDITIONS", "JackpotVerdict", "aggregate", "dn_histograms", "early_stopping", "early_stopping_by_level",
-           "frame_potential", "jackpot", "mask_density", "matching", "metrics_frame", "rp_curve", "runs_frame",
-           "telemetry", "weight_correlation"]
+__all__ = ["CONDITIONS", "JackpotVerdict", "aggregate", "distinguishing_fields", "dn_histograms", "early_stopping",
+           "early_stopping_by_level", "field_label", "frame_potential", "jackpot", "mask_density", "matching",
+           "metrics_frame", "rp_curve", "runs_frame", "telemetry", "weight_correlation"]

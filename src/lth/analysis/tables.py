@@ -1,16 +1,23 @@
-"""Tidy tables of a store: one row per run (``runs_frame``) or per run per evaluation (``metrics_frame``)."""
+"""Tidy tables of a store: one row per run (``runs_frame``) or per run per evaluation (``metrics_frame``).
+
+A run with a damaged file (:meth:`lth.store.RunDir.damaged`: a truncated ``metrics.csv``, ``done.json`` or
+state) is left out of both tables with one warning line on stderr naming the file and the run; every other run
+stays in.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from lth.store import RunDir
 from lth.store import paths as P
+from lth.store.run import DamagedFile
 
 _PART = re.compile(r"^(replicate|level|branch)_(.+)$")
 _DENSITY_CACHE: dict[tuple[str, int, int], float] = {}
@@ -21,7 +28,8 @@ def _run_dirs(root: Path) -> list[Path]:
 
 
 def mask_density(path: Path) -> float:
-    """Fraction of kept weights in a stored ``mask.pt`` (1.0 when the file is absent); cached per file version."""
+    """Fraction of kept weights in a stored ``mask.pt`` (1.0 when the file is absent); cached per file version.
+    Raises :class:`~lth.store.run.DamagedFile` when the file cannot be read."""
     path = Path(path)
     try:
         st = path.stat()
@@ -29,7 +37,7 @@ def mask_density(path: Path) -> float:
         return 1.0
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     if key not in _DENSITY_CACHE:
-        mask = torch.load(path, map_location="cpu", weights_only=True)
+        mask = RunDir(path.parent).load_tensors(path.name)  # DamagedFile (naming it) when unreadable
         total = sum(m.numel() for m in mask.values())
         _DENSITY_CACHE[key] = sum(int(m.sum()) for m in mask.values()) / total if total else 1.0
     return _DENSITY_CACHE[key]
@@ -42,60 +50,128 @@ def _preset_label(spec: dict) -> str:
     return f"{spec.get('data', {}).get('dataset', '?')}/{spec.get('model', {}).get('model', '?')}"
 
 
+def _warn_damaged(run: Path, file: str | Path, more: int = 0) -> None:
+    extra = f" and {more} more" if more else ""
+    print(f"lth: warning: skipping run {run}: damaged file {file}{extra} (delete the run's folder and run the "
+          "command again to retrain it)", file=sys.stderr)
+
+
 def runs_frame(root: Path) -> pd.DataFrame:
     """One row per run: path, kind, experiment, replicate, level, branch (None on a trunk), rewind, preset,
     density (of the run's mask.pt; 1.0 without one), ticket_density (the trunk level's density, which is the
     x-coordinate of a branch such as small-dense that has no mask), status, final accuracy, every branch option
-    (``branch_options.<name>``) and every non-nested spec field (flattened as ``group.field``)."""
+    (``branch_options.<name>``) and every non-nested spec field (flattened as ``group.field``). ``branch_dir`` is
+    the branch folder's name (``<branch>_<hash>``; None on a trunk or a training run).
+
+    Runs with a damaged file are left out, each with one warning line on stderr naming the file and the run."""
     rows = []
     root = Path(root).resolve()
     for d in _run_dirs(root):
-        spec = json.loads((d / P.SPEC).read_text())
-        rel = d.relative_to(root).parts
-        row: dict = {"path": str(d), "experiment": rel[0], "kind": rel[0].split("_")[0], "branch": None}
-        for part in rel[1:]:
-            m = _PART.match(part)
-            if m:
-                row[m.group(1)] = int(m.group(2)) if m.group(1) != "branch" else m.group(2)
-        if row["branch"] is not None:
-            row["branch_dir"] = row["branch"]
-        for g in ("data", "model", "train"):
-            for k, v in spec.get(g, {}).items():
-                row[f"{g}.{k}"] = json.dumps(v) if isinstance(v, list) else v
-        for k, v in spec.items():
-            if k not in ("data", "model", "train"):
-                row[k] = json.dumps(v) if isinstance(v, dict | list) else v
-        for k, v in (spec.get("branch_options") or {}).items():
-            row[f"branch_options.{k}"] = json.dumps(v) if isinstance(v, dict | list) else v
-        row["preset"] = _preset_label(spec)
-        row.setdefault("rewind", None)
-        row["density"] = mask_density(d / P.MASK)
-        row["ticket_density"] = row["density"]
-        if row.get("kind") == "branch" and spec.get("trunk") is not None and row.get("level") is not None:
-            trunk_run = Path(spec["trunk"]) / f"replicate_{row['replicate']}" / f"level_{row['level']}"
-            row["ticket_density"] = mask_density(trunk_run / P.MASK)
-        done = RunDir(d).done or {}
-        row["status"] = done.get("status", "incomplete")
-        row["final_test_accuracy"] = done.get("final_test_accuracy")
-        rows.append(row)
+        bad = RunDir(d).damaged()
+        if bad:
+            _warn_damaged(d, bad[0], len(bad) - 1)
+            continue
+        try:
+            rows.append(_run_row(root, d))
+        except DamagedFile as e:  # e.g. the mask of the trunk level a branch hangs off
+            _warn_damaged(d, e.path)
     df = pd.DataFrame(rows)
     if not df.empty:
         df["branch"] = df["branch"].astype(object).where(df["branch"].notna(), None)
+        df["branch_dir"] = df["branch_dir"].astype(object).where(df["branch_dir"].notna(), None)
         if "level" in df:
             df["level"] = df["level"].astype("Int64")
     return df
 
 
-def metrics_frame(root: Path) -> pd.DataFrame:
-    """One row per run per evaluation: the run's identifying columns beside its metrics."""
-    runs = runs_frame(root)
+def _run_row(root: Path, d: Path) -> dict:
+    """The ``runs_frame`` row of the run in ``d`` (DamagedFile when one of its files cannot be read)."""
+    spec = RunDir(d).read_json(P.SPEC)
+    rel = d.relative_to(root).parts
+    row: dict = {"path": str(d), "experiment": rel[0], "kind": rel[0].split("_")[0], "branch": None,
+                 "branch_dir": None}
+    for part in rel[1:]:
+        m = _PART.match(part)
+        if m:
+            row[m.group(1)] = int(m.group(2)) if m.group(1) != "branch" else m.group(2)
+    if row["branch"] is not None:
+        row["branch_dir"] = row["branch"]
+    for g in ("data", "model", "train"):
+        for k, v in spec.get(g, {}).items():
+            row[f"{g}.{k}"] = json.dumps(v) if isinstance(v, list) else v
+    for k, v in spec.items():
+        if k not in ("data", "model", "train"):
+            row[k] = json.dumps(v) if isinstance(v, dict | list) else v
+    for k, v in (spec.get("branch_options") or {}).items():
+        row[f"branch_options.{k}"] = json.dumps(v) if isinstance(v, dict | list) else v
+    row["preset"] = _preset_label(spec)
+    row.setdefault("rewind", None)
+    row["density"] = mask_density(d / P.MASK)
+    row["ticket_density"] = row["density"]
+    if row.get("kind") == "branch" and spec.get("trunk") is not None and row.get("level") is not None:
+        trunk_run = Path(spec["trunk"]) / f"replicate_{row['replicate']}" / f"level_{row['level']}"
+        row["ticket_density"] = mask_density(trunk_run / P.MASK)
+    done = RunDir(d).done or {}
+    row["status"] = done.get("status", "incomplete")
+    row["final_test_accuracy"] = done.get("final_test_accuracy")
+    return row
+
+
+_HPARAM_PREFIXES = ("data.", "model.", "train.", "branch_options.")
+_HPARAM_COLUMNS = ("pruning",)
+
+
+def distinguishing_fields(frame: pd.DataFrame) -> list[str]:
+    """The hyperparameter columns of ``frame`` (``data.*``, ``model.*``, ``train.*``, ``branch_options.*`` and
+    ``pruning``, as :func:`runs_frame` names them) that take more than one value among the rows that have one,
+    in the frame's column order: what tells its runs apart beyond kind, branch, rewind, replicate and level
+    (e.g. ``train.training_steps`` when some runs trained 1ep and others 2ep)."""
+    cols = [c for c in frame.columns if c.startswith(_HPARAM_PREFIXES) or c in _HPARAM_COLUMNS]
+    return [c for c in cols if frame[c].dropna().astype(str).nunique() > 1]
+
+
+def short_name(column: str) -> str:
+    """A hyperparameter column's field name without its group (``train.training_steps`` -> ``training_steps``)."""
+    return column.rsplit(".", 1)[-1]
+
+
+def field_label(row: pd.Series | dict, fields: Iterable[str]) -> str:
+    """A legend label from a run's values of ``fields``: ``"training_steps=2ep, lr=0.1"`` (a field the run lacks
+    is left out; the group prefix is kept where two fields share a name)."""
+    fields = list(fields)
+    shorts = [short_name(f) for f in fields]
+    parts = []
+    for f, sh in zip(fields, shorts, strict=True):
+        v = row.get(f) if isinstance(row, dict) else (row[f] if f in row.index else None)
+        if v is None or (not isinstance(v, str | list | dict) and pd.isna(v)):
+            continue
+        parts.append(f"{sh if shorts.count(sh) == 1 else f}={v}")
+    return ", ".join(parts)
+
+
+_IDENT = ("experiment", "kind", "preset", "branch", "rewind", "replicate", "level", "density", "ticket_density",
+          "status", "path")
+
+
+def metrics_frame(root: Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per run per evaluation: the run's identifying columns (experiment, kind, preset, then the
+    :func:`distinguishing_fields` of the store's runs, then branch, rewind, replicate, level, density,
+    ticket_density, status, path) beside its metrics (every column of its ``metrics.csv``).
+
+    ``runs`` is ``runs_frame(root)`` when the caller has it (its damaged-run warnings are then not repeated)."""
+    runs = runs_frame(root) if runs is None else runs
+    ident = list(_IDENT)
+    ident[3:3] = distinguishing_fields(runs) if not runs.empty else []
     frames = []
     for _, run in runs.iterrows():
-        m = pd.DataFrame(RunDir(Path(run["path"])).read_metrics())
+        try:
+            m = pd.DataFrame(RunDir(Path(run["path"])).read_metrics())
+        except DamagedFile as e:  # damaged since runs_frame looked
+            _warn_damaged(Path(run["path"]), e.path)
+            continue
         if m.empty:
             continue
-        for col in reversed(("experiment", "kind", "preset", "branch", "rewind", "replicate", "level", "density",
-                             "ticket_density", "status", "path")):  # inserted at 0: listed order, metrics after
+        for col in reversed(ident):  # inserted at 0: listed order, metrics after
             if col in run and pd.notna(run[col]) and col not in m:
                 m.insert(0, col, run[col])
         frames.append(m)

@@ -1,5 +1,16 @@
 """Datasets held in memory as tensors."""
 
-from lth.data.datasets import DATASETS, Dataset, RawSplits, data_root, load_dataset
+from lth.data.datasets import (
+    DATA_FILES,
+    DATASETS,
+    FALLBACK_ROOTS,
+    Dataset,
+    RawSplits,
+    data_root,
+    data_source,
+    load_dataset,
+    locate,
+)
 
-__all__ = ["DATASETS", "Dataset", "RawSplits", "data_root", "load_dataset"]
+__all__ = ["DATASETS", "DATA_FILES", "FALLBACK_ROOTS", "Dataset", "RawSplits", "data_root", "data_source",
+           "load_dataset", "locate"]

@@ -14,19 +14,30 @@ fixed order, each from its own ``torch.Generator`` stream seeded by ``data_seed`
 5. ``rotation_task``: every image (train, val, test) turned by ``n`` quarter turns, ``n`` uniform in
    {0, 1, 2, 3}, as ``torch.rot90(image, n, dims=(-2, -1))`` (counter-clockwise as displayed with row 0 at the
    top); the label becomes ``n`` and ``num_classes`` becomes 4.
+
+Where the files come from (:func:`locate`): the folder named by ``--data-dir``, else the one named by
+``$LTH_DATA``; a named folder is the only place looked in (files missing there are a one-line error naming the
+flag and the folder, after torchvision has been given the chance to download into it). Only when no folder is
+named is ``~/.cache/lth`` used, and then, for a dataset with an entry in :data:`FALLBACK_ROOTS`, a system-wide
+copy (Debian's ``/usr/share/datasets/fashion-mnist`` for Fashion-MNIST) is read when ``~/.cache/lth`` lacks
+it; that is said on stderr and recorded. :func:`data_source` gives the files actually read with their sha256
+checksums, which :func:`load_dataset` also puts in :attr:`Dataset.source` (for the run's ``spec.json``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import math
 import os
 import pickle
+import sys
 import warnings
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,7 +49,8 @@ from torch import Tensor
 from lth.errors import UserError
 from lth.spec import DataHparams
 
-__all__ = ["DATASETS", "Dataset", "RawSplits", "data_root", "load_dataset"]
+__all__ = ["DATASETS", "DATA_FILES", "FALLBACK_ROOTS", "DataFiles", "Dataset", "RawSplits", "data_root",
+           "data_source", "load_dataset", "locate"]
 
 
 class RawSplits(NamedTuple):
@@ -63,6 +75,7 @@ class Dataset:
     val_x: Tensor | None
     val_y: Tensor | None
     num_classes: int
+    source: dict = field(default_factory=dict)  # what data_source() says: the files read and their sha256
 
     @property
     def example_shape(self) -> tuple[int, ...]:
@@ -76,7 +89,7 @@ class Dataset:
             return None if t is None else t.to(device)
 
         return Dataset(self.name, self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
-                       self.test_y.to(device), mv(self.val_x), mv(self.val_y), self.num_classes)
+                       self.test_y.to(device), mv(self.val_x), mv(self.val_y), self.num_classes, self.source)
 
 
 def data_root(data_dir: str | Path | None) -> Path:
@@ -145,8 +158,9 @@ def read_idx(path: Path) -> np.ndarray:
     if path.suffix == ".gz":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise UserError(f"bad gzip file {path}: {e}") from None
+        except (OSError, EOFError, zlib.error) as e:  # zlib.error: corrupt (not truncated) compressed data
+            raise UserError(f"damaged file {path}: not a readable gzip file ({e}); download it again or replace "
+                            "it") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise UserError(f"bad IDX file {path}: header {raw[:4].hex()!r}, expected 0000 + dtype + ndim")
     ndim = raw[3]
@@ -174,6 +188,11 @@ def _find_idx(folder: Path) -> list[Path] | None:
     return found
 
 
+def _idx_files(subdirs: Callable[[Path], list[Path]]) -> Callable[[Path], list[Path] | None]:
+    """The four IDX files in the first of ``subdirs(root)`` that holds them all."""
+    return lambda root: next((f for d in subdirs(root) if (f := _find_idx(d)) is not None), None)
+
+
 def _idx_loader(name: str, tv_class: str, subdirs: Callable[[Path], list[Path]],
                 mean: float, std: float) -> Callable[[Path, DataHparams], RawSplits]:
     def load(root: Path, hp: DataHparams) -> RawSplits:
@@ -197,12 +216,16 @@ def _idx_loader(name: str, tv_class: str, subdirs: Callable[[Path], list[Path]],
     return load
 
 
-load_mnist = _idx_loader("mnist", "MNIST", lambda r: [r / "MNIST" / "raw", r / "mnist", r], 0.1307, 0.3081)
-load_fashion_mnist = _idx_loader(
-    "fashion_mnist", "FashionMNIST",
-    lambda r: [r / "FashionMNIST" / "raw", r / "fashion-mnist", r / "fashion_mnist",
-               Path("/usr/share/datasets/fashion-mnist")],
-    0.2860, 0.3530)
+def _mnist_dirs(r: Path) -> list[Path]:
+    return [r / "MNIST" / "raw", r / "mnist", r]
+
+
+def _fashion_dirs(r: Path) -> list[Path]:
+    return [r / "FashionMNIST" / "raw", r / "fashion-mnist", r / "fashion_mnist"]
+
+
+load_mnist = _idx_loader("mnist", "MNIST", _mnist_dirs, 0.1307, 0.3081)
+load_fashion_mnist = _idx_loader("fashion_mnist", "FashionMNIST", _fashion_dirs, 0.2860, 0.3530)
 
 
 # ---------------------------------------------------------------------------------------------- CIFAR
@@ -308,6 +331,111 @@ DATASETS: dict[str, Callable[[Path, DataHparams], RawSplits]] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------- where files are
+@dataclass(frozen=True)
+class DataFiles:
+    """Where a file-based dataset keeps its files under a data root.
+
+    ``find(root)`` returns the files the loader reads (all of them) or None when any is missing; ``folder(root)``
+    and ``expected`` name them in the error message; ``torchvision`` is the class that may download them."""
+
+    find: Callable[[Path], list[Path] | None]
+    folder: Callable[[Path], Path]
+    expected: str
+    torchvision: str | None = None
+
+
+def _cifar_files(folder: str, names: list[str]) -> Callable[[Path], list[Path] | None]:
+    return lambda root: [root / folder / n for n in names] if all((root / folder / n).is_file()
+                                                                  for n in names) else None
+
+
+_IDX_EXPECTED = ", ".join(f"{n}[.gz]" for n in _IDX_FILES)
+_C10 = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+DATA_FILES: dict[str, DataFiles] = {
+    "mnist": DataFiles(_idx_files(_mnist_dirs), lambda r: _mnist_dirs(r)[0], _IDX_EXPECTED, "MNIST"),
+    "fashion_mnist": DataFiles(_idx_files(_fashion_dirs), lambda r: _fashion_dirs(r)[0], _IDX_EXPECTED,
+                               "FashionMNIST"),
+    "cifar10": DataFiles(_cifar_files("cifar-10-batches-py", _C10), lambda r: r / "cifar-10-batches-py",
+                         ", ".join(_C10), "CIFAR10"),
+    "cifar100": DataFiles(_cifar_files("cifar-100-python", ["train", "test"]), lambda r: r / "cifar-100-python",
+                          "train, test", "CIFAR100"),
+}
+
+# System-wide copies read only when no data folder is named (no --data-dir, no $LTH_DATA) and ~/.cache/lth lacks
+# the files. Each entry is a data root that DATA_FILES[name].find searches (Debian's package fashion-mnist puts
+# the IDX files in /usr/share/datasets/fashion-mnist).
+FALLBACK_ROOTS: dict[str, tuple[Path, ...]] = {"fashion_mnist": (Path("/usr/share/datasets"),)}
+
+
+def locate(name: str, data_dir: str | Path | None = None, download: bool = True) -> tuple[Path, str,
+                                                                                          list[Path] | None]:
+    """Where dataset ``name`` is read from: ``(root, origin, files)``.
+
+    ``origin`` is ``--data-dir``, ``$LTH_DATA``, ``default`` (``~/.cache/lth``) or ``fallback`` (an entry of
+    :data:`FALLBACK_ROOTS`, tried only when no folder is named). For a dataset in :data:`DATA_FILES`, ``files``
+    are the files found; when they are missing (after a torchvision download attempt if ``download``) a one-line
+    UserError names the folder looked in and the flag or variable that named it. For other datasets (digits,
+    synthetic, user-registered ones) ``files`` is None and nothing is checked."""
+    env = os.environ.get("LTH_DATA")
+    origin = "--data-dir" if data_dir is not None and str(data_dir) != "" else "$LTH_DATA" if env else "default"
+    root = data_root(data_dir)
+    spec = DATA_FILES.get(name)
+    if spec is None:
+        return root, origin, None
+    files = spec.find(root)
+    if files is None and origin == "default":
+        for fb in FALLBACK_ROOTS.get(name, ()):
+            if (found := spec.find(fb)) is not None:
+                return fb, "fallback", found
+    if files is None and download and spec.torchvision:
+        _try_torchvision_download(spec.torchvision, root)
+        files = spec.find(root)
+    if files is None:
+        where = {"--data-dir": f"the folder given by --data-dir {root}; put them there or leave the flag out",
+                 "$LTH_DATA": f"the folder given by $LTH_DATA={root}; put them there or set --data-dir",
+                 "default": _HINT}[origin]
+        also = [str(spec.folder(fb)) for fb in FALLBACK_ROOTS.get(name, ())] if origin == "default" else []
+        raise UserError(f"{name}: files not found: expected {spec.expected} in {spec.folder(root)} ({where})"
+                        + (f"; also looked in {', '.join(also)}" if also else ""))
+    return root, origin, files
+
+
+_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (hex), cached per (path, mtime, size): each file is read once per process."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_mtime_ns, st.st_size)
+    if key not in _SHA256:
+        with open(p, "rb") as f:
+            _SHA256[key] = hashlib.file_digest(f, "sha256").hexdigest()
+    return _SHA256[key]
+
+
+def data_source(hp: DataHparams, data_dir: str | Path | None = None) -> dict:
+    """What ``load_dataset(hp, data_dir)`` reads, for a run's ``spec.json``: ``{"dataset", "origin", "root",
+    "files": [{"path", "bytes", "sha256"}, ...]}``.
+
+    ``origin`` and ``root`` are those of :func:`locate` (``origin`` says whether a fallback copy was used);
+    ``files`` are absolute paths with their checksums (:func:`file_sha256`, cached). digits lists scikit-learn's
+    bundled ``digits.csv.gz``; synthetic data (generated from ``data_seed``) and user-registered datasets list
+    no files. Raises the UserError of :func:`locate` when the files are missing (it never downloads)."""
+    root, origin, files = locate(hp.dataset, data_dir, download=False)
+    if hp.dataset == "digits":
+        import sklearn.datasets
+
+        files, origin, root = [Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"], "bundled", None
+    elif hp.dataset == "synthetic":
+        files, origin, root = [], "generated", None
+    listed = [{"path": str(Path(f).resolve()), "bytes": Path(f).stat().st_size, "sha256": file_sha256(f)}
+              for f in files or []]
+    return {"dataset": hp.dataset, "origin": origin, "root": None if root is None else str(root.resolve()),
+            "files": listed}
+
+
 # ---------------------------------------------------------------------------------------------- transforms
 def _blur(x: Tensor) -> Tensor:
     """Average-pool 4x (area, rounding the small size up) and upsample back with nearest interpolation."""
@@ -331,7 +459,8 @@ def _rotate(x: Tensor, g: torch.Generator) -> tuple[Tensor, Tensor]:
 
 def load_dataset(hp: DataHparams, data_dir: str | Path | None = None,
                  device: str | torch.device = "cpu") -> Dataset:
-    """Load ``hp.dataset`` from ``data_root(data_dir)``, apply the transforms of ``hp``, move to ``device``.
+    """Load ``hp.dataset`` from where :func:`locate` finds it, apply the transforms of ``hp``, move to ``device``.
+    The result's ``source`` is :func:`data_source` (files read, sha256); reading a fallback copy is said on stderr.
 
     Raises UserError (one line) for an unknown dataset, missing or malformed files, and out-of-range options.
     """
@@ -346,7 +475,13 @@ def load_dataset(hp: DataHparams, data_dir: str | Path | None = None,
     if hp.validation_size < 0:
         raise UserError(f"--validation-size: bad value {hp.validation_size!r}, expected a whole number >= 0")
 
-    raw = DATASETS[hp.dataset](data_root(data_dir), hp)
+    root, origin, _ = locate(hp.dataset, data_dir)
+    if origin == "fallback":
+        print(f"lth: {hp.dataset}: no files in {data_root(None)}; reading the system copy under {root} "
+              "(give --data-dir to choose)", file=sys.stderr)
+    raw = DATASETS[hp.dataset](root, hp)
+    source = data_source(hp, root if origin == "fallback" else data_dir)
+    source["origin"] = origin if source["origin"] not in ("bundled", "generated") else source["origin"]
     train_x, train_y, test_x, test_y, num_classes = raw
     val_x: Tensor | None = None
     val_y: Tensor | None = None
@@ -400,5 +535,5 @@ def load_dataset(hp: DataHparams, data_dir: str | Path | None = None,
         num_classes = 4
 
     ds = Dataset(hp.dataset, train_x.contiguous(), train_y, test_x.contiguous(), test_y,
-                 None if val_x is None else val_x.contiguous(), val_y, num_classes)
+                 None if val_x is None else val_x.contiguous(), val_y, num_classes, source)
     return ds if torch.device(device) == torch.device("cpu") else ds.to(device)

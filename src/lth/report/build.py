@@ -2,7 +2,12 @@
 
 Every figure the store's contents allow is drawn; a figure whose data is absent is skipped. Figures go to
 ``OUT/<name>.png`` and ``.svg``, the table behind each to ``OUT/<name>.csv``, and ``OUT/index.html`` shows them
-with relative links, so the folder can be moved and opened from disk.
+with relative links, so the folder can be moved and opened from disk. The page is removed when a rebuild starts
+and written last, whole, so a report that fails part-way leaves no page that shows stale figures.
+
+Runs with a damaged file are left out (one warning line each on stderr, from :func:`lth.analysis.runs_frame`).
+Legends and figure titles name the hyperparameters that differ between runs
+(:func:`lth.analysis.distinguishing_fields`).
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import pandas as pd
 
 from lth.analysis import (
     aggregate,
+    distinguishing_fields,
     dn_histograms,
     early_stopping,
+    field_label,
     frame_potential,
     jackpot,
     matching,
@@ -33,6 +40,7 @@ from lth.analysis import (
 from lth.errors import UserError
 from lth.report.figures import STYLE, new_figure, save
 from lth.store import RunDir
+from lth.store.run import atomic_write_bytes
 
 _SPEC_COLS = ("data.", "model.", "train.")
 
@@ -109,12 +117,15 @@ def _series(study: pd.DataFrame) -> pd.DataFrame:
     """Add ``series`` (the legend label: IMP or the branch, with the rewind step when there are several)."""
     s = study.copy()
     rewinds = sorted(s["rewind"].dropna().unique(), key=_rewind_order)
-    branch_dirs = s[s["kind"] == "branch"].groupby("branch")["branch_dir"].nunique()
+    branches = s[s["kind"] == "branch"]
+    # several folders of one branch (different options): told apart by the options that differ, else the hash
+    differ = {b: distinguishing_fields(g) for b, g in branches.groupby("branch")
+              if "branch_dir" in g and g["branch_dir"].nunique() > 1}
 
     def label(r: pd.Series) -> str:
         name = "IMP ticket" if r["kind"] == "lottery" else str(r["branch"])
-        if r["kind"] == "branch" and branch_dirs.get(r["branch"], 1) > 1:
-            name += f" [{str(r['branch_dir']).rsplit('_', 1)[-1]}]"
+        if r["kind"] == "branch" and r["branch"] in differ:
+            name += f" [{field_label(r, differ[r['branch']]) or str(r['branch_dir']).rsplit('_', 1)[-1]}]"
         return f"{name}, rewind {r['rewind']}" if len(rewinds) > 1 else name
     s["series"] = s.apply(label, axis=1)
     return s
@@ -364,15 +375,17 @@ def _train_section(page: _Page, runs: pd.DataFrame, metrics: pd.DataFrame) -> No
     if train.empty:
         return
     page.h(2, "Training runs (lth train)")
-    table = aggregate(train, ["experiment", "preset"], "final_test_accuracy")
+    train = _with_run_labels(train)
+    table = aggregate(train, ["experiment", "preset", "label"], "final_test_accuracy")
     page.table(table, "train_runs", "Final test accuracy of each training experiment across replicates")
     m = metrics[metrics["path"].isin(train["path"])] if not metrics.empty else metrics
     if m.empty or m["test_accuracy"].notna().sum() == 0:
         return
-    curves = aggregate(m.merge(train[["path"]], on="path"), ["experiment", "preset", "iteration"], "test_accuracy")
+    curves = aggregate(m.drop(columns="label", errors="ignore").merge(train[["path", "label"]], on="path"),
+                       ["experiment", "preset", "label", "iteration"], "test_accuracy")
     fig, (ax,) = new_figure()
-    for (exp, preset), g in curves.groupby(["experiment", "preset"]):
-        line = ax.plot(g["iteration"], _pct(g["mean"]), marker="o", ms=3, label=f"{preset} ({exp})")[0]
+    for (_exp, _preset, label), g in curves.groupby(["experiment", "preset", "label"]):
+        line = ax.plot(g["iteration"], _pct(g["mean"]), marker="o", ms=3, label=label)[0]
         ax.fill_between(g["iteration"], _pct(g["min"]), _pct(g["max"]), color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel("Training iteration (steps)")
     ax.set_ylabel("Test accuracy (%)")
@@ -381,6 +394,20 @@ def _train_section(page: _Page, runs: pd.DataFrame, metrics: pd.DataFrame) -> No
     ax.legend(loc="lower right")
     page.figure(fig, "train_curves", "Test accuracy over training (mean over replicates, min to max)", curves)
     _telemetry(page, train)
+
+
+def _with_run_labels(runs: pd.DataFrame) -> pd.DataFrame:
+    """Add ``label``: the preset and the hyperparameters that differ between these runs
+    (``digits_mlp, training_steps=2ep``); the experiment folder when nothing differs but the folder."""
+    fields = distinguishing_fields(runs)
+    several = runs["experiment"].nunique() > 1
+
+    def label(r: pd.Series) -> str:
+        text = field_label(r, fields)
+        if text:
+            return f"{r['preset']}, {text}"
+        return f"{r['preset']} ({r['experiment']})" if several else str(r["preset"])
+    return runs.assign(label=runs.apply(label, axis=1))
 
 
 _TELEMETRY = [("mean_abs_weight", "Mean |weight|"), ("sign_changed_fraction", "Sign changed since init (fraction)"),
@@ -400,14 +427,14 @@ def _telemetry(page: _Page, train: pd.DataFrame) -> None:
         layers = [k for k, v in states[0][1].items() if v.dim() >= 2]  # conv and linear weights
         for r in telemetry(states, layers):
             rows.append({"path": run["path"], "experiment": run["experiment"], "preset": run.get("preset"),
-                         "replicate": run.get("replicate"), **r})
+                         "label": run["label"], "replicate": run.get("replicate"), **r})
     if not rows:
         return
     df = pd.DataFrame(rows)
     fig, axes = new_figure(ncols=3, width=12.8, height=7.0, nrows=2)
     for ax, (col, label) in zip(axes, _TELEMETRY, strict=True):
-        for (exp, rep), g in df.groupby(["experiment", "replicate"], dropna=False):
-            ax.plot(g["iteration"], g[col], marker="o", ms=3, label=f"{exp} r{rep}")
+        for (_exp, label, rep), g in df.groupby(["experiment", "label", "replicate"], dropna=False):
+            ax.plot(g["iteration"], g[col], marker="o", ms=3, label=f"{label} r{rep}")
         ax.set_xlabel("Training iteration (steps)")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=7)
@@ -436,8 +463,11 @@ def build_report(root: Path, out: Path | None = None) -> Report:
     out = Path(out).expanduser().resolve() if out is not None else root / "report"
     out.mkdir(parents=True, exist_ok=True)
     report = Report(out / "index.html")
+    # No page until every figure and table is written: a failure part-way leaves no index.html showing an old
+    # build beside newer figures. The page is then written whole (atomically) as the last step.
+    report.index.unlink(missing_ok=True)
     page = _Page(out, report)
-    metrics = metrics_frame(root)
+    metrics = metrics_frame(root, runs)
     with matplotlib.rc_context(STYLE):
         page.h(1, "lth report")
         page.p(f"Store: {root} — {len(runs)} runs, {int((runs['status'] == 'complete').sum())} complete. "
@@ -458,16 +488,20 @@ def build_report(root: Path, out: Path | None = None) -> Report:
         report.tables.append(p)
         page.parts.append('<p class="cap">Every run: <a href="runs.csv">runs.csv</a></p>')
         studies = _studies(runs)
+        trunks = pd.concat([st[st["kind"] == "lottery"] for st in studies]) if studies else runs.iloc[0:0]
+        study_fields = [f for f in distinguishing_fields(trunks) if not f.startswith("branch_options.")]
         for i, study in enumerate(studies):
             s = _series(study)
             preset = str(s["preset"].iloc[0])
             prefix = "" if len(studies) == 1 else f"study{i + 1}_"
             strategy = json.loads(s["pruning"].dropna().iloc[0]).get("strategy", "?") if "pruning" in s and \
                 s["pruning"].notna().any() else "?"
-            page.h(2, f"Study {i + 1}: {preset} (pruning: {strategy})")
+            differs = field_label(s[s["kind"] == "lottery"].iloc[0], study_fields) if study_fields else ""
+            page.h(2, f"Study {i + 1}: {preset} (pruning: {strategy}{'; ' + differs if differs else ''})")
             rewinds = ", ".join(sorted(map(str, s["rewind"].dropna().unique()), key=_rewind_order))
             branches = ", ".join(sorted(map(str, s["branch"].dropna().unique()))) or "none"
             page.p(f"Rewind steps: {rewinds}. Branches: {branches}. Trunk: {s['trunk'].iloc[0]}")
+            preset = f"{preset} ({differs})" if differs else preset  # figure titles tell studies apart
             acc = _accuracy_vs_density(page, s, preset, prefix)
             _curves(page, metrics, s, preset, prefix)
             _early_stopping(page, metrics, s, preset, prefix)
@@ -476,7 +510,7 @@ def build_report(root: Path, out: Path | None = None) -> Report:
         _train_section(page, runs, metrics)
     doc = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>lth report</title>"
            f"<style>{_CSS}</style></head><body>\n" + "\n".join(page.parts) + "\n</body></html>\n")
-    report.index.write_text(doc, encoding="utf-8")
+    atomic_write_bytes(report.index, doc.encode("utf-8"))
     return report
 
 

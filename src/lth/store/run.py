@@ -1,4 +1,10 @@
-"""One run's directory: atomic writes, a lock against concurrent trainers, and the completion marker."""
+"""One run's directory: atomic writes, a lock against concurrent trainers, and the completion marker.
+
+Files are written whole (a temporary file renamed over the old one) with the permissions the user's umask gives
+a new file, so a store shared through a group-readable folder stays readable. A file that is nevertheless
+damaged (a truncated copy, a disk error) raises :class:`DamagedFile` naming the file and its run, never a bare
+parser error.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +14,53 @@ import fcntl
 import io
 import json
 import os
+import pickle
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from lth.errors import UserError
 from lth.store import paths
 
 METRIC_COLUMNS = ("iteration", "step", "train_loss", "test_loss", "test_accuracy", "val_loss", "val_accuracy", "lr")
+_TEXT_COLUMNS = frozenset({"step"})  # every other known column holds a number or nothing
+
+
+class DamagedFile(UserError):
+    """A store file that exists but cannot be read (truncated, corrupt). ``path`` is the file, ``run`` its run
+    directory; the message names both and says how to recover (the CLI prints it on one line, exit code 2)."""
+
+    def __init__(self, path: Path, run: Path, reason: str) -> None:
+        self.path, self.run, self.reason = Path(path), Path(run), reason
+        super().__init__(f"damaged file {self.path} (run {self.run}): {reason}; delete the run's folder and run "
+                         "the command again to retrain it")
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``/proc/self/status``)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part (a temporary file
-    renamed over it). ``durable`` also flushes it to disk first (the completion marker), which costs
-    milliseconds, so metrics and states written every epoch skip it."""
+    renamed over it), with the permissions the umask gives a new file (0644 under umask 022). ``durable`` also
+    flushes it to disk first (the completion marker), which costs milliseconds, so metrics and states written
+    every epoch skip it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a new file gets what open() would give it
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if durable:
@@ -45,15 +79,27 @@ class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = Path(path).resolve()
 
+    def _damaged(self, name: str | Path, reason: str) -> DamagedFile:
+        return DamagedFile(self.path / name, self.path, reason)
+
     # -- generic atomic IO
     def write_json(self, name: str, obj: Any, durable: bool = False) -> None:
         """Write ``obj`` as indented JSON."""
         atomic_write_bytes(self.path / name, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), durable)
 
     def read_json(self, name: str) -> Any | None:
-        """The JSON in ``name``, or None when absent."""
+        """The JSON in ``name``, or None when absent; :class:`DamagedFile` when it does not parse."""
         p = self.path / name
-        return json.loads(p.read_text()) if p.exists() else None
+        try:
+            text = p.read_text()
+        except FileNotFoundError:
+            return None
+        except (UnicodeDecodeError, IsADirectoryError) as e:
+            raise self._damaged(name, f"not JSON text ({e})") from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise self._damaged(name, f"not valid JSON ({e})" if text else "empty") from None
 
     def save_tensors(self, rel: str | Path, obj: Any) -> Path:
         """``torch.save`` ``obj`` atomically to ``rel`` inside the run; returns the absolute path."""
@@ -64,14 +110,65 @@ class RunDir:
         return p
 
     def load_tensors(self, rel: str | Path) -> Any:
-        """Load a file written by :meth:`save_tensors` (``weights_only=True``, onto the CPU)."""
-        return torch.load(self.path / rel, map_location="cpu", weights_only=True)
+        """Load a file written by :meth:`save_tensors` (``weights_only=True``, onto the CPU).
+
+        FileNotFoundError when absent; :class:`DamagedFile` when it exists but cannot be read."""
+        p = self.path / rel
+        try:
+            return torch.load(p, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise self._damaged(rel, f"not a readable torch file ({first})") from None
 
     # -- run files
     @property
     def done(self) -> dict | None:
-        """The completion marker's contents, or None while the run is not finished."""
+        """The completion marker's contents, or None while the run is not finished (DamagedFile if unreadable)."""
         return self.read_json(paths.DONE)
+
+    def finished(self) -> bool:
+        """True when training ended: :meth:`complete`, or a readable ``done.json`` whose status is ``diverged``
+        (a diverged run is finished, with no final state). Never raises: a damaged marker counts as unfinished."""
+        try:
+            done = self.done
+        except DamagedFile:
+            return False
+        if not isinstance(done, dict):
+            return False
+        return done.get("status") == "diverged" or self.complete()
+
+    def complete(self) -> bool:
+        """True when ``done.json`` parses, says ``complete`` and ``states/final.pt`` is a readable zip archive
+        (the cheap check of :func:`zipfile.is_zipfile`: it reads the archive's end record). Never raises."""
+        try:
+            done = self.done
+        except DamagedFile:
+            return False
+        if not isinstance(done, dict) or done.get("status") != "complete":
+            return False
+        final = self.path / paths.STATES / "final.pt"
+        return final.is_file() and zipfile.is_zipfile(final)
+
+    def damaged(self) -> list[str]:
+        """Absolute paths of the run's files that exist but cannot be read: JSON files that do not parse, a
+        ``metrics.csv`` that :meth:`read_metrics` rejects, ``.pt`` files that are not zip archives (torch's
+        format; checked with :func:`zipfile.is_zipfile`, not loaded). Empty for a healthy run. Never raises."""
+        bad = []
+        for p in sorted(self.path.glob("*.json")) + sorted(self.path.glob(f"{paths.STATES}/*.json")):
+            try:
+                self.read_json(str(p.relative_to(self.path)))
+            except DamagedFile:
+                bad.append(str(p))
+        try:
+            self.read_metrics()
+        except DamagedFile as e:
+            bad.append(str(e.path))
+        for p in sorted(self.path.glob("*.pt")) + sorted(self.path.glob(f"{paths.STATES}/*.pt")):
+            if not zipfile.is_zipfile(p):
+                bad.append(str(p))
+        return bad
 
     def save_state(self, name: str, state: dict[str, torch.Tensor], iteration: int | None = None) -> Path:
         """Store a model state under ``states/<name>.pt`` and, given its iteration, note it in
@@ -93,23 +190,59 @@ class RunDir:
         return {p.stem: str(p) for p in sorted(d.glob("*.pt"))} if d.exists() else {}
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        """Write every evaluation row as CSV (atomically)."""
+        """Write every evaluation row as CSV (atomically, ``\\n`` line ends).
+
+        Columns: :data:`METRIC_COLUMNS` first, then every other key found in any row, sorted by name, so a new
+        metric is never dropped. Missing values are empty cells. Learning rates (``lr``) come from the engine's
+        float32 schedule table; they are written as the shortest decimal that reads back as the same float32
+        (``numpy.format_float_positional(numpy.float32(x), unique=True)``), so 1.2e-3 is ``0.0012``, not
+        ``0.0012000000569``."""
+        extra = sorted({k for r in rows for k in r} - set(METRIC_COLUMNS))
+        columns = [*METRIC_COLUMNS, *extra]
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         w.writeheader()
         for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in METRIC_COLUMNS})
+            w.writerow({k: _cell(k, r.get(k)) for k in columns})
         atomic_write_bytes(self.path / paths.METRICS, buf.getvalue().encode())
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """The rows of ``metrics.csv`` with numbers parsed."""
+        """The rows of ``metrics.csv`` with numbers parsed (every column, known or extra; empty cells are None).
+
+        Raises :class:`DamagedFile` when the file is not what :meth:`write_metrics` writes: no header with
+        ``iteration``, a last line without its line end (a truncated file), a row whose cell count differs from
+        the header's, or a non-number in a numeric column."""
         p = self.path / paths.METRICS
-        if not p.exists():
+        try:
+            text = p.read_text()
+        except FileNotFoundError:
             return []
+        except UnicodeDecodeError as e:
+            raise self._damaged(paths.METRICS, f"not CSV text ({e})") from None
+        if not text:
+            raise self._damaged(paths.METRICS, "empty")
+        if not text.endswith("\n"):
+            raise self._damaged(paths.METRICS, "the last line is cut short")
+        lines = list(csv.reader(io.StringIO(text)))
+        header = lines[0] if lines else []
+        if "iteration" not in header:
+            raise self._damaged(paths.METRICS, f"header {','.join(header)!r} has no 'iteration' column")
         rows = []
-        with p.open() as f:
-            for r in csv.DictReader(f):
-                rows.append({k: _num(v) if k != "step" else v for k, v in r.items()})
+        for n, cells in enumerate(lines[1:], start=2):
+            if len(cells) != len(header):
+                raise self._damaged(paths.METRICS, f"line {n} has {len(cells)} cells, the header {len(header)}")
+            row = {}
+            for k, v in zip(header, cells, strict=True):
+                if k in _TEXT_COLUMNS:
+                    row[k] = v
+                    continue
+                try:
+                    row[k] = _num(v)
+                except ValueError:
+                    if k in METRIC_COLUMNS:
+                        raise self._damaged(paths.METRICS, f"line {n}: {k} {v!r} is not a number") from None
+                    row[k] = v  # an extra column may hold text
+            rows.append(row)
         return rows
 
     @contextlib.contextmanager
@@ -122,6 +255,15 @@ class RunDir:
                 yield
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _cell(column: str, v: Any) -> Any:
+    """A metrics cell: empty for None, the shortest float32 round trip for a learning rate, else as is."""
+    if v is None:
+        return ""
+    if column == "lr" and isinstance(v, float | np.floating):
+        return np.format_float_positional(np.float32(v), unique=True, trim="0")
+    return v
 
 
 def _num(v: str) -> float | int | None:

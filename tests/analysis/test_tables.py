@@ -1,0 +1,82 @@
+"""Tables of a store: hyperparameters that differ become columns, damaged runs are skipped with one warning."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lth.analysis import distinguishing_fields, field_label, runs_frame
+from tests.conftest import lth
+
+STEPS_1EP = 46  # digits: 1500 training images at batch 32
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two training experiments that differ only in --training-steps, and a 1-level trunk."""
+    root = tmp_path_factory.mktemp("store")
+    for steps in ("1ep", "2ep"):
+        assert lth("train", "--preset", "digits_mlp", "--training-steps", steps, "--root", str(root))[0] == 0
+    assert lth("lottery", "--preset", "digits_mlp", "--levels", "1", "--training-steps", "1ep",
+               "--root", str(root))[0] == 0
+    return root
+
+
+def test_distinguishing_fields_by_hand() -> None:
+    frame = pd.DataFrame({"kind": ["train", "train", "lottery"], "replicate": [0, 1, 0],
+                          "train.lr": [0.1, 0.1, 0.1], "train.training_steps": ["1ep", "2ep", "1ep"],
+                          "pruning": [None, None, '{"fraction": 0.2}'], "data.seed": [None, 3, 4],
+                          "model.width": [1.0, 1.0, None], "status": ["complete", "diverged", "complete"]})
+    # replicate and status differ too, but they are not hyperparameters; pruning has one value where present
+    assert distinguishing_fields(frame) == ["train.training_steps", "data.seed"]
+    assert field_label(frame.iloc[1], ["train.training_steps", "data.seed"]) == "training_steps=2ep, seed=3.0"
+    assert field_label(frame.iloc[0], ["train.training_steps", "data.seed"]) == "training_steps=1ep"
+    assert field_label({"a.x": 1, "b.x": 2}, ["a.x", "b.x"]) == "a.x=1, b.x=2"  # same field name: prefix kept
+
+
+def test_results_tell_runs_apart(store: Path) -> None:
+    code, out, _ = lth("results", "--root", str(store))
+    assert code == 0
+    df = pd.read_csv(io.StringIO(out))
+    assert "train.training_steps" in df.columns
+    train = df[df["kind"] == "train"]
+    last = train.groupby("train.training_steps")["iteration"].max().to_dict()
+    assert last == {"1ep": STEPS_1EP, "2ep": 2 * STEPS_1EP}
+    assert list(df.columns[:4]) == ["experiment", "kind", "preset", "train.training_steps"]
+    # only what differs becomes a column: the learning rate is the same everywhere
+    assert "train.lr" not in df.columns
+
+
+def test_trunk_only_store_has_branch_dir(store: Path, tmp_path: Path) -> None:
+    trunk = next(store.glob("lottery_*"))
+    shutil.copytree(trunk, tmp_path / trunk.name)
+    runs = runs_frame(tmp_path)
+    assert len(runs) == 2 and runs["branch_dir"].isna().all() and runs["branch"].isna().all()
+
+
+def _damage(store: Path, tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A copy of the store with ``name`` in the 2ep training run truncated to half; (root, damaged file)."""
+    root = tmp_path / "copy"
+    shutil.copytree(store, root)
+    run = next(p for p in root.glob("train_*/replicate_0")
+               if json.loads((p / "spec.json").read_text())["train"]["training_steps"] == "2ep")
+    f = run / name
+    f.write_bytes(f.read_bytes()[:f.stat().st_size // 2])
+    return root, f
+
+
+@pytest.mark.parametrize("name", ["metrics.csv", "done.json", "states/final.pt"])
+def test_results_skip_a_damaged_run(store: Path, tmp_path: Path, name: str) -> None:
+    root, bad = _damage(store, tmp_path, name)
+    run = bad.parent.parent if name.startswith("states/") else bad.parent
+    code, out, err = lth("results", "--root", str(root))
+    assert code == 0
+    assert len(err.splitlines()) == 1 and str(bad) in err and f"run {run}:" in err  # one line: file and run
+    df = pd.read_csv(io.StringIO(out))
+    healthy = {p.replace(str(store.resolve()), str(root.resolve())) for p in runs_frame(store)["path"]}
+    assert set(df["path"]) == healthy - {str(run)} and len(healthy) == 4  # every other run is there
