@@ -164,3 +164,13 @@ def test_deterministic_and_errors() -> None:
         top_eigenvalues(model, x, y, k=3, iters=2)
     with pytest.raises(ValueError, match="iters"):
         top_eigenvalues(model, x, y, k=1, iters=44)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_equals_cpu() -> None:
+    model = fc_population()
+    x, y = data((1, 2, 2))
+    cpu = top_eigenvalues(model, x, y, k=3, iters=43, generator=torch.Generator().manual_seed(2))
+    gpu = top_eigenvalues(model.cuda(), x.cuda(), y.cuda(), k=3, iters=43, generator=torch.Generator().manual_seed(2))
+    assert gpu.values.device.type == "cuda"
+    torch.testing.assert_close(gpu.values.cpu(), cpu.values, rtol=1e-8, atol=1e-10)
