@@ -12,6 +12,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from lth.analysis.telemetry import weight_telemetry
+
 
 def _layers(a: Mapping[str, Tensor], b: Mapping[str, Tensor], layers: Iterable[str] | None) -> list[str]:
     if layers is not None:
@@ -81,24 +83,22 @@ def telemetry(states: Sequence[tuple[int, Mapping[str, Tensor]]], layers: Iterab
     """Weight telemetry over training (Frankle, Schwab & Morcos 2020, "The early phase of neural network
     training"): for each ``(iteration, state)``, over the named layers' weights taken together, the mean |w|, the
     fraction of initially nonzero weights whose sign differs from the first state's, the L2 distance to the
-    first and to the last state, and the cosine similarity to the first and to the last state."""
+    first and to the last state, and the cosine similarity to the first and to the last state (computed by
+    :func:`lth.analysis.telemetry.weight_telemetry`, which the engine can run on a population's device
+    tensors)."""
     names = list(layers)
-    flat = [(it, torch.cat([s[k].detach().double().flatten() for k in names])) for it, s in sorted(
-        states, key=lambda x: x[0])]
-    if not flat:
+    ordered = sorted(states, key=lambda x: x[0])
+    if not ordered:
         return []
-    first, last = flat[0][1], flat[-1][1]
-    alive = first != 0
+
+    def population(state: Mapping[str, Tensor]) -> list[Tensor]:  # one network as a population of one
+        return [state[k].detach().double().unsqueeze(0) for k in names]
+
+    first, last = population(ordered[0][1]), population(ordered[-1][1])
+    keys = ("mean_abs_weight", "sign_changed_fraction", "l2_from_init", "l2_from_final", "cosine_to_init",
+            "cosine_to_final")
     rows = []
-    for it, w in flat:
-        rows.append({
-            "iteration": it,
-            "mean_abs_weight": float(w.abs().mean()),
-            "sign_changed_fraction": float((torch.sign(w[alive]) != torch.sign(first[alive])).double().mean())
-            if alive.any() else 0.0,
-            "l2_from_init": float((w - first).norm()),
-            "l2_from_final": float((w - last).norm()),
-            "cosine_to_init": float(torch.nn.functional.cosine_similarity(w, first, dim=0)),
-            "cosine_to_final": float(torch.nn.functional.cosine_similarity(w, last, dim=0)),
-        })
+    for it, state in ordered:
+        t = weight_telemetry(population(state), first, last, dtype=torch.float64)
+        rows.append({"iteration": it, **{k: float(t[k][0]) for k in keys}})
     return rows
