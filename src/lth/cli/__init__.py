@@ -9,16 +9,13 @@ dataclasses (:mod:`lth.cli.common`); a preset supplies the starting values.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import traceback
-from pathlib import Path
 from types import ModuleType
 
 from lth.cli import branch, lottery, presets, report, results, train
 from lth.cli.common import Parser
-from lth.errors import UserError
+from lth.errors import UserError, write_error_log
 from lth.spec import TrainSpec
 
 COMMANDS: dict[str, ModuleType] = {
@@ -60,27 +57,6 @@ def _preset_name(argv: list[str]) -> str | None:
     return name
 
 
-def error_log(text: str) -> Path | None:
-    """Write a traceback to ``$LTH_LOG`` or ``~/.cache/lth/error.log`` (a temporary file when neither is
-    writable); never raises."""
-    candidates = [os.environ.get("LTH_LOG"), str(Path.home() / ".cache" / "lth" / "error.log")]
-    for c in filter(None, candidates):
-        try:
-            p = Path(c)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text)
-            return p
-        except OSError:
-            continue
-    try:
-        fd, name = tempfile.mkstemp(prefix="lth-error-", suffix=".log")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        return Path(name)
-    except OSError:
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lth`` command."""
     from lth.presets import get_preset
@@ -98,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print("lth: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except Exception as e:  # one line, the traceback goes to a log file
-        log = error_log(traceback.format_exc())
+        log = write_error_log(traceback.format_exc())
         print(f"lth: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
               f"(log: {log if log else 'not written'})", file=sys.stderr)
         return 1

@@ -21,10 +21,11 @@ import torch
 from lth.data import Dataset, load_dataset
 from lth.engine.train import EngineOptions, Job, population_key, summary
 from lth.errors import UserError
-from lth.executor.work import CPU_POPULATION_MAX_PARAMS, check_nodes, probe
+from lth.executor.work import CPU_POPULATION_MAX_PARAMS, check_nodes, discard_damaged, probe
 from lth.graph import Node, closure
 from lth.spec import DataHparams, TrainSpec
 from lth.store import RunDir
+from lth.store.run import DamagedFile
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -54,6 +55,9 @@ class Executor(abc.ABC):
         """Train every node (and every ancestor) not yet finished; the run records of ``nodes``, in order."""
         graph = closure(nodes)
         self.check(graph)
+        for n in graph:  # a finished run with a damaged file is trained again (the file is named on stderr)
+            if (n.path / "done.json").exists() and RunDir(n.path).damaged():
+                discard_damaged(RunDir(n.path))
         failed: dict[Path, str] = {}
         while True:
             state = self.states(graph, failed)
@@ -72,11 +76,11 @@ class Executor(abc.ABC):
         """complete | diverged | failed | blocked (an ancestor diverged or failed) | ready | waiting."""
         state: dict[Path, str] = {}
         for n in graph:  # parents come first
-            done = RunDir(n.path).done
+            run = RunDir(n.path)
             if n.path in failed:
                 state[n.path] = "failed"
-            elif done is not None:
-                state[n.path] = done.get("status", "complete")
+            elif run.finished():  # a damaged marker or final state counts as unfinished: trained again
+                state[n.path] = run.done.get("status", "complete")  # type: ignore[union-attr]
             else:
                 ps = [state[p.path] for p in n.parents()]
                 if any(s in ("diverged", "failed", "blocked") for s in ps):
@@ -92,16 +96,18 @@ class Executor(abc.ABC):
         by_data: dict[DataHparams, list[Node]] = {}
         for n in graph:
             by_data.setdefault(n.spec.data, []).append(n)
-            stored = RunDir(n.path).read_json("spec.json") if (Path(n.path) / "spec.json").exists() else None
-            if stored and stored.get("node") not in (None, n.digest):
+            try:
+                stored = RunDir(n.path).read_json("spec.json")
+            except DamagedFile:
+                stored = None
+            if isinstance(stored, dict) and stored.get("node") not in (None, n.digest):
                 raise UserError(f"{n.path} holds a different run (node {stored.get('node')}, asked for {n.digest}); "
                                 f"use another --root")
         for hp, ns in by_data.items():
             data = self.dataset(hp)
             check_nodes(ns, data)
-            for spec in {n.spec.model: n.spec for n in ns}.values():
-                probe(ns[0] if ns[0].spec.model == spec.model else next(n for n in ns if n.spec.model == spec.model),
-                      data)
+            for n in {n.spec.model: n for n in ns}.values():  # every architecture builds on this data
+                probe(n, data)
 
     def populations(self, ready: list[Node]) -> list[list[Node]]:
         """Ready nodes grouped by population key, in chunks of at most the population size."""

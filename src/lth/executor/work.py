@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -55,7 +57,7 @@ def to_job(node: Node, data: Dataset) -> Job:
     return Job(node.spec, node.replicate, node.path, start_step=node.start_step.iterations(spe),
                start_state=setup.state, mask=setup.mask,
                state_names={step.iterations(spe): name for name, step in node.keep},
-               meta={**node.meta, "node": node.digest})
+               meta={**node.meta, "node": node.digest, "data_source": getattr(data, "source", None)})
 
 
 def check_nodes(nodes: list[Node], data: Dataset) -> None:
@@ -75,13 +77,27 @@ def population_record(jobs: list[Job], device: torch.device) -> dict[str, Any]:
             "torch": torch.__version__, "members": [str(j.run_dir) for j in jobs]}
 
 
+def discard_damaged(run: RunDir) -> None:
+    """Before a run is trained again: remove its files that cannot be read (named on stderr), and a completion
+    marker that no longer holds (so the run restarts cleanly instead of failing on them)."""
+    bad = run.damaged()
+    for p in bad:
+        print(f"lth: {p} is damaged: training {run.path} again", file=sys.stderr)
+        Path(p).unlink(missing_ok=True)
+    if bad:
+        (run.path / "done.json").unlink(missing_ok=True)
+        (run.path / "checkpoint.pt").unlink(missing_ok=True)
+
+
 def train_group(nodes: list[Node], data: Dataset, options: EngineOptions,
                 on_population: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Train the nodes not yet finished as one population (their parents must be finished); their records."""
     with contextlib.ExitStack() as stack:
         for n in sorted(nodes, key=lambda n: str(n.path)):
             stack.enter_context(RunDir(n.path).lock())
-        todo = [n for n in nodes if RunDir(n.path).done is None]  # another process may have won
+        todo = [n for n in nodes if not RunDir(n.path).finished()]  # another process may have won
+        for n in todo:
+            discard_damaged(RunDir(n.path))
         if todo:
             jobs = [to_job(n, data) for n in todo]
             pop = population_record(jobs, options.torch_device())
