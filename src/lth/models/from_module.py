@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import functools
 import inspect
 import operator
 from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -35,6 +37,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from lth.errors import UserError
 from lth.models.base import INITIALIZERS, PopModel, init_weight
+from lth.models.fc import FC
 from lth.models.layers import PopBatchNorm2d, PopConv2d, PopLinear, to_conv
 
 INITS = ("module", "spec", *INITIALIZERS)
@@ -420,9 +423,34 @@ class FxModel(ModuleModel):
         for name, layer in layers.items():
             _set_submodule(self, name, layer)
         self.__dict__["_gm"] = fx.GraphModule(self, graph)  # not a child: shares this model's layers
+        chain = _mlp_chain(self, graph)
+        if chain is not None:  # a plain MLP: the engine's CPU path may use FC's hand-written backward
+            self.loss_and_grads = functools.partial(FC.loss_and_grads, SimpleNamespace(n=n, layers=chain))
 
     def forward(self, x: Tensor) -> Tensor:
         return self._gm(x)
+
+
+def _mlp_chain(model: nn.Module, graph: fx.Graph) -> list[FromLinear] | None:
+    """The Linear layers of a graph that is exactly (flatten) Linear, ReLU, ..., Linear with biases, else None."""
+    ops = [nd for nd in graph.nodes if nd.op not in ("placeholder", "output")]
+    while ops and ops[0].op == "call_function" and (ops[0].target is _in_to_mf or (
+            ops[0].target is _mf_reshape and len(ops[0].args[2]) == 1)):
+        ops = ops[1:]  # flattening the input: FC's backward flattens it too
+    layers: list[FromLinear] = []
+    for k, nd in enumerate(ops):
+        want_linear = k % 2 == 0
+        if want_linear:
+            m = model.get_submodule(str(nd.target)) if nd.op == "call_module" else None
+            if not isinstance(m, FromLinear) or m.bias is None:
+                return None
+            layers.append(m)
+        elif not ((nd.op == "call_module" and type(model.get_submodule(str(nd.target))) is nn.ReLU
+                   and not model.get_submodule(str(nd.target)).inplace)
+                  or (nd.op == "call_function" and nd.target in (F.relu, torch.relu) and not nd.kwargs.get("inplace"))
+                  or (nd.op == "call_method" and nd.target == "relu")):
+            return None
+    return layers if ops and len(ops) % 2 == 1 else None
 
 
 class VmapModel(ModuleModel):
@@ -530,6 +558,7 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
     inc = [include] if isinstance(include, str) else list(include or [])
     exc = [exclude] if isinstance(exclude, str) else list(exclude or [])
     label = name or getattr(factory, "__name__", type(factory).__name__)
+    checked: set[tuple] = set()  # builds already checked against the module (the same every time)
 
     def build(n: int, example_shape: tuple[int, ...], num_classes: int, *, norm: str = "batchnorm",
               width: float = 1.0) -> PopModel:
@@ -586,11 +615,14 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
         kw = {"make": make, "init": init, "prunable": prunable, "kinds": kinds, "output_layer": output_weight}
         model: ModuleModel | None = None
         reason = ""
+        key = (n, shape, num_classes, norm, width)
         if path in ("auto", "fx"):
             try:
                 rewritten, graph = fx_rewrite(reference, n, shape)
                 model = FxModel(n, reference, rewritten, graph, **kw)
-                _check_against(model, reference, shape)
+                if (key, "fx") not in checked:
+                    _check_against(model, reference, shape)
+                    checked.add((key, "fx"))
             except Exception as e:  # noqa: BLE001 - Unsupported, or a rewrite that fails on this module
                 reason, model = str(e).splitlines()[0][:300] if str(e) else type(e).__name__, None
                 if path == "fx":
@@ -599,7 +631,9 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
         if model is None:
             model = VmapModel(n, reference, **kw)
             try:
-                _check_against(model, reference, shape)
+                if (key, "vmap") not in checked:
+                    _check_against(model, reference, shape)
+                    checked.add((key, "vmap"))
             except Exception as e:  # noqa: BLE001
                 layer = _layer_at_fault(e, model._skeleton)
                 where = f" at layer {layer!r} ({type(reference.get_submodule(layer)).__name__})" if layer else ""
