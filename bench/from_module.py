@@ -83,6 +83,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--steps", type=int, default=0, help="timed steps (default: 100 on CUDA, 20 / 3 on CPU)")
     p.add_argument("--sizes", default="1,8", help="population sizes")
+    p.add_argument("--models", default="lenet_300_100,resnet_20", help="which of lenet_300_100, resnet_20")
     a = p.parse_args()
     dev = torch.device(a.device)
     gpu = dev.type == "cuda"
@@ -93,7 +94,7 @@ def main() -> None:
     out: dict = {"benchmark": "from_module", **device_info(dev), "rows": []}
     cases = [("lenet_300_100", "own_lenet", (1, 28, 28), 60, a.steps or (100 if gpu else 20)),
              ("resnet_20", "own_resnet20", (3, 32, 32), 128 if gpu else 32, a.steps or (100 if gpu else 3))]
-    for native, own, shape, batch, steps in cases:
+    for native, own, shape, batch, steps in (c for c in cases if c[0] in a.models.split(",")):
         for n in (int(s) for s in a.sizes.split(",")):
             size = batch * (2 * steps + 2)
             row = {"model": native, "n": n, "batch": batch, "steps": steps}
