@@ -215,3 +215,19 @@ def test_register_module_and_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(UserError, match="--plugin: bad value 'no_such_plugin_mod'"):
         load_plugins(["no_such_plugin_mod"])
     assert load_plugins(["json"])[0] is json
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("path", ["fx", "vmap"])
+def test_cuda_graph_training_equals_eager(path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(MODELS, "own", from_module(SmallCNN, path=path))
+    spec = _spec("own", steps=12)
+    data = load_dataset(spec.data, None, torch.device("cuda"))
+    finals = {}
+    for graph in ("auto", "off"):
+        jobs = [Job(spec, r, tmp_path / graph / f"r{r}") for r in range(2)]
+        train_population(jobs, data, EngineOptions(device="cuda", cuda_graph=graph, checkpoint_every=None))
+        store = RunDir(tmp_path / graph / "r1")
+        finals[graph] = store.load_tensors(Path(store.states()["final"]))
+    for k, v in finals["off"].items():
+        assert torch.allclose(finals["auto"][k].float(), v.float(), atol=1e-4), k
