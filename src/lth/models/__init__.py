@@ -10,10 +10,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from torch import nn
+
 from lth.errors import UserError
 from lth.models.base import PopModel
 from lth.models.conv import LeNet5, conv_net, scale_width
 from lth.models.fc import FC
+from lth.models.from_module import from_module
 from lth.models.resnet import RESNET_NORMS, ResNet
 from lth.models.vgg import VGG, VGG_CFGS, VGG_NORMS
 
@@ -76,6 +79,9 @@ MODELS: dict[str, Callable[..., PopModel]] = {
 }
 
 
+_BUILTIN = frozenset(MODELS)
+
+
 def _bad(name: str, why: str = "") -> UserError:
     return UserError(f"unknown model {name!r}{': ' + why if why else ''}; allowed: {NAME_FORMS}")
 
@@ -127,11 +133,31 @@ def build_model(name: str, n: int, example_shape: tuple[int, ...], num_classes: 
     return MODELS[family](n, tuple(example_shape), num_classes, norm=norm, width=width, **params)
 
 
+def register_module(name: str, factory: Callable[..., nn.Module], **opts: Any) -> Callable[..., PopModel]:
+    """Register a plain ``torch.nn.Module`` under ``name`` so every command accepts ``--model NAME``: the
+    factory is converted by :func:`lth.models.from_module.from_module` (``opts``: ``include``, ``exclude``,
+    ``output``, ``init``, ``path``). Returns the registered builder; :class:`UserError` for a name that a
+    built-in model already answers to."""
+    key = str(name).strip().lower()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", key):
+        raise UserError(f"model name: bad value {name!r}; allowed: letters, digits, '_', '-', '.'")
+    try:
+        family, _ = resolve(key)
+    except UserError:
+        family = ""
+    if family in _BUILTIN:
+        raise UserError(f"model name: bad value {name!r}: it names the built-in model family {family!r}")
+    builder = from_module(factory, name=key, **opts)
+    MODELS[key] = builder
+    return builder
+
+
 def model_names() -> list[str]:
     """Example model names for help text (every one builds)."""
     return ["lenet_300_100", "fc_300_100", "fc_1000_1000", "conv2", "conv4", "conv6", "lenet5",
             "resnet_20", "resnet_56", "resnet_110", "vgg_11", "vgg_13", "vgg_16", "vgg_19"]
 
 
-__all__ = ["MODELS", "NORMS", "NAME_FORMS", "PopModel", "build_model", "model_names", "resolve",
+__all__ = ["MODELS", "NORMS", "NAME_FORMS", "PopModel", "build_model", "from_module", "model_names",
+           "register_module", "resolve",
            "RESNET_NORMS", "VGG_NORMS"]

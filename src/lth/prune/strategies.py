@@ -403,7 +403,10 @@ def prune_to_density(weights: Mapping[str, Tensor], hp: PruneHparams, kinds: Map
 
 def kinds_of(model: torch.nn.Module) -> dict[str, str]:
     """``{prunable name: kind}`` of a :class:`~lth.models.PopModel`: ``output`` for ``model.output_layer``,
-    ``conv`` for convolution weights (5-d with the member dimension), ``fc`` otherwise."""
+    ``conv`` for convolution weights (5-d with the member dimension), ``fc`` otherwise. A model that knows its
+    layers' types (one converted from a plain module, with Conv1d layers) says so by ``prunable_kinds()``."""
+    if hasattr(model, "prunable_kinds"):
+        return dict(model.prunable_kinds())
     out = {}
     for name in model.prunable():
         if name == model.output_layer:
