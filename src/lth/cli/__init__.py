@@ -57,12 +57,39 @@ def _preset_name(argv: list[str]) -> str | None:
     return name
 
 
+def _plugin_names(argv: list[str]) -> list[str]:
+    """The values of every ``--plugin`` (loaded before presets and model names are looked up)."""
+    out = []
+    for i, a in enumerate(argv):
+        if a == "--plugin" and i + 1 < len(argv):
+            out.append(argv[i + 1])
+        elif a.startswith("--plugin="):
+            out.append(a.split("=", 1)[1])
+    return out
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--training-steps -3it`` as ``--training-steps=-3it``, so the value reaches its own check (argparse
+    would take ``-3it`` for a flag and say only "expected one argument")."""
+    out: list[str] = []
+    for a in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and len(a) > 1 and a[0] == "-" \
+                and (a[1].isdigit() or a[1] == "."):
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lth`` command."""
+    from lth.plugins import load_entry_points, load_plugins
     from lth.presets import get_preset
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
+        load_entry_points()
+        load_plugins(_plugin_names(argv))
         name = _preset_name(argv)
         base = None if name is None else get_preset(name).spec
         args = build_parser(base, name).parse_args(argv)

@@ -84,7 +84,12 @@ def pruning_from_args(args: argparse.Namespace) -> Any:
 
     base = PruneHparams(**get_preset(args.preset).pruning)  # type: ignore[arg-type]
     hp = dataclass_from_args(args, PruneHparams, "prune__", base)
-    hp.validate()
+    try:
+        hp.validate()
+    except UserError as e:  # name the flag as the user typed it
+        if "--pruning-strategy" in str(e) and "--strategy" in sys.argv + getattr(args, "_argv", []):
+            raise UserError(str(e).replace("--pruning-strategy", "--strategy")) from None
+        raise
     return hp
 
 
@@ -137,6 +142,8 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--save-states", nargs="*", default=[], metavar="STEP",
                    help="also keep the weights at these steps (e.g. 500it 2ep), besides init and final")
     r.add_argument("--executor", default="local", help="where populations train: local (default)")
+    r.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import a module (dotted name or .py file) that registers models or datasets; repeatable")
     r.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
@@ -164,12 +171,49 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
             ckpt = Step.parse(args.checkpoint_every)
         except UserError as e:
             raise UserError(f"--checkpoint-every: {e} (or 'never')") from None
+        if ckpt.count == 0:
+            raise UserError(f"--checkpoint-every {args.checkpoint_every}: expected at least 1it, or 'never'")
+    check_device(args.device)
+    check_root(args.root)
     if args.executor not in EXECUTORS:
         raise UserError(f"--executor: unknown value {args.executor!r}; allowed: {', '.join(EXECUTORS)}")
     opts = EngineOptions(device=args.device, cuda_graph=args.cuda_graph, checkpoint_every=ckpt,
                          callback=progress.callback, compile=args.compile)
     return EXECUTORS[args.executor](data_dir=args.data_dir, options=opts, max_population=args.max_population,
                                     on_population=progress.population, on_event=progress.graph_event)
+
+
+def check_device(text: str) -> Any:
+    """``--device``: auto | cpu | cuda | cuda:N, and CUDA only where a GPU is visible."""
+    import re
+
+    import torch
+
+    if text in ("auto", "cpu"):
+        return torch.device("cpu") if text == "cpu" else None
+    m = re.fullmatch(r"cuda(?::(\d+))?", text)
+    if not m:
+        raise UserError(f"--device: unknown value {text!r}; allowed: auto, cpu, cuda, cuda:N")
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {text}: no CUDA GPU is visible on this machine; allowed here: auto, cpu")
+    if m.group(1) is not None and int(m.group(1)) >= torch.cuda.device_count():
+        raise UserError(f"--device {text}: this machine has {torch.cuda.device_count()} GPU(s): "
+                        f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return torch.device(text)
+
+
+def check_root(text: str) -> None:
+    """``--root``: a directory (or a path one can be made at) that is writable."""
+    from pathlib import Path
+
+    p = Path(text).expanduser()
+    if p.exists() and not p.is_dir():
+        raise UserError(f"--root {text!r}: is a file, expected a directory for the store")
+    q = p.resolve()
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    if not q.is_dir() or not os.access(q, os.W_OK | os.X_OK):
+        raise UserError(f"--root {text!r}: {q} is not writable; choose a directory you can write to")
 
 
 # ------------------------------------------------------------------------------------------------ output
