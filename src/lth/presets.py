@@ -1,7 +1,10 @@
 """Presets: the recipes the papers used, as plain spec values that the CLI prints and overrides.
 
-Sources: Frankle & Carbin (ICLR 2019) Table 1 for LeNet-300-100 and Conv-2/4/6; Frankle et al. (2020,
-"Linear mode connectivity") and open_lth for ResNet-20 and VGG; each preset's ``note`` says which.
+Sources: Frankle & Carbin (ICLR 2019) Table 1 for LeNet-300-100 and Conv-2/4/6 (with their 5,000-example
+validation split, on which the early-stopping iteration is chosen); Frankle et al. (ICML 2020, "Linear mode
+connectivity and the lottery ticket hypothesis") Table 1 and open_lth for ResNet-20, VGG-16 and the LMC LeNet;
+the mask-topology study (seed 004, section 4.1) for ``fc_dn`` / ``lenet5_dn``. Each preset's ``note`` says which.
+docs/fidelity.md lists what each preset decides where its paper leaves a choice open.
 """
 
 from __future__ import annotations
@@ -25,40 +28,65 @@ def _s(n: int, unit: str = "it") -> Step:
     return Step(n, unit)
 
 
-def _cifar(batch: int, augment: bool = True) -> DataHparams:
-    return DataHparams(dataset="cifar10", batch_size=batch, augment=augment)
+# Frankle & Carbin (2019, appendix): 5,000 training examples held out for validation (MNIST and CIFAR-10)
+FC_VALIDATION = 5000
 
 
-def _resnet20(**train: object) -> TrainSpec:
+def _cifar(batch: int, augment: bool = True, validation_size: int = 0) -> DataHparams:
+    return DataHparams(dataset="cifar10", batch_size=batch, augment=augment, validation_size=validation_size)
+
+
+def _lmc_cifar(**train: object) -> TrainHparams:
+    """Frankle et al. 2020, Table 1 (ResNet-20 / VGG-16 on CIFAR-10): SGD momentum 0.9, 63K iterations, x0.1 at
+    32K and 48K; weight decay 1e-4 as open_lth. ``train`` overrides (the low and warmup variants)."""
     base = dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, training_steps=_s(63000),
                 milestones=(_s(32000), _s(48000)), gamma=0.1)
     base.update(train)
+    return TrainHparams(**base)  # type: ignore[arg-type]
+
+
+def _resnet20(**train: object) -> TrainSpec:
     return TrainSpec(_cifar(128), ModelHparams(model="resnet_20", init="kaiming_normal", norm="batchnorm"),
-                     TrainHparams(**base))  # type: ignore[arg-type]
+                     _lmc_cifar(**train))
+
+
+def _vgg16(**train: object) -> TrainSpec:
+    return TrainSpec(_cifar(128), ModelHparams(model="vgg_16", norm="batchnorm"), _lmc_cifar(**train))
+
+
+def _dn(dataset: str, model: str, epochs: int) -> TrainSpec:
+    """The mask-topology study (seed 004, section 4.1): Adam with weight decay 1e-4, batch 1024, Xavier init. The
+    paper gives no learning rate: Adam's default 1e-3. Xavier as Glorot & Bengio propose it (uniform)."""
+    return TrainSpec(DataHparams(dataset=dataset, batch_size=1024), ModelHparams(model=model, init="xavier_uniform"),
+                     TrainHparams(optimizer="adam", lr=1e-3, weight_decay=1e-4, training_steps=_s(epochs, "ep")))
 
 
 _LAYERWISE_FC = {"strategy": "layerwise", "fc_fraction": 0.2}  # output layer at half the fc rate (default)
 _GLOBAL_CONV = {"strategy": "global", "fraction": 0.2, "ignore": ("fc.weight",)}  # all convs, not the classifier
+# seed 004, Algorithm 1 with s = 20: every layer, the output layer included, loses 20% of its survivors per round
+_UNIFORM_20 = {"strategy": "layerwise", "conv_fraction": 0.2, "fc_fraction": 0.2, "output_fraction": 0.2}
 
 PRESETS: dict[str, Preset] = {
     "lenet_300_100": Preset(
-        TrainSpec(DataHparams(dataset="mnist", batch_size=60), ModelHparams(model="lenet_300_100",
-                  init="kaiming_normal"), TrainHparams(optimizer="adam", lr=1.2e-3, training_steps=_s(50000))),
-        "Frankle & Carbin 2019: LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K iterations", _LAYERWISE_FC),
+        TrainSpec(DataHparams(dataset="mnist", batch_size=60, validation_size=FC_VALIDATION),
+                  ModelHparams(model="lenet_300_100", init="kaiming_normal"),
+                  TrainHparams(optimizer="adam", lr=1.2e-3, training_steps=_s(50000))),
+        "Frankle & Carbin 2019: LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K iterations, 5K validation",
+        _LAYERWISE_FC),
     "conv2": Preset(
-        TrainSpec(_cifar(60, augment=False), ModelHparams(model="conv2"),
+        TrainSpec(_cifar(60, augment=False, validation_size=FC_VALIDATION), ModelHparams(model="conv2"),
                   TrainHparams(optimizer="adam", lr=2e-4, training_steps=_s(20000))),
-        "Frankle & Carbin 2019: Conv-2 on CIFAR-10, Adam 2e-4, batch 60, 20K iterations",
+        "Frankle & Carbin 2019: Conv-2 on CIFAR-10, Adam 2e-4, batch 60, 20K iterations, 5K validation",
         {"strategy": "layerwise", "conv_fraction": 0.1, "fc_fraction": 0.2}),
     "conv4": Preset(
-        TrainSpec(_cifar(60, augment=False), ModelHparams(model="conv4"),
+        TrainSpec(_cifar(60, augment=False, validation_size=FC_VALIDATION), ModelHparams(model="conv4"),
                   TrainHparams(optimizer="adam", lr=3e-4, training_steps=_s(25000))),
-        "Frankle & Carbin 2019: Conv-4 on CIFAR-10, Adam 3e-4, batch 60, 25K iterations",
+        "Frankle & Carbin 2019: Conv-4 on CIFAR-10, Adam 3e-4, batch 60, 25K iterations, 5K validation",
         {"strategy": "layerwise", "conv_fraction": 0.1, "fc_fraction": 0.2}),
     "conv6": Preset(
-        TrainSpec(_cifar(60, augment=False), ModelHparams(model="conv6"),
+        TrainSpec(_cifar(60, augment=False, validation_size=FC_VALIDATION), ModelHparams(model="conv6"),
                   TrainHparams(optimizer="adam", lr=3e-4, training_steps=_s(30000))),
-        "Frankle & Carbin 2019: Conv-6 on CIFAR-10, Adam 3e-4, batch 60, 30K iterations",
+        "Frankle & Carbin 2019: Conv-6 on CIFAR-10, Adam 3e-4, batch 60, 30K iterations, 5K validation",
         {"strategy": "layerwise", "conv_fraction": 0.15, "fc_fraction": 0.2}),
     "lenet5": Preset(
         TrainSpec(_cifar(60, augment=False), ModelHparams(model="lenet5"),
@@ -72,9 +100,23 @@ PRESETS: dict[str, Preset] = {
     "resnet20_fixup": Preset(
         TrainSpec(_cifar(128), ModelHparams(model="resnet_20", norm="fixup"), _resnet20().train),
         "ResNet-20 with Fixup instead of BatchNorm (Zhang et al. 2019), same recipe", _GLOBAL_CONV),
-    "vgg16": Preset(
-        TrainSpec(_cifar(128), ModelHparams(model="vgg_16", norm="batchnorm"), _resnet20().train),
-        "VGG-16 (BatchNorm) on CIFAR-10, SGD 0.1, 63K iterations (open_lth)", _GLOBAL_CONV),
+    "vgg16": Preset(_vgg16(), "Frankle et al. 2020: VGG-16 (BatchNorm) on CIFAR-10, SGD 0.1 momentum 0.9, wd 1e-4, "
+                    "batch 128, 63K iterations, x0.1 at 32K and 48K", _GLOBAL_CONV),
+    "vgg16_low": Preset(_vgg16(lr=0.01), "Frankle et al. 2020: VGG-16 at the low learning rate 0.01", _GLOBAL_CONV),
+    "vgg16_warmup": Preset(_vgg16(lr=0.1, warmup_steps=_s(30000)),
+                           "Frankle et al. 2020: VGG-16, lr 0.1 with 30K iterations of linear warmup", _GLOBAL_CONV),
+    "lenet_300_100_lmc": Preset(
+        TrainSpec(DataHparams(dataset="mnist", batch_size=60), ModelHparams(model="lenet_300_100"),
+                  TrainHparams(optimizer="adam", lr=1.2e-3, training_steps=_s(24000))),
+        "Frankle et al. 2020 (Table 1): LeNet-300-100 on MNIST, Adam 1.2e-3 constant, batch 60, 24K iterations; "
+        "global pruning 20% per level, output layer kept (open_lth)",
+        {"strategy": "global", "fraction": 0.2, "ignore": ("layers.2.weight",)}),
+    "fc_dn": Preset(_dn("mnist", "lenet_300_100", 100),
+                    "Mask-topology study (seed 004): FC-1 (784-300-100-10) on MNIST, Xavier, Adam 1e-3 wd 1e-4, "
+                    "batch 1024, 100 epochs; 20% of every layer per round (6 rounds: 26.2%, 10: 10.7%)", _UNIFORM_20),
+    "lenet5_dn": Preset(_dn("cifar10", "lenet5", 300),
+                        "Mask-topology study (seed 004): LeNet-5 on CIFAR-10, Xavier, Adam 1e-3 wd 1e-4, batch 1024, "
+                        "300 epochs; 20% of every layer per round (6 rounds: 26.2%, 10: 10.7%)", _UNIFORM_20),
     "vgg19": Preset(
         TrainSpec(_cifar(64), ModelHparams(model="vgg_19", norm="batchnorm"),
                   TrainHparams(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,

@@ -68,30 +68,50 @@ def test_early_stopping_picks_min_loss_row():
     m = pd.concat([_metrics("a", 0, [2.0, 0.5, 0.3, 0.4], [0.1, 0.8, 0.9, 0.95]),
                    _metrics("b", 0, [2.0, 0.2, 0.2, 0.6], [0.1, 0.7, 0.9, 0.95]),
                    _metrics("c", 1, [2.0, 1.0, 0.1, 0.5], [0.1, 0.2, 0.3, 0.4], val=[3.0, 0.1, 0.5, 0.9])])
-    per = early_stopping(m).set_index("path")
+    # choosing on test must be asked for (the old default fell back to test silently: that was the bug)
+    per = early_stopping(m, split="test").set_index("path")
     assert per.loc["a", "early_stop_iteration"] == 20 and per.loc["a", "early_stop_test_accuracy"] == 0.9
     assert per.loc["b", "early_stop_iteration"] == 10  # a tie goes to the earliest
-    assert per.loc["c", "criterion"] == "val_loss" and per.loc["c", "early_stop_iteration"] == 10
-    assert per.loc["c", "early_stop_test_accuracy"] == 0.2
-    lv = early_stopping_by_level(m).set_index("level")
+    assert per.loc["c", "criterion"] == "test_loss" and per.loc["c", "early_stop_iteration"] == 20
+    lv = early_stopping_by_level(m, split="test").set_index("level")
     assert lv.loc[0, "iteration_mean"] == 15 and lv.loc[0, "iteration_count"] == 2
-    assert lv.loc[0, "accuracy_mean"] == pytest.approx(0.8)
+    assert lv.loc[0, "accuracy_mean"] == pytest.approx(0.8) and lv.loc[0, "criterion"] == "test_loss"
+
+
+def test_early_stopping_defaults_to_validation_and_never_falls_back_to_test():
+    m = pd.concat([_metrics("a", 0, [2.0, 0.5, 0.3, 0.4], [0.1, 0.8, 0.9, 0.95]),
+                   _metrics("c", 1, [2.0, 1.0, 0.1, 0.5], [0.1, 0.2, 0.3, 0.4], val=[3.0, 0.1, 0.5, 0.9])])
+    per = early_stopping(m).set_index("path")
+    # c: min val loss 0.1 at iteration 10 (test loss would pick 20); the test accuracy there is 0.2
+    assert per.loc["c", "criterion"] == "val_loss" and per.loc["c", "early_stop_iteration"] == 10
+    assert per.loc["c", "early_stop_test_accuracy"] == 0.2 and per.loc["c", "early_stop_loss"] == 0.1
+    # a has no validation split: reported as such, not chosen on test
+    assert per.loc["a", "criterion"] == "no validation split"
+    assert pd.isna(per.loc["a", "early_stop_iteration"]) and pd.isna(per.loc["a", "early_stop_test_accuracy"])
+    lv = early_stopping_by_level(m).set_index("level")
+    assert lv.loc[0, "criterion"] == "no validation split" and lv.loc[0, "iteration_count"] == 0
+    assert lv.loc[1, "criterion"] == "val_loss" and lv.loc[1, "iteration_mean"] == 10
+    with pytest.raises(ValueError, match="allowed: val, test"):
+        early_stopping(m, split="train")
 
 
 GOOD = dict(accuracy=0.95, density=0.2, reinit_accuracy=0.90, dense_accuracy=0.94, well_trained_dense_accuracy=0.945,
-            small_dense_accuracy=0.92)
+            small_dense_accuracy=0.92, longer_dense_accuracy=0.942)
 
 
 def test_jackpot_all_conditions():
     v = jackpot(**GOOD)
-    assert v.grade == "jackpot" and v.failed == [] and all(v.conditions.values())
+    assert v.grade == "jackpot" and v.failed == [] and all(v.conditions.values()) and v.unchecked == []
     assert set(v.conditions) == set(CONDITIONS)
 
 
 @pytest.mark.parametrize(("change", "name", "grade"), [
     ({"density": 0.9}, "non_trivial_sparsity", "no prize"),
-    ({"reinit_accuracy": 0.945}, "beats_reinit", "no prize"),  # exactly 0.5 points is not "more than"
-    ({"dense_accuracy": 0.951}, "matches_dense_same_lr", "secondary prize"),
+    ({"longer_dense_accuracy": 0.9451}, "sufficient_training", "no prize"),  # longer dense gains 0.51 points
+    ({"reinit_accuracy": 0.945}, "beats_reinit_any_lr", "no prize"),  # exactly 0.5 points is not "more than"
+    # Ma et al.: secondary prize needs conditions 1-4, so failing 4 (dense at the same lr) is no prize at all
+    # (the old code gave a secondary prize here: that was the bug)
+    ({"dense_accuracy": 0.951}, "matches_dense_same_lr", "no prize"),
     ({"well_trained_dense_accuracy": 0.96}, "matches_well_trained_dense", "secondary prize"),
     ({"small_dense_accuracy": 0.946}, "beats_small_dense", "no prize"),
 ])
@@ -104,7 +124,26 @@ def test_jackpot_each_condition_failing_names_it(change, name, grade):
 def test_jackpot_edges_and_threshold():
     assert jackpot(**{**GOOD, "density": 0.8}).grade == "jackpot"  # the threshold itself is non-trivial
     assert jackpot(**{**GOOD, "dense_accuracy": 0.95}).grade == "jackpot"  # ties with dense match
+    assert jackpot(**{**GOOD, "longer_dense_accuracy": 0.945}).grade == "jackpot"  # +0.5 points: still sufficient
     assert jackpot(**{**GOOD, "density": 0.5}, density_threshold=0.4).failed == ["non_trivial_sparsity"]
+
+
+def test_jackpot_reinit_at_any_learning_rate():
+    # the ticket beats the reinit at its own lr (0.95 - 0.90) but the reinit at lr 0.01 reaches 0.948:
+    # 0.95 - 0.948 = 0.2 points < 0.5, so condition 3 fails and there is no prize
+    v = jackpot(**{**GOOD, "reinit_accuracy": {"lr=0.1": 0.90, "lr=0.01": 0.948}},
+                sources={"beats_reinit_any_lr": "runs/a; runs/b"})
+    assert v.failed == ["beats_reinit_any_lr"] and v.grade == "no prize"
+    assert v.sources == {"beats_reinit_any_lr": "runs/a; runs/b"}
+    assert jackpot(**{**GOOD, "reinit_accuracy": {"lr=0.1": 0.90, "lr=0.01": 0.944}}).grade == "jackpot"
+
+
+def test_jackpot_training_not_checked_is_reported_not_assumed():
+    v = jackpot(**{**GOOD, "longer_dense_accuracy": None})
+    assert v.conditions["sufficient_training"] is None and v.unchecked == ["sufficient_training"]
+    assert v.failed == [] and v.grade == "no prize" and v.provisional_grade == "jackpot"
+    v = jackpot(**{**GOOD, "longer_dense_accuracy": None, "well_trained_dense_accuracy": 0.96})
+    assert v.grade == "no prize" and v.provisional_grade == "secondary prize"
 
 
 def test_rp_identical_states_is_one():

@@ -17,6 +17,8 @@ from lth.prune import (
     PruneHparams,
     apply_mask,
     density,
+    effective_density,
+    effective_mask,
     full_mask,
     is_submask,
     kinds_of,
@@ -290,7 +292,7 @@ def test_permute_mask(conv) -> None:
 def test_sample_dn(conv) -> None:
     init, mask = _partial_mask(conv[0])
     init["fc.1.weight"][0, :] = 0.0  # zero initial weights at kept positions are not part of D_n
-    new = sample_dn(init, mask, torch.Generator().manual_seed(0))
+    new = sample_dn(init, mask, torch.Generator().manual_seed(0), pool="layer")  # per layer: now an option
     for n, m in mask.items():
         pool = set(init[n][m & (init[n] != 0)].tolist())
         vals = new[n][m]
@@ -396,3 +398,73 @@ def test_every_strategy_on_a_toy_model(conv, name: str) -> None:
         pruned = apply_mask(weights, mask)
         assert all(pruned[n][~mask[n]].eq(0).all() and torch.equal(pruned[n][mask[n]], weights[n][mask[n]])
                    for n in mask)
+
+
+def test_sample_dn_draws_from_the_whole_network_by_default() -> None:
+    """Seed 004, section 2: theta_LT = nonzero(m * theta_0) over the network; D_n samples uniformly from it."""
+    init = {"a": torch.tensor([[1.0, 2.0, 0.0, 9.0]]), "b": torch.tensor([[-5.0, 7.0]])}
+    mask = {"a": torch.tensor([[True, True, True, False]]), "b": torch.tensor([[True, True]])}
+    pool = {1.0, 2.0, -5.0, 7.0}  # a's 0.0 is kept but zero, a's 9.0 is pruned: neither is in D_n
+    seen = {"a": set(), "b": set()}
+    for seed in range(40):
+        new = sample_dn(init, mask, torch.Generator().manual_seed(seed))
+        assert new["a"][0, 3] == 0 and all(v != 0 for n in new for v in new[n][mask[n]].tolist())
+        for n in new:
+            seen[n] |= set(new[n][mask[n]].tolist())
+    assert seen["a"] == pool and seen["b"] == pool  # each layer draws from the other's weights too
+    for seed in range(40):
+        new = sample_dn(init, mask, torch.Generator().manual_seed(seed), pool="layer")
+        assert set(new["a"][mask["a"]].tolist()) <= {1.0, 2.0} and set(new["b"][mask["b"]].tolist()) <= {-5.0, 7.0}
+    with pytest.raises(ValueError, match="allowed: network, layer"):
+        sample_dn(init, mask, torch.Generator(), pool="model")
+    with pytest.raises(ValueError, match="no kept initial weight"):
+        sample_dn({k: v * 0 for k, v in init.items()}, mask, torch.Generator())
+
+
+def test_sample_dn_layer_pool_falls_back_to_network_for_fixup_zero_layers() -> None:
+    """Fixup zero-initialises the last conv of each residual branch: at k = 0 such a layer's own pool is empty."""
+    from lth.models import build_model
+
+    net = build_model("resnet_20", 1, (3, 32, 32), 10, norm="fixup")
+    net.init_member(0, "kaiming_normal", torch.Generator().manual_seed(0))
+    init = {k: net.get_parameter(k)[0].detach().clone() for k in net.prunable()}
+    zero = [k for k, v in init.items() if not v.any()]
+    assert zero  # the Fixup branches' last convolutions
+    mask = {k: torch.ones_like(v, dtype=torch.bool) for k, v in init.items()}
+    new = sample_dn(init, mask, torch.Generator().manual_seed(0), pool="layer")
+    everything = set(torch.cat([v[v != 0] for v in init.values()]).tolist())
+    for k in zero:
+        vals = new[k].reshape(-1)
+        assert vals.ne(0).all() and set(vals.tolist()) <= everything, k
+    live = next(k for k in init if k not in zero)
+    assert set(new[live].reshape(-1).tolist()) <= set(init[live].reshape(-1).tolist())
+
+
+def test_effective_density_hand_built_fc() -> None:
+    """A toy FC net: W1 [3, 2], W2 [2, 3], W3 [2, 2] (16 weights). Structured pruning removed hidden unit 1 of
+    layer 1 (W1 row 1) and hidden unit 0 of layer 2 (W2 row 0). Kept: W1 4, W2 3, W3 4 = 11/16. Their outgoing
+    weights cannot carry signal: W2 column 1 (1 kept weight, in row 1) and W3 column 0 (2): 8/16 remain."""
+    t, f = True, False
+    mask = {"l1": torch.tensor([[t, t], [f, f], [t, t]]), "l2": torch.tensor([[f, f, f], [t, t, t]]),
+            "l3": torch.ones(2, 2, dtype=torch.bool)}
+    assert density(mask) == 11 / 16
+    eff = effective_mask(mask)
+    assert effective_density(mask) == 8 / 16
+    assert eff["l2"].tolist() == [[f, f, f], [t, f, t]] and eff["l3"].tolist() == [[f, t], [f, t]]
+    assert eff["l1"].tolist() == mask["l1"].tolist()
+    # backward: the output layer reads nothing from h2_1 -> W2 row 1 is useless -> h1 reaches nothing -> all dead
+    cut = {**mask, "l3": torch.tensor([[t, f], [t, f]])}
+    assert effective_density(cut) == 0.0
+    # an unstructured mask without dead units is unchanged
+    dense = {k: torch.ones_like(v) for k, v in mask.items()}
+    assert effective_density(dense) == 1.0
+
+
+def test_effective_density_conv_then_fc() -> None:
+    """conv [2 filters, 1, 3, 3] -> flatten of [2, 2, 2] (4 inputs per channel) -> fc [3, 8]. Filter 0 removed:
+    the fc's columns 0..3 are dead. Reported (9 + 24) / 42; effective (9 + 12) / 42."""
+    conv = torch.ones(2, 1, 3, 3, dtype=torch.bool)
+    conv[0] = False
+    mask = {"conv": conv, "fc": torch.ones(3, 8, dtype=torch.bool)}
+    assert density(mask) == 33 / 42 and effective_density(mask, ["conv", "fc"]) == 21 / 42
+    assert effective_mask(mask)["fc"][:, :4].sum() == 0 and effective_mask(mask)["fc"][:, 4:].all()

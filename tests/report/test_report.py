@@ -12,7 +12,7 @@ import pytest
 from lth.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-COMMON = ["--preset", "digits_mlp", "--replicates", "2", "--training-steps", "2ep"]
+COMMON = ["--preset", "digits_mlp", "--replicates", "2", "--training-steps", "2ep", "--validation-size", "200"]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,16 @@ def test_report_tables_and_verdicts(report: dict):
     grades = pd.read_csv(tables["jackpot.csv"])
     assert grades["level"].tolist() == [1, 2]
     assert set(grades["grade"]) <= {"jackpot", "secondary prize", "no prize"}
+    # one lr and no longer dense run in this store: condition 1's training half is reported, never assumed
+    assert (grades["sufficient_training"] == "not checked").all() and (grades["grade"] == "no prize").all()
+    assert (grades["not_checked"] == "sufficient_training").all()
+    for c in ("beats_reinit_any_lr", "matches_dense_same_lr", "beats_small_dense"):
+        assert grades[f"{c}_runs"].str.contains("replicate_").all(), c
+    assert grades["beats_reinit_any_lr_runs"].str.contains("branch_reinit").all()
+    assert grades["beats_small_dense_runs"].str.contains("branch_small-dense").all()
+    assert grades["matches_dense_same_lr_runs"].str.endswith("level_0").all()
+    early = pd.read_csv(tables["early_stopping.csv"])
+    assert (early["chosen_on"] == "val").all() and (early["criterion"] == "val_loss").all()
     rp = pd.read_csv(tables["rp_overlap.csv"])
     assert rp["r_p"].between(0, 1).all()
 
@@ -91,3 +101,31 @@ def test_report_errors(tmp_path: Path, capsys: pytest.CaptureFixture):
     assert main(["report", "--root", str(tmp_path / "empty")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_jackpot_uses_reinit_at_every_lr_and_a_longer_dense_run(tmp_path: Path):
+    """Two trunks at two learning rates and a longer dense run: each ticket's condition 3 compares with the
+    reinit at both lrs; condition 1 is checked against the longer run; no validation split -> said so."""
+    import io
+    from contextlib import redirect_stdout
+
+    root = tmp_path / "s"
+    base = ["--preset", "digits_mlp", "--replicates", "1", "--training-steps", "1ep", "--root", str(root)]
+    for lr in ("3e-3", "1e-3"):
+        assert main(["lottery", "--levels", "1", *base, "--lr", lr]) == 0
+        for branch in ("reinit", "small-dense"):
+            assert main(["branch", branch, "--levels", "1", *base, "--lr", lr]) == 0
+    assert main(["train", *base[:-4], "--training-steps", "2ep", "--lr", "3e-3", "--root", str(root)]) == 0
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["report", "--root", str(root), "--json"]) == 0
+    tables = {Path(p).name: Path(p) for p in json.loads(buf.getvalue())["tables"]}
+    grades = pd.concat([pd.read_csv(tables[n]) for n in tables if n.endswith("jackpot.csv")], ignore_index=True)
+    assert len(grades) == 2 and sorted(grades["lr"]) == [1e-3, 3e-3]
+    assert (grades["reinit_lrs"].str.split(", ").map(len) == 2).all()  # both lrs' reinits, for each ticket
+    assert grades["best_reinit_accuracy"].nunique() == 1  # the same best reinit over all lrs for both tickets
+    row = grades.set_index("lr").loc[3e-3]
+    assert row["sufficient_training"] in ("met", "FAILED") and "train_" in row["sufficient_training_runs"]
+    assert grades.set_index("lr").loc[1e-3, "sufficient_training"] == "not checked"  # no longer run at 1e-3
+    early = pd.concat([pd.read_csv(tables[n]) for n in tables if n.endswith("early_stopping.csv")])
+    assert (early["criterion"] == "no validation split").all() and (early["count"] == 0).all()

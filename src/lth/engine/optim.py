@@ -83,7 +83,9 @@ class PopOptimizer:
         self.lr_rows = table.tolist()  # the same, as Python floats, for eager steps
         self.lr_now = torch.zeros(len(groups), device=self.device)  # written inside a captured step
         self.lr_host: list[float] | None = None
-        self.whole = len(groups) == 1 and len(groups[0]) == self.n
+        # Whole tensors in one fused call, except for CPU populations: there each member is its own tensor, as when
+        # it trains alone (the vectorised kernels round an element by its position within the tensor).
+        self.whole = len(groups) == 1 and len(groups[0]) == self.n and (self.n == 1 or self.device.type != "cpu")
 
     def _views(self, tensors: list[Tensor], members: list[int]) -> list[Tensor]:
         if self.whole:

@@ -33,39 +33,72 @@ class FC(PopModel):
     def loss_and_grads(self, x: Tensor, y: Tensor) -> Tensor:
         """Forward and a hand-written backward of each member's mean cross-entropy: sets every parameter's
         ``.grad`` and returns the per-member loss ``[N]``. The same numbers as autograd (tested), without its
-        per-op bookkeeping, which is most of a small MLP's step on a CPU."""
+        per-op bookkeeping, which is most of a small MLP's step on a CPU.
+
+        On the CPU each member runs through the 2-d kernels a population of one uses (one member at a time), so
+        a member's gradients are bit-identical whatever the population size; elsewhere the members are batched."""
         n, b = self.n, x.shape[1]
         h = x.reshape(x.shape[0], b, -1)
         if h.shape[0] != n:
             h = h.expand(n, -1, -1)
-        flat = n == 1  # one member: plain 2-d matrix products
-        if flat:
-            h = h[0]
+        if n == 1 or h.device.type == "cpu":
+            ys = y.reshape(n, -1) if y.numel() == n * b else y.reshape(1, -1).expand(n, -1)
+            if n == 1:
+                loss, grads = self._member_loss_and_grads(0, h[0], ys[0].reshape(-1, 1))
+                for layer, (gw, gb) in zip(self.layers, grads, strict=True):
+                    layer.weight.grad, layer.bias.grad = gw.unsqueeze(0), gb.unsqueeze(0)
+                return loss
+            for layer in self.layers:
+                layer.weight.grad = torch.empty_like(layer.weight)
+                layer.bias.grad = torch.empty_like(layer.bias)
+            losses = []
+            for i in range(n):
+                loss, grads = self._member_loss_and_grads(i, h[i], ys[i].reshape(-1, 1))
+                losses.append(loss)
+                for layer, (gw, gb) in zip(self.layers, grads, strict=True):
+                    layer.weight.grad[i].copy_(gw)
+                    layer.bias.grad[i].copy_(gb)
+            return torch.cat(losses)
         inputs, pre = [], []
         last = len(self.layers) - 1
         for li, layer in enumerate(self.layers):
-            w = layer.weight[0] if flat else layer.weight
-            bias = layer.bias[0] if flat else layer.bias.unsqueeze(1)
             inputs.append(h)
-            z = torch.addmm(bias, h, w.t()) if flat else torch.baddbmm(bias, h, w.transpose(1, 2))
+            z = torch.baddbmm(layer.bias.unsqueeze(1), h, layer.weight.transpose(1, 2))
             pre.append(z)
             h = z.relu() if li < last else z
         logp = h.log_softmax(-1)
-        target = y.reshape(-1, 1) if flat else y.unsqueeze(-1)
+        target = y.unsqueeze(-1)
         loss = -logp.gather(-1, target).mean(-2).reshape(n)
         d = logp.exp_()
         d.scatter_add_(-1, target, torch.full(target.shape, -1.0, dtype=d.dtype, device=d.device))
         d.mul_(1.0 / b)
         for li in range(last, -1, -1):
             layer = self.layers[li]
-            if flat:
-                layer.weight.grad = torch.mm(d.t(), inputs[li]).unsqueeze(0)
-                layer.bias.grad = d.sum(0).unsqueeze(0)
-                if li:
-                    d = torch.ops.aten.threshold_backward(torch.mm(d, layer.weight[0]), pre[li - 1], 0)
-            else:
-                layer.weight.grad = torch.bmm(d.transpose(1, 2), inputs[li])
-                layer.bias.grad = d.sum(1)
-                if li:
-                    d = torch.ops.aten.threshold_backward(torch.bmm(d, layer.weight), pre[li - 1], 0)
+            layer.weight.grad = torch.bmm(d.transpose(1, 2), inputs[li])
+            layer.bias.grad = d.sum(1)
+            if li:
+                d = torch.ops.aten.threshold_backward(torch.bmm(d, layer.weight), pre[li - 1], 0)
         return loss
+
+    def _member_loss_and_grads(self, i: int, h: Tensor, target: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """Member ``i`` on its flat input ``h`` ``[B, in]`` and labels ``target`` ``[B, 1]``: its mean loss ``[1]``
+        and the (weight, bias) gradients of each layer, input layer first, with plain 2-d matrix products."""
+        b = h.shape[0]
+        inputs, pre = [], []
+        last = len(self.layers) - 1
+        for li, layer in enumerate(self.layers):
+            inputs.append(h)
+            z = torch.addmm(layer.bias[i], h, layer.weight[i].t())
+            pre.append(z)
+            h = z.relu() if li < last else z
+        logp = h.log_softmax(-1)
+        loss = -logp.gather(-1, target).mean(-2).reshape(1)
+        d = logp.exp_()
+        d.scatter_add_(-1, target, torch.full(target.shape, -1.0, dtype=d.dtype, device=d.device))
+        d.mul_(1.0 / b)
+        grads: list[tuple[Tensor, Tensor]] = []
+        for li in range(last, -1, -1):
+            grads.append((torch.mm(d.t(), inputs[li]), d.sum(0)))
+            if li:
+                d = torch.ops.aten.threshold_backward(torch.mm(d, self.layers[li].weight[i]), pre[li - 1], 0)
+        return loss, grads[::-1]

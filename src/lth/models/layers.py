@@ -10,7 +10,10 @@ Activation layouts:
   are grouped convolutions with ``groups = N`` and BatchNorm over ``N * C`` channels keeps statistics per
   member. ``to_conv`` / ``to_fc`` convert between the two.
 
-With N = 1 every layer reduces to the ordinary dense operation, so a single network pays nothing.
+With N = 1 every layer reduces to the ordinary dense operation, so a single network pays nothing. On the CPU a
+population runs its linear and convolution layers one member at a time with exactly those N = 1
+kernels, so a member's numbers are bit-identical whatever the population size (batched kernels such as ``bmm``
+and grouped convolutions round differently); on CUDA the members are batched.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class PopLinear(nn.Module):
             w = self.weight.view(self.out_features, self.in_features)
             b = None if self.bias is None else self.bias.view(self.out_features)
             return F.linear(x.view(x.shape[1], self.in_features), w, b).view(1, x.shape[1], self.out_features)
+        if x.device.type == "cpu":  # per member, the N = 1 kernel: bit-identical to training alone
+            return torch.stack([F.linear(x[i], self.weight[i], None if self.bias is None else self.bias[i])
+                                for i in range(self.n)])
         if self.bias is None:
             return torch.bmm(x, self.weight.transpose(1, 2))
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
@@ -80,6 +86,11 @@ class PopConv2d(nn.Module):
             nn.init.kaiming_uniform_(self.weight.data[i], a=math.sqrt(5))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.n > 1 and x.device.type == "cpu":  # per member, the N = 1 kernel: bit-identical to training alone
+            c = self.in_channels
+            return torch.cat([F.conv2d(x[:, i * c:(i + 1) * c].contiguous(), self.weight[i],
+                                       None if self.bias is None else self.bias[i], self.stride, self.padding)
+                              for i in range(self.n)], 1)
         w = self.weight.reshape(self.n * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
         b = None if self.bias is None else self.bias.reshape(-1)
         return F.conv2d(x, w, b, self.stride, self.padding, groups=self.n)

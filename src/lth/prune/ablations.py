@@ -23,24 +23,49 @@ def permute_mask(mask: Mapping[str, Tensor], generator: torch.Generator) -> Mask
     return out
 
 
-def sample_dn(init_weights: Mapping[str, Tensor], mask: Mapping[str, Tensor],
-              generator: torch.Generator) -> dict[str, Tensor]:
-    """New weights for the masked layers: every kept position gets a value drawn uniformly, with replacement, from
-    the layer's nonzero initial weights at kept positions (the ticket's distribution D_n); zeros elsewhere."""
-    out = {}
+DN_POOLS = ("network", "layer")
+
+
+def sample_dn(init_weights: Mapping[str, Tensor], mask: Mapping[str, Tensor], generator: torch.Generator,
+              pool: str = "network") -> dict[str, Tensor]:
+    """New weights for the masked layers drawn from the ticket's distribution ``D_n``; zeros at pruned positions.
+
+    ``D_n`` is the empirical distribution of the ticket's nonzero initial weights,
+    ``theta_LT = nonzero(m * theta_0)`` (mask-topology study, seed 004, section 2), quantised and sampled
+    "uniformly at random from theta_LT". ``pool`` says over which weights:
+
+    * ``network`` (default, the study's definition): every kept position of every layer gets a value drawn
+      uniformly, with replacement, from the nonzero kept initial weights of the *whole network*;
+    * ``layer``: each layer draws from its own nonzero kept initial weights. A layer that keeps weights but whose
+      pool is empty (all its kept initial weights are zero, e.g. the last convolution of each residual branch of
+      a Fixup ResNet at k = 0) draws from the network-wide pool instead.
+
+    Draws come from ``generator`` (on the CPU): first one index per kept position of every layer in the mask's
+    order (``network``), or layer by layer (``layer``). ValueError when weights are kept but no kept initial
+    weight of the network is nonzero."""
+    if pool not in DN_POOLS:
+        raise ValueError(f"unknown D_n pool {pool!r}; allowed: {', '.join(DN_POOLS)}")
+    keeps, pools = {}, {}
     for name, m in mask.items():
         w = init_weights[name].detach()
         if w.shape != m.shape:
             raise ValueError(f"mask for {name} has shape {tuple(m.shape)}, weight has {tuple(w.shape)}")
-        keep = m.to(device=w.device, dtype=torch.bool)
-        pool = w[keep & (w != 0)]
+        keeps[name] = m.to(device=w.device, dtype=torch.bool)
+        pools[name] = w[keeps[name] & (w != 0)]
+    everything = torch.cat([p.cpu() for p in pools.values()]) if pools else torch.zeros(0)
+
+    def draw(source: Tensor, k: int, name: str) -> Tensor:
+        if source.numel() == 0:
+            raise ValueError(f"layer {name} keeps {k} weights but no kept initial weight of the network is nonzero")
+        return source[torch.randint(source.numel(), (k,), generator=generator)]
+
+    out = {}
+    for name, keep in keeps.items():
         k = int(keep.sum())
-        new = torch.zeros_like(w)
+        new = torch.zeros_like(init_weights[name].detach())
         if k:
-            if pool.numel() == 0:
-                raise ValueError(f"layer {name} keeps {k} weights but none of its kept initial weights is nonzero")
-            idx = torch.randint(pool.numel(), (k,), generator=generator).to(w.device)
-            new[keep] = pool[idx]
+            source = everything if pool == "network" or pools[name].numel() == 0 else pools[name].cpu()
+            new[keep] = draw(source, k, name).to(device=new.device, dtype=new.dtype)
         out[name] = new
     return out
 
@@ -106,4 +131,4 @@ def scaled_width_for_params(target_params: int, count_fn: Callable[[float], int]
     return lo if target_params - count(lo) <= count(hi) - target_params else hi
 
 
-__all__ = ["MASK_MODES", "permute_mask", "random_mask_like", "sample_dn", "scaled_width_for_params"]
+__all__ = ["DN_POOLS", "MASK_MODES", "permute_mask", "random_mask_like", "sample_dn", "scaled_width_for_params"]

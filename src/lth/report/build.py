@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from lth.analysis import (
+    CONDITIONS,
     aggregate,
     distinguishing_fields,
     dn_histograms,
@@ -211,40 +212,107 @@ def _curves(page: _Page, metrics: pd.DataFrame, s: pd.DataFrame, preset: str, pr
                 table)
 
 
-def _early_stopping(page: _Page, metrics: pd.DataFrame, s: pd.DataFrame, preset: str, prefix: str) -> None:
+def _early_stopping(page: _Page, metrics: pd.DataFrame, s: pd.DataFrame, preset: str, prefix: str,
+                   split: str = "val") -> None:
+    """Early-stopping iteration vs density, chosen on ``split`` (Frankle & Carbin: the validation loss). Runs
+    without a validation split are listed as such in the table; the figure is drawn only from runs that have
+    one, and the page says when none has (it never falls back to the test set)."""
     m = metrics[metrics["path"].isin(s["path"])] if not metrics.empty else metrics
     if m.empty:
         return
-    per = early_stopping(m)
+    per = early_stopping(m, split=split)
     if per.empty:
         return
     per = per.merge(s[["path", "series"]], on="path")
     table = aggregate(per, ["series", "level"], "early_stop_iteration")
     extra = per.groupby(["series", "level"]).agg(density=("ticket_density", "mean"),
                                                  accuracy=("early_stop_test_accuracy", "mean"),
-                                                 criterion=("criterion", "first")).reset_index()
+                                                 criterion=("criterion", lambda c: ", ".join(sorted(set(c))))
+                                                 ).reset_index()
     table = table.merge(extra, on=["series", "level"])
+    table.insert(0, "chosen_on", split)
+    drawn = table[table["count"] > 0]
+    if drawn.empty:
+        page.table(table, f"{prefix}early_stopping",
+                   "Early stopping: no run of this study has a validation split, so no early-stopping iteration "
+                   "is chosen (set --validation-size, as the presets that follow Frankle & Carbin do; choosing on "
+                   "the test set must be asked for explicitly)")
+        return
     fig, (ax,) = new_figure()
-    for name, g in table.groupby("series", sort=False):
+    for name, g in drawn.groupby("series", sort=False):
         g = g.sort_values("density", ascending=False)
         yerr = np.vstack([g["mean"] - g["min"], g["max"] - g["mean"]])
         ax.errorbar(_pct(g["density"]), g["mean"], yerr=yerr, marker="o", ms=4, capsize=3, label=name)
-    _density_axis(ax, table["density"])
+    _density_axis(ax, drawn["density"])
     ax.set_xlabel("Weights remaining (%, log scale)")
-    crit = "validation" if (table["criterion"] == "val_loss").any() else "test"
+    crit = "validation" if split == "val" else "test"
     ax.set_ylabel(f"Early-stop iteration (min {crit} loss, steps)")
-    ax.set_title(f"{preset}: early-stopping iteration vs density")
+    ax.set_title(f"{preset}: early-stopping iteration vs density (chosen on the {crit} split)")
     ax.legend(loc="best")
+    missing = "" if len(drawn) == len(table) else \
+        "; series/levels without a validation split are listed in the CSV and not drawn"
     page.figure(fig, f"{prefix}early_stopping",
                 f"Iteration of minimum {crit} loss against density (mean, bars from min to max); the test "
-                "accuracy there is in the CSV", table)
+                f"accuracy there is in the CSV{missing}", table)
 
 
-def _verdicts(page: _Page, s: pd.DataFrame, acc: pd.DataFrame, runs: pd.DataFrame, prefix: str) -> None:
+_ARCH = ("data.dataset", "model.model", "model.width", "model.norm")
+
+
+def _same(runs: pd.DataFrame, like: pd.Series, cols: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of ``runs`` that agree with ``like`` on each of ``cols`` that both have (NaN equals NaN)."""
+    keep = pd.Series(True, index=runs.index)
+    for c in cols:
+        if c in runs and c in like.index:
+            keep &= (runs[c] == like[c]) | (runs[c].isna() & pd.isna(like[c]))
+    return runs[keep]
+
+
+def _ids(paths: Any, root: Path | None) -> str:
+    """Run directories relative to the store root, replicates folded into ``replicate_*``."""
+    out = []
+    for p in paths:
+        rel = Path(p).relative_to(root) if root is not None and Path(p).is_relative_to(root) else Path(p)
+        out.append("/".join("replicate_*" if part.startswith("replicate_") else part for part in rel.parts))
+    return "; ".join(dict.fromkeys(out))
+
+
+def _steps(text: Any) -> tuple[str, int] | None:
+    t = str(text)
+    for unit in ("it", "ep"):
+        if t.endswith(unit) and t[:-2].isdigit():
+            return unit, int(t[:-2])
+    return None
+
+
+def _dense_runs(runs: pd.DataFrame, like: pd.Series) -> pd.DataFrame:
+    """Completed dense runs of ``like``'s architecture and data: lth train runs and level 0 of every trunk."""
+    done = runs[runs["final_test_accuracy"].notna()] if "final_test_accuracy" in runs else runs.iloc[0:0]
+    kind = done["kind"] if "kind" in done else pd.Series("train", index=done.index)
+    level = done["level"] if "level" in done else pd.Series(pd.NA, index=done.index)
+    dense = done[(kind == "train") | ((kind == "lottery") & (level == 0))]
+    dense = _same(dense, like, _ARCH).copy()
+    dense["group"] = dense["trunk"].astype(str).where(dense["kind"] == "lottery", dense["experiment"]) \
+        if "trunk" in dense else dense["experiment"]
+    return dense
+
+
+def _best_group(df: pd.DataFrame, by: str) -> tuple[float, list[str]] | None:
+    if df.empty:
+        return None
+    means = df.groupby(by, dropna=False)["final_test_accuracy"].mean()
+    key = means.idxmax()
+    return float(means[key]), df.loc[df[by] == key, "path"].tolist() if pd.notna(key) else df["path"].tolist()
+
+
+def _verdicts(page: _Page, s: pd.DataFrame, acc: pd.DataFrame, runs: pd.DataFrame, prefix: str,
+              root: Path | None = None) -> None:
     if acc.empty:
         return
     rows, summary, grades = [], [], []
     trunk_acc = acc[acc["kind"] == "lottery"]
+    trunk_runs = s[s["kind"] == "lottery"]
+    lvl0 = trunk_runs[trunk_runs["level"] == 0]
     for rewind, t in trunk_acc.groupby("rewind", sort=False):
         if not (t["level"] == 0).any():
             continue
@@ -254,23 +322,10 @@ def _verdicts(page: _Page, s: pd.DataFrame, acc: pd.DataFrame, runs: pd.DataFram
                         "sparsest_matching_level": None if best is None else best["level"],
                         "sparsest_matching_density": None if best is None else best["density"],
                         "sparsest_matching_accuracy": None if best is None else best["accuracy"]})
-        br = acc[(acc["kind"] == "branch") & (acc["rewind"] == rewind)]
-        reinit, small = br[br["branch"] == "reinit"], br[br["branch"] == "small-dense"]
-        if reinit.empty or small.empty:
+        if lvl0.empty:
             continue
-        dense_acc = float(t.loc[t["level"] == 0, "mean"].iloc[0])
-        well, source = _well_trained(runs, s, dense_acc)
-        for _, r in t[t["level"] > 0].iterrows():
-            ri, sd = reinit[reinit["level"] == r["level"]], small[small["level"] == r["level"]]
-            if ri.empty or sd.empty:
-                continue
-            v = jackpot(float(r["mean"]), float(r["density"]), float(ri["mean"].iloc[0]), dense_acc, well,
-                        float(sd["mean"].iloc[0]))
-            grades.append({"rewind": rewind, "level": int(r["level"]), "density": r["density"],
-                           "accuracy": r["mean"], "reinit_accuracy": ri["mean"].iloc[0],
-                           "dense_accuracy": dense_acc, "well_trained_dense_accuracy": well,
-                           "well_trained_source": source, "small_dense_accuracy": sd["mean"].iloc[0],
-                           "grade": v.grade, "failed": ", ".join(v.failed)})
+        like = lvl0.iloc[0]
+        grades.extend(_jackpot_rows(s, t, rewind, like, runs, root))
     if rows:
         page.h(3, "Verdicts")
         page.table(pd.DataFrame(summary), f"{prefix}sparsest_matching",
@@ -280,22 +335,77 @@ def _verdicts(page: _Page, s: pd.DataFrame, acc: pd.DataFrame, runs: pd.DataFram
         tab = tab[["rewind", "level", "density", "mean", "min", "max", "count", "dense_accuracy", "gap", "matching"]]
         page.table(tab, f"{prefix}matching", "Matching per level (accuracies as fractions; gap = mean - dense)")
     if grades:
-        page.table(pd.DataFrame(grades), f"{prefix}jackpot",
-                   "Jackpot grades (Ma et al. 2021): sparsity <= 80% density, > 0.5 points over reinit and over a "
-                   "small dense net of equal size, >= dense at the same lr and >= the well-trained dense net")
+        table = pd.DataFrame(grades)
+        show = table[[c for c in table if not c.endswith("_runs")]]
+        page.table(table, f"{prefix}jackpot",
+                   "Jackpot grades (Ma et al. 2021), one row per ticket at its learning rate. Conditions: [1] density "
+                   "<= 80% and the dense net sufficiently trained (a longer dense run at the same lr gains <= 0.5 "
+                   "points; 'not checked' without one); [2] > 0.5 points over a small dense net of equal size; [3] > "
+                   "0.5 points over the reinitialised ticket at ANY learning rate in the store; [4] >= the dense "
+                   "net at the same lr; [5] >= the best dense net in the store. Secondary prize: [1]-[4]; jackpot: "
+                   "[1]-[5]; a condition not checked counts as unmet (provisional_grade assumes it holds). The CSV "
+                   "names the runs each condition used (columns *_runs)", show)
 
 
-def _well_trained(runs: pd.DataFrame, s: pd.DataFrame, dense_acc: float) -> tuple[float, str]:
-    """The best dense accuracy known for the study's data and architecture: plain training runs, else level 0."""
-    train = runs[(runs["kind"] == "train") & runs["final_test_accuracy"].notna()] if "kind" in runs else runs
-    lvl0 = s[(s["kind"] == "lottery") & (s["level"] == 0)].iloc[0]
-    same = [c for c in ("data.dataset", "model.model", "model.width") if c in train]
-    for c in same:
-        train = train[train[c] == lvl0[c]]
-    if train.empty:
-        return dense_acc, "level 0"
-    best = train.groupby("experiment")["final_test_accuracy"].mean().max()
-    return (float(best), "lth train runs") if best > dense_acc else (dense_acc, "level 0")
+def _jackpot_rows(s: pd.DataFrame, t: pd.DataFrame, rewind: Any, like: pd.Series, runs: pd.DataFrame,
+                  root: Path | None) -> list[dict[str, Any]]:
+    """One verdict row per pruned level of the trunk table ``t`` (one rewind step), with the runs behind it."""
+    trunk = s[(s["kind"] == "lottery") & (s["rewind"] == rewind)]
+    branches = s[(s["kind"] == "branch") & (s["rewind"] == rewind)]
+    done = runs[runs["final_test_accuracy"].notna()]
+    lr = like.get("train.lr")
+    # [3] reinit branches of the same architecture, data and pruning at any learning rate
+    reinit_all = done[(done["kind"] == "branch") & (done["branch"] == "reinit")] if "branch" in done else done[:0]
+    reinit_all = _same(reinit_all, like, (*_ARCH, "pruning"))
+    reinit_all = reinit_all[reinit_all["rewind"] == rewind] if "rewind" in reinit_all else reinit_all
+    # [4] the dense net at this lr; [1] the same dense net trained longer; [5] the best dense net anywhere
+    dense = _dense_runs(runs, like)
+    here = trunk[trunk["level"] == 0]
+    dense_acc = float(here["final_test_accuracy"].mean())
+    mine, longer = _steps(like.get("train.training_steps")), []
+    same_lr = _same(dense, like, ("train.lr", "train.optimizer"))
+    for _, r in same_lr.iterrows():
+        st = _steps(r.get("train.training_steps"))
+        if mine is not None and st is not None and st[0] == mine[0] and st[1] > mine[1]:
+            longer.append(r["path"])
+    longer_best = _best_group(same_lr[same_lr["path"].isin(longer)], "group")
+    well = _best_group(dense, "group")
+    out = []
+    for _, r in t[t["level"] > 0].iterrows():
+        level = int(r["level"])
+        ticket = trunk[trunk["level"] == level]
+        ri = reinit_all[reinit_all["level"] == level]
+        sd = branches[(branches["branch"] == "small-dense") & (branches["level"] == level)]
+        if ri.empty or sd.empty:
+            continue
+        by_lr = ri.groupby("train.lr" if "train.lr" in ri else "experiment")
+        reinit = {f"lr={k}": float(g["final_test_accuracy"].mean()) for k, g in by_lr}
+        best_lr = max(reinit, key=reinit.get)
+        best_reinit = ri[[f"lr={k}" == best_lr for k in ri["train.lr" if "train.lr" in ri else "experiment"]]]
+        well_acc, well_paths = well if well is not None else (dense_acc, here["path"].tolist())
+        sources = {"non_trivial_sparsity": _ids(ticket["path"], root),
+                   "sufficient_training": _ids([*here["path"], *(longer_best[1] if longer_best else [])], root),
+                   "beats_small_dense": _ids(sd["path"], root),
+                   "beats_reinit_any_lr": _ids(best_reinit["path"], root),
+                   "matches_dense_same_lr": _ids(here["path"], root),
+                   "matches_well_trained_dense": _ids(well_paths, root)}
+        v = jackpot(float(r["mean"]), float(r["density"]), reinit, dense_acc, max(well_acc, dense_acc),
+                    float(sd["final_test_accuracy"].mean()),
+                    longer_dense_accuracy=None if longer_best is None else longer_best[0], sources=sources)
+        row: dict[str, Any] = {"rewind": rewind, "level": level, "lr": lr, "density": r["density"],
+                               "accuracy": r["mean"], "grade": v.grade, "provisional_grade": v.provisional_grade,
+                               "failed": ", ".join(v.failed), "not_checked": ", ".join(v.unchecked),
+                               "small_dense_accuracy": float(sd["final_test_accuracy"].mean()),
+                               "best_reinit_accuracy": reinit[best_lr], "best_reinit_lr": best_lr,
+                               "reinit_lrs": ", ".join(reinit), "dense_accuracy": dense_acc,
+                               "longer_dense_accuracy": None if longer_best is None else longer_best[0],
+                               "well_trained_dense_accuracy": max(well_acc, dense_acc)}
+        for c in CONDITIONS:
+            row[c] = {True: "met", False: "FAILED", None: "not checked"}[v.conditions[c]]
+        for c in CONDITIONS:
+            row[f"{c}_runs"] = sources[c]
+        out.append(row)
+    return out
 
 
 def _weights(page: _Page, s: pd.DataFrame, preset: str, prefix: str) -> None:
@@ -505,7 +615,7 @@ def build_report(root: Path, out: Path | None = None) -> Report:
             acc = _accuracy_vs_density(page, s, preset, prefix)
             _curves(page, metrics, s, preset, prefix)
             _early_stopping(page, metrics, s, preset, prefix)
-            _verdicts(page, s, acc, runs, prefix)
+            _verdicts(page, s, acc, runs, prefix, root)
             _weights(page, s, preset, prefix)
         _train_section(page, runs, metrics)
     doc = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>lth report</title>"

@@ -1,0 +1,70 @@
+"""Presets carry their papers' values: F&C validation splits, the mask-topology study's rounds, LMC Table 1."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lth.models import build_model
+from lth.presets import PRESETS
+from lth.prune import PruneHparams, density, full_mask, kinds_of, prune
+from lth.spec import Step
+
+
+@pytest.mark.parametrize("name", ["lenet_300_100", "conv2", "conv4", "conv6"])
+def test_frankle_carbin_presets_hold_out_5000_validation_examples(name: str) -> None:
+    assert PRESETS[name].spec.data.validation_size == 5000
+
+
+@pytest.mark.parametrize(("name", "shape", "dataset", "epochs", "model"), [
+    ("fc_dn", (1, 28, 28), "mnist", 100, "lenet_300_100"), ("lenet5_dn", (3, 32, 32), "cifar10", 300, "lenet5")])
+def test_mask_topology_presets_reach_26_2_and_10_7_percent(name, shape, dataset, epochs, model) -> None:
+    """Seed 004, section 4.1: Xavier, Adam with weight decay 1e-4, batch 1024; s = 20% per round of every layer,
+    the output layer included, so 6 and 10 rounds keep 100 * 0.8^n = 26.2% and 10.7% (one decimal, as the paper)."""
+    p = PRESETS[name]
+    s = p.spec
+    assert (s.data.dataset, s.model.model, s.data.batch_size) == (dataset, model, 1024)
+    assert s.model.init.startswith("xavier") and s.train.optimizer == "adam" and s.train.weight_decay == 1e-4
+    assert s.train.training_steps == Step(epochs, "ep") and s.train.milestones == ()
+    hp = PruneHparams(**p.pruning)  # type: ignore[arg-type]
+    net = build_model(s.model.model, 1, shape, 10)
+    kinds = kinds_of(net)
+    assert "output" in kinds.values() and "fc" in kinds.values()
+    g = torch.Generator().manual_seed(0)
+    weights = {k: torch.randn(net.get_parameter(k).shape[1:], generator=g) for k in kinds}
+    mask = full_mask(weights, list(kinds))
+    got = {}
+    for level in range(1, 11):
+        weights = {k: torch.randn(w.shape, generator=g) for k, w in weights.items()}  # "trained" weights
+        mask = prune(weights, mask, hp, kinds)
+        got[level] = density(mask)
+        for k, m in mask.items():  # every layer, the output layer too, at 0.8^level up to per-round rounding
+            assert abs(m.float().mean().item() - 0.8 ** level) < 0.01, (k, level)
+    assert round(100 * got[6], 1) == 26.2 and round(100 * got[10], 1) == 10.7
+
+
+def test_lmc_lenet_preset_follows_table_1() -> None:
+    """Frankle et al. 2020, Table 1: LeNet on MNIST, 24K iterations, batch 60, Adam 12e-4, constant, no warmup."""
+    p = PRESETS["lenet_300_100_lmc"]
+    s = p.spec
+    assert (s.data.dataset, s.model.model, s.data.batch_size) == ("mnist", "lenet_300_100", 60)
+    assert (s.train.optimizer, s.train.lr, s.train.training_steps) == ("adam", 1.2e-3, Step(24000, "it"))
+    assert s.train.milestones == () and s.train.warmup_steps.count == 0
+    net = build_model("lenet_300_100", 1, (1, 28, 28), 10)
+    assert p.pruning["ignore"] == (net.output_layer,)
+
+
+@pytest.mark.parametrize(("name", "lr", "warmup"), [("vgg16", 0.1, 0), ("vgg16_low", 0.01, 0),
+                                                    ("vgg16_warmup", 0.1, 30000), ("resnet20", 0.1, 0),
+                                                    ("resnet20_low", 0.01, 0), ("resnet20_warmup", 0.03, 30000)])
+def test_lmc_cifar_presets_follow_table_1(name: str, lr: float, warmup: int) -> None:
+    """Frankle et al. 2020, Table 1: CIFAR-10, 63K iterations, batch 128, momentum, 10x drop at 32K and 48K,
+    BatchNorm; Standard / Low / Warmup differ in the rate and the warmup only."""
+    s = PRESETS[name].spec
+    assert s.data.dataset == "cifar10" and s.data.batch_size == 128 and s.model.norm == "batchnorm"
+    assert s.model.model == ("vgg_16" if name.startswith("vgg") else "resnet_20")
+    t = s.train
+    assert (t.optimizer, t.momentum, t.training_steps) == ("sgd", 0.9, Step(63000, "it"))
+    assert t.milestones == (Step(32000, "it"), Step(48000, "it")) and t.gamma == 0.1
+    assert t.lr == lr and t.warmup_steps == Step(warmup, "it")
+    assert PRESETS[name].pruning["strategy"] == "global"
