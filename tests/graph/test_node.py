@@ -56,7 +56,7 @@ def test_recipe_options_round_trip_exactly() -> None:
 # Pinned identities: a trunk level and every branch at one level. A change here changes which runs a store
 # holds (a released identity never changes without a migration).
 PINNED_ALL = {"trunk/level_2": "4553459b0bab", "reinit/level_1": "8cf018573409", "random-mask/level_1": "8f84156b917a",
-              "dn-reinit/level_1": "3388bb07d5a1", "remask/level_1": "196d104bb9b8",
+              "dn-reinit/level_1": "ae52644b9d5a", "remask/level_1": "189ceaf724d5",
               "small-dense/level_1": "c2252a0e177f", "retrain/level_1": "8d08150ae7ce",
               "oneshot/level_1": "fa6366c813b4"}
 PINNED_TRUNK_PATH = "lottery_e42216f24915/replicate_0/level_2"  # the same directory as before the run graph

@@ -94,11 +94,11 @@ def assert_zero_outside(state: dict[str, torch.Tensor], mask: dict[str, torch.Te
         assert torch.all(state[k][~m] == 0), k
 
 
-def dn_values(trunk: dict[str, Any], r: int, level: int, k: str) -> torch.Tensor:
-    """The ticket's distribution D_n of layer k: its nonzero initial weights at kept positions."""
-    w = trunk_state(trunk, r, 0, "init")[k]
-    keep = ticket(trunk, r, level)[k]
-    return w[keep & (w != 0)]
+def dn_values(trunk: dict[str, Any], r: int, level: int, k: str | None = None) -> torch.Tensor:
+    """The ticket's distribution D_n: its nonzero initial weights at kept positions, of the whole network (study
+    004's definition, the default) or of layer ``k``."""
+    init, t = trunk_state(trunk, r, 0, "init"), ticket(trunk, r, level)
+    return torch.cat([init[n][t[n] & (init[n] != 0)] for n in ([k] if k else PRUNABLE)])
 
 
 # ------------------------------------------------------------------------------------------------ registry
@@ -163,8 +163,10 @@ def test_dn_reinit(trunk) -> None:
         init0 = trunk_state(trunk, r, 0, "init")
         for k in PRUNABLE:
             kept = init[k][mask[k]]
-            assert torch.isin(kept, dn_values(trunk, r, level, k)).all(), k
+            assert torch.isin(kept, dn_values(trunk, r, level)).all(), k
             assert not torch.equal(kept, init0[k][mask[k]]), k  # resampled, not the ticket itself
+        # the whole network's pool: some layer draws values that only another layer holds
+        assert any(not torch.isin(init[k][mask[k]], dn_values(trunk, r, level, k)).all() for k in PRUNABLE)
         for k in init0:
             if k not in PRUNABLE:
                 assert torch.equal(init[k], init0[k]), k
@@ -177,7 +179,18 @@ def test_remask(trunk) -> None:
         for k in PRUNABLE:
             assert not torch.equal(mask[k], t[k]), k
             assert torch.equal(init[k] != 0, mask[k]), k  # D_n holds no zeros: nonzero exactly where kept
-            assert torch.isin(init[k][mask[k]], dn_values(trunk, r, level, k)).all(), k
+            assert torch.isin(init[k][mask[k]], dn_values(trunk, r, level)).all(), k
+
+
+def test_dn_pool_layer_draws_from_each_layers_own_pool(trunk) -> None:
+    code, out, err = lth("branch", "dn-reinit", "--levels", "1", *common(trunk["root"]), "--dn-pool", "layer",
+                         "--json")
+    assert code == 0, err
+    for rec in json.loads(out)["runs"]:
+        init, mask = load(rec["states"]["init"]), load(rec["mask"])
+        for k in PRUNABLE:
+            assert torch.isin(init[k][mask[k]], dn_values(trunk, rec["replicate"], 1, k)).all(), k
+        assert "dn-reinit_" in rec["path"] and rec["path"] != branch(trunk, "dn-reinit")["runs"][0]["path"]
 
 
 def test_small_dense(trunk) -> None:

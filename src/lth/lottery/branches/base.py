@@ -53,8 +53,11 @@ class BranchContext:
 
     @property
     def digest(self) -> str:
-        """The hash of the branch's options (its directory is ``branch_<name>_<digest>``)."""
-        return spec_hash(self.options)
+        """The hash of the branch's options (its directory is ``branch_<name>_<digest>``). Only non-default
+        options count, except those an options class lists in ``ALWAYS_HASHED`` (a default that changed: runs
+        made under the old default must not be mistaken for new ones)."""
+        always = {n: getattr(self.options, n) for n in getattr(self.options, "ALWAYS_HASHED", ())}
+        return spec_hash(self.options, always) if always else spec_hash(self.options)
 
     def run_dir(self, replicate: int, level: int) -> Path:
         """``.../replicate_<r>/branch_<name>_<hash>/level_<l>``."""

@@ -8,21 +8,22 @@ from dataclasses import dataclass
 import torch
 
 from lth.graph import Node, OpContext, Recipe, Setup, op
-from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
-from lth.lottery.branches.dn_reinit import with_weights
+from lth.lottery.branches.base import Branch, BranchContext
+from lth.lottery.branches.dn_reinit import DnReinitOptions, with_weights
 from lth.prune.ablations import permute_mask, sample_dn
 
 
 @dataclass(frozen=True)
-class RemaskOptions(BranchOptions):
-    """remask has only the common options."""
+class RemaskOptions(DnReinitOptions):
+    """remask draws from D_n as dn-reinit does."""
 
 
 @op("remask")
-def remask(ctx: OpContext, state: dict, ticket: dict, *, seed: int, replicate: int, level: int) -> Setup:
+def remask(ctx: OpContext, state: dict, ticket: dict, *, seed: int, replicate: int, level: int,
+           pool: str = "layer") -> Setup:
     """A permuted mask carrying weights drawn from D_n."""
     g = ctx.generator(seed, replicate, level)
-    drawn = sample_dn({k: state[k] for k in ctx.prunable}, ticket, g)
+    drawn = sample_dn({k: state[k] for k in ctx.prunable}, ticket, g, pool)
     moved = permute_mask(ticket, g)
     weights = {}
     for k in ctx.prunable:
@@ -35,7 +36,7 @@ def remask(ctx: OpContext, state: dict, ticket: dict, *, seed: int, replicate: i
 def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     """One node per replicate and level, rewound to the trunk's step k."""
     recipe = Recipe.make("remask", ctx.start(r), ctx.ticket(r, level), seed=ctx.options.branch_seed,
-                         replicate=r, level=level)
+                         replicate=r, level=level, pool=ctx.options.dn_pool)
     return [ctx.node(r, level, recipe)]
 
 
