@@ -425,7 +425,9 @@ class FxModel(ModuleModel):
         self.__dict__["_gm"] = fx.GraphModule(self, graph)  # not a child: shares this model's layers
         chain = _mlp_chain(self, graph)
         if chain is not None:  # a plain MLP: the engine's CPU path may use FC's hand-written backward
-            self.loss_and_grads = functools.partial(FC.loss_and_grads, SimpleNamespace(n=n, layers=chain))
+            mlp = SimpleNamespace(n=n, layers=chain)
+            mlp._member_loss_and_grads = functools.partial(FC._member_loss_and_grads, mlp)
+            self.loss_and_grads = functools.partial(FC.loss_and_grads, mlp)
 
     def forward(self, x: Tensor) -> Tensor:
         return self._gm(x)

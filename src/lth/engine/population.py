@@ -1,0 +1,199 @@
+"""A population: N jobs that share an architecture as one wide model, with every member's start, mask, optimiser
+state, metrics and store files.
+
+:class:`Population` is built once per :func:`~lth.engine.train.train_population` call. It places each member at
+its start (its own checkpoint, another run's state at step k, or a fresh initialisation from its seed) when the
+loop reaches that step (:meth:`Population.activate`), records evaluations (:meth:`Population.record`), writes
+checkpoints and the completion marker. The step itself lives in :mod:`lth.engine.step`, evaluation in
+:mod:`lth.engine.evaluate`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lth.data import Dataset
+from lth.engine.batches import EpochBatches, generator
+from lth.engine.evaluate import evaluate_population
+from lth.engine.optim import PopOptimizer, clock_key
+from lth.models import build_model
+from lth.models.layers import PopConv2d
+from lth.spec import to_dict
+from lth.store import RunDir
+
+
+def _cpu(obj: Any) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu(v) for v in obj]
+    return obj
+
+
+class Population:
+    """The members of one population and everything kept per member (see the module docstring)."""
+
+    def __init__(self, jobs: list[Any], data: Dataset, opts: Any, emit: Callable[..., None]) -> None:
+        self.jobs, self.opts, self.emit = jobs, opts, emit
+        self.device = device = opts.torch_device()
+        spec = self.spec = jobs[0].spec
+        self.n, self.bs = n, bs = len(jobs), spec.data.batch_size
+        n_train = data.train_x.shape[0]
+        self.spe = spe = n_train // bs
+        self.total = spec.train.training_steps.iterations(spe)
+        self.eval_every = spec.train.eval_every.iterations(spe)
+        self.ckpt_every = opts.checkpoint_every.iterations(spe) if opts.checkpoint_every else 0
+        self.stores = [RunDir(j.run_dir) for j in jobs]
+        self.names = [{**{s.iterations(spe): str(s) for s in j.state_steps}, **j.state_names} for j in jobs]
+
+        # --- the wide model (CUDA convnets: NHWC inputs and weights, so cuDNN converts nothing per step)
+        self.model = model = build_model(spec.model.model, n, data.example_shape, data.num_classes,
+                                         spec.model.norm, spec.model.width).to(device)
+        if device.type == "cuda" and opts.channels_last in ("auto", "input"):
+            for m in model.modules():
+                if isinstance(m, PopConv2d):
+                    m.channels_last = True
+                    if opts.channels_last == "auto":
+                        m.weight.data = m.weight.data.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+        self.params = list(model.parameters())
+        self.pdict = dict(model.named_parameters())
+
+        # --- where each member starts: its checkpoint, another run's state at step k, or a fresh init
+        self.ckpts = [s.load_tensors("checkpoint.pt") if (s.path / "checkpoint.pt").exists() else None
+                      for s in self.stores]
+        self.starts = [int(c["iteration"]) if c else j.start_step for j, c in zip(jobs, self.ckpts, strict=True)]
+        for j, s in zip(jobs, self.stores, strict=True):
+            s.write_json("spec.json", {**to_dict(j.spec), "replicate": j.replicate, **j.meta})
+            if j.mask is not None:
+                s.save_tensors("mask.pt", {k: v.bool() for k, v in j.mask.items()})
+
+        # --- optimiser: one fused call per clock group (members with the same schedule and start)
+        clocks: dict[tuple, list[int]] = {}
+        for i, j in enumerate(jobs):
+            clocks.setdefault((clock_key(j.spec.train, self.starts[i], spe), j.start_step), []).append(i)
+        self.opt = PopOptimizer(spec.train.optimizer, self.params, list(clocks.values()),
+                                [j.spec.train for j in jobs], self.total, spe, self.starts)
+        self.group_of = {i: gi for gi, g in enumerate(clocks.values()) for i in g}
+
+        # --- masks, enforced inside the step
+        self.masked = model.prunable() if any(j.mask is not None for j in jobs) else []
+        self.masks = [torch.ones_like(self.pdict[k]) for k in self.masked]
+        for mi, k in enumerate(self.masked):
+            for i, j in enumerate(jobs):
+                if j.mask is not None and k in j.mask:
+                    self.masks[mi][i].copy_(j.mask[k].to(self.masks[mi].dtype))
+        self.masked_params = [self.pdict[k] for k in self.masked]
+
+        # --- data on the device, per-member order and augmentation streams
+        self.x_train, self.y_train = data.train_x.to(device), data.train_y.to(device)
+        hw = tuple(self.x_train.shape[-2:]) if self.x_train.dim() == 4 else (0, 0)
+        self.batches = EpochBatches(n, n_train, bs, spec.data.augment, hw, device)
+        self.order_seeds = [j.seed("order") for j in jobs]
+        self.aug_seeds = [j.seed("augment") for j in jobs]
+        self.evals = {"test": (data.test_x.to(device), data.test_y.to(device))}
+        if data.val_x is not None:
+            self.evals["val"] = (data.val_x.to(device), data.val_y.to(device))
+
+        # --- per-member bookkeeping
+        self.loss_sum = torch.zeros(n, device=device)  # NaN or inf here at an evaluation: the member diverged
+        self.rows: list[list[dict[str, Any]]] = [list(c["metrics"]) if c else [] for c in self.ckpts]
+        self.status = ["running"] * n
+        self.last_eval = [int(c["last_eval"]) if c else s for c, s in zip(self.ckpts, self.starts, strict=True)]
+
+    # ------------------------------------------------------------------------------------------ members
+    def running(self, t: int) -> list[int]:
+        """Members that have started by iteration ``t`` and are still training."""
+        return [i for i in range(self.n) if self.starts[i] <= t and self.status[i] == "running"]
+
+    def activate(self, i: int, t: int) -> None:
+        """Place member ``i`` at its start (it trained as a placeholder at learning rate 0 until now)."""
+        j, c, model = self.jobs[i], self.ckpts[i], self.model
+        self.loss_sum[i] = c["loss_sum"] if c else 0.0
+        if c:
+            model.load_member(i, {k: v.to(self.device) for k, v in c["model"].items()})
+            self.opt.load_member(i, c["optimizer"])
+            return
+        if j.start_state is not None:
+            model.load_member(i, {k: v.to(self.device) for k, v in j.start_state.items()})
+        else:
+            model.init_member(i, j.spec.model.init, generator(torch.device("cpu"), 0, j.seed("init")))
+        self.opt.load_member(i, None)
+        with torch.no_grad():
+            for mi in range(len(self.masked)):
+                self.masked_params[mi][i].mul_(self.masks[mi][i])
+        for name in {"init" if t == 0 else None, self.names[i].get(t)} - {None}:
+            self.stores[i].save_state(name, model.member_state(i), t)
+
+    def save_named_states(self, t: int) -> None:
+        """States the members asked for at step ``t`` (besides init and final)."""
+        for i in self.running(t):
+            name = self.names[i].get(t)
+            if name and t > self.starts[i]:
+                self.stores[i].save_state(name, self.model.member_state(i), t)
+
+    def checkpoint(self, t: int) -> None:
+        """Every running member's checkpoint (model, optimiser, metrics so far)."""
+        for i in self.running(t):
+            if t > self.starts[i]:
+                self.stores[i].save_tensors("checkpoint.pt", {
+                    "iteration": t, "model": {k: v.cpu() for k, v in self.model.member_state(i).items()},
+                    "optimizer": _cpu(self.opt.member_state(i)), "metrics": self.rows[i],
+                    "loss_sum": float(self.loss_sum[i]), "last_eval": self.last_eval[i]})
+
+    def finish(self, i: int, t: int) -> None:
+        """Member ``i``'s final state (unless it diverged), metrics and completion marker."""
+        s = self.stores[i]
+        if self.status[i] == "running":
+            self.status[i] = "complete"
+            s.save_state("final", self.model.member_state(i), t)
+        s.write_metrics(self.rows[i])
+        last = self.rows[i][-1] if self.rows[i] else {}
+        s.write_json("done.json", {"status": self.status[i], "iteration": t, "step": f"{t}it",
+                                   "final_test_accuracy": last.get("test_accuracy"),
+                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}, durable=True)
+        (s.path / "checkpoint.pt").unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------------------------------ evaluation
+    def lr_of(self, i: int, t: int) -> float:
+        """Member ``i``'s learning rate at iteration ``t`` (as its schedule computes it, in float64)."""
+        return float(self.opt.lr_table[min(t, self.total), self.group_of[i]])
+
+    def record(self, t: int, members: list[int]) -> None:
+        """Evaluate the population and append one metrics row to each of ``members``; a member whose loss is
+        NaN or inf is marked diverged and finished."""
+        sums = self.loss_sum.tolist()
+        began = time.perf_counter()
+        results = {k: evaluate_population(self.model, x, y, self.spec.train.precision)
+                   for k, (x, y) in self.evals.items()}
+        self.model.train()
+        eval_seconds = time.perf_counter() - began
+        for i in members:
+            if self.status[i] != "running":
+                continue
+            steps = t - self.last_eval[i]
+            row = {"iteration": t, "step": f"{t}it", "lr": self.lr_of(i, t),
+                   "train_loss": sums[i] / steps if steps else None,
+                   "test_loss": float(results["test"]["loss"][i]),
+                   "test_accuracy": float(results["test"]["accuracy"][i])}
+            if "val" in results:
+                row["val_loss"] = float(results["val"]["loss"][i])
+                row["val_accuracy"] = float(results["val"]["accuracy"][i])
+            self.rows[i].append(row)
+            self.last_eval[i] = t
+            if not (math.isfinite(sums[i]) and math.isfinite(row["test_loss"])):
+                self.status[i] = "diverged"
+                self.finish(i, t)
+                self.emit("diverged", job=self.jobs[i], iteration=t)
+            else:
+                self.stores[i].write_metrics(self.rows[i])
+        self.loss_sum.index_fill_(0, torch.tensor(members, device=self.device), 0.0)
+        self.emit("eval", iteration=t, total=self.total,
+                  rows={i: self.rows[i][-1] for i in members if self.rows[i]}, eval_seconds=eval_seconds)

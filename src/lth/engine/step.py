@@ -1,0 +1,97 @@
+"""The training step of a population: batch gather and augmentation, forward, backward, optimiser, masks.
+
+The step reads its position in the epoch and its iteration from device tensors and never reads a value back,
+so on CUDA it is captured once as a CUDA graph (after three eager warm-up steps on a side stream) and replayed;
+on the CPU it runs eagerly, with a hand-written backward for the MLPs (they offer ``loss_and_grads``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lth.engine.population import Population
+
+
+class Stepper:
+    """Advances every member of a population by one step: eagerly, or by replaying a captured CUDA graph."""
+
+    def __init__(self, pop: Population) -> None:
+        self.pop = pop
+        opts, device = pop.opts, pop.device
+        self.bf16 = pop.spec.train.precision == "bf16"
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        else:  # denormal floats (Adam's second moments of tiny gradients) make x86 arithmetic 100x slower
+            torch.set_flush_denormal(True)
+        # A model may offer a hand-written backward (the MLPs do); on a CPU it beats autograd's overhead.
+        self.manual = (device.type == "cpu" and not self.bf16 and hasattr(pop.model, "loss_and_grads")
+                       and not opts.compile)
+        self.forward = torch.compile(pop.model) if opts.compile else pop.model  # compiled during warm-up
+        self.use_graph = device.type == "cuda" and opts.cuda_graph == "auto"
+        self.pos_t = torch.zeros(1, dtype=torch.long, device=device)
+        self.it_t = torch.zeros(1, dtype=torch.long, device=device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.eager_steps = 0
+
+    def step(self, pos: Tensor | int, it: Tensor | int) -> None:
+        """One training step of every member (capturable: no host reads, static shapes)."""
+        p = self.pop
+        p.opt.set_lr(it)
+        xb, yb = p.batches.batch(p.x_train, p.y_train, pos)
+        if self.manual:
+            per_member = p.model.loss_and_grads(xb, yb)
+        else:
+            with self.autocast:
+                logits = self.forward(xb)
+            per_member = F.cross_entropy(logits.float().reshape(p.n * p.bs, -1), yb.reshape(-1),
+                                         reduction="none").view(p.n, p.bs).mean(1)
+            per_member.sum().backward()
+        grads = [q.grad for q in p.params]
+        with torch.no_grad():  # masks are enforced inside the step: gradients before, weights after the update
+            if p.masked:
+                torch._foreach_mul_([p.pdict[k].grad for k in p.masked], p.masks)
+            p.opt.step(grads)
+            if p.masked:
+                torch._foreach_mul_(p.masked_params, p.masks)
+        p.loss_sum.add_(per_member.detach())
+        if isinstance(pos, Tensor):
+            pos.add_(1)
+            it.add_(1)
+
+    def new_epoch(self, t: int) -> None:
+        """Draw the epoch's order and augmentation buffers; point the step at position ``t`` in it."""
+        p = self.pop
+        p.batches.fill(t // p.spe, p.order_seeds, p.aug_seeds)
+        self.pos_t.fill_(t % p.spe)
+
+    def _clear_grads(self) -> None:
+        for q in self.pop.params:
+            q.grad = None
+
+    def __call__(self, t: int) -> None:
+        """Step from iteration ``t`` to ``t + 1``: eager, or (CUDA) three eager warm-up steps, one capture,
+        then replays."""
+        if not self.use_graph:
+            self.step(t % self.pop.spe, t)
+            self._clear_grads()
+            return
+        if self.graph is None and self.eager_steps >= 3:
+            self.it_t.fill_(t)
+            self._clear_grads()
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.step(self.pos_t, self.it_t)
+        if self.graph is None:
+            self.it_t.fill_(t)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.step(self.pos_t, self.it_t)
+            torch.cuda.current_stream().wait_stream(side)
+            self.eager_steps += 1
+            self._clear_grads()
+        else:
+            self.graph.replay()
