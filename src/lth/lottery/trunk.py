@@ -17,7 +17,7 @@ from typing import Any
 from lth.engine.batches import mix_seed
 from lth.errors import UserError
 from lth.graph import Node, OpContext, Recipe, Ref, Setup, op
-from lth.prune import PruneHparams, density, layer_densities, prune
+from lth.prune import PruneHparams, density, effective_density, layer_densities, prune
 from lth.spec import Step, TrainSpec, from_dict, spec_hash, to_dict
 from lth.store import RunDir, run_path
 
@@ -120,11 +120,26 @@ def level_record(trunk: Trunk, replicate: int, level: int, rewind_iteration: int
     if (run.path / "mask.pt").exists():
         mask = run.load_tensors("mask.pt")
         rec["mask"] = str(run.path / "mask.pt")
-        rec["density"] = density(mask)
-        rec["layer_densities"] = layer_densities(mask)
+        rec.update(mask_densities(mask, trunk.spec))
     else:
         rec["density"] = 1.0 if level == 0 else None  # None: never trained (the level before diverged)
     return rec
+
+
+SEQUENTIAL_FAMILIES = ("fc", "conv2", "conv4", "conv6", "lenet5", "vgg")
+
+
+def mask_densities(mask: dict, spec: TrainSpec) -> dict[str, Any]:
+    """``density`` (kept fraction of the prunable weights: what a level's density means throughout lth),
+    ``layer_densities``, and for sequential networks ``effective_density``: what remains once weights that can
+    no longer carry signal (the outgoing weights of a removed neuron or filter) are discounted
+    (:func:`lth.prune.effective_density`; it differs from ``density`` under structured pruning)."""
+    from lth.models import resolve
+
+    out: dict[str, Any] = {"density": density(mask), "layer_densities": layer_densities(mask)}
+    if resolve(spec.model.model)[0] in SEQUENTIAL_FAMILIES:
+        out["effective_density"] = effective_density(mask)
+    return out
 
 
 def existing_levels(trunk: Trunk, replicate: int) -> list[int]:

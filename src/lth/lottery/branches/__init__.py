@@ -14,8 +14,8 @@ from lth.errors import UserError
 from lth.graph import Node
 from lth.lottery.branches import dn_reinit, oneshot, random_mask, reinit, remask, retrain, small_dense
 from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
-from lth.lottery.trunk import Trunk
-from lth.prune import density, layer_densities
+from lth.lottery.trunk import Trunk, mask_densities
+from lth.prune import density
 from lth.store import RunDir
 
 BRANCHES: dict[str, Branch] = {
@@ -79,9 +79,7 @@ def branch_record(node: Node, base: dict[str, Any], rewind_iteration: int) -> di
            "rewind_iteration": rewind_iteration}
     run = RunDir(node.path)
     if (run.path / "mask.pt").exists():
-        mask = run.load_tensors("mask.pt")
-        rec["density"] = density(mask)
-        rec["layer_densities"] = layer_densities(mask)
+        rec.update(mask_densities(run.load_tensors("mask.pt"), node.spec))
     elif node.meta["branch"] == "small-dense" and level > 0:
         trunk_mask = RunDir(run.path.parent.parent / f"level_{level}")
         rec["density"] = 1.0
