@@ -9,7 +9,7 @@ export PYTHONPATH=src LTH="python -m lth"
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 python -c "import torch, sys; print(torch.__version__, torch.cuda.get_device_name(0), sys.version)" >> "$OUT/gpu.txt"
-python -c "import rich, pandas, matplotlib, sklearn" 2>> "$OUT/gpu.txt" || pip install -q rich pandas matplotlib scikit-learn >> "$OUT/gpu.txt" 2>&1
+python -c "import rich, pandas, matplotlib, sklearn" 2>> "$OUT/gpu.txt" || timeout 10 pip install -q --retries 0 rich pandas matplotlib scikit-learn >> "$OUT/gpu.txt" 2>&1
 # 1. Frankle & Carbin LeNet-300-100 figure at paper length: 21 levels x 5 + 2 branches x 20 x 5 = 305 runs
 ( time timeout "${FC_LIMIT:-360}" bash bench/lottery_mnist.sh "$OUT/fc" "$DATA" 50000it 5 20 ) > "$OUT/fc.txt" 2>&1
 rm -rf "$OUT"/fc/lottery_*  # keep the JSON and the table, not the weights
