@@ -53,7 +53,7 @@ class SlurmExecutor(ClusterExecutor):
 
     The defaults suit a lottery-ticket study: one GPU and a few CPUs per population (a population is one wide
     network on one GPU), 4 hours per element (a timed-out element resumes from its checkpoint when retried),
-    at most 64 populations at once.
+    at most 64 elements of an array at once (``local``/``debug``: at most that many populations at once).
     """
 
     folder: str | Path = "runs/.submitit"
@@ -77,7 +77,7 @@ class SlurmExecutor(ClusterExecutor):
             if not isinstance(v, int) or v < low:
                 raise UserError(f"{flag}: bad value {v!r}; expected a whole number >= {low}")
         _submitit()
-        if self.max_in_flight is None:
+        if self.max_in_flight is None and self.cluster != "slurm":  # Slurm queues an array itself (%P)
             self.max_in_flight = self.array_parallelism
 
     def parameters(self) -> dict[str, Any]:
