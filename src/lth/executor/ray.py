@@ -25,6 +25,24 @@ def _ray() -> Any:
     return need("ray", "Ray", "ray", "--executor ray")
 
 
+@contextlib.contextmanager
+def _workers_import_this_lth(local: bool) -> Iterator[None]:
+    """While a local Ray instance starts: this lth's source folder first on ``PYTHONPATH``, which its worker
+    processes inherit (a ``runtime_env`` would do the same at several seconds per worker start)."""
+    old = os.environ.get("PYTHONPATH")
+    if local:
+        src = str(Path(__file__).resolve().parents[2])
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, old) if p)
+    try:
+        yield
+    finally:
+        if local:
+            if old is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = old
+
+
 @dataclass
 class RayExecutor(ClusterExecutor):
     """Trains each population as a Ray task with ``cpus_per_task`` CPUs and ``gpus_per_task`` GPUs (None: one GPU
@@ -50,14 +68,12 @@ class RayExecutor(ClusterExecutor):
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
             if self.address is None:
-                src = str(Path(__file__).resolve().parents[2])  # workers import this very lth
-                path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
-                kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
                 kwargs.update(self.init_options or {})
             else:
                 kwargs["address"] = self.address
             try:
-                ray.init(**kwargs)
+                with _workers_import_this_lth(self.address is None):
+                    ray.init(**kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise UserError(f"--address {self.address}: cannot connect to Ray: {error_line(e)}") from None
             started = True
