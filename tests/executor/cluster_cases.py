@@ -93,18 +93,28 @@ def failing_graph(root: Path, log: Path) -> dict[str, Node]:
             "after_good": chain(good, "after_good"), "alone": Node(SPEC, 1, root / "alone")}
 
 
-def check_failure_is_retried_then_reported(ex: Any, tmp: Path, retries: int) -> None:
+def small_failing_graph(root: Path, log: Path) -> dict[str, Node]:
+    """bad (fails, no parent) -> after_bad, and an independent node of another population: two rounds of jobs."""
+    bad = Node(SPEC, 0, root / "bad", setup=Recipe.make("test_fail", log=str(log)))
+    wide = dataclasses.replace(SPEC, model=dataclasses.replace(SPEC.model, width=2.0))
+    return {"bad": bad, "after_bad": Node(SPEC, 0, root / "after_bad",
+                                          setup=Recipe.make("test_chain", Ref(bad, "state:final"), log=str(log))),
+            "alone": Node(wide, 0, root / "alone")}
+
+
+def check_failure_is_retried_then_reported(ex: Any, tmp: Path, retries: int, small: bool = False) -> None:
     """The failing node is tried 1 + retries times, then reported failed with its error; its descendant is
-    blocked; its population mate and every independent node finish."""
+    blocked; its population mate and every independent node finish (``small``: :func:`small_failing_graph`,
+    for executors whose every job is a new process)."""
     log = tmp / "attempts.log"
-    g = failing_graph(tmp / "store", log)
-    names = ["bad", "after_bad", "good", "after_good", "alone", "p"]
+    g = (small_failing_graph if small else failing_graph)(tmp / "store", log)
+    names = [n for n in ["bad", "after_bad", "good", "after_good", "alone", "p"] if n in g]
     records = dict(zip(names, ex.run([g[n] for n in names]), strict=True))
     attempts = [line for line in log.read_text().splitlines() if line.endswith("/bad")]
     assert len(attempts) == 1 + retries and ex.attempts(g["bad"].path) == 1 + retries
     assert records["bad"]["status"] == "failed" and "RuntimeError: injected failure in bad" in records["bad"]["error"]
     assert records["after_bad"]["status"] == "blocked" and not (g["after_bad"].path / "done.json").exists()
-    for n in ("good", "after_good", "alone", "p"):
+    for n in names[2:]:
         assert records[n]["status"] == "complete", records[n]
     from lth.cli.common import report_divergence
 

@@ -6,7 +6,7 @@ from lth.graph import OpContext, Setup, op
 
 
 @op("test_fail")
-def fail(ctx: OpContext, parent_final: dict, *, log: str) -> Setup:
+def fail(ctx: OpContext, *parents: dict, log: str) -> Setup:
     """Log the attempt and raise (an injected failure: the node can never train)."""
     with open(log, "a") as f:
         f.write(f"{ctx.node.path}\n")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cluster_cases as cases  # noqa: F401  (registers test_chain and test_fail)
+import cluster_cases as cases  # (also registers the test_chain and test_fail ops)
 import pytest
 from conftest import lth
 

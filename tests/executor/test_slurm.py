@@ -27,7 +27,7 @@ def test_lottery_with_a_branch_equals_the_local_executor(tmp_path: Path) -> None
 
 
 def test_a_failing_node_is_retried_then_reported(tmp_path: Path) -> None:
-    cases.check_failure_is_retried_then_reported(local(tmp_path, retries=1), tmp_path, 1)
+    cases.check_failure_is_retried_then_reported(local(tmp_path, retries=1), tmp_path, 1, small=True)
 
 
 def test_the_sbatch_script_carries_the_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
