@@ -114,8 +114,10 @@ def check_failure_is_retried_then_reported(ex: Any, tmp: Path, retries: int, sma
     assert len(attempts) == 1 + retries and ex.attempts(g["bad"].path) == 1 + retries
     assert records["bad"]["status"] == "failed" and "RuntimeError: injected failure in bad" in records["bad"]["error"]
     assert records["after_bad"]["status"] == "blocked" and not (g["after_bad"].path / "done.json").exists()
+    assert records["after_bad"]["error"] == f"blocked: {g['bad'].path} failed"
     for n in names[2:]:
         assert records[n]["status"] == "complete", records[n]
     from lth.cli.common import report_divergence
 
     assert report_divergence(list(records.values())) == 1  # the command exits non-zero
+    assert report_divergence([records["after_bad"]]) == 1  # also when only a descendant was asked for

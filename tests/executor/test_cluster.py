@@ -81,6 +81,7 @@ def test_a_failed_population_is_retried_alone_then_reported(tmp_path: Path) -> N
     assert ["bad", "good"] in starts  # one population at first (same spec, ready together) ...
     assert starts.count(["bad"]) == 1 and starts.count(["good"]) == 1  # ... then each alone, bad once more
     assert records["bad"]["status"] == "failed" and records["after_bad"]["status"] == "blocked"
+    assert records["after_bad"]["error"] == f"blocked: {g['bad'].path} failed"
     assert all(records[n]["status"] == "complete" for n in ("good", "after_good", "alone", "p"))
     assert [ln.rsplit("/", 1)[1] for ln in log.read_text().splitlines()].count("bad") == 2
     assert ex.attempts(g["bad"].path) == 2

@@ -367,7 +367,8 @@ def report_divergence(records: list[dict[str, Any]], strict: bool = False) -> in
     if bad:
         print(f"lth: {len(bad)} of {len(records)} runs diverged: " + ", ".join(r["path"] for r in bad[:5])
               + (" ..." if len(bad) > 5 else ""), file=sys.stderr)
-    failed = [r for r in records if r.get("status") == "failed"]
+    failed = [r for r in records if r.get("status") == "failed"
+              or (r.get("status") == "blocked" and r.get("error"))]  # blocked by a failed run (cluster executors)
     for r in failed:
         print(f"lth: failed: {r['path']}: {r.get('error', '')}", file=sys.stderr)
     if failed or (bad and (strict or len(bad) == len(records))):

@@ -85,7 +85,28 @@ class Executor:
                     flying.difference_update(n.path for n in group)
                     failed.update(errors)
         state = self.states(graph, failed)
-        return [self.record(n, state[n.path], failed.get(n.path)) for n in nodes]
+        return [self.record(n, state[n.path], failed.get(n.path) or self.blocked_by(n, state, failed))
+                for n in nodes]
+
+    @staticmethod
+    def blocked_by(node: Node, state: dict[Path, str], failed: dict[Path, str]) -> str | None:
+        """For a node blocked by an ancestor that failed: which (its error names them); else None (a diverged
+        ancestor blocks without an error: divergence is a result)."""
+        if state.get(node.path) != "blocked" or not failed:
+            return None
+        found: dict[Path, None] = {}
+        seen: set[Path] = set()
+        todo = list(node.parents())
+        while todo:
+            n = todo.pop()
+            if n.path in seen:
+                continue
+            seen.add(n.path)
+            if n.path in failed:
+                found[n.path] = None
+            elif state.get(n.path) == "blocked":
+                todo += n.parents()
+        return f"blocked: {', '.join(map(str, found))} failed" if found else None
 
     def session(self) -> contextlib.AbstractContextManager[Any]:
         """Held while a graph runs (a cluster executor connects here, or starts a local cluster and stops it)."""

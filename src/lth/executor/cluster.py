@@ -53,6 +53,8 @@ class ClusterExecutor(Executor):
     def __post_init__(self) -> None:
         if self.retries < 0:
             raise UserError(f"--retries {self.retries}: expected a whole number >= 0")
+        if self.max_in_flight is not None and self.max_in_flight < 1:
+            raise UserError(f"max_in_flight {self.max_in_flight}: expected a whole number >= 1")
 
     # -- what a cluster implements
     @abc.abstractmethod

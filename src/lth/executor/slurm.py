@@ -10,9 +10,10 @@ node reaches; each job runs this same Python interpreter, so lth must be install
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,19 @@ class SlurmExecutor(ClusterExecutor):
                                 f"as local processes)") from None
             self._ex.update_parameters(**self.parameters())
         return self._ex
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """While the graph runs; if it stops early (interrupted, an error), the jobs still in flight are
+        cancelled (running the command again resumes them from their checkpoints)."""
+        try:
+            yield
+        finally:
+            for job in list(self._flying):
+                with contextlib.suppress(Exception):
+                    job.cancel(check=False)  # type: ignore[attr-defined]
+            self._flying.clear()
+            self._queue.clear()
 
     def start(self, groups: list[list[Node]], args: tuple[Any, ...]) -> list[Hashable]:
         """The groups as one job array (one element per group)."""
