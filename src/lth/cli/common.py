@@ -141,7 +141,28 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the training forward (GPU: inside the CUDA graph; adds compile time)")
     r.add_argument("--save-states", nargs="*", default=[], metavar="STEP",
                    help="also keep the weights at these steps (e.g. 500it 2ep), besides init and final")
-    r.add_argument("--executor", default="local", help="where populations train: local (default)")
+    r.add_argument("--executor", default="local",
+                   help="where populations train: local (this process, default) | ray | slurm (docs/cluster.md)")
+    r.add_argument("--retries", default=None, metavar="N",
+                   help="ray/slurm: how many more times a failed population's runs are tried, each alone (default 1)")
+    r.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="ray: the cluster to join (default: a local Ray instance for this command)")
+    r.add_argument("--ray-cpus-per-task", default=None, metavar="N", help="ray: CPUs per population (default 1)")
+    r.add_argument("--ray-gpus-per-task", default=None, metavar="N",
+                   help="ray: GPUs per population (default: 1 where the cluster has GPUs, else 0)")
+    r.add_argument("--slurm-partition", default=None, help="slurm: partition (default: the cluster's)")
+    r.add_argument("--slurm-time", default=None, metavar="TIME",
+                   help="slurm: time limit of each population: minutes, h:mm or d-h:mm (default 4:00)")
+    r.add_argument("--slurm-gpus-per-task", default=None, metavar="N", help="slurm: GPUs per population (default 1)")
+    r.add_argument("--slurm-cpus-per-task", default=None, metavar="N", help="slurm: CPUs per population (default 4)")
+    r.add_argument("--slurm-array-parallelism", default=None, metavar="N",
+                   help="slurm: most array elements running at once (default 64)")
+    r.add_argument("--slurm-folder", default=None, metavar="DIR",
+                   help="slurm: submitit's job files and logs, on a shared file system (default: ROOT/.submitit)")
+    r.add_argument("--slurm-cluster", default=None, choices=("slurm", "local", "debug"),
+                   help="slurm: submit to Slurm (default), or run the same jobs as local processes / in this process")
+    r.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="slurm: another sbatch option (account=proj, qos=high, constraint=a100); repeatable")
     r.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import a module (dotted name or .py file) that registers models or datasets; repeatable")
     r.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -180,7 +201,68 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
     opts = EngineOptions(device=args.device, cuda_graph=args.cuda_graph, checkpoint_every=ckpt,
                          callback=progress.callback, compile=args.compile)
     return EXECUTORS[args.executor](data_dir=args.data_dir, options=opts, max_population=args.max_population,
-                                    on_population=progress.population, on_event=progress.graph_event)
+                                    on_population=progress.population, on_event=progress.graph_event,
+                                    **cluster_options(args))
+
+
+def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The executor's own options from ``--retries``, ``--address``, ``--ray-*`` and ``--slurm-*``; a flag for
+    another executor than ``--executor`` names is an error (it would be silently ignored)."""
+    from pathlib import Path
+
+    kind = args.executor
+    given = {k: v for k, v in vars(args).items() if k in _CLUSTER_FLAGS and v not in (None, [])}
+    for dest in given:
+        owner = _CLUSTER_FLAGS[dest]
+        if kind not in owner:
+            raise UserError(f"--{dest.replace('_', '-')} is for --executor {' or '.join(owner)}; "
+                            f"this command runs with --executor {kind}")
+    out: dict[str, Any] = {}
+    if "retries" in given:
+        out["retries"] = whole_number(given["retries"], 0, "--retries")
+    if "address" in given:
+        out["address"] = given["address"]
+    for dest, key in (("ray_cpus_per_task", "cpus_per_task"), ("ray_gpus_per_task", "gpus_per_task")):
+        if dest in given:
+            try:
+                out[key] = float(given[dest])
+            except ValueError:
+                out[key] = -1.0
+            if out[key] < 0:
+                raise UserError(f"--{dest.replace('_', '-')} {given[dest]!r}: expected a number >= 0")
+    if kind == "slurm":
+        from lth.executor.slurm import parse_minutes
+
+        out["folder"] = Path(given.get("slurm_folder") or Path(args.root) / ".submitit").expanduser()
+        if "slurm_time" in given:
+            out["time_min"] = parse_minutes(given["slurm_time"])
+        for dest, key, low in (("slurm_gpus_per_task", "gpus_per_task", 0),
+                               ("slurm_cpus_per_task", "cpus_per_task", 1),
+                               ("slurm_array_parallelism", "array_parallelism", 1)):
+            if dest in given:
+                out[key] = whole_number(given[dest], low, f"--{dest.replace('_', '-')}")
+        for dest, key in (("slurm_partition", "partition"), ("slurm_cluster", "cluster")):
+            if dest in given:
+                out[key] = given[dest]
+        extra = {}
+        for item in given.get("slurm_option", []):
+            k, eq, v = item.partition("=")
+            if not eq or not k.strip():
+                raise UserError(f"--slurm-option: bad value {item!r}; expected KEY=VALUE (account=proj)")
+            extra[k.strip()] = v.strip()
+        if extra:
+            out["slurm_extra"] = extra
+    if kind != "local":
+        out["plugins"] = tuple(getattr(args, "plugin", []) or ())
+    return out
+
+
+_RAY_SLURM = ("ray", "slurm")
+_CLUSTER_FLAGS = {"retries": _RAY_SLURM, "address": ("ray",), "ray_cpus_per_task": ("ray",),
+                  "ray_gpus_per_task": ("ray",), "slurm_partition": ("slurm",), "slurm_time": ("slurm",),
+                  "slurm_gpus_per_task": ("slurm",), "slurm_cpus_per_task": ("slurm",),
+                  "slurm_array_parallelism": ("slurm",), "slurm_folder": ("slurm",), "slurm_cluster": ("slurm",),
+                  "slurm_option": ("slurm",)}
 
 
 def check_device(text: str) -> Any:
@@ -285,7 +367,8 @@ def report_divergence(records: list[dict[str, Any]], strict: bool = False) -> in
     if bad:
         print(f"lth: {len(bad)} of {len(records)} runs diverged: " + ", ".join(r["path"] for r in bad[:5])
               + (" ..." if len(bad) > 5 else ""), file=sys.stderr)
-    failed = [r for r in records if r.get("status") == "failed"]
+    failed = [r for r in records if r.get("status") == "failed"
+              or (r.get("status") == "blocked" and r.get("error"))]  # blocked by a failed run (cluster executors)
     for r in failed:
         print(f"lth: failed: {r['path']}: {r.get('error', '')}", file=sys.stderr)
     if failed or (bad and (strict or len(bad) == len(records))):

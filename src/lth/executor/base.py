@@ -2,15 +2,16 @@
 
 ``run(nodes)`` takes the nodes a command asks for, adds their ancestors, and repeats: find the nodes whose
 parents are all trained (ready), group them by population key into populations of at most
-``max_population``, train those (:meth:`Executor.train_populations`: in this process, as Ray tasks or as
-Slurm array jobs), until nothing is ready. A finished node is never trained again (also not by another
+``max_population``, submit those (:meth:`Executor.submit`: trained in this process, as Ray tasks or as
+Slurm array jobs), wait for any to end (:meth:`Executor.wait`) and look again, until nothing is ready or in
+flight. A finished node is never trained again (also not by another
 process: each population locks its members' directories); a node whose parent diverged or failed is
 *blocked* and reported, and everything that does not depend on it goes on.
 """
 
 from __future__ import annotations
 
-import abc
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ Event = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
-class Executor(abc.ABC):
+class Executor:
     """Runs a graph of nodes to the end. Subclasses say where a population trains."""
 
     data_dir: str | Path | None = None
@@ -39,7 +40,8 @@ class Executor(abc.ABC):
     max_population: int | None = None
     on_population: Callable[[int], None] | None = None  # told the size of each population it trains
     on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations}, "failed" {node, error}
-    _data: dict[tuple[DataHparams, str], Dataset] = field(default_factory=dict)
+    _data: dict[tuple[DataHparams, str], Dataset] = field(default_factory=dict, repr=False)
+    _pending: list[list[Node]] = field(default_factory=list, repr=False)  # submitted, not yet trained
 
     # -- data, loaded once per executor
     def dataset(self, hp: DataHparams) -> Dataset:
@@ -52,25 +54,76 @@ class Executor(abc.ABC):
 
     # -- the graph
     def run(self, nodes: list[Node]) -> list[dict[str, Any]]:
-        """Train every node (and every ancestor) not yet finished; the run records of ``nodes``, in order."""
+        """Train every node (and every ancestor) not yet finished; the run records of ``nodes``, in order.
+
+        The loop every executor shares: submit every ready population (:meth:`submit`), wait for some to end
+        (:meth:`wait`), recompute what is ready, until nothing is ready or in flight. A synchronous executor
+        trains what it was given in :meth:`wait` (wave by wave); a cluster executor returns as soon as any
+        population ends, so independent chains progress at their own speed.
+        """
         graph = closure(nodes)
         self.check(graph)
         for n in graph:  # a finished run with a damaged file is trained again (the file is named on stderr)
             if (n.path / "done.json").exists() and RunDir(n.path).damaged():
                 discard_damaged(RunDir(n.path))
         failed: dict[Path, str] = {}
-        while True:
-            state = self.states(graph, failed)
-            self._emit("graph", total=len(graph), done=sum(s in ("complete", "diverged") for s in state.values()),
-                       state=state)
-            ready = [n for n in graph if state[n.path] == "ready"]
-            if not ready:
-                break
-            groups = self.populations(ready)
-            self._emit("wave", ready=len(ready), populations=[len(g) for g in groups])
-            failed.update(self.train_populations(groups))
+        flying: set[Path] = set()
+        with self.session():
+            while True:
+                state = self.states(graph, failed)
+                self._emit("graph", total=len(graph),
+                           done=sum(s in ("complete", "diverged") for s in state.values()), state=state)
+                ready = [n for n in graph if state[n.path] == "ready" and n.path not in flying]
+                if ready:
+                    groups = self.populations(ready)
+                    self._emit("wave", ready=len(ready), populations=[len(g) for g in groups])
+                    self.submit(groups)
+                    flying.update(n.path for g in groups for n in g)
+                if not flying:
+                    break
+                for group, errors in self.wait():
+                    flying.difference_update(n.path for n in group)
+                    failed.update(errors)
         state = self.states(graph, failed)
-        return [self.record(n, state[n.path], failed.get(n.path)) for n in nodes]
+        return [self.record(n, state[n.path], failed.get(n.path) or self.blocked_by(n, state, failed))
+                for n in nodes]
+
+    @staticmethod
+    def blocked_by(node: Node, state: dict[Path, str], failed: dict[Path, str]) -> str | None:
+        """For a node blocked by an ancestor that failed: which (its error names them); else None (a diverged
+        ancestor blocks without an error: divergence is a result)."""
+        if state.get(node.path) != "blocked" or not failed:
+            return None
+        found: dict[Path, None] = {}
+        seen: set[Path] = set()
+        todo = list(node.parents())
+        while todo:
+            n = todo.pop()
+            if n.path in seen:
+                continue
+            seen.add(n.path)
+            if n.path in failed:
+                found[n.path] = None
+            elif state.get(n.path) == "blocked":
+                todo += n.parents()
+        return f"blocked: {', '.join(map(str, found))} failed" if found else None
+
+    def session(self) -> contextlib.AbstractContextManager[Any]:
+        """Held while a graph runs (a cluster executor connects here, or starts a local cluster and stops it)."""
+        return contextlib.nullcontext()
+
+    def submit(self, groups: list[list[Node]]) -> None:
+        """Start training ``groups`` (each one population). Default: keep them for :meth:`wait`."""
+        self._pending += groups
+
+    def wait(self) -> list[tuple[list[Node], dict[Path, str]]]:
+        """Block until at least one submitted population ends; ``(group, {path: error})`` for each that ended.
+        Default: train every pending group now with :meth:`train_populations` (one wave)."""
+        groups, self._pending = self._pending, []
+        if not groups:
+            return []
+        errors = self.train_populations(groups)
+        return [(g, {n.path: errors[n.path] for n in g if n.path in errors}) for g in groups]
 
     def states(self, graph: list[Node], failed: dict[Path, str]) -> dict[Path, str]:
         """complete | diverged | failed | blocked (an ancestor diverged or failed) | ready | waiting."""
@@ -121,9 +174,10 @@ class Executor(abc.ABC):
             out += [group[a:a + size] for a in range(0, len(group), size)]
         return out
 
-    @abc.abstractmethod
     def train_populations(self, groups: list[list[Node]]) -> dict[Path, str]:
-        """Train each group as one population; return ``{path: error}`` for the nodes that failed."""
+        """Train each group as one population; return ``{path: error}`` for the nodes that failed. A synchronous
+        executor implements this; an asynchronous one implements :meth:`submit` and :meth:`wait` instead."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither train_populations nor submit/wait")
 
     def record(self, node: Node, state: str, error: str | None = None) -> dict[str, Any]:
         """The CONTRACT's run record of a node, with its graph state (``blocked``: an ancestor diverged)."""

@@ -107,3 +107,71 @@ def train_group(nodes: list[Node], data: Dataset, options: EngineOptions,
                 on_population(len(jobs))
             train_population(jobs, data, options)
     return [summary(Job(n.spec, n.replicate, n.path), RunDir(n.path)) for n in nodes]
+
+
+# ------------------------------------------------------------------------------------------------ remote workers
+_WORKER_DATA: dict[tuple[Any, str, str], Dataset] = {}  # one worker process trains many populations
+
+
+def worker_modules(plugins: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str | None]]:
+    """What a worker process must import before it can train: the ``--plugin`` modules (as given), and every
+    module outside lth that registered an op, a model or a dataset in this process (name, file), so that a
+    recipe's op or a spec's model means the same on every node of a cluster."""
+    from lth.data import DATASETS
+    from lth.graph.ops import OPS
+    from lth.models import MODELS
+
+    out: dict[str, str | None] = {p: None for p in plugins}
+    for fn in [*OPS.values(), *MODELS.values(), *DATASETS.values()]:
+        name = getattr(fn, "__module__", None) or ""
+        if name.split(".")[0] in ("lth", "__main__", "") or name in out:
+            continue
+        out[name] = getattr(sys.modules.get(name), "__file__", None)
+    return list(out.items())
+
+
+def import_modules(modules: list[tuple[str, str | None]]) -> None:
+    """In a worker: import lth's own ops, then each module of :func:`worker_modules` not yet imported (by name,
+    or from its file where the name is not on this worker's path)."""
+    import importlib
+    import importlib.util
+
+    import lth.lottery  # noqa: F401  (registers the trunk's and the branches' ops)
+    from lth.plugins import load_entry_points, load_plugin
+
+    load_entry_points()
+    for name, file in modules:
+        if name in sys.modules:
+            continue
+        if file is None:  # a --plugin as the user gave it (dotted name or .py path)
+            load_plugin(name)
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            spec = importlib.util.spec_from_file_location(name, file)
+            if spec is None or spec.loader is None:
+                raise
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+
+
+def train_remote(nodes: list[Node], data_dir: str | None, options: EngineOptions,
+                 modules: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
+    """The unit of work as a cluster runs it (a Ray task, a Slurm array element): import what the graph needs,
+    load the dataset on this worker's device (once per worker process), :func:`train_group`."""
+    from lth.data import load_dataset
+
+    import_modules(modules)
+    device = options.torch_device()
+    hp = nodes[0].spec.data
+    key = (hp, str(data_dir), str(device))
+    if key not in _WORKER_DATA:
+        _WORKER_DATA[key] = load_dataset(hp, data_dir, device)
+    return train_group(nodes, _WORKER_DATA[key], options)
+
+
+def error_line(e: BaseException) -> str:
+    """An exception as one line: ``Type: first line of its message``."""
+    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:300]}"

@@ -1,0 +1,114 @@
+"""The Ray executor: each population is one Ray task on a Ray cluster (``--executor ray``).
+
+``address`` None starts a local Ray instance for the command and stops it afterwards; ``auto`` or
+``HOST:PORT`` joins a running cluster (``ray start --head``; see docs/cluster.md). If this process is already
+connected (``ray.init`` was called), that connection is used and left open. Every worker must reach the store
+at the same path, and have lth (and any ``--plugin``) importable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lth.errors import UserError
+from lth.executor.cluster import ClusterExecutor, need
+from lth.executor.work import error_line, train_remote
+from lth.graph import Node
+
+
+def _ray() -> Any:
+    return need("ray", "Ray", "ray", "--executor ray")
+
+
+@contextlib.contextmanager
+def _workers_import_this_lth(local: bool) -> Iterator[None]:
+    """While a local Ray instance starts: this lth's source folder first on ``PYTHONPATH``, which its worker
+    processes inherit (a ``runtime_env`` would do the same at several seconds per worker start)."""
+    old = os.environ.get("PYTHONPATH")
+    if local:
+        src = str(Path(__file__).resolve().parents[2])
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, old) if p)
+    try:
+        yield
+    finally:
+        if local:
+            if old is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = old
+
+
+@dataclass
+class RayExecutor(ClusterExecutor):
+    """Trains each population as a Ray task with ``cpus_per_task`` CPUs and ``gpus_per_task`` GPUs (None: one GPU
+    when the cluster has any, else none)."""
+
+    address: str | None = None
+    cpus_per_task: float = 1.0
+    gpus_per_task: float | None = None
+    init_options: dict[str, Any] | None = None  # extra ray.init arguments for a local instance (num_cpus=2)
+    _remote: Any = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _ray()  # a clear error now, not after planning
+        if self.cpus_per_task < 0 or (self.gpus_per_task is not None and self.gpus_per_task < 0):
+            raise UserError("--ray-cpus-per-task / --ray-gpus-per-task: expected numbers >= 0")
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Connect to Ray (or start a local instance) for the run; stop what this executor started."""
+        ray = _ray()
+        started = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+            if self.address is None:
+                kwargs.update(self.init_options or {})
+            else:
+                kwargs["address"] = self.address
+            try:
+                with _workers_import_this_lth(self.address is None):
+                    ray.init(**kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise UserError(f"--address {self.address}: cannot connect to Ray: {error_line(e)}") from None
+            started = True
+        gpus = self.gpus_per_task
+        if gpus is None:
+            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        self._remote = ray.remote(train_remote).options(num_cpus=self.cpus_per_task, num_gpus=gpus, max_retries=0)
+        try:
+            yield
+        finally:
+            for ref in list(self._flying):  # interrupted: nothing left running for nobody
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            self._flying.clear()
+            self._queue.clear()
+            if started:
+                ray.shutdown()
+
+    def start(self, groups: list[list[Node]], args: tuple[Any, ...]) -> list[Hashable]:
+        """One Ray task per group."""
+        return [self._remote.remote(g, *args) for g in groups]
+
+    def poll(self, handles: list[Hashable]) -> list[tuple[Hashable, str | None]]:
+        """Wait for one task, then take every other that has also ended."""
+        ray = _ray()
+        done, rest = ray.wait(handles, num_returns=1)
+        if rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            done += more
+        out: list[tuple[Hashable, str | None]] = []
+        for ref in done:
+            try:
+                ray.get(ref)
+                out.append((ref, None))
+            except Exception as e:  # noqa: BLE001 - a task's error is reported, the graph goes on
+                cause = getattr(e, "cause", None)
+                out.append((ref, error_line(cause if isinstance(cause, BaseException) else e)))
+        return out

@@ -1,0 +1,117 @@
+"""What the cluster executors share, without a cluster: a population that ends lets its children start while
+other populations still run (no waves); a failed population's members are retried alone, then reported; bad
+cluster flags are one-line errors; a missing optional package says how to install it."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cluster_cases as cases  # (also registers the test_chain and test_fail ops)
+import pytest
+from conftest import lth
+
+from lth.executor.cluster import ClusterExecutor
+from lth.executor.work import error_line, train_remote
+from lth.graph import Node, Recipe, Ref
+
+
+@dataclass
+class InProcess(ClusterExecutor):
+    """A cluster of one slot per submitted population, where the oldest population ends first: the log says
+    what was in flight each time a population was submitted."""
+
+    log: list[tuple[str, list[str]]] = field(default_factory=list)
+    _n: int = 0
+    _work: dict[int, Any] = field(default_factory=dict)
+
+    def start(self, groups: list[list[Node]], args: tuple[Any, ...]) -> list[Hashable]:
+        handles = []
+        for g in groups:
+            self._n += 1
+            self.log.append(("start", [n.path.name for n in g], sorted(n.path.name for h in self._flying
+                                                                          for n in self._flying[h])))
+            self._work[self._n] = (g, args)
+            handles.append(self._n)
+        return handles
+
+    def poll(self, handles: list[Hashable]) -> list[tuple[Hashable, str | None]]:
+        h = min(handles)  # type: ignore[type-var]
+        group, args = self._work.pop(h)  # type: ignore[arg-type]
+        try:
+            train_remote(group, *args)
+            return [(h, None)]
+        except Exception as e:  # noqa: BLE001
+            return [(h, error_line(e))]
+
+
+def wide(node: Node) -> Node:
+    """The same node with another width: never in a population with the default width."""
+    m = dataclasses.replace(node.spec.model, width=2.0)
+    return dataclasses.replace(node, spec=dataclasses.replace(node.spec, model=m))
+
+
+def test_a_chain_goes_on_while_another_population_still_trains(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    a0 = Node(cases.SPEC, 0, tmp_path / "a0")
+    a1 = Node(cases.SPEC, 0, tmp_path / "a1", setup=Recipe.make("test_chain", Ref(a0, "state:final"), log=str(log)))
+    b0 = wide(Node(cases.SPEC, 0, tmp_path / "b0"))
+    b1 = wide(Node(cases.SPEC, 0, tmp_path / "b1", setup=Recipe.make("test_chain", Ref(b0, "state:final"),
+                                                                     log=str(log))))
+    ex = InProcess(options=cases.OPTIONS)
+    records = ex.run([a1, b1])
+    assert [r["status"] for r in records] == ["complete", "complete"]
+    starts = [(names, flying) for _, names, flying in ex.log]
+    # a0 and b0 start together; a0 ends first and a1 starts while b0 still trains (a wave would wait for b0)
+    assert sorted(starts[:2]) == [(["a0"], []), (["b0"], [])]
+    assert starts[2:] == [(["a1"], ["b0"]), (["b1"], ["a1"])]
+
+
+def test_a_failed_population_is_retried_alone_then_reported(tmp_path: Path) -> None:
+    log = tmp_path / "attempts.log"
+    g = cases.failing_graph(tmp_path / "store", log)
+    ex = InProcess(options=cases.OPTIONS, retries=1)
+    names = ["bad", "after_bad", "good", "after_good", "alone", "p"]
+    records = dict(zip(names, ex.run([g[n] for n in names]), strict=True))
+    starts = [sorted(names) for _, names, _ in ex.log]
+    assert ["bad", "good"] in starts  # one population at first (same spec, ready together) ...
+    assert starts.count(["bad"]) == 1 and starts.count(["good"]) == 1  # ... then each alone, bad once more
+    assert records["bad"]["status"] == "failed" and records["after_bad"]["status"] == "blocked"
+    assert records["after_bad"]["error"] == f"blocked: {g['bad'].path} failed"
+    assert all(records[n]["status"] == "complete" for n in ("good", "after_good", "alone", "p"))
+    assert [ln.rsplit("/", 1)[1] for ln in log.read_text().splitlines()].count("bad") == 2
+    assert ex.attempts(g["bad"].path) == 2
+
+
+def test_retries_zero_reports_the_whole_failed_population(tmp_path: Path) -> None:
+    g = cases.failing_graph(tmp_path / "store", tmp_path / "log")
+    records = InProcess(options=cases.OPTIONS, retries=0).run([g["bad"], g["good"], g["alone"]])
+    assert [r["status"] for r in records] == ["failed", "failed", "complete"]
+    assert all("injected failure in bad" in r["error"] for r in records[:2])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--address", "auto"], "--address is for --executor ray"),
+    (["--executor", "ray", "--retries", "-1"], "--retries"),
+    (["--executor", "ray", "--slurm-time", "10"], "--slurm-time is for --executor slurm"),
+    (["--executor", "ray", "--ray-gpus-per-task", "x"], "--ray-gpus-per-task 'x'"),
+    (["--executor", "slurm", "--slurm-option", "account"], "--slurm-option: bad value 'account'"),
+    (["--executor", "slurm", "--slurm-time", "4h"], "--slurm-time: bad value '4h'"),
+    (["--executor", "slurm", "--slurm-array-parallelism", "0"], "--slurm-array-parallelism '0'"),
+])
+def test_bad_cluster_flags_are_one_line_exit_2(tmp_path: Path, argv: list[str], message: str) -> None:
+    code, _, err = lth("train", "--preset", "digits_mlp", "--root", str(tmp_path), *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_missing_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("ray", "submitit"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as if not installed
+    for kind, extra in (("ray", "ray"), ("slurm", "slurm")):
+        code, _, err = lth("train", "--preset", "digits_mlp", "--root", str(tmp_path), "--executor", kind)
+        assert code == 2 and f"pip install 'lth[{extra}]'" in err, err
