@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 from lth.errors import UserError
@@ -87,7 +88,8 @@ def pruning_from_args(args: argparse.Namespace) -> Any:
     try:
         hp.validate()
     except UserError as e:  # name the flag as the user typed it
-        if "--pruning-strategy" in str(e) and "--strategy" in sys.argv + getattr(args, "_argv", []):
+        typed = [a.split("=", 1)[0] for a in sys.argv + getattr(args, "_argv", [])]
+        if "--pruning-strategy" in str(e) and "--strategy" in typed:
             raise UserError(str(e).replace("--pruning-strategy", "--strategy")) from None
         raise
     return hp
@@ -204,8 +206,6 @@ def check_device(text: str) -> Any:
 
 def check_root(text: str) -> None:
     """``--root``: a directory (or a path one can be made at) that is writable."""
-    from pathlib import Path
-
     p = Path(text).expanduser()
     if p.exists() and not p.is_dir():
         raise UserError(f"--root {text!r}: is a file, expected a directory for the store")
@@ -214,6 +214,31 @@ def check_root(text: str) -> None:
         q = q.parent
     if not q.is_dir() or not os.access(q, os.W_OK | os.X_OK):
         raise UserError(f"--root {text!r}: {q} is not writable; choose a directory you can write to")
+
+
+def check_fits(args: argparse.Namespace, spec: TrainSpec, runs: int, flag: str = "--replicates",
+               value: object = None) -> None:
+    """Before anything is planned: UserError when one network of ``spec`` cannot train on the device (naming
+    ``--width``, or ``--model`` when the width is the preset's), or ``runs`` runs cannot be planned in memory or
+    stored under ``--root`` (naming ``flag`` and ``value``, by default ``--replicates``). The parameter count is
+    extrapolated, so a huge ``--width`` is refused without building the network."""
+    import torch
+
+    from lth.data.describe import describe
+    from lth.executor.capacity import check_capacity, check_member, count_params
+
+    m = spec.model
+    width_given = "width" in vars(args)
+    if width_given and not (m.width > 0 and m.width < float("inf")):
+        raise UserError(f"--width {m.width}: expected a positive finite number")
+    info = describe(spec.data, args.data_dir)
+    params = count_params(m.model, m.norm, m.width, info.example_shape, info.num_classes)
+    device = check_device(args.device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if width_given:
+        check_member("--width", vars(args)["width"], params, device)
+    else:
+        check_member("--model", m.model, params, device)
+    check_capacity(flag, args.replicates if value is None else value, runs, params, Path(args.root), device)
 
 
 # ------------------------------------------------------------------------------------------------ output

@@ -12,6 +12,7 @@ from lth.cli.common import (
     add_preset_flag,
     add_runtime_flags,
     add_spec_flags,
+    check_fits,
     emit_json,
     executor_from_args,
     report_divergence,
@@ -38,6 +39,7 @@ def plan(args: argparse.Namespace, base: TrainSpec) -> list[Any]:
     from lth.store import run_path
 
     spec = spec_from_args(args, base)
+    check_fits(args, spec, args.replicates)
     digest = spec_hash(spec)
     return [Node(spec, r, run_path(Path(args.root), "train", digest, r), keep=save_steps(args),
                  meta={"preset": args.preset, "kind": "train"}) for r in range(args.replicates)]
