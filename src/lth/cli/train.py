@@ -47,11 +47,12 @@ def plan(args: argparse.Namespace, base: TrainSpec) -> list[Any]:
 
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Train what is missing; print the records."""
+    from lth.executor.base import missing_states
     from lth.store import RunDir
 
     nodes = plan(args, base)
     with Progress() as progress:
-        if all(RunDir(n.path).done is not None for n in nodes):
+        if all(RunDir(n.path).done is not None and not missing_states(n) for n in nodes):
             progress.console.print(f"already trained: nothing to do; results in {nodes[0].path.parent}")
         records = executor_from_args(args, progress).run(nodes)
         if progress.populations:

@@ -11,6 +11,7 @@ process: each population locks its members' directories); a node whose parent di
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ class Executor(abc.ABC):
         for n in graph:  # a finished run with a damaged file is trained again (the file is named on stderr)
             if (n.path / "done.json").exists() and RunDir(n.path).damaged():
                 discard_damaged(RunDir(n.path))
+        self.replay(graph)
         failed: dict[Path, str] = {}
         while True:
             state = self.states(graph, failed)
@@ -71,6 +73,38 @@ class Executor(abc.ABC):
             failed.update(self.train_populations(groups))
         state = self.states(graph, failed)
         return [self.record(n, state[n.path], failed.get(n.path)) for n in nodes]
+
+    def replay(self, graph: list[Node]) -> None:
+        """Finished runs asked for states they did not keep (``node.keep``, e.g. ``--save-states`` added after
+        the run) get them by deterministic replay: the node trains again in ``<run>/.replay/`` with the extra
+        states, the missing ones are copied into ``<run>/states/`` (and ``states/index.json``), and the replay
+        directory is deleted. Parents replay before children; said on stderr."""
+        import shutil
+        import sys
+
+        pending = {n.path: n for n in graph if RunDir(n.path).complete() and missing_states(n)}
+        while pending:
+            wave = [n for n in pending.values() if not any(p.path in pending for p in n.parents())]
+            for n in wave:
+                print(f"lth: {n.path} is trained but lacks the states {', '.join(missing_states(n))}: replaying it "
+                      f"to keep them", file=sys.stderr)
+            replays = [dataclasses.replace(n, path=n.path / REPLAY) for n in wave]
+            failed = self.train_populations(self.populations(replays))
+            for n in wave:
+                del pending[n.path]
+                if n.path / REPLAY in failed:
+                    raise RuntimeError(f"replaying {n.path} failed: {failed[n.path / REPLAY]}")
+                run, src = RunDir(n.path), RunDir(n.path / REPLAY)
+                with run.lock():
+                    index = src.state_iterations()
+                    for name in missing_states(n):
+                        run.save_state(name, src.load_tensors(f"states/{name}.pt"), index.get(name))
+                    old, new = run.load_tensors("states/final.pt"), src.load_tensors("states/final.pt")
+                    same = old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
+                shutil.rmtree(n.path / REPLAY)
+                if not same:
+                    print(f"lth: warning: the replay of {n.path} ended at other final weights than the stored run "
+                          f"(float rounding on this device): its replayed states are approximate", file=sys.stderr)
 
     def states(self, graph: list[Node], failed: dict[Path, str]) -> dict[Path, str]:
         """complete | diverged | failed | blocked (an ancestor diverged or failed) | ready | waiting."""
@@ -137,6 +171,15 @@ class Executor(abc.ABC):
     def _emit(self, event: str, **info: Any) -> None:
         if self.on_event is not None:
             self.on_event(event, info)
+
+
+REPLAY = ".replay"  # where a finished run is trained again to keep states it lacks
+
+
+def missing_states(node: Node) -> list[str]:
+    """The states ``node`` asks to keep that its run directory does not hold."""
+    have = RunDir(node.path).states()
+    return [name for name, _ in node.keep if name not in have]
 
 
 def default_population(spec: TrainSpec, data: Dataset, device: torch.device) -> int:
