@@ -39,7 +39,7 @@ class Executor(abc.ABC):
     options: EngineOptions = field(default_factory=EngineOptions)
     max_population: int | None = None
     on_population: Callable[[int], None] | None = None  # told the size of each population it trains
-    on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations}, "failed" {node, error}
+    on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations, names}, "failed" {node, error}
     _data: dict[tuple[DataHparams, str], Dataset] = field(default_factory=dict)
 
     # -- data, loaded once per executor
@@ -69,7 +69,8 @@ class Executor(abc.ABC):
             if not ready:
                 break
             groups = self.populations(ready)
-            self._emit("wave", ready=len(ready), populations=[len(g) for g in groups])
+            self._emit("wave", ready=len(ready), populations=[len(g) for g in groups],
+                       names=[[n.name for n in g] for g in groups])
             failed.update(self.train_populations(groups))
         state = self.states(graph, failed)
         return [self.record(n, state[n.path], failed.get(n.path)) for n in nodes]
