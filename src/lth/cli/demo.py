@@ -23,7 +23,7 @@ HELP = "a small IMP experiment with the reinit and random-mask branches, and its
 
 BRANCHES = ("reinit", "random-mask")
 # preset, levels, replicates, training steps: sized for about a minute on 2 CPU cores (timed in the README)
-DIGITS = ("digits_mlp", 8, 2, "4ep")
+DIGITS = ("digits_mlp", 12, 3, "10ep")
 MNIST = ("lenet_300_100", 5, 1, "1ep")
 
 
@@ -32,9 +32,9 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     p.add_argument("--root", default=os.environ.get("LTH_ROOT", DEFAULT_ROOT), help="store directory")
     p.add_argument("--data-dir", default=None,
                    help="a data root holding MNIST: run LeNet-300-100 on MNIST instead of the bundled digits")
-    p.add_argument("--levels", default=None, help="pruning levels (default: 8 on digits, 5 on MNIST)")
-    p.add_argument("--replicates", default=None, help="replicates (default: 2 on digits, 1 on MNIST)")
-    p.add_argument("--training-steps", default=None, help="training steps per level (default: 4ep digits, 1ep MNIST)")
+    p.add_argument("--levels", default=None, help="pruning levels (default: 12 on digits, 5 on MNIST)")
+    p.add_argument("--replicates", default=None, help="replicates (default: 3 on digits, 1 on MNIST)")
+    p.add_argument("--training-steps", default=None, help="training steps per level (default: 10ep digits, 1ep MNIST)")
     p.add_argument("--json", action="store_true", help="print the records and the report path as JSON")
 
 
