@@ -274,7 +274,6 @@ class Progress:
         self.started = time.perf_counter()
         self._first_done: int | None = None
         self._queued: list[list[str]] = []  # run names of the populations of the current wave, in order
-        self._current = ""
 
     def __enter__(self) -> Progress:
         self.bar.__enter__()
@@ -293,7 +292,6 @@ class Progress:
         names = self._queued.pop(0) if self._queued else []
         if len(names) != size:  # another process trained some members meanwhile: the names no longer match
             names = []
-        self._current = _names(names, 2) if names else ""
         self.console.print(f"training a population of {size} run{'s' if size > 1 else ''}"
                            + (f": {_names(names)}" if names else ""), highlight=False, soft_wrap=True)
         if self.task is not None:
@@ -333,9 +331,7 @@ class Progress:
             mean = f"{sum(accs) / len(accs):.4f}" if accs else "n/a"
             if self.task is None:
                 self.task = self.bar.add_task("iterations", total=info["total"])
-            who = f"{self._current} " if self._current else ""
-            self.bar.update(self.task, completed=info["iteration"],
-                            description=f"{who}iterations (test acc {mean})")
+            self.bar.update(self.task, completed=info["iteration"], description=f"iterations (test acc {mean})")
             spread = f" (min {min(accs):.4f}, max {max(accs):.4f})" if len(accs) > 1 else ""
             self._line(f"  iteration {info['iteration']} of {info['total']}: test accuracy {mean}{spread}"
                        + (f" [{len(accs)} runs]" if len(accs) > 1 else ""))
