@@ -34,7 +34,7 @@ def _help() -> str:
     return f"an ablation of a trunk's tickets: {', '.join(BRANCHES)}"
 
 
-HELP = ""  # filled from the registry at parser build time
+HELP = "an ablation of an existing trunk's tickets at chosen levels (reinit, random-mask, ...)"
 
 
 def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name: str | None) -> None:
