@@ -15,7 +15,7 @@ $(BIN)/lth:
 venv: $(BIN)/lth
 
 demo: $(BIN)/lth
-	$(BIN)/lth train --preset digits_mlp --root runs
+	$(BIN)/lth demo --root runs/demo
 
 test: $(BIN)/lth
 	$(BIN)/ruff check src tests bench

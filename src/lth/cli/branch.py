@@ -12,6 +12,7 @@ from lth.cli.common import (
     add_pruning_flags,
     add_runtime_flags,
     add_spec_flags,
+    check_fits,
     emit_json,
     executor_from_args,
     report_divergence,
@@ -33,7 +34,7 @@ def _help() -> str:
     return f"an ablation of a trunk's tickets: {', '.join(BRANCHES)}"
 
 
-HELP = ""  # filled from the registry at parser build time
+HELP = "an ablation of an existing trunk's tickets at chosen levels (reinit, random-mask, ...)"
 
 
 def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name: str | None) -> None:
@@ -52,29 +53,25 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     p.add_argument("--strict", action="store_true", help="exit 1 when any run diverged")
 
 
-def trunk_command(argv: list[str]) -> str:
-    """The `lth lottery` command that makes the trunk a `lth branch` command points at."""
-    out, skip_values = ["lth", "lottery"], False
-    i = 2  # drop "branch NAME"
-    while i < len(argv):
-        a = argv[i]
-        if a in ("--levels", "--branch-seed", "--mask-mode"):
-            i += 2
-            continue
-        if a in ("--set",):
-            skip_values = True
-            i += 1
-            continue
+def trunk_command(argv: list[str], highest: int | None = None) -> str:
+    """The `lth lottery` command that makes the trunk a `lth branch` command points at (up to level
+    ``highest``): the branch's own flags (its name, levels, options, ``--json``, ``--strict``) dropped."""
+    import dataclasses
+
+    own = {f"--{f.name.replace('_', '-')}" for c in branch_option_fields() for f in dataclasses.fields(c)}
+    own |= {"--levels", "--json", "--strict"}
+    out, skipping = ["lth", "lottery"], False
+    for a in argv[2:]:  # drop "branch NAME"
         if a.startswith("--"):
-            skip_values = False
-        if not skip_values and a != "--json":
+            skipping = a.split("=", 1)[0] in own
+        if not skipping:
             out.append(a)
-        i += 1
-    return " ".join(out + ["--levels", "<highest level>"])
+    return " ".join(out + ["--levels", "<highest level>" if highest is None else str(highest)])
 
 
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Check the trunk's levels exist, plan the branch's nodes, train what is missing, print the records."""
+    args._argv = argv  # flags as typed, so errors name them so (--strategy)
     from lth.lottery import parse_levels
     from lth.lottery.plan import LotteryPlan
     from lth.lottery.trunk import require_level
@@ -84,17 +81,19 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     options = branches_from_args(args, [args.name])
     levels = parse_levels(args.levels)
     trunks = trunks_from_args(args, base)
+    check_fits(args, trunks[0].spec, args.replicates * len(levels))
     plan = LotteryPlan(trunks, max(levels), args.replicates, options, levels, data_dir=args.data_dir)
+    nodes = plan.branch_nodes()  # the branch's options are checked here, before the trunk is looked for
     for r in range(args.replicates):
         for level in levels:
-            require_level(trunks[0], r, level, trunk_command(argv))
+            require_level(trunks[0], r, level, trunk_command(argv, max(levels)))
     with Progress() as progress:
-        results = executor_from_args(args, progress).run(plan.branch_nodes())
+        results = executor_from_args(args, progress).run(nodes)
     by_path = {res["path"]: res for res in results}
     from lth.lottery.branches import branch_record
 
     records: list[dict[str, Any]] = [branch_record(n, by_path[str(n.path)], plan._rewind_it(n))
-                                     for n in plan.branch_nodes()]
+                                     for n in nodes]
     code = report_divergence(records, args.strict)
     if args.json:
         emit_json({"runs": records})

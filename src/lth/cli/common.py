@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any, NoReturn
 
 from lth.errors import UserError
@@ -87,7 +88,8 @@ def pruning_from_args(args: argparse.Namespace) -> Any:
     try:
         hp.validate()
     except UserError as e:  # name the flag as the user typed it
-        if "--pruning-strategy" in str(e) and "--strategy" in sys.argv + getattr(args, "_argv", []):
+        typed = [a.split("=", 1)[0] for a in sys.argv + getattr(args, "_argv", [])]
+        if "--pruning-strategy" in str(e) and "--strategy" in typed:
             raise UserError(str(e).replace("--pruning-strategy", "--strategy")) from None
         raise
     return hp
@@ -286,8 +288,6 @@ def check_device(text: str) -> Any:
 
 def check_root(text: str) -> None:
     """``--root``: a directory (or a path one can be made at) that is writable."""
-    from pathlib import Path
-
     p = Path(text).expanduser()
     if p.exists() and not p.is_dir():
         raise UserError(f"--root {text!r}: is a file, expected a directory for the store")
@@ -298,10 +298,46 @@ def check_root(text: str) -> None:
         raise UserError(f"--root {text!r}: {q} is not writable; choose a directory you can write to")
 
 
+def check_fits(args: argparse.Namespace, spec: TrainSpec, runs: int, flag: str = "--replicates",
+               value: object = None) -> None:
+    """Before anything is planned: UserError when one network of ``spec`` cannot train on the device (naming
+    ``--width``, or ``--model`` when the width is the preset's), or ``runs`` runs cannot be planned in memory or
+    stored under ``--root`` (naming ``flag`` and ``value``, by default ``--replicates``). The parameter count is
+    extrapolated, so a huge ``--width`` is refused without building the network."""
+    import torch
+
+    from lth.data.describe import describe
+    from lth.executor.capacity import check_capacity, check_member, count_params
+
+    m = spec.model
+    width_given = "width" in vars(args)
+    if width_given and not (m.width > 0 and m.width < float("inf")):
+        raise UserError(f"--width {m.width}: expected a positive finite number")
+    info = describe(spec.data, args.data_dir)
+    params = count_params(m.model, m.norm, m.width, info.example_shape, info.num_classes)
+    device = check_device(args.device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if width_given:
+        check_member("--width", vars(args)["width"], params, device)
+    else:
+        check_member("--model", m.model, params, device)
+    check_capacity(flag, args.replicates if value is None else value, runs, params, Path(args.root), device)
+
+
 # ------------------------------------------------------------------------------------------------ output
+def _names(names: list[str], most: int = 4) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
 class Progress:
-    """Progress on stderr: a rich bar on a terminal (runs done of total, the current population's iterations),
-    plain informative lines otherwise."""
+    """Progress on stderr. On a terminal: one rich view of the command (runs done of total, elapsed, ETA) and the
+    current population's iterations with its mean test accuracy. Otherwise plain lines: what the graph holds,
+    each population (size and run names, e.g. ``lottery_x/replicate_0/level_3``), each evaluation (iteration
+    of total, test accuracy mean/min/max) and runs done of total with elapsed time and ETA after each wave."""
 
     def __init__(self, quiet: bool = False) -> None:
         from rich.console import Console
@@ -310,6 +346,7 @@ class Progress:
 
         self.console = Console(stderr=True)
         self.tty = self.console.is_terminal and not quiet
+        self.quiet = quiet
         self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True,
                                 disable=not self.tty)
@@ -317,6 +354,8 @@ class Progress:
         self.runs_task: Any = None
         self.populations: list[int] = []
         self.started = time.perf_counter()
+        self._first_done: int | None = None
+        self._queued: list[list[str]] = []  # run names of the populations of the current wave, in order
 
     def __enter__(self) -> Progress:
         self.bar.__enter__()
@@ -325,32 +364,59 @@ class Progress:
     def __exit__(self, *exc: Any) -> None:
         self.bar.__exit__(*exc)
 
+    def _line(self, text: str) -> None:
+        if not self.tty and not self.quiet:
+            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+
     def population(self, size: int) -> None:
         """A population starts training."""
         self.populations.append(size)
-        self.console.print(f"training a population of {size} run{'s' if size > 1 else ''}")
+        names = self._queued.pop(0) if self._queued else []
+        if len(names) != size:  # another process trained some members meanwhile: the names no longer match
+            names = []
+        self.console.print(f"training a population of {size} run{'s' if size > 1 else ''}"
+                           + (f": {_names(names)}" if names else ""), highlight=False, soft_wrap=True)
         if self.task is not None:
             self.bar.remove_task(self.task)
         self.task = None
 
+    def eta(self, done: int, total: int) -> float | None:
+        """Seconds left at the pace of the runs this command trained so far (None before the first)."""
+        if self._first_done is None or done <= self._first_done:
+            return None
+        return (time.perf_counter() - self.started) / (done - self._first_done) * (total - done)
+
     def graph_event(self, event: str, info: dict[str, Any]) -> None:
-        """Progress over the whole graph."""
+        """Progress over the whole graph (the executor's ``on_event``)."""
         if event == "graph":
+            done, total = info["done"], info["total"]
+            if self._first_done is None:
+                self._first_done = done
+                if done < total:
+                    self._line(f"{total} run{'s' if total > 1 else ''} in this command: {done} already trained, "
+                               f"{total - done} to train")
+            elif done < total:
+                eta = self.eta(done, total)
+                self._line(f"runs done: {done} of {total}; elapsed {_duration(time.perf_counter() - self.started)}"
+                           + (f", about {_duration(eta)} left" if eta is not None else ""))
             if self.runs_task is None:
-                self.runs_task = self.bar.add_task("runs", total=info["total"])
-            self.bar.update(self.runs_task, completed=info["done"],
-                            description=f"runs ({time.perf_counter() - self.started:.0f} s)")
-            if not self.tty and info["done"] < info["total"]:
-                self.console.print(f"runs done: {info['done']} of {info['total']}")
+                self.runs_task = self.bar.add_task("runs", total=total)
+            self.bar.update(self.runs_task, completed=done, total=total)
+        elif event == "wave":
+            names = info.get("names") or []
+            self._queued = [list(g) for g in names]
 
     def callback(self, event: str, info: dict[str, Any]) -> None:
         """Engine events: evaluations and divergence."""
         if event == "eval":
-            accs = [r["test_accuracy"] for r in info["rows"].values()]
+            accs = [r["test_accuracy"] for r in info["rows"].values() if r.get("test_accuracy") is not None]
             mean = f"{sum(accs) / len(accs):.4f}" if accs else "n/a"
             if self.task is None:
                 self.task = self.bar.add_task("iterations", total=info["total"])
             self.bar.update(self.task, completed=info["iteration"], description=f"iterations (test acc {mean})")
+            spread = f" (min {min(accs):.4f}, max {max(accs):.4f})" if len(accs) > 1 else ""
+            self._line(f"  iteration {info['iteration']} of {info['total']}: test accuracy {mean}{spread}"
+                       + (f" [{len(accs)} runs]" if len(accs) > 1 else ""))
         elif event == "diverged":
             self.console.print(f"[red]diverged[/red] at iteration {info['iteration']}: {info['job'].run_dir}")
 

@@ -16,6 +16,7 @@ from lth.cli.common import (
     add_pruning_flags,
     add_runtime_flags,
     add_spec_flags,
+    check_fits,
     dataclass_from_args,
     emit_json,
     executor_from_args,
@@ -101,15 +102,20 @@ def branches_from_args(args: argparse.Namespace, names: list[str]) -> dict[str, 
 
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Plan the trunk (and branches) as one graph, train what is missing, print the records."""
+    args._argv = argv  # flags as typed, so errors name them so (--strategy)
     from lth.lottery import parse_levels
     from lth.lottery.plan import LotteryPlan
 
     levels = whole_number(args.levels, 0, "--levels")
     branches = branches_from_args(args, args.branches)
     branch_levels = parse_levels(args.branch_levels) if args.branch_levels else None
+    trunks = trunks_from_args(args, base)
+    n_branch_levels = len(branch_levels) if branch_levels else levels
+    per_replicate = len({t.digest for t in trunks}) * (levels + 1 + len(branches) * n_branch_levels)
+    check_fits(args, trunks[0].spec, args.replicates * per_replicate,
+               *(("--replicates", args.replicates) if args.replicates >= levels else ("--levels", levels)))
     with Progress() as progress:
-        plan = LotteryPlan(trunks_from_args(args, base), levels, args.replicates, branches, branch_levels,
-                           data_dir=args.data_dir)
+        plan = LotteryPlan(trunks, levels, args.replicates, branches, branch_levels, data_dir=args.data_dir)
         results = executor_from_args(args, progress).run(plan.nodes())
     records = plan.records(results)
     code = report_divergence(records["runs"] + records["branches"], args.strict)

@@ -12,6 +12,7 @@ from lth.cli.common import (
     add_preset_flag,
     add_runtime_flags,
     add_spec_flags,
+    check_fits,
     emit_json,
     executor_from_args,
     report_divergence,
@@ -38,6 +39,7 @@ def plan(args: argparse.Namespace, base: TrainSpec) -> list[Any]:
     from lth.store import run_path
 
     spec = spec_from_args(args, base)
+    check_fits(args, spec, args.replicates)
     digest = spec_hash(spec)
     return [Node(spec, r, run_path(Path(args.root), "train", digest, r), keep=save_steps(args),
                  meta={"preset": args.preset, "kind": "train"}) for r in range(args.replicates)]
@@ -45,11 +47,12 @@ def plan(args: argparse.Namespace, base: TrainSpec) -> list[Any]:
 
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Train what is missing; print the records."""
+    from lth.executor.base import missing_states
     from lth.store import RunDir
 
     nodes = plan(args, base)
     with Progress() as progress:
-        if all(RunDir(n.path).done is not None for n in nodes):
+        if all(RunDir(n.path).done is not None and not missing_states(n) for n in nodes):
             progress.console.print(f"already trained: nothing to do; results in {nodes[0].path.parent}")
         records = executor_from_args(args, progress).run(nodes)
         if progress.populations:

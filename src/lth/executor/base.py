@@ -12,6 +12,7 @@ process: each population locks its members' directories); a node whose parent di
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ class Executor:
     options: EngineOptions = field(default_factory=EngineOptions)
     max_population: int | None = None
     on_population: Callable[[int], None] | None = None  # told the size of each population it trains
-    on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations}, "failed" {node, error}
+    on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations, names}, "failed" {node, error}
     _data: dict[tuple[DataHparams, str], Dataset] = field(default_factory=dict, repr=False)
     _pending: list[list[Node]] = field(default_factory=list, repr=False)  # submitted, not yet trained
 
@@ -66,6 +67,7 @@ class Executor:
         for n in graph:  # a finished run with a damaged file is trained again (the file is named on stderr)
             if (n.path / "done.json").exists() and RunDir(n.path).damaged():
                 discard_damaged(RunDir(n.path))
+        self.replay(graph)
         failed: dict[Path, str] = {}
         flying: set[Path] = set()
         with self.session():
@@ -76,7 +78,8 @@ class Executor:
                 ready = [n for n in graph if state[n.path] == "ready" and n.path not in flying]
                 if ready:
                     groups = self.populations(ready)
-                    self._emit("wave", ready=len(ready), populations=[len(g) for g in groups])
+                    self._emit("wave", ready=len(ready), populations=[len(g) for g in groups],
+                               names=[[n.name for n in g] for g in groups])
                     self.submit(groups)
                     flying.update(n.path for g in groups for n in g)
                 if not flying:
@@ -124,6 +127,38 @@ class Executor:
             return []
         errors = self.train_populations(groups)
         return [(g, {n.path: errors[n.path] for n in g if n.path in errors}) for g in groups]
+
+    def replay(self, graph: list[Node]) -> None:
+        """Finished runs asked for states they did not keep (``node.keep``, e.g. ``--save-states`` added after
+        the run) get them by deterministic replay: the node trains again in ``<run>/.replay/`` with the extra
+        states, the missing ones are copied into ``<run>/states/`` (and ``states/index.json``), and the replay
+        directory is deleted. Parents replay before children; said on stderr."""
+        import shutil
+        import sys
+
+        pending = {n.path: n for n in graph if RunDir(n.path).complete() and missing_states(n)}
+        while pending:
+            wave = [n for n in pending.values() if not any(p.path in pending for p in n.parents())]
+            for n in wave:
+                print(f"lth: {n.path} is trained but lacks the states {', '.join(missing_states(n))}: replaying it "
+                      f"to keep them", file=sys.stderr)
+            replays = [dataclasses.replace(n, path=n.path / REPLAY) for n in wave]
+            failed = self.train_populations(self.populations(replays))
+            for n in wave:
+                del pending[n.path]
+                if n.path / REPLAY in failed:
+                    raise RuntimeError(f"replaying {n.path} failed: {failed[n.path / REPLAY]}")
+                run, src = RunDir(n.path), RunDir(n.path / REPLAY)
+                with run.lock():
+                    index = src.state_iterations()
+                    for name in missing_states(n):
+                        run.save_state(name, src.load_tensors(f"states/{name}.pt"), index.get(name))
+                    old, new = run.load_tensors("states/final.pt"), src.load_tensors("states/final.pt")
+                    same = old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
+                shutil.rmtree(n.path / REPLAY)
+                if not same:
+                    print(f"lth: warning: the replay of {n.path} ended at other final weights than the stored run "
+                          f"(float rounding on this device): its replayed states are approximate", file=sys.stderr)
 
     def states(self, graph: list[Node], failed: dict[Path, str]) -> dict[Path, str]:
         """complete | diverged | failed | blocked (an ancestor diverged or failed) | ready | waiting."""
@@ -191,6 +226,15 @@ class Executor:
     def _emit(self, event: str, **info: Any) -> None:
         if self.on_event is not None:
             self.on_event(event, info)
+
+
+REPLAY = ".replay"  # where a finished run is trained again to keep states it lacks
+
+
+def missing_states(node: Node) -> list[str]:
+    """The states ``node`` asks to keep that its run directory does not hold."""
+    have = RunDir(node.path).states()
+    return [name for name, _ in node.keep if name not in have]
 
 
 def default_population(spec: TrainSpec, data: Dataset, device: torch.device) -> int:

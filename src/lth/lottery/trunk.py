@@ -10,6 +10,7 @@ k > 0: rewinding). Every level is a node; the executor trains the levels of all 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,13 +153,91 @@ def existing_levels(trunk: Trunk, replicate: int) -> list[int]:
     return sorted(out)
 
 
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _trunk_fields(spec: TrainSpec, pruning: PruneHparams, rewind: Step) -> dict[str, Any]:
+    """Every hyperparameter of a trunk that its hash covers, flat: ``{"train.lr": 0.003, "pruning.seed": 0,
+    "rewind": "0it"}``."""
+    return {**_flat(to_dict(spec)), **_flat(to_dict(pruning), "pruning."), "rewind": str(rewind)}
+
+
+def _flag(key: str) -> str:
+    """The CLI flag of a flat trunk field (``train.training_steps`` -> ``--training-steps``)."""
+    from lth.prune import flag
+
+    group, _, name = key.rpartition(".")
+    if group == "pruning":
+        return flag(name)
+    return f"--{name.replace('_', '-')}"
+
+
+def _show(v: Any) -> str:
+    return " ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def other_trunks(trunk: Trunk) -> list[tuple[Path, dict[str, tuple[Any, Any]]]]:
+    """The trunks stored beside ``trunk`` (same root) of the same preset (or, without one, the same model and
+    dataset), nearest first, each with ``{field: (theirs, yours)}`` for the fields that differ."""
+    mine = _trunk_fields(trunk.spec, trunk.pruning, trunk.rewind)
+    out = []
+    for d in sorted(trunk.root.glob("lottery_*")):
+        if d == trunk.level_dir(0, 0).parent.parent:
+            continue
+        spec_file = next(iter(sorted(d.glob("replicate_*/level_0/spec.json"))), None)
+        if spec_file is None:
+            continue
+        try:
+            stored = json.loads(spec_file.read_text())
+            theirs = _trunk_fields(from_dict(TrainSpec, stored), from_dict(PruneHparams, stored.get("pruning", {})),
+                                   Step.parse(stored.get("rewind", "0it")))
+        except (ValueError, TypeError, UserError, OSError):
+            continue  # a damaged or foreign spec.json: not a trunk one could mean
+        if trunk.preset and stored.get("preset") not in (trunk.preset, "", None):
+            continue
+        if not trunk.preset and (theirs["model.model"], theirs["data.dataset"]) != (mine["model.model"],
+                                                                                   mine["data.dataset"]):
+            continue
+        diff = {k: (theirs[k], mine.get(k)) for k in theirs if theirs[k] != mine.get(k)}
+        out.append((d, diff))
+    return sorted(out, key=lambda t: len(t[1]))
+
+
+def describe_other_trunks(trunk: Trunk) -> str:
+    """What to say when ``trunk`` does not exist but others of its preset do (empty when there are none): the
+    nearest one, what differs, and the flags that select it."""
+    others = other_trunks(trunk)
+    if not others:
+        return ""
+    path, diff = others[0]
+    what = f"preset {trunk.preset}" if trunk.preset else f"model {trunk.spec.model.model}"
+    shown = ", ".join(f"{k.rpartition('.')[2]}={_show(a)} (yours: {_show(b)})" for k, (a, b) in diff.items())
+    add = " ".join(f"{_flag(k)} {_show(a)}" for k, (a, _) in diff.items())
+    more = f"; {len(others) - 1} other trunk(s) of {what} differ more" if len(others) > 1 else ""
+    return f"a trunk of {what} exists with {shown} ({path.name}): add {add} to use it{more}"
+
+
 def require_level(trunk: Trunk, replicate: int, level: int, command: str) -> None:
-    """UserError naming the `lth lottery` command that would make a missing trunk level."""
+    """UserError naming what to do about a missing trunk level: when the trunk does not exist but trunks of its
+    preset with other hyperparameters do, what differs and the flags that select the nearest one (never a
+    command that would start a different experiment); otherwise the `lth lottery` command that makes it."""
     status = (RunDir(trunk.level_dir(replicate, level)).done or {}).get("status")
     if status == "diverged":
         raise UserError(f"level {level} of the trunk (replicate {replicate}) diverged: it has no ticket to branch from")
     if status != "complete":
         have = existing_levels(trunk, replicate)
+        if not have and not trunk.level_dir(0, 0).parent.parent.exists():
+            near = describe_other_trunks(trunk)
+            if near:
+                raise UserError(f"no trunk with these hyperparameters under {trunk.root}: {near}; or train a new "
+                                f"trunk with your values: `{command}`")
         where = f"it has levels {have[0]}-{have[-1]}" if have else "it does not exist yet"
         raise UserError(f"level {level} of the trunk (replicate {replicate}) is not trained: {where}; "
                         f"run `{command}` first")

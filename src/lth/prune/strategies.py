@@ -401,15 +401,36 @@ def prune_to_density(weights: Mapping[str, Tensor], hp: PruneHparams, kinds: Map
     return STRATEGIES[hp.strategy](weights, mask, one_shot, kinds)
 
 
+_WARNED_OUTPUT: set[str] = set()  # model classes already warned about (once per process)
+
+
 def kinds_of(model: torch.nn.Module) -> dict[str, str]:
     """``{prunable name: kind}`` of a :class:`~lth.models.PopModel`: ``output`` for ``model.output_layer``,
     ``conv`` for convolution weights (5-d with the member dimension), ``fc`` otherwise. A model that knows its
-    layers' types (one converted from a plain module, with Conv1d layers) says so by ``prunable_kinds()``."""
+    layers' types (one converted from a plain module, with Conv1d layers) says so by ``prunable_kinds()``.
+
+    A model that does not say which layer is its output layer (``output_layer == ""``) gets its last prunable
+    layer taken as the output layer (pruned at the output rate: Frankle & Carbin, ICLR 2019, prune LeNet's output
+    layer at half the rate of its other fc layers), with one warning on stderr per model class saying how to set
+    it.
+    """
     if hasattr(model, "prunable_kinds"):
         return dict(model.prunable_kinds())
+    names = list(model.prunable())
+    output = getattr(model, "output_layer", "")
+    if not output and names:
+        output = names[-1]
+        cls = type(model).__name__
+        if cls not in _WARNED_OUTPUT:
+            _WARNED_OUTPUT.add(cls)
+            import sys
+
+            print(f"lth: warning: model {cls} does not name its output layer; taking the last prunable layer "
+                  f"{output!r} as the output layer (set self.output_layer = '<weight name>' in its __init__)",
+                  file=sys.stderr)
     out = {}
-    for name in model.prunable():
-        if name == model.output_layer:
+    for name in names:
+        if name == output:
             out[name] = "output"
         else:
             out[name] = "conv" if model.get_parameter(name).dim() == 5 else "fc"

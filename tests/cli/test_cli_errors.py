@@ -1,0 +1,83 @@
+"""A newcomer's mistakes, from the command line: exit code 2, one line on stderr naming the flag and the value,
+nothing written under --root; and the few things that must not be errors (``--version``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lth.cli import main
+from lth.executor import capacity
+
+
+def lth(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """Run `lth` in-process; (exit code, stdout, stderr)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse's --version exits
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+CASES = [  # argv (``--root ROOT`` is added), what the one line must name
+    (["train", "--preset", "digits_mlp", "--device", "cuda7"], ["--device", "cuda7"]),
+    (["train", "--preset", "digits_mlp", "--checkpoint-every", "0it"], ["--checkpoint-every", "0it"]),
+    (["train", "--preset", "digits_mlp", "--training-steps", "-3it"], ["--training-steps", "-3it"]),
+    (["train", "--preset", "digits_mlp", "--replicates", "-1"], ["--replicates", "-1"]),
+    (["train", "--preset", "digits_mlp", "--max-population", "0"], ["--max-population", "0"]),
+    (["lottery", "--preset", "digits_mlp", "--levels", "1", "--strategy", "globl"], ["--strategy", "globl"]),
+    (["lottery", "--preset", "digits_mlp", "--levels", "-2"], ["--levels", "-2"]),
+    (["train", "--preset", "digits_mlp", "--replicates", "100000000"], ["--replicates", "100000000", "memory"]),
+    (["lottery", "--preset", "digits_mlp", "--levels", "2", "--replicates", "100000000"],
+     ["--replicates", "100000000"]),
+    (["lottery", "--preset", "digits_mlp", "--levels", "100000000"], ["--levels", "100000000"]),
+    (["branch", "reinit", "--preset", "digits_mlp", "--levels", "1", "--replicates", "100000000"],
+     ["--replicates", "100000000"]),
+    (["train", "--preset", "digits_mlp", "--width", "1e9"], ["--width", "1e9", "parameters"]),
+    (["lottery", "--preset", "lenet_300_100", "--levels", "1", "--width", "1e6"], ["--width", "1e6"]),
+    (["train", "--preset", "digits_mlp", "--width", "inf"], ["--width", "inf"]),
+    (["branch", "retrain", "--preset", "digits_mlp", "--levels", "1", "--set", "model=fc_300_100"],
+     ["--set", "model=fc_300_100"]),
+]
+
+
+@pytest.mark.parametrize(("argv", "named"), CASES, ids=[" ".join(a[2:] if a[0] == "branch" else a[1:])
+                                                         for a, _ in CASES])
+def test_bad_input_one_line_exit_2_nothing_written(capsys: pytest.CaptureFixture, tmp_path, argv, named) -> None:
+    root = tmp_path / "store"
+    code, out, err = lth(capsys, *argv, "--root", str(root))
+    assert code == 2, err
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("lth: error: ")
+    for word in named:
+        assert word in lines[0], lines[0]
+    assert not root.exists()
+
+
+def test_results_root_typo(capsys: pytest.CaptureFixture, tmp_path) -> None:
+    code, out, err = lth(capsys, "results", "--root", str(tmp_path / "typo"))
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "--root" in err and "typo" in err
+    assert not (tmp_path / "typo").exists()
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = lth(capsys, "--version")
+    assert code == 0
+    assert out.startswith("lth ")
+
+
+def test_disk_too_small_names_the_flag_before_planning(capsys: pytest.CaptureFixture, tmp_path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # digits_mlp has 6570 parameters: 3 runs store 3 x 3 states x 6570 x 4 bytes = 236,520 bytes
+    monkeypatch.setattr(capacity, "disk_free", lambda root: 200_000)
+    code, _, err = lth(capsys, "train", "--preset", "digits_mlp", "--replicates", "3", "--root", str(tmp_path / "s"))
+    assert code == 2
+    assert "--replicates 3" in err and "231 KB" in err and "free" in err
+    assert not (tmp_path / "s").exists()
+    monkeypatch.setattr(capacity, "disk_free", lambda root: 240_000)
+    code, _, err = lth(capsys, "train", "--preset", "digits_mlp", "--replicates", "3", "--training-steps", "1it",
+                       "--root", str(tmp_path / "s"))
+    assert code == 0, err

@@ -1,0 +1,29 @@
+"""The divergence summary and its exit codes (CONTRACT: 1 when every run diverged, or any with --strict)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lth.cli import main
+from lth.cli.common import report_divergence
+
+
+def test_report_divergence_exit_codes(capsys: pytest.CaptureFixture) -> None:
+    ok, bad = {"status": "complete", "path": "/r/a"}, {"status": "diverged", "path": "/r/b"}
+    assert report_divergence([ok, ok]) == 0 and capsys.readouterr().err == ""
+    assert report_divergence([ok, bad]) == 0
+    assert capsys.readouterr().err.strip() == "lth: 1 of 2 runs diverged: /r/b"
+    assert report_divergence([ok, bad], strict=True) == 1
+    assert report_divergence([bad, bad]) == 1
+    assert report_divergence([ok, {"status": "failed", "path": "/r/c", "error": "boom"}]) == 1
+    assert "lth: failed: /r/c: boom" in capsys.readouterr().err
+
+
+def test_every_run_diverged_exits_1_with_one_summary(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code = main(["train", "--preset", "digits_mlp", "--lr", "1e30", "--optimizer", "sgd", "--norm", "none",
+                 "--training-steps", "1ep", "--replicates", "2", "--root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("lth: 2 of 2 runs diverged:") == 1
