@@ -63,7 +63,8 @@ def test_end_points_are_the_copies_own_errors(trained):
                                   data.test_y, example_shape=data.example_shape, num_classes=data.num_classes)
             assert e["test_error"][end] == pytest.approx(float(own["error"][0]), abs=1e-12)
             assert e["test_error"][end] == pytest.approx(1 - run.done["final_test_accuracy"], abs=1e-6)
-        assert e["test_instability"] == pytest.approx(max(e["test_error"]) - (e["test_error"][0] + e["test_error"][-1]) / 2)
+        err = e["test_error"]
+        assert e["test_instability"] == pytest.approx(max(err) - (err[0] + err[-1]) / 2)
         assert 0.0 <= e["test_instability"] <= 1.0 and 0.0 <= e["train_instability"] <= 1.0
         assert e["train_examples"] == 500
         rec = record(exp, lv, r, pair, e)
