@@ -98,3 +98,26 @@ def test_summary_first_stable_and_matching():
     assert s["first_stable"] == "100it" and s["first_stable_and_matching"] == "500it"
     (s,) = summary(recs, dense_accuracy=None)
     assert s["first_stable_and_matching"] is None
+
+
+def test_batchnorm_paths_recompute_statistics_on_the_training_subset(tmp_path):
+    spec = api.spec("digits_mlp", model="resnet_8", norm="batchnorm", training_steps="10it", eval_every="10it")
+    trunk = Trunk(spec, PruneHparams(**get_preset("digits_mlp").pruning), Step(0, "it"), tmp_path,  # type: ignore[arg-type]
+                  "digits_mlp")
+    plan = StabilityPlan([trunk], ["dense"], [0], trajectory_points=0)
+    ex = api.executor(device="cpu")
+    ex.run(plan.copy_nodes())
+    data = ex.dataset(spec.data)
+    (item,) = plan.pairs()
+    (e,) = evaluate_pairs([item], data, alphas=[0.0, 1.0], train_examples=256)
+    from lth.stability.analysis import BN_BATCH_SIZE, BN_BATCHES, train_subset
+
+    tx, _ = train_subset(data, 256)
+    exp, lv, r, (c1, _) = item
+    state = RunDir(exp.copy_dir(r, lv, c1)).load_tensors("states/final.pt")
+    kw = dict(example_shape=data.example_shape, num_classes=data.num_classes)
+    direct = evaluate_states(spec.model, [state], data.test_x, data.test_y, bn_data=tx, bn_batches=BN_BATCHES,
+                             bn_batch_size=BN_BATCH_SIZE, **kw)
+    assert e["test_loss"][0] == pytest.approx(float(direct["loss"][0]), rel=1e-6)
+    stored = evaluate_states(spec.model, [state], data.test_x, data.test_y, **kw)  # the trained running stats
+    assert float(stored["loss"][0]) != pytest.approx(e["test_loss"][0], rel=1e-6)
