@@ -13,7 +13,7 @@ import sys
 import traceback
 from types import ModuleType
 
-from lth.cli import branch, demo, lottery, presets, report, results, train
+from lth.cli import branch, demo, landscape, lottery, presets, report, results, stability, train
 from lth.cli.common import Parser
 from lth.errors import UserError, write_error_log
 from lth.spec import TrainSpec
@@ -25,6 +25,8 @@ COMMANDS: dict[str, ModuleType] = {
     "presets": presets,
     "results": results,
     "report": report,
+    "stability": stability,
+    "landscape": landscape,
     "demo": demo,
 }
 

@@ -618,6 +618,9 @@ def build_report(root: Path, out: Path | None = None) -> Report:
             _verdicts(page, s, acc, runs, prefix, root)
             _weights(page, s, preset, prefix)
         _train_section(page, runs, metrics)
+        from lth.report.lmc import stability_section
+
+        stability_section(page, root)
     doc = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>lth report</title>"
            f"<style>{_CSS}</style></head><body>\n" + "\n".join(page.parts) + "\n</body></html>\n")
     atomic_write_bytes(report.index, doc.encode("utf-8"))

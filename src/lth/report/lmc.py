@@ -1,0 +1,176 @@
+"""The report's instability-analysis section (Frankle, Dziugaite, Roy & Carbin, ICML 2020), drawn from what
+``lth stability`` and ``lth landscape`` stored (:func:`lth.stability.analysis.stability_frame`):
+
+- error along the path (test and train; mean over pairs and replicates with a min-max band) per subnetwork,
+  one line per rewind step k and sparsity (the paper's Figs. 2 and 5);
+- test instability against k, one line per subnetwork and sparsity (Figs. 3 and 6), and the Fig. 4 control
+  (schedule restarted at 0) as its own lines;
+- the paper's Table 2 for whatever the store holds: full / IMP / random pruning / random reinit accuracies
+  (mean end-point test accuracy of the copies), delta = full - IMP, and whether IMP is matching;
+- the contour plots of every stored landscape (``lth landscape``).
+
+``page`` is the report builder's page (``h``, ``p``, ``table``, ``figure``, ``parts``, ``report``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lth.analysis.stability import MATCHING_TOLERANCE, STABLE_THRESHOLD
+from lth.report.figures import new_figure
+
+_ORDER = ("dense", "imp", "random-prune", "random-reinit")
+
+
+def _k_iterations(text: Any) -> float:
+    t = str(text)
+    return float(t[:-2]) * (1e6 if t.endswith("ep") else 1)  # epochs after iterations when units mix
+
+
+def _label(row: pd.Series | dict, with_k: bool = True) -> str:
+    parts = [f"k={row['rewind']}"] if with_k else []
+    if row["subnetwork"] != "dense":
+        parts.append(f"{100 * row['density']:.1f}% weights")
+    if row.get("schedule_from_zero"):
+        parts.append("schedule from 0")
+    if row.get("align"):
+        parts.append("aligned")
+    return ", ".join(parts) or "dense"
+
+
+def _latest_setting(df: pd.DataFrame) -> pd.DataFrame:
+    """Per pair and alignment, the setting with the most points (a store may hold several --alphas)."""
+    pts = df.groupby(["experiment", "replicate", "level", "pair", "align", "setting"])["alpha"].transform("nunique")
+    best = pts.groupby([df[c] for c in ("experiment", "replicate", "level", "pair", "align")]).transform("max")
+    return df[pts == best]
+
+
+def stability_section(page: Any, root: Path) -> None:
+    """Add the instability section to ``page`` when the store at ``root`` holds stability results."""
+    from lth.stability.analysis import stability_frame
+
+    df = stability_frame(root)
+    lands = sorted(Path(root).resolve().glob("stability_*/replicate_*/level_*/landscape_*.json"))
+    if df.empty and not lands:
+        return
+    page.h(2, "Instability analysis (lth stability)")
+    page.p("Error along the straight line between copies of a network (or subnetwork) made at step k and trained "
+           "with different SGD noise (data order, augmentation); instability = largest error on the path minus the "
+           f"mean of its end points; stable below {100 * STABLE_THRESHOLD:.0f} points (Frankle et al. 2020). "
+           "Networks with BatchNorm have their running statistics recomputed on training data at every point.")
+    if not df.empty:
+        df = _latest_setting(df)
+        _paths(page, df)
+        _versus_k(page, df)
+        _table2(page, df)
+    for f in lands:
+        _contour(page, f, root)
+
+
+def _paths(page: Any, df: pd.DataFrame) -> None:
+    for sub in [s for s in _ORDER if s in set(df["subnetwork"])]:
+        d = df[df["subnetwork"] == sub]
+        fig, axes = new_figure(ncols=2, width=11.0)
+        rows = []
+        for ax, split in zip(axes, ("test", "train"), strict=True):
+            s = d[d["split"] == split]
+            keys = ["rewind", "level", "density", "schedule_from_zero", "align"]
+            for key, g in sorted(s.groupby(keys), key=lambda kv: (_k_iterations(kv[0][0]), kv[0][1:])):
+                agg = g.groupby("alpha")["error"].agg(["mean", "min", "max", "count"]).reset_index()
+                label = _label(dict(zip(keys, key, strict=True), subnetwork=sub))
+                (line,) = ax.plot(agg["alpha"], 100 * agg["mean"], marker=".", label=label)
+                ax.fill_between(agg["alpha"], 100 * agg["min"], 100 * agg["max"], color=line.get_color(),
+                                alpha=0.2, lw=0)
+                rows.extend({"subnetwork": sub, "split": split, **dict(zip(keys, key, strict=True)), **r}
+                            for r in agg.to_dict("records"))
+            ax.set_xlabel("interpolation coefficient alpha")
+            ax.set_ylabel(f"{split} error (%)")
+            ax.set_title(f"{sub}: {split} error along the path")
+        axes[0].legend(fontsize=7)
+        page.figure(fig, f"stability_path_{sub}", f"{sub}: error along the path between two copies (mean over "
+                    "pairs and replicates, min to max)", pd.DataFrame(rows))
+
+
+def _instabilities(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per pair: its test and train instability and end-point test accuracy."""
+    keys = ["experiment", "subnetwork", "rewind", "level", "density", "replicate", "pair", "schedule_from_zero",
+            "align"]
+    out = df.pivot_table(index=keys, columns="split", values="instability", aggfunc="first").reset_index()
+    ends = df[(df["split"] == "test") & ((df["alpha"] == 0.0) | (df["alpha"] == 1.0))]
+    acc = (1 - ends.groupby(keys)["error"].mean()).rename("accuracy").reset_index()
+    return out.merge(acc, on=keys).rename(columns={"test": "test_instability", "train": "train_instability"})
+
+
+def _versus_k(page: Any, df: pd.DataFrame) -> None:
+    per = _instabilities(df)
+    keys = ["subnetwork", "level", "density", "schedule_from_zero", "align"]
+    table = per.groupby([*keys, "rewind"]).agg(
+        test_instability=("test_instability", "mean"), test_min=("test_instability", "min"),
+        test_max=("test_instability", "max"), train_instability=("train_instability", "mean"),
+        accuracy=("accuracy", "mean"), pairs=("pair", "size")).reset_index()
+    table["k_order"] = table["rewind"].map(_k_iterations)
+    table = table.sort_values([*keys, "k_order"])
+    fig, axes = new_figure(ncols=2, width=11.0)
+    for key, g in table.groupby(keys, sort=False):
+        row = dict(zip(keys, key, strict=True))
+        label = f"{row['subnetwork']}" + (f" ({_label(row, with_k=False)})" if _label(row, False) != "dense" else "")
+        x = np.arange(len(g)) if g["k_order"].max() >= 1e6 else g["k_order"]
+        (line,) = axes[0].plot(x, 100 * g["test_instability"], marker="o", label=label)
+        axes[0].fill_between(x, 100 * g["test_min"], 100 * g["test_max"], color=line.get_color(), alpha=0.2, lw=0)
+        axes[1].plot(x, 100 * g["train_instability"], marker="o", label=label, color=line.get_color())
+    for ax, split in zip(axes, ("test", "train"), strict=True):
+        ax.axhline(100 * STABLE_THRESHOLD, color="k", lw=0.8, ls="--")
+        ax.set_xlabel("rewind step k (iterations)")
+        ax.set_ylabel(f"{split} instability (percentage points)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Instability against the step k the copies are made at")
+    page.figure(fig, "stability_vs_k", "Instability against k for each subnetwork and sparsity (mean over pairs "
+                f"and replicates, min to max); dashed: the {100 * STABLE_THRESHOLD:.0f}-point threshold",
+                table.drop(columns="k_order"))
+
+
+def _table2(page: Any, df: pd.DataFrame) -> None:
+    """Frankle et al. 2020, Table 2, for every (k, level) the store holds."""
+    per = _instabilities(df)
+    per = per[~per["schedule_from_zero"].astype(bool) & ~per["align"].astype(bool)]
+    acc = per.groupby(["subnetwork", "rewind", "level"]).agg(accuracy=("accuracy", "mean"),
+                                                           density=("density", "mean")).reset_index()
+    dense = acc[acc["subnetwork"] == "dense"].set_index("rewind")["accuracy"]
+    full = float(dense.mean()) if not dense.empty else np.nan
+    rows = []
+    for (k, level), g in acc[acc["subnetwork"] != "dense"].groupby(["rewind", "level"]):
+        a = g.set_index("subnetwork")["accuracy"]
+        imp = a.get("imp", np.nan)
+        rows.append({"rewind": k, "level": level, "density": float(g["density"].iloc[0]), "full": full,
+                     "imp": imp, "random_prune": a.get("random-prune", np.nan),
+                     "random_reinit": a.get("random-reinit", np.nan), "delta": full - imp,
+                     "imp_matching": None if np.isnan(full) or np.isnan(imp)
+                     else bool(imp >= full - MATCHING_TOLERANCE - 1e-12)})
+    if not rows:
+        return
+    t = pd.DataFrame(rows)
+    t = t.assign(k_order=t["rewind"].map(_k_iterations)).sort_values(["k_order", "level"]).drop(columns="k_order")
+    page.table(t, "stability_table2", "Frankle et al. 2020, Table 2 for this store: test accuracy (fractions, mean "
+               "over copies and replicates) of the full network (dense copies, all k), IMP, random pruning and "
+               "random reinitialisation at each k and level; delta = full - IMP; matching = IMP within 0.2 points")
+
+
+def _contour(page: Any, f: Path, root: Path) -> None:
+    from lth.report.stability import plot_contour
+
+    doc = json.loads(f.read_text())
+    rel = f.relative_to(Path(root).resolve()).parts
+    name = f"landscape_{rel[0].split('_', 1)[1]}_r{rel[1].split('_')[1]}_l{rel[2].split('_')[1]}_{doc['plane']}"
+    title = f"{doc['subnetwork']}, k = {doc['rewind']}, level {doc['level']} ({doc['plane']} plane)"
+    paths = plot_contour(doc["xs"], doc["ys"], doc["test_error"], page.out, name=name, points=doc["points"],
+                         trajectories=doc["trajectories"], title=title)
+    page.report.figures.extend(p.resolve() for p in paths)
+    cap = f"Test error over the {doc['plane']} plane, {title}, with the copies' trajectories projected"
+    page.parts.append(f'<figure><img src="{name}.png" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)} '
+                      f'(<a href="{name}.svg">SVG</a>)</figcaption></figure>')

@@ -1,0 +1,201 @@
+"""Evaluate the linear paths between trained copies and store the results beside them.
+
+For every pair of copies of a cell (experiment, level, replicate), the states ``(1 - alpha) W1 + alpha W2`` at
+``alphas`` evenly spaced points (Frankle et al. 2020, Sec. 2: 30) are evaluated on the test set and on a fixed
+subset of the training set; all points of all paths of one architecture are evaluated as populations
+(:func:`lth.engine.evaluate.evaluate_states`). Networks with BatchNorm get their running statistics recomputed
+at every point on a fixed set of training batches (interpolated running statistics are not the statistics of
+the interpolated network; see :mod:`lth.engine.evaluate`). Instability is the error barrier
+(:func:`lth.analysis.stability.error_barrier`). With ``align``, the second copy's hidden units are first
+permuted to match the first's (weight matching, Ainsworth et al., Git Re-Basin, ICLR 2023) - beyond the paper.
+
+Results are written atomically to ``<level dir>/pairs.json`` (one entry per pair and setting), which
+``lth stability --json`` and ``lth report`` read back; a stored entry is reused when its settings match.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor
+
+from lth.analysis.stability import STABLE_THRESHOLD, default_alphas, error_barrier, interpolate
+from lth.data import Dataset
+from lth.engine.evaluate import evaluate_states
+from lth.stability.plan import Stability
+from lth.store import RunDir
+
+PAIRS = "pairs.json"
+DEFAULT_TRAIN_EXAMPLES = 10_000
+BN_BATCHES, BN_BATCH_SIZE = 30, 128
+
+
+def train_subset(data: Dataset, examples: int = DEFAULT_TRAIN_EXAMPLES, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """A fixed subset of the training set (a seeded permutation's first ``examples``): where train instability is
+    measured and BatchNorm statistics are recomputed."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(data.train_x.shape[0], generator=g)[:examples].to(data.train_x.device)
+    return data.train_x[idx], data.train_y[idx]
+
+
+def settings_key(alphas: list[float], align: bool, train_examples: int) -> str:
+    """Names one evaluation setting inside ``pairs.json``."""
+    return f"alphas={len(alphas)},align={int(align)},train={train_examples}"
+
+
+def _pair_key(pair: tuple[int, int]) -> str:
+    return f"{pair[0]}-{pair[1]}"
+
+
+def read_pairs(level_dir: Path) -> dict[str, Any]:
+    """``pairs.json`` of a cell (empty when absent)."""
+    return RunDir(level_dir).read_json(PAIRS) or {}
+
+
+def evaluate_pairs(items: list[tuple[Stability, int, int, tuple[int, int]]], data: Dataset, *,
+                   alphas: list[float] | None = None, align: bool = False,
+                   train_examples: int = DEFAULT_TRAIN_EXAMPLES, device: str = "cpu",
+                   max_population: int = 64, recompute: bool = False) -> list[dict[str, Any]]:
+    """Evaluate the path of every pair in ``items`` (``(experiment, level, replicate, (c1, c2))``, as
+    :meth:`StabilityPlan.pairs` gives) whose copies are complete, store it, and return one entry per item:
+    ``alphas``, ``test_error`` / ``train_error`` / ``test_loss`` / ``train_loss`` along the path,
+    ``test_instability``, ``train_instability`` (fractions) and the two copies' paths. Items whose copies are
+    not both complete give ``{"status": "missing"}``. Stored entries with the same settings are reused."""
+    alphas = default_alphas() if alphas is None else [float(a) for a in alphas]
+    key = settings_key(alphas, align, train_examples)
+    out: list[dict[str, Any] | None] = [None] * len(items)
+    todo: list[int] = []
+    for i, (exp, lv, r, pair) in enumerate(items):
+        runs = [exp.copy_dir(r, lv, c) for c in pair]
+        if not all(RunDir(p).complete() for p in runs):
+            out[i] = {"status": "missing", "runs": [str(p) for p in runs]}
+            continue
+        stored = read_pairs(exp.level_dir(r, lv)).get(key, {}).get(_pair_key(pair))
+        if stored is not None and not recompute:
+            out[i] = stored
+        else:
+            todo.append(i)
+    by_arch: dict[Any, list[int]] = {}
+    for i in todo:
+        m = items[i][0].trunk.spec.model
+        by_arch.setdefault((m.model, m.norm, m.width), []).append(i)
+    tx, ty = train_subset(data, train_examples)
+    for group in by_arch.values():
+        model = items[group[0]][0].trunk.spec.model
+        states: list[dict[str, Tensor]] = []
+        for i in group:
+            exp, lv, r, (c1, c2) = items[i]
+            a = RunDir(exp.copy_dir(r, lv, c1)).load_tensors("states/final.pt")
+            b = RunDir(exp.copy_dir(r, lv, c2)).load_tensors("states/final.pt")
+            if align:
+                from lth.analysis.align import align as align_states
+
+                b = align_states(model, a, b)
+            states.extend(interpolate(a, b, alphas))
+        kw = dict(example_shape=data.example_shape, num_classes=data.num_classes, device=device, bn_data=tx,
+                  bn_batches=BN_BATCHES, bn_batch_size=BN_BATCH_SIZE, max_population=max_population,
+                  precision=items[group[0]][0].trunk.spec.train.precision)
+        test = evaluate_states(model, states, data.test_x, data.test_y, **kw)
+        train = evaluate_states(model, states, tx, ty, **kw)
+        n = len(alphas)
+        for j, i in enumerate(group):
+            exp, lv, r, pair = items[i]
+            sl = slice(j * n, (j + 1) * n)
+            entry = {"status": "complete", "alphas": alphas, "align": align, "train_examples": int(tx.shape[0]),
+                     "runs": [str(exp.copy_dir(r, lv, c)) for c in pair],
+                     "test_error": test["error"][sl].tolist(), "train_error": train["error"][sl].tolist(),
+                     "test_loss": test["loss"][sl].tolist(), "train_loss": train["loss"][sl].tolist(),
+                     "test_instability": error_barrier(test["error"][sl]),
+                     "train_instability": error_barrier(train["error"][sl])}
+            _store(exp.level_dir(r, lv), key, pair, entry)
+            out[i] = entry
+    return [o if o is not None else {"status": "missing"} for o in out]
+
+
+def _store(level_dir: Path, key: str, pair: tuple[int, int], entry: dict[str, Any]) -> None:
+    run = RunDir(level_dir)
+    with run.lock():
+        doc = run.read_json(PAIRS) or {}
+        doc.setdefault(key, {})[_pair_key(pair)] = entry
+        run.write_json(PAIRS, doc)
+
+
+def record(exp: Stability, level: int, replicate: int, pair: tuple[int, int], entry: dict[str, Any],
+           threshold: float = STABLE_THRESHOLD) -> dict[str, Any]:
+    """The CONTRACT's record of one pair: level, rewind, replicate, test/train instability (fractions),
+    stable (test instability < ``threshold``), the two copies' paths, plus subnetwork, copies and the end
+    points' test errors."""
+    done = entry.get("status") == "complete"
+    ti = entry.get("test_instability") if done else None
+    return {"level": level, "rewind": str(exp.k), "replicate": replicate, "subnetwork": exp.subnetwork,
+            "copies": list(pair), "schedule_from_zero": exp.schedule_from_zero,
+            "test_instability": ti, "train_instability": entry.get("train_instability") if done else None,
+            "stable": None if ti is None else bool(ti < threshold),
+            "end_test_errors": [entry["test_error"][0], entry["test_error"][-1]] if done else None,
+            "aligned": bool(entry.get("align", False)), "status": entry.get("status", "missing"),
+            "runs": entry.get("runs", [str(exp.copy_dir(replicate, level, c)) for c in pair])}
+
+
+# ------------------------------------------------------------------------------------------------ reading back
+def stability_frame(root: Path | str) -> pd.DataFrame:
+    """One row per stored pair, point and split of every stability experiment under ``root``: columns
+    ``experiment, subnetwork, rewind, level, replicate, pair, schedule_from_zero, setting, align, split, alpha,
+    error, loss, instability, density`` (density of copy c1's mask; 1.0 dense)."""
+    from lth.analysis.tables import mask_density
+
+    rows = []
+    for f in sorted(Path(root).resolve().glob(f"stability_*/replicate_*/level_*/{PAIRS}")):
+        spec = RunDir(f.parent / "copy_0").read_json("spec.json") or {}
+        try:
+            doc = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        for setting, pairs in doc.items():
+            for pair, e in pairs.items():
+                if e.get("status") != "complete":
+                    continue
+                density = mask_density(Path(e["runs"][0]) / "mask.pt")
+                for split in ("test", "train"):
+                    for a, err, loss in zip(e["alphas"], e[f"{split}_error"], e[f"{split}_loss"], strict=True):
+                        rows.append({"experiment": f.parents[2].name, "subnetwork": spec.get("subnetwork"),
+                                     "rewind": spec.get("rewind"), "level": int(f.parent.name.split("_")[1]),
+                                     "replicate": int(f.parents[1].name.split("_")[1]), "pair": pair,
+                                     "schedule_from_zero": bool(spec.get("schedule_from_zero", False)),
+                                     "preset": spec.get("preset"), "setting": setting, "align": e.get("align"),
+                                     "split": split, "alpha": a, "error": err, "loss": loss,
+                                     "instability": e[f"{split}_instability"], "density": density})
+    return pd.DataFrame(rows)
+
+
+def summary(records: Iterable[dict[str, Any]], dense_accuracy: float | None,
+            threshold: float = STABLE_THRESHOLD) -> list[dict[str, Any]]:
+    """Per (subnetwork, level, schedule): the first k whose mean test instability is below ``threshold``
+    (:func:`lth.analysis.stability.first_stable`) and the first that is also matching (mean end-point test
+    accuracy within 0.2 points of ``dense_accuracy``; :func:`first_stable_and_matching`)."""
+    from lth.analysis.stability import first_stable, first_stable_and_matching
+    from lth.spec import Step
+
+    groups: dict[tuple, dict[Step, dict[str, list[float]]]] = {}
+    for rec in records:
+        if rec.get("test_instability") is None:
+            continue
+        g = groups.setdefault((rec["subnetwork"], rec["level"], rec["schedule_from_zero"]), {})
+        k = g.setdefault(Step.parse(rec["rewind"]), {"inst": [], "acc": []})
+        k["inst"].append(rec["test_instability"])
+        k["acc"].extend(1.0 - e for e in rec["end_test_errors"])
+    out = []
+    for (sub, lv, sfz), per_k in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+        inst = {k: v["inst"] for k, v in per_k.items()}
+        acc = {k: v["acc"] for k, v in per_k.items()}
+        fs = first_stable(inst, threshold)
+        fsm = None if dense_accuracy is None else first_stable_and_matching(inst, acc, dense_accuracy, threshold)
+        out.append({"subnetwork": sub, "level": lv, "schedule_from_zero": sfz,
+                    "first_stable": None if fs is None else str(fs),
+                    "first_stable_and_matching": None if fsm is None else str(fsm),
+                    "dense_accuracy": dense_accuracy})
+    return out

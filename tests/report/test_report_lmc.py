@@ -1,0 +1,35 @@
+"""`lth report` draws the instability section from what `lth stability` and `lth landscape` stored."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from lth.report.build import build_report
+from tests.conftest import lth
+
+BASE = ("--preset", "digits_mlp", "--training-steps", "20it", "--eval-every", "10it", "--device", "cpu",
+        "--alphas", "4", "--train-examples", "200", "--trajectory-points", "1", "--rewind", "0it", "5it")
+
+
+def test_report_renders_paths_instability_table2_and_contours(tmp_path):
+    root = str(tmp_path / "store")
+    code, _, err = lth("stability", *BASE, "--root", root, "--levels", "0-1", "--subnetwork", "imp", "random-prune",
+                       "random-reinit")
+    assert code == 0, err
+    code, _, err = lth("landscape", *BASE, "--root", root, "--grid", "3")
+    assert code == 0, err
+    rep = build_report(tmp_path / "store")
+    names = {p.name for p in rep.figures}
+    for sub in ("dense", "imp", "random-prune", "random-reinit"):
+        assert f"stability_path_{sub}.png" in names
+    assert "stability_vs_k.png" in names
+    assert sum(n.startswith("landscape_") and n.endswith(".png") for n in names) == 2  # dense at k = 0 and 5it
+    t2 = pd.read_csv(rep.index.parent / "stability_table2.csv")
+    assert list(t2["rewind"]) == ["0it", "5it"] and set(t2["level"]) == {1}
+    assert (t2["delta"] - (t2["full"] - t2["imp"])).abs().max() < 1e-12
+    assert t2[["full", "imp", "random_prune", "random_reinit"]].stack().between(0, 1).all()
+    vk = pd.read_csv(rep.index.parent / "stability_vs_k.csv")
+    assert set(vk["subnetwork"]) == {"dense", "imp", "random-prune", "random-reinit"}
+    assert vk["test_instability"].between(0, 1).all()
+    page = rep.index.read_text()
+    assert "Instability analysis" in page and "BatchNorm" in page and "stability_table2.csv" in page

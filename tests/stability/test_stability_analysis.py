@@ -1,0 +1,123 @@
+"""Paths between trained stability copies: exact zeros for identical copies, end points = the copies' own
+errors, results stored and read back (digits, a few steps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import lth.api as api
+from lth.engine.evaluate import evaluate_states
+from lth.lottery import Trunk
+from lth.presets import get_preset
+from lth.prune import PruneHparams
+from lth.spec import Step
+from lth.stability import StabilityPlan
+from lth.stability.analysis import PAIRS, evaluate_pairs, read_pairs, record, stability_frame, summary
+from lth.store import RunDir
+
+ALPHAS = [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+def _plan(root: Path, same_noise: bool, subnetworks=("dense",), levels=(0,)) -> StabilityPlan:
+    spec = api.spec("digits_mlp", training_steps="60it", eval_every="30it")
+    trunk = Trunk(spec, PruneHparams(**get_preset("digits_mlp").pruning), Step(10, "it"), root,  # type: ignore[arg-type]
+                  "digits_mlp")
+    return StabilityPlan([trunk], list(subnetworks), list(levels), replicates=1, copies=2, same_noise=same_noise,
+                         trajectory_points=2, steps_per_epoch=44)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stab")
+    ex = api.executor(device="cpu")
+    same, diff = _plan(root, True), _plan(root, False, ("dense", "imp"), (0, 1))
+    ex.run(same.copy_nodes() + diff.copy_nodes())
+    return root, ex, same, diff
+
+
+def test_identical_seeds_give_instability_exactly_zero(trained):
+    _, ex, same, _ = trained
+    (item,) = same.pairs()
+    exp, lv, r, (c1, c2) = item
+    a = RunDir(exp.copy_dir(r, lv, c1)).load_tensors("states/final.pt")
+    b = RunDir(exp.copy_dir(r, lv, c2)).load_tensors("states/final.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    (e,) = evaluate_pairs([item], ex.dataset(exp.trunk.spec.data), alphas=ALPHAS)
+    assert e["test_instability"] == 0.0 and e["train_instability"] == 0.0
+    assert len(set(e["test_error"])) == 1
+
+
+def test_end_points_are_the_copies_own_errors(trained):
+    _, ex, _, diff = trained
+    data = ex.dataset(diff.trunks[0].spec.data)
+    items = diff.pairs()
+    entries = evaluate_pairs(items, data, alphas=ALPHAS, train_examples=500)
+    assert len(entries) == 2 and all(e["status"] == "complete" for e in entries)
+    for (exp, lv, r, pair), e in zip(items, entries, strict=True):
+        for end, c in zip((0, -1), pair, strict=True):
+            run = RunDir(exp.copy_dir(r, lv, c))
+            own = evaluate_states(exp.trunk.spec.model, [run.load_tensors("states/final.pt")], data.test_x,
+                                  data.test_y, example_shape=data.example_shape, num_classes=data.num_classes)
+            assert e["test_error"][end] == pytest.approx(float(own["error"][0]), abs=1e-12)
+            assert e["test_error"][end] == pytest.approx(1 - run.done["final_test_accuracy"], abs=1e-6)
+        err = e["test_error"]
+        assert e["test_instability"] == pytest.approx(max(err) - (err[0] + err[-1]) / 2)
+        assert 0.0 <= e["test_instability"] <= 1.0 and 0.0 <= e["train_instability"] <= 1.0
+        assert e["train_examples"] == 500
+        rec = record(exp, lv, r, pair, e)
+        assert rec["stable"] == (e["test_instability"] < 0.02) and rec["runs"] == e["runs"]
+    # stored beside the copies, and reused (not recomputed) on a second call
+    exp, lv, r, _ = items[1]
+    stored = read_pairs(exp.level_dir(r, lv))
+    assert (exp.level_dir(r, lv) / PAIRS).exists() and list(stored) == ["alphas=5,align=0,train=500"]
+    (exp.level_dir(r, lv) / PAIRS).write_text((exp.level_dir(r, lv) / PAIRS).read_text().replace(
+        '"test_instability": ', '"test_instability": 0.5, "was": '))
+    again = evaluate_pairs(items[1:], data, alphas=ALPHAS, train_examples=500)
+    assert again[0]["test_instability"] == 0.5
+    fresh = evaluate_pairs(items[1:], data, alphas=ALPHAS, train_examples=500, recompute=True)
+    assert fresh[0]["test_instability"] == pytest.approx(entries[1]["test_instability"])
+
+
+def test_stability_frame_reads_the_store(trained):
+    root, *_ = trained
+    df = stability_frame(root)
+    assert set(df["subnetwork"]) >= {"dense", "imp"} and set(df["split"]) == {"test", "train"}
+    imp = df[(df["subnetwork"] == "imp") & (df["split"] == "test")]
+    assert imp["density"].iloc[0] < 1.0 and sorted(imp["alpha"].unique()) == ALPHAS
+
+
+def test_summary_first_stable_and_matching():
+    def rec(k: str, inst: float, err: float) -> dict:
+        return {"subnetwork": "imp", "level": 3, "schedule_from_zero": False, "rewind": k,
+                "test_instability": inst, "end_test_errors": [err, err]}
+    recs = [rec("0it", 0.10, 0.05), rec("100it", 0.01, 0.05), rec("500it", 0.01, 0.02)]
+    (s,) = summary(recs, dense_accuracy=0.98)
+    assert s["first_stable"] == "100it" and s["first_stable_and_matching"] == "500it"
+    (s,) = summary(recs, dense_accuracy=None)
+    assert s["first_stable_and_matching"] is None
+
+
+def test_batchnorm_paths_recompute_statistics_on_the_training_subset(tmp_path):
+    spec = api.spec("digits_mlp", model="resnet_8", norm="batchnorm", training_steps="10it", eval_every="10it")
+    trunk = Trunk(spec, PruneHparams(**get_preset("digits_mlp").pruning), Step(0, "it"), tmp_path,  # type: ignore[arg-type]
+                  "digits_mlp")
+    plan = StabilityPlan([trunk], ["dense"], [0], trajectory_points=0)
+    ex = api.executor(device="cpu")
+    ex.run(plan.copy_nodes())
+    data = ex.dataset(spec.data)
+    (item,) = plan.pairs()
+    (e,) = evaluate_pairs([item], data, alphas=[0.0, 1.0], train_examples=256)
+    from lth.stability.analysis import BN_BATCH_SIZE, BN_BATCHES, train_subset
+
+    tx, _ = train_subset(data, 256)
+    exp, lv, r, (c1, _) = item
+    state = RunDir(exp.copy_dir(r, lv, c1)).load_tensors("states/final.pt")
+    kw = dict(example_shape=data.example_shape, num_classes=data.num_classes)
+    direct = evaluate_states(spec.model, [state], data.test_x, data.test_y, bn_data=tx, bn_batches=BN_BATCHES,
+                             bn_batch_size=BN_BATCH_SIZE, **kw)
+    assert e["test_loss"][0] == pytest.approx(float(direct["loss"][0]), rel=1e-6)
+    stored = evaluate_states(spec.model, [state], data.test_x, data.test_y, **kw)  # the trained running stats
+    assert float(stored["loss"][0]) != pytest.approx(e["test_loss"][0], rel=1e-6)

@@ -1,0 +1,89 @@
+"""Stability copies as graph nodes: what copies share, what differs, where they live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lth.errors import UserError
+from lth.graph import closure
+from lth.lottery import Trunk
+from lth.presets import get_preset
+from lth.prune import PruneHparams
+from lth.spec import Step
+from lth.stability import Stability, StabilityPlan, copy_seed, trajectory_steps
+
+
+def _trunk(tmp_path: Path, k: str = "0it") -> Trunk:
+    p = get_preset("digits_mlp")
+    return Trunk(p.spec, PruneHparams(**p.pruning), Step.parse(k), tmp_path, "digits_mlp")  # type: ignore[arg-type]
+
+
+def test_copies_share_start_and_differ_only_in_sgd_noise(tmp_path):
+    exp = Stability(_trunk(tmp_path, "20it"), "imp")
+    a, b = exp.node(1, 2, 0), exp.node(1, 2, 1)
+    assert a.setup == b.setup and a.start_step == b.start_step == Step(20, "it")
+    assert a.spec.train.order_seed == a.spec.train.augment_seed == copy_seed(1, 0) != copy_seed(1, 1)
+    assert b.spec.train.order_seed == copy_seed(1, 1)
+    assert a.spec.train.init_seed == b.spec.train.init_seed and a.spec.model == b.spec.model
+    assert a.digest != b.digest and a.path.parent == b.path.parent
+    assert a.path == exp.root / "replicate_1" / "level_2" / "copy_0"
+    # the copies depend on the trunk: its level 2 mask and level 0's state at k
+    paths = {n.path for n in closure([a])}
+    assert exp.trunk.level_dir(1, 1) in paths and exp.trunk.level_dir(1, 0) in paths
+    assert ("start", Step(20, "it")) in a.keep
+
+
+def test_same_noise_copies_are_identical_runs_in_their_own_directory(tmp_path):
+    t = _trunk(tmp_path)
+    same = Stability(t, "dense", same_noise=True)
+    a, b = same.node(0, 0, 0), same.node(0, 0, 1)
+    assert a.digest == b.digest and a.path != b.path
+    assert same.root != Stability(t, "dense").root
+
+
+def test_schedule_from_zero_starts_at_zero_from_the_state_at_k(tmp_path):
+    t = _trunk(tmp_path, "20it")
+    usual, restart = Stability(t, "dense"), Stability(t, "dense", schedule_from_zero=True)
+    n0, n1 = usual.node(0, 0, 0), restart.node(0, 0, 0)
+    assert n0.start_step == Step(20, "it") and n1.start_step == Step(0, "it")
+    assert n0.setup == n1.setup and n0.setup.refs[0].what == "state:rewind"
+    assert usual.root != restart.root
+
+
+def test_subnetwork_recipes(tmp_path):
+    t = _trunk(tmp_path, "20it")
+    assert Stability(t, "dense").recipe(0, 0).op == "ticket"
+    assert len(Stability(t, "dense").recipe(0, 0).refs) == 1
+    imp = Stability(t, "imp").recipe(0, 3)
+    assert imp.op == "ticket" and imp.refs[1].what == "mask" and imp.refs[1].node.path == t.level_dir(0, 3)
+    assert Stability(t, "random-prune").recipe(0, 3).op == "random_mask"
+    reinit = Stability(t, "random-reinit")
+    assert reinit.recipe(0, 3).op == "mask_only"
+    n = reinit.node(2, 3, 0)
+    assert n.spec.train.init_seed not in (None, 0, 1, 2) and n.start_step == Step(20, "it")
+
+
+def test_plan_cells_and_bad_input(tmp_path):
+    t0, t1 = _trunk(tmp_path, "0it"), _trunk(tmp_path, "20it")
+    plan = StabilityPlan([t0, t1, t0], ["imp", "random-prune"], [0, 1, 2], replicates=2, copies=3)
+    cells = [(e.subnetwork, str(e.k), lv) for e, lv in plan.cells()]
+    assert cells.count(("dense", "0it", 0)) == 1 and ("imp", "20it", 2) in cells and ("imp", "0it", 0) not in cells
+    assert len(cells) == 2 * (1 + 2 * 2)
+    assert len(plan.copy_nodes()) == len(cells) * 2 * 3
+    assert len(plan.pairs()) == len(cells) * 2 * 3  # 3 pairs of 3 copies
+    with pytest.raises(UserError, match="--copies"):
+        StabilityPlan([t0], ["dense"], [0], copies=1)
+    with pytest.raises(UserError, match="--subnetwork 'bogus'"):
+        StabilityPlan([t0], ["bogus"], [0])
+    with pytest.raises(UserError, match="levels >= 1"):
+        StabilityPlan([t0], ["imp"], [0])
+    with pytest.raises(UserError, match="dense network is level 0"):
+        Stability(t0, "dense").node(0, 1, 0)
+
+
+def test_trajectory_steps_evenly_spaced_inside():
+    assert [s.count for _, s in trajectory_steps(0, 100, 4)] == [20, 40, 60, 80]
+    assert [s.count for _, s in trajectory_steps(40, 100, 2)] == [60, 80]
+    assert trajectory_steps(0, 100, 0) == () and trajectory_steps(99, 100, 3) == ()
