@@ -16,6 +16,7 @@ from pathlib import Path
 
 SPEC = "spec.json"
 METRICS = "metrics.csv"
+TELEMETRY = "telemetry.csv"  # weight telemetry during training (EngineOptions.telemetry_every)
 MASK = "mask.pt"
 CHECKPOINT = "checkpoint.pt"
 DONE = "done.json"
