@@ -13,7 +13,7 @@ import sys
 import traceback
 from types import ModuleType
 
-from lth.cli import branch, lottery, presets, report, results, train
+from lth.cli import branch, hessian, lottery, presets, report, results, train
 from lth.cli.common import Parser
 from lth.errors import UserError, write_error_log
 from lth.spec import TrainSpec
@@ -25,6 +25,7 @@ COMMANDS: dict[str, ModuleType] = {
     "presets": presets,
     "results": results,
     "report": report,
+    "hessian": hessian,
 }
 
 
