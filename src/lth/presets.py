@@ -100,6 +100,14 @@ PRESETS: dict[str, Preset] = {
     "resnet20_fixup": Preset(
         TrainSpec(_cifar(128), ModelHparams(model="resnet_20", norm="fixup"), _resnet20().train),
         "ResNet-20 with Fixup instead of BatchNorm (Zhang et al. 2019), same recipe", _GLOBAL_CONV),
+    "resnet20_groupnorm": Preset(
+        TrainSpec(_cifar(128), ModelHparams(model="resnet_20", norm="groupnorm"), _resnet20().train),
+        "ResNet-20 with GroupNorm instead of BatchNorm (Siswanto, Frankle & Carbin 2021), same recipe",
+        _GLOBAL_CONV),
+    "resnet20_nonorm": Preset(
+        TrainSpec(_cifar(128), ModelHparams(model="resnet_20", norm="none"), _resnet20().train),
+        "ResNet-20 without normalisation (Siswanto, Frankle & Carbin 2021), same recipe (lr 0.1 may diverge "
+        "without normalisation, Bjorck et al. 2018: lower --lr)", _GLOBAL_CONV),
     "vgg16": Preset(_vgg16(), "Frankle et al. 2020: VGG-16 (BatchNorm) on CIFAR-10, SGD 0.1 momentum 0.9, wd 1e-4, "
                     "batch 128, 63K iterations, x0.1 at 32K and 48K", _GLOBAL_CONV),
     "vgg16_low": Preset(_vgg16(lr=0.01), "Frankle et al. 2020: VGG-16 at the low learning rate 0.01", _GLOBAL_CONV),

@@ -58,7 +58,8 @@ def test_recipe_options_round_trip_exactly() -> None:
 PINNED_ALL = {"trunk/level_2": "4553459b0bab", "reinit/level_1": "8cf018573409", "random-mask/level_1": "8f84156b917a",
               "dn-reinit/level_1": "ae52644b9d5a", "remask/level_1": "189ceaf724d5",
               "small-dense/level_1": "c2252a0e177f", "retrain/level_1": "8d08150ae7ce",
-              "oneshot/level_1": "fa6366c813b4"}
+              "oneshot/level_1": "fa6366c813b4", "signs/level_1": "a49706373dce", "shuffle/level_1": "6de83930bf69",
+              "noise/level_1": "25a3fa39b64c", "transfer/level_1": "d0216117b3d8"}
 PINNED_TRUNK_PATH = "lottery_e42216f24915/replicate_0/level_2"  # the same directory as before the run graph
 
 
@@ -67,6 +68,7 @@ def pinned_plan(tmp: Path):
 
     branches: dict[str, dict] = {name: {} for name in BRANCHES}
     branches["retrain"] = {"set": ("lr=0.001",)}
+    branches["transfer"] = {"target_dataset": "digits"}
     return lottery("digits_mlp", 2, branches=branches, branch_levels=[1], root=tmp, training_steps="2ep")
 
 

@@ -34,6 +34,10 @@ TESTED: dict[str, list[str]] = {
     "small-dense": [],
     "retrain": ["--set", "lr=0.001"],
     "oneshot": [],
+    "signs": ["--magnitudes-from", "0", "--signs-from", "k"],
+    "shuffle": ["--shuffle-within", "unit", "--same-sign"],
+    "noise": ["--noise-scale", "2"],
+    "transfer": ["--target-dataset", "digits"],
 }
 
 
@@ -251,6 +255,112 @@ def test_oneshot(trunk) -> None:
         init0 = trunk_state(trunk, r, 0, "init")
         for k, v in init0.items():
             assert torch.equal(init[k], v * mask[k] if k in mask else v), k
+
+
+def test_signs(trunk, tmp_path: Path) -> None:
+    # k = 0 (the shared trunk): every combination is the ticket itself
+    for _, _, rec, mask, init in branch_cases(trunk, "signs"):
+        init0 = trunk_state(trunk, rec["replicate"], 0, "init")
+        assert all(torch.equal(init[k], init0[k] * mask[k] if k in mask else init0[k]) for k in init0)
+        assert rec["effective_std"] == 0.0
+    # k = 5it: each of the four combinations takes magnitudes and signs from the asked step
+    args = ["--preset", PRESET, "--training-steps", "1ep", "--root", str(tmp_path), "--rewind", "5it"]
+    code, out, err = lth("lottery", "--levels", "1", *args, "--json")
+    assert code == 0, err
+    level0 = next(r for r in json.loads(out)["runs"] if r["level"] == 0)
+    steps = {"0": load(level0["states"]["init"]), "k": load(level0["states"]["rewind"])}
+    for mag in ("0", "k"):
+        for sgn in ("0", "k"):
+            code, out, err = lth("branch", "signs", "--levels", "1", *args, "--magnitudes-from", mag,
+                                 "--signs-from", sgn, "--json")
+            assert code == 0, err
+            (rec,) = json.loads(out)["runs"]
+            mask, init = load(rec["mask"]), load(rec["states"]["rewind"])
+            for k in PRUNABLE:
+                m = mask[k]
+                assert torch.equal(init[k][m].abs(), steps[mag][k][m].abs()), (mag, sgn, k)
+                assert torch.equal(torch.sign(init[k][m]), torch.sign(steps[sgn][k][m])), (mag, sgn, k)
+                assert torch.all(init[k][~m] == 0)
+            assert torch.equal(init["layers.0.bias"], steps["k"]["layers.0.bias"])  # the rest: step k's
+            diff = torch.cat([(init[k] - steps["k"][k])[mask[k]].double() for k in PRUNABLE])
+            assert rec["effective_std"] == pytest.approx(float(diff.std()), rel=1e-6, abs=1e-12)
+            assert (rec["effective_std"] == 0.0) == (mag == sgn == "k")
+
+
+def test_shuffle(trunk) -> None:
+    for r, level, rec, mask, init in branch_cases(trunk, "shuffle"):
+        init0 = trunk_state(trunk, r, 0, "init")  # k = 0: the rewound state is the trunk's init
+        moved = False
+        for k in PRUNABLE:
+            m, w, w0 = mask[k], init[k], init0[k] * mask[k]
+            assert torch.equal(m, ticket(trunk, r, level)[k]) and torch.all(w[~m] == 0)
+            assert torch.equal(torch.sign(w), torch.sign(w0)), k  # --same-sign: every position keeps its sign
+            for o in range(w.shape[0]):  # --shuffle-within unit: each neuron keeps its multiset
+                assert torch.equal(w[o][m[o]].sort().values, w0[o][m[o]].sort().values), (k, o)
+            moved = moved or not torch.equal(w, w0)
+        assert moved
+        diff = torch.cat([(init[k] - init0[k])[mask[k]].double() for k in PRUNABLE])
+        assert rec["effective_std"] == pytest.approx(float(diff.std()), rel=1e-6) and rec["effective_std"] > 0
+    # within the layer: a unit's multiset changes, the layer's does not
+    code, out, err = lth("branch", "shuffle", "--levels", "1", *common(trunk["root"]), "--json")
+    assert code == 0, err
+    rec = json.loads(out)["runs"][0]
+    mask, init, init0 = load(rec["mask"]), load(rec["states"]["init"]), trunk_state(trunk, 0, 0, "init")
+    w, w0, m = init["layers.0.weight"], init0["layers.0.weight"], mask["layers.0.weight"]
+    assert torch.equal(w[m].sort().values, w0[m].sort().values)
+    assert not torch.equal(w[0][m[0]].sort().values, w0[0][m[0]].sort().values)
+
+
+def test_noise(trunk) -> None:
+    from lth.prune.perturb import init_std
+
+    for r, _, rec, mask, init in branch_cases(trunk, "noise"):
+        init0 = trunk_state(trunk, r, 0, "init")
+        for k in PRUNABLE:
+            d = (init[k] - init0[k] * mask[k]).double()
+            assert torch.all(d[~mask[k]] == 0)
+            sigma = init_std(init0[k].shape, "kaiming_normal")
+            n = int(mask[k].sum())
+            assert abs(float(d[mask[k]].std()) / (2 * sigma) - 1) < 5 / n ** 0.5 + 0.02, k  # --noise-scale 2
+        diff = torch.cat([(init[k] - init0[k])[mask[k]].double() for k in PRUNABLE])
+        assert rec["effective_std"] == pytest.approx(float(diff.std()), rel=1e-6)
+    code, _, err = lth("branch", "noise", "--levels", "1", *common(trunk["root"]), "--noise-scale", "-1")
+    assert code == 2 and "--noise-scale" in err
+
+
+def test_transfer(trunk, tmp_path: Path) -> None:
+    # the same class count: the ticket itself (mask and rewound weights) on the target dataset
+    for r, level, rec, mask, init in branch_cases(trunk, "transfer"):
+        init0 = trunk_state(trunk, r, 0, "init")
+        assert all(torch.equal(mask[k], ticket(trunk, r, level)[k]) for k in PRUNABLE)
+        assert all(torch.equal(init[k], v * mask[k] if k in mask else v) for k, v in init0.items())
+        assert rec["head_replaced"] is False and spec_json(rec)["data"]["dataset"] == "digits"
+    # a 4-class synthetic trunk of digits' shape -> digits (10 classes): the head is replaced, the rest kept
+    args = ["--preset", PRESET, "--training-steps", "10it", "--root", str(tmp_path), "--dataset", "synthetic",
+            "--synthetic-shape", "1", "8", "8", "--synthetic-classes", "4", "--synthetic-size", "600"]
+    code, out, err = lth("lottery", "--levels", "1", *args, "--json")
+    assert code == 0, err
+    runs = {r["level"]: r for r in json.loads(out)["runs"]}
+    src_init, src_mask = load(runs[0]["states"]["init"]), load(runs[1]["mask"])
+    recs = {}
+    for how in ("ticket", "reinit"):
+        code, out, err = lth("branch", "transfer", "--levels", "1", *args, "--target-dataset", "digits",
+                             "--transfer-init", how, "--json")
+        assert code == 0, err
+        (recs[how],) = json.loads(out)["runs"]
+    rec = recs["ticket"]
+    init, mask = load(rec["states"]["init"]), load(rec["mask"])
+    assert rec["head_replaced"] is True and spec_json(rec)["data"]["dataset"] == "digits"
+    assert init["layers.2.weight"].shape == (10, 32) and src_init["layers.2.weight"].shape == (4, 32)
+    assert bool(mask["layers.2.weight"].all())
+    for k in ("layers.0.weight", "layers.1.weight"):
+        assert torch.equal(mask[k], src_mask[k]) and torch.equal(init[k], src_init[k] * src_mask[k])
+    ctrl_init, ctrl_mask = load(recs["reinit"]["states"]["init"]), load(recs["reinit"]["mask"])
+    assert all(torch.equal(ctrl_mask[k], mask[k]) for k in PRUNABLE)
+    assert not torch.equal(ctrl_init["layers.0.weight"], init["layers.0.weight"])
+    assert spec_json(recs["reinit"])["train"]["init_seed"] not in (None, 0)
+    code, _, err = lth("branch", "transfer", "--levels", "1", *args)
+    assert code == 2 and "--target-dataset" in err
 
 
 # ------------------------------------------------------------------------------------------------ records

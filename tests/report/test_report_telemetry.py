@@ -25,3 +25,17 @@ def test_train_only_store_report_with_telemetry(tmp_path: Path, capsys) -> None:
     df = pd.read_csv(out / "telemetry.csv")
     assert sorted(df["iteration"].unique()) == [0, 5, 46, 92]  # digits: 46 steps per epoch at batch 32
     assert (df.loc[df["iteration"] == 0, "sign_changed_fraction"] == 0).all()
+
+
+def test_report_draws_the_engines_telemetry_csv(tmp_path: Path, capsys) -> None:
+    from lth import api
+    from lth.spec import Step
+
+    root = tmp_path / "store"
+    api.run(api.train("digits_mlp", root=root, training_steps=Step(1, "ep")), device="cpu",
+            telemetry_every=Step(20, "it"), telemetry_dense_until=Step(4, "it"), telemetry_dense_every=Step(2, "it"))
+    assert main(["report", "--root", str(root)]) == 0
+    capsys.readouterr()
+    df = pd.read_csv(root / "report" / "telemetry.csv")
+    assert sorted(df["iteration"].unique()) == [0, 2, 4, 20, 40, 46]  # no --save-states: the engine's rows
+    assert "grad_norm" in df and df["l2_from_final"].iloc[-1] == 0

@@ -108,6 +108,21 @@ class Population:
         self.status = ["running"] * n
         self.last_eval = [int(c["last_eval"]) if c else s for c, s in zip(self.ckpts, self.starts, strict=True)]
 
+        # --- weight telemetry (opts.telemetry_every): device tensors at its iterations, read back at evaluations
+        self.tele_at = opts.telemetry_steps(spe, self.total) if hasattr(opts, "telemetry_steps") else set()
+        self.tele: Any = None
+        self.grad_sq: Tensor | None = None
+        self.tele_rows: list[list[dict[str, Any]]] = [list(c.get("telemetry", [])) if c else [] for c in self.ckpts]
+        self.tele_snaps: list[list[Tensor | None]] = [[None] * len(r) for r in self.tele_rows]
+        self.tele_pending: list[tuple[int, list[int], dict[str, Tensor], Tensor]] = []
+        if self.tele_at:
+            from lth.analysis.telemetry import Telemetry
+
+            layers = model.prunable()
+            keep = {k: self.masks[mi].bool() for mi, k in enumerate(self.masked)} if self.masked else None
+            self.tele = Telemetry(model, {k: self.pdict[k] for k in layers}, layers=layers, mask=keep)
+            self.grad_sq = torch.zeros(n, device=device)
+
     # ------------------------------------------------------------------------------------------ members
     def running(self, t: int) -> list[int]:
         """Members that have started by iteration ``t`` and are still training."""
@@ -120,6 +135,9 @@ class Population:
         if c:
             model.load_member(i, {k: v.to(self.device) for k, v in c["model"].items()})
             self.opt.load_member(i, c["optimizer"])
+            start = "init" if j.start_step == 0 else self.names[i].get(j.start_step)
+            if self.tele is not None and start and (self.stores[i].path / "states" / f"{start}.pt").exists():
+                self._telemetry_start(i, self.stores[i].load_tensors(f"states/{start}.pt"))
             return
         if j.start_state is not None:
             model.load_member(i, {k: v.to(self.device) for k, v in j.start_state.items()})
@@ -131,6 +149,58 @@ class Population:
                 self.masked_params[mi][i].mul_(self.masks[mi][i])
         for name in {"init" if t == 0 else None, self.names[i].get(t)} - {None}:
             self.stores[i].save_state(name, model.member_state(i), t)
+        if self.tele is not None:
+            self._telemetry_start(i, {k: self.pdict[k][i] for k in self.tele.layers})
+
+    # ------------------------------------------------------------------------------------------ telemetry
+    def _telemetry_start(self, i: int, state: dict[str, Tensor]) -> None:
+        """Member ``i``'s telemetry reference ("initial" weights): the state it started from."""
+        with torch.no_grad():
+            for li, k in enumerate(self.tele.layers):
+                self.tele.init[li][i].copy_(state[k].to(self.device))
+
+    def telemetry(self, t: int) -> None:
+        """Weight telemetry of every running member at iteration ``t`` (device tensors; nothing read back)."""
+        members = self.running(t)
+        if not members:
+            return
+        snap = torch.cat([self.pdict[k].detach().reshape(self.n, -1) for k in self.tele.layers], 1).clone()
+        self.tele_pending.append((t, members, self.tele(self.model), snap))
+
+    def telemetry_grad(self) -> None:
+        """The gradient norm of the step just taken, into the latest telemetry entry."""
+        if self.tele_pending:
+            self.tele_pending[-1][2]["grad_norm"] = self.grad_sq.sqrt().clone()
+
+    def flush_telemetry(self) -> None:
+        """Read the pending telemetry back into per-member rows (and weight snapshots for the final columns)."""
+        names = self.tele.position_names if self.tele is not None else []
+        for t, members, vals, snap in self.tele_pending:
+            host = {k: v.detach().cpu() for k, v in vals.items()}
+            snap = snap.cpu()
+            for i in members:
+                row: dict[str, Any] = {"iteration": t, "step": f"{t}it"}
+                for k, v in host.items():
+                    if k == "sampled_weights":
+                        row.update({f"w[{name}]": float(x) for name, x in zip(names, v[i], strict=True)})
+                    else:
+                        row[k] = float(v[i])
+                self.tele_rows[i].append(row)
+                self.tele_snaps[i].append(snap[i])
+        self.tele_pending.clear()
+
+    def finish_telemetry(self, i: int) -> None:
+        """Member ``i``'s telemetry.csv, with the distance and cosine to its final weights filled in."""
+        self.flush_telemetry()
+        if self.status[i] == "complete":
+            import torch.nn.functional as F
+
+            final = torch.cat([self.pdict[k][i].detach().reshape(-1) for k in self.tele.layers]).cpu()
+            for row, w in zip(self.tele_rows[i], self.tele_snaps[i], strict=True):
+                if w is not None:
+                    row["l2_from_final"] = float((w - final).norm())
+                    row["cosine_to_final"] = float(F.cosine_similarity(w, final, dim=0))
+        self.stores[i].write_telemetry(self.tele_rows[i])
 
     def save_named_states(self, t: int) -> None:
         """States the members asked for at step ``t`` (besides init and final)."""
@@ -140,13 +210,16 @@ class Population:
                 self.stores[i].save_state(name, self.model.member_state(i), t)
 
     def checkpoint(self, t: int) -> None:
-        """Every running member's checkpoint (model, optimiser, metrics so far)."""
+        """Every running member's checkpoint (model, optimiser, metrics and telemetry so far)."""
+        if self.tele is not None:
+            self.flush_telemetry()
         for i in self.running(t):
             if t > self.starts[i]:
                 self.stores[i].save_tensors("checkpoint.pt", {
                     "iteration": t, "model": {k: v.cpu() for k, v in self.model.member_state(i).items()},
                     "optimizer": _cpu(self.opt.member_state(i)), "metrics": self.rows[i],
-                    "loss_sum": float(self.loss_sum[i]), "last_eval": self.last_eval[i]})
+                    "loss_sum": float(self.loss_sum[i]), "last_eval": self.last_eval[i],
+                    **({"telemetry": self.tele_rows[i]} if self.tele is not None else {})})
 
     def finish(self, i: int, t: int) -> None:
         """Member ``i``'s final state (unless it diverged), metrics and completion marker."""
@@ -155,6 +228,8 @@ class Population:
             self.status[i] = "complete"
             s.save_state("final", self.model.member_state(i), t)
         s.write_metrics(self.rows[i])
+        if self.tele is not None:
+            self.finish_telemetry(i)
         last = self.rows[i][-1] if self.rows[i] else {}
         s.write_json("done.json", {"status": self.status[i], "iteration": t, "step": f"{t}it",
                                    "final_test_accuracy": last.get("test_accuracy"),
@@ -170,6 +245,8 @@ class Population:
         """Evaluate the population and append one metrics row to each of ``members``; a member whose loss is
         NaN or inf is marked diverged and finished."""
         sums = self.loss_sum.tolist()
+        if self.tele is not None:
+            self.flush_telemetry()
         began = time.perf_counter()
         results = {k: evaluate_population(self.model, x, y, self.spec.train.precision)
                    for k, (x, y) in self.evals.items()}

@@ -56,6 +56,8 @@ class Stepper:
             p.opt.step(grads)
             if p.masked:
                 torch._foreach_mul_(p.masked_params, p.masks)
+            if p.grad_sq is not None:  # telemetry: each member's squared gradient norm (the masked gradient)
+                p.grad_sq.copy_(torch.stack([g.reshape(p.n, -1).float().pow(2).sum(1) for g in grads]).sum(0))
         p.loss_sum.add_(per_member.detach())
         if isinstance(pos, Tensor):
             pos.add_(1)

@@ -61,6 +61,21 @@ class EngineOptions:
     compile: bool = False  # torch.compile the training forward (inside the CUDA graph on GPU); costs compile time
     checkpoint_every: Step | None = Step(1, "ep")
     callback: Callback | None = None
+    # weight telemetry (Frankle et al. 2020, Fig. 3) into telemetry.csv: what is recorded, never the result
+    telemetry_every: Step | None = None  # None: no telemetry
+    telemetry_dense_until: Step | None = None  # before this step, record every ``telemetry_dense_every``
+    telemetry_dense_every: Step | None = None
+
+    def telemetry_steps(self, spe: int, total: int) -> set[int]:
+        """The iterations at which telemetry is recorded (empty without ``telemetry_every``)."""
+        if self.telemetry_every is None:
+            return set()
+        every = max(1, self.telemetry_every.iterations(spe))
+        out = set(range(0, total + 1, every)) | {total}
+        if self.telemetry_dense_until is not None and self.telemetry_dense_every is not None:
+            dense = max(1, self.telemetry_dense_every.iterations(spe))
+            out |= set(range(0, min(total, self.telemetry_dense_until.iterations(spe)) + 1, dense))
+        return out
 
     def torch_device(self) -> torch.device:
         """The device to train on."""
@@ -113,6 +128,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     events = set(pop.starts) | {t0, total} | set(range(0, total + 1, spe)) | set(range(0, total + 1, pop.eval_every))
     if pop.ckpt_every:
         events |= set(range(0, total + 1, pop.ckpt_every))
+    events |= pop.tele_at
     for named in pop.names:
         events |= {t for t in named if t <= total}
     pop.model.train()
@@ -131,11 +147,15 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
             if due:
                 pop.record(t, due)
             pop.save_named_states(t)
+            if t in pop.tele_at:  # device tensors only: read back at the next evaluation
+                pop.telemetry(t)
             if t == total or not any(s == "running" for s in pop.status):
                 break
             if pop.ckpt_every and t % pop.ckpt_every == 0 and t > t0:
                 pop.checkpoint(t)
         stepper(t)
+        if t in pop.tele_at:
+            pop.telemetry_grad()
     for i in range(n):
         if pop.status[i] == "running":
             pop.finish(i, t)

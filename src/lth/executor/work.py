@@ -57,7 +57,8 @@ def to_job(node: Node, data: Dataset) -> Job:
     return Job(node.spec, node.replicate, node.path, start_step=node.start_step.iterations(spe),
                start_state=setup.state, mask=setup.mask,
                state_names={step.iterations(spe): name for name, step in node.keep},
-               meta={**node.meta, "node": node.digest, "data_source": getattr(data, "source", None)})
+               meta={**node.meta, "node": node.digest, "data_source": getattr(data, "source", None),
+                     **(setup.info or {})})
 
 
 def check_nodes(nodes: list[Node], data: Dataset) -> None:

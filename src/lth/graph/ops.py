@@ -27,10 +27,12 @@ State = dict[str, Tensor]
 
 @dataclass
 class Setup:
-    """What an op makes: a start state (None: fresh init) and a mask (None: dense)."""
+    """What an op makes: a start state (None: fresh init), a mask (None: dense) and ``info``, small JSON values
+    the op measured (e.g. a perturbation's effective standard deviation), written into the run's spec.json."""
 
     state: State | None = None
     mask: State | None = None
+    info: dict[str, Any] | None = None
 
 
 @dataclass

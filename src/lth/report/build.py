@@ -526,16 +526,22 @@ _TELEMETRY = [("mean_abs_weight", "Mean |weight|"), ("sign_changed_fraction", "S
 
 
 def _telemetry(page: _Page, train: pd.DataFrame) -> None:
-    """Weight telemetry panels for training runs that kept states between init and final (--save-states)."""
+    """Weight telemetry panels (Frankle et al. 2020, Fig. 3) for training runs with a telemetry.csv (recorded by
+    the engine) or with states kept between init and final (--save-states)."""
     rows = []
     for _, run in train.iterrows():
         store = RunDir(Path(run["path"]))
-        index = store.state_iterations()
-        if len(index) < 3:
-            continue
-        states = [(it, store.load_tensors(f"states/{name}.pt")) for name, it in index.items()]
-        layers = [k for k, v in states[0][1].items() if v.dim() >= 2]  # conv and linear weights
-        for r in telemetry(states, layers):
+        recorded = store.path / "telemetry.csv"  # the engine's telemetry (EngineOptions.telemetry_every) first
+        if recorded.exists():
+            found = pd.read_csv(recorded).to_dict("records")
+        else:
+            index = store.state_iterations()
+            if len(index) < 3:
+                continue
+            states = [(it, store.load_tensors(f"states/{name}.pt")) for name, it in index.items()]
+            layers = [k for k, v in states[0][1].items() if v.dim() >= 2]  # conv and linear weights
+            found = telemetry(states, layers)
+        for r in found:
             rows.append({"path": run["path"], "experiment": run["experiment"], "preset": run.get("preset"),
                          "label": run["label"], "replicate": run.get("replicate"), **r})
     if not rows:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 SPEC = "spec.json"
 METRICS = "metrics.csv"
+HESSIAN = "hessian.csv"  # top Hessian eigenvalues at stored states (lth hessian)
+TELEMETRY = "telemetry.csv"  # weight telemetry during training (EngineOptions.telemetry_every)
 MASK = "mask.pt"
 CHECKPOINT = "checkpoint.pt"
 DONE = "done.json"

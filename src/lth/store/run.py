@@ -189,6 +189,26 @@ class RunDir:
         d = self.path / paths.STATES
         return {p.stem: str(p) for p in sorted(d.glob("*.pt"))} if d.exists() else {}
 
+    def write_hessian(self, rows: list[dict[str, Any]]) -> None:
+        """Write Hessian eigenvalue rows (``hessian.csv``, atomically; columns in the rows' order)."""
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_bytes(self.path / paths.HESSIAN, buf.getvalue().encode())
+
+    def write_telemetry(self, rows: list[dict[str, Any]]) -> None:
+        """Write the weight-telemetry rows (``telemetry.csv``, atomically): ``iteration`` and ``step`` first, then
+        every other key found in any row, sorted by name; missing values are empty cells."""
+        columns = ["iteration", "step", *sorted({k for r in rows for k in r} - {"iteration", "step"})]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+        atomic_write_bytes(self.path / paths.TELEMETRY, buf.getvalue().encode())
+
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Write every evaluation row as CSV (atomically, ``\\n`` line ends).
 

@@ -12,7 +12,19 @@ from typing import Any
 
 from lth.errors import UserError
 from lth.graph import Node
-from lth.lottery.branches import dn_reinit, oneshot, random_mask, reinit, remask, retrain, small_dense
+from lth.lottery.branches import (
+    dn_reinit,
+    noise,
+    oneshot,
+    random_mask,
+    reinit,
+    remask,
+    retrain,
+    shuffle,
+    signs,
+    small_dense,
+    transfer,
+)
 from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
 from lth.lottery.trunk import Trunk, mask_densities
 from lth.prune import density
@@ -26,6 +38,10 @@ BRANCHES: dict[str, Branch] = {
     "small-dense": small_dense.BRANCH,
     "retrain": retrain.BRANCH,
     "oneshot": oneshot.BRANCH,
+    "signs": signs.BRANCH,
+    "shuffle": shuffle.BRANCH,
+    "noise": noise.BRANCH,
+    "transfer": transfer.BRANCH,
 }
 
 
@@ -88,6 +104,10 @@ def branch_record(node: Node, base: dict[str, Any], rewind_iteration: int) -> di
         rec["width"] = node.spec.model.width
     else:
         rec["density"] = 1.0 if rec.get("status") == "complete" else None
+    spec = run.read_json("spec.json") if (run.path / "spec.json").exists() else None
+    for key in ("effective_std", "head_replaced"):  # what the branch's op recorded (lth.graph.Setup.info)
+        if isinstance(spec, dict) and key in spec:
+            rec[key] = spec[key]
     return rec
 
 

@@ -1,0 +1,59 @@
+"""`lth hessian`: finds the stored states, evaluates runs as one population, writes hessian.csv per run, and its
+numbers are those of top_eigenvalues on each state alone (the function itself is checked against a dense
+eigendecomposition in tests/analysis/test_hessian.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import lth
+
+from lth.analysis.hessian import top_eigenvalues
+from lth.data import load_dataset
+from lth.models import build_model
+from lth.spec import DataHparams
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hessian")
+    code, _, err = lth("train", "--preset", "digits_mlp", "--model", "fc_8", "--training-steps", "10it",
+                       "--save-states", "5it", "--replicates", "2", "--root", str(root))
+    assert code == 0, err
+    return root
+
+
+def test_hessian_rows_match_the_function_on_each_state(store: Path) -> None:
+    code, out, err = lth("hessian", "--root", str(store), "--steps", "init", "5it", "--k", "2", "--iters", "12",
+                         "--examples", "200", "--device", "cpu")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert len(rows) == 2 * 2 * 2 and {r["state"] for r in rows} == {"init", "5it"}
+    data = load_dataset(DataHparams(dataset="digits"))
+    x, y = data.train_x[:200], data.train_y[:200]
+    for path in {r["path"] for r in rows}:
+        with open(Path(path) / "hessian.csv") as f:
+            stored = list(csv.DictReader(f))
+        assert len(stored) == 4 and {s["bn_mode"] for s in stored} == {"train"}
+        for state in ("init", "5it"):
+            net = build_model("fc_8", 1, (1, 8, 8), 10)
+            net.load_member(0, torch.load(Path(path) / "states" / f"{state}.pt", weights_only=True))
+            want = top_eigenvalues(net, x, y, 2, 12, "train", torch.Generator().manual_seed(0)).values[0].tolist()
+            got = [r["eigenvalue"] for r in rows if r["path"] == path and r["state"] == state]
+            assert got == pytest.approx(want, rel=1e-3, abs=1e-5)
+            assert [float(s["eigenvalue"]) for s in stored if s["state"] == state] == pytest.approx(got)
+            assert got[0] >= got[1]
+
+
+@pytest.mark.parametrize("extra", [["--bn-mode", "bogus"], ["--k", "0"], ["--k", "3", "--iters", "2"],
+                                   ["--steps", "9999it"]])
+def test_bad_input_is_exit_2(store: Path, extra: list[str]) -> None:
+    argv = ["hessian", "--root", str(store), "--steps", "init", *extra]
+    if "--steps" in extra:
+        argv = ["hessian", "--root", str(store), *extra]
+    code, out, err = lth(*argv)
+    assert code == 2 and out == "" and err.startswith("lth: error:") and len(err.strip().splitlines()) == 1, err
