@@ -16,6 +16,7 @@ from lth.errors import UserError
 from lth.spec import GROUPS, Step, TrainSpec, hparam_fields, parse_value, replace_fields, to_json_value
 
 DEFAULT_ROOT = "runs"
+AUTO_CHECKPOINT_SECONDS = 60.0  # --checkpoint-every auto: lose at most about a minute of a run
 
 
 class Parser(argparse.ArgumentParser):
@@ -138,7 +139,16 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
                    help="capture the training step as a CUDA graph (auto: on for CUDA)")
     r.add_argument("--max-population", type=_positive("--max-population"), default=None,
                    help="most runs trained together as one population (default: from the device)")
-    r.add_argument("--checkpoint-every", default="1ep", help="checkpoint interval (a step, or 'never')")
+    r.add_argument("--checkpoint-every", default="auto",
+                   help="checkpoint interval: a step, 'never', or 'auto' (at an epoch's end once 60 s have passed "
+                        "since the last checkpoint; the default)")
+    r.add_argument("--telemetry-every", default=None, metavar="STEP",
+                   help="record weight telemetry (mean |w|, sign flips, distances to init and final, sampled weights, "
+                        "gradient norm) every STEP into telemetry.csv")
+    r.add_argument("--telemetry-dense-until", default=None, metavar="STEP",
+                   help="record telemetry more often before this step (with --telemetry-dense-every)")
+    r.add_argument("--telemetry-dense-every", default=None, metavar="STEP",
+                   help="the telemetry interval before --telemetry-dense-until")
     r.add_argument("--compile", action="store_true",
                    help="torch.compile the training forward (GPU: inside the CUDA graph; adds compile time)")
     r.add_argument("--save-states", nargs="*", default=[], metavar="STEP",
@@ -187,8 +197,11 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
     from lth.engine.train import EngineOptions
     from lth.executor import EXECUTORS
 
+    seconds = None
     if args.checkpoint_every == "never":
         ckpt = None
+    elif args.checkpoint_every == "auto":
+        ckpt, seconds = Step(1, "ep"), AUTO_CHECKPOINT_SECONDS
     else:
         try:
             ckpt = Step.parse(args.checkpoint_every)
@@ -200,8 +213,20 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
     check_root(args.root)
     if args.executor not in EXECUTORS:
         raise UserError(f"--executor: unknown value {args.executor!r}; allowed: {', '.join(EXECUTORS)}")
+    telemetry = {}
+    for name in ("telemetry_every", "telemetry_dense_until", "telemetry_dense_every"):
+        raw = getattr(args, name, None)
+        if raw is not None:
+            try:
+                telemetry[name] = Step.parse(raw)
+            except UserError as e:
+                raise UserError(f"--{name.replace('_', '-')}: {e}") from None
+    if "telemetry_every" not in telemetry and telemetry:
+        raise UserError("--telemetry-dense-until/--telemetry-dense-every need --telemetry-every")
+    if ("telemetry_dense_until" in telemetry) != ("telemetry_dense_every" in telemetry):
+        raise UserError("--telemetry-dense-until and --telemetry-dense-every go together")
     opts = EngineOptions(device=args.device, cuda_graph=args.cuda_graph, checkpoint_every=ckpt,
-                         callback=progress.callback, compile=args.compile)
+                         checkpoint_seconds=seconds, callback=progress.callback, compile=args.compile, **telemetry)
     return EXECUTORS[args.executor](data_dir=args.data_dir, options=opts, max_population=args.max_population,
                                     on_population=progress.population, on_event=progress.graph_event,
                                     **cluster_options(args))

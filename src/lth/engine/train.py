@@ -13,6 +13,7 @@ Events reach the caller through one callback signature: ``callback(event, info)`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,9 @@ class EngineOptions:
     channels_last: str = "auto"  # CUDA convnets: auto (inputs and weights in NHWC order) | input | off
     compile: bool = False  # torch.compile the training forward (inside the CUDA graph on GPU); costs compile time
     checkpoint_every: Step | None = Step(1, "ep")
+    # with checkpoint_every: write a checkpoint at those steps only once this many seconds have passed since the
+    # last one (None: at every one). Checkpoints cost I/O; a short run loses little when it restarts.
+    checkpoint_seconds: float | None = None
     callback: Callback | None = None
     # weight telemetry (Frankle et al. 2020, Fig. 3) into telemetry.csv: what is recorded, never the result
     telemetry_every: Step | None = None  # None: no telemetry
@@ -132,6 +136,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     for named in pop.names:
         events |= {t for t in named if t <= total}
     pop.model.train()
+    last_checkpoint = time.perf_counter()
     t = t0
     for t in range(t0, total + 1):
         if t in events:
@@ -152,7 +157,10 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
             if t == total or not any(s == "running" for s in pop.status):
                 break
             if pop.ckpt_every and t % pop.ckpt_every == 0 and t > t0:
-                pop.checkpoint(t)
+                now = time.perf_counter()
+                if opts.checkpoint_seconds is None or now - last_checkpoint >= opts.checkpoint_seconds:
+                    pop.checkpoint(t)
+                    last_checkpoint = now
         stepper(t)
         if t in pop.tele_at:
             pop.telemetry_grad()
