@@ -42,3 +42,19 @@ def test_cpu_default_population_follows_network_size() -> None:
     big = dataclasses.replace(digits, model=dataclasses.replace(digits.model, model="fc_300_100"))
     assert default_population(big, data, cpu) == 1
     assert CPU_POPULATION_MAX_PARAMS < 64 * 300 + 300 * 100  # fc_300_100 on 8x8 digits is above it
+
+
+def test_spec_json_records_node_population_and_data(tmp_path: Path) -> None:
+    import json
+
+    spec = get_preset("digits_mlp").spec
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, training_steps=Step(5, "it")))
+    nodes = [Node(spec, r, tmp_path / f"r{r}") for r in range(2)]
+    LocalExecutor(options=EngineOptions(device="cpu", checkpoint_every=None)).run(nodes)
+    for n in nodes:
+        rec = json.loads((n.path / "spec.json").read_text())
+        assert rec["node"] == n.digest
+        assert rec["population"]["size"] == 2 and rec["population"]["torch"] == torch.__version__
+        assert sorted(rec["population"]["members"]) == sorted(str(m.path.resolve()) for m in nodes)
+        source = rec["data_source"]
+        assert source["dataset"] == "digits" and len(source["files"][0]["sha256"]) == 64
