@@ -64,6 +64,7 @@ class EngineOptions:
     # with checkpoint_every: write a checkpoint at those steps only once this many seconds have passed since the
     # last one (None: at every one). Checkpoints cost I/O; a short run loses little when it restarts.
     checkpoint_seconds: float | None = None
+    threads: int | None = None  # CPU threads for torch (None: leave torch's setting); cluster workers set it
     callback: Callback | None = None
     # weight telemetry (Frankle et al. 2020, Fig. 3) into telemetry.csv: what is recorded, never the result
     telemetry_every: Step | None = None  # None: no telemetry

@@ -67,8 +67,11 @@ class ClusterExecutor(Executor):
 
     # -- the shared part
     def remote_options(self) -> EngineOptions:
-        """The engine options a worker trains with (the progress callback stays here)."""
-        return dataclasses.replace(self.options, callback=None)
+        """The engine options a worker trains with (the progress callback stays here; CPU threads = the task's
+        CPUs, so a run's arithmetic does not depend on the worker's machine or environment)."""
+        cpus = getattr(self, "cpus_per_task", None)
+        threads = self.options.threads or (max(1, int(cpus)) if cpus else None)
+        return dataclasses.replace(self.options, callback=None, threads=threads)
 
     def populations(self, ready: list[Node]) -> list[list[Node]]:
         """As every executor groups them, except that a node that failed before trains alone."""

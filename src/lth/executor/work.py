@@ -165,6 +165,8 @@ def train_remote(nodes: list[Node], data_dir: str | None, options: EngineOptions
     from lth.data import load_dataset
 
     import_modules(modules)
+    if options.threads:  # the reduction order of CPU kernels follows the thread count
+        torch.set_num_threads(options.threads)
     device = options.torch_device()
     hp = nodes[0].spec.data
     key = (hp, str(data_dir), str(device))
