@@ -60,9 +60,16 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
 
 def executor(kind: str = "local", *, data_dir: str | Path | None = None, device: str = "auto",
              max_population: int | None = None, **options: Any) -> Executor:
-    """An executor (``local``, or a cluster executor when installed) with engine options."""
-    return EXECUTORS[kind](data_dir=data_dir, options=EngineOptions(device=device, **options),
-                           max_population=max_population)
+    """An executor (``local``, ``ray``, ``slurm``). Keywords that are :class:`EngineOptions` fields (``compile``,
+    ``telemetry_every``, ...) configure the engine; the others go to the executor (``address``, ``retries``,
+    ``partition``, ...)."""
+    import dataclasses
+
+    engine_fields = {f.name for f in dataclasses.fields(EngineOptions)}
+    engine = {k: v for k, v in options.items() if k in engine_fields}
+    own = {k: v for k, v in options.items() if k not in engine_fields}
+    return EXECUTORS[kind](data_dir=data_dir, options=EngineOptions(device=device, **engine),
+                           max_population=max_population, **own)
 
 
 def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, **executor_options: Any) -> Any:
