@@ -81,3 +81,20 @@ def test_disk_too_small_names_the_flag_before_planning(capsys: pytest.CaptureFix
     code, _, err = lth(capsys, "train", "--preset", "digits_mlp", "--replicates", "3", "--training-steps", "1it",
                        "--root", str(tmp_path / "s"))
     assert code == 0, err
+
+
+@pytest.mark.parametrize("make", ["file", "unwritable"])
+def test_root_that_cannot_hold_a_store(capsys: pytest.CaptureFixture, tmp_path, make: str) -> None:
+    if make == "file":
+        root = tmp_path / "a_file"
+        root.write_text("x")
+    else:
+        root = tmp_path / "ro" / "store"
+        (tmp_path / "ro").mkdir()
+        (tmp_path / "ro").chmod(0o555)
+        import os
+
+        if os.access(tmp_path / "ro", os.W_OK):  # root ignores permissions: use a path no one can create
+            root = __import__("pathlib").Path("/proc/lth-store")
+    code, out, err = lth(capsys, "train", "--preset", "digits_mlp", "--root", str(root))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--root" in err, err

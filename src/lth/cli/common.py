@@ -312,15 +312,24 @@ def check_device(text: str) -> Any:
 
 
 def check_root(text: str) -> None:
-    """``--root``: a directory (or a path one can be made at) that is writable."""
+    """``--root``: a directory (or a path one can be made at) that is writable. Probed by making and removing a
+    temporary directory in the nearest existing folder, so nothing is left behind."""
+    import tempfile
+    from pathlib import Path
+
     p = Path(text).expanduser()
     if p.exists() and not p.is_dir():
         raise UserError(f"--root {text!r}: is a file, expected a directory for the store")
     q = p.resolve()
     while not q.exists() and q != q.parent:
         q = q.parent
-    if not q.is_dir() or not os.access(q, os.W_OK | os.X_OK):
-        raise UserError(f"--root {text!r}: {q} is not writable; choose a directory you can write to")
+    try:
+        if not q.is_dir():
+            raise OSError("not a directory")
+        os.rmdir(tempfile.mkdtemp(prefix=".lth-probe-", dir=q))
+    except OSError:
+        raise UserError(f"--root {text!r}: cannot create a store there ({q} is not writable); "
+                        f"choose a directory you can write to") from None
 
 
 def check_fits(args: argparse.Namespace, spec: TrainSpec, runs: int, flag: str = "--replicates",
@@ -334,6 +343,7 @@ def check_fits(args: argparse.Namespace, spec: TrainSpec, runs: int, flag: str =
     from lth.data.describe import describe
     from lth.executor.capacity import check_capacity, check_member, count_params
 
+    check_root(args.root)
     m = spec.model
     width_given = "width" in vars(args)
     if width_given and not (m.width > 0 and m.width < float("inf")):
