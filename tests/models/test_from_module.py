@@ -195,12 +195,18 @@ def test_resnet18_trains_through_lottery(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setitem(MODELS, "r18", MODELS.get("r18"))
     register_module("r18", resnet18_32)
     assert build_model("r18", 1, (3, 32, 32), 10).path == "fx"
-    code, out, err = lth("lottery", "--preset", "digits_mlp", "--dataset", "synthetic", "--synthetic-size", "16",
-                         "--batch-size", "8", "--model", "r18", "--training-steps", "2it", "--levels", "1",
-                         "--root", str(tmp_path), "--json")
+    args = ["--preset", "digits_mlp", "--dataset", "synthetic", "--synthetic-size", "16", "--batch-size", "8",
+            "--model", "r18", "--training-steps", "2it", "--root", str(tmp_path)]
+    code, out, err = lth("lottery", *args, "--levels", "1", "--json")
     assert code == 0, err
     masks = list(tmp_path.rglob("mask.pt"))
     assert masks and "layer4.1.conv2.weight" in torch.load(masks[0])
+    code, out, err = lth("branch", "reinit", *args, "--levels", "1", "--json")  # and a branch off its ticket
+    assert code == 0, err
+    (rec,) = json.loads(out)["runs"]
+    ticket = torch.load(masks[0], weights_only=True)
+    mask = torch.load(rec["mask"], weights_only=True)
+    assert rec["status"] == "complete" and all(torch.equal(mask[k], ticket[k]) for k in ticket)
 
 
 def test_register_module_and_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
