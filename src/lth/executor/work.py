@@ -35,11 +35,23 @@ def probe(node: Node, data: Dataset) -> Any:
     return build_model(m.model, 1, data.example_shape, data.num_classes, m.norm, m.width)
 
 
-def context(node: Node, data: Dataset) -> OpContext:
-    """What the node's ops may know: prunable names, layer kinds, shapes, iterations per epoch."""
-    model = probe(node, data)
-    spe = data.train_x.shape[0] // node.spec.data.batch_size
-    return OpContext(node, model.prunable(), kinds_of(model), data.example_shape, data.num_classes, spe, model)
+def context(node: Node, data: Dataset, data_hp: Any = None) -> OpContext:
+    """What the node's ops may know: prunable names, layer kinds, shapes, iterations per epoch. ``data`` is the
+    dataset loaded for ``data_hp`` (by default the node's own); a node referenced by another one may train on
+    other data (a ticket transferred across datasets, a pretraining task): its shapes then come from a
+    description of its own data, never from the loaded one."""
+    from lth.data.describe import describe
+    from lth.models import build_model
+
+    if data_hp is None or node.spec.data == data_hp:
+        shape, classes, n_train = data.example_shape, data.num_classes, data.train_x.shape[0]
+    else:
+        info = describe(node.spec.data)
+        shape, classes, n_train = info.example_shape, info.num_classes, info.n_train
+    m = node.spec.model
+    model = build_model(m.model, 1, shape, classes, m.norm, m.width)
+    spe = n_train // node.spec.data.batch_size
+    return OpContext(node, model.prunable(), kinds_of(model), shape, classes, spe, model)
 
 
 def to_job(node: Node, data: Dataset) -> Job:
@@ -49,7 +61,7 @@ def to_job(node: Node, data: Dataset) -> Job:
 
     def ctx_for(n: Node) -> OpContext:
         if n.path not in contexts:
-            contexts[n.path] = ctx if n.path == node.path else context(n, data)
+            contexts[n.path] = ctx if n.path == node.path else context(n, data, node.spec.data)
         return contexts[n.path]
 
     setup = resolve(node, ctx, ctx_for)
