@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from lth.engine.train import EngineOptions
+from lth.errors import UserError
 from lth.executor import EXECUTORS, Executor
 from lth.graph import Node
 from lth.lottery import Trunk, branch_options
@@ -47,12 +48,27 @@ def train(preset: str, *, replicates: int = 1, root: str | Path = "runs",
 def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[str] = ("0it",),
             branches: Iterable[str] | dict[str, dict[str, Any]] = (), branch_levels: list[int] | None = None,
             root: str | Path = "runs", data_dir: str | Path | None = None,
-            pruning: dict[str, Any] | None = None, **overrides: Any) -> LotteryPlan:
-    """IMP trunks (one per rewind step) and branches off their levels, as one plan (``plan.nodes()``)."""
+            pruning: dict[str, Any] | None = None, pretrain_steps: str | None = None,
+            pretrain_task: str = "standard", pretrain_sparse: bool = False, **overrides: Any) -> LotteryPlan:
+    """IMP trunks (one per rewind step) and branches off their levels, as one plan (``plan.nodes()``).
+
+    ``pretrain_steps="K"``: the state at the rewind step K is pretrained on ``pretrain_task`` (standard,
+    random-labels, rotation, blur, rotation+blur; ``pretrain_sparse``: each level's ticket under its mask);
+    ``rewind`` is then K (left at its default, it is set to K)."""
+    from lth.lottery.pretrain import Pretraining
+
     s = spec(preset, **overrides)
     prune_hp = PruneHparams(**{**get_preset(preset).pruning, **(pruning or {})})  # type: ignore[arg-type]
     prune_hp.validate()
-    trunks = [Trunk(s, prune_hp, Step.parse(k), Path(root), preset) for k in rewind]
+    pre = None
+    if pretrain_steps is not None:
+        pre = Pretraining(pretrain_task, pretrain_sparse)
+        pre.validate()
+        k = Step.parse(pretrain_steps)
+        rewind = [str(k)] if tuple(rewind) == ("0it",) else list(rewind)
+        if any(str(Step.parse(x)) != str(k) for x in rewind):
+            raise UserError(f"rewind {list(rewind)}: with pretrain_steps {k} the rewind step is {k}")
+    trunks = [Trunk(s, prune_hp, Step.parse(k), Path(root), preset, pre) for k in rewind]
     named = branches if isinstance(branches, dict) else {b: {} for b in branches}
     opts = {name: branch_options(name, values) for name, values in named.items()}
     return LotteryPlan(trunks, levels, replicates, opts, branch_levels, data_dir=data_dir)

@@ -57,8 +57,9 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
 
     p.add_argument("--levels", required=True, help="pruning levels after the dense level 0")
     add_preset_flag(p)
-    p.add_argument("--rewind", nargs="+", default=["0it"],
-                   help="rewind step k (0it: the original lottery ticket); several make a sweep")
+    p.add_argument("--rewind", nargs="+", default=None,
+                   help="rewind step k (default 0it: the original lottery ticket); several make a sweep")
+    add_pretrain_flags(p)
     p.add_argument("--branches", nargs="*", default=[], metavar="NAME",
                    help=f"branches trained beside the trunk at every level 1..LEVELS ({' | '.join(BRANCHES)})")
     p.add_argument("--branch-levels", default=None, help="levels of the branches (default: 1..LEVELS)")
@@ -69,19 +70,62 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     p.add_argument("--strict", action="store_true", help="exit 1 when any run diverged")
 
 
+def add_pretrain_flags(p: argparse.ArgumentParser) -> None:
+    """``--pretrain-steps K --pretrain-task T [--pretrain-sparse]`` (Frankle, Schwab & Morcos 2020, Section 5)."""
+    from lth.lottery.pretrain import TASKS
+
+    g = p.add_argument_group("pretraining the rewinding point")
+    g.add_argument("--pretrain-steps", default=None, metavar="K",
+                   help="rewind to a state pretrained for K steps on --pretrain-task instead of level 0's state at K "
+                        "(K is the rewind step: --rewind may be left out, or must be K)")
+    g.add_argument("--pretrain-task", default=None, metavar="TASK",
+                   help=f"the pretraining task ({' | '.join(TASKS)}; default standard)")
+    g.add_argument("--pretrain-sparse", action="store_true",
+                   help="pretrain each level's ticket under its mask (else one dense pretraining per replicate)")
+
+
+def pretraining_from_args(args: argparse.Namespace) -> tuple[Any, Step | None]:
+    """The trunk's :class:`~lth.lottery.pretrain.Pretraining` and its step K from the flags (``(None, None)``
+    without ``--pretrain-steps``; UserError for a task or sparse flag without it, or a bad value)."""
+    from lth.lottery.pretrain import Pretraining
+
+    steps, task = getattr(args, "pretrain_steps", None), getattr(args, "pretrain_task", None)
+    sparse = getattr(args, "pretrain_sparse", False)
+    if steps is None:
+        if task is not None or sparse:
+            flag = "--pretrain-task" if task is not None else "--pretrain-sparse"
+            raise UserError(f"{flag}: needs --pretrain-steps K (the number of pretraining steps)")
+        return None, None
+    try:
+        k = Step.parse(steps)
+    except UserError as e:
+        raise UserError(f"--pretrain-steps: {e}") from None
+    if k.count < 1:
+        raise UserError(f"--pretrain-steps {steps}: bad value; allowed: at least 1it")
+    pre = Pretraining(task or "standard", sparse)
+    pre.validate()
+    return pre, k
+
+
 def trunks_from_args(args: argparse.Namespace, base: TrainSpec) -> list[Any]:
-    """One trunk per ``--rewind`` step."""
+    """One trunk per ``--rewind`` step; with ``--pretrain-steps K``, one trunk rewound to K whose state at K is
+    pretrained (``--rewind``, if given, must be K)."""
     from lth.lottery import Trunk
 
     spec = spec_from_args(args, base)
     pruning = pruning_from_args(args)
+    pretrain, k_pre = pretraining_from_args(args)
+    given = args.rewind if args.rewind is not None else ([str(k_pre)] if k_pre is not None else ["0it"])
     rewinds = []
-    for k in args.rewind:
+    for k in given:
         try:
             rewinds.append(Step.parse(k))
         except UserError as e:
             raise UserError(f"--rewind: {e}") from None
-    return [Trunk(spec, pruning, k, Path(args.root), args.preset) for k in rewinds]
+    if k_pre is not None and any(str(k) != str(k_pre) for k in rewinds):
+        raise UserError(f"--rewind {' '.join(given)}: with --pretrain-steps {k_pre} the rewind step is {k_pre} (the "
+                        f"pretrained state takes the place of the state there); allowed: --rewind {k_pre} or none")
+    return [Trunk(spec, pruning, k, Path(args.root), args.preset, pretrain) for k in rewinds]
 
 
 def branches_from_args(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
@@ -120,7 +164,8 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     records = plan.records(results)
     code = report_divergence(records["runs"] + records["branches"], args.strict)
     if args.json:
-        emit_json({"runs": records["runs"], **({"branches": records["branches"]} if branches else {})})
+        emit_json({"runs": records["runs"], **({"branches": records["branches"]} if branches else {}),
+                   **({"pretrain": records["pretrain"]} if "pretrain" in records else {})})
     else:
         print_levels(records["runs"] + records["branches"])
         print(f"results in {Path(records['runs'][0]['path']).parent.parent}", file=sys.stderr)

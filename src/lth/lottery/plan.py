@@ -4,6 +4,11 @@
 CONTRACT's records. Because a branch at level l depends only on what the trunk's level l depends on (level
 l-1 trained, level 0's states), the executor trains it in the same population as the trunk's level l: the
 Frankle & Carbin figure (trunk, reinit, random-mask) costs little more than its trunk.
+
+A trunk with pretraining (``Trunk.pretrain``) adds its pretraining nodes (ancestors of its levels 1..L); every
+branch rewound to k starts from the pretrained state too (it *is* the rewinding point). Sparse pretraining has
+one pretrained start per level, which branches cannot yet ask for (``BranchContext.start`` takes no level): a
+plan with both is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lth.data.describe import DataInfo, describe
+from lth.errors import UserError
 from lth.graph import Node
 from lth.lottery.branches import branch_record, plan_branch
 from lth.lottery.trunk import Trunk, check_trunks, level_record
@@ -42,6 +48,9 @@ class LotteryPlan:
         self.spe = max(1, self.info.steps_per_epoch(spec.data.batch_size))
         total = spec.train.training_steps.iterations(self.spe)
         check_trunks(self.trunks, total, self.spe, self.kinds)
+        if self.branches and any(t.pretrain is not None and t.pretrain.sparse for t in self.trunks):
+            raise UserError(f"--pretrain-sparse: not with --branches ({', '.join(self.branches)}); a branch starts "
+                            "from one rewinding point per replicate, sparse pretraining makes one per level")
         if self.branch_levels is None:
             self.branch_levels = list(range(1, self.levels + 1))
 
@@ -55,8 +64,12 @@ class LotteryPlan:
                 for n in plan_branch(name, t, self.branch_levels or [], self.replicates, opts, self.prunable,
                                      self.kinds, self.info.example_shape, self.info.num_classes)]
 
+    def pretrain_nodes(self) -> list[Node]:
+        """The pretraining nodes of every trunk that has pretraining (they are also ancestors of the levels)."""
+        return [n for t in self.trunks for r in range(self.replicates) for n in t.pretrain_nodes(r, self.levels)]
+
     def nodes(self) -> list[Node]:
-        """Trunk nodes, then branch nodes."""
+        """Trunk nodes, then branch nodes (pretraining nodes come in as ancestors of the trunk's levels)."""
         return self.trunk_nodes() + self.branch_nodes()
 
     def records(self, results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -67,8 +80,26 @@ class LotteryPlan:
                  for t in self.trunks for r in range(self.replicates) for lv in range(self.levels + 1)]
         assert len(trunk) == len(trunk_nodes)
         branches = [branch_record(n, by_path[str(n.path)], self._rewind_it(n)) for n in branch_nodes]
-        return {"runs": trunk, "branches": branches}
+        out: dict[str, list[dict[str, Any]]] = {"runs": trunk, "branches": branches}
+        pre = self.pretrain_nodes()
+        if pre:
+            out["pretrain"] = [pretrain_record(n, by_path.get(str(n.path))) for n in pre]
+        return out
 
     def _rewind_it(self, node: Node) -> int:
         t = next(t for t in self.trunks if str(t.rewind) == node.meta["rewind"])
         return t.rewind.iterations(self.spe)
+
+
+def pretrain_record(node: Node, result: dict[str, Any] | None) -> dict[str, Any]:
+    """A pretraining node's record: path, replicate, level (None: dense pretraining), task, role (``pretrain``, or
+    ``head`` for the node that replaces the rotation head), status and final test accuracy (on the task's data)."""
+    from lth.store import RunDir
+
+    done = RunDir(node.path).done or {}
+    rec = {"path": str(node.path), "replicate": node.replicate, "level": node.meta.get("level"),
+           "task": node.meta.get("task"), "role": node.meta.get("role"), "rewind": node.meta.get("rewind"),
+           "status": done.get("status", "missing"), "final_test_accuracy": done.get("final_test_accuracy")}
+    if result and "error" in result:
+        rec["error"] = result["error"]
+    return rec

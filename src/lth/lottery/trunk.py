@@ -3,8 +3,11 @@
 Level 0 trains the dense network and keeps its state at the rewind step k. Level l's recipe is the ``imp`` op:
 prune level l-1's final weights inside level l-1's mask (a pruning strategy), start from level 0's state at
 step k and train on from k with the schedule and data order of step k (k = 0it: the original lottery ticket;
-k > 0: rewinding). Every level is a node; the executor trains the levels of all replicates and rewind steps
-(and any branch whose parents are trained) together as populations, level after level.
+k > 0: rewinding). With ``pretrain`` (:mod:`lth.lottery.pretrain`) the state at step k is a pretrained one: a
+pretraining node per replicate (or per replicate and level, sparse) trained for k steps on another task from
+level 0's initialisation, under ``replicate_<r>/pretrain/`` (and ``pretrain_head/`` where the rotation task's head
+is replaced). Level 0 trains normally (it finds the masks). Every level is a node; the executor trains the levels of
+all replicates and rewind steps (and any branch whose parents are trained) together as populations, level after level.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from lth.engine.batches import mix_seed
 from lth.errors import UserError
 from lth.graph import Node, OpContext, Recipe, Ref, Setup, op
+from lth.lottery.pretrain import Pretraining, pretrain_spec
 from lth.prune import PruneHparams, density, effective_density, layer_densities, prune
 from lth.spec import Step, TrainSpec, from_dict, spec_hash, to_dict
 from lth.store import RunDir, run_path
@@ -32,11 +36,16 @@ class Trunk:
     rewind: Step
     root: Path
     preset: str = ""  # recorded in spec.json for the analysis; not part of the hash
+    pretrain: Pretraining | None = None  # the state at step k is pretrained (None: level 0's, as ever)
 
     @property
     def digest(self) -> str:
-        """The trunk's hash: spec, pruning and rewind step (the number of levels does not count)."""
-        return spec_hash(self.spec, self.pruning, {"rewind": str(self.rewind)})
+        """The trunk's hash: spec, pruning and rewind step (the number of levels does not count), and the
+        pretraining only when there is one (so every trunk without pretraining keeps its hash)."""
+        extra: dict[str, Any] = {"rewind": str(self.rewind)}
+        if self.pretrain is not None:
+            extra["pretrain"] = self.pretrain.identity()
+        return spec_hash(self.spec, self.pruning, extra)
 
     def level_dir(self, replicate: int, level: int) -> Path:
         """``<root>/lottery_<hash>/replicate_<r>/level_<l>``."""
@@ -54,8 +63,11 @@ class Trunk:
 
     def meta(self, replicate: int, level: int) -> dict[str, Any]:
         """What spec.json records beside the hyperparameters."""
-        return {"kind": "lottery", "preset": self.preset, "level": level, "rewind": str(self.rewind),
-                "pruning": to_dict(self.pruning), "trunk": str(self.level_dir(replicate, 0).parent.parent)}
+        out = {"kind": "lottery", "preset": self.preset, "level": level, "rewind": str(self.rewind),
+               "pruning": to_dict(self.pruning), "trunk": str(self.level_dir(replicate, 0).parent.parent)}
+        if self.pretrain is not None:
+            out["pretrain"] = self.pretrain.identity()
+        return out
 
     def node(self, replicate: int, level: int) -> Node:
         """The node of one level of one replicate (level l references level l-1 and level 0)."""
@@ -64,14 +76,72 @@ class Trunk:
             return Node(self.spec, replicate, self.level_dir(replicate, 0), keep=self.keep, meta=meta)
         prev = self.node(replicate, level - 1)
         dense = prev if level == 1 else self.node(replicate, 0)
-        recipe = Recipe.make("imp", Ref(dense, f"state:{self.rewind_name}"), Ref(prev, "state:final"),
+        start = Ref(dense, f"state:{self.rewind_name}") if self.pretrain is None else self.start_ref(replicate, level)
+        recipe = Recipe.make("imp", start, Ref(prev, "state:final"),
                              Ref(prev, "mask"), pruning=to_dict(self.pruning), replicate=replicate, level=level)
         return Node(self.spec, replicate, self.level_dir(replicate, level), start_step=self.rewind, setup=recipe,
                     keep=self.keep, meta=meta)
 
-    def start_ref(self, replicate: int) -> Ref:
-        """Level 0's state at the rewind step (where every level, and most branches, start)."""
-        return Ref(self.node(replicate, 0), f"state:{self.rewind_name}")
+    def start_ref(self, replicate: int, level: int | None = None) -> Ref:
+        """The state at the rewind step, where every level and every rewound branch starts: level 0's state at
+        k, or with pretraining the pretrained state (its head replaced after a rotation task). Sparse
+        pretraining has one per level: ``level`` is then required (ValueError without it)."""
+        if self.pretrain is None:
+            return Ref(self.node(replicate, 0), f"state:{self.rewind_name}")
+        if self.pretrain.sparse and level is None:
+            raise ValueError("sparse pretraining has one pretrained start per level: give the level")
+        lv = level if self.pretrain.sparse else None
+        start = self.pretrain_head_node(replicate, lv) if self.pretrain.rotation else self.pretrain_node(replicate, lv)
+        return Ref(start, "state:final")
+
+    def pretrain_dir(self, replicate: int, level: int | None = None, head: bool = False) -> Path:
+        """``replicate_<r>/pretrain`` (dense) or ``replicate_<r>/pretrain/level_<l>`` (sparse); ``pretrain_head``
+        for the node that replaces the rotation task's head."""
+        d = self.level_dir(replicate, 0).parent / ("pretrain_head" if head else "pretrain")
+        return d if level is None else d / f"level_{level}"
+
+    def _pretrain_meta(self, replicate: int, level: int | None, role: str) -> dict[str, Any]:
+        assert self.pretrain is not None
+        meta = {**self.meta(replicate, 0), "kind": "pretrain", "role": role, "task": self.pretrain.task,
+                "sparse": self.pretrain.sparse}
+        meta["level"] = level  # None: the dense pretraining (no level's mask)
+        return meta
+
+    def pretrain_node(self, replicate: int, level: int | None = None) -> Node:
+        """The pretraining run: the task's data, k steps, from level 0's initialisation (``pretrain_init``); with
+        sparse pretraining (``level`` given), under that level's IMP mask."""
+        if self.pretrain is None:
+            raise ValueError("this trunk has no pretraining")
+        level0 = self.node(replicate, 0)
+        refs = [Ref(level0, "state:init")]
+        options: dict[str, Any] = {}
+        if level is not None:
+            if level < 1:
+                raise ValueError("sparse pretraining is per pruned level (1, 2, ...)")
+            prev = self.node(replicate, level - 1)
+            refs += [Ref(prev, "state:final"), Ref(prev, "mask")]
+            options = {"pruning": to_dict(self.pruning), "replicate": replicate, "level": level}
+        spec = pretrain_spec(self.spec, self.pretrain.task, self.rewind)
+        return Node(spec, replicate, self.pretrain_dir(replicate, level), setup=Recipe.make("pretrain_init", *refs,
+                    **options), meta=self._pretrain_meta(replicate, level, "pretrain"))
+
+    def pretrain_head_node(self, replicate: int, level: int | None = None) -> Node:
+        """After a rotation task: a run of the trunk's own network that starts at step k from the pretrained state
+        with a fresh head (``pretrain_head``) and trains for no steps; its final state is the rewinding point."""
+        spec = dataclasses.replace(self.spec, train=dataclasses.replace(self.spec.train, training_steps=self.rewind))
+        recipe = Recipe.make("pretrain_head", Ref(self.pretrain_node(replicate, level), "state:final"))
+        return Node(spec, replicate, self.pretrain_dir(replicate, level, head=True), start_step=self.rewind,
+                    setup=recipe, meta=self._pretrain_meta(replicate, level, "head"))
+
+    def pretrain_nodes(self, replicate: int, levels: int) -> list[Node]:
+        """Every pretraining node of a replicate (empty without pretraining)."""
+        if self.pretrain is None:
+            return []
+        lvs: list[int | None] = list(range(1, levels + 1)) if self.pretrain.sparse else [None]
+        out = [self.pretrain_node(replicate, lv) for lv in lvs]
+        if self.pretrain.rotation:
+            out += [self.pretrain_head_node(replicate, lv) for lv in lvs]
+        return out
 
 
 def level_hparams(pruning: PruneHparams | dict, replicate: int, level: int) -> PruneHparams:
@@ -101,6 +171,11 @@ def check_trunks(trunks: list[Trunk], total: int, steps_per_epoch: int, kinds: d
     from lth.prune import layer_fraction_map
 
     for t in trunks:
+        if t.pretrain is not None:
+            t.pretrain.validate()
+            if t.rewind.count == 0:
+                raise UserError("--pretrain-steps 0it: pretraining needs at least 1it (the pretrained state takes "
+                                "the place of the state at that step)")
         if t.rewind.iterations(steps_per_epoch) > total:
             raise UserError(f"--rewind {t.rewind}: after the end of training "
                             f"({t.spec.train.training_steps} = {total}it)")

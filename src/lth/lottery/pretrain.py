@@ -1,0 +1,118 @@
+"""Pretraining the rewinding point (Frankle, Schwab & Morcos, ICLR 2020, Section 5, "data dependence").
+
+Instead of rewinding a ticket to level 0's state at step k, IMP rewinds it to the state of a network that was
+trained for k steps on a *pretraining task* from the same initialisation W_0: the standard task (a control that
+re-creates W_k), random labels (fixed per example), self-supervised rotation (a 4-way task: which of 0, 90, 180,
+270 degrees the image was turned by; its head is replaced by a fresh 10-way head afterwards), 4x blurred images,
+or rotation of blurred images. With ``sparse`` the ticket itself is pretrained: level l's pretraining trains
+under level l's IMP mask (the paper's "sparse pretraining").
+
+The data transforms are :class:`lth.spec.DataHparams` options (``random_labels_fraction``, ``blur``,
+``rotation_task``; see ``lth.data.datasets``). This module maps a task onto them, and holds the two ops of the
+graph: ``pretrain_init`` (the pretraining run's start: level 0's init W_0, the head fitted to the task's class
+count, and for sparse pretraining the level's mask) and ``pretrain_head`` (the pretrained state with its head
+replaced, for the rotation tasks). The nodes themselves are planned by :class:`lth.lottery.trunk.Trunk`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from lth.errors import UserError
+from lth.graph import OpContext, Setup, op
+from lth.spec import DataHparams, Step, TrainSpec
+
+TASKS = ("standard", "random-labels", "rotation", "blur", "rotation+blur")
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """What the rewinding point is pretrained on. The number of steps is the trunk's rewind step k: the
+    pretrained state takes the place of level 0's state at step k."""
+
+    task: str = "standard"
+    sparse: bool = False  # pretrain each level's ticket under its mask (else one dense pretraining per replicate)
+
+    def validate(self) -> None:
+        """UserError for an unknown task."""
+        if self.task not in TASKS:
+            raise UserError(f"--pretrain-task: unknown value {self.task!r}; allowed: {', '.join(TASKS)}")
+
+    @property
+    def rotation(self) -> bool:
+        """Whether the task has its own (4-way) head, replaced by a fresh one afterwards."""
+        return "rotation" in self.task
+
+    def identity(self) -> dict[str, object]:
+        """What the trunk's hash records of it."""
+        return {"task": self.task, "sparse": self.sparse}
+
+
+def task_data(data: DataHparams, task: str) -> DataHparams:
+    """The data options of a pretraining task (the trunk's data otherwise unchanged): random labels redraw every
+    training label once, fixed per example by ``data_seed`` (``random_labels_fraction=1``); blur is 4x average
+    downsampling and upsampling back; rotation turns each image by n quarter turns, label n."""
+    if task not in TASKS:
+        raise UserError(f"--pretrain-task: unknown value {task!r}; allowed: {', '.join(TASKS)}")
+    changes: dict[str, object] = {}
+    if task == "random-labels":
+        changes["random_labels_fraction"] = 1.0
+    if "blur" in task:
+        changes["blur"] = True
+    if "rotation" in task:
+        changes["rotation_task"] = True
+    return dataclasses.replace(data, **changes)
+
+
+def pretrain_spec(spec: TrainSpec, task: str, steps: Step) -> TrainSpec:
+    """The pretraining run's spec: the trunk's model, optimiser, seeds and schedule (milestones and warmup are
+    absolute steps, so the learning rate over the first k steps is the trunk's), the task's data, trained for
+    ``steps`` (= k)."""
+    train = dataclasses.replace(spec.train, training_steps=steps)
+    return dataclasses.replace(spec, data=task_data(spec.data, task), train=train)
+
+
+def _fit_heads(ctx: OpContext, state: dict, mask: dict | None) -> tuple[dict, dict | None, bool]:
+    """``state`` (and ``mask``) with the output layer taken from a fresh initialisation of the node's network
+    (its init seed; its mask all ones) where the shapes differ: a 10-way head on the 4-way rotation task."""
+    from lth.lottery.branches.transfer import fresh_state
+    from lth.prune.perturb import head_names, replace_head
+
+    fresh = fresh_state(ctx)
+    heads = head_names(ctx._probe) if ctx._probe is not None else []
+    if not any(state[k].shape != fresh[k].shape for k in heads):
+        return state, mask, False
+    if mask is not None:
+        mask = {k: (torch.ones_like(fresh[k], dtype=torch.bool) if k in heads else v) for k, v in mask.items()}
+    return replace_head(state, fresh, heads), mask, True
+
+
+@op("pretrain_init")
+def pretrain_init(ctx: OpContext, init: dict, weights: dict | None = None, prev_mask: dict | None = None, *,
+                  pruning: dict | None = None, replicate: int = 0, level: int = 0) -> Setup:
+    """The pretraining run's start: level 0's initialisation W_0 (the network pretraining starts where training
+    starts), its head fitted to the task's class count. With ``weights``/``prev_mask`` (level l-1's final state
+    and mask: sparse pretraining of level l) its mask is level l's IMP mask, computed as the trunk's ``imp`` op
+    computes it (the head's mask all ones where the task's head has another shape)."""
+    from lth.lottery.trunk import imp
+
+    mask = None
+    if weights is not None and prev_mask is not None:
+        # a dense level 0 gives an all-ones mask shaped like *this* node's network: reshape it like the weights
+        prev = {k: m if m.shape == weights[k].shape else torch.ones_like(weights[k], dtype=torch.bool)
+                for k, m in prev_mask.items()}
+        mask = imp(ctx, init, weights, prev, pruning=pruning or {}, replicate=replicate, level=level).mask
+    state, mask, replaced = _fit_heads(ctx, init, mask)
+    return Setup(state, mask, {"head_replaced": replaced})
+
+
+@op("pretrain_head")
+def pretrain_head(ctx: OpContext, pretrained: dict) -> Setup:
+    """The pretrained state with its output layer replaced by a fresh one of the node's class count (drawn from
+    the node's init seed, i.e. level 0's initial head): after the rotation task, the network is trained on the
+    real labels with a new classifier (Frankle et al. 2020, Section 5)."""
+    state, _, replaced = _fit_heads(ctx, pretrained, None)
+    return Setup(state, None, {"head_replaced": replaced})
