@@ -87,3 +87,11 @@ def test_quick_lottery(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     rows = {r["quantity"]: r for r in doc["rows"]}
     assert rows["IMP ticket accuracy at 3.5% density"]["n"] == 2
     assert set(doc["verdicts"]) == {"ticket_beats_reinit", "ticket_beats_random_mask"}
+
+
+def test_quick_ticket_distribution(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("ticket-distribution", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    assert rows["FC-1 full: max average accuracy"]["paper"] == pytest.approx(0.9068)
+    assert rows["FC-1 full: max average accuracy"]["n"] == 1  # the maximum of the average over replicates
+    assert rows["FC-1 ticket level 2: min average training loss"]["lth"] > 0

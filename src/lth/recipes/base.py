@@ -276,3 +276,34 @@ def run_metrics(root: Path, paths: Sequence[str]) -> pd.DataFrame:
 
     m = metrics_frame(Path(root))
     return m[m["path"].isin([str(p) for p in paths])] if not m.empty else m
+
+
+def sizes(ctx: Context, full: dict[str, Any], quick: dict[str, Any]) -> tuple[int, int, str | None]:
+    """``(levels, replicates, steps)`` at ``ctx``'s scale (``full``/``quick``: dicts with those keys, steps
+    None for the preset's); every difference from ``full`` is recorded as a substitution."""
+    cfg = quick if ctx.quick else full
+    levels = ctx.scale.pick("levels", cfg["levels"])
+    reps = ctx.scale.pick("replicates", cfg["replicates"])
+    steps = ctx.scale.pick("steps", cfg["steps"])
+    if levels != full["levels"]:
+        ctx.sub(f"{levels} pruning levels instead of {full['levels']}")
+    if reps != full["replicates"]:
+        ctx.sub(f"{reps} replicates instead of {full['replicates']}")
+    if steps:
+        ctx.sub(f"{steps} of training per run instead of the paper's")
+    return levels, reps, steps
+
+
+def average_curve_extremes(metrics: pd.DataFrame, steps_per_epoch: int) -> dict[str, float]:
+    """Seed 004's summary (its FC-1 and LeNet5 tables): over the runs in ``metrics`` (the replicates of one
+    model), the test accuracy and the training loss averaged across runs at each evaluation; the maximum average
+    accuracy and its epoch, the minimum average training loss and its epoch (epoch = iteration / steps per
+    epoch)."""
+    g = metrics.groupby("iteration")[["test_accuracy", "train_loss"]].mean(numeric_only=True)
+    acc, loss = g["test_accuracy"].dropna(), g["train_loss"].dropna()
+    out: dict[str, float] = {}
+    if not acc.empty:
+        out.update(max_accuracy=float(acc.max()), max_accuracy_epoch=float(acc.idxmax()) / steps_per_epoch)
+    if not loss.empty:
+        out.update(min_loss=float(loss.min()), min_loss_epoch=float(loss.idxmin()) / steps_per_epoch)
+    return out
