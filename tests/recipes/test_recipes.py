@@ -95,3 +95,12 @@ def test_quick_ticket_distribution(tmp_path: Path, capsys: pytest.CaptureFixture
     assert rows["FC-1 full: max average accuracy"]["paper"] == pytest.approx(0.9068)
     assert rows["FC-1 full: max average accuracy"]["n"] == 1  # the maximum of the average over replicates
     assert rows["FC-1 ticket level 2: min average training loss"]["lth"] > 0
+
+
+def test_quick_mode_connectivity(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("mode-connectivity", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    assert rows["LeNet: IMP"]["paper"] == pytest.approx(0.982) and rows["LeNet: IMP"]["n"] == 4  # 2 reps x 2 copies
+    inst = [r for q, r in rows.items() if "test instability" in q]
+    assert inst and all(r["lth_min"] >= -1e-9 for r in inst)  # the barrier is never below the end points' mean
+    assert "LeNet: IMP matching at k=0" in doc["verdicts"]

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from lth.errors import UserError
-from lth.recipes import lottery, ticket_distribution
+from lth.recipes import lottery, mode_connectivity, ticket_distribution
 from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, RecipeResult, Scale, compare
 
 RECIPES: dict[str, Recipe] = {
     "lottery": lottery.RECIPE,
+    "mode-connectivity": mode_connectivity.RECIPE,
     "ticket-distribution": ticket_distribution.RECIPE,
 }
 
