@@ -104,3 +104,12 @@ def test_quick_mode_connectivity(tmp_path: Path, capsys: pytest.CaptureFixture) 
     inst = [r for q, r in rows.items() if "test instability" in q]
     assert inst and all(r["lth_min"] >= -1e-9 for r in inst)  # the barrier is never below the end points' mean
     assert "LeNet: IMP matching at k=0" in doc["verdicts"]
+
+
+def test_quick_sanity_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("sanity-checks", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    assert rows["pretrain lr 0.1: IMP ticket at ticket lr 0.15"]["paper"] == pytest.approx(0.867)
+    assert rows["pretrain lr 0.01: OMP ticket at ticket lr 0.01"]["n"] == 2
+    for v in doc["verdicts"].values():
+        assert v["grade"] in ("jackpot", "secondary prize", "no prize")

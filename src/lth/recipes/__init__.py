@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from lth.errors import UserError
-from lth.recipes import lottery, mode_connectivity, ticket_distribution
+from lth.recipes import lottery, mode_connectivity, sanity_checks, ticket_distribution
 from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, RecipeResult, Scale, compare
 
 RECIPES: dict[str, Recipe] = {
     "lottery": lottery.RECIPE,
     "mode-connectivity": mode_connectivity.RECIPE,
+    "sanity-checks": sanity_checks.RECIPE,
     "ticket-distribution": ticket_distribution.RECIPE,
 }
 
