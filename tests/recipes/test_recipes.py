@@ -113,3 +113,31 @@ def test_quick_sanity_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert rows["pretrain lr 0.01: OMP ticket at ticket lr 0.01"]["n"] == 2
     for v in doc["verdicts"].values():
         assert v["grade"] in ("jackpot", "secondary prize", "no prize")
+
+
+def test_quick_normalization(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("normalization", tmp_path / "r", capsys)
+    row = doc["rows"][0]
+    assert row["paper"] == pytest.approx(0.015) and row["n"] == 2 * 3  # 2 rewinds x 3 levels (0..2)
+
+
+def test_quick_early_phase(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("early-phase", tmp_path / "r", capsys)
+    assert doc["verdicts"]["pretraining"] in ("available", "not yet available")
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    r = rows["Pearson r, effective std vs accuracy, k = 500"]
+    assert r["lth"] is None or -1.0 <= r["lth"] <= 1.0
+
+
+def test_quick_weight_correlation(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("weight-correlation", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    r = rows["R_p(init, trained), lr 0.01, p = 0.1"]
+    assert r["n"] == 2 and 0.0 <= r["lth_min"] <= r["lth_max"] <= 1.0
+
+
+def test_quick_dynamics(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("dynamics", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    fp = rows["unstructured, smallest: frame potential / rows, first layer, init"]
+    assert fp["n"] == 2 and fp["lth_min"] >= 1.0  # FP >= n rows: at least 1 per row

@@ -11,14 +11,27 @@ from pathlib import Path
 from typing import Any
 
 from lth.errors import UserError
-from lth.recipes import lottery, mode_connectivity, sanity_checks, ticket_distribution
+from lth.recipes import (
+    dynamics,
+    early_phase,
+    lottery,
+    mode_connectivity,
+    normalization,
+    sanity_checks,
+    ticket_distribution,
+    weight_correlation,
+)
 from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, RecipeResult, Scale, compare
 
 RECIPES: dict[str, Recipe] = {
     "lottery": lottery.RECIPE,
+    "normalization": normalization.RECIPE,
+    "early-phase": early_phase.RECIPE,
     "mode-connectivity": mode_connectivity.RECIPE,
     "sanity-checks": sanity_checks.RECIPE,
+    "weight-correlation": weight_correlation.RECIPE,
     "ticket-distribution": ticket_distribution.RECIPE,
+    "dynamics": dynamics.RECIPE,
 }
 
 
