@@ -42,7 +42,7 @@ class ModeConnectivityRecipe(Recipe):
     figures = ("error along the linear path (Fig. 2, 5)", "instability vs k (Fig. 3, 6)", "Table 2",
                "first stable and first stable-and-matching k (Fig. 9)")
     data = ("mnist", "cifar10")
-    paper_numbers = tuple(PaperNumber(f"{net}: {col}", v, T2, "fraction")
+    paper_numbers = tuple(PaperNumber(f"{net}: {col}", v, T2, "difference" if col.startswith("delta") else "fraction")
                           for net, row in TABLE2.items() for col, v in zip(COLUMNS, row[2:], strict=True))
 
     def plan(self, ctx: Context) -> list[Piece]:
