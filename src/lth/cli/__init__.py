@@ -13,7 +13,7 @@ import sys
 import traceback
 from types import ModuleType
 
-from lth.cli import branch, demo, hessian, landscape, lottery, presets, report, results, stability, train
+from lth.cli import branch, demo, hessian, landscape, lottery, presets, recipe, report, results, stability, train
 from lth.cli.common import Parser
 from lth.errors import UserError, write_error_log
 from lth.spec import TrainSpec
@@ -29,6 +29,7 @@ COMMANDS: dict[str, ModuleType] = {
     "landscape": landscape,
     "hessian": hessian,
     "demo": demo,
+    "recipe": recipe,
 }
 
 

@@ -1,0 +1,63 @@
+"""Recipes: each study lth serves, reproduced from one command (``lth recipe NAME [--quick]``), beside the
+paper's own numbers. One module per recipe, one line per recipe in :data:`RECIPES`; docs/recipes.md lists them.
+
+    from lth.recipes import run_recipe
+    out = run_recipe("lottery", quick=True, root="runs/lottery")   # {"recipe", "report", "verdicts", ...}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lth.errors import UserError
+from lth.recipes import (
+    dynamics,
+    early_phase,
+    lottery,
+    mode_connectivity,
+    normalization,
+    sanity_checks,
+    ticket_distribution,
+    weight_correlation,
+)
+from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, RecipeResult, Scale, compare
+
+RECIPES: dict[str, Recipe] = {
+    "lottery": lottery.RECIPE,
+    "normalization": normalization.RECIPE,
+    "early-phase": early_phase.RECIPE,
+    "mode-connectivity": mode_connectivity.RECIPE,
+    "sanity-checks": sanity_checks.RECIPE,
+    "weight-correlation": weight_correlation.RECIPE,
+    "ticket-distribution": ticket_distribution.RECIPE,
+    "dynamics": dynamics.RECIPE,
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; a one-line UserError listing the allowed names otherwise."""
+    if name not in RECIPES:
+        raise UserError(f"recipe: unknown name {name!r}; allowed: {', '.join(RECIPES)}, list")
+    return RECIPES[name]
+
+
+def run_recipe(name: str, *, quick: bool = False, root: str | Path = "runs", data_dir: str | Path | None = None,
+               ex: Any = None, scale: Scale | None = None) -> dict[str, Any]:
+    """Run recipe ``name`` (what is missing) and write its report to ``root/report/index.html``. Returns
+    ``{"recipe", "report", "verdicts", "rows", "substitutions", "seconds"}`` (paths absolute)."""
+    import lth.api as api
+    from lth.recipes.report import write_recipe_report
+
+    recipe = get_recipe(name)
+    root = Path(root).expanduser().resolve()
+    ctx = Context(quick=quick, root=root, data_dir=data_dir, scale=scale or Scale())
+    ex = ex or api.executor(data_dir=data_dir)
+    result = recipe.run(ctx, ex)
+    index = write_recipe_report(recipe, result, root, quick)
+    return {"recipe": name, "report": str(index), "verdicts": result.verdicts, "rows": result.rows,
+            "substitutions": result.substitutions, "seconds": result.seconds}
+
+
+__all__ = ["RECIPES", "Context", "Measured", "PaperNumber", "Piece", "Recipe", "RecipeResult", "Scale", "compare",
+           "get_recipe", "run_recipe"]

@@ -1,0 +1,309 @@
+"""What every recipe shares: the paper's numbers with their sources, the scale a recipe runs at, running its graph
+pieces as one graph, the paper-vs-lth rows and a rough estimate of the cost.
+
+A recipe (:class:`Recipe`) names its paper, the figures it makes and the data it needs, and implements two
+methods: :meth:`Recipe.plan` returns its graph pieces (:class:`Piece`: a :class:`LotteryPlan` or a list of
+nodes), :meth:`Recipe.measure` turns what trained into measured values keyed like its
+:attr:`Recipe.paper_numbers`. :meth:`Recipe.run` does the rest: checks the data, trains every missing node of all
+pieces as one graph, compares, and returns a :class:`RecipeResult` for the report.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from lth.errors import UserError
+from lth.graph import Node
+
+
+@dataclass(frozen=True)
+class PaperNumber:
+    """One number a paper publishes: ``key`` (what it measures), ``value`` (a fraction for accuracies, else in
+    ``unit``), ``source`` (paper, table or figure, and the seed file that holds it)."""
+
+    key: str
+    value: float
+    source: str
+    unit: str = "fraction"
+
+
+@dataclass
+class Measured:
+    """lth's values of one quantity (one per replicate or sample) and how they were measured."""
+
+    values: list[float]
+    note: str = ""
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the finite values (None when there are none)."""
+        v = [x for x in self.values if x is not None and math.isfinite(x)]
+        return sum(v) / len(v) if v else None
+
+
+@dataclass
+class Scale:
+    """How big a run is: preset-level sizes a recipe picks for full or quick mode, and the overrides a user (or a
+    test) gives. ``None`` in an override means the recipe's own value."""
+
+    levels: int | None = None
+    replicates: int | None = None
+    steps: str | None = None
+
+    def pick(self, name: str, default: Any) -> Any:
+        """The override ``name`` if given, else ``default``."""
+        v = getattr(self, name)
+        return default if v is None else v
+
+
+@dataclass
+class Context:
+    """Where and how a recipe runs. ``substitutions`` collects every way the run differs from the paper (quick
+    mode's dataset, fewer levels, steps and replicates); the report lists them."""
+
+    quick: bool
+    root: Path
+    data_dir: str | Path | None = None
+    scale: Scale = field(default_factory=Scale)
+    substitutions: list[str] = field(default_factory=list)
+
+    def sub(self, text: str) -> None:
+        """Record a substitution (once)."""
+        if text not in self.substitutions:
+            self.substitutions.append(text)
+
+
+@dataclass
+class Piece:
+    """A named part of a recipe's graph: a LotteryPlan, a StabilityPlan (its copy nodes), or plain nodes."""
+
+    label: str
+    plan: Any = None
+    nodes: list[Node] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def all_nodes(self) -> list[Node]:
+        """The nodes the executor runs for this piece."""
+        if self.nodes is not None:
+            return list(self.nodes)
+        if hasattr(self.plan, "copy_nodes"):
+            return list(self.plan.copy_nodes())
+        return list(self.plan.nodes())
+
+
+@dataclass
+class RecipeResult:
+    """What a recipe run produced: the comparison rows, verdicts, substitutions, extra figures (name -> (figure
+    data frame, caption)) and the wall time."""
+
+    recipe: str
+    rows: list[dict[str, Any]]
+    verdicts: dict[str, Any]
+    substitutions: list[str]
+    records: dict[str, Any]
+    extra_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+# rough training throughput (floating point operations per second) for the estimate in `lth recipe list`
+CPU_FLOPS = 2e9
+GPU_FLOPS = 2e12
+
+
+class Recipe:
+    """A study lth serves, reproduced from one command. Subclasses set the class attributes and implement
+    :meth:`plan` and :meth:`measure` (and :meth:`verdicts` where the paper states a verdict)."""
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    figures: ClassVar[tuple[str, ...]] = ()
+    data: ClassVar[tuple[str, ...]] = ()  # datasets of the full recipe
+    quick_data: ClassVar[tuple[str, ...]] = ("digits",)
+    paper_numbers: ClassVar[tuple[PaperNumber, ...]] = ()
+    telemetry: ClassVar[str | None] = None  # --telemetry-every the recipe asks for (quick mode)
+
+    # ------------------------------------------------------------------------------------------------ to implement
+    def plan(self, ctx: Context) -> list[Piece]:
+        """The graph pieces of the study at ``ctx``'s scale (records substitutions in ``ctx``)."""
+        raise NotImplementedError
+
+    def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
+        """Measured values keyed like :attr:`paper_numbers` (plus any the paper gives no number for)."""
+        raise NotImplementedError
+
+    def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
+        """The study's verdicts from the measured values (default: none)."""
+        return {}
+
+    def extra_tables(self, ctx: Context, pieces: list[Piece], results: dict[str, Any]) -> dict[str, pd.DataFrame]:
+        """Tables beside the paper-vs-lth table (name -> frame)."""
+        return {}
+
+    # ------------------------------------------------------------------------------------------------ shared
+    def datasets(self, pieces: list[Piece]) -> list[str]:
+        """Every dataset the pieces train on."""
+        return sorted({n.spec.data.dataset for p in pieces for n in p.all_nodes()})
+
+    def check_data(self, pieces: list[Piece], data_dir: str | Path | None) -> None:
+        """Before anything trains: a UserError naming the missing files and the folder they go in."""
+        from lth.data.datasets import locate
+
+        for name in self.datasets(pieces):
+            try:
+                locate(name, data_dir, download=False)
+            except UserError as e:
+                raise UserError(f"recipe {self.name}: {e}") from None
+
+    def nodes(self, pieces: list[Piece]) -> list[Node]:
+        """All pieces' nodes, each path once."""
+        out: dict[str, Node] = {}
+        for p in pieces:
+            for n in p.all_nodes():
+                out.setdefault(str(n.path), n)
+        return list(out.values())
+
+    def estimate(self, quick: bool, device: str = "cpu") -> dict[str, Any]:
+        """``{"runs", "seconds"}``: the number of runs and a rough time (6 x parameters x batch x iterations
+        floating point operations per run at :data:`CPU_FLOPS` or :data:`GPU_FLOPS`)."""
+        import tempfile
+
+        from lth.data.describe import describe
+        from lth.executor.capacity import count_params
+
+        with tempfile.TemporaryDirectory() as tmp:
+            ctx = Context(quick=quick, root=Path(tmp))
+            nodes = self.nodes(self.plan(ctx))
+        flops = 0.0
+        cache: dict[tuple, tuple[int, int]] = {}
+        for n in nodes:
+            s = n.spec
+            key = (s.data.dataset, s.model.model, s.model.norm, s.model.width, s.data.batch_size)
+            if key not in cache:
+                info = describe(s.data, None)
+                params = count_params(s.model.model, s.model.norm, s.model.width, info.example_shape,
+                                      info.num_classes)
+                cache[key] = (params, max(1, info.steps_per_epoch(s.data.batch_size)))
+            params, spe = cache[key]
+            flops += 6.0 * params * s.data.batch_size * s.train.training_steps.iterations(spe)
+        return {"runs": len(nodes), "seconds": flops / (GPU_FLOPS if device != "cpu" else CPU_FLOPS)}
+
+    def run(self, ctx: Context, ex: Any) -> RecipeResult:
+        """Plan, check data, train what is missing (one graph), measure, compare."""
+        started = time.perf_counter()
+        pieces = self.plan(ctx)
+        self.check_data(pieces, ctx.data_dir)
+        records = ex.run(self.nodes(pieces))
+        failed = [r for r in records if r.get("status") in ("failed",)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} run(s) failed, e.g. {failed[0]['path']}: {failed[0].get('error')}")
+        results: dict[str, Any] = {}
+        for p in pieces:
+            if p.plan is not None and hasattr(p.plan, "records"):
+                results[p.label] = p.plan.records(records)
+            else:
+                paths = {str(n.path) for n in p.all_nodes()}
+                results[p.label] = [r for r in records if r["path"] in paths]
+        measured = self.measure(ctx, pieces, results, ex)
+        rows = compare(self.paper_numbers, measured, ctx.quick)
+        return RecipeResult(self.name, rows, self.verdicts(ctx, measured), list(ctx.substitutions), results,
+                            self.extra_tables(ctx, pieces, results), time.perf_counter() - started)
+
+
+def compare(paper: Sequence[PaperNumber], measured: dict[str, Measured], quick: bool) -> list[dict[str, Any]]:
+    """The paper-vs-lth rows: one per paper number (lth's mean, min, max, n and the difference lth - paper), then
+    one per measured quantity the paper gives no number for. In quick mode the setups differ (the report names how),
+    so ``comparable`` is False there."""
+    rows = []
+    seen = set()
+    for pn in paper:
+        m = measured.get(pn.key)
+        seen.add(pn.key)
+        rows.append(_row(pn.key, pn.value, pn.source, pn.unit, m, quick))
+    for key, m in measured.items():
+        if key not in seen:
+            rows.append(_row(key, None, "the paper gives no number", "", m, quick))
+    return rows
+
+
+def _row(key: str, paper: float | None, source: str, unit: str, m: Measured | None, quick: bool) -> dict[str, Any]:
+    vals = [] if m is None else [x for x in m.values if x is not None and math.isfinite(x)]
+    mean = sum(vals) / len(vals) if vals else None
+    return {"quantity": key, "paper": paper, "lth": mean, "lth_min": min(vals) if vals else None,
+            "lth_max": max(vals) if vals else None, "n": len(vals),
+            "difference": None if mean is None or paper is None else mean - paper, "unit": unit,
+            "source": source, "how": "" if m is None else m.note,
+            "comparable": bool(vals) and paper is not None and not quick}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def accuracies(records: list[dict[str, Any]], *, level: int | None = None, branch: str | None = None,
+               rewind: str | None = None) -> list[float]:
+    """Final test accuracies (fractions) of the records at ``level`` (and ``branch``, ``rewind`` when given)."""
+    out = []
+    for r in records:
+        if level is not None and r.get("level") != level:
+            continue
+        if branch is not None and r.get("branch") != branch:
+            continue
+        if rewind is not None and r.get("rewind") != rewind:
+            continue
+        if r.get("final_test_accuracy") is not None:
+            out.append(float(r["final_test_accuracy"]))
+    return out
+
+
+def level_at_density(density: float, fraction: float) -> int:
+    """The IMP level whose density (1 - fraction)^level is closest to ``density`` (at least 1)."""
+    return max(1, round(math.log(density) / math.log(1.0 - fraction)))
+
+
+def density_of(records: list[dict[str, Any]], level: int) -> float | None:
+    """The (mean) density of the trunk records at ``level``."""
+    d = [r["density"] for r in records if r.get("level") == level and r.get("density") is not None]
+    return sum(d) / len(d) if d else None
+
+
+def run_metrics(root: Path, paths: Sequence[str]) -> pd.DataFrame:
+    """The store's metrics rows of the runs at ``paths``."""
+    from lth.analysis import metrics_frame
+
+    m = metrics_frame(Path(root))
+    return m[m["path"].isin([str(p) for p in paths])] if not m.empty else m
+
+
+def sizes(ctx: Context, full: dict[str, Any], quick: dict[str, Any]) -> tuple[int, int, str | None]:
+    """``(levels, replicates, steps)`` at ``ctx``'s scale (``full``/``quick``: dicts with those keys, steps
+    None for the preset's); every difference from ``full`` is recorded as a substitution."""
+    cfg = quick if ctx.quick else full
+    levels = ctx.scale.pick("levels", cfg["levels"])
+    reps = ctx.scale.pick("replicates", cfg["replicates"])
+    steps = ctx.scale.pick("steps", cfg["steps"])
+    if levels != full["levels"]:
+        ctx.sub(f"{levels} pruning levels instead of {full['levels']}")
+    if reps != full["replicates"]:
+        ctx.sub(f"{reps} replicates instead of {full['replicates']}")
+    if steps:
+        ctx.sub(f"{steps} of training per run instead of the paper's")
+    return levels, reps, steps
+
+
+def average_curve_extremes(metrics: pd.DataFrame, steps_per_epoch: int) -> dict[str, float]:
+    """Seed 004's summary (its FC-1 and LeNet5 tables): over the runs in ``metrics`` (the replicates of one
+    model), the test accuracy and the training loss averaged across runs at each evaluation; the maximum average
+    accuracy and its epoch, the minimum average training loss and its epoch (epoch = iteration / steps per
+    epoch)."""
+    g = metrics.groupby("iteration")[["test_accuracy", "train_loss"]].mean(numeric_only=True)
+    acc, loss = g["test_accuracy"].dropna(), g["train_loss"].dropna()
+    out: dict[str, float] = {}
+    if not acc.empty:
+        out.update(max_accuracy=float(acc.max()), max_accuracy_epoch=float(acc.idxmax()) / steps_per_epoch)
+    if not loss.empty:
+        out.update(min_loss=float(loss.min()), min_loss_epoch=float(loss.idxmin()) / steps_per_epoch)
+    return out

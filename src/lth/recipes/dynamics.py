@@ -1,0 +1,86 @@
+"""``dynamics``: pruning as a probe of training dynamics (seed 003): IMP with structured against unstructured
+pruning and with the smallest against the largest weights removed, weight telemetry over training and the frame
+potential of each layer's rows (:func:`lth.analysis.weights.frame_potential`, the alignment of weight vectors of
+the study's Section 2.3) at the start and the end of training.
+
+Paper numbers: the study (seed 003) is a plan with no results; the one number it cites is Frankle & Carbin's
+(its Section 2.2): tickets keep or beat the dense accuracy when up to 96% of the weights are pruned. lth's
+sparsest level at which IMP (unstructured, smallest) still matches is compared with that density, 0.04.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, accuracies, density_of, sizes
+
+S22 = "seed 003, Section 2.2, citing Frankle & Carbin 2019 (up to 96% pruned)"
+VARIANTS = {"unstructured, smallest": {}, "unstructured, largest": {"criterion": "largest"},
+            "structured (neurons, L1)": {"strategy": "structured"}}
+FULL = {"preset": "lenet_300_100", "levels": 15, "replicates": 3, "steps": None}
+QUICK = {"preset": "digits_mlp", "levels": 5, "replicates": 2, "steps": "4ep"}
+
+
+class DynamicsRecipe(Recipe):
+    """IMP under three pruning variants; telemetry and frame potential over training."""
+
+    name = "dynamics"
+    paper = "Understanding neural network training dynamics via pruning (seed 003)"
+    figures = ("accuracy vs density per pruning variant", "weight telemetry over training",
+               "frame potential per layer, start and end of training")
+    data = ("mnist",)
+    paper_numbers = (PaperNumber("sparsest matching density (IMP, unstructured, smallest)", 0.04, S22, "density"),)
+    telemetry = "10it"
+
+    def plan(self, ctx: Context) -> list[Piece]:
+        """One LotteryPlan per pruning variant."""
+        import lth.api as api
+
+        cfg = QUICK if ctx.quick else FULL
+        levels, reps, steps = sizes(ctx, FULL, QUICK)
+        over: dict[str, Any] = {"training_steps": steps} if steps else {}
+        if ctx.quick:
+            ctx.sub("LeNet-300-100 on MNIST -> digits_mlp on 8x8 digits")
+        return [Piece(name, api.lottery(cfg["preset"], levels, replicates=reps, root=ctx.root, data_dir=ctx.data_dir,
+                                        pruning=pr, **over), meta={"levels": levels}) for name, pr in VARIANTS.items()]
+
+    def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
+        """Per variant: accuracy at every level, the sparsest density still within 0.2 points of dense, and the
+        first layer's frame potential at init and at the end of training (dense network)."""
+        import torch
+
+        from lth.analysis.weights import frame_potential
+
+        out: dict[str, Measured] = {}
+        for p in pieces:
+            runs, levels = results[p.label]["runs"], p.meta["levels"]
+            dense = accuracies(runs, level=0)
+            dense_mean = sum(dense) / len(dense) if dense else None
+            matching = None
+            for lv in range(levels + 1):
+                acc = accuracies(runs, level=lv)
+                out[f"{p.label}: accuracy at level {lv}"] = Measured(acc, f"density {density_of(runs, lv):.3f}")
+                if acc and dense_mean is not None and sum(acc) / len(acc) >= dense_mean - 0.002:
+                    matching = density_of(runs, lv)
+            key = "sparsest matching density (IMP, unstructured, smallest)" if p.label == "unstructured, smallest" \
+                else f"sparsest matching density ({p.label})"
+            out[key] = Measured([] if matching is None else [matching], "mean within 0.2 points of dense")
+            for state in ("init", "final"):
+                fps = []
+                for r in runs:
+                    if r["level"] == 0 and r["status"] == "complete":
+                        s = torch.load(r["states"][state], map_location="cpu")
+                        w = next(v for k, v in s.items() if k.endswith("weight") and v.dim() > 1)
+                        fps.append(frame_potential(w) / w.shape[0])
+                out[f"{p.label}: frame potential / rows, first layer, {state}"] = Measured(fps, "dense network")
+        return out
+
+    def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
+        """Smallest-magnitude pruning keeps accuracy at the sparsest level better than largest-magnitude."""
+        lv = ctx.scale.pick("levels", (QUICK if ctx.quick else FULL)["levels"])
+        s = measured[f"unstructured, smallest: accuracy at level {lv}"].mean
+        g = measured[f"unstructured, largest: accuracy at level {lv}"].mean
+        return {"smallest beats largest at the sparsest level": None if s is None or g is None else bool(s > g)}
+
+
+RECIPE = DynamicsRecipe()

@@ -1,0 +1,129 @@
+"""``mode-connectivity``: Frankle, Dziugaite, Roy & Carbin (ICML 2020), "Linear mode connectivity and the lottery
+ticket hypothesis": instability (the error barrier between two copies trained with different SGD noise) at
+initialisation and during training, for the dense network and for IMP, randomly pruned and randomly
+re-initialised subnetworks at the sparsity of the paper's Table 1; Table 2 (accuracy at k = 0) and the first
+rewinding step at which the subnetworks become stable, and stable and matching (Fig. 9's question).
+
+Paper numbers: seed 002, Table 2 ("Accuracy of IMP and random subnetworks when rewinding to k = 0 at the
+sparsities in Table 1"), every row lth has a preset for (LeNet, ResNet-20 standard / low / warmup, VGG-16 standard
+/ low / warmup); densities from Table 1. Fig. 9's medians are drawn, not tabulated: lth reports its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, level_at_density, sizes
+
+T2 = "Frankle et al. ICML 2020, Table 2 (seed 002)"
+# network -> (preset, Table 1 density, full, IMP, random prune, random reinit, delta) (Table 2, percent -> fraction)
+TABLE2 = {
+    "LeNet": ("lenet_300_100_lmc", 0.035, .983, .982, .967, .975, .001),
+    "ResNet-20": ("resnet20", 0.168, .917, .885, .886, .888, .032),
+    "ResNet-20 Low": ("resnet20_low", 0.086, .888, .890, .857, .847, -.002),
+    "ResNet-20 Warmup": ("resnet20_warmup", 0.086, .897, .896, .857, .856, .001),
+    "VGG-16": ("vgg16", 0.015, .937, .909, .894, .910, .028),
+    "VGG-16 Low": ("vgg16_low", 0.055, .917, .916, .901, .902, .001),
+    "VGG-16 Warmup": ("vgg16_warmup", 0.015, .934, .932, .901, .907, .002),
+}
+COLUMNS = ("full", "IMP", "random pruning", "random reinit", "delta (full - IMP)")
+SUBNETWORKS = ("dense", "imp", "random-prune", "random-reinit")
+FULL = {"networks": tuple(TABLE2), "levels": 0, "replicates": 3, "steps": None,
+        "rewinds": ("0it", "100it", "500it", "2000it")}
+QUICK = {"networks": ("LeNet",), "levels": 4, "replicates": 2, "steps": "4ep", "rewinds": ("0it", "10it")}
+QUICK_ALPHAS = 11  # points on each path in quick mode (the paper: 30)
+
+
+class ModeConnectivityRecipe(Recipe):
+    """Stability of dense and IMP / random subnetworks over a sweep of k, and Table 2 at k = 0."""
+
+    name = "mode-connectivity"
+    paper = "Frankle, Dziugaite, Roy & Carbin, ICML 2020: Linear mode connectivity and the lottery ticket hypothesis"
+    figures = ("error along the linear path (Fig. 2, 5)", "instability vs k (Fig. 3, 6)", "Table 2",
+               "first stable and first stable-and-matching k (Fig. 9)")
+    data = ("mnist", "cifar10")
+    paper_numbers = tuple(PaperNumber(f"{net}: {col}", v, T2, "difference" if col.startswith("delta") else "fraction")
+                          for net, row in TABLE2.items() for col, v in zip(COLUMNS, row[2:], strict=True))
+
+    def plan(self, ctx: Context) -> list[Piece]:
+        """Per network: the trunks (one per k) and the stability copies of every subnetwork at level 0 and the
+        Table 1 density's level."""
+        import lth.api as api
+        from lth.presets import get_preset
+        from lth.stability import StabilityPlan
+
+        cfg = QUICK if ctx.quick else FULL
+        _, reps, steps = sizes(ctx, {**FULL, "levels": ctx.scale.levels or 0}, QUICK)
+        pieces = []
+        for net in cfg["networks"]:
+            preset, density = TABLE2[net][0], TABLE2[net][1]
+            over: dict[str, Any] = {"training_steps": steps} if steps else {}
+            if ctx.quick:
+                level = ctx.scale.pick("levels", QUICK["levels"])
+                ctx.sub(f"{net} ({preset}) -> digits_mlp with global pruning 20% per level to level {level} (density "
+                        f"{0.8 ** level:.3f}, not {density}); rewinds {', '.join(QUICK['rewinds'])}; "
+                        f"{QUICK_ALPHAS} points per path instead of 30")
+                lp = api.lottery("digits_mlp", level, replicates=reps, rewind=QUICK["rewinds"], root=ctx.root,
+                                 data_dir=ctx.data_dir, pruning=dict(get_preset(preset).pruning), **over)
+            else:
+                level = ctx.scale.pick("levels", level_at_density(density, 0.2))
+                lp = api.lottery(preset, level, replicates=reps, rewind=cfg["rewinds"], root=ctx.root,
+                                 data_dir=ctx.data_dir, **over)
+            sp = StabilityPlan(lp.trunks, list(SUBNETWORKS), [0, level], reps, 2, trajectory_points=0,
+                               steps_per_epoch=lp.spe)
+            pieces.append(Piece(net, sp, meta={"level": level, "lottery": lp}))
+        return pieces
+
+    def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
+        """Evaluate every path; Table 2's columns from the copies at k = 0, instability per subnetwork, and the
+        first stable (and matching) k per subnetwork."""
+        from lth.analysis.stability import default_alphas
+        from lth.stability.analysis import evaluate_pairs, record, summary
+
+        out: dict[str, Measured] = {}
+        self._summary: list[dict[str, Any]] = []
+        for piece in pieces:
+            sp, level = piece.plan, piece.meta["level"]
+            data = ex.dataset(sp.trunks[0].spec.data)
+            items = sp.pairs()
+            entries = evaluate_pairs(items, data, alphas=default_alphas(QUICK_ALPHAS if ctx.quick else 30),
+                                     device=str(ex.options.torch_device()))
+            recs = [record(e, lv, r, pair, ent) for (e, lv, r, pair), ent in zip(items, entries, strict=True)]
+
+            def acc(sub: str, lv: int, k: str = "0it", recs: list = recs) -> list[float]:
+                return [1.0 - err for r in recs if r["subnetwork"] == sub and r["level"] == lv and r["rewind"] == k
+                        and r["end_test_errors"] for err in r["end_test_errors"]]
+
+            net = piece.label
+            how = f"level {level} (density {0.8 ** level:.3f}), k = 0, end points of the copies"
+            full, imp = acc("dense", 0), acc("imp", level)
+            for col, vals in zip(COLUMNS[:4], (full, imp, acc("random-prune", level), acc("random-reinit", level)),
+                                 strict=True):
+                out[f"{net}: {col}"] = Measured(vals, how)
+            if full and imp:
+                out[f"{net}: delta (full - IMP)"] = Measured([sum(full) / len(full) - sum(imp) / len(imp)], how)
+            for r in recs:
+                if r["test_instability"] is not None:
+                    key = f"{net}: test instability, {r['subnetwork']} level {r['level']}, k = {r['rewind']}"
+                    out.setdefault(key, Measured([], "error barrier on the test set"))
+                    out[key].values.append(r["test_instability"])
+            dense = sum(full) / len(full) if full else None
+            for s in summary(recs, dense):
+                self._summary.append({"network": net, **s})
+        return out
+
+    def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
+        """Matching at k = 0 (full - IMP < 0.2 points, Table 2's last column) and the first stable k's."""
+        out: dict[str, Any] = {}
+        for net in TABLE2:
+            d = measured.get(f"{net}: delta (full - IMP)")
+            if d is not None and d.mean is not None:
+                out[f"{net}: IMP matching at k=0"] = bool(d.mean < 0.002)
+        for s in getattr(self, "_summary", []):
+            out[f"{s['network']}: {s['subnetwork']} level {s['level']} first stable k"] = s["first_stable"]
+            out[f"{s['network']}: {s['subnetwork']} level {s['level']} first stable and matching k"] = \
+                s["first_stable_and_matching"]
+        return out
+
+
+RECIPE = ModeConnectivityRecipe()

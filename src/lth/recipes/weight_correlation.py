@@ -1,0 +1,86 @@
+"""``weight-correlation``: Liu et al. (ICML 2021), "Lottery Ticket Preserves Weight Correlation: Is It Desirable or
+Not?": R_p between the initial and the trained weights (:func:`lth.analysis.weights.rp_curve`) at a small (0.01) and
+a large (0.1) learning rate, p = 0.1 ... 0.5 (their Fig. 4), and the winning ticket against random
+re-initialisation at both rates (their Fig. 6).
+
+Paper numbers: the seed (002) gives Fig. 4 and Fig. 6 as curves, not numbers; its stated findings (R_p above p,
+notably higher at the small rate) are the verdicts, and every measured R_p is in the table. Pruning & fine-tuning
+(Fig. 6's third curve) has no lth branch yet: not measured.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lth.recipes.base import Context, Measured, Piece, Recipe, accuracies, sizes
+
+PS = (0.1, 0.2, 0.3, 0.4, 0.5)
+FULL = {"presets": {0.01: "resnet20_low", 0.1: "resnet20"}, "levels": 8, "replicates": 2, "steps": None}
+QUICK = {"presets": {0.01: "digits_mlp", 0.1: "digits_mlp"}, "levels": 4, "replicates": 2, "steps": "4ep"}
+QUICK_LR = {0.01: 1e-3, 0.1: 3e-2}
+
+
+class WeightCorrelationRecipe(Recipe):
+    """Dense training and IMP with reinit at two learning rates; R_p of init vs trained weights."""
+
+    name = "weight-correlation"
+    paper = "Liu et al., ICML 2021: Lottery Ticket Preserves Weight Correlation"
+    figures = ("R_p(init, trained) vs p at lr 0.01 and 0.1 (Fig. 4)", "ticket vs random reinit by density (Fig. 6)")
+    data = ("cifar10",)
+
+    def plan(self, ctx: Context) -> list[Piece]:
+        """One LotteryPlan with the reinit branch per learning rate."""
+        import lth.api as api
+
+        cfg = QUICK if ctx.quick else FULL
+        levels, reps, steps = sizes(ctx, FULL, QUICK)
+        if ctx.quick:
+            ctx.sub(f"ResNet-20 on CIFAR-10 (SGD 0.01 / 0.1, 150 epochs) -> digits_mlp (Adam {QUICK_LR[0.01]} / "
+                    f"{QUICK_LR[0.1]}) on 8x8 digits; pruning & fine-tuning not run (no lth branch yet)")
+        pieces = []
+        for lr, preset in cfg["presets"].items():
+            over: dict[str, Any] = {"training_steps": steps} if steps else {}
+            if ctx.quick:
+                over["lr"] = QUICK_LR[lr]
+            pieces.append(Piece(f"lr {lr}", api.lottery(preset, levels, replicates=reps, branches=["reinit"],
+                                                        root=ctx.root, data_dir=ctx.data_dir, **over),
+                                meta={"lr": lr, "levels": levels}))
+        return pieces
+
+    def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
+        """R_p per lr and p over replicates (dense level 0: init vs final), ticket and reinit at the sparsest
+        level."""
+        import torch
+
+        from lth.analysis.weights import rp_curve
+
+        out: dict[str, Measured] = {}
+        for p in pieces:
+            rec, lr, lv = results[p.label], p.meta["lr"], p.meta["levels"]
+            curves = []
+            for r in rec["runs"]:
+                if r["level"] == 0 and r["status"] == "complete":
+                    a = torch.load(r["states"]["init"], map_location="cpu")
+                    b = torch.load(r["states"]["final"], map_location="cpu")
+                    layers = [k for k, v in a.items() if k.endswith("weight") and v.dim() > 1]
+                    curves.append(rp_curve(a, b, PS, layers))
+            for i, pp in enumerate(PS):
+                out[f"R_p(init, trained), lr {lr}, p = {pp}"] = Measured([float(c["r_p"].iloc[i]) for c in curves],
+                                                                        "dense network, weight layers")
+            out[f"ticket accuracy, lr {lr}, level {lv}"] = Measured(accuracies(rec["runs"], level=lv))
+            out[f"random reinit accuracy, lr {lr}, level {lv}"] = Measured(
+                accuracies(rec["branches"], level=lv, branch="reinit"))
+        return out
+
+    def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
+        """Liu et al.'s findings: R_p > p at the small rate, and higher than at the large rate, at every p."""
+        small = [measured[f"R_p(init, trained), lr 0.01, p = {p}"].mean for p in PS]
+        large = [measured[f"R_p(init, trained), lr 0.1, p = {p}"].mean for p in PS]
+        if None in small or None in large:
+            return {}
+        return {"R_p above p at the small lr": all(s > p for s, p in zip(small, PS, strict=True)),  # type: ignore
+                "R_p higher at the small lr than at the large": all(
+                    s > g for s, g in zip(small, large, strict=True))}  # type: ignore[operator]
+
+
+RECIPE = WeightCorrelationRecipe()

@@ -1,0 +1,143 @@
+"""Every recipe's quick mode at a reduced scale (tiny step counts on digits), its report with the paper-vs-lth
+table, the registry, the comparison rows and the missing-data message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lth.cli import main
+from lth.recipes import RECIPES, PaperNumber, compare
+from lth.recipes.base import Measured
+
+# the reduced scale of the tests: a few iterations per run, two levels, two replicates
+TINY = ["--levels", "2", "--replicates", "2", "--training-steps", "30it"]
+
+
+def run_quick(name: str, root: Path, capsys: pytest.CaptureFixture, extra: list[str] = ()) -> dict:
+    """``lth recipe NAME --quick --json`` at the tests' scale; the JSON document, after checking the report."""
+    code = main(["recipe", name, "--quick", "--json", "--root", str(root), *TINY, *extra])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["recipe"] == name
+    report = Path(doc["report"])
+    assert report.is_absolute() and report == root.resolve() / "report" / "index.html" and report.is_file()
+    table = pd.read_csv(report.parent / "paper_vs_lth.csv")
+    assert {"quantity", "paper", "lth", "difference", "source"} <= set(table.columns)
+    page = report.read_text()
+    assert "Paper vs lth" in page and "Substitutions" in page
+    for row in doc["rows"]:  # accuracies are fractions; the difference is lth - paper
+        if row["unit"] == "fraction" and row["lth"] is not None:
+            assert 0.0 <= row["lth_min"] <= row["lth"] <= row["lth_max"] <= 1.0
+        if row["paper"] is not None and row["lth"] is not None:
+            assert row["difference"] == pytest.approx(row["lth"] - row["paper"])
+        assert row["comparable"] is False  # quick mode never claims comparability
+    assert doc["substitutions"], "quick mode must name its substitutions"
+    return doc
+
+
+def test_every_recipe_has_a_test() -> None:
+    names = {n.removeprefix("test_quick_").replace("_", "-") for n in globals() if n.startswith("test_quick_")}
+    assert set(RECIPES) <= names, f"recipes without a quick test: {sorted(set(RECIPES) - names)}"
+
+
+def test_every_recipe_cites_its_numbers() -> None:
+    for r in RECIPES.values():
+        assert r.name and r.paper and r.figures and r.data
+        for pn in r.paper_numbers:
+            assert "seed 00" in pn.source, (r.name, pn)
+            if pn.unit == "fraction":
+                assert 0.0 <= pn.value <= 1.0, (r.name, pn)
+
+
+def test_compare_rows() -> None:
+    rows = compare([PaperNumber("a", 0.9, "s")], {"a": Measured([0.8, 1.0]), "b": Measured([2.0], "x")}, False)
+    assert rows[0]["lth"] == pytest.approx(0.9) and rows[0]["difference"] == pytest.approx(0.0)
+    assert (rows[0]["lth_min"], rows[0]["lth_max"], rows[0]["n"], rows[0]["comparable"]) == (0.8, 1.0, 2, True)
+    assert rows[1]["quantity"] == "b" and rows[1]["paper"] is None and rows[1]["difference"] is None
+    missing = compare([PaperNumber("c", 0.5, "s")], {}, False)[0]
+    assert missing["lth"] is None and missing["n"] == 0 and missing["comparable"] is False
+
+
+def test_list(capsys: pytest.CaptureFixture) -> None:
+    assert main(["recipe", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["recipes"]
+    assert [r["recipe"] for r in rows] == list(RECIPES)
+    for r in rows:
+        assert r["runs"] >= r["quick_runs"] > 0 and r["seconds"] > r["quick_seconds"] > 0
+
+
+def test_bad_name_and_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["recipe", "nope"]) == 2
+    assert "allowed: lottery" in capsys.readouterr().err
+    empty = tmp_path / "data"
+    empty.mkdir()
+    assert main(["recipe", "lottery", "--data-dir", str(empty), "--root", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(empty) in err and "files not found" in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("spec.json"))  # nothing trained
+
+
+def test_quick_lottery(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("lottery", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    assert rows["IMP ticket accuracy at 3.5% density"]["n"] == 2
+    assert set(doc["verdicts"]) == {"ticket_beats_reinit", "ticket_beats_random_mask"}
+
+
+def test_quick_ticket_distribution(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("ticket-distribution", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    assert rows["FC-1 full: max average accuracy"]["paper"] == pytest.approx(0.9068)
+    assert rows["FC-1 full: max average accuracy"]["n"] == 1  # the maximum of the average over replicates
+    assert rows["FC-1 ticket level 2: min average training loss"]["lth"] > 0
+
+
+def test_quick_mode_connectivity(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("mode-connectivity", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    assert rows["LeNet: IMP"]["paper"] == pytest.approx(0.982) and rows["LeNet: IMP"]["n"] == 4  # 2 reps x 2 copies
+    inst = [r for q, r in rows.items() if "test instability" in q]
+    assert inst and all(r["lth_min"] >= -1e-9 for r in inst)  # the barrier is never below the end points' mean
+    assert "LeNet: IMP matching at k=0" in doc["verdicts"]
+
+
+def test_quick_sanity_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("sanity-checks", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    assert rows["pretrain lr 0.1: IMP ticket at ticket lr 0.15"]["paper"] == pytest.approx(0.867)
+    assert rows["pretrain lr 0.01: OMP ticket at ticket lr 0.01"]["n"] == 2
+    for v in doc["verdicts"].values():
+        assert v["grade"] in ("jackpot", "secondary prize", "no prize")
+
+
+def test_quick_normalization(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("normalization", tmp_path / "r", capsys)
+    row = doc["rows"][0]
+    assert row["paper"] == pytest.approx(0.015) and row["n"] == 2 * 3  # 2 rewinds x 3 levels (0..2)
+
+
+def test_quick_early_phase(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("early-phase", tmp_path / "r", capsys)
+    assert doc["verdicts"]["pretraining"] in ("available", "not yet available")
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    r = rows["Pearson r, effective std vs accuracy, k = 500"]
+    assert r["lth"] is None or -1.0 <= r["lth"] <= 1.0
+
+
+def test_quick_weight_correlation(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("weight-correlation", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    r = rows["R_p(init, trained), lr 0.01, p = 0.1"]
+    assert r["n"] == 2 and 0.0 <= r["lth_min"] <= r["lth_max"] <= 1.0
+
+
+def test_quick_dynamics(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = run_quick("dynamics", tmp_path / "r", capsys)
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    fp = rows["unstructured, smallest: frame potential / rows, first layer, init"]
+    assert fp["n"] == 2 and fp["lth_min"] >= 1.0  # FP >= n rows: at least 1 per row
