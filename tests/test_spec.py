@@ -63,3 +63,23 @@ def test_specs_are_hashable_and_frozen() -> None:
 def test_tuple_fields_take_commas_or_separate_values() -> None:
     for raw in (["3,16,16"], ["3", "16", "16"], "3,16,16"):
         assert replace_fields(TrainSpec(), {"synthetic_shape": raw}).data.synthetic_shape == (3, 16, 16)
+
+
+def test_spec_imports_neither_data_nor_models_but_checks_their_names() -> None:
+    import ast
+    import dataclasses as dc
+    from pathlib import Path
+
+    import lth.spec
+    from lth.errors import UserError
+    from lth.presets import get_preset
+
+    tree = ast.parse(Path(lth.spec.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
+        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and (m.startswith("lth.data") or m.startswith("lth.models"))}
+    spec = get_preset("digits_mlp").spec
+    with pytest.raises(UserError, match="--dataset"):
+        dc.replace(spec, data=dc.replace(spec.data, dataset="nope")).validate()
+    with pytest.raises(UserError, match="unknown model"):
+        dc.replace(spec, model=dc.replace(spec.model, model="nope")).validate()

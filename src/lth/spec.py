@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,6 +239,11 @@ def spec_hash(*parts: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- validation
+# Checks of names against the open registries, registered by the modules that own them (lth.data, lth.models),
+# so this module imports neither: specs sit below data and models in the pipeline.
+NAME_CHECKS: list[Callable[[TrainSpec], None]] = []
+
+
 def validate(spec: TrainSpec) -> None:
     """Check every field against its choices and range; UserError names the first bad value."""
     for g in GROUPS:
@@ -248,12 +254,8 @@ def validate(spec: TrainSpec) -> None:
             if choices and v not in choices:
                 raise UserError(f"--{name.replace('_', '-')}: unknown value {v!r}; allowed: {', '.join(choices)}")
     d, t, m = spec.data, spec.train, spec.model
-    from lth.data import DATASETS  # registries may grow: names are checked against them, not fixed lists
-    from lth.models import resolve
-
-    if d.dataset not in DATASETS:
-        raise UserError(f"--dataset: unknown value {d.dataset!r}; allowed: {', '.join(DATASETS)}")
-    resolve(m.model)  # the model name must resolve before anything is written
+    for check in NAME_CHECKS:  # names checked against the registries (they may grow): datasets, models
+        check(spec)
     checks = [
         (d.batch_size >= 1, "batch-size", d.batch_size, "a whole number >= 1"),
         (t.lr >= 0, "lr", t.lr, "a number >= 0"),

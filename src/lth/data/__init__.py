@@ -14,3 +14,20 @@ from lth.data.datasets import (
 
 __all__ = ["DATASETS", "DATA_FILES", "FALLBACK_ROOTS", "Dataset", "RawSplits", "data_root", "data_source",
            "load_dataset", "locate"]
+
+
+def _check_dataset(spec) -> None:  # noqa: ANN001 (a TrainSpec)
+    from lth.errors import UserError
+
+    if spec.data.dataset not in DATASETS:
+        raise UserError(f"--dataset: unknown value {spec.data.dataset!r}; allowed: {', '.join(DATASETS)}")
+
+
+def _register() -> None:
+    from lth.spec import NAME_CHECKS
+
+    if _check_dataset not in NAME_CHECKS:
+        NAME_CHECKS.append(_check_dataset)
+
+
+_register()

@@ -161,3 +161,17 @@ def model_names() -> list[str]:
 __all__ = ["MODELS", "NORMS", "NAME_FORMS", "PopModel", "build_model", "from_module", "model_names",
            "register_module", "resolve",
            "RESNET_NORMS", "VGG_NORMS"]
+
+
+def _check_model(spec: Any) -> None:
+    resolve(spec.model.model)  # the model name must resolve before anything is written
+
+
+def _register() -> None:
+    from lth.spec import NAME_CHECKS
+
+    if _check_model not in NAME_CHECKS:
+        NAME_CHECKS.append(_check_model)
+
+
+_register()
