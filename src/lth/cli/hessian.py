@@ -14,6 +14,7 @@ import torch
 from lth.cli.common import DEFAULT_ROOT, emit_json, whole_number
 from lth.errors import UserError
 from lth.spec import TrainSpec
+from lth.store import paths
 
 HELP = "top-k Hessian eigenvalues of stored runs at chosen states (Lanczos)"
 CHUNK = 16  # members per population
@@ -39,9 +40,9 @@ def find_runs(root: Path, preset: str | None, steps: list[str]) -> list[tuple[Pa
     from lth.store import RunDir
 
     out = []
-    for spec_file in sorted(root.rglob("spec.json")):
+    for spec_file in sorted(root.rglob(paths.SPEC)):
         run = RunDir(spec_file.parent)
-        spec = run.read_json("spec.json")
+        spec = run.spec
         if not isinstance(spec, dict) or (run.done or {}).get("status") != "complete":
             continue
         if preset is not None and spec.get("preset") != preset:
@@ -74,9 +75,9 @@ def eigenvalues(members: list[tuple[Path, dict[str, Any], str]], k: int, iters: 
             masks = {}
             for i, (path, _, state) in enumerate(chunk):
                 run = RunDir(path)
-                net.load_member(i, {n: v.to(device) for n, v in run.load_tensors(f"states/{state}.pt").items()})
-                if (path / "mask.pt").exists():
-                    for n, v in run.load_tensors("mask.pt").items():
+                net.load_member(i, {n: v.to(device) for n, v in run.load_state(state).items()})
+                if run.has_mask():
+                    for n, v in run.load_mask().items():
                         masks.setdefault(n, torch.ones_like(dict(net.named_parameters())[n], dtype=torch.bool))
                         masks[n][i] = v.to(device)
             try:

@@ -67,13 +67,13 @@ class Population:
         self.pdict = dict(model.named_parameters())
 
         # --- where each member starts: its checkpoint, another run's state at step k, or a fresh init
-        self.ckpts = [s.load_tensors("checkpoint.pt") if (s.path / "checkpoint.pt").exists() else None
+        self.ckpts = [s.load_checkpoint()
                       for s in self.stores]
         self.starts = [int(c["iteration"]) if c else j.start_step for j, c in zip(jobs, self.ckpts, strict=True)]
         for j, s in zip(jobs, self.stores, strict=True):
-            s.write_json("spec.json", {**to_dict(j.spec), "replicate": j.replicate, **j.meta})
+            s.write_spec({**to_dict(j.spec), "replicate": j.replicate, **j.meta})
             if j.mask is not None:
-                s.save_tensors("mask.pt", {k: v.bool() for k, v in j.mask.items()})
+                s.save_mask(j.mask)
 
         # --- optimiser: one fused call per clock group (members with the same schedule and start)
         clocks: dict[tuple, list[int]] = {}
@@ -136,8 +136,8 @@ class Population:
             model.load_member(i, {k: v.to(self.device) for k, v in c["model"].items()})
             self.opt.load_member(i, c["optimizer"])
             start = "init" if j.start_step == 0 else self.names[i].get(j.start_step)
-            if self.tele is not None and start and (self.stores[i].path / "states" / f"{start}.pt").exists():
-                self._telemetry_start(i, self.stores[i].load_tensors(f"states/{start}.pt"))
+            if self.tele is not None and start and self.stores[i].has_state(start):
+                self._telemetry_start(i, self.stores[i].load_state(start))
             return
         if j.start_state is not None:
             model.load_member(i, {k: v.to(self.device) for k, v in j.start_state.items()})
@@ -215,7 +215,7 @@ class Population:
             self.flush_telemetry()
         for i in self.running(t):
             if t > self.starts[i]:
-                self.stores[i].save_tensors("checkpoint.pt", {
+                self.stores[i].save_checkpoint({
                     "iteration": t, "model": {k: v.cpu() for k, v in self.model.member_state(i).items()},
                     "optimizer": _cpu(self.opt.member_state(i)), "metrics": self.rows[i],
                     "loss_sum": float(self.loss_sum[i]), "last_eval": self.last_eval[i],
@@ -231,10 +231,10 @@ class Population:
         if self.tele is not None:
             self.finish_telemetry(i)
         last = self.rows[i][-1] if self.rows[i] else {}
-        s.write_json("done.json", {"status": self.status[i], "iteration": t, "step": f"{t}it",
-                                   "final_test_accuracy": last.get("test_accuracy"),
-                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}, durable=True)
-        (s.path / "checkpoint.pt").unlink(missing_ok=True)
+        s.write_done({"status": self.status[i], "iteration": t, "step": f"{t}it",
+                      "final_test_accuracy": last.get("test_accuracy"),
+                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        s.drop_checkpoint()
 
     # ------------------------------------------------------------------------------------------ evaluation
     def lr_of(self, i: int, t: int) -> float:

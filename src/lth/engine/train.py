@@ -177,6 +177,6 @@ def summary(job: Job, store: RunDir) -> dict[str, Any]:
     rec: dict[str, Any] = {"path": str(store.path), "replicate": job.replicate,
                            "final_test_accuracy": done.get("final_test_accuracy"),
                            "status": done.get("status", "missing"), "states": store.states()}
-    if (store.path / "mask.pt").exists():
-        rec["mask"] = str(store.path / "mask.pt")
+    if store.has_mask():
+        rec["mask"] = str(store.mask_file)
     return rec

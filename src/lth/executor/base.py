@@ -65,7 +65,7 @@ class Executor:
         graph = closure(nodes)
         self.check(graph)
         for n in graph:  # a finished run with a damaged file is trained again (the file is named on stderr)
-            if (n.path / "done.json").exists() and RunDir(n.path).damaged():
+            if RunDir(n.path).has_done() and RunDir(n.path).damaged():
                 discard_damaged(RunDir(n.path))
         self.replay(graph)
         failed: dict[Path, str] = {}
@@ -152,8 +152,8 @@ class Executor:
                 with run.lock():
                     index = src.state_iterations()
                     for name in missing_states(n):
-                        run.save_state(name, src.load_tensors(f"states/{name}.pt"), index.get(name))
-                    old, new = run.load_tensors("states/final.pt"), src.load_tensors("states/final.pt")
+                        run.save_state(name, src.load_state(name), index.get(name))
+                    old, new = run.load_state("final"), src.load_state("final")
                     same = old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
                 shutil.rmtree(n.path / REPLAY)
                 if not same:
@@ -185,7 +185,7 @@ class Executor:
         for n in graph:
             by_data.setdefault(n.spec.data, []).append(n)
             try:
-                stored = RunDir(n.path).read_json("spec.json")
+                stored = RunDir(n.path).spec
             except DamagedFile:
                 stored = None
             if isinstance(stored, dict) and stored.get("node") not in (None, n.digest):

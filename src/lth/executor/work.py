@@ -98,8 +98,8 @@ def discard_damaged(run: RunDir) -> None:
         print(f"lth: {p} is damaged: training {run.path} again", file=sys.stderr)
         Path(p).unlink(missing_ok=True)
     if bad:
-        (run.path / "done.json").unlink(missing_ok=True)
-        (run.path / "checkpoint.pt").unlink(missing_ok=True)
+        run.drop_done()
+        run.drop_checkpoint()
 
 
 def train_group(nodes: list[Node], data: Dataset, options: EngineOptions,

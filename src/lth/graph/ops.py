@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -89,10 +88,10 @@ def ticket(ctx: OpContext, state: State | None = None, mask: State | None = None
 def load_ref(ref: Ref, ctx_for: Callable[[Node], OpContext]) -> State:
     """Load one reference: a stored state of a trained node, or the mask a node trains under."""
     if ref.what != MASK:
-        return RunDir(ref.node.path).load_tensors(Path("states") / f"{ref.state_name}.pt")
+        return RunDir(ref.node.path).load_state(ref.state_name)
     run = RunDir(ref.node.path)
-    if run.done is not None and (run.path / "mask.pt").exists():  # trained: the mask it trained under
-        return run.load_tensors("mask.pt")
+    if run.done is not None and run.has_mask():  # trained: the mask it trained under
+        return run.load_mask()
     mask = resolve(ref.node, ctx_for(ref.node)).mask
     return mask if mask is not None else ctx_for(ref.node).ones()
 

@@ -193,9 +193,9 @@ def level_record(trunk: Trunk, replicate: int, level: int, rewind_iteration: int
                            "final_test_accuracy": done.get("final_test_accuracy"), "states": run.states()}
     if base and "error" in base:
         rec["error"] = base["error"]
-    if (run.path / "mask.pt").exists():
-        mask = run.load_tensors("mask.pt")
-        rec["mask"] = str(run.path / "mask.pt")
+    if run.has_mask():
+        mask = run.load_mask()
+        rec["mask"] = str(run.mask_file)
         rec.update(mask_densities(mask, trunk.spec))
     else:
         rec["density"] = 1.0 if level == 0 else None  # None: never trained (the level before diverged)

@@ -422,13 +422,13 @@ def _weights(page: _Page, s: pd.DataFrame, preset: str, prefix: str) -> None:
         return
     d0, ds = RunDir(Path(lvl0["path"].iloc[0])), RunDir(Path(sparse["path"].iloc[0]))
     level, density = int(sparse["level"].iloc[0]), float(sparse["density"].iloc[0])
-    if not (ds.path / "mask.pt").exists():
+    if not ds.has_mask():
         return
-    mask = ds.load_tensors("mask.pt")
+    mask = ds.load_mask()
     states0 = d0.states()
     start_name = "rewind" if "rewind" in states0 else "init"
     if start_name in states0:
-        init = d0.load_tensors(f"states/{start_name}.pt")
+        init = d0.load_state(start_name)
         hist = dn_histograms(init, mask)
         names = list(hist)[:6]
         fig, axes = new_figure(len(names), height=3.6)
@@ -452,12 +452,12 @@ def _weights(page: _Page, s: pd.DataFrame, preset: str, prefix: str) -> None:
                     f"Initial weights kept by the sparsest ticket (level {level}, replicate {rep}) against all "
                     "initial weights, per layer (histograms normalised to unit area)", pd.concat(rows))
     if "final" in states0 and "final" in ds.states():
-        f0, fs = d0.load_tensors("states/final.pt"), ds.load_tensors("states/final.pt")
+        f0, fs = d0.load_state("final"), ds.load_state("final")
         layers = list(mask)
         ps = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
         curves = [rp_curve(f0, fs, ps, layers).assign(comparison=f"level 0 final vs level {level} final")]
         if start_name in states0:
-            init = d0.load_tensors(f"states/{start_name}.pt")
+            init = d0.load_state(start_name)
             curves.append(rp_curve(init, f0, ps, layers).assign(comparison=f"level 0 {start_name} vs final"))
         table = pd.concat(curves, ignore_index=True)
         fig, (ax,) = new_figure()
@@ -538,7 +538,7 @@ def _telemetry(page: _Page, train: pd.DataFrame) -> None:
             index = store.state_iterations()
             if len(index) < 3:
                 continue
-            states = [(it, store.load_tensors(f"states/{name}.pt")) for name, it in index.items()]
+            states = [(it, store.load_state(name)) for name, it in index.items()]
             layers = [k for k, v in states[0][1].items() if v.dim() >= 2]  # conv and linear weights
             found = telemetry(states, layers)
         for r in found:

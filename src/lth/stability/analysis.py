@@ -90,8 +90,8 @@ def evaluate_pairs(items: list[tuple[Stability, int, int, tuple[int, int]]], dat
         states: list[dict[str, Tensor]] = []
         for i in group:
             exp, lv, r, (c1, c2) = items[i]
-            a = RunDir(exp.copy_dir(r, lv, c1)).load_tensors("states/final.pt")
-            b = RunDir(exp.copy_dir(r, lv, c2)).load_tensors("states/final.pt")
+            a = RunDir(exp.copy_dir(r, lv, c1)).load_state("final")
+            b = RunDir(exp.copy_dir(r, lv, c2)).load_state("final")
             if align:
                 from lth.analysis.align import align as align_states
 
@@ -150,7 +150,7 @@ def stability_frame(root: Path | str) -> pd.DataFrame:
 
     rows = []
     for f in sorted(Path(root).resolve().glob(f"stability_*/replicate_*/level_*/{PAIRS}")):
-        spec = RunDir(f.parent / "copy_0").read_json("spec.json") or {}
+        spec = RunDir(f.parent / "copy_0").spec or {}
         try:
             doc = json.loads(f.read_text())
         except (OSError, json.JSONDecodeError):
@@ -159,7 +159,7 @@ def stability_frame(root: Path | str) -> pd.DataFrame:
             for pair, e in pairs.items():
                 if e.get("status") != "complete":
                     continue
-                density = mask_density(Path(e["runs"][0]) / "mask.pt")
+                density = mask_density(RunDir(Path(e["runs"][0])).mask_file)
                 for split in ("test", "train"):
                     for a, err, loss in zip(e["alphas"], e[f"{split}_error"], e[f"{split}_loss"], strict=True):
                         rows.append({"experiment": f.parents[2].name, "subnetwork": spec.get("subnetwork"),

@@ -34,7 +34,7 @@ def trajectory(run: Path) -> list[dict[str, Tensor]]:
     rank = {"start": 0, "final": 2}
     names = sorted((n for n in index if not (n == "init" and "start" in index)),
                    key=lambda n: (index[n], rank.get(n, 1)))
-    return [store.load_tensors(f"states/{n}.pt") for n in names]
+    return [store.load_state(n) for n in names]
 
 
 def landscape(exp: Stability, level: int, replicate: int, data: Dataset, *, plane: str = "copies",

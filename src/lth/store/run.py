@@ -122,7 +122,69 @@ class RunDir:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise self._damaged(rel, f"not a readable torch file ({first})") from None
 
-    # -- run files
+    # -- run files (every name comes from lth.store.paths)
+    @property
+    def spec(self) -> dict | None:
+        """``spec.json`` (hyperparameters and what the run records about itself), or None when absent."""
+        return self.read_json(paths.SPEC)
+
+    def write_spec(self, obj: dict) -> None:
+        """Write ``spec.json``."""
+        self.write_json(paths.SPEC, obj)
+
+    @property
+    def mask_file(self) -> Path:
+        """Where the run's mask lives (whether or not it has one)."""
+        return self.path / paths.MASK
+
+    def has_mask(self) -> bool:
+        """Whether the run trained under a mask."""
+        return self.mask_file.exists()
+
+    def load_mask(self) -> dict[str, torch.Tensor]:
+        """The mask the run trained under."""
+        return self.load_tensors(paths.MASK)
+
+    def save_mask(self, mask: dict[str, torch.Tensor]) -> None:
+        """Store the run's mask (as booleans)."""
+        self.save_tensors(paths.MASK, {k: v.bool() for k, v in mask.items()})
+
+    def state_file(self, name: str) -> Path:
+        """``states/<name>.pt``."""
+        return paths.state_path(self.path, name)
+
+    def has_state(self, name: str) -> bool:
+        """Whether the state ``name`` is stored."""
+        return self.state_file(name).exists()
+
+    def load_state(self, name: str) -> dict[str, torch.Tensor]:
+        """A stored state (``init``, ``final``, ``rewind``, a step such as ``500it``)."""
+        return self.load_tensors(Path(paths.STATES) / f"{name}.pt")
+
+    def load_checkpoint(self) -> dict | None:
+        """The checkpoint of an interrupted run, or None."""
+        return self.load_tensors(paths.CHECKPOINT) if (self.path / paths.CHECKPOINT).exists() else None
+
+    def save_checkpoint(self, obj: dict) -> None:
+        """Store the checkpoint (model, optimiser, metrics so far)."""
+        self.save_tensors(paths.CHECKPOINT, obj)
+
+    def drop_checkpoint(self) -> None:
+        """Remove the checkpoint (the run finished, or it cannot be read)."""
+        (self.path / paths.CHECKPOINT).unlink(missing_ok=True)
+
+    def write_done(self, obj: dict) -> None:
+        """Write the completion marker, durably (the last file a run writes)."""
+        self.write_json(paths.DONE, obj, durable=True)
+
+    def has_done(self) -> bool:
+        """Whether a completion marker exists (readable or not)."""
+        return (self.path / paths.DONE).exists()
+
+    def drop_done(self) -> None:
+        """Remove the completion marker (the run will be trained again)."""
+        (self.path / paths.DONE).unlink(missing_ok=True)
+
     @property
     def done(self) -> dict | None:
         """The completion marker's contents, or None while the run is not finished (DamagedFile if unreadable)."""

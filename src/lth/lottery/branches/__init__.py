@@ -94,17 +94,17 @@ def branch_record(node: Node, base: dict[str, Any], rewind_iteration: int) -> di
     rec = {**base, "branch": node.meta["branch"], "level": level, "rewind": node.meta["rewind"],
            "rewind_iteration": rewind_iteration}
     run = RunDir(node.path)
-    if (run.path / "mask.pt").exists():
-        rec.update(mask_densities(run.load_tensors("mask.pt"), node.spec))
+    if run.has_mask():
+        rec.update(mask_densities(run.load_mask(), node.spec))
     elif node.meta["branch"] == "small-dense" and level > 0:
         trunk_mask = RunDir(run.path.parent.parent / f"level_{level}")
         rec["density"] = 1.0
-        if (trunk_mask.path / "mask.pt").exists():
-            rec["ticket_density"] = density(trunk_mask.load_tensors("mask.pt"))
+        if trunk_mask.has_mask():
+            rec["ticket_density"] = density(trunk_mask.load_mask())
         rec["width"] = node.spec.model.width
     else:
         rec["density"] = 1.0 if rec.get("status") == "complete" else None
-    spec = run.read_json("spec.json") if (run.path / "spec.json").exists() else None
+    spec = run.spec
     for key in ("effective_std", "head_replaced"):  # what the branch's op recorded (lth.graph.Setup.info)
         if isinstance(spec, dict) and key in spec:
             rec[key] = spec[key]
