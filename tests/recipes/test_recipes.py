@@ -110,9 +110,22 @@ def test_quick_sanity_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     doc = run_quick("sanity-checks", tmp_path / "r", capsys)
     rows = {r["quantity"]: r for r in doc["rows"]}
     assert rows["pretrain lr 0.1: IMP ticket at ticket lr 0.15"]["paper"] == pytest.approx(0.867)
-    assert rows["pretrain lr 0.01: OMP ticket at ticket lr 0.01"]["n"] == 2
+    for lr, lts in ((0.01, (0.001, 0.005, 0.01, 0.05)), (0.1, (0.01, 0.05, 0.1, 0.15))):
+        for lt in lts:  # OMP at every ticket lr of Table 4, beside IMP
+            omp = rows[f"pretrain lr {lr}: OMP ticket at ticket lr {lt}"]
+            assert omp["n"] == 2 and omp["paper"] is not None
+        contour = rows[f"pretrain lr {lr}: loss contour, smallest test error on the plane (IMP)"]
+        assert contour["n"] == 2 and 0.0 <= contour["lth_min"] <= 1.0
     for v in doc["verdicts"].values():
         assert v["grade"] in ("jackpot", "secondary prize", "no prize")
+        assert v["IMP beats OMP (best of each sweep)"] in (True, False)
+    # OMP's runs at another rate than the pretraining one train at it; at the pretraining rate, the plain branch
+    specs = [json.loads(p.read_text()) for p in (tmp_path / "r").rglob("branch_oneshot_*/level_*/spec.json")]
+    # quick rates: Table 4's times 0.1 (digits_mlp's Adam 1e-3 / 1e-2 stand for 0.01 / 0.1)
+    assert sorted({s["train"]["lr"] for s in specs}) == pytest.approx([1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 1.5e-2])
+    assert len(specs) == 8 * 2  # 8 (pretraining, ticket) rates x 2 replicates, OMP at each
+    contours = pd.read_csv(Path(doc["report"]).parent / "recipe_loss contours.csv")
+    assert len(contours) == 4 and all(Path(f).is_file() for f in contours["figure"])  # 2 rates x 2 replicates
 
 
 def test_quick_normalization(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
