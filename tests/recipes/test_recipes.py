@@ -147,6 +147,15 @@ def test_quick_weight_correlation(tmp_path: Path, capsys: pytest.CaptureFixture)
     rows = {r["quantity"]: r for r in doc["rows"]}
     r = rows["R_p(init, trained), lr 0.01, p = 0.1"]
     assert r["n"] == 2 and 0.0 <= r["lth_min"] <= r["lth_max"] <= 1.0
+    for lr in (0.01, 0.1):  # Fig. 6: pruning & fine-tuning, the ticket and reinit at the sparsest level (2)
+        for name in ("pruning & fine-tuning", "ticket", "random reinit"):
+            assert rows[f"{name} accuracy, lr {lr}, level 2"]["n"] == 2
+            rp = rows[f"{name}: R_0.1(theta_0, trained), lr {lr}, level 2"]
+            assert rp["n"] == 2 and 0.0 <= rp["lth_min"] <= rp["lth_max"] <= 1.0
+        assert doc["verdicts"][f"fine-tuning beats the ticket, lr {lr}"] in (True, False)
+    # the ticket starts from theta_0 itself: more of its top 10% survives training than of a fresh draw's
+    assert (rows["ticket: R_0.1(theta_0, trained), lr 0.01, level 2"]["lth"]
+            > rows["random reinit: R_0.1(theta_0, trained), lr 0.01, level 2"]["lth"])
 
 
 def test_quick_dynamics(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
