@@ -136,8 +136,19 @@ def test_quick_normalization(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
 
 def test_quick_early_phase(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     doc = run_quick("early-phase", tmp_path / "r", capsys)
-    assert doc["verdicts"]["pretraining"] in ("available", "not yet available")
+    assert not any("not yet" in s for s in doc["substitutions"])
     rows = {r["quantity"]: r for r in doc["rows"]}
+    d = "level 2 (density 0.640)"  # the perturbation level at the tests' 2 levels; K = 10it
+    plain = rows[f"ticket rewound to 10it, no pretraining, {d}"]
+    for task in ("standard", "random-labels", "rotation", "blur", "rotation+blur"):
+        t = rows[f"pretrain {task} for 10it: ticket, {d}"]
+        assert t["n"] == 2 and 0.0 <= t["lth_min"] <= 1.0
+        assert rows[f"pretrain {task} for 10it: accuracy on its own task"]["n"] == 2
+        v = doc["verdicts"][f"pretrain {task}, {d}"]
+        assert v["beats rewinding to 0"] in (True, False) and v["paper"]
+    # the control: standard pretraining for K steps is the state at K itself (bit for bit on CPU)
+    assert rows[f"pretrain standard for 10it: ticket, {d}"]["lth"] == pytest.approx(plain["lth"], abs=1e-12)
+    assert doc["verdicts"][f"pretrain standard, {d}"]["equals rewinding to k (control)"] is True
     r = rows["Pearson r, effective std vs accuracy, k = 500"]
     assert r["lth"] is None or -1.0 <= r["lth"] <= 1.0
 
