@@ -10,6 +10,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import torch
 from conftest import lth, populations  # noqa: E402  (tests/ is on sys.path)
@@ -38,6 +39,7 @@ TESTED: dict[str, list[str]] = {
     "shuffle": ["--shuffle-within", "unit", "--same-sign"],
     "noise": ["--noise-scale", "2"],
     "transfer": ["--target-dataset", "digits"],
+    "finetune": ["--finetune-steps", "1ep", "--finetune-lr", "0.001"],
 }
 
 
@@ -255,6 +257,57 @@ def test_oneshot(trunk) -> None:
         init0 = trunk_state(trunk, r, 0, "init")
         for k, v in init0.items():
             assert torch.equal(init[k], v * mask[k] if k in mask else v), k
+
+
+def test_oneshot_set_trains_the_same_mask_at_another_rate(trunk) -> None:
+    from lth.lottery.branches.base import BranchOptions
+    from lth.lottery.branches.oneshot import OneshotOptions
+    from lth.spec import spec_hash
+
+    assert spec_hash(OneshotOptions()) == spec_hash(BranchOptions())  # no --set: the directory of old runs
+    plain = branch(trunk, "oneshot")["by_key"]
+    code, out, err = lth("branch", "oneshot", "--levels", "1", *common(trunk["root"]), "--set", "lr=0.001", "--json")
+    assert code == 0, err
+    for rec in json.loads(out)["runs"]:
+        base = plain[(rec["replicate"], rec["level"])]
+        assert Path(rec["path"]).parent != Path(base["path"]).parent  # its own branch directory
+        assert spec_json(rec)["train"]["lr"] == 0.001 and spec_json(base)["train"]["lr"] == 0.003
+        m, m0 = load(rec["mask"]), load(base["mask"])
+        assert all(torch.equal(m[k], m0[k]) for k in PRUNABLE)  # the same one-shot mask
+        assert all(torch.equal(v, load(base["states"]["init"])[k]) for k, v in load(rec["states"]["init"]).items())
+        assert not torch.equal(load(rec["states"]["final"])["layers.0.weight"],
+                               load(base["states"]["final"])["layers.0.weight"])
+
+
+def test_finetune(trunk) -> None:
+    for r, level, rec, mask, init in branch_cases(trunk, "finetune"):
+        t = ticket(trunk, r, level)
+        assert all(torch.equal(mask[k], t[k]) for k in PRUNABLE)
+        final0 = trunk_state(trunk, r, 0, "final")  # the dense network's trained weights, pruned
+        for k, v in final0.items():
+            assert torch.equal(init[k], v * t[k] if k in t else v), k
+        assert_zero_outside(load(rec["states"]["final"]), mask)
+        spec, trunk_spec = spec_json(rec), spec_json(trunk["runs"][(r, level)])
+        assert spec["branch"] == "finetune" and spec["train"]["lr"] == 0.001
+        assert spec["train"]["training_steps"] == "1ep" and trunk_spec["train"]["training_steps"] == STEPS
+        # fine-tuned from step 0 for one epoch: half the trunk's iterations
+        last = int(pd.read_csv(Path(rec["path"]) / "metrics.csv")["iteration"].max())
+        last0 = int(pd.read_csv(Path(trunk["runs"][(r, level)]["path"]) / "metrics.csv")["iteration"].max())
+        assert 2 * last == last0
+    # the defaults: the trunk's schedule (its spec unchanged)
+    from lth.api import spec as preset_spec
+    from lth.lottery.branches.finetune import FinetuneOptions, finetune_spec
+
+    base = preset_spec(PRESET, training_steps=STEPS)
+    assert finetune_spec(base, FinetuneOptions()) == base
+
+
+@pytest.mark.parametrize("extra", [["--finetune-steps", "x"], ["--finetune-lr", "0"], ["--finetune-lr", "-1"]])
+def test_finetune_bad_options_are_exit_2(trunk, extra: list[str]) -> None:
+    before = files_under(trunk["root"])
+    code, out, err = lth("branch", "finetune", "--levels", "1", *common(trunk["root"]), *extra)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--finetune-" in err, err
+    assert files_under(trunk["root"]) == before
 
 
 def test_signs(trunk, tmp_path: Path) -> None:

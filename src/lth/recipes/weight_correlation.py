@@ -1,18 +1,24 @@
 """``weight-correlation``: Liu et al. (ICML 2021), "Lottery Ticket Preserves Weight Correlation: Is It Desirable or
 Not?": R_p between the initial and the trained weights (:func:`lth.analysis.weights.rp_curve`) at a small (0.01) and
-a large (0.1) learning rate, p = 0.1 ... 0.5 (their Fig. 4), and the winning ticket against random
-re-initialisation at both rates (their Fig. 6).
+a large (0.1) learning rate, p = 0.1 ... 0.5 (their Fig. 4), and pruning & fine-tuning against the winning ticket
+and random re-initialisation at both rates (their Fig. 6): the ``finetune`` branch (the dense network's trained
+weights under the ticket's mask, fine-tuned for the trunk's schedule from step 0), the trunk's ticket and the
+``reinit`` branch, all under the same mask at the sparsest level.
+
+For the three sparse networks lth reports the accuracy and R_p(theta_0, trained) at p = 0.1: how much of the
+dense initialisation's top-10% structure each final network keeps (the same mask for all three, so the comparison
+is between starting points: theta_0 (ticket), theta_T (fine-tuning), theta'_0 (reinit)).
 
 Paper numbers: the seed (002) gives Fig. 4 and Fig. 6 as curves, not numbers; its stated findings (R_p above p,
-notably higher at the small rate) are the verdicts, and every measured R_p is in the table. Pruning & fine-tuning
-(Fig. 6's third curve) has no lth branch yet: not measured.
+notably higher at the small rate; pruning & fine-tuning above the winning ticket, Fig. 6-7) are the verdicts, and
+every measured value is in the table.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from lth.recipes.base import Context, Measured, Piece, Recipe, accuracies, sizes
+from lth.recipes.base import Context, Measured, Piece, Recipe, sizes
 
 PS = (0.1, 0.2, 0.3, 0.4, 0.5)
 FULL = {"presets": {0.01: "resnet20_low", 0.1: "resnet20"}, "levels": 8, "replicates": 2, "steps": None}
@@ -25,31 +31,32 @@ class WeightCorrelationRecipe(Recipe):
 
     name = "weight-correlation"
     paper = "Liu et al., ICML 2021: Lottery Ticket Preserves Weight Correlation"
-    figures = ("R_p(init, trained) vs p at lr 0.01 and 0.1 (Fig. 4)", "ticket vs random reinit by density (Fig. 6)")
+    figures = ("R_p(init, trained) vs p at lr 0.01 and 0.1 (Fig. 4)",
+               "pruning & fine-tuning vs ticket vs random reinit by density (Fig. 6)")
     data = ("cifar10",)
 
     def plan(self, ctx: Context) -> list[Piece]:
-        """One LotteryPlan with the reinit branch per learning rate."""
+        """One LotteryPlan with the reinit and finetune branches per learning rate."""
         import lth.api as api
 
         cfg = QUICK if ctx.quick else FULL
         levels, reps, steps = sizes(ctx, FULL, QUICK)
         if ctx.quick:
             ctx.sub(f"ResNet-20 on CIFAR-10 (SGD 0.01 / 0.1, 150 epochs) -> digits_mlp (Adam {QUICK_LR[0.01]} / "
-                    f"{QUICK_LR[0.1]}) on 8x8 digits; pruning & fine-tuning not run (no lth branch yet)")
+                    f"{QUICK_LR[0.1]}) on 8x8 digits")
         pieces = []
         for lr, preset in cfg["presets"].items():
             over: dict[str, Any] = {"training_steps": steps} if steps else {}
             if ctx.quick:
                 over["lr"] = QUICK_LR[lr]
-            pieces.append(Piece(f"lr {lr}", api.lottery(preset, levels, replicates=reps, branches=["reinit"],
-                                                        root=ctx.root, data_dir=ctx.data_dir, **over),
-                                meta={"lr": lr, "levels": levels}))
+            lp = api.lottery(preset, levels, replicates=reps, branches=["reinit", "finetune"], root=ctx.root,
+                             data_dir=ctx.data_dir, **over)
+            pieces.append(Piece(f"lr {lr}", lp, meta={"lr": lr, "levels": levels}))
         return pieces
 
     def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
-        """R_p per lr and p over replicates (dense level 0: init vs final), ticket and reinit at the sparsest
-        level."""
+        """R_p per lr and p over replicates (dense level 0: init vs final); accuracy and R_0.1(theta_0, final) of
+        the fine-tuned network, the ticket and the reinit at the sparsest level."""
         import torch
 
         from lth.analysis.weights import rp_curve
@@ -67,20 +74,42 @@ class WeightCorrelationRecipe(Recipe):
             for i, pp in enumerate(PS):
                 out[f"R_p(init, trained), lr {lr}, p = {pp}"] = Measured([float(c["r_p"].iloc[i]) for c in curves],
                                                                         "dense network, weight layers")
-            out[f"ticket accuracy, lr {lr}, level {lv}"] = Measured(accuracies(rec["runs"], level=lv))
-            out[f"random reinit accuracy, lr {lr}, level {lv}"] = Measured(
-                accuracies(rec["branches"], level=lv, branch="reinit"))
+            inits = {r["replicate"]: r["states"]["init"] for r in rec["runs"]
+                     if r["level"] == 0 and r["status"] == "complete"}
+            sparse = {"pruning & fine-tuning": [r for r in rec["branches"] if r["branch"] == "finetune"],
+                      "ticket": list(rec["runs"]),
+                      "random reinit": [r for r in rec["branches"] if r["branch"] == "reinit"]}
+            for name, runs in sparse.items():
+                runs = [r for r in runs if r["level"] == lv and r.get("final_test_accuracy") is not None]
+                out[f"{name} accuracy, lr {lr}, level {lv}"] = Measured([r["final_test_accuracy"] for r in runs])
+                rps = []
+                for r in runs:
+                    a = torch.load(inits[r["replicate"]], map_location="cpu")
+                    b = torch.load(r["states"]["final"], map_location="cpu")
+                    layers = [k for k, v in a.items() if k.endswith("weight") and v.dim() > 1]
+                    rps.append(float(rp_curve(a, b, (0.1,), layers)["r_p"].iloc[0]))
+                out[f"{name}: R_0.1(theta_0, trained), lr {lr}, level {lv}"] = Measured(
+                    rps, "theta_0: the dense network's initialisation; the same mask for all three")
         return out
 
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
-        """Liu et al.'s findings: R_p > p at the small rate, and higher than at the large rate, at every p."""
+        """Liu et al.'s findings: R_p > p at the small rate, and higher than at the large rate, at every p (Fig. 4);
+        pruning & fine-tuning above the winning ticket, and the ticket against random reinit, per rate (Fig. 6)."""
+        out: dict[str, Any] = {}
+        for key in [k for k in measured if k.startswith("pruning & fine-tuning accuracy")]:
+            ft, ticket = measured[key].mean, measured[key.replace("pruning & fine-tuning", "ticket")].mean
+            reinit = measured[key.replace("pruning & fine-tuning", "random reinit")].mean
+            lr = key.split("lr ")[1].split(",")[0]
+            if None not in (ft, ticket, reinit):
+                out[f"fine-tuning beats the ticket, lr {lr}"] = bool(ft > ticket)  # type: ignore[operator]
+                out[f"ticket beats reinit, lr {lr}"] = bool(ticket > reinit)  # type: ignore[operator]
         small = [measured[f"R_p(init, trained), lr 0.01, p = {p}"].mean for p in PS]
         large = [measured[f"R_p(init, trained), lr 0.1, p = {p}"].mean for p in PS]
         if None in small or None in large:
-            return {}
+            return out
         return {"R_p above p at the small lr": all(s > p for s, p in zip(small, PS, strict=True)),  # type: ignore
                 "R_p higher at the small lr than at the large": all(
-                    s > g for s, g in zip(small, large, strict=True))}  # type: ignore[operator]
+                    s > g for s, g in zip(small, large, strict=True)), **out}  # type: ignore[operator]
 
 
 RECIPE = WeightCorrelationRecipe()

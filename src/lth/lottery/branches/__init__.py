@@ -14,6 +14,7 @@ from lth.errors import UserError
 from lth.graph import Node
 from lth.lottery.branches import (
     dn_reinit,
+    finetune,
     noise,
     oneshot,
     random_mask,
@@ -42,6 +43,7 @@ BRANCHES: dict[str, Branch] = {
     "shuffle": shuffle.BRANCH,
     "noise": noise.BRANCH,
     "transfer": transfer.BRANCH,
+    "finetune": finetune.BRANCH,
 }
 
 

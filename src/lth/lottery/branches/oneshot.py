@@ -1,5 +1,7 @@
 """``oneshot``: one-shot magnitude pruning of the dense network (level 0's final weights) straight to the
-ticket's density, rewound the same way (iterative against one-shot pruning, Frankle & Carbin 2019 Section 5)."""
+ticket's density, rewound the same way (iterative against one-shot pruning, Frankle & Carbin 2019 Section 5).
+``--set KEY=VALUE`` trains it with other hyperparameters, as ``retrain`` does (Ma et al. 2021's OMP at each ticket
+learning rate, Table 4); without it, its spec, and so its directory hash, are the trunk's as ever."""
 
 from __future__ import annotations
 
@@ -7,13 +9,18 @@ from dataclasses import dataclass
 
 from lth.graph import Node, OpContext, Recipe, Setup, op
 from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
+from lth.lottery.branches.retrain import retrained_spec
 from lth.lottery.trunk import level_hparams
 from lth.prune import density, prune_to_density
+from lth.spec import help_field
 
 
 @dataclass(frozen=True)
 class OneshotOptions(BranchOptions):
-    """oneshot has only the common options."""
+    """Optional training hyperparameters to change (only non-default options count in the branch's hash)."""
+
+    set: tuple[str, ...] = help_field((), "retrain, oneshot: training hyperparameters to change, as KEY=VALUE "
+                                      "(e.g. lr=0.01)")
 
 
 @op("oneshot")
@@ -28,12 +35,14 @@ def oneshot(ctx: OpContext, state: dict, dense_final: dict, ticket: dict, *, pru
 
 
 def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
-    """One node per replicate and level, rewound to the trunk's step k."""
+    """One node per replicate and level, rewound to the trunk's step k (under the ``--set`` overrides, if any)."""
     from lth.spec import to_dict
 
     recipe = Recipe.make("oneshot", ctx.start(r), ctx.dense(r), ctx.ticket(r, level),
                          pruning=to_dict(ctx.trunk.pruning), replicate=r, level=level)
-    return [ctx.node(r, level, recipe)]
+    spec = retrained_spec(ctx.trunk.spec, ctx.options.set) if ctx.options.set else None
+    return [ctx.node(r, level, recipe, spec=spec)]
 
 
-BRANCH = Branch(OneshotOptions, plan, "one-shot pruning of the dense network to the ticket's density")
+BRANCH = Branch(OneshotOptions, plan, "one-shot pruning of the dense network to the ticket's density "
+                "(--set lr=... to train it at another rate)")
