@@ -59,7 +59,8 @@ PINNED_ALL = {"trunk/level_2": "4553459b0bab", "reinit/level_1": "8cf018573409",
               "dn-reinit/level_1": "ae52644b9d5a", "remask/level_1": "189ceaf724d5",
               "small-dense/level_1": "c2252a0e177f", "retrain/level_1": "8d08150ae7ce",
               "oneshot/level_1": "fa6366c813b4", "signs/level_1": "a49706373dce", "shuffle/level_1": "6de83930bf69",
-              "noise/level_1": "25a3fa39b64c", "transfer/level_1": "d0216117b3d8"}
+              "noise/level_1": "25a3fa39b64c", "transfer/level_1": "d0216117b3d8",
+              "finetune/level_1": "2b432827436f"}
 PINNED_TRUNK_PATH = "lottery_e42216f24915/replicate_0/level_2"  # the same directory as before the run graph
 
 
