@@ -114,3 +114,17 @@ def test_normalisation_variants_run_a_rewinding_sweep(name: str, tmp_path) -> No
     assert all(r["status"] == "complete" for r in runs)
     spec = json.loads((tmp_path.glob("lottery_*/replicate_0/level_1/spec.json").__next__()).read_text())
     assert spec["model"]["norm"] == RESNET20_NORMS[name]
+
+
+def test_unknown_preset_names_the_flag_and_the_closest_name() -> None:
+    from lth.errors import UserError
+    from lth.presets import get_preset
+
+    with pytest.raises(UserError) as typo:
+        get_preset("lenet_300_10")
+    message = str(typo.value)
+    assert message.startswith("--preset 'lenet_300_10': unknown preset (did you mean lenet_300_100?); allowed: ")
+    assert "\n" not in message and "digits_mlp" in message
+    with pytest.raises(UserError) as far:
+        get_preset("zzz")
+    assert "did you mean" not in str(far.value)

@@ -9,6 +9,7 @@ docs/fidelity.md lists what each preset decides where its paper leaves a choice 
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from lth.errors import UserError
@@ -141,5 +142,7 @@ PRESETS: dict[str, Preset] = {
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; UserError lists the allowed names otherwise."""
     if name not in PRESETS:
-        raise UserError(f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+        close = difflib.get_close_matches(name, PRESETS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"--preset {name!r}: unknown preset{hint}; allowed: {', '.join(PRESETS)}")
     return PRESETS[name]

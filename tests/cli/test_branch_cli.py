@@ -58,3 +58,10 @@ def test_trunk_command_drops_every_branch_option() -> None:
     cmd = trunk_command(["branch", "retrain", "--preset", "p", "--set", "lr=0.1", "momentum=0.9", "--dn-pool",
                          "layer", "--branch-seed=3", "--lr", "0.01", "--strict", "--levels", "1-4"], 4)
     assert cmd == "lth lottery --preset p --lr 0.01 --levels 4"
+
+
+def test_unknown_branch_name_is_named_as_typed(capsys: pytest.CaptureFixture) -> None:
+    """`lth branch reinitt` is a typo in the command's NAME, not in a --branches flag the user never typed."""
+    code, _, err = lth(capsys, "branch", "reinitt", "--preset", "digits_mlp", "--levels", "1")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "lth branch NAME: unknown branch 'reinitt'; allowed: reinit," in err and "--branches" not in err

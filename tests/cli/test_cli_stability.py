@@ -102,3 +102,18 @@ def test_landscape_writes_grid_and_contour(store):
     assert json.loads(out)["landscapes"][0]["plane"] == "pca"
     code, _, err = lth("landscape", *BASE, "--root", str(store), "--plane", "diagonal")
     assert code == 2 and "--plane 'diagonal'" in err
+
+
+def test_table_keeps_subnetwork_names_in_80_columns(capsys, monkeypatch):
+    """Piped output is 80 columns wide: the names that tell rows apart must not be cut to "random-…"."""
+    from lth.cli.stability import _print
+
+    monkeypatch.setenv("COLUMNS", "80")
+    records = [{"subnetwork": name, "rewind": "500it", "level": 4, "replicate": 0, "copies": [0, 1],
+                "test_instability": 0.0034, "train_instability": None, "stable": True}
+               for name in ("dense", "imp", "random-prune", "random-reinit")]
+    _print(records, [])
+    err = capsys.readouterr().err
+    assert max(len(line) for line in err.splitlines()) <= 80
+    for name in ("random-prune", "random-reinit"):
+        assert f" {name} " in err

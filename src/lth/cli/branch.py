@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
 
     if len(args.rewind) != 1:
         raise UserError(f"--rewind {' '.join(args.rewind)}: a branch hangs off one trunk; give one rewind step")
-    options = branches_from_args(args, [args.name])
+    options = branches_from_args(args, [args.name], given_as="lth branch NAME")
     levels = parse_levels(args.levels)
     trunks = trunks_from_args(args, base)
     check_fits(args, trunks[0].spec, args.replicates * len(levels))

@@ -128,8 +128,9 @@ def trunks_from_args(args: argparse.Namespace, base: TrainSpec) -> list[Any]:
     return [Trunk(spec, pruning, k, Path(args.root), args.preset, pretrain) for k in rewinds]
 
 
-def branches_from_args(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
-    """``{name: options}`` for the named branches, from the ``--<option>`` flags."""
+def branches_from_args(args: argparse.Namespace, names: list[str], given_as: str = "--branches") -> dict[str, Any]:
+    """``{name: options}`` for the named branches, from the ``--<option>`` flags; an unknown name is a UserError
+    that says where it was given (``given_as``: ``--branches``, or ``lth branch NAME``)."""
     from lth.lottery import BRANCHES, branch_options
 
     out = {}
@@ -138,7 +139,7 @@ def branches_from_args(args: argparse.Namespace, names: list[str]) -> dict[str, 
             if not name:
                 continue
             if name not in BRANCHES:
-                raise UserError(f"--branches: unknown branch {name!r}; allowed: {', '.join(BRANCHES)}")
+                raise UserError(f"{given_as}: unknown branch {name!r}; allowed: {', '.join(BRANCHES)}")
             cls = BRANCHES[name].options
             out[name] = branch_options(name, dataclasses.asdict(dataclass_from_args(args, cls, "branch__", cls())))
     return out

@@ -124,10 +124,11 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
 
 def _print(records: list[dict[str, Any]], summ: list[dict[str, Any]]) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("subnetwork", "rewind", "level", "replicate", "copies", "test instability", "train instability",
-                  "stable")
+    # the subnetwork's name is never cut: random-prune and random-reinit would both read "random-…" in 80 columns
+    table = Table(Column("subnetwork", no_wrap=True), "rewind", "level", "replicate", "copies", "test instability",
+                  "train instability", "stable")
     for r in records:
         ti, tr = r["test_instability"], r["train_instability"]
         table.add_row(r["subnetwork"], r["rewind"], str(r["level"]), str(r["replicate"]),

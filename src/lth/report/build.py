@@ -507,16 +507,20 @@ def _train_section(page: _Page, runs: pd.DataFrame, metrics: pd.DataFrame) -> No
 
 
 def _with_run_labels(runs: pd.DataFrame) -> pd.DataFrame:
-    """Add ``label``: the preset and the hyperparameters that differ between these runs
-    (``digits_mlp, training_steps=2ep``); the experiment folder when nothing differs but the folder."""
-    fields = distinguishing_fields(runs)
-    several = runs["experiment"].nunique() > 1
+    """Add ``label``: the preset and the hyperparameters that differ between the runs of that preset
+    (``digits_mlp, training_steps=2ep``); the experiment folder when nothing differs but the folder. Fields are
+    compared within a preset: two presets' own values (batch size, dataset, model, ...) would make every label
+    a line of the spec and the legend wider than the figure."""
+    preset = runs["preset"].astype(str)
+    fields = {p: distinguishing_fields(g) for p, g in runs.groupby(preset)}
+    several = runs.groupby(preset)["experiment"].nunique().to_dict()
 
     def label(r: pd.Series) -> str:
-        text = field_label(r, fields)
+        p = str(r["preset"])
+        text = field_label(r, fields[p])
         if text:
-            return f"{r['preset']}, {text}"
-        return f"{r['preset']} ({r['experiment']})" if several else str(r["preset"])
+            return f"{p}, {text}"
+        return f"{p} ({r['experiment']})" if several[p] > 1 else p
     return runs.assign(label=runs.apply(label, axis=1))
 
 
