@@ -62,3 +62,17 @@ def test_lottery_level_replays_with_its_mask(tmp_path: Path) -> None:
     same_states(level1.path, early_nodes[1].path, ["20it", "final"])
     assert not (level1.path / ".replay").exists()
     assert "20it" not in RunDir(plan.trunk_nodes()[0].path).states()  # only the node asked for is replayed
+
+
+def test_telemetry_asked_after_the_run_replays_it(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    base = ["train", "--preset", "digits_mlp", "--training-steps", "1ep"]
+    tele = ["--telemetry-every", "10it"]
+    assert lth(capsys, *base, "--root", str(tmp_path / "late"))[0] == 0
+    (late,) = sorted((tmp_path / "late").glob("train_*/replicate_*"))
+    assert not RunDir(late).has_telemetry()
+    code, err = lth(capsys, *base, *tele, "--root", str(tmp_path / "late"))
+    assert code == 0 and "lacks telemetry" in err, err
+    assert lth(capsys, *base, *tele, "--root", str(tmp_path / "early"))[0] == 0
+    (early,) = sorted((tmp_path / "early").glob("train_*/replicate_*"))
+    assert (late / "telemetry.csv").read_text() == (early / "telemetry.csv").read_text()
+    assert not (late / ".replay").exists()

@@ -136,12 +136,16 @@ class Executor:
         import shutil
         import sys
 
-        pending = {n.path: n for n in graph if RunDir(n.path).complete() and missing_states(n)}
+        telemetry = self.options.telemetry_every is not None
+        pending = {n.path: n for n in graph if RunDir(n.path).complete()
+                   and (missing_states(n) or (telemetry and not RunDir(n.path).has_telemetry()))}
         while pending:
             wave = [n for n in pending.values() if not any(p.path in pending for p in n.parents())]
             for n in wave:
-                print(f"lth: {n.path} is trained but lacks the states {', '.join(missing_states(n))}: replaying it "
-                      f"to keep them", file=sys.stderr)
+                lacks = [f"the states {', '.join(missing_states(n))}"] if missing_states(n) else []
+                lacks += ["telemetry"] if telemetry and not RunDir(n.path).has_telemetry() else []
+                print(f"lth: {n.path} is trained but lacks {' and '.join(lacks)}: replaying it to record "
+                      f"them", file=sys.stderr)
             replays = [dataclasses.replace(n, path=n.path / REPLAY) for n in wave]
             failed = self.train_populations(self.populations(replays))
             for n in wave:
@@ -153,6 +157,8 @@ class Executor:
                     index = src.state_iterations()
                     for name in missing_states(n):
                         run.save_state(name, src.load_state(name), index.get(name))
+                    if telemetry and not run.has_telemetry() and src.has_telemetry():
+                        run.copy_telemetry(src)
                     old, new = run.load_state("final"), src.load_state("final")
                     same = old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
                 shutil.rmtree(n.path / REPLAY)

@@ -260,6 +260,14 @@ class RunDir:
         w.writerows(rows)
         atomic_write_bytes(self.path / paths.HESSIAN, buf.getvalue().encode())
 
+    def has_telemetry(self) -> bool:
+        """Whether the run recorded weight telemetry (``telemetry.csv``)."""
+        return (self.path / paths.TELEMETRY).exists()
+
+    def copy_telemetry(self, other: RunDir) -> None:
+        """Take ``other``'s telemetry file (a replay of this run), atomically."""
+        atomic_write_bytes(self.path / paths.TELEMETRY, (other.path / paths.TELEMETRY).read_bytes())
+
     def write_telemetry(self, rows: list[dict[str, Any]]) -> None:
         """Write the weight-telemetry rows (``telemetry.csv``, atomically): ``iteration`` and ``step`` first, then
         every other key found in any row, sorted by name; missing values are empty cells."""
