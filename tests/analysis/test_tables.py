@@ -80,3 +80,19 @@ def test_results_skip_a_damaged_run(store: Path, tmp_path: Path, name: str) -> N
     df = pd.read_csv(io.StringIO(out))
     healthy = {p.replace(str(store.resolve()), str(root.resolve())) for p in runs_frame(store)["path"]}
     assert set(df["path"]) == healthy - {str(run)} and len(healthy) == 4  # every other run is there
+
+
+def test_level_stays_a_whole_number_beside_runs_without_levels(tmp_path) -> None:
+    import io
+
+    import pandas as pd
+    from conftest import lth as run_lth
+
+    root = str(tmp_path)
+    assert run_lth("train", "--preset", "digits_mlp", "--training-steps", "10it", "--root", root)[0] == 0
+    assert run_lth("lottery", "--preset", "digits_mlp", "--training-steps", "10it", "--levels", "1",
+                   "--root", root)[0] == 0
+    code, out, err = run_lth("results", "--root", root)
+    assert code == 0, err
+    df = pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)
+    assert set(df["level"]) == {"0", "1", ""}  # whole numbers, empty for the train run (not 1.0 / NaN)

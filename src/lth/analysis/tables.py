@@ -175,4 +175,10 @@ def metrics_frame(root: Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
             if col in run and pd.notna(run[col]) and col not in m:
                 m.insert(0, col, run[col])
         frames.append(m)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    for col in ("level", "replicate", "iteration"):  # whole numbers stay whole where some runs lack them (NaN)
+        if col in out:
+            out[col] = out[col].astype("Int64")
+    return out
