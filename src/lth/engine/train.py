@@ -97,6 +97,11 @@ def population_key(spec: TrainSpec) -> tuple:
             t.eval_every, t.precision)
 
 
+def training_end(steps: Step, total: int) -> str:
+    """``--training-steps 2ep = 92it`` (or ``--training-steps 50it`` when it is already in iterations)."""
+    return f"--training-steps {steps}" if str(steps) == f"{total}it" else f"--training-steps {steps} = {total}it"
+
+
 def check_jobs(jobs: list[Job], data: Dataset) -> None:
     """UserError for jobs that cannot train on ``data`` (called before anything is written)."""
     for j in jobs:
@@ -107,11 +112,11 @@ def check_jobs(jobs: list[Job], data: Dataset) -> None:
         total = j.spec.train.training_steps.iterations(spe)
         if j.start_step > total:
             raise UserError(f"start step {j.start_step}it is after the end of training "
-                            f"(--training-steps {j.spec.train.training_steps} = {total}it)")
+                            f"({training_end(j.spec.train.training_steps, total)})")
         for step in j.state_steps:
             if step.iterations(spe) > total:
                 raise UserError(f"--save-states {step}: after the end of training "
-                                f"(--training-steps {j.spec.train.training_steps} = {total}it)")
+                                f"({training_end(j.spec.train.training_steps, total)})")
 
 
 def _emit(opts: EngineOptions, event: str, **info: Any) -> None:

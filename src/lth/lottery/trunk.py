@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lth.engine.batches import mix_seed
+from lth.engine.train import training_end
 from lth.errors import UserError
 from lth.graph import Node, OpContext, Recipe, Ref, Setup, op
 from lth.lottery.pretrain import Pretraining, pretrain_spec
@@ -178,7 +179,7 @@ def check_trunks(trunks: list[Trunk], total: int, steps_per_epoch: int, kinds: d
                                 "the place of the state at that step)")
         if t.rewind.iterations(steps_per_epoch) > total:
             raise UserError(f"--rewind {t.rewind}: after the end of training "
-                            f"({t.spec.train.training_steps} = {total}it)")
+                            f"({training_end(t.spec.train.training_steps, total)})")
         layer_fraction_map(t.pruning, kinds)
 
 
