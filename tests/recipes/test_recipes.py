@@ -187,3 +187,17 @@ def test_mode_connectivity_matching_verdict_reproduces_table2(tmp_path: Path) ->
     measured = {f"{net}: delta (full - IMP)": Measured([row[2] - row[3]]) for net, row in TABLE2.items()}
     verdicts = RECIPE.verdicts(Context(quick=False, root=tmp_path), measured)
     assert {net: verdicts[f"{net}: IMP matching at k=0"] for net in TABLE2} == paper
+
+
+def test_early_phase_fig8_correlation_is_over_perturbation_means() -> None:
+    """Fig. 8 (Frankle, Schwab & Morcos): one point per perturbation, accuracy averaged over seeds. The runs below
+    scatter (their own r is about -0.63) but the perturbations' means lie on a falling line: r = -1."""
+    import numpy as np
+
+    from lth.recipes.early_phase import fig8_correlation
+
+    runs = [("a", 0.1, 0.9), ("a", 0.1, 0.7), ("b", 0.2, 0.8), ("b", 0.2, 0.6), ("c", 0.3, 0.7), ("c", 0.3, 0.5)]
+    per_run = float(np.corrcoef([s for _, s, _ in runs], [a for _, _, a in runs])[0, 1])
+    assert per_run > -0.7
+    assert fig8_correlation(runs) == pytest.approx(-1.0)
+    assert fig8_correlation(runs[:4]) is None  # two perturbations make no correlation
