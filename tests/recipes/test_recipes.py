@@ -201,3 +201,23 @@ def test_early_phase_fig8_correlation_is_over_perturbation_means() -> None:
     assert per_run > -0.7
     assert fig8_correlation(runs) == pytest.approx(-1.0)
     assert fig8_correlation(runs[:4]) is None  # two perturbations make no correlation
+
+
+def test_sanity_checks_verdict_names_the_unchecked_condition(tmp_path: Path) -> None:
+    """The recipe trains no longer dense run, so Ma et al.'s condition [1] (sufficient training) is unchecked and
+    the strict grade is "no prize" whatever the accuracies; a ticket that meets [2]-[5] by a wide margin must show
+    its provisional grade (jackpot) and the unchecked condition."""
+    from lth.recipes.base import Context
+    from lth.recipes.sanity_checks import RECIPE, TABLE4
+
+    m: dict[str, Measured] = {}
+    for lr, (_, sweep) in TABLE4.items():
+        m[f"pretraining accuracy, lr {lr}"] = Measured([0.90])
+        for lt in sweep:
+            m[f"pretrain lr {lr}: IMP ticket at ticket lr {lt}"] = Measured([0.95])
+            m[f"pretrain lr {lr}: OMP ticket at ticket lr {lt}"] = Measured([0.80])
+        m[f"pretrain lr {lr}: reinit at ticket lr {lr}"] = Measured([0.70])
+        m[f"pretrain lr {lr}: small dense at ticket lr {lr}"] = Measured([0.70])
+    for v in RECIPE.verdicts(Context(quick=False, root=tmp_path), m).values():
+        assert v["grade"] == "no prize" and v["failed"] == []
+        assert v["provisional grade"] == "jackpot" and v["unchecked"] == ["sufficient_training"]
