@@ -52,6 +52,24 @@ def _start_state(record: dict[str, Any]) -> str:
     return record["states"].get("init") or record["states"]["rewind"]
 
 
+def fig8_correlation(points: list[tuple[str, float, float]]) -> float | None:
+    """Pearson's r between the effective standard deviation of each perturbation and its mean accuracy (Frankle,
+    Schwab & Morcos, ICLR 2020, Fig. 8: one point per perturbation, its evaluation accuracy averaged over the
+    seeds). ``points`` holds one ``(perturbation, effective std, accuracy)`` per run; each perturbation's runs are
+    averaged (std and accuracy) into one point. None with fewer than 3 perturbations or no spread."""
+    import numpy as np
+
+    by: dict[str, list[tuple[float, float]]] = {}
+    for name, std, acc in points:
+        by.setdefault(name, []).append((std, acc))
+    if len(by) < 3:
+        return None
+    mean = np.array([np.mean(v, axis=0) for v in by.values()])
+    if np.std(mean[:, 0]) == 0 or np.std(mean[:, 1]) == 0:
+        return None
+    return float(np.corrcoef(mean[:, 0], mean[:, 1])[0, 1])
+
+
 class EarlyPhaseRecipe(Recipe):
     """A rewinding sweep with the sign, shuffle and noise perturbations at the 26.2% level."""
 
@@ -91,7 +109,6 @@ class EarlyPhaseRecipe(Recipe):
 
     def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
         """Ticket accuracy per k; each perturbation's accuracy per k; Pearson r of effective std vs accuracy."""
-        import numpy as np
         import torch
 
         out: dict[str, Measured] = {}
@@ -103,7 +120,7 @@ class EarlyPhaseRecipe(Recipe):
             trunk = results[pieces[0].label]["runs"]
             out[f"ticket accuracy, k = {k}"] = Measured(accuracies(trunk, level=level, rewind=k))
             start = {r["replicate"]: r for r in trunk if r["level"] == level and r["rewind"] == k}
-            stds, accs = [], []
+            points: list[tuple[str, float, float]] = []
             for i, p in enumerate(pieces[:len(PERTURBATIONS)]):
                 for r in results[p.label]["branches"]:
                     if r["rewind"] != k or r.get("final_test_accuracy") is None or r["replicate"] not in start:
@@ -116,11 +133,11 @@ class EarlyPhaseRecipe(Recipe):
                     b = torch.load(_start_state(start[r["replicate"]]), map_location="cpu")
                     m = torch.load(r["mask"], map_location="cpu")
                     d = torch.cat([(a[n] - b[n])[m[n].bool()].flatten() for n in m])
-                    stds.append(float(d.std()))
-                    accs.append(r["final_test_accuracy"])
-            if k in paper_k and len(stds) > 2 and np.std(stds) > 0 and np.std(accs) > 0:
+                    points.append((name, float(d.std()), r["final_test_accuracy"]))
+            r_k = fig8_correlation(points)
+            if k in paper_k and r_k is not None:
                 out[f"Pearson r, effective std vs accuracy, k = {paper_k[k]}"] = Measured(
-                    [float(np.corrcoef(stds, accs)[0, 1])], f"k = {k}, {len(stds)} perturbation runs")
+                    [r_k], f"k = {k}, {len({n for n, _, _ in points})} perturbations (means over replicates)")
         return out
 
     def _pretraining(self, pieces: list[Piece], results: dict[str, Any]) -> dict[str, Measured]:
