@@ -36,6 +36,7 @@ CASES = [  # argv (``--root ROOT`` is added), what the one line must name
     (["train", "--preset", "digits_mlp", "--width", "1e9"], ["--width", "1e9", "parameters"]),
     (["lottery", "--preset", "lenet_300_100", "--levels", "1", "--width", "1e6"], ["--width", "1e6"]),
     (["train", "--preset", "digits_mlp", "--width", "inf"], ["--width", "inf"]),
+    (["train", "--preset", "digits_mlp", "--threads", "0"], ["--threads", "0"]),
     (["branch", "retrain", "--preset", "digits_mlp", "--levels", "1", "--set", "model=fc_300_100"],
      ["--set", "model=fc_300_100"]),
 ]

@@ -142,6 +142,9 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--checkpoint-every", default="auto",
                    help="checkpoint interval: a step, 'never', or 'auto' (at an epoch's end once 60 s have passed "
                         "since the last checkpoint; the default)")
+    r.add_argument("--threads", default=None, metavar="N",
+                   help="CPU threads for torch (default: torch's, one per core; on a machine busy with other work "
+                        "1 is often much faster)")
     r.add_argument("--telemetry-every", default=None, metavar="STEP",
                    help="record weight telemetry (mean |w|, sign flips, distances to init and final, sampled weights, "
                         "gradient norm) every STEP into telemetry.csv")
@@ -211,6 +214,10 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
             raise UserError(f"--checkpoint-every {args.checkpoint_every}: expected at least 1it, or 'never'")
     check_device(args.device)
     check_root(args.root)
+    if getattr(args, "threads", None) is not None:
+        import torch
+
+        torch.set_num_threads(whole_number(args.threads, 1, "--threads"))
     if args.executor not in EXECUTORS:
         raise UserError(f"--executor: unknown value {args.executor!r}; allowed: {', '.join(EXECUTORS)}")
     telemetry = {}

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lth.cli.common import DEFAULT_ROOT, Progress, check_root, emit_json, whole_number
 from lth.errors import UserError
 from lth.spec import Step, TrainSpec
@@ -35,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     p.add_argument("--levels", default=None, help="pruning levels (default: 12 on digits, 5 on MNIST)")
     p.add_argument("--replicates", default=None, help="replicates (default: 3 on digits, 1 on MNIST)")
     p.add_argument("--training-steps", default=None, help="training steps per level (default: 10ep digits, 1ep MNIST)")
+    p.add_argument("--threads", default=None,
+                   help="CPU threads for torch (default: 1 unless OMP_NUM_THREADS is set: the demo's small networks "
+                        "gain nothing from more, and more are much slower on a machine busy with other work)")
     p.add_argument("--json", action="store_true", help="print the records and the report path as JSON")
 
 
@@ -69,6 +74,10 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
             raise UserError(f"--training-steps: {e}") from None
         steps = args.training_steps
     check_root(args.root)
+    if args.threads is not None:
+        torch.set_num_threads(whole_number(args.threads, 1, "--threads"))
+    elif "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
     started = time.perf_counter()
     plan = api.lottery(preset, levels, replicates=replicates, branches=list(BRANCHES), root=args.root,
                        data_dir=args.data_dir, training_steps=steps)
