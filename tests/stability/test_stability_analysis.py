@@ -121,3 +121,23 @@ def test_batchnorm_paths_recompute_statistics_on_the_training_subset(tmp_path):
     assert e["test_loss"][0] == pytest.approx(float(direct["loss"][0]), rel=1e-6)
     stored = evaluate_states(spec.model, [state], data.test_x, data.test_y, **kw)  # the trained running stats
     assert float(stored["loss"][0]) != pytest.approx(e["test_loss"][0], rel=1e-6)
+
+
+def test_summary_gives_the_papers_fig9_median_of_each_samples_first_k() -> None:
+    from lth.stability.analysis import median_first_k, summary
+
+    def rec(r: int, k: str, inst: float, acc: float) -> dict:
+        return {"subnetwork": "imp", "level": 3, "schedule_from_zero": False, "replicate": r, "rewind": k,
+                "test_instability": inst, "end_test_errors": [1 - acc, 1 - acc],
+                "runs": [f"/s/replicate_{r}/level_3/copy_0", f"/s/replicate_{r}/level_3/copy_1"]}
+
+    # sample 0 stable from 100it, sample 1 from 500it, sample 2 never; every sample matching where stable
+    inst = {0: [0.05, 0.01, 0.01], 1: [0.05, 0.05, 0.01], 2: [0.06, 0.05, 0.03]}
+    records = [rec(r, k, inst[r][i], 0.98) for r in range(3) for i, k in enumerate(["0it", "100it", "500it"])]
+    (row,) = summary(records, dense_accuracy=0.98)
+    assert row["median_first_stable"] == "100it" and row["median_first_stable_and_matching"] == "100it"
+    assert row["samples"] == 3
+    # the mean over samples is stable only at 500it (0.0167; at 100it it is 0.0367)
+    assert row["first_stable"] == "500it"
+    # no majority: None (2 of 4 samples never stable)
+    assert median_first_k([None, None, "a", "a"]) is None and median_first_k([1, 3, None]) == 1

@@ -188,14 +188,50 @@ def summary(records: Iterable[dict[str, Any]], dense_accuracy: float | None,
         k = g.setdefault(Step.parse(rec["rewind"]), {"inst": [], "acc": []})
         k["inst"].append(rec["test_instability"])
         k["acc"].extend(1.0 - e for e in rec["end_test_errors"])
+    samples = per_sample(records)
     out = []
     for (sub, lv, sfz), per_k in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
         inst = {k: v["inst"] for k, v in per_k.items()}
         acc = {k: v["acc"] for k, v in per_k.items()}
         fs = first_stable(inst, threshold)
         fsm = None if dense_accuracy is None else first_stable_and_matching(inst, acc, dense_accuracy, threshold)
+        mine = [v for key, v in samples.items() if key[:3] == (sub, lv, sfz)]
+        med_s = median_first_k([first_stable({k: i for k, (i, _) in smp.items()}, threshold) for smp in mine])
+        med_m = None if dense_accuracy is None else median_first_k([
+            first_stable_and_matching({k: i for k, (i, _) in smp.items()}, {k: a for k, (_, a) in smp.items()},
+                                      dense_accuracy, threshold) for smp in mine])
         out.append({"subnetwork": sub, "level": lv, "schedule_from_zero": sfz,
                     "first_stable": None if fs is None else str(fs),
                     "first_stable_and_matching": None if fsm is None else str(fsm),
-                    "dense_accuracy": dense_accuracy})
+                    "median_first_stable": None if med_s is None else str(med_s),
+                    "median_first_stable_and_matching": None if med_m is None else str(med_m),
+                    "samples": len(mine), "dense_accuracy": dense_accuracy})
     return out
+
+
+def per_sample(records: Iterable[dict[str, Any]]) -> dict[tuple, dict[Any, tuple[float, float]]]:
+    """``{(subnetwork, level, schedule, replicate, pair): {k: (test instability, mean end-point accuracy)}}``: one
+    sample of the paper's Fig. 9 is one replicate's pair of copies (the same copy indices at every k)."""
+    from lth.spec import Step
+
+    out: dict[tuple, dict[Any, tuple[float, float]]] = {}
+    for rec in records:
+        if rec.get("test_instability") is None:
+            continue
+        pair = tuple(Path(p).name for p in rec.get("runs", []))
+        key = (rec["subnetwork"], rec["level"], rec["schedule_from_zero"], rec.get("replicate", 0), pair)
+        ends = [1.0 - e for e in rec["end_test_errors"]]
+        out.setdefault(key, {})[Step.parse(rec["rewind"])] = (rec["test_instability"], sum(ends) / len(ends))
+    return out
+
+
+def median_first_k(firsts: list[Any]) -> Any:
+    """The paper's Fig. 9 aggregate (Frankle et al. 2020): each sample's first k (None: never), then the median
+    over samples, reported only when a majority of samples reach it at some k (else None). ``median_low`` keeps the
+    answer one of the ks that were run; the median is taken over the samples that reach it."""
+    import statistics
+
+    reached = [k for k in firsts if k is not None]
+    if not firsts or 2 * len(reached) <= len(firsts):
+        return None
+    return statistics.median_low(reached)
