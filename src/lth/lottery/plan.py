@@ -37,6 +37,7 @@ class LotteryPlan:
     branch_levels: list[int] | None = None
     data_dir: str | Path | None = None
     info: DataInfo | None = None
+    _branch_nodes: list[Node] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.trunks = list({t.digest: t for t in self.trunks}.values())  # a rewind step given twice: one trunk
@@ -59,10 +60,13 @@ class LotteryPlan:
         return [t.node(r, lv) for t in self.trunks for r in range(self.replicates) for lv in range(self.levels + 1)]
 
     def branch_nodes(self) -> list[Node]:
-        """Every branch's nodes off every trunk."""
-        return [n for t in self.trunks for name, opts in self.branches.items()
-                for n in plan_branch(name, t, self.branch_levels or [], self.replicates, opts, self.prunable,
-                                     self.kinds, self.info.example_shape, self.info.num_classes)]
+        """Every branch's nodes off every trunk (planned once: ``nodes`` and ``records`` both ask)."""
+        if self._branch_nodes is None:
+            self._branch_nodes = [n for t in self.trunks for name, opts in self.branches.items()
+                                  for n in plan_branch(name, t, self.branch_levels or [], self.replicates, opts,
+                                                       self.prunable, self.kinds, self.info.example_shape,
+                                                       self.info.num_classes)]
+        return self._branch_nodes
 
     def pretrain_nodes(self) -> list[Node]:
         """The pretraining nodes of every trunk that has pretraining (they are also ancestors of the levels)."""
@@ -74,12 +78,10 @@ class LotteryPlan:
 
     def records(self, results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         """``{"runs": trunk records, "branches": branch records}`` from the executor's records of :meth:`nodes`."""
-        trunk_nodes, branch_nodes = self.trunk_nodes(), self.branch_nodes()
         by_path = {r["path"]: r for r in results}
         trunk = [level_record(t, r, lv, t.rewind.iterations(self.spe), by_path.get(str(t.level_dir(r, lv))))
                  for t in self.trunks for r in range(self.replicates) for lv in range(self.levels + 1)]
-        assert len(trunk) == len(trunk_nodes)
-        branches = [branch_record(n, by_path[str(n.path)], self._rewind_it(n)) for n in branch_nodes]
+        branches = [branch_record(n, by_path[str(n.path)], self._rewind_it(n)) for n in self.branch_nodes()]
         out: dict[str, list[dict[str, Any]]] = {"runs": trunk, "branches": branches}
         pre = self.pretrain_nodes()
         if pre:

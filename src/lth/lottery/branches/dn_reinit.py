@@ -3,6 +3,7 @@ weights D_n (study 004, Section 2)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -38,11 +39,17 @@ def dn_reinit(ctx: OpContext, state: dict, ticket: dict, *, seed: int, replicate
     return Setup(with_weights(state, drawn), ticket)
 
 
-def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
-    """One node per replicate and level, rewound to the trunk's step k."""
-    recipe = Recipe.make("dn_reinit", ctx.start(r), ctx.ticket(r, level), seed=ctx.options.branch_seed,
-                         replicate=r, level=level, pool=ctx.options.dn_pool)
-    return [ctx.node(r, level, recipe)]
+def dn_plan(op_name: str) -> Callable[[BranchContext, int, int], list[Node]]:
+    """The plan of a branch that redraws weights from D_n with op ``op_name`` (dn-reinit, remask): one node per
+    replicate and level, rewound to the trunk's step k."""
+    def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
+        recipe = Recipe.make(op_name, ctx.start(r), ctx.ticket(r, level), seed=ctx.options.branch_seed,
+                             replicate=r, level=level, pool=ctx.options.dn_pool)
+        return [ctx.node(r, level, recipe)]
+    return plan
+
+
+plan = dn_plan("dn_reinit")
 
 
 BRANCH = Branch(DnReinitOptions, plan, "the ticket's mask, weights redrawn from its D_n")

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-from lth.graph import Node, OpContext, Recipe, Setup, op
-from lth.lottery.branches.base import Branch, BranchContext
-from lth.lottery.branches.dn_reinit import DnReinitOptions, with_weights
+from lth.graph import OpContext, Setup, op
+from lth.lottery.branches.base import Branch
+from lth.lottery.branches.dn_reinit import DnReinitOptions, dn_plan, with_weights
 from lth.prune.ablations import permute_mask, sample_dn
 
 
@@ -33,11 +33,7 @@ def remask(ctx: OpContext, state: dict, ticket: dict, *, seed: int, replicate: i
     return Setup(with_weights(state, weights), moved)
 
 
-def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
-    """One node per replicate and level, rewound to the trunk's step k."""
-    recipe = Recipe.make("remask", ctx.start(r), ctx.ticket(r, level), seed=ctx.options.branch_seed,
-                         replicate=r, level=level, pool=ctx.options.dn_pool)
-    return [ctx.node(r, level, recipe)]
+plan = dn_plan("remask")
 
 
 BRANCH = Branch(RemaskOptions, plan, "a permuted mask, weights redrawn from the ticket's D_n")

@@ -4,6 +4,7 @@ matches the ticket's (the small dense baseline of Ma et al. 2021 and Liu et al. 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +13,7 @@ from lth.graph import Node
 from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
 from lth.lottery.trunk import level_hparams
 from lth.models import build_model
-from lth.prune import full_mask, prune
+from lth.prune import PruneHparams, full_mask, prune
 from lth.prune.ablations import scaled_width_for_params
 
 
@@ -23,16 +24,31 @@ class SmallDenseOptions(BranchOptions):
 
 def pruned_away(ctx: BranchContext, r: int, level: int) -> int:
     """How many weights the trunk's level l has pruned. Every strategy removes a count that depends only on
-    the layers' shapes and the fractions, never on the weights' values, so it is known before the trunk trains:
-    prune random weights ``level`` times with the trunk's own strategy and count."""
+    the layers' shapes and the fractions, never on the weights' values (nor on the random strategy's seed), so it
+    is known before the trunk trains: prune random weights level after level with the trunk's own strategy and
+    count (once per trunk architecture and recipe, for all levels)."""
     m = ctx.trunk.spec.model
-    probe = build_model(m.model, 1, ctx.example_shape, ctx.num_classes, m.norm, m.width).member_state(0)
-    g = torch.Generator().manual_seed(0)
-    mask = full_mask(probe, ctx.prunable)
-    for lv in range(1, level + 1):
-        weights = {k: torch.randn(probe[k].shape, generator=g) for k in ctx.prunable}
-        mask = prune(weights, mask, level_hparams(ctx.trunk.pruning, r, lv), ctx.kinds)
-    return sum(int((~v).sum()) for v in mask.values())
+    counts = _pruned_counts(m.model, m.norm, m.width, tuple(ctx.example_shape), ctx.num_classes, ctx.trunk.pruning)
+    while len(counts) <= level:  # extend the cached chain only as far as asked
+        counts.append(_next_level(counts, ctx, len(counts)))
+    return counts[level][0]
+
+
+@functools.cache
+def _pruned_counts(model: str, norm: str, width: float, shape: tuple[int, ...], classes: int,
+                   pruning: PruneHparams) -> list[tuple[int, dict]]:
+    """``[(pruned count, mask)]`` per level, level 0 first (the dense mask); extended by :func:`_next_level`."""
+    probe = build_model(model, 1, shape, classes, norm, width)
+    return [(0, full_mask(probe.member_state(0), probe.prunable()))]
+
+
+def _next_level(counts: list[tuple[int, dict]], ctx: BranchContext, level: int) -> tuple[int, dict]:
+    """Level ``level``'s count and mask: the previous mask pruned once more (random weights, fixed seed)."""
+    mask = counts[-1][1]
+    g = torch.Generator().manual_seed(level)
+    weights = {k: torch.randn(v.shape, generator=g) for k, v in mask.items()}
+    mask = prune(weights, mask, level_hparams(ctx.trunk.pruning, 0, level), ctx.kinds)
+    return sum(int((~v).sum()) for v in mask.values()), mask
 
 
 def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
