@@ -24,6 +24,8 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--test-size", type=int, default=10000)
+    ap.add_argument("--one-by-one", default="auto", choices=("auto", "on", "off"),
+                    help="evaluate the points one at a time after the BN recomputation (auto: on CUDA)")
     args = ap.parse_args()
     device = torch.device(args.device)
     model = ModelHparams(model="resnet_20", norm="batchnorm")
@@ -36,7 +38,7 @@ def main() -> None:
     y = torch.randint(10, (args.test_size,), generator=g).to(device)
     train_x = torch.randn(50000, 3, 32, 32, generator=g).to(device)
     kw = dict(example_shape=(3, 32, 32), num_classes=10, device=device, bn_data=train_x, bn_batches=30,
-              bn_batch_size=128)
+              bn_batch_size=128, one_by_one={"auto": None, "on": True, "off": False}[args.one_by_one])
     alphas = default_alphas(args.points)
     instability(model, a, b, x, y, alphas=alphas, **kw)  # warm-up (cuDNN autotuning, allocations)
     times = []
@@ -48,6 +50,7 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     print(json.dumps({"bench": "stability_path", **device_info(device), "model": "resnet_20", "points": args.points,
                       "test_examples": args.test_size, "bn_batches": 30, "bn_batch_size": 128,
+                      "one_by_one": args.one_by_one,
                       "seconds": [round(t, 3) for t in times], "best_seconds": round(min(times), 3),
                       "instability": res.instability}))
 

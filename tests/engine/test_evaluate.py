@@ -114,3 +114,21 @@ def test_bad_input():
     s = _states("fc_4", (2,), 1, width=1.0)
     with pytest.raises(UserError, match="--precision"):
         evaluate_states(hp, s, x, y, example_shape=(2,), num_classes=5, precision="fp8")
+
+
+def test_one_by_one_equals_population_after_bn_recompute():
+    """States evaluated one at a time after the population recomputed their BN statistics equal the grouped
+    evaluation (the CUDA default for convnets), BN recomputation included."""
+    states = _states("resnet_8", (3, 8, 8), 3)
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(40, 3, 8, 8, generator=g), torch.randint(5, (40,), generator=g)
+    bn = torch.randn(64, 3, 8, 8, generator=g)
+    kw = dict(example_shape=(3, 8, 8), num_classes=5, bn_data=bn, bn_batches=4, bn_batch_size=16)
+    grouped = evaluate_states(ModelHparams(model="resnet_8", width=0.25), states, x, y, one_by_one=False, **kw)
+    alone = evaluate_states(ModelHparams(model="resnet_8", width=0.25), states, x, y, one_by_one=True, **kw)
+    assert torch.allclose(grouped["loss"], alone["loss"], atol=1e-6)
+    assert torch.equal(grouped["accuracy"], alone["accuracy"])
+    # and not the stored statistics: evaluation without recomputation differs
+    stale = evaluate_states(ModelHparams(model="resnet_8", width=0.25), states, x, y, example_shape=(3, 8, 8),
+                            num_classes=5, one_by_one=True)
+    assert not torch.allclose(stale["loss"], alone["loss"], atol=1e-3)

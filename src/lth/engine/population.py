@@ -23,7 +23,7 @@ from lth.engine.batches import EpochBatches, generator
 from lth.engine.evaluate import evaluate_population
 from lth.engine.optim import PopOptimizer, clock_key
 from lth.models import build_model
-from lth.models.layers import PopConv2d
+from lth.models.layers import use_channels_last
 from lth.spec import to_dict
 from lth.store import RunDir
 
@@ -58,11 +58,7 @@ class Population:
         self.model = model = build_model(spec.model.model, n, data.example_shape, data.num_classes,
                                          spec.model.norm, spec.model.width).to(device)
         if device.type == "cuda" and opts.channels_last in ("auto", "input"):
-            for m in model.modules():
-                if isinstance(m, PopConv2d):
-                    m.channels_last = True
-                    if opts.channels_last == "auto":
-                        m.weight.data = m.weight.data.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+            use_channels_last(model, weights=opts.channels_last == "auto")
         self.params = list(model.parameters())
         self.pdict = dict(model.named_parameters())
 

@@ -96,6 +96,17 @@ class PopConv2d(nn.Module):
         return F.conv2d(x, w, b, self.stride, self.padding, groups=self.n)
 
 
+def use_channels_last(model: nn.Module, weights: bool = True) -> None:
+    """Have cuDNN see NHWC tensors: every :class:`PopConv2d` hands its input over in channels-last order and, with
+    ``weights``, stores its weight so that the grouped ``[N*O, I, k, k]`` view is channels-last too (values and
+    shapes unchanged; loading a member's state keeps the order). What lth does for convnets on CUDA."""
+    for m in model.modules():
+        if isinstance(m, PopConv2d):
+            m.channels_last = True
+            if weights:
+                m.weight.data = m.weight.data.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+
+
 class PopBatchNorm2d(nn.Module):
     """BatchNorm over ``N*C`` channels: statistics and affine parameters stay per member."""
 
