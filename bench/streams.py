@@ -1,6 +1,8 @@
 """Populations at once: LeNet-300-100 (batch 60, Adam, masks at 50% density) trained as populations of N alone,
-and as two or three populations at the same time, each in its own thread on its own CUDA stream (what
-``lth ... --streams K`` does). Prints JSON: the wall time of each configuration for ``--iterations`` steps per
+and as two or three populations at the same time, each in its own thread on its own CUDA stream. The question:
+does a GPU that a small population leaves partly idle train two at once faster than one merged population (the
+trunk of a lottery graph apart from its branches)? On an H100 it does not (bench/RESULTS.md), so lth's executor
+merges ready nodes into one population. Prints JSON: the wall time of each configuration for ``--iterations`` steps per
 population (population set-up, CUDA-graph capture and evaluations at the start and end included).
 MNIST-shaped synthetic data (timing only).
   python bench/streams.py [--iterations 10000] [--device cuda]"""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import pytest
 import torch
 
 from lth.data import load_dataset
@@ -59,45 +58,3 @@ def test_spec_json_records_node_population_and_data(tmp_path: Path) -> None:
         assert sorted(rec["population"]["members"]) == sorted(str(m.path.resolve()) for m in nodes)
         source = rec["data_source"]
         assert source["dataset"] == "digits" and len(source["files"][0]["sha256"]) == 64
-
-
-def _lottery_records(root: Path, device: str, streams: int, sizes: list[int]) -> list[dict]:
-    import lth.api as api
-
-    plan = api.lottery("digits_mlp", 2, replicates=2, branches=["reinit", "random-mask"], root=root,
-                       training_steps="2ep")
-    ex = LocalExecutor(options=EngineOptions(device=device, checkpoint_every=None), streams=streams,
-                       on_population=sizes.append)
-    rec = api.run(plan, ex=ex)
-    return rec["runs"] + rec["branches"]
-
-
-def test_populations_at_once_train_the_same_runs(tmp_path: Path) -> None:
-    """--streams 2: the trunk (nodes others start from) and the branches (leaves) train as separate populations,
-    at once, and every run ends bit-identical to training one population at a time (CPU members do not depend on
-    their population)."""
-    one, two = [], []
-    a = _lottery_records(tmp_path / "one", "cpu", 1, one)
-    b = _lottery_records(tmp_path / "two", "cpu", 2, two)
-    assert one == [2, 6, 6]  # level 0; level 1 with its branches; level 2 with its branches
-    assert two == [2, 2, 4, 6]  # level 1 alone (level 2 starts from it); its branches at once; the last level
-    assert [r["status"] for r in b] == ["complete"] * len(a) == ["complete"] * 14
-    for ra, rb in zip(a, b, strict=True):
-        fa = torch.load(Path(ra["path"]) / "states" / "final.pt")
-        fb = torch.load(Path(rb["path"]) / "states" / "final.pt")
-        assert all(torch.equal(fa[k], fb[k]) for k in fa)
-
-
-def test_streams_must_be_positive() -> None:
-    from lth.errors import UserError
-
-    with pytest.raises(UserError, match="--streams"):
-        LocalExecutor(streams=0)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_populations_at_once_on_cuda_streams(tmp_path: Path) -> None:
-    """On a GPU each population trains in its own thread and CUDA stream (graphs captured one at a time)."""
-    sizes: list[int] = []
-    records = _lottery_records(tmp_path, "cuda", 3, sizes)
-    assert [r["status"] for r in records] == ["complete"] * 14 and sorted(sizes) == [2, 2, 4, 6]

@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -157,9 +156,6 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the training forward (GPU: inside the CUDA graph; adds compile time)")
     r.add_argument("--save-states", nargs="*", default=[], metavar="STEP",
                    help="also keep the weights at these steps (e.g. 500it 2ep), besides init and final")
-    r.add_argument("--streams", default=None, metavar="N",
-                   help="local: populations trained at once, each on its own CUDA stream (default: 1; a GPU that "
-                        "small networks leave idle trains several faster, see bench/RESULTS.md)")
     r.add_argument("--executor", default="local",
                    help="where populations train: local (this process, default) | ray | slurm (docs/cluster.md)")
     r.add_argument("--retries", default=None, metavar="N",
@@ -290,15 +286,13 @@ def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
             extra[k.strip()] = v.strip()
         if extra:
             out["slurm_extra"] = extra
-    if "streams" in given:
-        out["streams"] = whole_number(given["streams"], 1, "--streams")
     if kind != "local":
         out["plugins"] = tuple(getattr(args, "plugin", []) or ())
     return out
 
 
 _RAY_SLURM = ("ray", "slurm")
-_CLUSTER_FLAGS = {"streams": ("local",), "retries": _RAY_SLURM, "address": ("ray",), "ray_cpus_per_task": ("ray",),
+_CLUSTER_FLAGS = {"retries": _RAY_SLURM, "address": ("ray",), "ray_cpus_per_task": ("ray",),
                   "ray_gpus_per_task": ("ray",), "slurm_partition": ("slurm",), "slurm_time": ("slurm",),
                   "slurm_gpus_per_task": ("slurm",), "slurm_cpus_per_task": ("slurm",),
                   "slurm_array_parallelism": ("slurm",), "slurm_folder": ("slurm",), "slurm_cluster": ("slurm",),
@@ -404,7 +398,6 @@ class Progress:
         self.started = time.perf_counter()
         self._first_done: int | None = None
         self._queued: list[list[str]] = []  # run names of the populations of the current wave, in order
-        self._lock = threading.RLock()  # populations training at once (--streams) report from their threads
 
     def __enter__(self) -> Progress:
         self.bar.__enter__()
@@ -419,10 +412,6 @@ class Progress:
 
     def population(self, size: int) -> None:
         """A population starts training."""
-        with self._lock:
-            self._population(size)
-
-    def _population(self, size: int) -> None:
         self.populations.append(size)
         names = self._queued.pop(0) if self._queued else []
         if len(names) != size:  # another process trained some members meanwhile: the names no longer match
@@ -441,10 +430,6 @@ class Progress:
 
     def graph_event(self, event: str, info: dict[str, Any]) -> None:
         """Progress over the whole graph (the executor's ``on_event``)."""
-        with self._lock:
-            self._graph_event(event, info)
-
-    def _graph_event(self, event: str, info: dict[str, Any]) -> None:
         if event == "graph":
             done, total = info["done"], info["total"]
             if self._first_done is None:
@@ -465,10 +450,6 @@ class Progress:
 
     def callback(self, event: str, info: dict[str, Any]) -> None:
         """Engine events: evaluations and divergence."""
-        with self._lock:
-            self._callback(event, info)
-
-    def _callback(self, event: str, info: dict[str, Any]) -> None:
         if event == "eval":
             accs = [r["test_accuracy"] for r in info["rows"].values() if r.get("test_accuracy") is not None]
             mean = f"{sum(accs) / len(accs):.4f}" if accs else "n/a"

@@ -7,15 +7,11 @@ on the CPU it runs eagerly, with a hand-written backward for the MLPs (they offe
 
 from __future__ import annotations
 
-import threading
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from lth.engine.population import Population
-
-_CAPTURE = threading.Lock()
 
 
 class Stepper:
@@ -87,12 +83,9 @@ class Stepper:
         if self.graph is None and self.eager_steps >= 3:
             self.it_t.fill_(t)
             self._clear_grads()
-            # One capture at a time in a process (PyTorch's rule); populations training at once in other threads
-            # (lth.executor.local) go on replaying meanwhile, so their allocations must not abort this capture.
-            with _CAPTURE:
-                self.graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(self.graph, stream=torch.cuda.Stream(), capture_error_mode="thread_local"):
-                    self.step(self.pos_t, self.it_t)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.step(self.pos_t, self.it_t)
         if self.graph is None:
             self.it_t.fill_(t)
             side = torch.cuda.Stream()

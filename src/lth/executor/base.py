@@ -64,7 +64,6 @@ class Executor:
         """
         graph = closure(nodes)
         self.check(graph)
-        self.shape(graph)
         for n in graph:  # a finished run with a damaged file is trained again (the file is named on stderr)
             if RunDir(n.path).has_done() and RunDir(n.path).damaged():
                 discard_damaged(RunDir(n.path))
@@ -111,15 +110,6 @@ class Executor:
             elif state.get(n.path) == "blocked":
                 todo += n.parents()
         return f"blocked: {', '.join(map(str, found))} failed" if found else None
-
-    def shape(self, graph: list[Node]) -> None:
-        """Note the graph's structure before it runs: which nodes others start from (``feeds``: on a chain) and
-        each node's depth (the longest path from a root). An executor that trains several populations at once
-        groups by them (:meth:`LocalExecutor.populations`)."""
-        self.feeds = {p.path for n in graph for p in n.parents()}
-        self.depth: dict[Path, int] = {}
-        for n in graph:  # parents come first
-            self.depth[n.path] = 1 + max((self.depth[p.path] for p in n.parents()), default=-1)
 
     def session(self) -> contextlib.AbstractContextManager[Any]:
         """Held while a graph runs (a cluster executor connects here, or starts a local cluster and stops it)."""
