@@ -136,9 +136,10 @@ class SanityChecksRecipe(Recipe):
             lv = p.meta["level"]
             how = f"level {lv}, density {0.8 ** lv:.3f}" + (f", ticket {rate}" if rate else "")
             pre = accuracies(rec["runs"], level=0)
-            out.setdefault(f"pretraining accuracy, lr {lr}", Measured(pre, how))
+            trunk = "the trunk's level 0" + (f", lr {self._lr(ctx, lr):g}" if ctx.quick else "")
+            out.setdefault(f"pretraining accuracy, lr {lr}", Measured(pre, trunk))
             if lt == lr:
-                out[f"pretrain lr {lr}: dense at ticket lr {lt}"] = Measured(pre, "the trunk's level 0 (pretraining)")
+                out[f"pretrain lr {lr}: dense at ticket lr {lt}"] = Measured(pre, trunk)
             for b, key in (("retrain", "IMP ticket"), ("oneshot", "OMP ticket"), ("reinit", "reinit"),
                            ("small-dense", "small dense")):
                 out[f"pretrain lr {lr}: {key} at ticket lr {lt}"] = Measured(
