@@ -279,6 +279,32 @@ def test_oneshot_set_trains_the_same_mask_at_another_rate(trunk) -> None:
                                load(base["states"]["final"])["layers.0.weight"])
 
 
+def test_reinit_and_small_dense_set_change_only_the_training(tmp_path: Path) -> None:
+    """``--set`` on reinit and small-dense (Ma et al.'s baselines at every ticket lr), planned only: without it the
+    old directory; with it the same mask reference (reinit) or width (small-dense) at the other rate, elsewhere."""
+    import dataclasses
+
+    import lth.api as api
+    from lth.lottery.branches.base import BranchOptions
+    from lth.lottery.branches.reinit import ReinitOptions
+    from lth.lottery.branches.small_dense import SmallDenseOptions
+    from lth.spec import spec_hash
+
+    assert spec_hash(ReinitOptions()) == spec_hash(SmallDenseOptions()) == spec_hash(BranchOptions())
+
+    def nodes(opts: dict[str, Any]) -> dict[str, Any]:
+        lp = api.lottery(PRESET, 2, branches={"reinit": opts, "small-dense": opts}, branch_levels=[2],
+                         root=tmp_path, training_steps=STEPS)
+        return {n.meta["branch"]: n for n in lp.branch_nodes()}
+
+    plain, at = nodes({}), nodes({"set": ("lr=0.001",)})
+    for name in ("reinit", "small-dense"):
+        assert plain[name].spec.train.lr == 0.003 and at[name].spec.train.lr == 0.001
+        assert at[name].path.parent != plain[name].path.parent and at[name].path.name == "level_2"
+        back = dataclasses.replace(at[name].spec, train=dataclasses.replace(at[name].spec.train, lr=0.003))
+        assert back == plain[name].spec and at[name].setup == plain[name].setup
+
+
 def test_finetune(trunk) -> None:
     for r, level, rec, mask, init in branch_cases(trunk, "finetune"):
         t = ticket(trunk, r, level)

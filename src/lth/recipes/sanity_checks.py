@@ -1,8 +1,10 @@
 """``sanity-checks``: Ma et al. (NeurIPS 2021), "Sanity Checks for Lottery Tickets: Does Your Winning Ticket Really
 Win the Jackpot?": pretraining at a small and a large learning rate, the IMP ticket trained at a sweep of
 learning rates (``retrain`` with ``lr=...``), one-shot pruning (``oneshot``, with ``--set lr=...`` at the same
-sweep), random reinitialisation, a small dense network of the ticket's size (``small-dense``), and the jackpot /
-secondary-prize verdict of their rigorous definition (:func:`lth.analysis.verdicts.jackpot`).
+sweep), random reinitialisation (``reinit``) and a small dense network of the ticket's size (``small-dense``), both
+at every rate of the sweep too, the dense network at every rate of the sweep (``retrain`` at level 0, whose mask
+keeps every weight), one dense run twice as long at the pretraining rate, and the jackpot / secondary-prize verdict
+of their rigorous definition (:func:`lth.analysis.verdicts.jackpot`) at every ticket rate.
 
 Paper numbers: seed 002, Ma et al. Table 4 (ResNet-20 on CIFAR-10 at sparsity 0.914): pretraining accuracy at lr
 0.01 (90.3%) and 0.1 (92.4%); IMP and OMP subnetwork accuracy at four ticket learning rates each (all 16 cells).
@@ -32,6 +34,7 @@ FULL = {"presets": {0.01: "resnet20_low", 0.1: "resnet20"}, "levels": 11, "repli
 QUICK = {"presets": {0.01: "digits_mlp", 0.1: "digits_mlp"}, "levels": 4, "replicates": 2, "steps": "4ep"}
 QUICK_LR = {0.01: 1e-3, 0.1: 1e-2}  # digits_mlp (Adam) stands-in for the paper's small and large rate
 CONTOUR_GRID = {True: 11, False: 21}  # grid points per direction of the loss contours (quick, full)
+LONGER = "dense trained twice as long at the pretraining lr"  # condition [1]'s longer run (measured key's tail)
 
 
 def _numbers() -> list[PaperNumber]:
@@ -58,10 +61,15 @@ class SanityChecksRecipe(Recipe):
         return QUICK_LR[lr] if ctx.quick else lr
 
     def plan(self, ctx: Context) -> list[Piece]:
-        """Per pretraining lr, one LotteryPlan per ticket lr (the ``retrain`` and ``oneshot`` branches at that lr),
-        the first with ``reinit`` and ``small-dense`` at the Table 4 density's level; then per pretraining lr the
-        stability copies of the IMP ticket whose trajectories the loss contours draw."""
+        """Per pretraining lr (one IMP trunk at it) and per ticket lr ``lt`` of its sweep, one LotteryPlan at the
+        Table 4 density's level with the ``retrain``, ``oneshot``, ``reinit`` and ``small-dense`` branches trained at
+        ``lt`` (at ``lt`` = the pretraining lr the last three are the plain branches, the same runs as without
+        ``--set``); for every other ``lt`` the dense network at ``lt`` (``retrain`` at level 0: level 0's mask keeps
+        every weight, and it starts from the trunk's own initialisation); one dense run twice as long at the
+        pretraining lr (condition [1]); then the stability copies of the IMP ticket whose trajectories the loss
+        contours draw."""
         import lth.api as api
+        from lth.spec import Step
         from lth.stability import StabilityPlan
 
         cfg = QUICK if ctx.quick else FULL
@@ -77,43 +85,65 @@ class SanityChecksRecipe(Recipe):
             over: dict[str, Any] = {"training_steps": steps} if steps else {}
             if ctx.quick:
                 over["lr"] = self._lr(ctx, lr)
+
+            def lottery(branches: dict[str, dict[str, Any]], at_levels: list[int], preset: str = cfg["presets"][lr],
+                        over: dict[str, Any] = over) -> Any:
+                return api.lottery(preset, levels, replicates=reps, branches=branches, branch_levels=at_levels,
+                                   root=ctx.root, data_dir=ctx.data_dir, **over)
+
             first = None
-            for i, lt in enumerate(sweep):
+            for lt in sweep:
                 at = (f"lr={lt * scale:g}",)
-                # OMP at the pretraining rate is the plain oneshot branch (the same runs as without --set)
-                branches: dict[str, dict[str, Any]] = {"retrain": {"set": at},
-                                                       "oneshot": {} if lt == lr else {"set": at}}
-                if i == 0:
-                    branches.update({"reinit": {}, "small-dense": {}})
-                lp = api.lottery(cfg["presets"][lr], levels, replicates=reps, branches=branches,
-                                 branch_levels=[level], root=ctx.root, data_dir=ctx.data_dir, **over)
+                # at the pretraining rate the plain branches (the same runs as without --set)
+                same: dict[str, Any] = {} if lt == lr else {"set": at}
+                lp = lottery({"retrain": {"set": at}, "oneshot": same, "reinit": same, "small-dense": same}, [level])
                 first = first or lp
                 pieces.append(Piece(f"lr {lr} / ticket lr {lt}", lp, meta={"lr": lr, "lt": lt, "level": level}))
+                if lt != lr:  # the dense network at the ticket's rate (at the pretraining rate: the trunk's level 0)
+                    pieces.append(Piece(f"lr {lr} / dense at ticket lr {lt}", lottery({"retrain": {"set": at}}, [0]),
+                                        meta={"lr": lr, "lt": lt, "dense": True}))
             assert first is not None
+            total = first.trunks[0].spec.train.training_steps
+            longer = Step(2 * total.count, total.unit)
+            pieces.append(Piece(f"lr {lr} / dense twice as long",
+                                lottery({"retrain": {"set": (f"training_steps={longer}",)}}, [0]),
+                                meta={"lr": lr, "lt": lr, "longer": str(longer)}))
             sp = StabilityPlan(first.trunks, ["imp"], [level], reps, 2, trajectory_points=8,
                                steps_per_epoch=first.spe)
             pieces.append(Piece(f"lr {lr} / contours", sp, meta={"lr": lr, "level": level, "contours": True}))
         return pieces
 
     def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
-        """Table 4's cells, plus the dense, reinit and small-dense accuracies the jackpot verdict needs."""
+        """Table 4's cells, plus what the jackpot verdict needs at every ticket lr: the reinitialised ticket, the
+        small dense network and the dense network at that lr, and the dense network trained twice as long at the
+        pretraining lr."""
         out: dict[str, Measured] = {}
         for p in pieces:
             if p.meta.get("contours"):
                 out.update(self._contours(ctx, p, ex))
                 continue
-            rec, lr, lt, lv = results[p.label], p.meta["lr"], p.meta["lt"], p.meta["level"]
-            how = f"level {lv}, density {0.8 ** lv:.3f}" + (f", ticket lr {lt * self._lr(ctx, lr) / lr:g}"
-                                                               if ctx.quick else "")
-            out.setdefault(f"pretraining accuracy, lr {lr}", Measured(accuracies(rec["runs"], level=0), how))
-            out[f"pretrain lr {lr}: IMP ticket at ticket lr {lt}"] = Measured(
-                accuracies(rec["branches"], level=lv, branch="retrain"), how)
-            out[f"pretrain lr {lr}: OMP ticket at ticket lr {lt}"] = Measured(
-                accuracies(rec["branches"], level=lv, branch="oneshot"), how)
-            for b, key in (("reinit", "reinit"), ("small-dense", "small dense")):
-                vals = accuracies(rec["branches"], level=lv, branch=b)
-                if vals:
-                    out[f"pretrain lr {lr}: {key} at ticket lr {lr}"] = Measured(vals, how)
+            rec, lr, lt = results[p.label], p.meta["lr"], p.meta["lt"]
+            rate = f"lr {lt * self._lr(ctx, lr) / lr:g}" if ctx.quick else ""
+            if p.meta.get("longer"):
+                out[f"pretrain lr {lr}: {LONGER}"] = Measured(
+                    accuracies(rec["branches"], level=0, branch="retrain"),
+                    ", ".join(x for x in (f"dense, {p.meta['longer']} of training", rate) if x))
+                continue
+            if p.meta.get("dense"):
+                out[f"pretrain lr {lr}: dense at ticket lr {lt}"] = Measured(
+                    accuracies(rec["branches"], level=0, branch="retrain"), ", ".join(x for x in ("dense", rate) if x))
+                continue
+            lv = p.meta["level"]
+            how = f"level {lv}, density {0.8 ** lv:.3f}" + (f", ticket {rate}" if rate else "")
+            pre = accuracies(rec["runs"], level=0)
+            trunk = "the trunk's level 0" + (f", lr {self._lr(ctx, lr):g}" if ctx.quick else "")
+            out.setdefault(f"pretraining accuracy, lr {lr}", Measured(pre, trunk))
+            if lt == lr:
+                out[f"pretrain lr {lr}: dense at ticket lr {lt}"] = Measured(pre, trunk)
+            for b, key in (("retrain", "IMP ticket"), ("oneshot", "OMP ticket"), ("reinit", "reinit"),
+                           ("small-dense", "small dense")):
+                out[f"pretrain lr {lr}: {key} at ticket lr {lt}"] = Measured(
+                    accuracies(rec["branches"], level=lv, branch=b), how)
         return out
 
     def _contours(self, ctx: Context, piece: Piece, ex: Any) -> dict[str, Measured]:
@@ -147,35 +177,84 @@ class SanityChecksRecipe(Recipe):
         return {"loss contours": pd.DataFrame(rows)} if rows else {}
 
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
-        """Ma et al.'s grade per pretraining rate: the best ticket rate's ticket against reinit, the dense network
-        at the same rate, the best dense network and the small dense network; and whether IMP's best ticket rate
-        beats OMP's (their "IMP vs OMP" comparison, Table 4). ``grade`` is strict (an unchecked condition is unmet);
-        ``provisional grade`` assumes the ``unchecked`` ones hold (:class:`lth.analysis.verdicts.JackpotVerdict`)."""
-        from lth.analysis.verdicts import jackpot
+        """Ma et al.'s grade (section 3, "a rigorous definition"; :func:`lth.analysis.verdicts.jackpot`) of the IMP
+        ticket at every ticket lr ``lt`` of each pretraining rate's sweep:
 
+        * [1] sufficient training: the dense network twice as long at the pretraining lr, for ``lt`` = the
+          pretraining lr only; at the other rates it stays *not checked* (no longer run there);
+        * [2] small dense: the small dense network is trained at every ``lt`` and the ticket must beat the *best* of
+          them (the paper does not say at which lr the small network trains: lth's choice, the most stringent);
+        * [3] reinit: the reinitialised ticket at *every* ``lt`` of the sweep (the ticket must beat all of them);
+        * [4] dense at the same lr: the dense network trained at ``lt`` itself;
+        * [5] well-trained dense: the best dense network of this recipe (both pretraining rates, every ``lt``, the
+          longer runs).
+
+        Per pretraining rate: ``grade`` is the best strict grade over the ticket rates (the ticket family wins a prize
+        if its verdict at some lr does; every condition is checked at that one lr, at least as strict as reading
+        each condition's "there exists a lr" apart), ``best ticket lr`` the rate that gives it (ties: the better
+        provisional grade, then the higher accuracy) with its ``failed`` and ``unchecked`` conditions;
+        ``provisional grade`` assumes the unchecked conditions hold (:class:`lth.analysis.verdicts.JackpotVerdict`),
+        best over the rates, at ``provisional best ticket lr``; ``per ticket lr`` gives every rate's grades and
+        conditions so a reader sees why. A rate whose runs are missing is graded None with the missing keys; and
+        whether IMP's best ticket rate beats OMP's (their "IMP vs OMP" comparison, Table 4)."""
         level = min(ctx.scale.pick("levels", (QUICK if ctx.quick else FULL)["levels"]),
                     level_at_density(DENSITY, 0.2))
-        dense = {lr: measured[f"pretraining accuracy, lr {lr}"].mean for lr in TABLE4}
+
+        def mean(key: str) -> float | None:
+            m = measured.get(key)
+            return None if m is None else m.mean
+
+        dense_keys = [k for lr, (_, sweep) in TABLE4.items() for k in (
+            f"pretraining accuracy, lr {lr}", f"pretrain lr {lr}: {LONGER}",
+            *(f"pretrain lr {lr}: dense at ticket lr {lt}" for lt in sweep))]
+        known = [v for v in map(mean, dense_keys) if v is not None]
         out: dict[str, Any] = {}
         for lr, (_, sweep) in TABLE4.items():
-            tickets = {lt: measured[f"pretrain lr {lr}: IMP ticket at ticket lr {lt}"].mean for lt in sweep}
-            tickets = {k: v for k, v in tickets.items() if v is not None}
-            reinit = measured.get(f"pretrain lr {lr}: reinit at ticket lr {lr}")
-            small = measured.get(f"pretrain lr {lr}: small dense at ticket lr {lr}")
-            if not tickets or reinit is None or small is None or None in dense.values():
+            at = {what: {lt: mean(f"pretrain lr {lr}: {what} at ticket lr {lt}") for lt in sweep}
+                  for what in ("IMP ticket", "OMP ticket", "reinit", "small dense", "dense")}
+            missing = [f"pretrain lr {lr}: {what} at ticket lr {lt}" for what in ("reinit", "small dense")
+                       for lt, v in at[what].items() if v is None]
+            if missing or not known:
+                out[f"pretrain lr {lr}"] = {"grade": None, "missing": missing or ["dense accuracies"]}
                 continue
-            best = max(tickets, key=lambda k: tickets[k])
-            v = jackpot(tickets[best], 0.8 ** level, reinit.mean, dense[lr], max(dense.values()),  # type: ignore
-                        small.mean)  # type: ignore[arg-type]
-            omp = {lt: measured[f"pretrain lr {lr}: OMP ticket at ticket lr {lt}"].mean for lt in sweep}
-            omp = {k: v for k, v in omp.items() if v is not None}
-            # condition [1]'s "sufficient training" needs a longer dense run, which this recipe does not train: the
-            # strict grade is then never above "no prize", so the grade if it held is reported beside it
-            out[f"pretrain lr {lr}"] = {"grade": v.grade, "provisional grade": v.provisional_grade,
-                                        "unchecked": v.unchecked, "best ticket lr": best, "failed": v.failed,
-                                        "IMP beats OMP (best of each sweep)": bool(tickets[best] > max(omp.values()))
-                                        if omp else None}
+            out[f"pretrain lr {lr}"] = grade_sweep(lr, at["IMP ticket"], at["dense"], at["reinit"], at["small dense"],
+                                                   max(known), 0.8 ** level, mean(f"pretrain lr {lr}: {LONGER}"))
+            omp = {k: v for k, v in at["OMP ticket"].items() if v is not None}
+            tickets = {k: v for k, v in at["IMP ticket"].items() if v is not None}
+            out[f"pretrain lr {lr}"]["IMP beats OMP (best of each sweep)"] = (
+                bool(max(tickets.values()) > max(omp.values())) if omp and tickets else None)
         return out
+
+
+def grade_sweep(lr: float, tickets: dict[float, float | None], dense: dict[float, float | None],
+                reinit: dict[float, float], small: dict[float, float], well_trained: float, density: float,
+                longer: float | None) -> dict[str, Any]:
+    """The jackpot grades of one pretraining rate's ticket sweep (Ma et al. section 3; see
+    :meth:`SanityChecksRecipe.verdicts`): every ticket lr ``lt`` with a ticket and a dense accuracy at ``lt`` is
+    graded by :func:`lth.analysis.verdicts.jackpot` against the reinit at every lr, the best small dense network,
+    the dense network at ``lt``, ``well_trained`` and (``lt == lr`` only) the dense network trained ``longer``.
+    Returns the best grade over the rates with its rate and conditions, and every rate's under ``per ticket lr``."""
+    from lth.analysis.verdicts import GRADES, jackpot
+
+    per: dict[float, dict[str, Any]] = {}
+    ranked = []
+    for lt, acc in tickets.items():
+        if acc is None or dense.get(lt) is None:
+            per[lt] = {"grade": None, "missing": [w for w, v in (("IMP ticket", acc), ("dense", dense.get(lt)))
+                                                  if v is None]}
+            continue
+        v = jackpot(acc, density, {f"lr {k}": a for k, a in reinit.items()}, dense[lt],  # type: ignore[arg-type]
+                    well_trained, max(small.values()), longer_dense_accuracy=longer if lt == lr else None)
+        per[lt] = {"grade": v.grade, "provisional grade": v.provisional_grade, "failed": v.failed,
+                   "unchecked": v.unchecked, "ticket": acc, "dense at the same lr": dense[lt]}
+        ranked.append((GRADES.index(v.grade), GRADES.index(v.provisional_grade), -acc, lt))
+    if not ranked:
+        return {"grade": None, "missing": ["every ticket lr lacks a ticket or a dense accuracy"], "per ticket lr": per}
+    best = min(ranked)[-1]
+    prov = min(ranked, key=lambda r: (r[1], r[0], r[2]))[-1]
+    return {"grade": per[best]["grade"], "best ticket lr": best, "failed": per[best]["failed"],
+            "unchecked": per[best]["unchecked"], "provisional grade": per[prov]["provisional grade"],
+            "provisional best ticket lr": prov, "per ticket lr": per}
 
 
 RECIPE = SanityChecksRecipe()

@@ -1,5 +1,7 @@
 """``small-dense``: a dense network of the same family whose widths are scaled so that its parameter count
-matches the ticket's (the small dense baseline of Ma et al. 2021 and Liu et al. 2019)."""
+matches the ticket's (the small dense baseline of Ma et al. 2021 and Liu et al. 2019). ``--set KEY=VALUE`` trains
+it with other hyperparameters, as ``retrain`` does (Ma et al.'s small dense network at each ticket learning rate);
+without it, its spec, and so its directory hash, are as ever."""
 
 from __future__ import annotations
 
@@ -11,15 +13,20 @@ import torch
 
 from lth.graph import Node
 from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
+from lth.lottery.branches.retrain import retrained_spec
 from lth.lottery.trunk import level_hparams
 from lth.models import build_model
 from lth.prune import PruneHparams, full_mask, prune
 from lth.prune.ablations import scaled_width_for_params
+from lth.spec import help_field
 
 
 @dataclass(frozen=True)
 class SmallDenseOptions(BranchOptions):
-    """small-dense has only the common options."""
+    """Optional training hyperparameters to change (only non-default options count in the branch's hash)."""
+
+    set: tuple[str, ...] = help_field((), "retrain, oneshot, reinit, small-dense: training hyperparameters to change, "
+                                      "as KEY=VALUE (e.g. lr=0.01)")
 
 
 def pruned_away(ctx: BranchContext, r: int, level: int) -> int:
@@ -52,8 +59,9 @@ def _next_level(counts: list[tuple[int, dict]], ctx: BranchContext, level: int) 
 
 
 def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
-    """One dense node per replicate and level, at the width whose parameter count matches the ticket's."""
-    spec = ctx.trunk.spec
+    """One dense node per replicate and level, at the width whose parameter count matches the ticket's (under the
+    ``--set`` overrides, if any)."""
+    spec = retrained_spec(ctx.trunk.spec, ctx.options.set) if ctx.options.set else ctx.trunk.spec
     m = spec.model
 
     def count(width: float) -> int:

@@ -1,0 +1,133 @@
+"""The sanity-checks recipe (Ma et al., NeurIPS 2021): its plan trains the reinitialised ticket, the small dense
+network and the dense network at every ticket learning rate, and its verdicts grade each ticket rate by the
+paper's conditions [1]-[5] (plan only and hand-made measurements: nothing trains here; the quick run end to end is
+tests/recipes/test_recipes.py::test_quick_sanity_checks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lth.recipes.base import Context, Measured
+from lth.recipes.sanity_checks import LONGER, QUICK_LR, RECIPE, TABLE4
+
+
+def test_plan_trains_reinit_small_dense_and_dense_at_every_ticket_lr(tmp_path: Path) -> None:
+    pieces = RECIPE.plan(Context(quick=True, root=tmp_path))
+    for lr, (_, sweep) in TABLE4.items():
+        nodes = [n for p in pieces if p.meta.get("lr") == lr and not p.meta.get("contours") for n in p.all_nodes()]
+        trunk = {n.meta["level"]: n for n in nodes if n.meta.get("kind") != "branch" and n.replicate == 0}
+        trunks = {(n.replicate, n.meta["level"]): n.digest for n in nodes if n.meta.get("kind") != "branch"}
+        assert trunk[0].spec.train.lr == pytest.approx(QUICK_LR[lr])  # the pretraining run
+        ticket_level = max(trunk)
+        branch: dict[tuple[str, int], list[Any]] = {}
+        for n in nodes:
+            if n.meta.get("kind") == "branch":
+                branch.setdefault((n.meta["branch"], n.meta["level"]), []).append(n)
+        want = sorted(lt * QUICK_LR[lr] / lr for lt in sweep)  # quick: Table 4's rates scaled like the pretraining
+        for name in ("retrain", "oneshot", "reinit", "small-dense"):
+            got = sorted({n.spec.train.lr for n in branch[(name, ticket_level)]})
+            assert got == pytest.approx(want), name
+            assert len(branch[(name, ticket_level)]) == len(want) * 2  # every rate, both replicates
+        # the reinitialised ticket is the same mask at every rate: the pretraining trunk's ticket level
+        for n in branch[("reinit", ticket_level)]:
+            (ref,) = n.setup.refs
+            assert ref.what == "mask" and ref.node.digest == trunks[(n.replicate, ticket_level)]
+            assert n.spec.train.init_seed != trunk[0].spec.train.init_seed
+        # the small dense network is narrower, the same width at every rate
+        assert len({n.spec.model.width for n in branch[("small-dense", ticket_level)]}) == 1
+        assert branch[("small-dense", ticket_level)][0].spec.model.width < trunk[0].spec.model.width
+        # the dense network at every other rate: retrain at level 0 (all-ones mask), same length as the trunk;
+        # plus one run twice as long at the pretraining rate (condition [1])
+        dense = branch[("retrain", 0)]
+        steps = trunk[0].spec.train.training_steps
+        same_length = sorted({n.spec.train.lr for n in dense if n.spec.train.training_steps == steps})
+        assert same_length == pytest.approx([x for x in want if x != pytest.approx(QUICK_LR[lr])])
+        longer = [n for n in dense if n.spec.train.training_steps != steps]
+        assert len(longer) == 2 and all(n.spec.train.lr == pytest.approx(QUICK_LR[lr]) for n in longer)
+        assert {(n.spec.train.training_steps.count, n.spec.train.training_steps.unit) for n in longer} == {
+            (2 * steps.count, steps.unit)}
+        for n in dense:  # the dense network starts from the trunk's own initialisation
+            assert n.setup.op == "ticket" and n.setup.refs[0].node.digest == trunks[(n.replicate, 0)]
+
+
+def measured(**changes: float) -> dict[str, Measured]:
+    """Every key the verdicts read, at values that pass [2]-[5] by a wide margin (ticket 0.95, dense 0.90, reinit
+    and small dense 0.70), with ``changes`` keyed ``"<lr>|<what>|<lt>"`` (e.g. ``"0.1|reinit|0.05"``) applied."""
+    m: dict[str, Measured] = {}
+    for lr, (_, sweep) in TABLE4.items():
+        m[f"pretraining accuracy, lr {lr}"] = Measured([0.90])
+        for lt in sweep:
+            for what, v in (("IMP ticket", 0.95), ("OMP ticket", 0.80), ("reinit", 0.70), ("small dense", 0.70),
+                            ("dense", 0.90)):
+                m[f"pretrain lr {lr}: {what} at ticket lr {lt}"] = Measured([changes.get(f"{lr}|{what}|{lt}", v)])
+        if f"{lr}|longer" in changes:
+            m[f"pretrain lr {lr}: {LONGER}"] = Measured([changes[f"{lr}|longer"]])
+    return m
+
+
+def verdicts(tmp_path: Path, **changes: float) -> dict[str, Any]:
+    return RECIPE.verdicts(Context(quick=False, root=tmp_path), measured(**changes))
+
+
+def test_without_a_longer_run_sufficient_training_is_unchecked(tmp_path: Path) -> None:
+    """No longer dense run: condition [1] is unchecked at every ticket rate, the strict grade is "no prize"
+    whatever the accuracies, and a ticket that meets [2]-[5] widely shows its provisional grade (jackpot)."""
+    for v in verdicts(tmp_path).values():
+        assert v["grade"] == "no prize" and v["failed"] == []
+        assert v["provisional grade"] == "jackpot" and v["unchecked"] == ["sufficient_training"]
+        assert all(p["unchecked"] == ["sufficient_training"] for p in v["per ticket lr"].values())
+
+
+def test_the_longer_run_decides_sufficient_training_at_the_pretraining_rate(tmp_path: Path) -> None:
+    v = verdicts(tmp_path, **{"0.1|longer": 0.904})["pretrain lr 0.1"]  # 0.4 points better: within the margin
+    assert v["grade"] == "jackpot" and v["best ticket lr"] == 0.1 and v["unchecked"] == []
+    others = {lt: p for lt, p in v["per ticket lr"].items() if lt != 0.1}
+    assert all(p["grade"] == "no prize" and p["unchecked"] == ["sufficient_training"] for p in others.values())
+    v = verdicts(tmp_path, **{"0.1|longer": 0.91})["pretrain lr 0.1"]  # 1 point better: T was not sufficient
+    assert v["per ticket lr"][0.1]["failed"] == ["sufficient_training"] and v["grade"] == "no prize"
+
+
+def test_reinit_must_be_beaten_at_every_rate_not_only_the_tickets_own(tmp_path: Path) -> None:
+    """The reinitialised ticket trained at 0.05 reaches 0.96: every ticket (0.95) beats the reinit at its own
+    rate (0.70) but not at 0.05, so [3] fails at every ticket rate and no rate wins a prize."""
+    v = verdicts(tmp_path, **{"0.1|reinit|0.05": 0.96})
+    bad = v["pretrain lr 0.1"]
+    for lt, p in bad["per ticket lr"].items():
+        assert "beats_reinit_any_lr" in p["failed"], lt
+        assert p["provisional grade"] == "no prize"
+    assert bad["grade"] == bad["provisional grade"] == "no prize"
+    assert v["pretrain lr 0.01"]["provisional grade"] == "jackpot"  # the other pretraining rate is untouched
+
+
+def test_dense_is_matched_at_the_tickets_own_rate(tmp_path: Path) -> None:
+    """At ticket rate 0.05 the ticket (0.93) beats the dense network at the pretraining rate (0.90) but not the
+    dense network at 0.05 (0.94): [4] fails there. The other ticket rates fail [2] and [3] (0.60)."""
+    low = {f"0.1|IMP ticket|{lt}": 0.60 for lt in TABLE4[0.1][1] if lt != 0.05}
+    v = verdicts(tmp_path, **low, **{"0.1|IMP ticket|0.05": 0.93, "0.1|dense|0.05": 0.94})["pretrain lr 0.1"]
+    p = v["per ticket lr"][0.05]
+    assert p["failed"] == ["matches_dense_same_lr", "matches_well_trained_dense"] and p["dense at the same lr"] == 0.94
+    assert v["provisional grade"] == "no prize"
+    # the control: the dense network at 0.05 below the ticket, and it wins (provisionally: [1] unchecked at 0.05)
+    v = verdicts(tmp_path, **low, **{"0.1|IMP ticket|0.05": 0.93, "0.1|dense|0.05": 0.925})["pretrain lr 0.1"]
+    assert v["provisional grade"] == "jackpot" and v["provisional best ticket lr"] == 0.05
+    assert v["per ticket lr"][0.05]["failed"] == []
+
+
+def test_small_dense_is_the_best_over_the_rates(tmp_path: Path) -> None:
+    """A small dense network within the 0.5-point margin of the ticket at one rate fails [2] at every rate."""
+    v = verdicts(tmp_path, **{"0.01|small dense|0.001": 0.948})["pretrain lr 0.01"]
+    assert all(p["failed"] == ["beats_small_dense"] for p in v["per ticket lr"].values())
+    assert v["provisional grade"] == "no prize"
+
+
+def test_missing_runs_are_named_not_graded(tmp_path: Path) -> None:
+    m = measured()
+    del m["pretrain lr 0.1: reinit at ticket lr 0.15"]
+    del m["pretrain lr 0.01: dense at ticket lr 0.005"]
+    v = RECIPE.verdicts(Context(quick=False, root=tmp_path), m)
+    assert v["pretrain lr 0.1"] == {"grade": None, "missing": ["pretrain lr 0.1: reinit at ticket lr 0.15"]}
+    assert v["pretrain lr 0.01"]["per ticket lr"][0.005] == {"grade": None, "missing": ["dense"]}
+    assert v["pretrain lr 0.01"]["provisional grade"] == "jackpot"
