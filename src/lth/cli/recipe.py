@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     p.add_argument("--levels", default=None, help="pruning levels instead of the recipe's")
     p.add_argument("--training-steps", default=None, metavar="STEP",
                    help="training steps per run instead of the recipe's (e.g. 200it, 2ep)")
+    p.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
+                   help="run only the recipe's pieces that train on these datasets (e.g. --datasets mnist: the "
+                        "MNIST part at paper scale without CIFAR-10); the report names what is left out")
     add_runtime_flags(p)
     p.set_defaults(replicates=None)  # the recipe's own number unless --replicates is given
 
@@ -54,6 +57,9 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     from lth.recipes.report import write_recipe_report
 
     if args.name == "list":
+        if args.datasets is not None:
+            raise UserError(f"--datasets: bad value {' '.join(args.datasets)} with 'list'; allowed: with a recipe "
+                            f"NAME ({', '.join(RECIPES)})")
         device = "cuda" if torch.cuda.is_available() else "cpu"
         rows = list_rows(device)
         if args.json:
@@ -72,14 +78,15 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
         args.telemetry_every = recipe.telemetry
     root = Path(args.root).expanduser().resolve()
     ctx = Context(quick=args.quick, root=root, data_dir=args.data_dir,
-                  scale=Scale(levels=levels, replicates=args.replicates, steps=args.training_steps))
+                  scale=Scale(levels=levels, replicates=args.replicates, steps=args.training_steps),
+                  datasets=args.datasets)
     with Progress() as progress:
         ex = executor_from_args(args, progress)
         result = recipe.run(ctx, ex)
     index = write_recipe_report(recipe, result, root, args.quick)
     if args.json:
         emit_json({"recipe": recipe.name, "report": str(index), "verdicts": result.verdicts, "rows": result.rows,
-                   "substitutions": result.substitutions, "seconds": result.seconds})
+                   "substitutions": result.substitutions, "seconds": result.seconds, "datasets": result.datasets})
     else:
         _print_rows(result.rows)
         print(f"report: {index}", file=sys.stderr)

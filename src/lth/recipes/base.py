@@ -4,7 +4,8 @@ pieces as one graph, the paper-vs-lth rows and a rough estimate of the cost.
 A recipe (:class:`Recipe`) names its paper, the figures it makes and the data it needs, and implements two
 methods: :meth:`Recipe.plan` returns its graph pieces (:class:`Piece`: a :class:`LotteryPlan` or a list of
 nodes), :meth:`Recipe.measure` turns what trained into measured values keyed like its
-:attr:`Recipe.paper_numbers`. :meth:`Recipe.run` does the rest: checks the data, trains every missing node of all
+:attr:`Recipe.paper_numbers`. :meth:`Recipe.run` does the rest: keeps the pieces on the datasets the user named
+(:meth:`Recipe.select`, ``lth recipe NAME --datasets``), checks their data, trains every missing node of the kept
 pieces as one graph, compares, and returns a :class:`RecipeResult` for the report.
 """
 
@@ -66,13 +67,15 @@ class Scale:
 @dataclass
 class Context:
     """Where and how a recipe runs. ``substitutions`` collects every way the run differs from the paper (quick
-    mode's dataset, fewer levels, steps and replicates); the report lists them."""
+    mode's dataset, fewer levels, steps and replicates, pieces left out); the report lists them. ``datasets``:
+    run only the pieces whose every node trains on one of these (``--datasets``; None = every piece)."""
 
     quick: bool
     root: Path
     data_dir: str | Path | None = None
     scale: Scale = field(default_factory=Scale)
     substitutions: list[str] = field(default_factory=list)
+    datasets: Sequence[str] | None = None
 
     def sub(self, text: str) -> None:
         """Record a substitution (once)."""
@@ -101,7 +104,7 @@ class Piece:
 @dataclass
 class RecipeResult:
     """What a recipe run produced: the comparison rows, verdicts, substitutions, extra figures (name -> (figure
-    data frame, caption)) and the wall time."""
+    data frame, caption)), the wall time and the datasets the run trained on (those of the kept pieces)."""
 
     recipe: str
     rows: list[dict[str, Any]]
@@ -110,6 +113,7 @@ class RecipeResult:
     records: dict[str, Any]
     extra_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     seconds: float = 0.0
+    datasets: list[str] = field(default_factory=list)
 
 
 # rough training throughput (floating point operations per second) for the estimate in `lth recipe list`
@@ -151,6 +155,33 @@ class Recipe:
         """Every dataset the pieces train on."""
         return sorted({n.spec.data.dataset for p in pieces for n in p.all_nodes()})
 
+    def select(self, ctx: Context, pieces: list[Piece]) -> list[Piece]:
+        """The pieces whose every node trains on one of ``ctx.datasets`` (all of them when that is None), in plan
+        order; the left-out pieces are recorded as a substitution. A one-line UserError naming ``--datasets`` when
+        a name is not a dataset of the pieces (the recipe's datasets at ``ctx``'s scale) or when no piece is
+        left."""
+        if ctx.datasets is None:
+            return list(pieces)
+        wanted = list(dict.fromkeys(ctx.datasets))
+        per = [self.datasets([p]) for p in pieces]  # each piece's datasets (listing nodes can take seconds)
+        have = sorted({d for ds in per for d in ds})
+        scale = "with --quick" if ctx.quick else "at full scale"
+        bad = [d for d in wanted if d not in have]
+        if bad:
+            raise UserError(f"--datasets: bad value {', '.join(bad)}; allowed: {', '.join(have)} (the datasets of "
+                            f"recipe {self.name} {scale})")
+        keep = [set(ds) <= set(wanted) for ds in per]
+        if not any(keep):
+            each = "; ".join(f"{p.label} ({' + '.join(ds)})" for p, ds in zip(pieces, per, strict=True))
+            raise UserError(f"--datasets: bad value {' '.join(wanted)} (leaves no piece of recipe {self.name} "
+                            f"{scale}); allowed: names covering every dataset of some piece: {each}")
+        if not all(keep):
+            left = [(p.label, ds) for p, ds, k in zip(pieces, per, keep, strict=True) if not k]
+            gone = sorted({d for _, ds in left for d in ds})
+            ctx.sub(f"pieces {', '.join(label for label, _ in left)} ({', '.join(gone)}) left out "
+                    f"(--datasets {' '.join(wanted)})")
+        return [p for p, k in zip(pieces, keep, strict=True) if k]
+
     def check_data(self, pieces: list[Piece], data_dir: str | Path | None) -> None:
         """Before anything trains: a UserError naming the missing files and the folder they go in."""
         from lth.data.datasets import locate
@@ -169,17 +200,18 @@ class Recipe:
                 out.setdefault(str(n.path), n)
         return list(out.values())
 
-    def estimate(self, quick: bool, device: str = "cpu") -> dict[str, Any]:
+    def estimate(self, quick: bool, device: str = "cpu", datasets: Sequence[str] | None = None) -> dict[str, Any]:
         """``{"runs", "seconds"}``: the number of runs and a rough time (6 x parameters x batch x iterations
-        floating point operations per run at :data:`CPU_FLOPS` or :data:`GPU_FLOPS`)."""
+        floating point operations per run at :data:`CPU_FLOPS` or :data:`GPU_FLOPS`) of the pieces
+        :meth:`select` keeps for ``datasets`` (all pieces when None)."""
         import tempfile
 
         from lth.data.describe import describe
         from lth.executor.capacity import count_params
 
         with tempfile.TemporaryDirectory() as tmp:
-            ctx = Context(quick=quick, root=Path(tmp))
-            nodes = self.nodes(self.plan(ctx))
+            ctx = Context(quick=quick, root=Path(tmp), datasets=datasets)
+            nodes = self.nodes(self.select(ctx, self.plan(ctx)))
         flops = 0.0
         cache: dict[tuple, tuple[int, int]] = {}
         for n in nodes:
@@ -195,9 +227,10 @@ class Recipe:
         return {"runs": len(nodes), "seconds": flops / (GPU_FLOPS if device != "cpu" else CPU_FLOPS)}
 
     def run(self, ctx: Context, ex: Any) -> RecipeResult:
-        """Plan, check data, train what is missing (one graph), measure, compare."""
+        """Plan, keep the pieces on ``ctx.datasets`` (:meth:`select`), check their data, train what is missing (one
+        graph), measure, compare."""
         started = time.perf_counter()
-        pieces = self.plan(ctx)
+        pieces = self.select(ctx, self.plan(ctx))
         self.check_data(pieces, ctx.data_dir)
         records = ex.run(self.nodes(pieces))
         failed = [r for r in records if r.get("status") in ("failed",)]
@@ -213,7 +246,8 @@ class Recipe:
         measured = self.measure(ctx, pieces, results, ex)
         rows = compare(self.paper_numbers, measured, ctx.quick)
         return RecipeResult(self.name, rows, self.verdicts(ctx, measured), list(ctx.substitutions), results,
-                            self.extra_tables(ctx, pieces, results), time.perf_counter() - started)
+                            self.extra_tables(ctx, pieces, results), time.perf_counter() - started,
+                            self.datasets(pieces))
 
 
 def compare(paper: Sequence[PaperNumber], measured: dict[str, Measured], quick: bool) -> list[dict[str, Any]]:

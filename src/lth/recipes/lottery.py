@@ -73,10 +73,14 @@ class LotteryRecipe(Recipe):
 
     def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
         """Dense, ticket, reinit and random-mask accuracies at the level nearest 3.5% (the sparsest in quick
-        mode); the early-stopping iteration (validation loss) of the dense network and the ticket."""
+        mode); the early-stopping iteration (validation loss) of the dense network and the ticket. Nothing when
+        the LeNet-300-100 piece was left out (``--datasets``): its paper numbers then show as not measured."""
         from lth.analysis.verdicts import early_stopping
 
-        piece = pieces[0]  # LeNet-300-100 (or its quick substitute): the network Table 2 reports
+        lenet = (QUICK if ctx.quick else FULL)["presets"][0]  # LeNet-300-100 (or its quick substitute): Table 2's
+        piece = next((p for p in pieces if p.label == lenet), None)
+        if piece is None:
+            return {}
         rec = results[piece.label]
         levels = piece.meta["levels"]
         lv = min(levels, level_at_density(TICKET_DENSITY, 0.2))
@@ -100,9 +104,9 @@ class LotteryRecipe(Recipe):
 
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
         """Frankle & Carbin's claims at the sparsest compared level: the ticket beats both controls."""
-        t = measured["IMP ticket accuracy at 3.5% density"].mean
-        r = measured["random reinitialisation accuracy at 3.5% density"].mean
-        m = measured["random pruning (random-mask) accuracy at 3.5% density"].mean
+        t, r, m = (measured[k].mean if k in measured else None for k in (
+            "IMP ticket accuracy at 3.5% density", "random reinitialisation accuracy at 3.5% density",
+            "random pruning (random-mask) accuracy at 3.5% density"))
         ok = None not in (t, r, m)
         return {"ticket_beats_reinit": bool(t > r) if ok else None,  # type: ignore[operator]
                 "ticket_beats_random_mask": bool(t > m) if ok else None}  # type: ignore[operator]

@@ -1,0 +1,72 @@
+"""``lth recipe NAME --datasets``: bad names and filters exit 2 with one line naming the flag, the value and what
+is allowed; the data check asks only for the kept pieces' files before anything trains; the JSON carries the kept
+datasets. Only the last test trains (digits, a few iterations)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lth.cli import main
+
+SMALL = ["--levels", "1", "--replicates", "1"]  # the full recipe's pieces and datasets with fewer nodes
+
+
+def lth(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """Run `lth` in-process; (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_unknown_dataset(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = lth(capsys, "recipe", "mode-connectivity", "--datasets", "mnist", "cifar100", "--root",
+                       str(tmp_path / "r"), *SMALL)
+    line = one_line(err)
+    assert code == 2 and "--datasets" in line and "cifar100" in line and "allowed: cifar10, mnist" in line
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("spec.json"))
+
+
+def test_quick_mode_trains_on_digits(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, _, err = lth(capsys, "recipe", "lottery", "--quick", "--datasets", "mnist", "--root", str(tmp_path / "r"))
+    line = one_line(err)
+    assert code == 2 and "--datasets: bad value mnist" in line and "allowed: digits" in line
+
+
+def test_list_takes_no_datasets(capsys: pytest.CaptureFixture) -> None:
+    code, _, err = lth(capsys, "recipe", "list", "--datasets", "mnist")
+    line = one_line(err)
+    assert code == 2 and "--datasets: bad value mnist" in line and "allowed: with a recipe NAME" in line
+
+
+@pytest.mark.parametrize("recipe", ["lottery", "mode-connectivity"])
+def test_missing_mnist_is_named_cifar10_is_not_asked_for(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                         recipe: str) -> None:
+    """An empty --data-dir: with --datasets mnist the one line names MNIST's missing files (before anything trains)
+    and says nothing of CIFAR-10; without the filter the same command stops at CIFAR-10 (checked first)."""
+    empty = tmp_path / "data"
+    empty.mkdir()
+    code, _, err = lth(capsys, "recipe", recipe, "--datasets", "mnist", "--data-dir", str(empty), "--root",
+                       str(tmp_path / "r"), *SMALL)
+    line = one_line(err)
+    assert code == 2 and "mnist: files not found" in line and str(empty) in line and "cifar10" not in line
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("spec.json"))  # nothing trained
+    code, _, err = lth(capsys, "recipe", recipe, "--data-dir", str(empty), "--root", str(tmp_path / "r"), *SMALL)
+    assert code == 2 and "cifar10: files not found" in one_line(err)
+
+
+def test_json_carries_the_kept_datasets(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    code, out, _ = lth(capsys, "recipe", "lottery", "--quick", "--datasets", "digits", "--json", "--root",
+                       str(tmp_path / "r"), "--levels", "1", "--replicates", "1", "--training-steps", "5it")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["datasets"] == ["digits"]
+    assert not any("left out" in s for s in doc["substitutions"])  # digits is every piece of the quick plan

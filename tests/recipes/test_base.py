@@ -1,0 +1,146 @@
+"""Recipe.select (``--datasets``): which pieces of a full-scale plan it keeps, its errors, the substitution it
+records, and that the data check and the measurement see only the kept pieces. Full-scale plans only build nodes
+(nothing trains here); the executor is a stand-in that trains nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lth.errors import UserError
+from lth.recipes import RECIPES, Context, Piece, Scale, compare
+
+
+def full_ctx(tmp_path: Path, datasets: list[str] | None = None, quick: bool = False, small: bool = False) -> Context:
+    """A full-scale context (``small``: 2 levels, 1 replicate; the same pieces and datasets, fewer nodes)."""
+    return Context(quick=quick, root=tmp_path / "r", datasets=datasets,
+                   scale=Scale(levels=2, replicates=1) if small else Scale())
+
+
+@pytest.fixture(scope="module")
+def full_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[list[Piece], list[list[str]]]]:
+    """Each spanning recipe's full plan, once, and each piece's datasets. Listing a plan's nodes takes seconds, so
+    each piece is listed once here and kept as its node list (the interface select reads: Piece.all_nodes)."""
+    out = {}
+    for name in ("lottery", "mode-connectivity"):
+        recipe = RECIPES[name]
+        planned = recipe.plan(full_ctx(tmp_path_factory.mktemp(name)))
+        pieces = [Piece(p.label, nodes=p.all_nodes(), meta=p.meta) for p in planned]
+        out[name] = (pieces, [sorted({n.spec.data.dataset for n in p.all_nodes()}) for p in pieces])
+    return out
+
+
+@pytest.mark.parametrize(("name", "mnist_labels"), [("lottery", ["lenet_300_100"]), ("mode-connectivity", ["LeNet"])])
+def test_select_keeps_exactly_the_mnist_pieces(tmp_path: Path, full_plans: dict, name: str,
+                                               mnist_labels: list[str]) -> None:
+    recipe = RECIPES[name]
+    pieces, per = full_plans[name]
+    assert [p.label for p, ds in zip(pieces, per, strict=True) if ds == ["mnist"]] == mnist_labels
+    assert len(pieces) > len(mnist_labels)  # the full plan spans CIFAR-10 too
+    ctx = full_ctx(tmp_path, ["mnist"])
+    kept = recipe.select(ctx, pieces)
+    assert [p.label for p in kept] == mnist_labels
+    assert all(n.spec.data.dataset == "mnist" for p in kept for n in p.all_nodes())
+    left = [p.label for p in pieces if p.label not in mnist_labels]
+    assert ctx.substitutions == [f"pieces {', '.join(left)} (cifar10) left out (--datasets mnist)"]
+    # the complement: --datasets cifar10 keeps every other piece; both names keep all and record nothing
+    assert [p.label for p in recipe.select(full_ctx(tmp_path, ["cifar10"]), pieces)] == left
+    both = full_ctx(tmp_path, ["cifar10", "mnist"])
+    assert recipe.select(both, pieces) == pieces and both.substitutions == []
+
+
+def test_select_without_datasets_keeps_all(tmp_path: Path, full_plans: dict) -> None:
+    pieces, _ = full_plans["lottery"]
+    ctx = full_ctx(tmp_path)
+    assert RECIPES["lottery"].select(ctx, pieces) == pieces and ctx.substitutions == []
+
+
+def test_select_errors_name_the_flag_the_value_and_the_allowed(tmp_path: Path, full_plans: dict) -> None:
+    recipe = RECIPES["lottery"]
+    with pytest.raises(UserError) as e:
+        recipe.select(full_ctx(tmp_path, ["mnist", "cifar100"]), full_plans["lottery"][0])
+    msg = str(e.value)
+    assert msg.startswith("--datasets: bad value cifar100;") and "allowed: cifar10, mnist" in msg
+    assert "full scale" in msg and "\n" not in msg
+    q = full_ctx(tmp_path, ["mnist"], quick=True)  # quick mode trains on digits only
+    with pytest.raises(UserError) as e:
+        recipe.select(q, recipe.plan(q))
+    assert "bad value mnist;" in str(e.value) and "allowed: digits" in str(e.value) and "--quick" in str(e.value)
+
+
+def test_select_that_leaves_no_piece(tmp_path: Path, full_plans: dict) -> None:
+    """A piece that spans two datasets is kept only when both are named."""
+    recipe = RECIPES["lottery"]
+    pieces, _ = full_plans["lottery"]
+    mixed = [Piece("both", nodes=pieces[0].all_nodes()[:1] + pieces[1].all_nodes()[:1])]
+    with pytest.raises(UserError) as e:
+        recipe.select(full_ctx(tmp_path, ["mnist"]), mixed)
+    msg = str(e.value)
+    assert msg.startswith("--datasets: bad value mnist (leaves no piece") and "both (cifar10 + mnist)" in msg
+    assert recipe.select(full_ctx(tmp_path, ["mnist", "cifar10"]), mixed) == mixed
+
+
+def test_estimate_counts_only_the_kept_pieces(full_plans: dict) -> None:
+    recipe = RECIPES["lottery"]
+    mnist, cifar = (recipe.estimate(False, datasets=d) for d in (["mnist"], ["cifar10"]))
+    pieces, _ = full_plans["lottery"]
+    assert mnist["runs"] == len(pieces[0].all_nodes()) and mnist["runs"] + cifar["runs"] == len(recipe.nodes(pieces))
+    assert 0 < mnist["seconds"] < cifar["seconds"]  # one MLP against three conv nets
+
+
+class NoTraining:
+    """An executor stand-in: records what it is asked to run and trains nothing (``stop``: then raises Stop)."""
+
+    def __init__(self, stop: bool = False) -> None:
+        self.nodes: list[Any] = []
+        self.stop = stop
+
+    def run(self, nodes: list[Any]) -> list[dict[str, Any]]:
+        self.nodes = list(nodes)
+        if self.stop:
+            raise Stop
+        return [{"path": str(n.path), "status": "missing"} for n in nodes]
+
+
+class Stop(Exception):
+    """Raised by NoTraining(stop=True) once it has the nodes."""
+
+
+def test_run_checks_only_the_kept_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lth.data.datasets as ds
+
+    checked: list[str] = []
+    monkeypatch.setattr(ds, "locate", lambda name, data_dir=None, download=True: checked.append(name))
+    recipe, ex = RECIPES["lottery"], NoTraining(stop=True)
+    ctx = full_ctx(tmp_path, ["mnist"], small=True)
+    with pytest.raises(Stop):
+        recipe.run(ctx, ex)
+    assert checked == ["mnist"]  # no request for cifar10
+    assert ex.nodes and {n.spec.data.dataset for n in ex.nodes} == {"mnist"}
+    assert "pieces conv2, conv4, conv6 (cifar10) left out (--datasets mnist)" in ctx.substitutions
+
+
+def test_lottery_without_its_lenet_piece_measures_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--datasets cifar10 leaves LeNet-300-100 out: Table 2's LeNet numbers show as not measured (n = 0), not as
+    Conv-2's numbers, and the verdicts are None."""
+    import lth.data.datasets as ds
+
+    monkeypatch.setattr(ds, "locate", lambda *a, **k: None)
+    recipe = RECIPES["lottery"]
+    result = recipe.run(full_ctx(tmp_path, ["cifar10"], small=True), NoTraining())
+    assert result.datasets == ["cifar10"]
+    rows = {r["quantity"]: r for r in result.rows}
+    for pn in recipe.paper_numbers:
+        assert rows[pn.key]["n"] == 0 and rows[pn.key]["lth"] is None
+    assert result.verdicts == {"ticket_beats_reinit": None, "ticket_beats_random_mask": None}
+
+
+def test_mode_connectivity_measure_tolerates_missing_pieces(tmp_path: Path) -> None:
+    recipe = RECIPES["mode-connectivity"]
+    ctx = full_ctx(tmp_path)
+    measured = recipe.measure(ctx, [], {}, NoTraining())
+    rows = compare(recipe.paper_numbers, measured, False)
+    assert rows and all(r["n"] == 0 for r in rows)
+    assert recipe.verdicts(ctx, measured) == {}
