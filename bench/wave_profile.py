@@ -1,0 +1,129 @@
+"""Where a lottery wave's step goes on a GPU: masked LeNet-300-100 populations (batch 60, Adam, MNIST-shaped
+synthetic data) timed per step between two evaluation events after a warm-up (CUDA-graph capture), in the
+shapes the F&C figure and the mode-connectivity recipe train:
+
+- ``fc15``: 15 members, one optimiser clock (a trunk level with its two branches, 5 replicates);
+- ``mc12``: 12 members in four clock groups, three joining late at 100, 500 and 2000 it (a level of four
+  rewinding trunks, 3 replicates);
+- ``mc12_one_clock``: the same 12 members on one clock (what the four clock groups cost);
+- ``fc15_tf32``: ``fc15`` with TF32 matmuls (changes results; a measurement, not an lth option);
+- ``fc15_compile``: ``fc15`` with ``--compile`` (compile seconds reported apart).
+
+Then a CUDA-kernel table (torch.profiler) of one eager step of ``fc15`` and ``mc12``: how many kernels a step
+launches and which cost most. Prints JSON lines.
+  python bench/wave_profile.py [--measure 3000] [--only fc15,mc12]"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import device_info
+
+from lth.data.datasets import Dataset
+from lth.engine.population import Population
+from lth.engine.step import Stepper
+from lth.engine.train import EngineOptions, Job, train_population
+from lth.presets import get_preset
+from lth.spec import Step
+
+CONFIGS = ("fc15", "mc12", "mc12_one_clock", "fc15_tf32", "fc15_compile")
+
+
+def make_jobs(root: Path, n: int, total: int, every: int, starts: list[int]) -> list[Job]:
+    base = get_preset("lenet_300_100").spec
+    spec = dataclasses.replace(base, train=dataclasses.replace(base.train, training_steps=Step(total, "it"),
+                                                               eval_every=Step(every, "it")))
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for i in range(n):
+        mask = {f"layers.{k}.weight": torch.rand(shape, generator=g) < 0.5
+                for k, shape in enumerate([(300, 784), (100, 300), (10, 100)])}
+        out.append(Job(spec, i, root / f"m{i}", start_step=starts[i % len(starts)], mask=mask))
+    return out
+
+
+def timed(name: str, data: Dataset, measure: int, device: torch.device, late: list[int]) -> dict[str, Any]:
+    n, starts = (15, [0]) if name.startswith("fc15") else (12, [0, *late] if name == "mc12" else [0])
+    warm = max(measure, max(late) + 100)
+    stamps: dict[int, float] = {}
+    evals: dict[int, float] = {}
+
+    def cb(event: str, info: dict[str, Any]) -> None:
+        if event == "eval":
+            stamps[info["iteration"]] = time.perf_counter()
+            evals[info["iteration"]] = info["eval_seconds"]
+
+    torch.backends.cuda.matmul.allow_tf32 = name.endswith("tf32")
+    opts = EngineOptions(device=str(device), checkpoint_every=None, callback=cb, compile=name.endswith("compile"))
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        train_population(make_jobs(Path(tmp), n, warm + measure, warm, starts), data, opts)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    end = warm + measure
+    step = (stamps[end] - stamps[warm] - evals[end]) / measure
+    return {"config": name, "members": n, "clock_groups": len(starts), "ms_per_step": round(1000 * step, 4),
+            "setup_and_warmup_seconds": round(stamps[warm] - t0, 2)}
+
+
+def kernels(name: str, data: Dataset, device: torch.device, late: list[int], rows: int = 25) -> dict[str, Any]:
+    from torch.profiler import ProfilerActivity, profile
+
+    n, starts = (15, [0]) if name == "fc15" else (12, [0, *late])
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = make_jobs(Path(tmp), n, 4000, 4000, starts)
+        pop = Population(jobs, data, EngineOptions(device=str(device), checkpoint_every=None), lambda *a, **k: None)
+        stepper = Stepper(pop)
+        for i in range(n):
+            pop.activate(i, 0)
+        stepper.new_epoch(0)
+        for t in range(3):
+            stepper.step(t, t)
+            stepper._clear_grads()
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            stepper.step(3, 3)
+            stepper._clear_grads()
+            torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=rows)
+    launches = sum(e.count for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA)
+    total = sum(e.self_device_time_total for e in prof.key_averages()
+                if e.device_type == torch.autograd.DeviceType.CUDA)
+    return {"config": name, "kernels_per_step": launches, "kernel_us_per_step": round(total, 1), "table": table}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--measure", type=int, default=3000)
+    ap.add_argument("--only", default=",".join(CONFIGS))
+    ap.add_argument("--late", default="100,500,2000", help="the late members' start steps in mc12")
+    ap.add_argument("--device", default="cuda")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    late = [int(x) for x in args.late.split(",")]
+    g = torch.Generator().manual_seed(1)
+    data = Dataset("mnist", torch.randn(55000, 1, 28, 28, generator=g), torch.randint(10, (55000,), generator=g),
+                   torch.randn(10000, 1, 28, 28, generator=g), torch.randint(10, (10000,), generator=g),
+                   None, None, 10).to(device)
+    print(json.dumps({"bench": "wave_profile", **device_info(device)}), flush=True)
+    for name in args.only.split(","):
+        try:
+            print(json.dumps(timed(name, data, args.measure, device, late)), flush=True)
+        except Exception as e:  # one failing configuration must not hide the others
+            print(json.dumps({"config": name, "error": repr(e)}), flush=True)
+    if device.type == "cuda":
+        for name in ("fc15", "mc12"):
+            try:
+                print(json.dumps(kernels(name, data, device, late)), flush=True)
+            except Exception as e:
+                print(json.dumps({"config": name, "kernels_error": repr(e)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
