@@ -144,3 +144,16 @@ def test_mode_connectivity_measure_tolerates_missing_pieces(tmp_path: Path) -> N
     rows = compare(recipe.paper_numbers, measured, False)
     assert rows and all(r["n"] == 0 for r in rows)
     assert recipe.verdicts(ctx, measured) == {}
+
+
+def test_python_api_takes_datasets(tmp_path: Path) -> None:
+    """``run_recipe(..., datasets=...)`` filters as ``--datasets`` does and says which datasets it kept."""
+    from lth.errors import UserError
+    from lth.recipes import Scale, run_recipe
+
+    out = run_recipe("lottery", quick=True, root=tmp_path, datasets=["digits"],
+                     scale=Scale(levels=1, replicates=1, steps="10it"))
+    assert out["datasets"] == ["digits"] and Path(out["report"]).exists()
+    with pytest.raises(UserError, match="--datasets"):
+        run_recipe("lottery", quick=True, root=tmp_path / "b", datasets=["mnist"],
+                   scale=Scale(levels=1, replicates=1, steps="10it"))

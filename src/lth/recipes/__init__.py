@@ -7,6 +7,7 @@ paper's own numbers. One module per recipe, one line per recipe in :data:`RECIPE
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +44,21 @@ def get_recipe(name: str) -> Recipe:
 
 
 def run_recipe(name: str, *, quick: bool = False, root: str | Path = "runs", data_dir: str | Path | None = None,
-               ex: Any = None, scale: Scale | None = None) -> dict[str, Any]:
-    """Run recipe ``name`` (what is missing) and write its report to ``root/report/index.html``. Returns
-    ``{"recipe", "report", "verdicts", "rows", "substitutions", "seconds"}`` (paths absolute)."""
+               ex: Any = None, scale: Scale | None = None, datasets: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run recipe ``name`` (what is missing) and write its report to ``root/report/index.html``. ``datasets``:
+    only the pieces that train on these (``lth recipe NAME --datasets``). Returns ``{"recipe", "report",
+    "verdicts", "rows", "substitutions", "seconds", "datasets"}`` (paths absolute)."""
     import lth.api as api
     from lth.recipes.report import write_recipe_report
 
     recipe = get_recipe(name)
     root = Path(root).expanduser().resolve()
-    ctx = Context(quick=quick, root=root, data_dir=data_dir, scale=scale or Scale())
+    ctx = Context(quick=quick, root=root, data_dir=data_dir, scale=scale or Scale(), datasets=datasets)
     ex = ex or api.executor(data_dir=data_dir)
     result = recipe.run(ctx, ex)
     index = write_recipe_report(recipe, result, root, quick)
     return {"recipe": name, "report": str(index), "verdicts": result.verdicts, "rows": result.rows,
-            "substitutions": result.substitutions, "seconds": result.seconds}
+            "substitutions": result.substitutions, "seconds": result.seconds, "datasets": result.datasets}
 
 
 __all__ = ["RECIPES", "Context", "Measured", "PaperNumber", "Piece", "Recipe", "RecipeResult", "Scale", "compare",
