@@ -71,8 +71,9 @@ def test_level_0_of_trunks_that_differ_in_rewind_trains_once(tmp_path: Path, cap
         spec = dup.spec
         assert spec["trained_as"] == str(rep.path) and spec["node"] == k5.node(r, 0).digest == k0.node(r, 0).digest
         assert spec["rewind"] == "5it" and spec["trunk"] == str(dup.path.parent.parent) and "trained_as" not in rep.spec
-        # the representative kept trunk k=5's rewind state under its step's name; the duplicate has it as "rewind"
-        assert set(rep.states()) == {"init", "final", "5it"} and set(dup.states()) == {"init", "final", "rewind"}
+        # the representative kept trunk k=5's rewind state as "5it" until the duplicate took it as "rewind"
+        assert set(rep.states()) == {"init", "final"} and set(dup.states()) == {"init", "final", "rewind"}
+        assert rep.state_iterations() == {"init": 0, "final": 20}
         assert dup.state_iterations() == ref.state_iterations() == {"init": 0, "rewind": 5, "final": 20}
         for name in ("init", "rewind", "final"):
             assert equal(state(dup.path, name), state(ref.path, name)), name
@@ -123,10 +124,14 @@ def test_a_finished_representative_replays_for_a_state_it_lacks(tmp_path: Path,
     assert sizes == [2] and capsys.readouterr().err.count("replaying it") == 2
     for r in range(2):
         rep, dup = RunDir(k5.level_dir(r, 0)), RunDir(k10.level_dir(r, 0))
-        assert set(rep.states()) == {"init", "final", "rewind", "10it"} and dup.spec["trained_as"] == str(rep.path)
-        assert equal(state(dup.path, "rewind"), state(rep.path, "10it"))
+        assert set(rep.states()) == {"init", "final", "rewind"} and dup.spec["trained_as"] == str(rep.path)
         assert equal(state(dup.path, "final"), state(rep.path, "final"))
         assert dup.state_iterations() == {"init": 0, "rewind": 10, "final": 20}
+        assert not (rep.path / ".replay").exists()
+    alone = plan(tmp_path / "alone", ["10it"])
+    executor([]).run([alone.trunks[0].node(r, 0) for r in range(2)])
+    for r in range(2):  # the replayed state at 10it is the one trunk k=10 stores when it trains alone
+        assert equal(state(k10.level_dir(r, 0), "rewind"), state(alone.trunks[0].level_dir(r, 0), "rewind"))
 
 
 def test_two_processes_on_one_graph_train_each_run_once(tmp_path: Path) -> None:

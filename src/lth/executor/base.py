@@ -48,6 +48,7 @@ class Executor:
     on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations, names}, "failed" {node, error}
     _data: dict[tuple[DataHparams, str], Dataset] = field(default_factory=dict, repr=False)
     _pending: list[list[Node]] = field(default_factory=list, repr=False)  # submitted, not yet trained
+    _scaffold: dict[Path, list[str]] = field(default_factory=dict, repr=False)  # representative -> its extra states
 
     # -- data, loaded once per executor
     def dataset(self, hp: DataHparams) -> Dataset:
@@ -97,7 +98,6 @@ class Executor:
                 for group, errors in self.wait():
                     flying.difference_update(n.path for n in group)
                     failed.update(errors)
-            self.fill_duplicates(graph, reps, failed)  # a representative that ended in the last wait
         state = self.states(graph, failed, reps)
         return [self.record(n, state[n.path], failed.get(n.path) or self.blocked_by(n, state, failed, reps))
                 for n in nodes]
@@ -141,8 +141,10 @@ class Executor:
         others keep, at steps its own keeps miss, named by their step (the ``--save-states`` convention:
         ``5it``), so keep names that collide across duplicates (``rewind`` at 5it and at 10it) never clash.
         A finished representative without such a state gets it by :meth:`replay`, like any finished run asked
-        for more states. Returns the graph with each representative's keeps extended, and ``{path of an
-        unfinished duplicate: its representative}``; a finished duplicate is left as it is."""
+        for more states. Those extra states are scaffolding: once every duplicate is filled, the ones this call
+        added are removed again (:meth:`fill_duplicates`), so each directory holds the states its own node asks
+        for. Returns the graph with each representative's keeps extended, and ``{path of an unfinished
+        duplicate: its representative}``; a finished duplicate is left as it is."""
         by_digest: dict[str, list[int]] = {}
         for i, n in enumerate(graph):
             by_digest.setdefault(n.digest, []).append(i)
@@ -167,13 +169,17 @@ class Executor:
                     if it not in covered and it not in extra:
                         name = str(step) if str(step) not in names else f"{it}it"
                         extra[it] = (name, step)
-            rep = graph[at] = rep.with_keep(extra.values()) if extra else rep
+            if extra:
+                held = RunDir(rep.path).states()
+                self._scaffold[rep.path] = [name for name, _ in extra.values() if name not in held]
+                rep = graph[at] = rep.with_keep(extra.values())
             reps.update({d.path: rep for d in todo})
         return graph, reps
 
     def fill_duplicates(self, graph: list[Node], reps: dict[Path, Node], failed: dict[Path, str]) -> None:
         """Fill every unfinished duplicate whose representative is finished (:func:`fill_duplicate`), in graph
-        order; a duplicate that cannot be filled is recorded in ``failed``."""
+        order; a duplicate that cannot be filled is recorded in ``failed``. A representative whose duplicates
+        are all finished loses the extra states :meth:`deduplicate` added for them."""
         for n in graph:
             rep = reps.get(n.path)
             if rep is None or n.path in failed or RunDir(n.path).finished() or not RunDir(rep.path).finished():
@@ -182,6 +188,11 @@ class Executor:
                 fill_duplicate(n, rep, self.steps_per_epoch(n))
             except Exception as e:  # noqa: BLE001  (reported as this node's failure; the rest goes on)
                 failed[n.path] = error_line(e)
+        for path in [p for p in self._scaffold if all(RunDir(d).finished() for d, r in reps.items() if r.path == p)]:
+            run = RunDir(path)
+            with run.lock():
+                for name in self._scaffold.pop(path):
+                    run.drop_state(name)
 
     def session(self) -> contextlib.AbstractContextManager[Any]:
         """Held while a graph runs (a cluster executor connects here, or starts a local cluster and stops it)."""

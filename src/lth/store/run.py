@@ -259,6 +259,14 @@ class RunDir:
             self.write_json(f"{paths.STATES}/index.json", index)
         return True
 
+    def drop_state(self, name: str) -> None:
+        """Remove the state ``name`` and its entry in ``states/index.json`` (absent: nothing to do)."""
+        self.state_file(name).unlink(missing_ok=True)
+        index = self.state_iterations()
+        if name in index:
+            del index[name]
+            self.write_json(f"{paths.STATES}/index.json", index)
+
     def link_results(self, other: RunDir) -> None:
         """Take the files ``other``'s training wrote besides its states and markers (metrics, mask, telemetry),
         each where ``other`` has it (:meth:`link_file`)."""
