@@ -103,8 +103,9 @@ def test_rewinding_sweep_trains_both_trunks_as_one_population(sweep) -> None:
     for k in REWINDS:
         assert len({Path(sweep["by_key"][(k, r, lv)]["path"]).parent.parent
                     for r in range(REPLICATES) for lv in range(LEVELS + 1)}) == 1
-    # one population per level, holding every replicate of both trunks
-    assert populations(sweep["err"]) == [2 * REPLICATES] * (LEVELS + 1)
+    # one population per level, holding every replicate of both trunks; level 0 (the same dense run in both
+    # trunks) trains once per replicate, the other trunk's level 0 is filled from it
+    assert populations(sweep["err"]) == [REPLICATES] + [2 * REPLICATES] * LEVELS
     # asked again: the same answer, nothing trained
     code, out, err = lth(*sweep["argv"])
     assert code == 0 and json.loads(out) == json.loads(sweep["out"])

@@ -7,6 +7,11 @@ Slurm array jobs), wait for any to end (:meth:`Executor.wait`) and look again, u
 flight. A finished node is never trained again (also not by another
 process: each population locks its members' directories); a node whose parent diverged or failed is
 *blocked* and reported, and everything that does not depend on it goes on.
+
+Nodes with one digest in several directories (level 0 of IMP trunks that differ only in their rewind step) are
+one run: a *representative* trains once, keeping every state the others keep, and each other directory is
+filled from it without training as soon as it is finished (:meth:`Executor.deduplicate`,
+:func:`~lth.executor.work.fill_duplicate`).
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ import torch
 from lth.data import Dataset, load_dataset
 from lth.engine.train import EngineOptions, Job, population_key, summary
 from lth.errors import UserError
-from lth.executor.work import CPU_POPULATION_MAX_PARAMS, check_nodes, discard_damaged, probe
+from lth.executor.work import CPU_POPULATION_MAX_PARAMS, check_nodes, discard_damaged, error_line, fill_duplicate, probe
 from lth.graph import Node, closure
-from lth.spec import DataHparams, TrainSpec
+from lth.spec import DataHparams, Step, TrainSpec
 from lth.store import RunDir
 from lth.store.run import DamagedFile
 
@@ -43,6 +48,7 @@ class Executor:
     on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations, names}, "failed" {node, error}
     _data: dict[tuple[DataHparams, str], Dataset] = field(default_factory=dict, repr=False)
     _pending: list[list[Node]] = field(default_factory=list, repr=False)  # submitted, not yet trained
+    _scaffold: dict[Path, list[str]] = field(default_factory=dict, repr=False)  # representative -> its extra states
 
     # -- data, loaded once per executor
     def dataset(self, hp: DataHparams) -> Dataset:
@@ -60,21 +66,26 @@ class Executor:
         The loop every executor shares: submit every ready population (:meth:`submit`), wait for some to end
         (:meth:`wait`), recompute what is ready, until nothing is ready or in flight. A synchronous executor
         trains what it was given in :meth:`wait` (wave by wave); a cluster executor returns as soon as any
-        population ends, so independent chains progress at their own speed.
+        population ends, so independent chains progress at their own speed. A duplicate (a node whose digest
+        another node trains: :meth:`deduplicate`) is filled from its representative in this loop as soon as
+        that one is finished, so its children are ready in the same pass.
         """
         graph = closure(nodes)
         self.check(graph)
         for n in graph:  # a finished run with a damaged file is trained again (the file is named on stderr)
             if RunDir(n.path).has_done() and RunDir(n.path).damaged():
                 discard_damaged(RunDir(n.path))
+        graph, reps = self.deduplicate(graph)
         self.replay(graph)
         failed: dict[Path, str] = {}
         flying: set[Path] = set()
         with self.session():
             while True:
-                state = self.states(graph, failed)
+                self.fill_duplicates(graph, reps, failed)
+                state = self.states(graph, failed, reps)
                 self._emit("graph", total=len(graph),
-                           done=sum(s in ("complete", "diverged") for s in state.values()), state=state)
+                           done=sum(s in ("complete", "diverged") for s in state.values()), state=state,
+                           duplicates=len(reps))
                 ready = [n for n in graph if state[n.path] == "ready" and n.path not in flying]
                 if ready:
                     groups = self.populations(ready)
@@ -87,19 +98,26 @@ class Executor:
                 for group, errors in self.wait():
                     flying.difference_update(n.path for n in group)
                     failed.update(errors)
-        state = self.states(graph, failed)
-        return [self.record(n, state[n.path], failed.get(n.path) or self.blocked_by(n, state, failed))
+        state = self.states(graph, failed, reps)
+        return [self.record(n, state[n.path], failed.get(n.path) or self.blocked_by(n, state, failed, reps))
                 for n in nodes]
 
     @staticmethod
-    def blocked_by(node: Node, state: dict[Path, str], failed: dict[Path, str]) -> str | None:
+    def blocked_by(node: Node, state: dict[Path, str], failed: dict[Path, str],
+                   reps: dict[Path, Node] | None = None) -> str | None:
         """For a node blocked by an ancestor that failed: which (its error names them); else None (a diverged
-        ancestor blocks without an error: divergence is a result)."""
+        ancestor blocks without an error: divergence is a result). ``reps``: the representative of each
+        duplicate (:meth:`deduplicate`), which a duplicate waits for as for a parent."""
         if state.get(node.path) != "blocked" or not failed:
             return None
+        reps = reps or {}
+
+        def deps(n: Node) -> list[Node]:
+            return n.parents() + ([reps[n.path]] if n.path in reps else [])
+
         found: dict[Path, None] = {}
         seen: set[Path] = set()
-        todo = list(node.parents())
+        todo = deps(node)
         while todo:
             n = todo.pop()
             if n.path in seen:
@@ -108,8 +126,73 @@ class Executor:
             if n.path in failed:
                 found[n.path] = None
             elif state.get(n.path) == "blocked":
-                todo += n.parents()
+                todo += deps(n)
         return f"blocked: {', '.join(map(str, found))} failed" if found else None
+
+    def steps_per_epoch(self, node: Node) -> int:
+        """Iterations per epoch of ``node``'s data (what its steps in epochs mean)."""
+        return max(1, self.dataset(node.spec.data).train_x.shape[0] // node.spec.data.batch_size)
+
+    def deduplicate(self, graph: list[Node]) -> tuple[list[Node], dict[Path, Node]]:
+        """Nodes of ``graph`` with one digest and different directories are one run, trained once.
+
+        Per digest, the *representative* is a finished one (not itself filled from another where possible) or,
+        when none is, the first in graph order; it keeps, besides its own states, every state the unfinished
+        others keep, at steps its own keeps miss, named by their step (the ``--save-states`` convention:
+        ``5it``), so keep names that collide across duplicates (``rewind`` at 5it and at 10it) never clash.
+        A finished representative without such a state gets it by :meth:`replay`, like any finished run asked
+        for more states. Those extra states are scaffolding: once every duplicate is filled, the ones this call
+        added are removed again (:meth:`fill_duplicates`), so each directory holds the states its own node asks
+        for. Returns the graph with each representative's keeps extended, and ``{path of an unfinished
+        duplicate: its representative}``; a finished duplicate is left as it is."""
+        by_digest: dict[str, list[int]] = {}
+        for i, n in enumerate(graph):
+            by_digest.setdefault(n.digest, []).append(i)
+        graph = list(graph)
+        reps: dict[Path, Node] = {}
+        for idx in by_digest.values():
+            if len(idx) < 2:
+                continue
+            same = [graph[i] for i in idx]
+            rep = representative(same)
+            at = idx[same.index(rep)]
+            todo = [d for d in same if d is not rep and not RunDir(d.path).finished()]
+            if not todo:
+                continue
+            spe = self.steps_per_epoch(rep)
+            names = {name for name, _ in rep.keep}
+            covered = {step.iterations(spe) for _, step in rep.keep}
+            extra: dict[int, tuple[str, Step]] = {}
+            for d in todo:
+                for _, step in d.keep:
+                    it = step.iterations(spe)
+                    if it not in covered and it not in extra:
+                        name = str(step) if str(step) not in names else f"{it}it"
+                        extra[it] = (name, step)
+            if extra:
+                held = RunDir(rep.path).states()
+                self._scaffold[rep.path] = [name for name, _ in extra.values() if name not in held]
+                rep = graph[at] = rep.with_keep(extra.values())
+            reps.update({d.path: rep for d in todo})
+        return graph, reps
+
+    def fill_duplicates(self, graph: list[Node], reps: dict[Path, Node], failed: dict[Path, str]) -> None:
+        """Fill every unfinished duplicate whose representative is finished (:func:`fill_duplicate`), in graph
+        order; a duplicate that cannot be filled is recorded in ``failed``. A representative whose duplicates
+        are all finished loses the extra states :meth:`deduplicate` added for them."""
+        for n in graph:
+            rep = reps.get(n.path)
+            if rep is None or n.path in failed or RunDir(n.path).finished() or not RunDir(rep.path).finished():
+                continue
+            try:
+                fill_duplicate(n, rep, self.steps_per_epoch(n))
+            except Exception as e:  # noqa: BLE001  (reported as this node's failure; the rest goes on)
+                failed[n.path] = error_line(e)
+        for path in [p for p in self._scaffold if all(RunDir(d).finished() for d, r in reps.items() if r.path == p)]:
+            run = RunDir(path)
+            with run.lock():
+                for name in self._scaffold.pop(path):
+                    run.drop_state(name)
 
     def session(self) -> contextlib.AbstractContextManager[Any]:
         """Held while a graph runs (a cluster executor connects here, or starts a local cluster and stops it)."""
@@ -166,8 +249,12 @@ class Executor:
                     print(f"lth: warning: the replay of {n.path} ended at other final weights than the stored run "
                           f"(float rounding on this device): its replayed states are approximate", file=sys.stderr)
 
-    def states(self, graph: list[Node], failed: dict[Path, str]) -> dict[Path, str]:
-        """complete | diverged | failed | blocked (an ancestor diverged or failed) | ready | waiting."""
+    def states(self, graph: list[Node], failed: dict[Path, str],
+               reps: dict[Path, Node] | None = None) -> dict[Path, str]:
+        """complete | diverged | failed | blocked (an ancestor diverged or failed) | ready | waiting. A duplicate
+        (a path in ``reps``) is never ready: it waits for its representative (and is blocked when that failed or
+        is blocked)."""
+        reps = reps or {}
         state: dict[Path, str] = {}
         for n in graph:  # parents come first
             run = RunDir(n.path)
@@ -175,6 +262,10 @@ class Executor:
                 state[n.path] = "failed"
             elif run.finished():  # a damaged marker or final state counts as unfinished: trained again
                 state[n.path] = run.done.get("status", "complete")  # type: ignore[union-attr]
+            elif n.path in reps:
+                rep = reps[n.path]
+                rs = "failed" if rep.path in failed else state.get(rep.path, "waiting")  # it comes first
+                state[n.path] = "blocked" if rs in ("failed", "blocked") else "waiting"
             else:
                 ps = [state[p.path] for p in n.parents()]
                 if any(s in ("diverged", "failed", "blocked") for s in ps):
@@ -235,6 +326,24 @@ class Executor:
 
 
 REPLAY = ".replay"  # where a finished run is trained again to keep states it lacks
+
+
+def representative(same: list[Node]) -> Node:
+    """Of nodes with one digest (graph order): the one that trains for all, or whose run all others take (see
+    :meth:`Executor.deduplicate`)."""
+    finished = [n for n in same if RunDir(n.path).finished()]
+    if not finished:
+        return same[0]
+    trained = [n for n in finished if "trained_as" not in (_spec(n) or {})]
+    return (trained or finished)[0]
+
+
+def _spec(node: Node) -> dict | None:
+    try:
+        spec = RunDir(node.path).spec
+    except DamagedFile:
+        return None
+    return spec if isinstance(spec, dict) else None
 
 
 def missing_states(node: Node) -> list[str]:

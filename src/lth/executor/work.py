@@ -122,6 +122,52 @@ def train_group(nodes: list[Node], data: Dataset, options: EngineOptions,
     return [summary(Job(n.spec, n.replicate, n.path), RunDir(n.path)) for n in nodes]
 
 
+def fill_duplicate(node: Node, rep: Node, spe: int) -> bool:
+    """Fill ``node``'s directory from ``rep``'s finished run without training: both have one digest (one run),
+    in two directories (e.g. level 0 of IMP trunks that differ only in their rewind step).
+
+    Under ``node``'s lock: its own ``spec.json`` (its meta, its digest, ``"trained_as": rep's path``), ``rep``'s
+    metrics, mask and telemetry, states ``init`` and ``final``, and each of ``node.keep`` (name, step) from
+    ``rep``'s state at that step (found by iteration in ``rep``'s ``states/index.json``; ``spe`` turns epochs
+    into iterations) under ``node``'s own name, each a hard link or a copy (:meth:`RunDir.link_file`); then
+    ``rep``'s completion marker, written last. A diverged ``rep`` makes ``node`` diverged too (the states it
+    never reached are absent). False when ``node`` was finished already (left as it is); RuntimeError when a
+    complete ``rep`` lacks a state ``node`` keeps."""
+    from lth.spec import to_dict
+
+    src, dst = RunDir(rep.path), RunDir(node.path)
+    with dst.lock():
+        if dst.finished():
+            return False
+        done = src.done
+        if not isinstance(done, dict):
+            raise RuntimeError(f"{rep.path} is not finished: nothing to fill {node.path} from")
+        index = src.state_iterations()  # states at one iteration hold the same weights, whatever their names
+        by_iteration = {int(it): name for name, it in index.items()}
+        wanted: list[tuple[str, str]] = []
+        for name, step in node.keep:
+            it = step.iterations(spe)
+            have = name if index.get(name) == it else by_iteration.get(it)
+            if have is None:
+                if done.get("status") == "complete":
+                    raise RuntimeError(f"{rep.path} holds no state at {step} ({it}it) for {node.path}; run the "
+                                       f"command again to replay it")
+                continue  # diverged before that step
+            wanted.append((have, name))
+        stored = src.spec or {}
+        own = {k: v for k, v in stored.items() if k not in rep.meta}  # the run's facts, not rep's labels
+        dst.write_spec({**own, **to_dict(node.spec), "replicate": node.replicate, **node.meta, "node": node.digest,
+                        "trained_as": str(src.path)})
+        dst.link_results(src)
+        for name in ("init", "final"):
+            dst.link_state(src, name)
+        for have, name in wanted:
+            dst.link_state(src, have, name)
+        dst.drop_checkpoint()
+        dst.write_done(done)
+    return True
+
+
 # ------------------------------------------------------------------------------------------------ remote workers
 _WORKER_DATA: dict[tuple[Any, str, str], Dataset] = {}  # one worker process trains many populations
 

@@ -15,7 +15,9 @@ import io
 import json
 import os
 import pickle
+import shutil
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,6 +243,57 @@ class RunDir:
             index[name] = int(iteration)
             self.write_json(f"{paths.STATES}/index.json", index)
         return p
+
+    def link_state(self, other: RunDir, name: str, as_name: str | None = None) -> bool:
+        """Take ``other``'s state ``name`` as this run's state ``as_name`` (default: the same name), with its
+        iteration in ``states/index.json``: a hard link where the file system allows, else a copy (see
+        :meth:`link_file`). False when ``other`` does not hold it."""
+        as_name = as_name or name
+        rel = Path(paths.STATES) / f"{name}.pt"
+        if not self.link_file(other, rel, Path(paths.STATES) / f"{as_name}.pt"):
+            return False
+        iteration = other.state_iterations().get(name)
+        if iteration is not None:
+            index = self.state_iterations()
+            index[as_name] = int(iteration)
+            self.write_json(f"{paths.STATES}/index.json", index)
+        return True
+
+    def drop_state(self, name: str) -> None:
+        """Remove the state ``name`` and its entry in ``states/index.json`` (absent: nothing to do)."""
+        self.state_file(name).unlink(missing_ok=True)
+        index = self.state_iterations()
+        if name in index:
+            del index[name]
+            self.write_json(f"{paths.STATES}/index.json", index)
+
+    def link_results(self, other: RunDir) -> None:
+        """Take the files ``other``'s training wrote besides its states and markers (metrics, mask, telemetry),
+        each where ``other`` has it (:meth:`link_file`)."""
+        for rel in (paths.METRICS, paths.MASK, paths.TELEMETRY):
+            self.link_file(other, rel)
+
+    def link_file(self, other: RunDir, rel: str | Path, as_rel: str | Path | None = None) -> bool:
+        """Take ``other``'s file ``rel`` (relative to its run) as this run's ``as_rel`` (default: ``rel``): a hard
+        link where the file system allows one, else a copy; atomic (a temporary name renamed over the target).
+        Every store file is replaced by renaming, never written in place, so a link never sees a later change of
+        the other run. False when ``other`` has no such file."""
+        src, dst = other.path / rel, self.path / (rel if as_rel is None else as_rel)
+        if not src.is_file():
+            return False
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.parent / f".{dst.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            try:
+                os.link(src, tmp)
+            except OSError:  # another file system, or one without hard links
+                shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return True
 
     def state_iterations(self) -> dict[str, int]:
         """``{state name: iteration}`` of the stored states that recorded one."""
