@@ -116,3 +116,22 @@ def test_late_joiner_under_the_graph_equals_eager(tmp_path: Path) -> None:
     for a, b in zip(finals["auto"], finals["off"], strict=True):
         for k in a:
             assert torch.allclose(a[k], b[k], atol=1e-4), k
+
+
+@pytest.mark.parametrize("compile_", [False, True])
+def test_hand_written_mlp_backward_inside_the_graph_trains_like_autograd(tmp_path: Path, compile_: bool) -> None:
+    """An MLP population on CUDA with the hand-written backward (``mlp_backward="manual"``, and compiled as one
+    function under ``--compile``), captured in the CUDA graph, ends where autograd's eager run ends."""
+    spec = specs()[0]
+    finals = []
+    for k, opts in enumerate([EngineOptions(device="cuda", compile=compile_, mlp_backward="manual",
+                                            checkpoint_every=None),
+                              EngineOptions(device="cuda", cuda_graph="off", mlp_backward="autograd",
+                                            checkpoint_every=None)]):
+        jobs = [Job(spec, r, tmp_path / f"{k}_{r}") for r in range(3)]
+        data = load_dataset(spec.data, device="cuda")
+        train_population(jobs, data, opts)
+        finals.append([RunDir(j.run_dir).load_tensors("states/final.pt") for j in jobs])
+    for a, b in zip(*finals, strict=True):
+        for key in a:
+            assert torch.allclose(a[key], b[key], atol=1e-3), key

@@ -153,7 +153,8 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--telemetry-dense-every", default=None, metavar="STEP",
                    help="the telemetry interval before --telemetry-dense-until")
     r.add_argument("--compile", action="store_true",
-                   help="torch.compile the training forward (GPU: inside the CUDA graph; adds compile time)")
+                   help="torch.compile the training forward (MLPs on a GPU: forward and hand-written backward as one "
+                        "function, compiled once per process and shape; inside the CUDA graph; adds compile time)")
     r.add_argument("--save-states", nargs="*", default=[], metavar="STEP",
                    help="also keep the weights at these steps (e.g. 500it 2ep), besides init and final")
     r.add_argument("--executor", default="local",

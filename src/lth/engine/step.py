@@ -26,10 +26,17 @@ class Stepper:
             torch.backends.cudnn.benchmark = True
         else:  # denormal floats (Adam's second moments of tiny gradients) make x86 arithmetic 100x slower
             torch.set_flush_denormal(True)
-        # A model may offer a hand-written backward (the MLPs do); on a CPU it beats autograd's overhead.
-        self.manual = (device.type == "cpu" and not self.bf16 and hasattr(pop.model, "loss_and_grads")
-                       and not opts.compile)
-        self.forward = torch.compile(pop.model) if opts.compile else pop.model  # compiled during warm-up
+        # A model may offer a hand-written backward (the MLPs do): on a CPU it beats autograd's overhead; on a GPU
+        # with ``compile`` it is compiled as one function with the forward (pointwise work fused, compiled once per
+        # process and shape). ``mlp_backward`` forces one or the other.
+        if opts.mlp_backward not in ("auto", "manual", "autograd"):
+            raise ValueError(f"mlp_backward: bad value {opts.mlp_backward!r}; allowed: auto, manual, autograd")
+        offers = not self.bf16 and hasattr(pop.model, "loss_and_grads")
+        cpu = device.type == "cpu"
+        self.manual = offers and (opts.mlp_backward == "manual" or (
+            opts.mlp_backward == "auto" and (cpu and not opts.compile or not cpu and opts.compile)))
+        self.compiled_manual = self.manual and opts.compile
+        self.forward = torch.compile(pop.model) if opts.compile and not self.manual else pop.model  # at warm-up
         self.use_graph = device.type == "cuda" and opts.cuda_graph == "auto"
         self.pos_t = torch.zeros(1, dtype=torch.long, device=device)
         self.it_t = torch.zeros(1, dtype=torch.long, device=device)
@@ -42,7 +49,7 @@ class Stepper:
         p.opt.set_lr(it)
         xb, yb = p.batches.batch(p.x_train, p.y_train, pos)
         if self.manual:
-            per_member = p.model.loss_and_grads(xb, yb)
+            per_member = p.model.loss_and_grads(xb, yb, compiled=self.compiled_manual)
         else:
             with self.autocast:
                 logits = self.forward(xb)

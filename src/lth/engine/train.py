@@ -60,6 +60,9 @@ class EngineOptions:
     cuda_graph: str = "auto"  # auto | off
     channels_last: str = "auto"  # CUDA convnets: auto (inputs and weights in NHWC order) | input | off
     compile: bool = False  # torch.compile the training forward (inside the CUDA graph on GPU); costs compile time
+    # MLPs: "auto" = the hand-written backward on the CPU, autograd elsewhere (with ``compile`` on a GPU: the
+    # hand-written forward and backward as one compiled function); "manual" / "autograd" force one
+    mlp_backward: str = "auto"
     checkpoint_every: Step | None = Step(1, "ep")
     # with checkpoint_every: write a checkpoint at those steps only once this many seconds have passed since the
     # last one (None: at every one). Checkpoints cost I/O; a short run loses little when it restarts.
