@@ -13,6 +13,7 @@ all replicates and rewind steps (and any branch whose parents are trained) toget
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ class Trunk:
     preset: str = ""  # recorded in spec.json for the analysis; not part of the hash
     pretrain: Pretraining | None = None  # the state at step k is pretrained (None: level 0's, as ever)
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         """The trunk's hash: spec, pruning and rewind step (the number of levels does not count), and the
         pretraining only when there is one (so every trunk without pretraining keeps its hash)."""
@@ -71,7 +72,14 @@ class Trunk:
         return out
 
     def node(self, replicate: int, level: int) -> Node:
-        """The node of one level of one replicate (level l references level l-1 and level 0)."""
+        """The node of one level of one replicate (level l references level l-1 and level 0). Made once per trunk
+        object: a plan asks for the same levels many times (branches, stability copies, records)."""
+        cache = self.__dict__.setdefault("_nodes", {})  # not a field: the fields alone are the identity
+        if (replicate, level) not in cache:
+            cache[(replicate, level)] = self._node(replicate, level)
+        return cache[(replicate, level)]
+
+    def _node(self, replicate: int, level: int) -> Node:
         meta = self.meta(replicate, level)
         if level == 0:
             return Node(self.spec, replicate, self.level_dir(replicate, 0), keep=self.keep, meta=meta)

@@ -11,6 +11,7 @@ pieces as one graph, compares, and returns a :class:`RecipeResult` for the repor
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -116,9 +117,14 @@ class RecipeResult:
     datasets: list[str] = field(default_factory=list)
 
 
-# rough training throughput (floating point operations per second) for the estimate in `lth recipe list`
-CPU_FLOPS = 2e9
-GPU_FLOPS = 2e12
+# The estimate in `lth recipe list`: a network's training step costs 3 x its forward's floating point operations
+# per example (torch.utils.flop_counter) x batch at RATE, but never less than OVERHEAD seconds per network-step.
+# Calibrated on measured runs (bench/RESULTS.md): on this project's 2-core CPU LeNet-300-100 (1.2 ms a step)
+# and ResNet-20 (344 ms) both train at about 8e10 operations a second, tiny networks at about 0.3 ms a step; on
+# one H100 the F&C LeNet recipe (230 runs) took 308 s, i.e. about 0.025 ms per network-step in populations of 15,
+# and ResNet-20 1.5-2.6 ms a step (1e13 gives 3.1 ms: pessimistic for convnets, within 2x).
+CPU_FLOPS, CPU_OVERHEAD = 8e10, 3e-4
+GPU_FLOPS, GPU_OVERHEAD = 1e13, 2.5e-5
 
 
 class Recipe:
@@ -201,30 +207,33 @@ class Recipe:
         return list(out.values())
 
     def estimate(self, quick: bool, device: str = "cpu", datasets: Sequence[str] | None = None) -> dict[str, Any]:
-        """``{"runs", "seconds"}``: the number of runs and a rough time (6 x parameters x batch x iterations
-        floating point operations per run at :data:`CPU_FLOPS` or :data:`GPU_FLOPS`) of the pieces
-        :meth:`select` keeps for ``datasets`` (all pieces when None)."""
+        """``{"runs", "seconds"}`` of the pieces :meth:`select` keeps for ``datasets`` (all pieces when None): every
+        run of the graph, ancestors included (a stability copy's trunk), and a rough time: per run, its steps
+        (from its start to its end) at ``max(OVERHEAD, 3 x forward operations x batch / FLOPS)`` seconds each
+        (:data:`CPU_FLOPS` / :data:`GPU_FLOPS`), counting once the runs that share a digest (trained once)."""
         import tempfile
 
         from lth.data.describe import describe
-        from lth.executor.capacity import count_params
+        from lth.graph import closure
 
         with tempfile.TemporaryDirectory() as tmp:
             ctx = Context(quick=quick, root=Path(tmp), datasets=datasets)
-            nodes = self.nodes(self.select(ctx, self.plan(ctx)))
-        flops = 0.0
-        cache: dict[tuple, tuple[int, int]] = {}
-        for n in nodes:
+            nodes = closure(self.nodes(self.select(ctx, self.plan(ctx))))
+        rate, overhead = (GPU_FLOPS, GPU_OVERHEAD) if device != "cpu" else (CPU_FLOPS, CPU_OVERHEAD)
+        seconds = 0.0
+        cache: dict[tuple, tuple[float, int]] = {}
+        for n in {n.digest: n for n in nodes}.values():
             s = n.spec
             key = (s.data.dataset, s.model.model, s.model.norm, s.model.width, s.data.batch_size)
             if key not in cache:
                 info = describe(s.data, None)
-                params = count_params(s.model.model, s.model.norm, s.model.width, info.example_shape,
-                                      info.num_classes)
-                cache[key] = (params, max(1, info.steps_per_epoch(s.data.batch_size)))
-            params, spe = cache[key]
-            flops += 6.0 * params * s.data.batch_size * s.train.training_steps.iterations(spe)
-        return {"runs": len(nodes), "seconds": flops / (GPU_FLOPS if device != "cpu" else CPU_FLOPS)}
+                ops = forward_flops(s.model.model, s.model.norm, s.model.width, info.example_shape,
+                                    info.num_classes)
+                cache[key] = (3.0 * ops * s.data.batch_size, max(1, info.steps_per_epoch(s.data.batch_size)))
+            step_ops, spe = cache[key]
+            steps = max(0, s.train.training_steps.iterations(spe) - n.start_step.iterations(spe))
+            seconds += steps * max(overhead, step_ops / rate)
+        return {"runs": len(nodes), "seconds": seconds}
 
     def run(self, ctx: Context, ex: Any) -> RecipeResult:
         """Plan, keep the pieces on ``ctx.datasets`` (:meth:`select`), check their data, train what is missing (one
@@ -341,3 +350,18 @@ def average_curve_extremes(metrics: pd.DataFrame, steps_per_epoch: int) -> dict[
     if not loss.empty:
         out.update(min_loss=float(loss.min()), min_loss_epoch=float(loss.idxmin()) / steps_per_epoch)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def forward_flops(model: str, norm: str, width: float, example_shape: tuple[int, ...], num_classes: int) -> float:
+    """Floating point operations of one network's forward pass on one example (``torch.utils.flop_counter``)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lth.models import build_model
+
+    net = build_model(model, 1, example_shape, num_classes, norm, width)
+    net.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, 1, *example_shape))
+    return float(counter.get_total_flops())
