@@ -23,7 +23,7 @@ def _spec(model: str, optimizer: str) -> TrainSpec:
 
 
 @pytest.mark.parametrize(("model", "optimizer"), [("fc_32_16", "sgd"), ("fc_32_16", "adam"), ("conv2", "sgd"),
-                                                  ("conv2", "adam")])
+                                                  ("conv2", "adam"), ("resnet_8", "sgd"), ("resnet_8", "adam")])
 def test_population_of_three_equals_each_member_alone_bit_for_bit(tmp_path: Path, model: str, optimizer: str):
     """Three replicates trained together, then each alone, a few SGD (momentum) / Adam steps on digits: the
     final weights are equal bit for bit."""

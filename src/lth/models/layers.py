@@ -107,6 +107,23 @@ def use_channels_last(model: nn.Module, weights: bool = True) -> None:
                 m.weight.data = m.weight.data.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward hands on a contiguous gradient: a member's slice of ``torch.cat``'s gradient is
+    strided, and the CPU BatchNorm backward reduces a strided gradient in another order than a contiguous one."""
+
+    @staticmethod
+    def forward(ctx: object, x: Tensor) -> Tensor:  # noqa: ARG004
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: object, g: Tensor) -> Tensor:  # noqa: ARG004
+        return g.contiguous()
+
+
+def _contiguous_grad(x: Tensor) -> Tensor:
+    return _ContiguousGrad.apply(x) if x.requires_grad else x
+
+
 class PopBatchNorm2d(nn.Module):
     """BatchNorm over ``N*C`` channels: statistics and affine parameters stay per member."""
 
@@ -119,6 +136,11 @@ class PopBatchNorm2d(nn.Module):
         self.register_buffer("running_var", torch.ones(n, channels))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.n > 1 and x.device.type == "cpu":  # per member, as alone: bit-identical to training alone
+            c = self.channels
+            return torch.cat([_contiguous_grad(F.batch_norm(
+                x[:, i * c:(i + 1) * c].contiguous(), self.running_mean[i], self.running_var[i], self.weight[i],
+                self.bias[i], self.training, self.momentum, self.eps)) for i in range(self.n)], 1)
         return F.batch_norm(
             x, self.running_mean.view(-1), self.running_var.view(-1), self.weight.view(-1), self.bias.view(-1),
             self.training, self.momentum, self.eps,
