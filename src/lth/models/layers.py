@@ -159,6 +159,11 @@ class PopGroupNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n, channels))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.n > 1 and x.device.type == "cpu":  # per member, as alone (see PopBatchNorm2d)
+            c = x.shape[1] // self.n
+            return torch.cat([_contiguous_grad(F.group_norm(x[:, i * c:(i + 1) * c].contiguous(), self.groups,
+                                                            self.weight[i], self.bias[i], self.eps))
+                              for i in range(self.n)], 1)
         return F.group_norm(x, self.n * self.groups, self.weight.view(-1), self.bias.view(-1), self.eps)
 
 
@@ -176,9 +181,19 @@ class PopScalar(nn.Module):
             return self.weight.view(1, self.n, 1, 1, 1)
         return self.weight.view(self.n, 1, 1)
 
+    def _per_member(self, x: Tensor, op: str) -> Tensor:
+        """On the CPU, conv layout: each member's channels alone (as a network of one computes, so the scalar's
+        gradient sums in the same order)."""
+        c = x.shape[1] // self.n
+        f = torch.add if op == "add" else torch.mul
+        return torch.cat([_contiguous_grad(f(x[:, i * c:(i + 1) * c].contiguous(), self.weight[i].view(1, 1, 1, 1)))
+                          for i in range(self.n)], 1)
+
     def add(self, x: Tensor) -> Tensor:
         """``x + scalar`` per member."""
         if x.dim() == 4:
+            if self.n > 1 and x.device.type == "cpu":
+                return self._per_member(x, "add")
             b, nc, h, w = x.shape
             return (x.view(b, self.n, nc // self.n, h, w) + self._shaped(x)).view(b, nc, h, w)
         return x + self._shaped(x)
@@ -186,6 +201,8 @@ class PopScalar(nn.Module):
     def mul(self, x: Tensor) -> Tensor:
         """``x * scalar`` per member."""
         if x.dim() == 4:
+            if self.n > 1 and x.device.type == "cpu":
+                return self._per_member(x, "mul")
             b, nc, h, w = x.shape
             return (x.view(b, self.n, nc // self.n, h, w) * self._shaped(x)).view(b, nc, h, w)
         return x * self._shaped(x)
