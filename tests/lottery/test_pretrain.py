@@ -77,7 +77,7 @@ def test_pretraining_node_trains_the_task_for_k_steps_from_level0_init(task: str
         assert t.node(0, level).setup.refs[0] == start and t.node(0, level).start_step == Step.parse(K)
 
 
-def test_sparse_pretraining_is_per_level_and_refuses_branches() -> None:
+def test_sparse_pretraining_is_per_level_and_branches_start_from_their_level() -> None:
     t = trunk(Pretraining("rotation", sparse=True))
     with pytest.raises(ValueError):
         t.start_ref(0)
@@ -88,8 +88,16 @@ def test_sparse_pretraining_is_per_level_and_refuses_branches() -> None:
         assert pre.path == t.level_dir(0, 0).parent / "pretrain" / f"level_{level}"
         assert t.node(0, level).setup.refs[0] == Ref(t.pretrain_head_node(0, level), "state:final")
     assert len(t.pretrain_nodes(0, 2)) == 4
+    plan = LotteryPlan([t], 2, 1, {"noise": api.branch_options("noise", {}), "reinit": api.branch_options("reinit",
+                                                                                                            {})})
+    noise = {n.meta["level"]: n for n in plan.branch_nodes() if n.meta["branch"] == "noise"}
+    assert sorted(noise) == [1, 2]  # a rewound branch at level l starts where the trunk's level l starts
+    for level, n in noise.items():
+        assert n.setup.refs[0] == Ref(t.pretrain_head_node(0, level), "state:final") == t.node(0, level).setup.refs[0]
+    reinit = [n for n in plan.branch_nodes() if n.meta["branch"] == "reinit"]
+    assert reinit and all(t.pretrain_node(0, 1) not in n.parents() for n in reinit)  # a fresh init: no pretraining
     with pytest.raises(UserError, match="--pretrain-sparse"):
-        LotteryPlan([t], 2, 1, {"reinit": api.branch_options("reinit", {})})
+        LotteryPlan([t], 2, 1, {"noise": api.branch_options("noise", {})}, branch_levels=[0]).branch_nodes()
 
 
 def test_dense_pretraining_is_where_rewound_branches_start() -> None:

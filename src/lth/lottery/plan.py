@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from lth.data.describe import DataInfo, describe
-from lth.errors import UserError
 from lth.graph import Node
 from lth.lottery.branches import branch_record, plan_branch
 from lth.lottery.trunk import Trunk, check_trunks, level_record
@@ -49,9 +48,6 @@ class LotteryPlan:
         self.spe = max(1, self.info.steps_per_epoch(spec.data.batch_size))
         total = spec.train.training_steps.iterations(self.spe)
         check_trunks(self.trunks, total, self.spe, self.kinds)
-        if self.branches and any(t.pretrain is not None and t.pretrain.sparse for t in self.trunks):
-            raise UserError(f"--pretrain-sparse: not with --branches ({', '.join(self.branches)}); a branch starts "
-                            "from one rewinding point per replicate, sparse pretraining makes one per level")
         if self.branch_levels is None:
             self.branch_levels = list(range(1, self.levels + 1))
 

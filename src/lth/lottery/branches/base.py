@@ -68,9 +68,14 @@ class BranchContext:
         """The mask of the trunk's level (all ones at level 0)."""
         return Ref(self.trunk.node(replicate, level), "mask")
 
-    def start(self, replicate: int) -> Ref:
-        """Level 0's state at the rewind step."""
-        return self.trunk.start_ref(replicate)
+    def start(self, replicate: int, level: int) -> Ref:
+        """Where a branch at ``level`` starts: level 0's state at the rewind step, or the pretrained state (with
+        ``--pretrain-sparse``: the one pretrained under ``level``'s mask, as the trunk's level starts there)."""
+        pre = self.trunk.pretrain
+        if pre is not None and pre.sparse and level < 1:
+            raise UserError(f"branch {self.name} at level 0 with --pretrain-sparse: sparse pretraining is per pruned "
+                            "level (1, 2, ...); level 0 has none to start from")
+        return self.trunk.start_ref(replicate, level)
 
     def dense(self, replicate: int, name: str = "final") -> Ref:
         """A state of the trunk's dense level 0."""

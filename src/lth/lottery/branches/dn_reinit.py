@@ -43,7 +43,7 @@ def dn_plan(op_name: str) -> Callable[[BranchContext, int, int], list[Node]]:
     """The plan of a branch that redraws weights from D_n with op ``op_name`` (dn-reinit, remask): one node per
     replicate and level, rewound to the trunk's step k."""
     def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
-        recipe = Recipe.make(op_name, ctx.start(r), ctx.ticket(r, level), seed=ctx.options.branch_seed,
+        recipe = Recipe.make(op_name, ctx.start(r, level), ctx.ticket(r, level), seed=ctx.options.branch_seed,
                              replicate=r, level=level, pool=ctx.options.dn_pool)
         return [ctx.node(r, level, recipe)]
     return plan

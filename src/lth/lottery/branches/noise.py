@@ -38,7 +38,7 @@ def noise(ctx: OpContext, start: dict, ticket: dict, *, scale: float, seed: int,
 def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     """One node per replicate and level, rewound to the trunk's step k."""
     o = ctx.options
-    recipe = Recipe.make("noise", ctx.start(r), ctx.ticket(r, level), scale=o.noise_scale, seed=o.branch_seed,
+    recipe = Recipe.make("noise", ctx.start(r, level), ctx.ticket(r, level), scale=o.noise_scale, seed=o.branch_seed,
                          replicate=r, level=level)
     return [ctx.node(r, level, recipe)]
 

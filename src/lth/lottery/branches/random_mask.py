@@ -28,7 +28,7 @@ def random_mask(ctx: OpContext, state: dict, ticket: dict, *, mode: str, seed: i
 
 def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     """One node per replicate and level, rewound to the trunk's step k."""
-    recipe = Recipe.make("random_mask", ctx.start(r), ctx.ticket(r, level), mode=ctx.options.mask_mode,
+    recipe = Recipe.make("random_mask", ctx.start(r, level), ctx.ticket(r, level), mode=ctx.options.mask_mode,
                          seed=ctx.options.branch_seed, replicate=r, level=level)
     return [ctx.node(r, level, recipe)]
 

@@ -46,7 +46,7 @@ def retrained_spec(spec: TrainSpec, items: tuple[str, ...]) -> TrainSpec:
 def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     """One node per replicate and level: the ticket, rewound, under the changed hyperparameters."""
     spec = retrained_spec(ctx.trunk.spec, ctx.options.set)
-    return [ctx.node(r, level, Recipe.make("ticket", ctx.start(r), ctx.ticket(r, level)), spec=spec)]
+    return [ctx.node(r, level, Recipe.make("ticket", ctx.start(r, level), ctx.ticket(r, level)), spec=spec)]
 
 
 BRANCH = Branch(RetrainOptions, plan, "the ticket trained with other hyperparameters (--set lr=...)")

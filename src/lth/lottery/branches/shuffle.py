@@ -33,7 +33,7 @@ def shuffle(ctx: OpContext, start: dict, ticket: dict, *, within: str, same_sign
 def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     """One node per replicate and level, rewound to the trunk's step k."""
     o = ctx.options
-    recipe = Recipe.make("shuffle", ctx.start(r), ctx.ticket(r, level), within=o.shuffle_within,
+    recipe = Recipe.make("shuffle", ctx.start(r, level), ctx.ticket(r, level), within=o.shuffle_within,
                          same_sign=o.same_sign, seed=o.branch_seed, replicate=r, level=level)
     return [ctx.node(r, level, recipe)]
 

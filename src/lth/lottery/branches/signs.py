@@ -37,7 +37,7 @@ def signs(ctx: OpContext, start: dict, init: dict, ticket: dict, *, magnitudes_f
 def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     """One node per replicate and level, rewound to the trunk's step k."""
     o = ctx.options
-    recipe = Recipe.make("signs", ctx.start(r), ctx.dense(r, "init"), ctx.ticket(r, level),
+    recipe = Recipe.make("signs", ctx.start(r, level), ctx.dense(r, "init"), ctx.ticket(r, level),
                          magnitudes_from=o.magnitudes_from, signs_from=o.signs_from)
     return [ctx.node(r, level, recipe)]
 

@@ -85,7 +85,7 @@ def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
         raise UserError(f"--target-dataset {o.target_dataset}: examples of shape {KNOWN[o.target_dataset][0]}, "
                         f"the trunk's are {tuple(ctx.example_shape)}; allowed: a dataset of the same input shape")
     spec = dataclasses.replace(spec, data=dataclasses.replace(spec.data, dataset=o.target_dataset))
-    recipe = Recipe.make("transfer", ctx.start(r), ctx.ticket(r, level), init=o.transfer_init)
+    recipe = Recipe.make("transfer", ctx.start(r, level), ctx.ticket(r, level), init=o.transfer_init)
     if o.transfer_init == "reinit":
         spec = dataclasses.replace(spec, train=dataclasses.replace(
             spec.train, init_seed=REINIT_SEED_BASE + 1000 * o.branch_seed + r))
