@@ -8,9 +8,9 @@ shapes the F&C figure and the mode-connectivity recipe train:
 - ``mc12_one_clock``: the same 12 members on one clock (what the four clock groups cost);
 - ``fc15_manual``: ``fc15`` with the MLP's hand-written backward (``EngineOptions(mlp_backward="manual")``), fewer
   kernels than autograd's;
-- ``fc15_tf32``: ``fc15`` with TF32 matmuls (changes results; a measurement, not an lth option);
+- ``fc15_tf32``: ``fc15`` with TF32 matmuls (``--tf32``: rounds differently);
 - ``fc15_compile``: ``fc15`` with ``--compile``: for an MLP the hand-written forward and backward compiled as one
-  function (set-up seconds include the compilation).
+  function (set-up seconds include the compilation); ``fc15_compile_tf32``: both.
 
 Then a CUDA-kernel table (torch.profiler) of one eager step of ``fc15`` and ``mc12``: how many kernels a step
 launches and which cost most. Prints JSON lines.
@@ -36,7 +36,7 @@ from lth.engine.train import EngineOptions, Job, train_population
 from lth.presets import get_preset
 from lth.spec import Step
 
-CONFIGS = ("fc15", "mc12", "mc12_one_clock", "fc15_manual", "fc15_tf32", "fc15_compile")
+CONFIGS = ("fc15", "mc12", "mc12_one_clock", "fc15_manual", "fc15_tf32", "fc15_compile", "fc15_compile_tf32")
 
 
 def make_jobs(root: Path, n: int, total: int, every: int, starts: list[int]) -> list[Job]:
@@ -63,13 +63,11 @@ def timed(name: str, data: Dataset, measure: int, device: torch.device, late: li
             stamps[info["iteration"]] = time.perf_counter()
             evals[info["iteration"]] = info["eval_seconds"]
 
-    torch.backends.cuda.matmul.allow_tf32 = name.endswith("tf32")
-    opts = EngineOptions(device=str(device), checkpoint_every=None, callback=cb, compile=name.endswith("compile"),
-                         mlp_backward="manual" if name.endswith("manual") else "auto")
+    opts = EngineOptions(device=str(device), checkpoint_every=None, callback=cb, compile="compile" in name,
+                         mlp_backward="manual" if "manual" in name else "auto", tf32="tf32" in name)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         train_population(make_jobs(Path(tmp), n, warm + measure, warm, starts), data, opts)
-    torch.backends.cuda.matmul.allow_tf32 = False
     end = warm + measure
     step = (stamps[end] - stamps[warm] - evals[end]) / measure
     return {"config": name, "members": n, "clock_groups": len(starts), "ms_per_step": round(1000 * step, 4),

@@ -135,3 +135,18 @@ def test_hand_written_mlp_backward_inside_the_graph_trains_like_autograd(tmp_pat
     for a, b in zip(*finals, strict=True):
         for key in a:
             assert torch.allclose(a[key], b[key], atol=1e-3), key
+
+
+def test_tf32_is_an_engine_option_recorded_in_spec_json(tmp_path: Path) -> None:
+    """``--tf32`` turns TF32 matrix products on for the population and every run's spec.json says so."""
+    import json
+
+    from lth.executor import LocalExecutor
+    from lth.graph import Node
+
+    spec = specs()[0]
+    for flag in (True, False):
+        node = Node(spec, 0, tmp_path / str(flag))
+        LocalExecutor(options=EngineOptions(device="cuda", tf32=flag, checkpoint_every=None)).run([node])
+        assert json.loads((node.path / "spec.json").read_text())["population"]["tf32_matmul"] is flag
+        assert torch.backends.cuda.matmul.allow_tf32 is flag

@@ -152,6 +152,9 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
                    help="record telemetry more often before this step (with --telemetry-dense-every)")
     r.add_argument("--telemetry-dense-every", default=None, metavar="STEP",
                    help="the telemetry interval before --telemetry-dense-until")
+    r.add_argument("--tf32", action="store_true",
+                   help="CUDA: TF32 for float32 matrix products (faster, rounds differently; cuDNN's convolutions use "
+                        "TF32 already); recorded in each run's spec.json")
     r.add_argument("--compile", action="store_true",
                    help="torch.compile the training forward (MLPs on a GPU: forward and hand-written backward as one "
                         "function, compiled once per process and shape; inside the CUDA graph; adds compile time)")
@@ -234,7 +237,8 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
     if ("telemetry_dense_until" in telemetry) != ("telemetry_dense_every" in telemetry):
         raise UserError("--telemetry-dense-until and --telemetry-dense-every go together")
     opts = EngineOptions(device=args.device, cuda_graph=args.cuda_graph, checkpoint_every=ckpt,
-                         checkpoint_seconds=seconds, callback=progress.callback, compile=args.compile, **telemetry)
+                         checkpoint_seconds=seconds, callback=progress.callback, compile=args.compile,
+                         tf32=getattr(args, "tf32", False), **telemetry)
     return EXECUTORS[args.executor](data_dir=args.data_dir, options=opts, max_population=args.max_population,
                                     on_population=progress.population, on_event=progress.graph_event,
                                     **cluster_options(args))

@@ -63,6 +63,8 @@ class EngineOptions:
     # MLPs: "auto" = the hand-written backward on the CPU, autograd elsewhere (with ``compile`` on a GPU: the
     # hand-written forward and backward as one compiled function); "manual" / "autograd" force one
     mlp_backward: str = "auto"
+    # CUDA: TF32 for float32 matrix products (cuDNN's convolutions use TF32 by default already); rounds differently
+    tf32: bool = False
     checkpoint_every: Step | None = Step(1, "ep")
     # with checkpoint_every: write a checkpoint at those steps only once this many seconds have passed since the
     # last one (None: at every one). Checkpoints cost I/O; a short run loses little when it restarts.

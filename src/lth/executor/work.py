@@ -83,11 +83,15 @@ def check_nodes(nodes: list[Node], data: Dataset) -> None:
     check_jobs(spe_nodes, data)
 
 
-def population_record(jobs: list[Job], device: torch.device) -> dict[str, Any]:
-    """What a population's members record about what they were trained beside (reproducibility)."""
-    return {"size": len(jobs), "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-            "torch": torch.__version__, "members": [str(j.run_dir) for j in jobs]}
+def population_record(jobs: list[Job], device: torch.device, tf32: bool = False) -> dict[str, Any]:
+    """What a population's members record about what they were trained beside (reproducibility), and how the
+    device rounded (``tf32``: TF32 matrix products on CUDA)."""
+    out = {"size": len(jobs), "device": str(device),
+           "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+           "torch": torch.__version__, "members": [str(j.run_dir) for j in jobs]}
+    if device.type == "cuda":
+        out["tf32_matmul"] = bool(tf32)
+    return out
 
 
 def discard_damaged(run: RunDir) -> None:
@@ -113,7 +117,7 @@ def train_group(nodes: list[Node], data: Dataset, options: EngineOptions,
             discard_damaged(RunDir(n.path))
         if todo:
             jobs = [to_job(n, data) for n in todo]
-            pop = population_record(jobs, options.torch_device())
+            pop = population_record(jobs, options.torch_device(), options.tf32)
             for j in jobs:
                 j.meta["population"] = pop
             if on_population:
