@@ -162,7 +162,8 @@ def evaluate_states(
             recompute_batchnorm(pop, bn_data, bn_batches, bn_batch_size, precision)
         alone = one_by_one if one_by_one is not None else (dev.type == "cuda" and has_conv(pop))
         if alone and len(group) > 1:
-            single = single or build(1)
+            if single is None:
+                single = build(1)
             parts = []
             for i in range(len(group)):
                 single.load_member(0, pop.member_state(i))
