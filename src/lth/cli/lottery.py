@@ -169,7 +169,8 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
                    **({"pretrain": records["pretrain"]} if "pretrain" in records else {})})
     else:
         print_levels(records["runs"] + records["branches"])
-        print(f"results in {Path(records['runs'][0]['path']).parent.parent}", file=sys.stderr)
+        experiments = list(dict.fromkeys(str(Path(r["path"]).parent.parent) for r in records["runs"]))
+        print(f"results in {', '.join(experiments)}", file=sys.stderr)  # one lottery_<hash> per --rewind step
     return code
 
 
