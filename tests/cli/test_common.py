@@ -27,3 +27,12 @@ def test_every_run_diverged_exits_1_with_one_summary(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("lth: 2 of 2 runs diverged:") == 1
+
+
+def test_a_bad_pruning_value_names_the_flag_as_typed(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    for flag, value in (("--pruning-fraction", "abc"), ("--pruning-seed", "1.5")):
+        code = main(["lottery", "--preset", "digits_mlp", "--levels", "1", flag, value, "--root", str(tmp_path / "s")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1
+        assert err.startswith(f"lth: error: {flag}: bad value {value!r}"), err
+        assert not (tmp_path / "s").exists()

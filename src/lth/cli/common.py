@@ -62,11 +62,23 @@ def add_spec_flags(p: argparse.ArgumentParser, base: TrainSpec | None) -> None:
                             metavar=False)
 
 
-def dataclass_from_args(args: argparse.Namespace, cls: type, dest_prefix: str, base: Any) -> Any:
-    """``base`` with the flags the user gave (``dest_prefix<field>``) applied and parsed to their types."""
+def dataclass_from_args(args: argparse.Namespace, cls: type, dest_prefix: str, base: Any,
+                        flag_of: Any = None) -> Any:
+    """``base`` with the flags the user gave (``dest_prefix<field>``) applied and parsed to their types; a bad
+    value is a UserError naming the flag as ``flag_of(field)`` spells it (default ``--field-name``)."""
     types = {n: t for n, _, t in hparam_fields(cls)}
-    changes = {n: parse_value(types[n], v, n) for k, v in vars(args).items() if k.startswith(dest_prefix)
-               for n in [k[len(dest_prefix):]] if n in types}
+    changes = {}
+    for k, v in vars(args).items():
+        n = k[len(dest_prefix):]
+        if not k.startswith(dest_prefix) or n not in types:
+            continue
+        try:
+            changes[n] = parse_value(types[n], v, n)
+        except UserError as e:
+            default = f"--{n.replace('_', '-')}"
+            if flag_of is None or not str(e).startswith(default):
+                raise
+            raise UserError(flag_of(n) + str(e)[len(default):]) from None
     return dataclasses.replace(base, **changes)
 
 
@@ -82,10 +94,10 @@ def spec_from_args(args: argparse.Namespace, base: TrainSpec) -> TrainSpec:
 def pruning_from_args(args: argparse.Namespace) -> Any:
     """The preset's pruning recipe with the pruning flags applied, validated."""
     from lth.presets import get_preset
-    from lth.prune import PruneHparams
+    from lth.prune import PruneHparams, flag
 
     base = PruneHparams(**get_preset(args.preset).pruning)  # type: ignore[arg-type]
-    hp = dataclass_from_args(args, PruneHparams, "prune__", base)
+    hp = dataclass_from_args(args, PruneHparams, "prune__", base, flag)
     try:
         hp.validate()
     except UserError as e:  # name the flag as the user typed it
