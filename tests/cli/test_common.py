@@ -36,3 +36,22 @@ def test_a_bad_pruning_value_names_the_flag_as_typed(capsys: pytest.CaptureFixtu
         assert code == 2 and len(err.splitlines()) == 1
         assert err.startswith(f"lth: error: {flag}: bad value {value!r}"), err
         assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["train", "--preset", "digits_mlp", "--lr-rate", "0.1"], ["--lr-rate", "did you mean --lr", "lth train --help"]),
+    (["train", "--preset", "digits_mlp", "--streams", "4"], ["--streams", "lth train --help"]),
+    (["lottery", "--preset", "digits_mlp", "--levels", "1", "--brnches", "reinit"],
+     ["--brnches", "did you mean --branches", "lth lottery --help"]),
+    (["lotery", "--preset", "digits_mlp", "--levels", "1"], ["'lotery'", "did you mean lottery", "allowed: train"]),
+    (["train", "--preset", "digits_mlp", "--cuda-graph", "of"], ["--cuda-graph", "'of'", "allowed: auto, off"]),
+])
+def test_unknown_flags_commands_and_choices_suggest_the_near_ones(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                                    argv: list[str], named: list[str]) -> None:
+    code = main([*argv, "--root", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("lth: error: ")
+    for word in named:
+        assert word in err, err
+    assert not (tmp_path / "s").exists()

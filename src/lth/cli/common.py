@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,10 +22,65 @@ AUTO_CHECKPOINT_SECONDS = 60.0  # --checkpoint-every auto: lose at most about a 
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and exit code 2 (the CONTRACT's bad-input promise)."""
+    """argparse with one-line errors and exit code 2 (the CONTRACT's bad-input promise): an unknown flag, command
+    or choice is named with the near ones (``did you mean --lr?``) and where the allowed ones are listed."""
 
     def error(self, message: str) -> NoReturn:
+        m = re.fullmatch(r"argument (\S+): invalid choice: '(.*)' \(choose from (.*)\)", message, re.S)
+        if m:
+            what, value = m.group(1), m.group(2)
+            allowed = [c.strip().strip("'") for c in m.group(3).split(",")]
+            near = difflib.get_close_matches(value, allowed, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            if what == "command":
+                raise UserError(f"unknown command {value!r}{hint}; allowed: {', '.join(allowed)}")
+            raise UserError(f"{what}: bad value {value!r}{hint}; allowed: {', '.join(allowed)}")
         raise UserError(message)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse's, with unknown flags named beside the nearest known ones of the command they were
+        given to."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(self._unknown(extras, ns))
+        return ns
+
+    def _unknown(self, extras: list[str], ns: argparse.Namespace) -> str:
+        """The message for arguments no flag took: the first unknown flag, the nearest known flags of the
+        command, and the ``--help`` that lists them."""
+        parser: argparse.ArgumentParser = self
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and getattr(ns, action.dest, None) in action.choices:
+                parser = action.choices[getattr(ns, action.dest)]
+        flags = [a.split("=", 1)[0] for a in extras if a.startswith("-")]
+        if not flags:
+            return f"unrecognized arguments: {' '.join(extras)}; allowed: see `{parser.prog} --help`"
+        near = near_flags(flags[0], [o for o in parser._option_string_actions if o.startswith("--")])
+        hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+        return f"unrecognized arguments: {' '.join(extras)}{hint}; allowed: the flags `{parser.prog} --help` lists"
+
+
+# Names other tools give lth's flags: what a newcomer types first.
+_SYNONYMS = {"--learning-rate": "--lr", "--epochs": "--training-steps", "--iterations": "--training-steps",
+             "--steps": "--training-steps", "--seed": "--init-seed", "--seeds": "--replicates",
+             "--gpu": "--device", "--cuda": "--device", "--output": "--root", "--output-dir": "--root",
+             "--out": "--root", "--prune-fraction": "--pruning-fraction", "--pruning-rate": "--pruning-fraction",
+             "--prune-rate": "--pruning-fraction", "--rounds": "--levels", "--data": "--data-dir"}
+
+
+def near_flags(flag: str, known: list[str]) -> list[str]:
+    """The known flags a mistyped ``flag`` most likely meant (at most two): a synonym lth names otherwise
+    (``--epochs`` -> ``--training-steps``), the same flag with dashes (``--data_dir``), a known flag the typed one
+    extends (``--lr-rate`` -> ``--lr``), else the close spellings."""
+    if flag in _SYNONYMS and _SYNONYMS[flag] in known:
+        return [_SYNONYMS[flag]]
+    dashed = "--" + flag.lstrip("-").replace("_", "-")
+    if dashed in known:
+        return [dashed]
+    extended = [k for k in known if dashed.startswith(k + "-")]
+    if extended:
+        return [max(extended, key=len)]
+    return difflib.get_close_matches(dashed, known, n=2, cutoff=0.75)
 
 
 # ------------------------------------------------------------------------------------------------ flags
