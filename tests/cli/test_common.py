@@ -55,3 +55,12 @@ def test_unknown_flags_commands_and_choices_suggest_the_near_ones(capsys: pytest
     for word in named:
         assert word in err, err
     assert not (tmp_path / "s").exists()
+
+
+def test_tf32_on_the_cpu_says_it_does_nothing(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    argv = ["train", "--preset", "digits_mlp", "--training-steps", "1it", "--device", "cpu", "--root", str(tmp_path)]
+    assert main([*argv, "--tf32"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "--tf32" in line]
+    assert len(warned) == 1 and "no effect" in warned[0] and "cpu" in warned[0], warned
+    assert main(argv) == 0
+    assert "--tf32" not in capsys.readouterr().err

@@ -285,8 +285,14 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
             raise UserError(f"--checkpoint-every: {e} (or 'never')") from None
         if ckpt.count == 0:
             raise UserError(f"--checkpoint-every {args.checkpoint_every}: expected at least 1it, or 'never'")
-    check_device(args.device)
+    device = check_device(args.device)
     check_root(args.root)
+    if getattr(args, "tf32", False) and args.executor == "local":
+        import torch
+
+        if (device or torch.device("cuda" if torch.cuda.is_available() else "cpu")).type != "cuda":
+            print("lth: --tf32 has no effect on the cpu (TF32 is a CUDA matrix-product mode); training in float32",
+                  file=sys.stderr)
     if getattr(args, "threads", None) is not None:
         import torch
 
