@@ -57,3 +57,11 @@ def test_bad_input_is_exit_2(store: Path, extra: list[str]) -> None:
         argv = ["hessian", "--root", str(store), *extra]
     code, out, err = lth(*argv)
     assert code == 2 and out == "" and err.startswith("lth: error:") and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x"] + ([] if torch.cuda.is_available() else ["cuda"]))
+def test_a_bad_device_is_bad_input(tmp_path: Path, device: str) -> None:
+    code, out, err = lth("hessian", "--root", str(tmp_path), "--steps", "final", "--device", device)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith((f"lth: error: --device {device}", f"lth: error: --device: unknown value {device!r}")), err

@@ -70,3 +70,31 @@ def test_json_carries_the_kept_datasets(capsys: pytest.CaptureFixture, tmp_path:
     doc = json.loads(out)
     assert doc["datasets"] == ["digits"]
     assert not any("left out" in s for s in doc["substitutions"])  # digits is every piece of the quick plan
+
+
+def _fake_mnist(root: Path, train: int = 5100, test: int = 100) -> Path:
+    """Random IDX files in MNIST's layout (enough training examples for lenet_300_100's 5,000 held out)."""
+    import numpy as np
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, shape in (("train-images-idx3-ubyte", (train, 28, 28)), ("train-labels-idx1-ubyte", (train,)),
+                        ("t10k-images-idx3-ubyte", (test, 28, 28)), ("t10k-labels-idx1-ubyte", (test,))):
+        data = rng.integers(0, 10 if len(shape) == 1 else 256, shape, dtype=np.uint8)
+        header = bytes([0, 0, 8, len(shape)]) + b"".join(d.to_bytes(4, "big") for d in shape)
+        (raw / name).write_bytes(header + data.tobytes())
+    return root
+
+
+def test_a_rescaled_full_recipe_is_not_comparable(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    # --levels 1 --training-steps 2it: the "ticket at 3.5% density" row is a level-1 ticket after 2 iterations
+    data = _fake_mnist(tmp_path / "data")
+    code, out, err = lth(capsys, "recipe", "lottery", "--datasets", "mnist", *SMALL, "--training-steps", "2it",
+                         "--data-dir", str(data), "--root", str(tmp_path / "r"), "--threads", "1", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert any(r["paper"] is not None for r in rows)
+    assert not any(r["comparable"] for r in rows), rows
+    with open(tmp_path / "r" / "report" / "paper_vs_lth.csv") as f:
+        assert "True" not in f.read()

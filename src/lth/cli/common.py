@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,10 +22,65 @@ AUTO_CHECKPOINT_SECONDS = 60.0  # --checkpoint-every auto: lose at most about a 
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and exit code 2 (the CONTRACT's bad-input promise)."""
+    """argparse with one-line errors and exit code 2 (the CONTRACT's bad-input promise): an unknown flag, command
+    or choice is named with the near ones (``did you mean --lr?``) and where the allowed ones are listed."""
 
     def error(self, message: str) -> NoReturn:
+        m = re.fullmatch(r"argument (\S+): invalid choice: '(.*)' \(choose from (.*)\)", message, re.S)
+        if m:
+            what, value = m.group(1), m.group(2)
+            allowed = [c.strip().strip("'") for c in m.group(3).split(",")]
+            near = difflib.get_close_matches(value, allowed, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            if what == "command":
+                raise UserError(f"unknown command {value!r}{hint}; allowed: {', '.join(allowed)}")
+            raise UserError(f"{what}: bad value {value!r}{hint}; allowed: {', '.join(allowed)}")
         raise UserError(message)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse's, with unknown flags named beside the nearest known ones of the command they were
+        given to."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(self._unknown(extras, ns))
+        return ns
+
+    def _unknown(self, extras: list[str], ns: argparse.Namespace) -> str:
+        """The message for arguments no flag took: the first unknown flag, the nearest known flags of the
+        command, and the ``--help`` that lists them."""
+        parser: argparse.ArgumentParser = self
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and getattr(ns, action.dest, None) in action.choices:
+                parser = action.choices[getattr(ns, action.dest)]
+        flags = [a.split("=", 1)[0] for a in extras if a.startswith("-")]
+        if not flags:
+            return f"unrecognized arguments: {' '.join(extras)}; allowed: see `{parser.prog} --help`"
+        near = near_flags(flags[0], [o for o in parser._option_string_actions if o.startswith("--")])
+        hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+        return f"unrecognized arguments: {' '.join(extras)}{hint}; allowed: the flags `{parser.prog} --help` lists"
+
+
+# Names other tools give lth's flags: what a newcomer types first.
+_SYNONYMS = {"--learning-rate": "--lr", "--epochs": "--training-steps", "--iterations": "--training-steps",
+             "--steps": "--training-steps", "--seed": "--init-seed", "--seeds": "--replicates",
+             "--gpu": "--device", "--cuda": "--device", "--output": "--root", "--output-dir": "--root",
+             "--out": "--root", "--prune-fraction": "--pruning-fraction", "--pruning-rate": "--pruning-fraction",
+             "--prune-rate": "--pruning-fraction", "--rounds": "--levels", "--data": "--data-dir"}
+
+
+def near_flags(flag: str, known: list[str]) -> list[str]:
+    """The known flags a mistyped ``flag`` most likely meant (at most two): a synonym lth names otherwise
+    (``--epochs`` -> ``--training-steps``), the same flag with dashes (``--data_dir``), a known flag the typed one
+    extends (``--lr-rate`` -> ``--lr``), else the close spellings."""
+    if flag in _SYNONYMS and _SYNONYMS[flag] in known:
+        return [_SYNONYMS[flag]]
+    dashed = "--" + flag.lstrip("-").replace("_", "-")
+    if dashed in known:
+        return [dashed]
+    extended = [k for k in known if dashed.startswith(k + "-")]
+    if extended:
+        return [max(extended, key=len)]
+    return difflib.get_close_matches(dashed, known, n=2, cutoff=0.75)
 
 
 # ------------------------------------------------------------------------------------------------ flags
@@ -62,11 +119,23 @@ def add_spec_flags(p: argparse.ArgumentParser, base: TrainSpec | None) -> None:
                             metavar=False)
 
 
-def dataclass_from_args(args: argparse.Namespace, cls: type, dest_prefix: str, base: Any) -> Any:
-    """``base`` with the flags the user gave (``dest_prefix<field>``) applied and parsed to their types."""
+def dataclass_from_args(args: argparse.Namespace, cls: type, dest_prefix: str, base: Any,
+                        flag_of: Any = None) -> Any:
+    """``base`` with the flags the user gave (``dest_prefix<field>``) applied and parsed to their types; a bad
+    value is a UserError naming the flag as ``flag_of(field)`` spells it (default ``--field-name``)."""
     types = {n: t for n, _, t in hparam_fields(cls)}
-    changes = {n: parse_value(types[n], v, n) for k, v in vars(args).items() if k.startswith(dest_prefix)
-               for n in [k[len(dest_prefix):]] if n in types}
+    changes = {}
+    for k, v in vars(args).items():
+        n = k[len(dest_prefix):]
+        if not k.startswith(dest_prefix) or n not in types:
+            continue
+        try:
+            changes[n] = parse_value(types[n], v, n)
+        except UserError as e:
+            default = f"--{n.replace('_', '-')}"
+            if flag_of is None or not str(e).startswith(default):
+                raise
+            raise UserError(flag_of(n) + str(e)[len(default):]) from None
     return dataclasses.replace(base, **changes)
 
 
@@ -82,10 +151,10 @@ def spec_from_args(args: argparse.Namespace, base: TrainSpec) -> TrainSpec:
 def pruning_from_args(args: argparse.Namespace) -> Any:
     """The preset's pruning recipe with the pruning flags applied, validated."""
     from lth.presets import get_preset
-    from lth.prune import PruneHparams
+    from lth.prune import PruneHparams, flag
 
     base = PruneHparams(**get_preset(args.preset).pruning)  # type: ignore[arg-type]
-    hp = dataclass_from_args(args, PruneHparams, "prune__", base)
+    hp = dataclass_from_args(args, PruneHparams, "prune__", base, flag)
     try:
         hp.validate()
     except UserError as e:  # name the flag as the user typed it
@@ -216,8 +285,14 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
             raise UserError(f"--checkpoint-every: {e} (or 'never')") from None
         if ckpt.count == 0:
             raise UserError(f"--checkpoint-every {args.checkpoint_every}: expected at least 1it, or 'never'")
-    check_device(args.device)
+    device = check_device(args.device)
     check_root(args.root)
+    if getattr(args, "tf32", False) and args.executor == "local":
+        import torch
+
+        if (device or torch.device("cuda" if torch.cuda.is_available() else "cpu")).type != "cuda":
+            print("lth: --tf32 has no effect on the cpu (TF32 is a CUDA matrix-product mode); training in float32",
+                  file=sys.stderr)
     if getattr(args, "threads", None) is not None:
         import torch
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from lth.cli.common import DEFAULT_ROOT, emit_json, whole_number
+from lth.cli.common import DEFAULT_ROOT, check_device, emit_json, whole_number
 from lth.errors import UserError
 from lth.spec import TrainSpec
 from lth.store import paths
@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     p.add_argument("--bn-mode", default="train", help="BatchNorm on batch statistics (train) or running ones (eval)")
     p.add_argument("--examples", default="1000", help="training examples in the loss (the first ones)")
     p.add_argument("--data-dir", default=None, help="where the datasets are")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--json", action="store_true", help="print the rows as JSON (always on)")
 
 
@@ -104,10 +104,10 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     examples = whole_number(args.examples, 1, "--examples")
     if iters < k:
         raise UserError(f"--iters {iters}: fewer than --k {k}; allowed: a number >= --k")
+    device = check_device(args.device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     root = Path(args.root)
     if not root.is_dir():
         raise UserError(f"--root {args.root!r}: no such store directory")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     members = find_runs(root, args.preset, list(args.steps))
     if not members:
         raise UserError(f"--steps {' '.join(args.steps)}: no finished run under {root} has such a state")

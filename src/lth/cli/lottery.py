@@ -145,15 +145,30 @@ def branches_from_args(args: argparse.Namespace, names: list[str], given_as: str
     return out
 
 
+def branch_levels_from_args(text: str, levels: int) -> list[int]:
+    """``--branch-levels`` as sorted level numbers, each one the trunk of ``--levels`` has (0..levels); a
+    UserError naming ``--branch-levels`` otherwise (a higher level would silently train trunk levels the command
+    does not report)."""
+    from lth.lottery import parse_levels
+
+    try:
+        out = parse_levels(text)
+    except UserError as e:
+        raise UserError(str(e).replace("--levels", "--branch-levels", 1)) from None
+    if out[-1] > levels:
+        raise UserError(f"--branch-levels {text}: level {out[-1]} is beyond the trunk's --levels {levels}; "
+                        f"allowed: levels 0-{levels} (or raise --levels)")
+    return out
+
+
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Plan the trunk (and branches) as one graph, train what is missing, print the records."""
     args._argv = argv  # flags as typed, so errors name them so (--strategy)
-    from lth.lottery import parse_levels
     from lth.lottery.plan import LotteryPlan
 
     levels = whole_number(args.levels, 0, "--levels")
     branches = branches_from_args(args, args.branches)
-    branch_levels = parse_levels(args.branch_levels) if args.branch_levels else None
+    branch_levels = branch_levels_from_args(args.branch_levels, levels) if args.branch_levels else None
     trunks = trunks_from_args(args, base)
     n_branch_levels = len(branch_levels) if branch_levels else levels
     per_replicate = len({t.digest for t in trunks}) * (levels + 1 + len(branches) * n_branch_levels)
@@ -169,7 +184,8 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
                    **({"pretrain": records["pretrain"]} if "pretrain" in records else {})})
     else:
         print_levels(records["runs"] + records["branches"])
-        print(f"results in {Path(records['runs'][0]['path']).parent.parent}", file=sys.stderr)
+        experiments = list(dict.fromkeys(str(Path(r["path"]).parent.parent) for r in records["runs"]))
+        print(f"results in {', '.join(experiments)}", file=sys.stderr)  # one lottery_<hash> per --rewind step
     return code
 
 

@@ -253,7 +253,8 @@ class Recipe:
                 paths = {str(n.path) for n in p.all_nodes()}
                 results[p.label] = [r for r in records if r["path"] in paths]
         measured = self.measure(ctx, pieces, results, ex)
-        rows = compare(self.paper_numbers, measured, ctx.quick)
+        rescaled = ctx.scale.levels is not None or ctx.scale.steps is not None  # --levels / --training-steps
+        rows = compare(self.paper_numbers, measured, ctx.quick or rescaled)
         return RecipeResult(self.name, rows, self.verdicts(ctx, measured), list(ctx.substitutions), results,
                             self.extra_tables(ctx, pieces, results), time.perf_counter() - started,
                             self.datasets(pieces))

@@ -70,8 +70,8 @@ def write_recipe_report(recipe: Recipe, result: RecipeResult, root: Path, quick:
     shown = df.to_html(index=False, na_rep="", border=0, classes="t", float_format=lambda x: f"{x:.4g}")
     parts.append('<div class="tbl"><p class="cap">Paper vs lth: each number the paper publishes that this recipe '
                  "measures, lth's mean with its min-max over replicates, and lth - paper. Accuracies are fractions. "
-                 f'"comparable" is false in quick mode (another dataset and scale) '
-                 f'(<a href="{csv.name}">CSV</a>)</p>{shown}</div>')
+                 '"comparable" is false in quick mode (another dataset and scale) and with --levels or '
+                 f'--training-steps (<a href="{csv.name}">CSV</a>)</p>{shown}</div>')
     if figs:
         parts.append('<figure><img src="paper_vs_lth.png" alt="paper vs lth"><figcaption>lth (blue: mean, '
                      "min-max) beside the paper's value (red x) (<a href=\"paper_vs_lth.svg\">SVG</a>)"
