@@ -76,10 +76,10 @@ class Executor:
             if RunDir(n.path).has_done() and RunDir(n.path).damaged():
                 discard_damaged(RunDir(n.path))
         graph, reps = self.deduplicate(graph)
-        self.replay(graph)
         failed: dict[Path, str] = {}
         flying: set[Path] = set()
-        with self.session():
+        with self.session():  # a replay trains too: on a cluster, inside its session
+            self.replay(graph)
             while True:
                 self.fill_duplicates(graph, reps, failed)
                 state = self.states(graph, failed, reps)
@@ -308,8 +308,29 @@ class Executor:
 
     def train_populations(self, groups: list[list[Node]]) -> dict[Path, str]:
         """Train each group as one population; return ``{path: error}`` for the nodes that failed. A synchronous
-        executor implements this; an asynchronous one implements :meth:`submit` and :meth:`wait` instead."""
-        raise NotImplementedError(f"{type(self).__name__} implements neither train_populations nor submit/wait")
+        executor implements this; an asynchronous one implements :meth:`submit` and :meth:`wait` instead, and
+        this default (what :meth:`replay` trains with) submits the groups and waits until every member ended,
+        submitting again the members :meth:`wait` left unfinished without an error (retried after a failure)."""
+        if type(self).wait is Executor.wait:
+            raise NotImplementedError(f"{type(self).__name__} implements neither train_populations nor submit/wait")
+        errors: dict[Path, str] = {}
+        todo = [g for g in groups if g]
+        for _ in range(getattr(self, "retries", 0) + 1):
+            if not todo:
+                break
+            self.submit(todo)
+            left, again = {n.path for g in todo for n in g}, []
+            while left:
+                ended = self.wait()
+                if not ended:
+                    break
+                for g, errs in ended:
+                    left.difference_update(n.path for n in g)
+                    errors.update(errs)
+                    again += [n for n in g if n.path not in errs and not RunDir(n.path).finished()]
+            todo = self.populations(again) if again else []
+        errors.update({n.path: "not finished after its retries" for g in todo for n in g})
+        return errors
 
     def record(self, node: Node, state: str, error: str | None = None) -> dict[str, Any]:
         """The CONTRACT's run record of a node, with its graph state (``blocked``: an ancestor diverged)."""
