@@ -31,7 +31,7 @@ from lth.errors import UserError
 from lth.executor.work import CPU_POPULATION_MAX_PARAMS, check_nodes, discard_damaged, error_line, fill_duplicate, probe
 from lth.graph import Node, closure
 from lth.spec import DataHparams, Step, TrainSpec
-from lth.store import RunDir
+from lth.store import RunDir, paths
 from lth.store.run import DamagedFile
 
 Event = Callable[[str, dict[str, Any]], None]
@@ -157,6 +157,10 @@ class Executor:
             rep = representative(same)
             at = idx[same.index(rep)]
             todo = [d for d in same if d is not rep and not RunDir(d.path).finished()]
+            own = {name for name, _ in rep.keep}
+            earlier = [name for name in _scaffold_record(rep) if name not in own]  # left by a run that stopped
+            if earlier:
+                self._scaffold[rep.path] = earlier
             if not todo:
                 continue
             spe = self.steps_per_epoch(rep)
@@ -171,7 +175,10 @@ class Executor:
                         extra[it] = (name, step)
             if extra:
                 held = RunDir(rep.path).states()
-                self._scaffold[rep.path] = [name for name, _ in extra.values() if name not in held]
+                scaffold = list(dict.fromkeys(earlier + [name for name, _ in extra.values() if name not in held]))
+                if scaffold:  # recorded in rep's directory first, so a run that stops before removing them ...
+                    RunDir(rep.path).write_json(paths.SCAFFOLD, scaffold)  # ... leaves them to the next run
+                    self._scaffold[rep.path] = scaffold
                 rep = graph[at] = rep.with_keep(extra.values())
             reps.update({d.path: rep for d in todo})
         return graph, reps
@@ -193,6 +200,7 @@ class Executor:
             with run.lock():
                 for name in self._scaffold.pop(path):
                     run.drop_state(name)
+                (run.path / paths.SCAFFOLD).unlink(missing_ok=True)
 
     def session(self) -> contextlib.AbstractContextManager[Any]:
         """Held while a graph runs (a cluster executor connects here, or starts a local cluster and stops it)."""
@@ -357,6 +365,16 @@ def representative(same: list[Node]) -> Node:
         return same[0]
     trained = [n for n in finished if "trained_as" not in (_spec(n) or {})]
     return (trained or finished)[0]
+
+
+def _scaffold_record(node: Node) -> list[str]:
+    """The extra states a representative was given for its duplicates (:meth:`Executor.deduplicate`) by a run
+    that stopped before removing them (``scaffold.json`` in its directory; empty when none or unreadable)."""
+    try:
+        names = RunDir(node.path).read_json(paths.SCAFFOLD)
+    except DamagedFile:
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def _spec(node: Node) -> dict | None:
