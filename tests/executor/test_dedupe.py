@@ -184,3 +184,32 @@ def test_scaffolding_left_by_a_crash_is_removed_by_the_next_run(tmp_path: Path,
         assert dup.spec["trained_as"] == str(rep.path) and dup.state_iterations()["rewind"] == 5
         assert set(rep.states()) == ({"init", "final", "mine"} if r == 0 else {"init", "final"})
         assert "5it" not in rep.state_iterations() and not (rep.path / "scaffold.json").exists()
+
+
+def test_a_representative_trained_by_another_process_without_the_states_does_not_fail(tmp_path: Path) -> None:
+    """Another process whose graph holds only trunk k=0 trains the shared level 0 first (without trunk k=5's
+    state): this run's duplicate then trains itself instead of failing, and everything completes in one run."""
+    from lth.executor.work import train_group
+
+    both = plan(tmp_path, ["0it", "5it"])
+    plain = {n.path: n for n in closure(both.nodes())}  # as the other process has them: no extra states
+
+    class Raced(LocalExecutor):
+        raced = False
+
+        def train_populations(self, groups: list) -> dict:
+            if not self.raced:  # the other process wins the lock of the representative
+                self.raced = True
+                for g in groups:
+                    train_group([plain[n.path] for n in g], self.dataset(g[0].spec.data), self.options)
+            return super().train_populations(groups)
+
+    records = Raced(options=EngineOptions(device="cpu", checkpoint_every=None)).run(both.nodes())
+    assert [r["status"] for r in records] == ["complete"] * 8
+    k0, k5 = both.trunks
+    for r in range(2):
+        rep, dup = RunDir(k0.level_dir(r, 0)), RunDir(k5.level_dir(r, 0))
+        assert set(rep.states()) == {"init", "final"} and "trained_as" not in dup.spec
+        assert not (rep.path / "scaffold.json").exists()
+        assert dup.state_iterations() == {"init": 0, "rewind": 5, "final": 20}
+        assert equal(state(dup.path, "final"), state(rep.path, "final"))

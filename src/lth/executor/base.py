@@ -185,11 +185,15 @@ class Executor:
 
     def fill_duplicates(self, graph: list[Node], reps: dict[Path, Node], failed: dict[Path, str]) -> None:
         """Fill every unfinished duplicate whose representative is finished (:func:`fill_duplicate`), in graph
-        order; a duplicate that cannot be filled is recorded in ``failed``. A representative whose duplicates
-        are all finished loses the extra states :meth:`deduplicate` added for them."""
+        order; a duplicate that cannot be filled is recorded in ``failed``; one whose representative another
+        process trained without the extra states is no duplicate any more (removed from ``reps``: it trains). A
+        representative whose duplicates are all finished loses the extra states :meth:`deduplicate` added."""
         for n in graph:
             rep = reps.get(n.path)
             if rep is None or n.path in failed or RunDir(n.path).finished() or not RunDir(rep.path).finished():
+                continue
+            if RunDir(rep.path).complete() and missing_states(rep):  # another process trained it, without the
+                del reps[n.path]  # states kept for the duplicates: this one trains itself (as before dedupe)
                 continue
             try:
                 fill_duplicate(n, rep, self.steps_per_epoch(n))
