@@ -159,7 +159,8 @@ def test_scaffolding_left_by_a_crash_is_removed_by_the_next_run(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The process dies after the representative trained (with trunk k=5's state as scaffolding) and before its
     duplicate was filled: the next run fills it and then removes the scaffolding, as one uninterrupted run does;
-    a state the representative holds that no duplicate asked for is left alone."""
+    a state the representative holds that no duplicate of this graph asked for is left alone (another process's
+    scaffolding stays in the record for it)."""
     import lth.executor.base as base
 
     both = plan(tmp_path, ["0it", "5it"])
@@ -175,6 +176,8 @@ def test_scaffolding_left_by_a_crash_is_removed_by_the_next_run(tmp_path: Path,
     assert rep.complete() and set(rep.states()) == {"init", "final", "5it"} and not k5.level_dir(0, 0).exists()
     assert json.loads((rep.path / "scaffold.json").read_text()) == ["5it"]
     rep.save_state("mine", rep.load_state("final"), 20)  # e.g. kept by an earlier --save-states
+    rep.save_state("10it", rep.load_state("final"), 10)  # scaffolding of another process (trunk k=10) ...
+    rep.write_json("scaffold.json", ["5it", "10it"])  # ... whose duplicate is not filled yet: left to it
     monkeypatch.undo()
     sizes: list[int] = []
     assert all(r["status"] == "complete" for r in executor(sizes).run(both.nodes()))
@@ -182,8 +185,10 @@ def test_scaffolding_left_by_a_crash_is_removed_by_the_next_run(tmp_path: Path,
     for r in range(2):
         rep, dup = RunDir(k0.level_dir(r, 0)), RunDir(k5.level_dir(r, 0))
         assert dup.spec["trained_as"] == str(rep.path) and dup.state_iterations()["rewind"] == 5
-        assert set(rep.states()) == ({"init", "final", "mine"} if r == 0 else {"init", "final"})
-        assert "5it" not in rep.state_iterations() and not (rep.path / "scaffold.json").exists()
+        assert set(rep.states()) == ({"init", "final", "mine", "10it"} if r == 0 else {"init", "final"})
+        assert "5it" not in rep.state_iterations()
+        assert (json.loads((rep.path / "scaffold.json").read_text()) == ["10it"] if r == 0
+                else not (rep.path / "scaffold.json").exists())
 
 
 def test_a_representative_trained_by_another_process_without_the_states_does_not_fail(tmp_path: Path) -> None:

@@ -157,27 +157,34 @@ class Executor:
             rep = representative(same)
             at = idx[same.index(rep)]
             todo = [d for d in same if d is not rep and not RunDir(d.path).finished()]
-            own = {name for name, _ in rep.keep}
-            earlier = [name for name in _scaffold_record(rep) if name not in own]  # left by a run that stopped
+            spe = self.steps_per_epoch(rep)
+            names = {name for name, _ in rep.keep}
+            covered = {step.iterations(spe) for _, step in rep.keep}
+
+            def extras(dups: list[Node], spe: int = spe, names: set = names, covered: set = covered) -> dict:
+                out: dict[int, tuple[str, Step]] = {}
+                for d in dups:
+                    for _, step in d.keep:
+                        it = step.iterations(spe)
+                        if it not in covered and it not in out:
+                            out[it] = (str(step) if str(step) not in names else f"{it}it", step)
+                return out
+
+            # this graph's scaffolding that a run of it left behind (it stopped before removing it); another
+            # process's (other duplicates) is that process's to remove
+            mine = {name for name, _ in extras([d for d in same if d is not rep]).values()}
+            earlier = [name for name in _scaffold_record(RunDir(rep.path)) if name in mine]
             if earlier:
                 self._scaffold[rep.path] = earlier
             if not todo:
                 continue
-            spe = self.steps_per_epoch(rep)
-            names = {name for name, _ in rep.keep}
-            covered = {step.iterations(spe) for _, step in rep.keep}
-            extra: dict[int, tuple[str, Step]] = {}
-            for d in todo:
-                for _, step in d.keep:
-                    it = step.iterations(spe)
-                    if it not in covered and it not in extra:
-                        name = str(step) if str(step) not in names else f"{it}it"
-                        extra[it] = (name, step)
+            extra = extras(todo)
             if extra:
                 held = RunDir(rep.path).states()
                 scaffold = list(dict.fromkeys(earlier + [name for name, _ in extra.values() if name not in held]))
                 if scaffold:  # recorded in rep's directory first, so a run that stops before removing them ...
-                    RunDir(rep.path).write_json(paths.SCAFFOLD, scaffold)  # ... leaves them to the next run
+                    record = list(dict.fromkeys(_scaffold_record(RunDir(rep.path)) + scaffold))
+                    RunDir(rep.path).write_json(paths.SCAFFOLD, record)  # ... leaves them to the next run
                     self._scaffold[rep.path] = scaffold
                 rep = graph[at] = rep.with_keep(extra.values())
             reps.update({d.path: rep for d in todo})
@@ -202,9 +209,14 @@ class Executor:
         for path in [p for p in self._scaffold if all(RunDir(d).finished() for d, r in reps.items() if r.path == p)]:
             run = RunDir(path)
             with run.lock():
-                for name in self._scaffold.pop(path):
+                gone = self._scaffold.pop(path)
+                for name in gone:
                     run.drop_state(name)
-                (run.path / paths.SCAFFOLD).unlink(missing_ok=True)
+                left = [name for name in _scaffold_record(run) if name not in gone]
+                if left:
+                    run.write_json(paths.SCAFFOLD, left)
+                else:
+                    (run.path / paths.SCAFFOLD).unlink(missing_ok=True)
 
     def session(self) -> contextlib.AbstractContextManager[Any]:
         """Held while a graph runs (a cluster executor connects here, or starts a local cluster and stops it)."""
@@ -371,11 +383,11 @@ def representative(same: list[Node]) -> Node:
     return (trained or finished)[0]
 
 
-def _scaffold_record(node: Node) -> list[str]:
-    """The extra states a representative was given for its duplicates (:meth:`Executor.deduplicate`) by a run
-    that stopped before removing them (``scaffold.json`` in its directory; empty when none or unreadable)."""
+def _scaffold_record(run: RunDir) -> list[str]:
+    """The extra states a representative holds (or will hold) for its duplicates (:meth:`Executor.deduplicate`)
+    until they are filled: ``scaffold.json`` in its directory (empty when none or unreadable)."""
     try:
-        names = RunDir(node.path).read_json(paths.SCAFFOLD)
+        names = run.read_json(paths.SCAFFOLD)
     except DamagedFile:
         return []
     return [str(n) for n in names] if isinstance(names, list) else []
