@@ -115,3 +115,37 @@ def test_a_missing_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch, 
     for kind, extra in (("ray", "ray"), ("slurm", "slurm")):
         code, _, err = lth("train", "--preset", "digits_mlp", "--root", str(tmp_path), "--executor", kind)
         assert code == 2 and f"pip install 'lth[{extra}]'" in err, err
+
+
+def test_a_cluster_replays_a_finished_representative_for_a_new_trunk(tmp_path: Path) -> None:
+    """A trunk added with another rewind step: its level 0 is the stored level 0 of the first trunk (one digest),
+    which a cluster executor too replays to keep the new rewind state (it trains with submit/wait, not
+    train_populations), then fills the new trunk's level 0 from it; the new trunk's level 1 trains."""
+    import lth.api as api
+    from lth.store import RunDir
+
+    first = api.lottery("digits_mlp", 1, replicates=1, rewind=["5it"], training_steps="20it", root=tmp_path)
+    assert all(r["status"] == "complete" for r in InProcess(options=cases.OPTIONS).run(first.nodes()))
+    both = api.lottery("digits_mlp", 1, replicates=1, rewind=["5it", "10it"], training_steps="20it", root=tmp_path)
+    ex = InProcess(options=cases.OPTIONS)
+    assert all(r["status"] == "complete" for r in ex.run(both.nodes()))
+    k5, k10 = both.trunks
+    rep, dup = RunDir(k5.level_dir(0, 0)), RunDir(k10.level_dir(0, 0))
+    assert dup.spec["trained_as"] == str(rep.path) and dup.state_iterations()["rewind"] == 10
+    assert set(rep.states()) == {"init", "rewind", "final"} and not (rep.path / ".replay").exists()
+    assert RunDir(k10.level_dir(0, 1)).complete()
+    assert [names for _, names, _ in ex.log] == [[".replay"], ["level_1"]]  # the replay, then k=10's level 1
+
+
+def test_train_populations_of_a_cluster_retries_then_reports(tmp_path: Path) -> None:
+    """What replays train with on a cluster: every group submitted, a failed member tried again alone up to
+    ``retries`` more times, then reported; the others finish."""
+    from lth.store import RunDir
+
+    log = tmp_path / "attempts.log"
+    g = cases.small_failing_graph(tmp_path / "store", log)
+    ex = InProcess(options=cases.OPTIONS, retries=1)
+    errors = ex.train_populations([[g["bad"]], [g["alone"]]])
+    assert list(errors) == [g["bad"].path] and "injected failure in bad" in errors[g["bad"].path]
+    assert log.read_text().count("/bad\n") == 2 and RunDir(g["alone"].path).complete()
+    assert ex.train_populations([]) == {}

@@ -153,3 +153,68 @@ def test_two_processes_on_one_graph_train_each_run_once(tmp_path: Path) -> None:
     assert total == 6 == trained(root)  # 2 level-0 runs and 4 level-1 runs, between both processes
     both = plan(root, ["0it", "5it"])
     assert all(RunDir(t.level_dir(r, lv)).complete() for t in both.trunks for r in range(2) for lv in range(2))
+
+
+def test_scaffolding_left_by_a_crash_is_removed_by_the_next_run(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process dies after the representative trained (with trunk k=5's state as scaffolding) and before its
+    duplicate was filled: the next run fills it and then removes the scaffolding, as one uninterrupted run does;
+    a state the representative holds that no duplicate of this graph asked for is left alone (another process's
+    scaffolding stays in the record for it)."""
+    import lth.executor.base as base
+
+    both = plan(tmp_path, ["0it", "5it"])
+    k0, k5 = both.trunks
+
+    def crash(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(base, "fill_duplicate", crash)
+    with pytest.raises(KeyboardInterrupt):
+        executor([]).run(both.nodes())
+    rep = RunDir(k0.level_dir(0, 0))
+    assert rep.complete() and set(rep.states()) == {"init", "final", "5it"} and not k5.level_dir(0, 0).exists()
+    assert json.loads((rep.path / "scaffold.json").read_text()) == ["5it"]
+    rep.save_state("mine", rep.load_state("final"), 20)  # e.g. kept by an earlier --save-states
+    rep.save_state("10it", rep.load_state("final"), 10)  # scaffolding of another process (trunk k=10) ...
+    rep.write_json("scaffold.json", ["5it", "10it"])  # ... whose duplicate is not filled yet: left to it
+    monkeypatch.undo()
+    sizes: list[int] = []
+    assert all(r["status"] == "complete" for r in executor(sizes).run(both.nodes()))
+    assert sizes == [4]  # level 1 of both trunks; level 0 is not trained again
+    for r in range(2):
+        rep, dup = RunDir(k0.level_dir(r, 0)), RunDir(k5.level_dir(r, 0))
+        assert dup.spec["trained_as"] == str(rep.path) and dup.state_iterations()["rewind"] == 5
+        assert set(rep.states()) == ({"init", "final", "mine", "10it"} if r == 0 else {"init", "final"})
+        assert "5it" not in rep.state_iterations()
+        assert (json.loads((rep.path / "scaffold.json").read_text()) == ["10it"] if r == 0
+                else not (rep.path / "scaffold.json").exists())
+
+
+def test_a_representative_trained_by_another_process_without_the_states_does_not_fail(tmp_path: Path) -> None:
+    """Another process whose graph holds only trunk k=0 trains the shared level 0 first (without trunk k=5's
+    state): this run's duplicate then trains itself instead of failing, and everything completes in one run."""
+    from lth.executor.work import train_group
+
+    both = plan(tmp_path, ["0it", "5it"])
+    plain = {n.path: n for n in closure(both.nodes())}  # as the other process has them: no extra states
+
+    class Raced(LocalExecutor):
+        raced = False
+
+        def train_populations(self, groups: list) -> dict:
+            if not self.raced:  # the other process wins the lock of the representative
+                self.raced = True
+                for g in groups:
+                    train_group([plain[n.path] for n in g], self.dataset(g[0].spec.data), self.options)
+            return super().train_populations(groups)
+
+    records = Raced(options=EngineOptions(device="cpu", checkpoint_every=None)).run(both.nodes())
+    assert [r["status"] for r in records] == ["complete"] * 8
+    k0, k5 = both.trunks
+    for r in range(2):
+        rep, dup = RunDir(k0.level_dir(r, 0)), RunDir(k5.level_dir(r, 0))
+        assert set(rep.states()) == {"init", "final"} and "trained_as" not in dup.spec
+        assert not (rep.path / "scaffold.json").exists()
+        assert dup.state_iterations() == {"init": 0, "rewind": 5, "final": 20}
+        assert equal(state(dup.path, "final"), state(rep.path, "final"))

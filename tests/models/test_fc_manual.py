@@ -94,3 +94,18 @@ def test_stepper_backward_choice(tmp_path) -> None:
     with pytest.raises(ValueError, match="mlp_backward"):
         train_population([Job(spec, 0, tmp_path / "bad")], data,
                          EngineOptions(device="cpu", checkpoint_every=None, mlp_backward="fast"))
+
+
+@pytest.mark.parametrize("labels", ["per member", "shared [1, B]", "shared [B]"])
+def test_batched_path_takes_the_labels_the_cpu_path_takes(labels: str) -> None:
+    """Off the CPU (here the meta device: shapes only) the members are batched; labels shared by every member
+    (``[1, B]`` or ``[B]``, as the CPU path accepts) give each member its loss, as per-member labels do."""
+    n, b = 3, 7
+    model = build_model("fc_20_10", n, (1, 4, 4), 5).to("meta")
+    x = torch.empty(1, b, 1, 4, 4, device="meta")
+    shape = {"per member": (n, b), "shared [1, B]": (1, b), "shared [B]": (b,)}[labels]
+    y = torch.empty(shape, dtype=torch.long, device="meta")
+    loss = model.loss_and_grads(x, y)
+    assert loss.shape == (n,)
+    for p in model.parameters():
+        assert p.grad is not None and p.grad.shape == p.shape

@@ -31,7 +31,7 @@ from lth.errors import UserError
 from lth.executor.work import CPU_POPULATION_MAX_PARAMS, check_nodes, discard_damaged, error_line, fill_duplicate, probe
 from lth.graph import Node, closure
 from lth.spec import DataHparams, Step, TrainSpec
-from lth.store import RunDir
+from lth.store import RunDir, paths
 from lth.store.run import DamagedFile
 
 Event = Callable[[str, dict[str, Any]], None]
@@ -76,10 +76,10 @@ class Executor:
             if RunDir(n.path).has_done() and RunDir(n.path).damaged():
                 discard_damaged(RunDir(n.path))
         graph, reps = self.deduplicate(graph)
-        self.replay(graph)
         failed: dict[Path, str] = {}
         flying: set[Path] = set()
-        with self.session():
+        with self.session():  # a replay trains too: on a cluster, inside its session
+            self.replay(graph)
             while True:
                 self.fill_duplicates(graph, reps, failed)
                 state = self.states(graph, failed, reps)
@@ -157,32 +157,50 @@ class Executor:
             rep = representative(same)
             at = idx[same.index(rep)]
             todo = [d for d in same if d is not rep and not RunDir(d.path).finished()]
-            if not todo:
-                continue
             spe = self.steps_per_epoch(rep)
             names = {name for name, _ in rep.keep}
             covered = {step.iterations(spe) for _, step in rep.keep}
-            extra: dict[int, tuple[str, Step]] = {}
-            for d in todo:
-                for _, step in d.keep:
-                    it = step.iterations(spe)
-                    if it not in covered and it not in extra:
-                        name = str(step) if str(step) not in names else f"{it}it"
-                        extra[it] = (name, step)
+
+            def extras(dups: list[Node], spe: int = spe, names: set = names, covered: set = covered) -> dict:
+                out: dict[int, tuple[str, Step]] = {}
+                for d in dups:
+                    for _, step in d.keep:
+                        it = step.iterations(spe)
+                        if it not in covered and it not in out:
+                            out[it] = (str(step) if str(step) not in names else f"{it}it", step)
+                return out
+
+            # this graph's scaffolding that a run of it left behind (it stopped before removing it); another
+            # process's (other duplicates) is that process's to remove
+            mine = {name for name, _ in extras([d for d in same if d is not rep]).values()}
+            earlier = [name for name in _scaffold_record(RunDir(rep.path)) if name in mine]
+            if earlier:
+                self._scaffold[rep.path] = earlier
+            if not todo:
+                continue
+            extra = extras(todo)
             if extra:
                 held = RunDir(rep.path).states()
-                self._scaffold[rep.path] = [name for name, _ in extra.values() if name not in held]
+                scaffold = list(dict.fromkeys(earlier + [name for name, _ in extra.values() if name not in held]))
+                if scaffold:  # recorded in rep's directory first, so a run that stops before removing them ...
+                    record = list(dict.fromkeys(_scaffold_record(RunDir(rep.path)) + scaffold))
+                    RunDir(rep.path).write_json(paths.SCAFFOLD, record)  # ... leaves them to the next run
+                    self._scaffold[rep.path] = scaffold
                 rep = graph[at] = rep.with_keep(extra.values())
             reps.update({d.path: rep for d in todo})
         return graph, reps
 
     def fill_duplicates(self, graph: list[Node], reps: dict[Path, Node], failed: dict[Path, str]) -> None:
         """Fill every unfinished duplicate whose representative is finished (:func:`fill_duplicate`), in graph
-        order; a duplicate that cannot be filled is recorded in ``failed``. A representative whose duplicates
-        are all finished loses the extra states :meth:`deduplicate` added for them."""
+        order; a duplicate that cannot be filled is recorded in ``failed``; one whose representative another
+        process trained without the extra states is no duplicate any more (removed from ``reps``: it trains). A
+        representative whose duplicates are all finished loses the extra states :meth:`deduplicate` added."""
         for n in graph:
             rep = reps.get(n.path)
             if rep is None or n.path in failed or RunDir(n.path).finished() or not RunDir(rep.path).finished():
+                continue
+            if RunDir(rep.path).complete() and missing_states(rep):  # another process trained it, without the
+                del reps[n.path]  # states kept for the duplicates: this one trains itself (as before dedupe)
                 continue
             try:
                 fill_duplicate(n, rep, self.steps_per_epoch(n))
@@ -191,8 +209,14 @@ class Executor:
         for path in [p for p in self._scaffold if all(RunDir(d).finished() for d, r in reps.items() if r.path == p)]:
             run = RunDir(path)
             with run.lock():
-                for name in self._scaffold.pop(path):
+                gone = self._scaffold.pop(path)
+                for name in gone:
                     run.drop_state(name)
+                left = [name for name in _scaffold_record(run) if name not in gone]
+                if left:
+                    run.write_json(paths.SCAFFOLD, left)
+                else:
+                    (run.path / paths.SCAFFOLD).unlink(missing_ok=True)
 
     def session(self) -> contextlib.AbstractContextManager[Any]:
         """Held while a graph runs (a cluster executor connects here, or starts a local cluster and stops it)."""
@@ -308,8 +332,29 @@ class Executor:
 
     def train_populations(self, groups: list[list[Node]]) -> dict[Path, str]:
         """Train each group as one population; return ``{path: error}`` for the nodes that failed. A synchronous
-        executor implements this; an asynchronous one implements :meth:`submit` and :meth:`wait` instead."""
-        raise NotImplementedError(f"{type(self).__name__} implements neither train_populations nor submit/wait")
+        executor implements this; an asynchronous one implements :meth:`submit` and :meth:`wait` instead, and
+        this default (what :meth:`replay` trains with) submits the groups and waits until every member ended,
+        submitting again the members :meth:`wait` left unfinished without an error (retried after a failure)."""
+        if type(self).wait is Executor.wait:
+            raise NotImplementedError(f"{type(self).__name__} implements neither train_populations nor submit/wait")
+        errors: dict[Path, str] = {}
+        todo = [g for g in groups if g]
+        for _ in range(getattr(self, "retries", 0) + 1):
+            if not todo:
+                break
+            self.submit(todo)
+            left, again = {n.path for g in todo for n in g}, []
+            while left:
+                ended = self.wait()
+                if not ended:
+                    break
+                for g, errs in ended:
+                    left.difference_update(n.path for n in g)
+                    errors.update(errs)
+                    again += [n for n in g if n.path not in errs and not RunDir(n.path).finished()]
+            todo = self.populations(again) if again else []
+        errors.update({n.path: "not finished after its retries" for g in todo for n in g})
+        return errors
 
     def record(self, node: Node, state: str, error: str | None = None) -> dict[str, Any]:
         """The CONTRACT's run record of a node, with its graph state (``blocked``: an ancestor diverged)."""
@@ -336,6 +381,16 @@ def representative(same: list[Node]) -> Node:
         return same[0]
     trained = [n for n in finished if "trained_as" not in (_spec(n) or {})]
     return (trained or finished)[0]
+
+
+def _scaffold_record(run: RunDir) -> list[str]:
+    """The extra states a representative holds (or will hold) for its duplicates (:meth:`Executor.deduplicate`)
+    until they are filled: ``scaffold.json`` in its directory (empty when none or unreadable)."""
+    try:
+        names = run.read_json(paths.SCAFFOLD)
+    except DamagedFile:
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def _spec(node: Node) -> dict | None:

@@ -43,8 +43,8 @@ class FC(PopModel):
         h = x.reshape(x.shape[0], b, -1)
         if h.shape[0] != n:
             h = h.expand(n, -1, -1)
+        ys = y.reshape(n, -1) if y.numel() == n * b else y.reshape(1, -1).expand(n, -1)  # shared labels too
         if h.device.type == "cpu" or (n == 1 and not compiled):
-            ys = y.reshape(n, -1) if y.numel() == n * b else y.reshape(1, -1).expand(n, -1)
             if n == 1:
                 loss, grads = self._member_loss_and_grads(0, h[0], ys[0].reshape(-1, 1))
                 for layer, (gw, gb) in zip(self.layers, grads, strict=True):
@@ -62,7 +62,7 @@ class FC(PopModel):
                     layer.bias.grad[i].copy_(gb)
             return torch.cat(losses)
         fn = _compiled_batched() if compiled else batched_loss_and_grads
-        loss, grads = fn([layer.weight for layer in self.layers], [layer.bias for layer in self.layers], h, y)
+        loss, grads = fn([layer.weight for layer in self.layers], [layer.bias for layer in self.layers], h, ys)
         for layer, (gw, gb) in zip(self.layers, grads, strict=True):
             layer.weight.grad, layer.bias.grad = gw, gb
         return loss

@@ -18,6 +18,7 @@ SPEC = "spec.json"
 METRICS = "metrics.csv"
 HESSIAN = "hessian.csv"  # top Hessian eigenvalues at stored states (lth hessian)
 TELEMETRY = "telemetry.csv"  # weight telemetry during training (EngineOptions.telemetry_every)
+SCAFFOLD = "scaffold.json"  # states a representative keeps only for its duplicates (executor/base.py)
 MASK = "mask.pt"
 CHECKPOINT = "checkpoint.pt"
 DONE = "done.json"
