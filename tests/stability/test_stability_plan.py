@@ -87,3 +87,21 @@ def test_trajectory_steps_evenly_spaced_inside():
     assert [s.count for _, s in trajectory_steps(0, 100, 4)] == [20, 40, 60, 80]
     assert [s.count for _, s in trajectory_steps(40, 100, 2)] == [60, 80]
     assert trajectory_steps(0, 100, 0) == () and trajectory_steps(99, 100, 3) == ()
+
+
+def test_copies_of_a_sparse_pretrained_trunk_start_where_its_level_starts(tmp_path):
+    """With --pretrain-sparse each level has its own pretrained start; a copy at level l starts there, as the
+    trunk's level l does (level 0 has none: a one-line error)."""
+    import dataclasses
+
+    from lth.graph import Ref
+    from lth.lottery.pretrain import Pretraining
+
+    t = dataclasses.replace(_trunk(tmp_path, "5it"), pretrain=Pretraining("blur", sparse=True))
+    for sub in ("imp", "random-prune"):
+        exp = Stability(t, sub)
+        for level in (1, 2):
+            assert exp.node(0, level, 0).setup.refs[0] == Ref(t.pretrain_node(0, level), "state:final") \
+                == t.node(0, level).setup.refs[0]
+    with pytest.raises(UserError, match="--pretrain-sparse"):
+        Stability(t, "dense").node(0, 0, 0)

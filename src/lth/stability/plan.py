@@ -106,13 +106,16 @@ class Stability:
     def recipe(self, replicate: int, level: int) -> Recipe:
         """The start (state at k) and mask shared by every copy of one replicate and level."""
         t, r = self.trunk, replicate
+        if t.pretrain is not None and t.pretrain.sparse and level < 1 and self.subnetwork != "random-reinit":
+            raise UserError(f"--subnetwork {self.subnetwork} at level 0 with --pretrain-sparse: sparse pretraining is "
+                            "per pruned level (1, 2, ...); level 0 has none to start from")
         if self.subnetwork == "dense":
-            return Recipe.make("ticket", t.start_ref(r))
+            return Recipe.make("ticket", t.start_ref(r, level))
         ticket = Ref(t.node(r, level), "mask")
         if self.subnetwork == "imp":
-            return Recipe.make("ticket", t.start_ref(r), ticket)
+            return Recipe.make("ticket", t.start_ref(r, level), ticket)
         if self.subnetwork == "random-prune":
-            return Recipe.make("random_mask", t.start_ref(r), ticket, mode="layerwise", seed=0, replicate=r,
+            return Recipe.make("random_mask", t.start_ref(r, level), ticket, mode="layerwise", seed=0, replicate=r,
                                level=level)
         return Recipe.make("mask_only", ticket)  # random-reinit: a fresh init (the spec's init seed)
 
