@@ -131,3 +131,17 @@ def test_missing_runs_are_named_not_graded(tmp_path: Path) -> None:
     assert v["pretrain lr 0.1"] == {"grade": None, "missing": ["pretrain lr 0.1: reinit at ticket lr 0.15"]}
     assert v["pretrain lr 0.01"]["per ticket lr"][0.005] == {"grade": None, "missing": ["dense"]}
     assert v["pretrain lr 0.01"]["provisional grade"] == "jackpot"
+
+
+def test_the_longer_dense_run_stretches_the_schedule(tmp_path: Path) -> None:
+    """At full scale (ResNet-20: drops at 32K and 48K of 63K iterations) the run twice as long drops its learning
+    rate at twice those steps: the same schedule stretched, not extra fine-tuning at the lowest rate."""
+    pieces = RECIPE.plan(Context(quick=False, root=tmp_path))
+    for lr in TABLE4:
+        (piece,) = [p for p in pieces if p.meta.get("lr") == lr and p.meta.get("longer")]
+        (node,) = {n.path: n for n in piece.all_nodes() if n.meta.get("kind") == "branch" and n.replicate == 0}.values()
+        base = [n for n in piece.all_nodes() if n.meta.get("kind") != "branch"][0].spec.train
+        t = node.spec.train
+        assert base.milestones and t.training_steps.count == 2 * base.training_steps.count
+        assert [m.count for m in t.milestones] == [2 * m.count for m in base.milestones]
+        assert [m.unit for m in t.milestones] == [m.unit for m in base.milestones]

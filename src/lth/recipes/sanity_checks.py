@@ -103,10 +103,15 @@ class SanityChecksRecipe(Recipe):
                     pieces.append(Piece(f"lr {lr} / dense at ticket lr {lt}", lottery({"retrain": {"set": at}}, [0]),
                                         meta={"lr": lr, "lt": lt, "dense": True}))
             assert first is not None
-            total = first.trunks[0].spec.train.training_steps
-            longer = Step(2 * total.count, total.unit)
+            train = first.trunks[0].spec.train
+            longer = Step(2 * train.training_steps.count, train.training_steps.unit)
+            # twice as long = the same schedule stretched: learning-rate drops move with the length (lth's reading;
+            # the paper's 78 vs 160 epochs do not say), so the longer run is not just extra low-rate fine-tuning
+            stretch = [f"training_steps={longer}"]
+            if train.milestones:
+                stretch.append("milestones=" + ",".join(str(Step(2 * m.count, m.unit)) for m in train.milestones))
             pieces.append(Piece(f"lr {lr} / dense twice as long",
-                                lottery({"retrain": {"set": (f"training_steps={longer}",)}}, [0]),
+                                lottery({"retrain": {"set": tuple(stretch)}}, [0]),
                                 meta={"lr": lr, "lt": lr, "longer": str(longer)}))
             sp = StabilityPlan(first.trunks, ["imp"], [level], reps, 2, trajectory_points=8,
                                steps_per_epoch=first.spe)
