@@ -24,7 +24,6 @@ class Stepper:
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = bool(opts.tf32)  # process-wide; set by every population
         else:  # denormal floats (Adam's second moments of tiny gradients) make x86 arithmetic 100x slower
             torch.set_flush_denormal(True)
         # A model may offer a hand-written backward (the MLPs do): on a CPU it beats autograd's overhead; on a GPU

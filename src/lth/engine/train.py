@@ -136,6 +136,17 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
     state, a checkpoint); between them the step runs eagerly or as a CUDA-graph replay."""
     assert len({population_key(j.spec) for j in jobs}) == 1, "a population must share its population_key"
     check_jobs(jobs, data)
+    if opts.torch_device().type != "cuda":
+        return _train(jobs, data, opts)
+    before = torch.backends.cuda.matmul.allow_tf32  # TF32 (``opts.tf32``) for this population's training only
+    torch.backends.cuda.matmul.allow_tf32 = bool(opts.tf32)
+    try:
+        return _train(jobs, data, opts)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def _train(jobs: list[Job], data: Dataset, opts: EngineOptions) -> list[dict[str, Any]]:
     pop = Population(jobs, data, opts, lambda event, **info: _emit(opts, event, **info))
     stepper = Stepper(pop)
     spe, total, n = pop.spe, pop.total, pop.n
