@@ -218,3 +218,21 @@ def test_a_representative_trained_by_another_process_without_the_states_does_not
         assert not (rep.path / "scaffold.json").exists()
         assert dup.state_iterations() == {"init": 0, "rewind": 5, "final": 20}
         assert equal(state(dup.path, "final"), state(rep.path, "final"))
+
+
+def test_runs_of_one_digest_replay_once_for_states_they_lack(tmp_path: Path) -> None:
+    """Two directories of one run (level 0 of two rewinding trunks) asked afterwards for a state neither kept:
+    one replay serves both, and each gets the state (bit for bit what the replay stored)."""
+    from lth.spec import Step
+
+    p = plan(tmp_path, ["0it", "5it"])
+    executor([]).run(p.nodes())
+    k0, k5 = p.trunks
+    nodes = [t.node(0, 0).with_keep([("12it", Step(12, "it"))]) for t in (k0, k5)]
+    assert all(missing_states(n) == ["12it"] for n in nodes)
+    sizes: list[int] = []
+    executor(sizes).run(nodes)
+    assert sizes == [1]  # one replay of one member, not one per directory
+    a, b = (state(n.path, "12it") for n in nodes)
+    assert equal(a, b) and not equal(a, state(nodes[0].path, "final"))
+    assert all(RunDir(n.path).state_iterations()["12it"] == 12 for n in nodes)

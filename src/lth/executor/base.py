@@ -239,7 +239,8 @@ class Executor:
         """Finished runs asked for states they did not keep (``node.keep``, e.g. ``--save-states`` added after
         the run) get them by deterministic replay: the node trains again in ``<run>/.replay/`` with the extra
         states, the missing ones are copied into ``<run>/states/`` (and ``states/index.json``), and the replay
-        directory is deleted. Parents replay before children; said on stderr."""
+        directory is deleted. Parents replay before children; said on stderr. Directories of one run (one digest:
+        one filled from the other) replay once, keeping what each of them lacks (named by its step)."""
         import shutil
         import sys
 
@@ -253,25 +254,48 @@ class Executor:
                 lacks += ["telemetry"] if telemetry and not RunDir(n.path).has_telemetry() else []
                 print(f"lth: {n.path} is trained but lacks {' and '.join(lacks)}: replaying it to record "
                       f"them", file=sys.stderr)
-            replays = [dataclasses.replace(n, path=n.path / REPLAY) for n in wave]
-            failed = self.train_populations(self.populations(replays))
+            # runs with one digest (a directory filled from another's run) replay once, for all of them
+            groups: dict[str, list[Node]] = {}
             for n in wave:
-                del pending[n.path]
-                if n.path / REPLAY in failed:
-                    raise RuntimeError(f"replaying {n.path} failed: {failed[n.path / REPLAY]}")
-                run, src = RunDir(n.path), RunDir(n.path / REPLAY)
-                with run.lock():
-                    index = src.state_iterations()
-                    for name in missing_states(n):
-                        run.save_state(name, src.load_state(name), index.get(name))
-                    if telemetry and not run.has_telemetry() and src.has_telemetry():
-                        run.copy_telemetry(src)
-                    old, new = run.load_state("final"), src.load_state("final")
-                    same = old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
-                shutil.rmtree(n.path / REPLAY)
-                if not same:
-                    print(f"lth: warning: the replay of {n.path} ended at other final weights than the stored run "
-                          f"(float rounding on this device): its replayed states are approximate", file=sys.stderr)
+                groups.setdefault(n.digest, []).append(n)
+            heads = {}
+            for digest, same in groups.items():
+                head, spe = same[0], self.steps_per_epoch(same[0])
+                have = {step.iterations(spe) for _, step in head.keep}
+                extra: dict[int, tuple[str, Step]] = {}
+                for other in same[1:]:
+                    for name, step in other.keep:
+                        it = step.iterations(spe)
+                        if name in missing_states(other) and it not in have and it not in extra:
+                            extra[it] = (f"{it}it", step)
+                heads[digest] = head.with_keep(extra.values()) if extra else head
+            replays = [dataclasses.replace(h, path=h.path / REPLAY) for h in heads.values()]
+            failed = self.train_populations(self.populations(replays))
+            for digest, same in groups.items():
+                head = heads[digest]
+                if head.path / REPLAY in failed:
+                    raise RuntimeError(f"replaying {head.path} failed: {failed[head.path / REPLAY]}")
+                src = RunDir(head.path / REPLAY)
+                index = src.state_iterations()
+                by_iteration = {int(it): name for name, it in index.items()}
+                for n in same:
+                    del pending[n.path]
+                    run, spe = RunDir(n.path), self.steps_per_epoch(n)
+                    with run.lock():
+                        keep = dict(n.keep)
+                        for name in missing_states(n):
+                            it = keep[name].iterations(spe)
+                            held = name if index.get(name) == it else by_iteration[it]
+                            run.save_state(name, src.load_state(held), it)
+                        if telemetry and not run.has_telemetry() and src.has_telemetry():
+                            run.copy_telemetry(src)
+                        old, new = run.load_state("final"), src.load_state("final")
+                        same_final = old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
+                    if not same_final:
+                        print(f"lth: warning: the replay of {n.path} ended at other final weights than the stored "
+                              f"run (float rounding on this device): its replayed states are approximate",
+                              file=sys.stderr)
+                shutil.rmtree(head.path / REPLAY)
 
     def states(self, graph: list[Node], failed: dict[Path, str],
                reps: dict[Path, Node] | None = None) -> dict[Path, str]:
