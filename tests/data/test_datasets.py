@@ -444,3 +444,20 @@ def test_corrupt_gzip_names_the_file(tmp_path: Path, at: int) -> None:
         load_dataset(DataHparams(dataset="mnist"), tmp_path)
     msg = str(e.value)
     assert str(bad) in msg and "damaged" in msg and "again" in msg and "\n" not in msg
+
+
+def test_a_data_dir_one_level_too_deep_names_the_folder_to_pass(tmp_path) -> None:
+    """``--data-dir DATA/MNIST`` (the dataset's own folder, not the one holding it) says which folder to pass."""
+    from lth.data.datasets import _IDX_FILES, locate
+    from lth.errors import UserError
+
+    raw = tmp_path / "DATA" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in _IDX_FILES:
+        (raw / name).write_bytes(b"")
+    assert locate("mnist", tmp_path / "DATA", download=False)[0] == tmp_path / "DATA"
+    with pytest.raises(UserError, match=f"they are under {tmp_path / 'DATA'}: pass that folder"):
+        locate("mnist", tmp_path / "DATA" / "MNIST", download=False)
+    with pytest.raises(UserError) as e:
+        locate("mnist", tmp_path / "elsewhere", download=False)
+    assert "pass that folder" not in str(e.value)

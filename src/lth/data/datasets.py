@@ -396,8 +396,13 @@ def locate(name: str, data_dir: str | Path | None = None, download: bool = True)
                  "$LTH_DATA": f"the folder given by $LTH_DATA={root}; put them there or set --data-dir",
                  "default": _HINT}[origin]
         also = [str(spec.folder(fb)) for fb in FALLBACK_ROOTS.get(name, ())] if origin == "default" else []
+        hint = ""
+        for up in (root.parent, root.parent.parent):  # --data-dir DATA/MNIST or DATA/MNIST/raw: one level too deep
+            if up != root and spec.find(up) is not None:
+                hint = f"; they are under {up}: pass that folder (the one holding {spec.folder(up).relative_to(up)})"
+                break
         raise UserError(f"{name}: files not found: expected {spec.expected} in {spec.folder(root)} ({where})"
-                        + (f"; also looked in {', '.join(also)}" if also else ""))
+                        + (f"; also looked in {', '.join(also)}" if also else "") + hint)
     return root, origin, files
 
 
