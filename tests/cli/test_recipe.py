@@ -98,3 +98,5 @@ def test_a_rescaled_full_recipe_is_not_comparable(capsys: pytest.CaptureFixture,
     assert not any(r["comparable"] for r in rows), rows
     with open(tmp_path / "r" / "report" / "paper_vs_lth.csv") as f:
         assert "True" not in f.read()
+    page = (tmp_path / "r" / "report" / "index.html").read_text()
+    assert "Mode: full, except the substitutions listed below" in page and "Mode: full (the paper" not in page

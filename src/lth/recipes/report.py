@@ -47,6 +47,13 @@ def paper_figure(df: pd.DataFrame, out: Path, name: str = "paper_vs_lth") -> lis
         return save(fig, out, name)
 
 
+def _mode(quick: bool, substituted: bool) -> str:
+    if quick:
+        return "quick (a CPU in minutes)"
+    return "full, except the substitutions listed below" if substituted else \
+        "full (the paper’s datasets and hyperparameters)"
+
+
 def write_recipe_report(recipe: Recipe, result: RecipeResult, root: Path, quick: bool) -> Path:
     """Build the store report under ``root/report`` and put the recipe's section at its top; returns the path
     of ``index.html`` (absolute)."""
@@ -60,7 +67,7 @@ def write_recipe_report(recipe: Recipe, result: RecipeResult, root: Path, quick:
     df.to_csv(csv, index=False)
     figs = paper_figure(df, out)
     parts = [f"<h1>Recipe {html.escape(recipe.name)}: {html.escape(recipe.paper)}</h1>",
-             f"<p>Mode: {'quick (a CPU in minutes)' if quick else 'full (the paper’s datasets and hyperparameters)'}"
+             f"<p>Mode: {_mode(quick, bool(result.substitutions))}"
              f"; wall time {result.seconds:.1f} s. Figures: {html.escape('; '.join(recipe.figures))}.</p>"]
     if result.substitutions:
         parts.append("<p>Substitutions (what differs from the paper):</p><ul>"
