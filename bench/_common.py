@@ -64,3 +64,23 @@ def _with(spec: TrainSpec, **train: Any) -> TrainSpec:
     import dataclasses
 
     return dataclasses.replace(spec, train=dataclasses.replace(spec.train, **train))
+
+
+def masked_lenet_jobs(root: Path, n: int, total: int, every: int, starts: tuple[int, ...] | list[int] = (0,),
+                      tag: str = "m") -> list[Job]:
+    """``n`` LeNet-300-100 jobs (the F&C preset) of ``total`` iterations, evaluated every ``every``, each under
+    a random 50% mask; member i starts at ``starts[i % len(starts)]`` (a later start: it joins there)."""
+    import dataclasses
+
+    from lth.presets import get_preset
+
+    base = get_preset("lenet_300_100").spec
+    spec = dataclasses.replace(base, train=dataclasses.replace(base.train, training_steps=Step(total, "it"),
+                                                               eval_every=Step(every, "it")))
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for i in range(n):
+        mask = {f"layers.{k}.weight": torch.rand(shape, generator=g) < 0.5
+                for k, shape in enumerate([(300, 784), (100, 300), (10, 100)])}
+        out.append(Job(spec, i, root / f"{tag}{i}", start_step=starts[i % len(starts)], mask=mask))
+    return out

@@ -10,7 +10,6 @@ MNIST-shaped synthetic data (timing only).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import threading
@@ -18,25 +17,10 @@ import time
 from pathlib import Path
 
 import torch
-from _common import device_info, sync
+from _common import device_info, masked_lenet_jobs, sync
 
 from lth.data.datasets import Dataset
 from lth.engine.train import EngineOptions, Job, train_population
-from lth.presets import get_preset
-from lth.spec import Step
-
-
-def jobs(root: Path, n: int, tag: str, total: int) -> list[Job]:
-    base = get_preset("lenet_300_100").spec
-    spec = dataclasses.replace(base, train=dataclasses.replace(base.train, training_steps=Step(total, "it"),
-                                                               eval_every=Step(total, "it")))
-    g = torch.Generator().manual_seed(0)
-    out = []
-    for i in range(n):
-        mask = {f"layers.{k}.weight": torch.rand(shape, generator=g) < 0.5
-                for k, shape in enumerate([(300, 784), (100, 300), (10, 100)])}
-        out.append(Job(spec, i, root / f"{tag}_{i}", mask=mask))
-    return out
 
 
 def main() -> None:
@@ -55,7 +39,8 @@ def main() -> None:
     for c, config in enumerate(["5"] + args.configs.split(";")):  # the first: warm-up (cuBLAS, allocator)
         sizes = [int(s) for s in config.split(",")]
         with tempfile.TemporaryDirectory() as tmp:
-            groups = [jobs(Path(tmp), n, f"p{k}", args.iterations) for k, n in enumerate(sizes)]
+            groups = [masked_lenet_jobs(Path(tmp), n, args.iterations, args.iterations, tag=f"p{k}_")
+                      for k, n in enumerate(sizes)]
 
             def train(group: list[Job]) -> None:
                 if device.type == "cuda":

@@ -19,7 +19,6 @@ launches and which cost most. Prints JSON lines.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import time
@@ -27,29 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import device_info
+from _common import device_info, masked_lenet_jobs
 
 from lth.data.datasets import Dataset
 from lth.engine.population import Population
 from lth.engine.step import Stepper
-from lth.engine.train import EngineOptions, Job, train_population
-from lth.presets import get_preset
-from lth.spec import Step
+from lth.engine.train import EngineOptions, train_population
 
 CONFIGS = ("fc15", "mc12", "mc12_one_clock", "fc15_manual", "fc15_tf32", "fc15_compile", "fc15_compile_tf32")
-
-
-def make_jobs(root: Path, n: int, total: int, every: int, starts: list[int]) -> list[Job]:
-    base = get_preset("lenet_300_100").spec
-    spec = dataclasses.replace(base, train=dataclasses.replace(base.train, training_steps=Step(total, "it"),
-                                                               eval_every=Step(every, "it")))
-    g = torch.Generator().manual_seed(0)
-    out = []
-    for i in range(n):
-        mask = {f"layers.{k}.weight": torch.rand(shape, generator=g) < 0.5
-                for k, shape in enumerate([(300, 784), (100, 300), (10, 100)])}
-        out.append(Job(spec, i, root / f"m{i}", start_step=starts[i % len(starts)], mask=mask))
-    return out
 
 
 def timed(name: str, data: Dataset, measure: int, device: torch.device, late: list[int]) -> dict[str, Any]:
@@ -67,7 +51,7 @@ def timed(name: str, data: Dataset, measure: int, device: torch.device, late: li
                          mlp_backward="manual" if "manual" in name else "auto", tf32="tf32" in name)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        train_population(make_jobs(Path(tmp), n, warm + measure, warm, starts), data, opts)
+        train_population(masked_lenet_jobs(Path(tmp), n, warm + measure, warm, starts), data, opts)
     end = warm + measure
     step = (stamps[end] - stamps[warm] - evals[end]) / measure
     return {"config": name, "members": n, "clock_groups": len(starts), "ms_per_step": round(1000 * step, 4),
@@ -79,7 +63,7 @@ def kernels(name: str, data: Dataset, device: torch.device, late: list[int], row
 
     n, starts = (15, [0]) if name == "fc15" else (12, [0, *late])
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = make_jobs(Path(tmp), n, 4000, 4000, starts)
+        jobs = masked_lenet_jobs(Path(tmp), n, 4000, 4000, starts)
         pop = Population(jobs, data, EngineOptions(device=str(device), checkpoint_every=None), lambda *a, **k: None)
         stepper = Stepper(pop)
         for i in range(n):
