@@ -3,7 +3,7 @@
 # length), each timed, then the 30-point ResNet-20 stability path. Everything small comes back as one archive,
 # $OUT/results.tgz (the recipes' JSON, reports without SVGs, logs), rewritten after each step so that a step cut
 # short by the time limit leaves the others' results; the weights stay on the machine.
-#   OUT=/some/dir DATA=carry/data MC_LIMIT=330 LOT_LIMIT=370 bash bench/gpu_recipes.sh
+#   OUT=/some/dir DATA=carry/data [ONLY=mode-connectivity] MC_LIMIT=330 LOT_LIMIT=370 bash bench/gpu_recipes.sh
 set -uo pipefail
 OUT=${OUT:-bench/out}; DATA=${DATA:-carry/data}
 export PYTHONPATH=src
@@ -13,6 +13,7 @@ pack() { tar czf "$OUT/results.tgz.tmp" -C "$W" res && mv "$OUT/results.tgz.tmp"
   python -c "import torch, sys; print(torch.__version__, torch.cuda.get_device_name(0), sys.version)"; } > "$W/res/gpu.txt" 2>&1
 for spec in "mode-connectivity ${MC_LIMIT:-330}" "lottery ${LOT_LIMIT:-370}"; do
   set -- $spec
+  case " ${ONLY:-mode-connectivity lottery} " in *" $1 "*) ;; *) continue ;; esac
   s=$(date +%s.%N)
   timeout "$2" python -m lth recipe "$1" --datasets mnist --root "$W/$1" --data-dir "$DATA" --json \
     > "$W/res/$1.json" 2> "$W/res/$1.log"
