@@ -69,6 +69,10 @@ def test_list(capsys: pytest.CaptureFixture) -> None:
     assert [r["recipe"] for r in rows] == list(RECIPES)
     for r in rows:
         assert r["runs"] >= r["quick_runs"] > 0 and r["seconds"] > r["quick_seconds"] > 0
+    assert main(["recipe", "list"]) == 0  # not a terminal: one block per recipe, every recipe and its runs
+    text = capsys.readouterr().out
+    for r in rows:
+        assert f"{r['recipe']}: {r['paper']}" in text and f"runs / time (cpu): {r['runs']} / ~" in text
 
 
 def test_bad_name_and_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

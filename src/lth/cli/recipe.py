@@ -98,11 +98,19 @@ def _print(rows: list[dict[str, Any]], device: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
+    if not console.is_terminal:  # a pipe or a log: one block per recipe, not a table folded to 80 columns
+        for r in rows:
+            console.print(f"{r['recipe']}: {r['paper']}\n  figures: {'; '.join(r['figures'])}\n  data: "
+                          f"{', '.join(r['data'])} (--quick: {', '.join(r['quick_data'])})\n  runs / time ({device}): "
+                          f"{r['runs']} / ~{_duration(r['seconds'])}; --quick: {r['quick_runs']} / "
+                          f"~{_duration(r['quick_seconds'])} (cpu)", highlight=False, markup=False, soft_wrap=True)
+        return
     t = Table("recipe", "paper", "figures", "data", f"runs / time ({device})", "--quick runs / time (cpu)")
     for r in rows:
         t.add_row(r["recipe"], r["paper"], "; ".join(r["figures"]), ", ".join(r["data"]),
                   f"{r['runs']} / ~{_duration(r['seconds'])}", f"{r['quick_runs']} / ~{_duration(r['quick_seconds'])}")
-    Console().print(t)
+    console.print(t)
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
