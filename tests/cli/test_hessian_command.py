@@ -50,7 +50,7 @@ def test_hessian_rows_match_the_function_on_each_state(store: Path) -> None:
 
 
 @pytest.mark.parametrize("extra", [["--bn-mode", "bogus"], ["--k", "0"], ["--k", "3", "--iters", "2"],
-                                   ["--steps", "9999it"]])
+                                   ["--steps", "9999it"], ["--threads", "0"]])
 def test_bad_input_is_exit_2(store: Path, extra: list[str]) -> None:
     argv = ["hessian", "--root", str(store), "--steps", "init", *extra]
     if "--steps" in extra:

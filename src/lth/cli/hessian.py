@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     p.add_argument("--examples", default="1000", help="training examples in the loss (the first ones)")
     p.add_argument("--data-dir", default=None, help="where the datasets are")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--threads", default=None, metavar="N", help="CPU threads for torch (default: torch's)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON (always on)")
 
 
@@ -104,6 +105,8 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     examples = whole_number(args.examples, 1, "--examples")
     if iters < k:
         raise UserError(f"--iters {iters}: fewer than --k {k}; allowed: a number >= --k")
+    if args.threads is not None:
+        torch.set_num_threads(whole_number(args.threads, 1, "--threads"))
     device = check_device(args.device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     root = Path(args.root)
     if not root.is_dir():
