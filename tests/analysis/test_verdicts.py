@@ -189,3 +189,15 @@ def test_frame_potential():
     assert frame_potential(torch.ones(3, 6)) == pytest.approx(9.0)  # parallel rows: n^2
     assert frame_potential(torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])) == pytest.approx(1 + 1 + 2 * 0.5)
     assert not math.isnan(frame_potential(torch.zeros(2, 3)))
+
+
+def test_jackpot_takes_sufficient_training_checked_elsewhere() -> None:
+    """``sufficient_training`` (T's check made at another lr) decides [1] and takes precedence over a longer run."""
+    from lth.analysis.verdicts import jackpot
+
+    args = (0.95, 0.1, {"lr 0.1": 0.7}, 0.9, 0.9, 0.7)
+    assert jackpot(*args, sufficient_training=True).grade == "jackpot"
+    assert jackpot(*args, longer_dense_accuracy=0.99, sufficient_training=True).grade == "jackpot"
+    v = jackpot(*args, longer_dense_accuracy=0.90, sufficient_training=False)
+    assert v.grade == "no prize" and v.failed == ["sufficient_training"]
+    assert jackpot(*args).unchecked == ["sufficient_training"]

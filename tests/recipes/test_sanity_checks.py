@@ -81,13 +81,17 @@ def test_without_a_longer_run_sufficient_training_is_unchecked(tmp_path: Path) -
         assert all(p["unchecked"] == ["sufficient_training"] for p in v["per ticket lr"].values())
 
 
-def test_the_longer_run_decides_sufficient_training_at_the_pretraining_rate(tmp_path: Path) -> None:
-    v = verdicts(tmp_path, **{"0.1|longer": 0.904})["pretrain lr 0.1"]  # 0.4 points better: within the margin
-    assert v["grade"] == "jackpot" and v["best ticket lr"] == 0.1 and v["unchecked"] == []
-    others = {lt: p for lt, p in v["per ticket lr"].items() if lt != 0.1}
-    assert all(p["grade"] == "no prize" and p["unchecked"] == ["sufficient_training"] for p in others.values())
+def test_the_longer_run_decides_sufficient_training_for_every_ticket_rate(tmp_path: Path) -> None:
+    """[1] is a property of the training length T: the longer dense run at the pretraining rate against the dense
+    network at that rate decides it, and the outcome holds at every ticket rate (dense at 0.05 is 0.89 here, so a
+    per-rate comparison with the longer run would fail there; T's check does not)."""
+    v = verdicts(tmp_path, **{"0.1|longer": 0.904, "0.1|dense|0.05": 0.89})["pretrain lr 0.1"]  # within 0.5 points
+    assert v["grade"] == "jackpot" and v["unchecked"] == []
+    assert all(p["grade"] == "jackpot" and p["unchecked"] == [] for p in v["per ticket lr"].values())
     v = verdicts(tmp_path, **{"0.1|longer": 0.91})["pretrain lr 0.1"]  # 1 point better: T was not sufficient
-    assert v["per ticket lr"][0.1]["failed"] == ["sufficient_training"] and v["grade"] == "no prize"
+    assert all(p["failed"] == ["sufficient_training"] for p in v["per ticket lr"].values())
+    assert v["grade"] == "no prize" and v["provisional grade"] == "no prize"
+    assert verdicts(tmp_path, **{"0.1|longer": 0.91})["pretrain lr 0.01"]["unchecked"] == ["sufficient_training"]
 
 
 def test_reinit_must_be_beaten_at_every_rate_not_only_the_tickets_own(tmp_path: Path) -> None:

@@ -154,7 +154,8 @@ def _grade(ok: dict[str, bool | None], unchecked_holds: bool) -> str:
 
 def jackpot(accuracy: float, density: float, reinit_accuracy: float | Mapping[str, float], dense_accuracy: float,
             well_trained_dense_accuracy: float, small_dense_accuracy: float, *,
-            longer_dense_accuracy: float | None = None, density_threshold: float = 0.8, margin: float = 0.005,
+            longer_dense_accuracy: float | None = None, sufficient_training: bool | None = None,
+            density_threshold: float = 0.8, margin: float = 0.005,
             sources: Mapping[str, str] | None = None) -> JackpotVerdict:
     """Grade a ticket by the sanity checks of Ma et al., "Sanity Checks for Lottery Tickets: Does Your Winning
     Ticket Really Win the Jackpot?" (NeurIPS 2021, section 3, "a rigorous definition"). Accuracies are fractions;
@@ -166,7 +167,10 @@ def jackpot(accuracy: float, density: float, reinit_accuracy: float | Mapping[st
     * [1] ``sufficient_training``: the dense network at the ticket's lr and length T is trained sufficiently:
       the same dense network trained *longer* (more iterations, same lr) is not better by more than ``margin``,
       ``longer_dense_accuracy - dense_accuracy <= margin``. The paper's example is ResNet-20 at 78 vs 160
-      epochs. ``longer_dense_accuracy=None`` (no longer run available) leaves it *not checked*;
+      epochs. ``longer_dense_accuracy=None`` (no longer run available) leaves it *not checked*.
+      ``sufficient_training`` (True/False), when given, is the outcome of that check made elsewhere (the paper
+      states [1] of the training length T, "a sufficient training epochs T": a caller may check it once, at one lr,
+      and pass the outcome for every lr); it takes precedence over ``longer_dense_accuracy``;
     * [2] ``beats_small_dense``: a clear advantage over a small dense network with the ticket's parameter count,
       ``accuracy - small_dense_accuracy > margin``;
     * [3] ``beats_reinit_any_lr``: the ticket beats the same mask randomly reinitialised and trained at *any*
@@ -186,8 +190,8 @@ def jackpot(accuracy: float, density: float, reinit_accuracy: float | Mapping[st
     best_reinit = max(float(v) for v in reinit.values())
     ok: dict[str, bool | None] = {
         "non_trivial_sparsity": density <= density_threshold + _EPS,
-        "sufficient_training": None if longer_dense_accuracy is None
-        else longer_dense_accuracy - dense_accuracy <= margin + _EPS,
+        "sufficient_training": sufficient_training if sufficient_training is not None
+        else None if longer_dense_accuracy is None else longer_dense_accuracy - dense_accuracy <= margin + _EPS,
         "beats_small_dense": accuracy - small_dense_accuracy > margin + _EPS,
         "beats_reinit_any_lr": accuracy - best_reinit > margin + _EPS,
         "matches_dense_same_lr": accuracy >= dense_accuracy - _EPS,
