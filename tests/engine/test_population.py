@@ -176,3 +176,22 @@ def test_start_after_the_end_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="after the end of training"):
         train_population([Job(spec, 0, tmp_path / "late", start_step=10_000)], load_dataset(spec.data), OPTS)
     assert not (tmp_path / "late").exists()
+
+
+def test_metrics_csv_is_rewritten_at_most_every_metrics_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each metrics.csv write pauses the device between steps: while training it is rewritten only once
+    ``METRICS_SECONDS`` have passed (and at checkpoints), always at the end, with every row."""
+    import lth.engine.population as pp
+
+    calls: list[int] = []
+    real = RunDir.write_metrics
+    monkeypatch.setattr(RunDir, "write_metrics", lambda self, rows: (calls.append(len(rows)), real(self, rows))[1])
+    spec = digits_spec(training_steps=Step(3, "ep"))
+    data = load_dataset(spec.data)
+    for seconds, expected in ((1e9, 1), (0.0, 5)):  # evaluations at 0, 1, 2, 3 epochs (the last also at the end)
+        calls.clear()
+        monkeypatch.setattr(pp, "METRICS_SECONDS", seconds)
+        job = Job(spec, 0, tmp_path / str(seconds))
+        train_population([job], data, OPTS)
+        assert len(calls) == expected and calls[-1] == 4
+        assert len(RunDir(job.run_dir).read_metrics()) == 4

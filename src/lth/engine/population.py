@@ -27,6 +27,8 @@ from lth.models.layers import use_channels_last
 from lth.spec import to_dict
 from lth.store import RunDir
 
+METRICS_SECONDS = 10.0  # longest a live metrics.csv lags behind training
+
 
 def _cpu(obj: Any) -> Any:
     if isinstance(obj, Tensor):
@@ -102,6 +104,10 @@ class Population:
         self.loss_sum = torch.zeros(n, device=device)  # NaN or inf here at an evaluation: the member diverged
         self.rows: list[list[dict[str, Any]]] = [list(c["metrics"]) if c else [] for c in self.ckpts]
         self.status = ["running"] * n
+        # metrics.csv is rewritten at most every METRICS_SECONDS while training (and at the end): each write is a
+        # pause of the device between steps; the rows themselves are in every checkpoint
+        self.unwritten: set[int] = set()
+        self.metrics_written = time.perf_counter()
         self.last_eval = [int(c["last_eval"]) if c else s for c, s in zip(self.ckpts, self.starts, strict=True)]
 
         # --- weight telemetry (opts.telemetry_every): device tensors at its iterations, read back at evaluations
@@ -206,9 +212,10 @@ class Population:
                 self.stores[i].save_state(name, self.model.member_state(i), t)
 
     def checkpoint(self, t: int) -> None:
-        """Every running member's checkpoint (model, optimiser, metrics and telemetry so far)."""
+        """Every running member's checkpoint (model, optimiser, metrics and telemetry so far), and metrics.csv."""
         if self.tele is not None:
             self.flush_telemetry()
+        self.write_metrics()
         for i in self.running(t):
             if t > self.starts[i]:
                 self.stores[i].save_checkpoint({
@@ -217,6 +224,13 @@ class Population:
                     "loss_sum": float(self.loss_sum[i]), "last_eval": self.last_eval[i],
                     **({"telemetry": self.tele_rows[i]} if self.tele is not None else {})})
 
+    def write_metrics(self) -> None:
+        """Write the metrics.csv of every member with rows not yet written."""
+        for i in sorted(self.unwritten):
+            self.stores[i].write_metrics(self.rows[i])
+        self.unwritten.clear()
+        self.metrics_written = time.perf_counter()
+
     def finish(self, i: int, t: int) -> None:
         """Member ``i``'s final state (unless it diverged), metrics and completion marker."""
         s = self.stores[i]
@@ -224,6 +238,7 @@ class Population:
             self.status[i] = "complete"
             s.save_state("final", self.model.member_state(i), t)
         s.write_metrics(self.rows[i])
+        self.unwritten.discard(i)
         if self.tele is not None:
             self.finish_telemetry(i)
         last = self.rows[i][-1] if self.rows[i] else {}
@@ -266,7 +281,9 @@ class Population:
                 self.finish(i, t)
                 self.emit("diverged", job=self.jobs[i], iteration=t)
             else:
-                self.stores[i].write_metrics(self.rows[i])
+                self.unwritten.add(i)
+        if time.perf_counter() - self.metrics_written >= METRICS_SECONDS:
+            self.write_metrics()
         self.loss_sum.index_fill_(0, torch.tensor(members, device=self.device), 0.0)
         self.emit("eval", iteration=t, total=self.total,
                   rows={i: self.rows[i][-1] for i in members if self.rows[i]}, eval_seconds=eval_seconds)
