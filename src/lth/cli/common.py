@@ -221,6 +221,9 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
                    help="record telemetry more often before this step (with --telemetry-dense-every)")
     r.add_argument("--telemetry-dense-every", default=None, metavar="STEP",
                    help="the telemetry interval before --telemetry-dense-until")
+    r.add_argument("--mlp-backward", default="auto", choices=("auto", "manual", "autograd"),
+                   help="MLPs: the hand-written backward (manual) or autograd's (auto: hand-written on a CPU, and on a "
+                        "GPU with --compile)")
     r.add_argument("--tf32", action="store_true",
                    help="CUDA: TF32 for float32 matrix products (faster, rounds differently; cuDNN's convolutions use "
                         "TF32 already); recorded in each run's spec.json")
@@ -313,7 +316,8 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
         raise UserError("--telemetry-dense-until and --telemetry-dense-every go together")
     opts = EngineOptions(device=args.device, cuda_graph=args.cuda_graph, checkpoint_every=ckpt,
                          checkpoint_seconds=seconds, callback=progress.callback, compile=args.compile,
-                         tf32=getattr(args, "tf32", False), **telemetry)
+                         tf32=getattr(args, "tf32", False), mlp_backward=getattr(args, "mlp_backward", "auto"),
+                         **telemetry)
     return EXECUTORS[args.executor](data_dir=args.data_dir, options=opts, max_population=args.max_population,
                                     on_population=progress.population, on_event=progress.graph_event,
                                     **cluster_options(args))
