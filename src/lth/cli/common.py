@@ -259,16 +259,19 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
+def step_flag(text: str, flag: str, suffix: str = "") -> Step:
+    """``text`` as a Step (``500it``, ``2ep``); UserError naming the flag (and ``suffix``, e.g. other allowed
+    words) otherwise."""
+    try:
+        return Step.parse(text)
+    except UserError as e:
+        raise UserError(f"{flag}: {e}{suffix}") from None
+
+
 def save_steps(args: argparse.Namespace) -> tuple[tuple[str, Step], ...]:
     """``--save-states`` as (name, step) pairs."""
-    out = []
-    for s in args.save_states:
-        try:
-            step = Step.parse(s)
-        except UserError as e:
-            raise UserError(f"--save-states: {e}") from None
-        out.append((str(step), step))
-    return tuple(out)
+    steps = [step_flag(s, "--save-states") for s in args.save_states]
+    return tuple((str(step), step) for step in steps)
 
 
 def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
@@ -282,10 +285,7 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
     elif args.checkpoint_every == "auto":
         ckpt, seconds = Step(1, "ep"), AUTO_CHECKPOINT_SECONDS
     else:
-        try:
-            ckpt = Step.parse(args.checkpoint_every)
-        except UserError as e:
-            raise UserError(f"--checkpoint-every: {e} (or 'never')") from None
+        ckpt = step_flag(args.checkpoint_every, "--checkpoint-every", " (or 'never')")
         if ckpt.count == 0:
             raise UserError(f"--checkpoint-every {args.checkpoint_every}: expected at least 1it, or 'never'")
     device = check_device(args.device)
@@ -306,10 +306,7 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
     for name in ("telemetry_every", "telemetry_dense_until", "telemetry_dense_every"):
         raw = getattr(args, name, None)
         if raw is not None:
-            try:
-                telemetry[name] = Step.parse(raw)
-            except UserError as e:
-                raise UserError(f"--{name.replace('_', '-')}: {e}") from None
+            telemetry[name] = step_flag(raw, f"--{name.replace('_', '-')}")
     if "telemetry_every" not in telemetry and telemetry:
         raise UserError("--telemetry-dense-until/--telemetry-dense-every need --telemetry-every")
     if ("telemetry_dense_until" in telemetry) != ("telemetry_dense_every" in telemetry):

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from lth.cli.common import DEFAULT_ROOT, Progress, check_root, emit_json, whole_number
+from lth.cli.common import DEFAULT_ROOT, Progress, check_root, emit_json, step_flag, whole_number
 from lth.errors import UserError
-from lth.spec import Step, TrainSpec
+from lth.spec import TrainSpec
 
 HELP = "a small IMP experiment with the reinit and random-mask branches, and its report (about a minute)"
 
@@ -68,10 +68,7 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     levels = whole_number(args.levels, 1, "--levels") if args.levels is not None else levels
     replicates = whole_number(args.replicates, 1, "--replicates") if args.replicates is not None else replicates
     if args.training_steps is not None:
-        try:
-            Step.parse(args.training_steps)
-        except UserError as e:
-            raise UserError(f"--training-steps: {e}") from None
+        step_flag(args.training_steps, "--training-steps")
         steps = args.training_steps
     check_root(args.root)
     if args.threads is not None:

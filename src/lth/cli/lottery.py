@@ -23,6 +23,7 @@ from lth.cli.common import (
     pruning_from_args,
     report_divergence,
     spec_from_args,
+    step_flag,
     whole_number,
 )
 from lth.errors import UserError
@@ -96,10 +97,7 @@ def pretraining_from_args(args: argparse.Namespace) -> tuple[Any, Step | None]:
             flag = "--pretrain-task" if task is not None else "--pretrain-sparse"
             raise UserError(f"{flag}: needs --pretrain-steps K (the number of pretraining steps)")
         return None, None
-    try:
-        k = Step.parse(steps)
-    except UserError as e:
-        raise UserError(f"--pretrain-steps: {e}") from None
+    k = step_flag(steps, "--pretrain-steps")
     if k.count < 1:
         raise UserError(f"--pretrain-steps {steps}: bad value; allowed: at least 1it")
     pre = Pretraining(task or "standard", sparse)
@@ -116,12 +114,7 @@ def trunks_from_args(args: argparse.Namespace, base: TrainSpec) -> list[Any]:
     pruning = pruning_from_args(args)
     pretrain, k_pre = pretraining_from_args(args)
     given = args.rewind if args.rewind is not None else ([str(k_pre)] if k_pre is not None else ["0it"])
-    rewinds = []
-    for k in given:
-        try:
-            rewinds.append(Step.parse(k))
-        except UserError as e:
-            raise UserError(f"--rewind: {e}") from None
+    rewinds = [step_flag(k, "--rewind") for k in given]
     if k_pre is not None and any(str(k) != str(k_pre) for k in rewinds):
         raise UserError(f"--rewind {' '.join(given)}: with --pretrain-steps {k_pre} the rewind step is {k_pre} (the "
                         f"pretrained state takes the place of the state there); allowed: --rewind {k_pre} or none")

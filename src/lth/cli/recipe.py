@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lth.cli.common import Progress, add_runtime_flags, emit_json, executor_from_args, whole_number
+from lth.cli.common import Progress, add_runtime_flags, emit_json, executor_from_args, step_flag, whole_number
 from lth.errors import UserError
-from lth.spec import Step, TrainSpec
+from lth.spec import TrainSpec
 
 HELP = "reproduce a paper's study (lth recipe list; lth recipe NAME [--quick]) with a paper-vs-lth table"
 
@@ -70,10 +70,7 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     recipe = get_recipe(args.name)
     levels = whole_number(args.levels, 1, "--levels") if args.levels is not None else None
     if args.training_steps is not None:
-        try:
-            Step.parse(args.training_steps)
-        except UserError as e:
-            raise UserError(f"--training-steps: {e}") from None
+        step_flag(args.training_steps, "--training-steps")
     if recipe.telemetry and args.telemetry_every is None:
         args.telemetry_every = recipe.telemetry
     root = Path(args.root).expanduser().resolve()
