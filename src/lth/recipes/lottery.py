@@ -23,6 +23,7 @@ from lth.recipes.base import (
     density_of,
     level_at_density,
     run_metrics,
+    sizes,
 )
 
 TABLE2 = "Frankle et al. ICML 2020, Table 2, LeNet row (seed 002)"
@@ -53,20 +54,16 @@ class LotteryRecipe(Recipe):
         import lth.api as api
 
         cfg = QUICK if ctx.quick else FULL
-        levels = ctx.scale.pick("levels", cfg["levels"])
-        reps = ctx.scale.pick("replicates", cfg["replicates"])
-        steps = ctx.scale.pick("steps", cfg["steps"])
-        over: dict[str, Any] = {"training_steps": steps} if steps else {}
+        over: dict[str, Any] = {}
         if ctx.quick:
             over["validation_size"] = QUICK_VALIDATION
             ctx.sub("LeNet-300-100 on MNIST and Conv-2/4/6 on CIFAR-10 -> digits_mlp (a 64-32 MLP on the 8x8 "
                     f"scikit-learn digits, {QUICK_VALIDATION} examples held out for validation)")
-        if levels != FULL["levels"]:
-            ctx.sub(f"{levels} pruning levels instead of {FULL['levels']} (density {0.8 ** levels:.3f}, not 0.035)")
-        if reps != FULL["replicates"]:
-            ctx.sub(f"{reps} replicates instead of {FULL['replicates']}")
+        levels, reps, steps = sizes(ctx, FULL, QUICK)
         if steps:
-            ctx.sub(f"{steps} of training per level instead of the paper's iterations")
+            over["training_steps"] = steps
+        if levels != FULL["levels"]:
+            ctx.sub(f"the sparsest level's density is {0.8 ** levels:.3f}, not {TICKET_DENSITY}")
         return [Piece(p, api.lottery(p, levels, replicates=reps, branches=["reinit", "random-mask"], root=ctx.root,
                                      data_dir=ctx.data_dir, **over), meta={"levels": levels})
                 for p in cfg["presets"]]
