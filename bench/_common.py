@@ -43,21 +43,31 @@ def time_engine(spec: TrainSpec, n: int, warmup: int, measure: int, device: torc
     warmup = max(warmup, measure)
     spec = _with(spec, training_steps=Step(warmup + measure, "it"), eval_every=Step(warmup, "it"))
     data = load_dataset(spec.data, data_dir, device)
-    stamps: dict[int, float] = {}
-    evals: dict[int, float] = {}
-
-    def cb(event: str, info: dict[str, Any]) -> None:
-        if event == "eval":
-            stamps[info["iteration"]] = time.perf_counter()
-            evals[info["iteration"]] = info["eval_seconds"]
-
+    clock = EvalClock()
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [Job(spec, r, Path(tmp) / f"r{r}") for r in range(n)]
-        opts = EngineOptions(device=str(device), cuda_graph=cuda_graph, checkpoint_every=None, callback=cb)
+        opts = EngineOptions(device=str(device), cuda_graph=cuda_graph, checkpoint_every=None, callback=clock)
         train_population(jobs, data, opts)
-    end = warmup + measure
-    eval_time = sum(v for k, v in evals.items() if k > warmup)
-    return (stamps[end] - stamps[warmup] - eval_time) / measure
+    return clock.per_step(warmup, warmup + measure)
+
+
+class EvalClock:
+    """An engine callback that notes when each evaluation event happened and how long the evaluation took."""
+
+    def __init__(self) -> None:
+        self.stamps: dict[int, float] = {}
+        self.evals: dict[int, float] = {}
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "eval":
+            self.stamps[info["iteration"]] = time.perf_counter()
+            self.evals[info["iteration"]] = info["eval_seconds"]
+
+    def per_step(self, start: int, end: int) -> float:
+        """Seconds per step between the evaluations at ``start`` and ``end``, less the evaluations after
+        ``start`` (each event reads results back, so the device is synchronised at both ends)."""
+        eval_time = sum(v for k, v in self.evals.items() if start < k <= end)
+        return (self.stamps[end] - self.stamps[start] - eval_time) / (end - start)
 
 
 def _with(spec: TrainSpec, **train: Any) -> TrainSpec:

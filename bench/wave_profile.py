@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import device_info, masked_lenet_jobs
+from _common import EvalClock, device_info, masked_lenet_jobs
 
 from lth.data.datasets import Dataset
 from lth.engine.population import Population
@@ -39,23 +39,15 @@ CONFIGS = ("fc15", "mc12", "mc12_one_clock", "fc15_manual", "fc15_tf32", "fc15_c
 def timed(name: str, data: Dataset, measure: int, device: torch.device, late: list[int]) -> dict[str, Any]:
     n, starts = (15, [0]) if name.startswith("fc15") else (12, [0, *late] if name == "mc12" else [0])
     warm = max(measure, max(late) + 100)
-    stamps: dict[int, float] = {}
-    evals: dict[int, float] = {}
-
-    def cb(event: str, info: dict[str, Any]) -> None:
-        if event == "eval":
-            stamps[info["iteration"]] = time.perf_counter()
-            evals[info["iteration"]] = info["eval_seconds"]
-
-    opts = EngineOptions(device=str(device), checkpoint_every=None, callback=cb, compile="compile" in name,
+    clock = EvalClock()
+    opts = EngineOptions(device=str(device), checkpoint_every=None, callback=clock, compile="compile" in name,
                          mlp_backward="manual" if "manual" in name else "auto", tf32="tf32" in name)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         train_population(masked_lenet_jobs(Path(tmp), n, warm + measure, warm, starts), data, opts)
-    end = warm + measure
-    step = (stamps[end] - stamps[warm] - evals[end]) / measure
+    step = clock.per_step(warm, warm + measure)
     return {"config": name, "members": n, "clock_groups": len(starts), "ms_per_step": round(1000 * step, 4),
-            "setup_and_warmup_seconds": round(stamps[warm] - t0, 2)}
+            "setup_and_warmup_seconds": round(clock.stamps[warm] - t0, 2)}
 
 
 def kernels(name: str, data: Dataset, device: torch.device, late: list[int], rows: int = 25) -> dict[str, Any]:
