@@ -19,6 +19,7 @@ and grouped convolutions round differently); on CUDA the members are batched.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -87,10 +88,8 @@ class PopConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.n > 1 and x.device.type == "cpu":  # per member, the N = 1 kernel: bit-identical to training alone
-            c = self.in_channels
-            return torch.cat([F.conv2d(x[:, i * c:(i + 1) * c].contiguous(), self.weight[i],
-                                       None if self.bias is None else self.bias[i], self.stride, self.padding)
-                              for i in range(self.n)], 1)
+            return per_member_channels(x, self.n, lambda i, xi: F.conv2d(
+                xi, self.weight[i], None if self.bias is None else self.bias[i], self.stride, self.padding))
         w = self.weight.reshape(self.n * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
         b = None if self.bias is None else self.bias.reshape(-1)
         return F.conv2d(x, w, b, self.stride, self.padding, groups=self.n)
@@ -124,6 +123,14 @@ def _contiguous_grad(x: Tensor) -> Tensor:
     return _ContiguousGrad.apply(x) if x.requires_grad else x
 
 
+def per_member_channels(x: Tensor, n: int, fn: Callable[[int, Tensor], Tensor]) -> Tensor:
+    """``fn(i, member i's channels)`` for every member of the conv layout ``[B, N*C, H, W]``, concatenated back:
+    each member's channels as a contiguous tensor, its gradient handed back contiguous, so a CPU population
+    computes what each member computes alone, bit for bit."""
+    c = x.shape[1] // n
+    return torch.cat([_contiguous_grad(fn(i, x[:, i * c:(i + 1) * c].contiguous())) for i in range(n)], 1)
+
+
 class PopBatchNorm2d(nn.Module):
     """BatchNorm over ``N*C`` channels: statistics and affine parameters stay per member."""
 
@@ -137,10 +144,9 @@ class PopBatchNorm2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.n > 1 and x.device.type == "cpu":  # per member, as alone: bit-identical to training alone
-            c = self.channels
-            return torch.cat([_contiguous_grad(F.batch_norm(
-                x[:, i * c:(i + 1) * c].contiguous(), self.running_mean[i], self.running_var[i], self.weight[i],
-                self.bias[i], self.training, self.momentum, self.eps)) for i in range(self.n)], 1)
+            return per_member_channels(x, self.n, lambda i, xi: F.batch_norm(
+                xi, self.running_mean[i], self.running_var[i], self.weight[i], self.bias[i], self.training,
+                self.momentum, self.eps))
         return F.batch_norm(
             x, self.running_mean.view(-1), self.running_var.view(-1), self.weight.view(-1), self.bias.view(-1),
             self.training, self.momentum, self.eps,
@@ -160,10 +166,8 @@ class PopGroupNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.n > 1 and x.device.type == "cpu":  # per member, as alone (see PopBatchNorm2d)
-            c = x.shape[1] // self.n
-            return torch.cat([_contiguous_grad(F.group_norm(x[:, i * c:(i + 1) * c].contiguous(), self.groups,
-                                                            self.weight[i], self.bias[i], self.eps))
-                              for i in range(self.n)], 1)
+            return per_member_channels(x, self.n, lambda i, xi: F.group_norm(xi, self.groups, self.weight[i],
+                                                                             self.bias[i], self.eps))
         return F.group_norm(x, self.n * self.groups, self.weight.view(-1), self.bias.view(-1), self.eps)
 
 
@@ -182,12 +186,10 @@ class PopScalar(nn.Module):
         return self.weight.view(self.n, 1, 1)
 
     def _per_member(self, x: Tensor, op: str) -> Tensor:
-        """On the CPU, conv layout: each member's channels alone (as a network of one computes, so the scalar's
-        gradient sums in the same order)."""
-        c = x.shape[1] // self.n
+        """On the CPU, conv layout: each member's channels alone (so the scalar's gradient sums in the same order
+        as in a network of one)."""
         f = torch.add if op == "add" else torch.mul
-        return torch.cat([_contiguous_grad(f(x[:, i * c:(i + 1) * c].contiguous(), self.weight[i].view(1, 1, 1, 1)))
-                          for i in range(self.n)], 1)
+        return per_member_channels(x, self.n, lambda i, xi: f(xi, self.weight[i].view(1, 1, 1, 1)))
 
     def add(self, x: Tensor) -> Tensor:
         """``x + scalar`` per member."""
