@@ -158,17 +158,9 @@ class Executor:
             at = idx[same.index(rep)]
             todo = [d for d in same if d is not rep and not RunDir(d.path).finished()]
             spe = self.steps_per_epoch(rep)
-            names = {name for name, _ in rep.keep}
-            covered = {step.iterations(spe) for _, step in rep.keep}
 
-            def extras(dups: list[Node], spe: int = spe, names: set = names, covered: set = covered) -> dict:
-                out: dict[int, tuple[str, Step]] = {}
-                for d in dups:
-                    for _, step in d.keep:
-                        it = step.iterations(spe)
-                        if it not in covered and it not in out:
-                            out[it] = (str(step) if str(step) not in names else f"{it}it", step)
-                return out
+            def extras(dups: list[Node], rep: Node = rep, spe: int = spe) -> dict[int, tuple[str, Step]]:
+                return extra_keeps(rep, [kept for d in dups for kept in d.keep], spe)
 
             # this graph's scaffolding that a run of it left behind (it stopped before removing it); another
             # process's (other duplicates) is that process's to remove
@@ -260,14 +252,12 @@ class Executor:
                 groups.setdefault(n.digest, []).append(n)
             heads = {}
             for digest, same in groups.items():
-                head, spe = same[0], self.steps_per_epoch(same[0])
-                have = {step.iterations(spe) for _, step in head.keep}
-                extra: dict[int, tuple[str, Step]] = {}
+                head = same[0]
+                lacked: list[tuple[str, Step]] = []
                 for other in same[1:]:
-                    for name, step in other.keep:
-                        it = step.iterations(spe)
-                        if name in missing_states(other) and it not in have and it not in extra:
-                            extra[it] = (f"{it}it", step)
+                    missing = set(missing_states(other))
+                    lacked += [(name, step) for name, step in other.keep if name in missing]
+                extra = extra_keeps(head, lacked, self.steps_per_epoch(head))
                 heads[digest] = head.with_keep(extra.values()) if extra else head
             replays = [dataclasses.replace(h, path=h.path / REPLAY) for h in heads.values()]
             failed = self.train_populations(self.populations(replays))
@@ -395,6 +385,20 @@ class Executor:
 
 
 REPLAY = ".replay"  # where a finished run is trained again to keep states it lacks
+
+
+def extra_keeps(head: Node, wanted: list[tuple[str, Step]], spe: int) -> dict[int, tuple[str, Step]]:
+    """The states ``head`` must also keep so that it holds every step of ``wanted`` (name, step), by iteration:
+    steps it keeps already are left out; the others are named by their step (the ``--save-states`` convention:
+    ``5it``), so names that collide across directories (``rewind`` at 5it and at 10it) never clash."""
+    names = {name for name, _ in head.keep}
+    covered = {step.iterations(spe) for _, step in head.keep}
+    out: dict[int, tuple[str, Step]] = {}
+    for _, step in wanted:
+        it = step.iterations(spe)
+        if it not in covered and it not in out:
+            out[it] = (str(step) if str(step) not in names else f"{it}it", step)
+    return out
 
 
 def representative(same: list[Node]) -> Node:
