@@ -266,8 +266,6 @@ class Executor:
                 if head.path / REPLAY in failed:
                     raise RuntimeError(f"replaying {head.path} failed: {failed[head.path / REPLAY]}")
                 src = RunDir(head.path / REPLAY)
-                index = src.state_iterations()
-                by_iteration = {int(it): name for name, it in index.items()}
                 for n in same:
                     del pending[n.path]
                     run, spe = RunDir(n.path), self.steps_per_epoch(n)
@@ -275,8 +273,7 @@ class Executor:
                         keep = dict(n.keep)
                         for name in missing_states(n):
                             it = keep[name].iterations(spe)
-                            held = name if index.get(name) == it else by_iteration[it]
-                            run.save_state(name, src.load_state(held), it)
+                            run.save_state(name, src.load_state(src.state_at(it, prefer=name)), it)
                         if telemetry and not run.has_telemetry() and src.has_telemetry():
                             run.copy_telemetry(src)
                         old, new = run.load_state("final"), src.load_state("final")

@@ -146,12 +146,10 @@ def fill_duplicate(node: Node, rep: Node, spe: int) -> bool:
         done = src.done
         if not isinstance(done, dict):
             raise RuntimeError(f"{rep.path} is not finished: nothing to fill {node.path} from")
-        index = src.state_iterations()  # states at one iteration hold the same weights, whatever their names
-        by_iteration = {int(it): name for name, it in index.items()}
         wanted: list[tuple[str, str]] = []
         for name, step in node.keep:
             it = step.iterations(spe)
-            have = name if index.get(name) == it else by_iteration.get(it)
+            have = src.state_at(it, prefer=name)
             if have is None:
                 if done.get("status") == "complete":
                     raise RuntimeError(f"{rep.path} holds no state at {step} ({it}it) for {node.path}; run the "

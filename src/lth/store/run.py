@@ -299,6 +299,14 @@ class RunDir:
         """``{state name: iteration}`` of the stored states that recorded one."""
         return self.read_json(f"{paths.STATES}/index.json") or {}
 
+    def state_at(self, iteration: int, prefer: str | None = None) -> str | None:
+        """The name of a stored state at ``iteration`` (``prefer`` when it is one of them; states at one iteration
+        hold the same weights, whatever their names), or None."""
+        index = self.state_iterations()
+        if prefer is not None and index.get(prefer) == iteration:
+            return prefer
+        return next((name for name, it in index.items() if int(it) == iteration), None)
+
     def states(self) -> dict[str, str]:
         """``{name: absolute path}`` of the stored states."""
         d = self.path / paths.STATES
