@@ -58,3 +58,47 @@ def test_spec_json_records_node_population_and_data(tmp_path: Path) -> None:
         assert sorted(rec["population"]["members"]) == sorted(str(m.path.resolve()) for m in nodes)
         source = rec["data_source"]
         assert source["dataset"] == "digits" and len(source["files"][0]["sha256"]) == 64
+
+
+def test_a_run_another_process_trains_is_left_to_it(tmp_path: Path) -> None:
+    """Two commands on one store split the work: a ready node whose lock is held elsewhere is skipped, the
+    others train meanwhile, and the held one trains once released (it was not finished by the holder)."""
+    import threading
+    import time
+
+    from lth.store import RunDir
+
+    spec = get_preset("digits_mlp").spec
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, training_steps=Step(20, "it")))
+    a, b = Node(spec, 0, tmp_path / "a"), Node(spec, 1, tmp_path / "b")
+    sizes: list[int] = []
+    ex = LocalExecutor(options=EngineOptions(device="cpu", checkpoint_every=None), max_population=1,
+                       on_population=sizes.append)
+    held = RunDir(a.path).lock()
+    held.__enter__()  # another process trains a
+    out: dict = {}
+    t = threading.Thread(target=lambda: out.update(records=ex.run([a, b])), daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not RunDir(b.path).finished() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert RunDir(b.path).finished()  # b trained while a was held (before: queued behind a's lock)
+        time.sleep(1.0)
+        assert t.is_alive() and not RunDir(a.path).finished() and sizes == [1]  # waiting for a, not training it
+    finally:
+        held.__exit__(None, None, None)
+    t.join(120)
+    assert not t.is_alive() and sizes == [1, 1]
+    assert [r["status"] for r in out["records"]] == ["complete", "complete"]
+
+
+def test_train_group_without_waiting_skips_a_busy_group(tmp_path: Path) -> None:
+    from lth.executor.work import train_group
+    from lth.store import RunDir
+
+    spec = get_preset("digits_mlp").spec
+    node = Node(spec, 0, tmp_path / "a")
+    with RunDir(node.path).lock():
+        assert train_group([node], load_dataset(spec.data), EngineOptions(device="cpu"), wait=False) is None
+    assert not RunDir(node.path).finished()

@@ -130,3 +130,18 @@ def test_finished_complete_and_diverged(tmp_path: Path) -> None:
     assert not run.finished() and not run.complete()  # complete but its final state is missing
     run.save_state("final", {"w": torch.zeros(1)})
     assert run.finished() and run.complete()
+
+
+def test_lock_without_waiting_raises_busy_and_busy_creates_nothing(tmp_path: Path) -> None:
+    from lth.store.run import Busy
+
+    run = RunDir(tmp_path / "r")
+    assert not run.busy() and not run.path.exists()  # probing creates no directory
+    with run.lock():
+        assert run.busy()  # a second open lock (another process, or this one) sees it held
+        with pytest.raises(Busy, match="locked by another process"):
+            with RunDir(run.path).lock(wait=False):
+                pass
+    assert not run.busy()
+    with run.lock(wait=False):
+        assert run.busy()

@@ -66,7 +66,9 @@ class Executor:
         The loop every executor shares: submit every ready population (:meth:`submit`), wait for some to end
         (:meth:`wait`), recompute what is ready, until nothing is ready or in flight. A synchronous executor
         trains what it was given in :meth:`wait` (wave by wave); a cluster executor returns as soon as any
-        population ends, so independent chains progress at their own speed. A duplicate (a node whose digest
+        population ends, so independent chains progress at their own speed. A ready node whose lock another
+        process holds (two commands on one store) is left to that process; when nothing else is left, this one
+        waits for it. A duplicate (a node whose digest
         another node trains: :meth:`deduplicate`) is filled from its representative in this loop as soon as
         that one is finished, so its children are ready in the same pass.
         """
@@ -87,6 +89,8 @@ class Executor:
                            done=sum(s in ("complete", "diverged") for s in state.values()), state=state,
                            duplicates=len(reps))
                 ready = [n for n in graph if state[n.path] == "ready" and n.path not in flying]
+                busy = [n for n in ready if RunDir(n.path).busy()]  # another process is training them
+                ready = [n for n in ready if n not in busy]
                 if ready:
                     groups = self.populations(ready)
                     self._emit("wave", ready=len(ready), populations=[len(g) for g in groups],
@@ -94,7 +98,10 @@ class Executor:
                     self.submit(groups)
                     flying.update(n.path for g in groups for n in g)
                 if not flying:
-                    break
+                    if not busy:
+                        break
+                    wait_for_others(busy)
+                    continue
                 for group, errors in self.wait():
                     flying.difference_update(n.path for n in group)
                     failed.update(errors)
@@ -379,6 +386,14 @@ class Executor:
     def _emit(self, event: str, **info: Any) -> None:
         if self.on_event is not None:
             self.on_event(event, info)
+
+
+def wait_for_others(busy: list[Node], poll: float = 0.5) -> None:
+    """Block until another process releases at least one of ``busy``'s runs (it finished or gave up on it)."""
+    import time
+
+    while all(RunDir(n.path).busy() for n in busy):
+        time.sleep(poll)
 
 
 REPLAY = ".replay"  # where a finished run is trained again to keep states it lacks

@@ -15,7 +15,16 @@ class LocalExecutor(Executor):
     """Trains every population in this process (errors propagate: a local failure is a bug to see)."""
 
     def train_populations(self, groups: list[list[Node]]) -> dict[Path, str]:
-        """Train the groups one after another."""
+        """Train the groups one after another (waiting for a group another process is training)."""
         for g in groups:
             train_group(g, self.dataset(g[0].spec.data), self.options, self.on_population)
         return {}
+
+    def wait(self) -> list[tuple[list[Node], dict[Path, str]]]:
+        """Train the submitted groups one after another (one wave), skipping a group that another process
+        started meanwhile: the graph loop finds it finished, or still busy, and goes on with other work, so
+        that processes sharing a store split the work instead of queueing behind each other's locks."""
+        groups, self._pending = self._pending, []
+        for g in groups:
+            train_group(g, self.dataset(g[0].spec.data), self.options, self.on_population, wait=False)
+        return [(g, {}) for g in groups]

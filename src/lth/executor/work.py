@@ -21,6 +21,7 @@ from lth.engine.train import EngineOptions, Job, check_jobs, summary, train_popu
 from lth.graph import Node, OpContext, resolve
 from lth.prune import kinds_of
 from lth.store import RunDir
+from lth.store.run import Busy
 
 # A population pays on a GPU (one wide network fills it); on 2 CPU cores it pays only for tiny networks,
 # where per-step overhead dominates. Measured in bench/population.py; see bench/RESULTS.md.
@@ -107,11 +108,17 @@ def discard_damaged(run: RunDir) -> None:
 
 
 def train_group(nodes: list[Node], data: Dataset, options: EngineOptions,
-                on_population: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
-    """Train the nodes not yet finished as one population (their parents must be finished); their records."""
+                on_population: Callable[[int], None] | None = None,
+                wait: bool = True) -> list[dict[str, Any]] | None:
+    """Train the nodes not yet finished as one population (their parents must be finished); their records.
+    While another process holds a member's lock: wait for it, or (``wait=False``) train nothing and return
+    None, so that the caller goes on with other work."""
     with contextlib.ExitStack() as stack:
-        for n in sorted(nodes, key=lambda n: str(n.path)):
-            stack.enter_context(RunDir(n.path).lock())
+        try:
+            for n in sorted(nodes, key=lambda n: str(n.path)):
+                stack.enter_context(RunDir(n.path).lock(wait))
+        except Busy:
+            return None
         todo = [n for n in nodes if not RunDir(n.path).finished()]  # another process may have won
         for n in todo:
             discard_damaged(RunDir(n.path))

@@ -33,6 +33,10 @@ METRIC_COLUMNS = ("iteration", "step", "train_loss", "test_loss", "test_accuracy
 _TEXT_COLUMNS = frozenset({"step"})  # every other known column holds a number or nothing
 
 
+class Busy(Exception):
+    """A run's lock is held by another process (:meth:`RunDir.lock` with ``wait=False``)."""
+
+
 class DamagedFile(UserError):
     """A store file that exists but cannot be read (truncated, corrupt). ``path`` is the file, ``run`` its run
     directory; the message names both and says how to recover (the CLI prints it on one line, exit code 2)."""
@@ -397,15 +401,30 @@ class RunDir:
         return rows
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold an exclusive lock on this run (blocks while another process holds it)."""
+    def lock(self, wait: bool = True) -> Iterator[None]:
+        """Hold an exclusive lock on this run. While another process holds it: block (``wait``), or raise
+        :class:`Busy` at once (``wait=False``: an executor goes on with other work meanwhile)."""
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / paths.LOCK, "a+") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Busy(f"{self.path} is locked by another process") from None
             try:
                 yield
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def busy(self) -> bool:
+        """Whether another process (or another open lock in this one) holds this run's lock now; creates
+        nothing."""
+        if not (self.path / paths.LOCK).exists():
+            return False
+        try:
+            with self.lock(wait=False):
+                return False
+        except Busy:
+            return True
 
 
 def _cell(column: str, v: Any) -> Any:
