@@ -43,3 +43,11 @@ def test_eta_at_the_pace_of_this_command(monkeypatch: pytest.MonkeyPatch) -> Non
     p.graph_event("graph", {"total": 10, "done": 4, "state": {}})  # 4 were trained before this command
     assert p.eta(4, 10) is None
     assert p.eta(7, 10) == pytest.approx(30.0 / 3 * 3)  # 3 runs in 30 s, 3 left
+
+
+def test_a_population_another_process_took_does_not_shift_the_names(capsys: pytest.CaptureFixture) -> None:
+    p = Progress()
+    p.graph_event("wave", {"ready": 2, "populations": [1, 1], "names": [["r/a"], ["r/b"]]})
+    p.graph_event("skipped", {"names": ["r/a"]})  # trained by another command on the same store
+    p.population(1)
+    assert "training a population of 1 run: r/b" in capsys.readouterr().err

@@ -528,6 +528,8 @@ class Progress:
         elif event == "wave":
             names = info.get("names") or []
             self._queued = [list(g) for g in names]
+        elif event == "skipped" and self._queued and self._queued[0] == list(info.get("names") or []):
+            self._queued.pop(0)  # a population of the wave that another process trains
 
     def callback(self, event: str, info: dict[str, Any]) -> None:
         """Engine events: evaluations and divergence."""

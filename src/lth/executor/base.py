@@ -45,7 +45,8 @@ class Executor:
     options: EngineOptions = field(default_factory=EngineOptions)
     max_population: int | None = None
     on_population: Callable[[int], None] | None = None  # told the size of each population it trains
-    on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations, names}, "failed" {node, error}
+    on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations, names}, "failed" {node, error},
+    # "skipped" {names} (a population of the wave that another process trains or trained)
     _data: dict[tuple[DataHparams, str], Dataset] = field(default_factory=dict, repr=False)
     _pending: list[list[Node]] = field(default_factory=list, repr=False)  # submitted, not yet trained
     _scaffold: dict[Path, list[str]] = field(default_factory=dict, repr=False)  # representative -> its extra states

@@ -26,5 +26,14 @@ class LocalExecutor(Executor):
         that processes sharing a store split the work instead of queueing behind each other's locks."""
         groups, self._pending = self._pending, []
         for g in groups:
-            train_group(g, self.dataset(g[0].spec.data), self.options, self.on_population, wait=False)
+            started: list[int] = []
+
+            def on_population(size: int, started: list[int] = started) -> None:
+                started.append(size)
+                if self.on_population:
+                    self.on_population(size)
+
+            train_group(g, self.dataset(g[0].spec.data), self.options, on_population, wait=False)
+            if not started:  # another process trains it, or trained it: nothing was trained here
+                self._emit("skipped", names=[n.name for n in g])
         return [(g, {}) for g in groups]
