@@ -4,6 +4,7 @@ direct computation on the states stored at the same steps."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from pathlib import Path
 
@@ -76,3 +77,25 @@ def test_no_telemetry_unless_asked(tmp_path: Path) -> None:
     job = Job(SPEC, 0, tmp_path / "run")
     train_population([job], data, EngineOptions(device="cpu", checkpoint_every=None))
     assert not (job.run_dir / "telemetry.csv").exists()
+
+
+def test_masked_weights_train_alike_whether_gradients_are_masked_or_not(tmp_path: Path) -> None:
+    """The step masks gradients only for telemetry (its gradient norm); the update is elementwise and pruned
+    weights are zeroed after it, so the weights a masked run ends with are the same bit for bit either way."""
+    data = load_dataset(SPEC.data)
+    g = torch.Generator().manual_seed(1)
+    shapes = {"layers.0.weight": (32, 64), "layers.1.weight": (16, 32), "layers.2.weight": (10, 16)}
+    mask = {k: torch.rand(s, generator=g) < 0.3 for k, s in shapes.items()}
+    finals = []
+    for name, tele in (("plain", None), ("telemetry", Step(10, "it"))):
+        for opt in ("sgd", "adam"):
+            spec = dataclasses.replace(SPEC, train=dataclasses.replace(SPEC.train, optimizer=opt, momentum=0.9,
+                                                                       weight_decay=1e-4))
+            job = Job(spec, 0, tmp_path / f"{name}_{opt}", mask=mask)
+            train_population([job], data, EngineOptions(device="cpu", checkpoint_every=None, telemetry_every=tele))
+            finals.append(RunDir(job.run_dir).load_state("final"))
+    for plain, masked in zip(finals[:2], finals[2:], strict=True):
+        for k, v in plain.items():
+            assert torch.equal(v, masked[k]), k
+            if k in mask:
+                assert not v[~mask[k]].any() and v[mask[k]].any()

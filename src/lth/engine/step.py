@@ -57,8 +57,11 @@ class Stepper:
                                          reduction="none").view(p.n, p.bs).mean(1)
             per_member.sum().backward()
         grads = [q.grad for q in p.params]
-        with torch.no_grad():  # masks are enforced inside the step: gradients before, weights after the update
-            if p.masked:
+        with torch.no_grad():  # masks are enforced inside the step, on the weights after the update. SGD and Adam
+            # update each element from its own gradient and state only, and a pruned weight is zeroed again after
+            # it, so its gradient never reaches a kept weight: only telemetry's gradient norm reads the masked
+            # gradient (one pass over every gradient saved per step otherwise; kept weights are bit-identical)
+            if p.masked and p.grad_sq is not None:
                 torch._foreach_mul_([p.pdict[k].grad for k in p.masked], p.masks)
             p.opt.step(grads)
             if p.masked:
