@@ -546,6 +546,26 @@ class Progress:
             self.console.print(f"[red]diverged[/red] at iteration {info['iteration']}: {info['job'].run_dir}")
 
 
+def print_table(header: list[str], rows: list[list[str]], stderr: bool = True) -> None:
+    """A table for people: boxed and folded to the width of a terminal; in a pipe or a log (a Slurm output file,
+    ``2> log``) plain columns padded with spaces, one line per row and nothing cut, so that it stays readable and
+    greppable. The first column is never folded."""
+    from rich.console import Console
+    from rich.table import Column, Table
+
+    console = Console(stderr=stderr)
+    if console.is_terminal:
+        table = Table(Column(header[0], no_wrap=True), *header[1:])
+        for r in rows:
+            table.add_row(*r)
+        console.print(table)
+        return
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    for r in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(),
+              file=sys.stderr if stderr else sys.stdout)
+
+
 def emit_json(obj: Any) -> None:
     """The one JSON document on stdout."""
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")

@@ -20,6 +20,7 @@ from lth.cli.common import (
     dataclass_from_args,
     emit_json,
     executor_from_args,
+    print_table,
     pruning_from_args,
     report_divergence,
     spec_from_args,
@@ -184,13 +185,10 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
 
 def print_levels(records: list[dict[str, Any]]) -> None:
     """A table of records on stderr."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("branch", "rewind", "level", "density", "replicate", "test accuracy", "status")
+    rows = []
     for r in records:
         acc = r["final_test_accuracy"]
         density = "n/a" if r.get("density") is None else f"{r['density']:.4f}"
-        table.add_row(r.get("branch", "trunk"), r["rewind"], str(r["level"]), density, str(r["replicate"]),
-                      "n/a" if acc is None else f"{acc:.4f}", r["status"])
-    Console(stderr=True).print(table)
+        rows.append([r.get("branch", "trunk"), r["rewind"], str(r["level"]), density, str(r["replicate"]),
+                     "n/a" if acc is None else f"{acc:.4f}", r["status"]])
+    print_table(["branch", "rewind", "level", "density", "replicate", "test accuracy", "status"], rows)

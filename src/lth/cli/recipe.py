@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lth.cli.common import Progress, add_runtime_flags, emit_json, executor_from_args, step_flag, whole_number
+from lth.cli.common import (
+    Progress,
+    add_runtime_flags,
+    emit_json,
+    executor_from_args,
+    print_table,
+    step_flag,
+    whole_number,
+)
 from lth.errors import UserError
 from lth.spec import TrainSpec
 
@@ -111,14 +119,9 @@ def _print(rows: list[dict[str, Any]], device: str) -> None:
 
 
 def _print_rows(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     def f(v: Any) -> str:
         return "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    t = Table("quantity", "paper", "lth", "min", "max", "lth - paper", "source")
-    for r in rows:
-        t.add_row(r["quantity"], f(r["paper"]), f(r["lth"]), f(r["lth_min"]), f(r["lth_max"]), f(r["difference"]),
-                  r["source"])
-    Console(stderr=True).print(t)
+    print_table(["quantity", "paper", "lth", "min", "max", "lth - paper", "source"],
+                [[r["quantity"], f(r["paper"]), f(r["lth"]), f(r["lth_min"]), f(r["lth_max"]), f(r["difference"]),
+                  r["source"]] for r in rows])

@@ -16,6 +16,7 @@ from lth.cli.common import (
     add_spec_flags,
     emit_json,
     executor_from_args,
+    print_table,
     report_divergence,
     whole_number,
 )
@@ -124,18 +125,17 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
 
 def _print(records: list[dict[str, Any]], summ: list[dict[str, Any]]) -> None:
     from rich.console import Console
-    from rich.table import Column, Table
 
     # the subnetwork's name is never cut: random-prune and random-reinit would both read "random-…" in 80 columns
-    table = Table(Column("subnetwork", no_wrap=True), "rewind", "level", "replicate", "copies", "test instability",
-                  "train instability", "stable")
+    rows = []
     for r in records:
         ti, tr = r["test_instability"], r["train_instability"]
-        table.add_row(r["subnetwork"], r["rewind"], str(r["level"]), str(r["replicate"]),
-                      "-".join(map(str, r["copies"])), "n/a" if ti is None else f"{ti:.4f}",
-                      "n/a" if tr is None else f"{tr:.4f}", str(r["stable"]))
+        rows.append([r["subnetwork"], r["rewind"], str(r["level"]), str(r["replicate"]),
+                     "-".join(map(str, r["copies"])), "n/a" if ti is None else f"{ti:.4f}",
+                     "n/a" if tr is None else f"{tr:.4f}", str(r["stable"])])
+    print_table(["subnetwork", "rewind", "level", "replicate", "copies", "test instability", "train instability",
+                 "stable"], rows)
     console = Console(stderr=True)
-    console.print(table)
     for s in summ:
         console.print(f"{s['subnetwork']} level {s['level']}: first stable k = {s['first_stable']}; "
                       f"first stable and matching k = {s['first_stable_and_matching']}")
