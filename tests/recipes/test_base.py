@@ -160,12 +160,12 @@ def test_python_api_takes_datasets(tmp_path: Path) -> None:
 
 
 def test_estimate_counts_ancestors_and_forward_operations() -> None:
-    """The estimate counts every run of the graph (a stability copy's trunk too: the 276 runs the H100 log of
+    """The estimate counts every run of the graph (a stability copy's trunk too: the 324 runs the CPU log of
     mode-connectivity --datasets mnist showed), and prices a step by the forward's counted operations."""
     from lth.recipes.base import GPU_FLOPS, GPU_OVERHEAD, forward_flops
 
     assert forward_flops("lenet_300_100", "batchnorm", 1.0, (1, 28, 28), 10) == 2 * (784 * 300 + 300 * 100 + 100 * 10)
-    assert RECIPES["mode-connectivity"].estimate(False, datasets=["mnist"])["runs"] == 276
+    assert RECIPES["mode-connectivity"].estimate(False, datasets=["mnist"])["runs"] == 324  # 3 copies: 9 paths
     lottery = RECIPES["lottery"].estimate(False, "cuda", datasets=["mnist"])
     step = max(GPU_OVERHEAD, 3 * 2 * (784 * 300 + 300 * 100 + 100 * 10) * 60 / GPU_FLOPS)
     assert lottery["runs"] == 230 and abs(lottery["seconds"] - 230 * 50000 * step) < 1e-6

@@ -28,9 +28,11 @@ TABLE2 = {
 }
 COLUMNS = ("full", "IMP", "random pruning", "random reinit", "delta (full - IMP)")
 SUBNETWORKS = ("dense", "imp", "random-prune", "random-reinit")
-FULL = {"networks": tuple(TABLE2), "levels": 0, "replicates": 3, "steps": None,
+# The paper's samples (Sec. 2, Figs. 2-3: "three initializations and three data orders (nine samples total)"):
+# 3 replicates x 3 copies, every pair of copies a path: 9 paths per cell. Quick: 2 replicates x 2 copies.
+FULL = {"networks": tuple(TABLE2), "levels": 0, "replicates": 3, "steps": None, "copies": 3,
         "rewinds": ("0it", "100it", "500it", "2000it")}
-QUICK = {"networks": ("LeNet",), "levels": 4, "replicates": 2, "steps": "4ep", "rewinds": ("0it", "10it")}
+QUICK = {"networks": ("LeNet",), "levels": 4, "replicates": 2, "steps": "4ep", "copies": 2, "rewinds": ("0it", "10it")}
 QUICK_ALPHAS = 11  # points on each path in quick mode (the paper: 30)
 
 
@@ -62,6 +64,7 @@ class ModeConnectivityRecipe(Recipe):
                 level = ctx.scale.pick("levels", QUICK["levels"])
                 ctx.sub(f"{net} ({preset}) -> digits_mlp with global pruning 20% per level to level {level} (density "
                         f"{0.8 ** level:.3f}, not {density}); rewinds {', '.join(QUICK['rewinds'])}; "
+                        f"{QUICK['copies']} copies per replicate (one path) instead of 3 (three paths); "
                         f"{QUICK_ALPHAS} points per path instead of 30")
                 lp = api.lottery("digits_mlp", level, replicates=reps, rewind=QUICK["rewinds"], root=ctx.root,
                                  data_dir=ctx.data_dir, pruning=dict(get_preset(preset).pruning), **over)
@@ -69,7 +72,7 @@ class ModeConnectivityRecipe(Recipe):
                 level = ctx.scale.pick("levels", level_at_density(density, 0.2))
                 lp = api.lottery(preset, level, replicates=reps, rewind=cfg["rewinds"], root=ctx.root,
                                  data_dir=ctx.data_dir, **over)
-            sp = StabilityPlan(lp.trunks, list(SUBNETWORKS), [0, level], reps, 2, trajectory_points=0,
+            sp = StabilityPlan(lp.trunks, list(SUBNETWORKS), [0, level], reps, cfg["copies"], trajectory_points=0,
                                steps_per_epoch=lp.spe)
             pieces.append(Piece(net, sp, meta={"level": level, "lottery": lp}))
         return pieces
