@@ -141,3 +141,16 @@ def test_summary_gives_the_papers_fig9_median_of_each_samples_first_k() -> None:
     assert row["first_stable"] == "500it"
     # no majority: None (2 of 4 samples never stable)
     assert median_first_k([None, None, "a", "a"]) is None and median_first_k([1, 3, None]) == 1
+
+
+def test_end_accuracies_count_each_copy_once() -> None:
+    """Three copies make three pairs, and each copy ends two of them: Table 2's accuracies are the three copies',
+    not the six pair ends."""
+    from lth.stability.analysis import end_accuracies
+
+    err = {0: 0.02, 1: 0.03, 2: 0.07}
+    recs = [{"runs": [f"/s/copy_{a}", f"/s/copy_{b}"], "end_test_errors": [err[a], err[b]]}
+            for a, b in ((0, 1), (0, 2), (1, 2))]
+    assert end_accuracies(recs) == {f"/s/copy_{c}": pytest.approx(1 - e) for c, e in err.items()}
+    unnamed = [{"end_test_errors": [0.1, 0.2]}, {"end_test_errors": [0.1, 0.2]}]
+    assert len(end_accuracies(unnamed)) == 4  # without run names every end counts

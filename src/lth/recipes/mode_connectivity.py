@@ -81,7 +81,7 @@ class ModeConnectivityRecipe(Recipe):
         """Evaluate every path; Table 2's columns from the copies at k = 0, instability per subnetwork, and the
         first stable (and matching) k per subnetwork."""
         from lth.analysis.stability import default_alphas
-        from lth.stability.analysis import evaluate_pairs, record, summary
+        from lth.stability.analysis import end_accuracies, evaluate_pairs, record, summary
 
         out: dict[str, Measured] = {}
         self._summary: list[dict[str, Any]] = []
@@ -94,8 +94,8 @@ class ModeConnectivityRecipe(Recipe):
             recs = [record(e, lv, r, pair, ent) for (e, lv, r, pair), ent in zip(items, entries, strict=True)]
 
             def acc(sub: str, lv: int, k: str = "0it", recs: list = recs) -> list[float]:
-                return [1.0 - err for r in recs if r["subnetwork"] == sub and r["level"] == lv and r["rewind"] == k
-                        and r["end_test_errors"] for err in r["end_test_errors"]]
+                return list(end_accuracies([r for r in recs if r["subnetwork"] == sub and r["level"] == lv
+                                            and r["rewind"] == k]).values())
 
             net = piece.label
             how = f"level {level} (density {0.8 ** level:.3f}), k = 0, end points of the copies"

@@ -185,14 +185,14 @@ def summary(records: Iterable[dict[str, Any]], dense_accuracy: float | None,
         if rec.get("test_instability") is None:
             continue
         g = groups.setdefault((rec["subnetwork"], rec["level"], rec["schedule_from_zero"]), {})
-        k = g.setdefault(Step.parse(rec["rewind"]), {"inst": [], "acc": []})
+        k = g.setdefault(Step.parse(rec["rewind"]), {"inst": [], "acc": {}})
         k["inst"].append(rec["test_instability"])
-        k["acc"].extend(1.0 - e for e in rec["end_test_errors"])
+        k["acc"].update(end_accuracies([rec]))
     samples = per_sample(records)
     out = []
     for (sub, lv, sfz), per_k in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
         inst = {k: v["inst"] for k, v in per_k.items()}
-        acc = {k: v["acc"] for k, v in per_k.items()}
+        acc = {k: list(v["acc"].values()) for k, v in per_k.items()}
         fs = first_stable(inst, threshold)
         fsm = None if dense_accuracy is None else first_stable_and_matching(inst, acc, dense_accuracy, threshold)
         mine = [v for key, v in samples.items() if key[:3] == (sub, lv, sfz)]
@@ -206,6 +206,19 @@ def summary(records: Iterable[dict[str, Any]], dense_accuracy: float | None,
                     "median_first_stable": None if med_s is None else str(med_s),
                     "median_first_stable_and_matching": None if med_m is None else str(med_m),
                     "samples": len(mine), "dense_accuracy": dense_accuracy})
+    return out
+
+
+def end_accuracies(records: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Each copy's final test accuracy, once per copy, by its run directory: the ends of the pairs' paths (a copy
+    is an end of ``copies - 1`` pairs, so counting pair ends would count it that many times)."""
+    out: dict[str, float] = {}
+    for n, rec in enumerate(records):
+        errs = rec.get("end_test_errors")
+        if errs:
+            runs = rec.get("runs") or [f"record {n}, end {i}" for i in range(len(errs))]  # unnamed: all distinct
+            for run, err in zip(runs, errs, strict=True):
+                out[str(run)] = 1.0 - err
     return out
 
 
