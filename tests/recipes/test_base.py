@@ -169,3 +169,19 @@ def test_estimate_counts_ancestors_and_forward_operations() -> None:
     lottery = RECIPES["lottery"].estimate(False, "cuda", datasets=["mnist"])
     step = max(GPU_OVERHEAD, 3 * 2 * (784 * 300 + 300 * 100 + 100 * 10) * 60 / GPU_FLOPS)
     assert lottery["runs"] == 230 and abs(lottery["seconds"] - 230 * 50000 * step) < 1e-6
+
+
+def test_mode_connectivity_names_its_level_substitutions_per_network(tmp_path: Path) -> None:
+    """Quick mode names LeNet's level and density once (no generic "4 pruning levels instead of 0"); at full scale
+    --levels names the network's level against Table 1's density."""
+    from lth.recipes.base import Context, Scale
+
+    recipe = RECIPES["mode-connectivity"]
+    quick = Context(quick=True, root=tmp_path, data_dir=None, scale=Scale())
+    recipe.plan(quick)
+    assert not any("pruning levels instead of" in s for s in quick.substitutions)
+    assert any("to level 4 (density 0.410, not 0.035)" in s for s in quick.substitutions)
+    full = Context(quick=False, root=tmp_path, data_dir=None, scale=Scale(levels=3))
+    pieces = recipe.plan(full)
+    assert pieces[0].meta["level"] == 3
+    assert any(s.startswith("LeNet: level 3 (density 0.512) instead of level 15") for s in full.substitutions)

@@ -324,12 +324,13 @@ def run_metrics(root: Path, paths: Sequence[str]) -> pd.DataFrame:
 
 def sizes(ctx: Context, full: dict[str, Any], quick: dict[str, Any]) -> tuple[int, int, str | None]:
     """``(levels, replicates, steps)`` at ``ctx``'s scale (``full``/``quick``: dicts with those keys, steps
-    None for the preset's); every difference from ``full`` is recorded as a substitution."""
+    None for the preset's, levels None where the recipe picks each piece's level and names it itself); every
+    difference from ``full`` is recorded as a substitution."""
     cfg = quick if ctx.quick else full
     levels = ctx.scale.pick("levels", cfg["levels"])
     reps = ctx.scale.pick("replicates", cfg["replicates"])
     steps = ctx.scale.pick("steps", cfg["steps"])
-    if levels != full["levels"]:
+    if full["levels"] is not None and levels != full["levels"]:
         ctx.sub(f"{levels} pruning levels instead of {full['levels']}")
     if reps != full["replicates"]:
         ctx.sub(f"{reps} replicates instead of {full['replicates']}")

@@ -30,7 +30,7 @@ COLUMNS = ("full", "IMP", "random pruning", "random reinit", "delta (full - IMP)
 SUBNETWORKS = ("dense", "imp", "random-prune", "random-reinit")
 # The paper's samples (Sec. 2, Figs. 2-3: "three initializations and three data orders (nine samples total)"):
 # 3 replicates x 3 copies, every pair of copies a path: 9 paths per cell. Quick: 2 replicates x 2 copies.
-FULL = {"networks": tuple(TABLE2), "levels": 0, "replicates": 3, "steps": None, "copies": 3,
+FULL = {"networks": tuple(TABLE2), "levels": None, "replicates": 3, "steps": None, "copies": 3,
         "rewinds": ("0it", "100it", "500it", "2000it")}
 QUICK = {"networks": ("LeNet",), "levels": 4, "replicates": 2, "steps": "4ep", "copies": 2, "rewinds": ("0it", "10it")}
 QUICK_ALPHAS = 11  # points on each path in quick mode (the paper: 30)
@@ -55,7 +55,7 @@ class ModeConnectivityRecipe(Recipe):
         from lth.stability import StabilityPlan
 
         cfg = QUICK if ctx.quick else FULL
-        _, reps, steps = sizes(ctx, {**FULL, "levels": ctx.scale.levels or 0}, QUICK)
+        _, reps, steps = sizes(ctx, FULL, {**QUICK, "levels": None})  # levels: per network, named below
         pieces = []
         for net in cfg["networks"]:
             preset, density = TABLE2[net][0], TABLE2[net][1]
@@ -70,6 +70,9 @@ class ModeConnectivityRecipe(Recipe):
                                  data_dir=ctx.data_dir, pruning=dict(get_preset(preset).pruning), **over)
             else:
                 level = ctx.scale.pick("levels", level_at_density(density, 0.2))
+                if level != level_at_density(density, 0.2):
+                    ctx.sub(f"{net}: level {level} (density {0.8 ** level:.3f}) instead of level "
+                            f"{level_at_density(density, 0.2)} (Table 1's {density})")
                 lp = api.lottery(preset, level, replicates=reps, rewind=cfg["rewinds"], root=ctx.root,
                                  data_dir=ctx.data_dir, **over)
             sp = StabilityPlan(lp.trunks, list(SUBNETWORKS), [0, level], reps, cfg["copies"], trajectory_points=0,
