@@ -14,7 +14,7 @@ shapes the F&C figure and the mode-connectivity recipe train:
 
 Then a CUDA-kernel table (torch.profiler) of one eager step of ``fc15`` and ``mc12``: how many kernels a step
 launches and which cost most. Prints JSON lines.
-  python bench/wave_profile.py [--measure 3000] [--only fc15,mc12]"""
+  python bench/wave_profile.py [--measure 3000] [--only fc15,mc12] [--no-kernels]"""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(CONFIGS))
     ap.add_argument("--late", default="100,500,2000", help="the late members' start steps in mc12")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--no-kernels", action="store_true", help="skip the kernel tables (timings only)")
     args = ap.parse_args()
     device = torch.device(args.device)
     late = [int(x) for x in args.late.split(",")]
@@ -95,7 +96,7 @@ def main() -> None:
             print(json.dumps(timed(name, data, args.measure, device, late)), flush=True)
         except Exception as e:  # one failing configuration must not hide the others
             print(json.dumps({"config": name, "error": repr(e)}), flush=True)
-    if device.type == "cuda":
+    if device.type == "cuda" and not args.no_kernels:
         for name in ("fc15", "mc12"):
             try:
                 print(json.dumps(kernels(name, data, device, late)), flush=True)
