@@ -103,6 +103,13 @@ def test_fc_equals_dense_eigendecomposition_for_every_member() -> None:
         ref = dense_top(model, single, i, x, y, names, True)
         torch.testing.assert_close(mag.values[i], ref[ref.abs().argsort(descending=True)][:3], rtol=1e-8,
                                    atol=1e-10)
+    # the most negative eigenvalues (Frankle et al. 2020, Sec. 2), most negative first
+    low = top_eigenvalues(model, x, y, k=2, iters=total, which="smallest")
+    assert low.which == "smallest"
+    for i in range(3):
+        ref = dense_top(model, single, i, x, y, names, True)
+        assert float(ref[-1]) < 0  # the case has negative curvature to find
+        torch.testing.assert_close(low.values[i], ref.flip(0)[:2], rtol=1e-8, atol=1e-10)
 
 
 def test_per_member_inputs_and_masked_subnetwork() -> None:

@@ -76,6 +76,10 @@ def test_path_end_points_are_the_states_own_errors():
     assert res.instability >= 0.0
     frame = res.to_frame()
     assert list(frame.columns) == ["alpha", "loss", "accuracy", "error"] and len(frame) == 7
+    # a path that leaves out an end would subtract the wrong end-point mean (Frankle et al. 2020, Sec. 2)
+    for bad in ([0.1, 0.5, 1.0], [0.0, 0.5, 0.9], [1.0, 0.5, 0.0]):
+        with pytest.raises(UserError, match="--alphas"):
+            instability(HP, a, b, x, y, alphas=bad, example_shape=SHAPE, num_classes=3)
 
 
 def test_first_stable_and_matching():

@@ -167,6 +167,19 @@ def test_rp_disjoint_and_partial():
     assert weight_correlation(a2, b2, 0.5) == pytest.approx(2 / 5)
 
 
+def test_rp_denominator_is_p_times_all_weights():
+    # Liu et al. (ICML 2021), Sec. 3: R_p = sum_l card(T_p(a^l) & T_p(b^l)) / (p * sum_l N_l).
+    # Layers of 4 and 6 weights at p = 0.25: T_p keeps floor(1) = 1 and floor(1.5) = 1 weight; the denominator
+    # is 0.25 * 10 = 2.5 (not the 2 weights kept).
+    a = {"x": torch.tensor([[4.0, 1.0, 2.0, 3.0]]), "y": torch.tensor([[6.0, 1.0, 2.0], [3.0, 4.0, 5.0]])}
+    same_x = {"x": torch.tensor([[-9.0, 0.0, 0.0, 0.0]]), "y": torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 7.0]])}
+    assert weight_correlation(a, a, 0.25) == pytest.approx(2 / 2.5)  # identical, but p * N_y = 1.5
+    assert weight_correlation(a, same_x, 0.25) == pytest.approx(1 / 2.5)  # top of x shared, top of y not
+    assert weight_correlation(a, a, 0.5) == 1.0  # p * N_l = 2 and 3: integers, exactly 1
+    for p in (0.1, 0.25, 0.3, 0.7, 1.0):  # never above 1
+        assert weight_correlation(a, a, p) <= 1.0
+
+
 def test_rp_random_is_about_p():
     g = torch.Generator().manual_seed(1)
     a, b = {"w": torch.randn(300, 300, generator=g)}, {"w": torch.randn(300, 300, generator=g)}

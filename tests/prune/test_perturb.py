@@ -118,6 +118,29 @@ def test_shuffle_with_mask_moves_only_kept_weights(within: str, same_sign: bool)
         assert torch.equal(rows.sort(1).values, ref.sort(1).values)
 
 
+@pytest.mark.parametrize("same_sign", [False, True])
+def test_shuffle_network_pools_all_prunable_layers(same_sign: bool) -> None:
+    # Frankle et al. 2020, Sec. 4, Fig. 5: permuted within a structural element, here the whole network: the
+    # multiset of all kept prunable weights is kept, but weights cross layers (each layer's multiset changes).
+    mask = toy_mask()
+    s = masked(toy_state(), mask)
+    out = shuffle(s, PRUNABLE, gen(), within="network", same_sign=same_sign, mask=mask)
+    pooled = torch.cat([s[k].flatten() for k in PRUNABLE]).sort().values
+    assert torch.equal(torch.cat([out[k].flatten() for k in PRUNABLE]).sort().values, pooled)
+    for k in PRUNABLE:
+        assert torch.all(out[k][~mask[k]] == 0) and torch.all(out[k][mask[k]] != 0)
+        assert not torch.equal(out[k][mask[k]].sort().values, s[k][mask[k]].sort().values)
+        if same_sign:
+            assert torch.equal(torch.sign(out[k]), torch.sign(s[k]))
+    assert torch.equal(out["fc.bias"], s["fc.bias"])
+    # uniform over the network: a 2-weight and a 1-weight layer, 3! = 6 equally likely arrangements
+    t = {"a": torch.tensor([1.0, 2.0]), "b": torch.tensor([3.0])}
+    g = gen(5)
+    seen = {tuple(torch.cat([o["a"], o["b"]]).tolist()) for o in (shuffle(t, ["a", "b"], g, within="network")
+                                                                    for _ in range(200))}
+    assert seen == set(itertools.permutations((1.0, 2.0, 3.0)))
+
+
 def test_shuffle_is_uniform_and_deterministic() -> None:
     s = {"w": torch.tensor([[1.0, 2.0, 3.0]])}
     g = gen(3)
@@ -232,5 +255,5 @@ def test_perturb_errors() -> None:
         perturb("jitter", toy_state(), PRUNABLE, gen())
     with pytest.raises(UserError, match="noise"):
         perturb("noise", toy_state(), PRUNABLE, gen(), scale=1.0)  # sigmas missing
-    with pytest.raises(UserError, match="allowed: layer, unit"):
-        perturb("shuffle", toy_state(), PRUNABLE, gen(), within="network")
+    with pytest.raises(UserError, match="allowed: layer, unit, network"):
+        perturb("shuffle", toy_state(), PRUNABLE, gen(), within="block")

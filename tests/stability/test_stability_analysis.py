@@ -135,12 +135,18 @@ def test_summary_gives_the_papers_fig9_median_of_each_samples_first_k() -> None:
     inst = {0: [0.05, 0.01, 0.01], 1: [0.05, 0.05, 0.01], 2: [0.06, 0.05, 0.03]}
     records = [rec(r, k, inst[r][i], 0.98) for r in range(3) for i, k in enumerate(["0it", "100it", "500it"])]
     (row,) = summary(records, dense_accuracy=0.98)
-    assert row["median_first_stable"] == "100it" and row["median_first_stable_and_matching"] == "100it"
+    # the median of the three samples' first ks (100it, 500it, never): never counts as later than every k
+    assert row["median_first_stable"] == "500it" and row["median_first_stable_and_matching"] == "500it"
     assert row["samples"] == 3
     # the mean over samples is stable only at 500it (0.0167; at 100it it is 0.0367)
     assert row["first_stable"] == "500it"
     # no majority: None (2 of 4 samples never stable)
-    assert median_first_k([None, None, "a", "a"]) is None and median_first_k([1, 3, None]) == 1
+    assert median_first_k([None, None, "a", "a"]) is None and median_first_k([1, 3, None]) == 3
+    # nine samples (the paper's 3 x 3): the 5th smallest of all nine, never-stable ones last
+    assert median_first_k([0, 0, 100, 100, 500, None, None, None, None]) == 500
+    assert median_first_k([0, 0, 100, 100, 500, 2000, None, None, None]) == 500
+    assert median_first_k([0] * 4 + [None] * 5) is None
+    assert median_first_k([2000, 0, 100]) == 100 and median_first_k([5, 1, 3, None]) == 3
 
 
 def test_end_accuracies_count_each_copy_once() -> None:

@@ -22,16 +22,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 BN_MODES = ("train", "eval")
-WHICH = ("largest", "magnitude")
+WHICH = ("largest", "magnitude", "smallest")
 
 
 @dataclass(frozen=True)
 class HessianEigenvalues:
     """Top-k Hessian eigenvalues of each member and how they were computed."""
 
-    values: Tensor  # [N, k]: member i's eigenvalues, ordered by ``which`` (largest first)
+    values: Tensor  # [N, k]: member i's eigenvalues, ordered by ``which`` (largest / most negative first)
     bn_mode: str  # "train": batch statistics (the training loss as trained); "eval": running statistics
-    which: str  # "largest": algebraically largest; "magnitude": largest |lambda| (sign kept)
+    which: str  # "largest": algebraically largest; "magnitude": largest |lambda| (sign kept); "smallest":
+    # algebraically smallest, most negative first (the negative eigenvalues of Frankle et al. 2020, Sec. 2)
     iters: int  # Lanczos iterations (Krylov dimension)
     params: tuple[str, ...]  # the parameters the Hessian is taken over
     batch_size: int  # examples in the loss
@@ -71,6 +72,10 @@ def top_eigenvalues(model: nn.Module, x: Tensor, y: Tensor, k: int = 1, iters: i
     (``{name: bool [N, ...]}``) restricts each member's Hessian to its kept weights (the sub-network's Hessian).
     ``bn_mode`` runs BatchNorm on batch statistics ("train", the loss that training descends) or running
     statistics ("eval"); the model's mode and every buffer (running statistics) are restored afterwards.
+
+    ``which``: ``largest`` (the top-k eigenvalues, largest first), ``magnitude`` (the k of largest |lambda|,
+    signs kept) or ``smallest`` (the k most negative, most negative first: Frankle et al. 2020, Section 2,
+    follow the negative eigenvalues too, large at initialisation and small after the early phase).
 
     Lanczos: ``iters`` steps from a random unit start vector per member (drawn from ``generator`` on the CPU),
     each ``w = H q_j`` orthogonalised twice against every earlier q (full reorthogonalisation), ``alpha_j =
@@ -163,6 +168,8 @@ def top_eigenvalues(model: nn.Module, x: Tensor, y: Tensor, k: int = 1, iters: i
     ritz = torch.linalg.eigvalsh(t)  # ascending
     if which == "largest":
         top = ritz.flip(-1)[:, :k]
+    elif which == "smallest":
+        top = ritz[:, :k]
     else:
         order = ritz.abs().argsort(dim=1, descending=True)[:, :k]
         top = ritz.gather(1, order)

@@ -91,12 +91,16 @@ def instability(model: ModelHparams, a: State, b: State, x: Tensor, y: Tensor, *
                 alphas: Sequence[float] | None = None, **evaluate_kw: Any) -> PathResult:
     """Evaluate the linear path from ``a`` to ``b`` on the split ``(x, y)`` and return its errors and barriers.
 
-    ``alphas`` defaults to the paper's 30 evenly spaced points; ``evaluate_kw`` go to
+    ``alphas`` defaults to the paper's 30 evenly spaced points; given, it must run from 0 to 1 (both ends
+    included, so that the barrier's ``mean(E(W1), E(W2))`` is the two networks' own errors); ``evaluate_kw`` go to
     :func:`~lth.engine.evaluate.evaluate_states` (``example_shape`` and ``num_classes`` are required; pass
     ``bn_data`` to recompute BatchNorm statistics at every point of the path)."""
     alphas = default_alphas() if alphas is None else [float(v) for v in alphas]
     if len(alphas) < 2:
         raise UserError(f"--alphas: need at least 2 points; got {len(alphas)}")
+    if alphas[0] != 0.0 or alphas[-1] != 1.0:  # the barrier subtracts the mean of E(W1) and E(W2): the path's ends
+        raise UserError(f"--alphas: bad value {alphas[0]}..{alphas[-1]}; allowed: a path from 0 to 1 (its ends "
+                        "are the two networks, whose mean error the barrier subtracts)")
     res = evaluate_states(model, interpolate(a, b, alphas), x, y, **evaluate_kw)
     return PathResult(alphas=list(alphas), loss=res["loss"].tolist(), accuracy=res["accuracy"].tolist(),
                       error=res["error"].tolist(), instability=error_barrier(res["error"]),

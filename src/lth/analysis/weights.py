@@ -5,6 +5,7 @@ States and masks are dicts keyed by parameter names (as stored in ``states/*.pt`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -23,19 +24,29 @@ def _layers(a: Mapping[str, Tensor], b: Mapping[str, Tensor], layers: Iterable[s
 
 def weight_correlation(a: Mapping[str, Tensor], b: Mapping[str, Tensor], p: float,
                        layers: Iterable[str] | None = None) -> float:
-    """R_p of Liu et al., "Lottery Ticket Preserves Weight Correlation: Is It Desirable or Not?" (ICML 2021).
+    """R_p of Liu et al., "Lottery Ticket Preserves Weight Correlation: Is It Desirable or Not?" (ICML 2021,
+    Section 3, "weight correlation indicator"):
 
-    For each layer l with n_l weights, take the k_l = round(p * n_l) largest-magnitude weights of state ``a``
-    and of state ``b`` and count the positions in both; R_p = sum_l overlap_l / sum_l k_l (= p * N up to
-    rounding, N the total number of weights). 1 means the same weights are large in both states; two
-    unrelated random states give about p. ``layers`` defaults to the floating tensors of dimension >= 2
-    present in both states (the weight matrices and kernels)."""
+        R_p(a, b) = sum_l card(T_p(a^l) & T_p(b^l)) / (p * sum_l N_l)
+
+    T_p(a^l) is the set of positions of the top-p largest-magnitude weights of layer l (N_l weights) in state
+    ``a``; lth takes k_l = floor(p * N_l) of them (the paper does not say how a fractional p * N_l is rounded; the
+    floor keeps T_p within the top fraction p, so R_p <= 1). The denominator is the paper's ``p * sum_l N_l``
+    exactly, so where some p * N_l is not an integer R_p of a state with itself is ``sum_l k_l / (p * sum_l
+    N_l)`` < 1; where every p * N_l is an integer it is exactly 1. Two unrelated random states give about p
+    (> p: positive correlation, < p: negative). ``layers`` defaults to the floating tensors of dimension >= 2
+    present in both states (the weight matrices and kernels: the paper computes R_p "on the whole DNN", layer
+    by layer)."""
     if not 0 < p <= 1:
         raise ValueError(f"p={p}: expected 0 < p <= 1")
-    overlap = total = 0
+    overlap = kept = n_total = 0
     for name in _layers(a, b, layers):
         x, y = a[name].detach().flatten().abs().double(), b[name].detach().flatten().abs().double()
-        k = int(round(p * x.numel()))
+        if x.numel() != y.numel():
+            raise ValueError(f"{name}: {x.numel()} weights in one state, {y.numel()} in the other")
+        n_total += x.numel()
+        k = math.floor(p * x.numel() + 1e-9)  # 1e-9: 0.29 * 100 is 28.999999999999996
+        kept += k
         if k == 0:
             continue
         top_a = torch.zeros(x.numel(), dtype=torch.bool)
@@ -43,8 +54,12 @@ def weight_correlation(a: Mapping[str, Tensor], b: Mapping[str, Tensor], p: floa
         top_b = torch.zeros(y.numel(), dtype=torch.bool)
         top_b[torch.topk(y, k, sorted=False).indices] = True
         overlap += int((top_a & top_b).sum())
-        total += k
-    return overlap / total if total else float("nan")
+    if n_total == 0:
+        return float("nan")
+    denominator = p * n_total
+    if abs(denominator - kept) < 1e-9 * max(1.0, denominator):  # every p * N_l an integer: the same number, exact
+        denominator = kept
+    return overlap / denominator
 
 
 def rp_curve(a: Mapping[str, Tensor], b: Mapping[str, Tensor], ps: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),

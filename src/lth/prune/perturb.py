@@ -26,7 +26,7 @@ from lth.errors import UserError
 from lth.models.base import INITIALIZERS
 
 State = dict[str, Tensor]
-SHUFFLE_WITHIN = ("layer", "unit")
+SHUFFLE_WITHIN = ("layer", "unit", "network")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -96,17 +96,32 @@ def _permute_groups(w: Tensor, group: Tensor, eligible: Tensor, generator: torch
 
 def shuffle(state: Mapping[str, Tensor], prunable: Sequence[str], generator: torch.Generator,
             within: str = "layer", same_sign: bool = False, mask: Mapping[str, Tensor] | None = None) -> State:
-    """Each prunable tensor's weights randomly permuted (Frankle et al. 2020, Section 4, Figs. 5 and 6).
+    """Each prunable tensor's weights randomly permuted (Frankle et al. 2020, Section 4, Figs. 5 and 6: the
+    weights at iteration k "permuted within various structural elements").
 
     ``within="layer"`` permutes over the whole tensor; ``within="unit"`` permutes within each output neuron of a
     linear layer (a row ``w[o, :]``) or each filter of a convolution (``w[o, :, :, :]``), i.e. along every
-    dimension but the first. ``same_sign=True`` permutes positive weights only among positive ones and negative
+    dimension but the first; ``within="network"`` permutes over all prunable tensors pooled (a weight may move
+    to another layer). ``same_sign=True`` permutes positive weights only among positive ones and negative
     only among negative ones (zeros stay where they are), so every position keeps its sign (Fig. 6). With a
     ``mask``, only kept positions take part: pruned positions keep their value and no value moves into them."""
     if within not in SHUFFLE_WITHIN:
         raise ValueError(f"unknown shuffle scope {within!r}; allowed: {', '.join(SHUFFLE_WITHIN)}")
     _check(state, prunable, mask)
     out = _clone(state)
+    if within == "network":
+        if not prunable:
+            return out
+        device = state[prunable[0]].device
+        flat = torch.cat([state[k].detach().to(device).reshape(-1) for k in prunable])
+        eligible = torch.cat([_kept(mask, k, state[k]).to(device).reshape(-1) for k in prunable])
+        group = torch.zeros(flat.numel(), dtype=torch.long, device=device)
+        if same_sign:
+            group = torch.sign(flat).long() + 1
+        moved = _permute_groups(flat, group, eligible, generator)
+        for k, part in zip(prunable, moved.split([state[k].numel() for k in prunable]), strict=True):
+            out[k] = part.view(state[k].shape).to(device=state[k].device, dtype=state[k].dtype)
+        return out
     for k in prunable:
         w = state[k].detach()
         flat = w.reshape(-1)
@@ -256,7 +271,7 @@ def _noise(state: Mapping[str, Tensor], prunable: Sequence[str], generator: torc
 PERTURBATIONS: dict[str, Perturbation] = {
     "signs_from": _signs_from,  # options: source (state whose signs to take)
     "magnitudes_from": _magnitudes_from,  # options: source (state whose magnitudes to take)
-    "shuffle": _shuffle,  # options: within ("layer" | "unit"), same_sign (bool)
+    "shuffle": _shuffle,  # options: within ("layer" | "unit" | "network"), same_sign (bool)
     "noise": _noise,  # options: scale (n of n sigma), sigmas (initialiser name or {name: sigma})
 }
 

@@ -1,6 +1,6 @@
 """``shuffle``: the rewound ticket's kept weights randomly permuted within each layer or each unit (output
-neuron / filter), optionally only among weights of the same sign (Frankle, Schwab & Morcos, ICLR 2020,
-Section 4, Figs. 5 and 6)."""
+neuron / filter) or over the whole network, optionally only among weights of the same sign (Frankle, Schwab &
+Morcos, ICLR 2020, Section 4, Figs. 5 and 6)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from lth.spec import help_field
 class ShuffleOptions(BranchOptions):
     """Where the permutation acts."""
 
-    shuffle_within: str = help_field("layer", "shuffle: permute the kept weights within each layer or within each "
-                                     "output neuron / filter", choices=SHUFFLE_WITHIN)
+    shuffle_within: str = help_field("layer", "shuffle: permute the kept weights within each layer, within each "
+                                     "output neuron / filter, or over the whole network (all prunable layers)",
+                                     choices=SHUFFLE_WITHIN)
     same_sign: bool = help_field(False, "shuffle: permute only among weights of the same sign (signs stay put)")
 
 
@@ -38,4 +39,4 @@ def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     return [ctx.node(r, level, recipe)]
 
 
-BRANCH = Branch(ShuffleOptions, plan, "the rewound ticket's weights permuted within layers or units")
+BRANCH = Branch(ShuffleOptions, plan, "the rewound ticket's weights permuted within layers, units or the network")
