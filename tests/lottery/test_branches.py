@@ -526,3 +526,32 @@ def test_the_named_command_makes_the_missing_trunk(tmp_path: Path) -> None:
     code, out, err = lth("branch", "reinit", "--levels", "1", *args, "--json")
     assert code == 0, err
     assert [r["level"] for r in json.loads(out)["runs"]] == [1] and populations(err) == [1]
+
+
+def test_dn_reinit_and_remask_set_train_them_longer_than_the_trunk(tmp_path: Path) -> None:
+    """Study 004's Algorithm 1 finds the mask with j = 5 training iterations per round and then trains each network
+    for its full length: a short trunk, ``--set training_steps=...`` on dn-reinit and remask (as on retrain).
+    Without ``--set`` the directory is as before (the hash of the default options); with it only the training
+    length differs and the D_n recipe (start, mask, seed, pool) is the same."""
+    import dataclasses
+
+    import lth.api as api
+    from lth.lottery.branches.dn_reinit import DnReinitOptions
+    from lth.spec import Step, spec_hash
+
+    assert spec_hash(DnReinitOptions(), {"dn_pool": "network"}) == spec_hash(
+        DnReinitOptions(dn_pool="network"), {"dn_pool": "network"})
+
+    def nodes(opts: dict[str, Any]) -> dict[str, Any]:
+        lp = api.lottery(PRESET, 2, branches={"dn-reinit": opts, "remask": opts}, branch_levels=[2],
+                         root=tmp_path, training_steps="5it")
+        return {n.meta["branch"]: n for n in lp.branch_nodes()}
+
+    plain, long = nodes({}), nodes({"set": ("training_steps=2ep",)})
+    for name in ("dn-reinit", "remask"):
+        assert plain[name].spec.train.training_steps == Step(5, "it")
+        assert long[name].spec.train.training_steps == Step(2, "ep")
+        assert long[name].path.parent != plain[name].path.parent and long[name].path.name == "level_2"
+        back = dataclasses.replace(long[name].spec, train=dataclasses.replace(long[name].spec.train,
+                                                                              training_steps=Step(5, "it")))
+        assert back == plain[name].spec and long[name].setup == plain[name].setup

@@ -129,3 +129,15 @@ def test_jackpot_uses_reinit_at_every_lr_and_a_longer_dense_run(tmp_path: Path):
     assert grades.set_index("lr").loc[1e-3, "sufficient_training"] == "not checked"  # no longer run at 1e-3
     early = pd.concat([pd.read_csv(tables[n]) for n in tables if n.endswith("early_stopping.csv")])
     assert (early["criterion"] == "no validation split").all() and (early["count"] == 0).all()
+
+
+def test_dn_histogram_has_the_whole_networks_theta_lt(report: dict, store: Path):
+    """Seed 004's D_n (section 2, Figure 5) is the network's nonzero kept initial weights, not one layer's: the
+    first panel counts every one of them (the per-layer panels' ticket counts sum to it)."""
+    tables = {Path(p).name: Path(p) for p in report["tables"]}
+    h = pd.read_csv(tables["dn_histograms.csv"])
+    whole = h[h["layer"] == "whole network (D_n)"]
+    layers = h[h["layer"] != "whole network (D_n)"]
+    assert not whole.empty and not layers.empty
+    assert whole["ticket_count"].sum() == layers["ticket_count"].sum() > 0
+    assert whole["all_count"].sum() == layers["all_count"].sum()

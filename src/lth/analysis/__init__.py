@@ -10,8 +10,8 @@ from lth.analysis.verdicts import (
     jackpot,
     matching,
 )
-from lth.analysis.weights import dn_histograms, frame_potential, rp_curve, telemetry, weight_correlation
+from lth.analysis.weights import dn_histograms, dn_values, frame_potential, rp_curve, telemetry, weight_correlation
 
-__all__ = ["CONDITIONS", "JackpotVerdict", "aggregate", "distinguishing_fields", "dn_histograms", "early_stopping",
-           "early_stopping_by_level", "field_label", "frame_potential", "jackpot", "mask_density", "matching",
-           "metrics_frame", "rp_curve", "runs_frame", "telemetry", "weight_correlation"]
+__all__ = ["CONDITIONS", "JackpotVerdict", "aggregate", "distinguishing_fields", "dn_histograms", "dn_values",
+           "early_stopping", "early_stopping_by_level", "field_label", "frame_potential", "jackpot", "mask_density",
+           "matching", "metrics_frame", "rp_curve", "runs_frame", "telemetry", "weight_correlation"]

@@ -81,6 +81,18 @@ def dn_histograms(init_state: Mapping[str, Tensor], mask: Mapping[str, Tensor]) 
     return out
 
 
+def dn_values(init_state: Mapping[str, Tensor], mask: Mapping[str, Tensor]) -> np.ndarray:
+    """theta_LT = nonzero(m * theta_0) over the *whole network* (mask-topology study, seed 004, section 2): the
+    nonzero initial weights the mask keeps, every masked layer in the mask's order, as one float64 array. Its
+    empirical distribution is the study's D_n, the pool :func:`lth.prune.sample_dn` (``pool="network"``) draws
+    from, and the histogram of its Figure 5 (one per network, not per layer)."""
+    parts = [init_state[name].detach().double().cpu().flatten()[m.flatten().bool().cpu()] for name, m in mask.items()]
+    if not parts:
+        return np.zeros(0)
+    kept = torch.cat(parts)
+    return kept[kept != 0].numpy()
+
+
 def frame_potential(weight: Tensor) -> float:
     """Frame potential of a layer's rows: FP = sum_{i,j} <u_i, u_j>^2 with u_i = w_i / |w_i|, the rows of
     ``weight`` (one per neuron or filter, a conv kernel flattened) normalised to unit length; = ||U U^T||_F^2.

@@ -28,6 +28,7 @@ from lth.analysis import (
     aggregate,
     distinguishing_fields,
     dn_histograms,
+    dn_values,
     early_stopping,
     field_label,
     frame_potential,
@@ -429,7 +430,10 @@ def _weights(page: _Page, s: pd.DataFrame, preset: str, prefix: str) -> None:
     start_name = "rewind" if "rewind" in states0 else "init"
     if start_name in states0:
         init = d0.load_state(start_name)
-        hist = dn_histograms(init, mask)
+        layers = dn_histograms(init, mask)
+        # seed 004's D_n is the network's theta_LT (its Figure 5: one histogram per network), then per layer
+        hist = {"whole network (D_n)": {"ticket": dn_values(init, mask),
+                                        "all": np.concatenate([h["all"] for h in layers.values()])}, **layers}
         names = list(hist)[:6]
         fig, axes = new_figure(len(names), height=3.6)
         rows = []
@@ -450,7 +454,8 @@ def _weights(page: _Page, s: pd.DataFrame, preset: str, prefix: str) -> None:
                      f"initialisation ({start_name} state)")
         page.figure(fig, f"{prefix}dn_histograms",
                     f"Initial weights kept by the sparsest ticket (level {level}, replicate {rep}) against all "
-                    "initial weights, per layer (histograms normalised to unit area)", pd.concat(rows))
+                    "initial weights, over the whole network (the study's D_n) and per layer (histograms "
+                    "normalised to unit area)", pd.concat(rows))
     if "final" in states0 and "final" in ds.states():
         f0, fs = d0.load_state("final"), ds.load_state("final")
         layers = list(mask)

@@ -18,8 +18,8 @@ from lth.spec import help_field
 class ReinitOptions(BranchOptions):
     """Optional training hyperparameters to change (only non-default options count in the branch's hash)."""
 
-    set: tuple[str, ...] = help_field((), "retrain, oneshot, reinit, small-dense: training hyperparameters to change, "
-                                      "as KEY=VALUE (e.g. lr=0.01)")
+    set: tuple[str, ...] = help_field((), "retrain, oneshot, reinit, small-dense, dn-reinit, remask: training "
+                                      "hyperparameters to change, as KEY=VALUE (e.g. lr=0.01)")
 
 
 @op("mask_only")

@@ -19,8 +19,8 @@ ARCHITECTURE_FIELDS = frozenset({"model", "norm", "width", "dataset", "synthetic
 class RetrainOptions(BranchOptions):
     """Which training hyperparameters change."""
 
-    set: tuple[str, ...] = help_field((), "retrain, oneshot: training hyperparameters to change, as KEY=VALUE "
-                                      "(e.g. lr=0.01)")
+    set: tuple[str, ...] = help_field((), "retrain, oneshot, reinit, small-dense, dn-reinit, remask: training "
+                                      "hyperparameters to change, as KEY=VALUE (e.g. lr=0.01)")
 
 
 def retrained_spec(spec: TrainSpec, items: tuple[str, ...]) -> TrainSpec:

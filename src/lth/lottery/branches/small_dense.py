@@ -25,8 +25,8 @@ from lth.spec import help_field
 class SmallDenseOptions(BranchOptions):
     """Optional training hyperparameters to change (only non-default options count in the branch's hash)."""
 
-    set: tuple[str, ...] = help_field((), "retrain, oneshot, reinit, small-dense: training hyperparameters to change, "
-                                      "as KEY=VALUE (e.g. lr=0.01)")
+    set: tuple[str, ...] = help_field((), "retrain, oneshot, reinit, small-dense, dn-reinit, remask: training "
+                                      "hyperparameters to change, as KEY=VALUE (e.g. lr=0.01)")
 
 
 def pruned_away(ctx: BranchContext, r: int, level: int) -> int:
