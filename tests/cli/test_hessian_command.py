@@ -65,3 +65,37 @@ def test_a_bad_device_is_bad_input(tmp_path: Path, device: str) -> None:
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith((f"lth: error: --device {device}", f"lth: error: --device: unknown value {device!r}")), err
+
+
+def test_which_smallest_and_earlier_rows_are_kept(store: Path) -> None:
+    """``--which smallest`` gives top_eigenvalues(which="smallest"); a later call on another state or order adds
+    its rows to hessian.csv and replaces only the rows it recomputes."""
+    base = ["hessian", "--root", str(store), "--k", "2", "--iters", "12", "--examples", "200", "--device", "cpu"]
+    assert lth(*base, "--steps", "init")[0] == 0
+    code, out, err = lth(*base, "--steps", "5it", "--which", "smallest")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert {r["which"] for r in rows} == {"smallest"} and {r["state"] for r in rows} == {"5it"}
+    data = load_dataset(DataHparams(dataset="digits"))
+    paths = sorted({Path(r["path"]) for r in rows})  # one population, members in the store's order
+    net = build_model("fc_8", len(paths), (1, 8, 8), 10)
+    for i, p in enumerate(paths):
+        net.load_member(i, torch.load(p / "states" / "5it.pt", weights_only=True))
+    want = top_eigenvalues(net, data.train_x[:200], data.train_y[:200], 2, 12, "train",
+                           torch.Generator().manual_seed(0), which="smallest").values.tolist()
+    for i, p in enumerate(paths):
+        got = [r["eigenvalue"] for r in rows if Path(r["path"]) == p]
+        assert got == pytest.approx(want[i], rel=1e-4, abs=1e-6) and got[0] <= got[1] < 0
+    path = paths[0]
+    with open(path / "hessian.csv") as f:
+        stored = list(csv.DictReader(f))
+    kinds = [(s["state"], s["which"]) for s in stored]
+    assert kinds.count(("5it", "smallest")) == 2 and kinds.count(("init", "largest")) == 2
+    assert lth(*base, "--steps", "5it", "--which", "smallest")[0] == 0  # recomputed: replaced, not appended
+    with open(path / "hessian.csv") as f:
+        assert [(s["state"], s["which"]) for s in csv.DictReader(f)] == kinds
+
+
+def test_a_bad_which_is_bad_input(store: Path) -> None:
+    code, out, err = lth("hessian", "--root", str(store), "--steps", "init", "--which", "biggest")
+    assert code == 2 and out == "" and err.startswith("lth: error: --which: bad value 'biggest'"), err

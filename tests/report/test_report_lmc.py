@@ -27,6 +27,14 @@ def test_report_renders_paths_instability_table2_and_contours(tmp_path):
     t2 = pd.read_csv(rep.index.parent / "stability_table2.csv")
     assert list(t2["rewind"]) == ["0it", "5it"] and set(t2["level"]) == {1}
     assert (t2["delta"] - (t2["full"] - t2["imp"])).abs().max() < 1e-12
+    from lth.report.lmc import _instabilities, _latest_setting
+    from lth.stability.analysis import stability_frame
+
+    per = _instabilities(_latest_setting(stability_frame(tmp_path / "store")))
+    dense = per[per["subnetwork"] == "dense"]
+    assert set(dense["rewind"]) == {"0it", "5it"}  # Table 2's full network: the copies made at k = 0 only
+    assert t2["full"].tolist() == [dense[dense["rewind"] == "0it"]["accuracy"].mean()] * 2
+    assert set(t2["full_from"]) == {"k=0"}
     assert t2[["full", "imp", "random_prune", "random_reinit"]].stack().between(0, 1).all()
     vk = pd.read_csv(rep.index.parent / "stability_vs_k.csv")
     assert set(vk["subnetwork"]) == {"dense", "imp", "random-prune", "random-reinit"}

@@ -1,6 +1,7 @@
 """``lth hessian``: the top-k eigenvalues of the training-loss Hessian of stored runs at chosen states, by Lanczos
 on Hessian-vector products (:func:`lth.analysis.hessian.top_eigenvalues`), every architecture's runs evaluated
-as one population. Writes ``hessian.csv`` into each run directory and prints one JSON document."""
+as one population. Writes ``hessian.csv`` into each run directory (rows of other states, BatchNorm modes or
+orders from earlier calls are kept; the same ones are replaced) and prints one JSON document."""
 
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     p.add_argument("--preset", default=None, help="only runs made with this preset (default: every run)")
     p.add_argument("--steps", nargs="+", required=True,
                    help="stored states to evaluate: init, final, rewind or a step such as 500it")
-    p.add_argument("--k", default="1", help="eigenvalues per state (largest first)")
+    p.add_argument("--k", default="1", help="eigenvalues per state (in --which order)")
+    p.add_argument("--which", default="largest",
+                   help="largest (the k largest, largest first) | magnitude (the k largest |lambda|, signs kept) | "
+                        "smallest (the k most negative, most negative first)")
     p.add_argument("--iters", default="20", help="Lanczos iterations (>= k)")
     p.add_argument("--bn-mode", default="train", help="BatchNorm on batch statistics (train) or running ones (eval)")
     p.add_argument("--examples", default="1000", help="training examples in the loss (the first ones)")
@@ -54,7 +58,7 @@ def find_runs(root: Path, preset: str | None, steps: list[str]) -> list[tuple[Pa
 
 
 def eigenvalues(members: list[tuple[Path, dict[str, Any], str]], k: int, iters: int, bn_mode: str, examples: int,
-                data_dir: str | None, device: torch.device) -> list[dict[str, Any]]:
+                data_dir: str | None, device: torch.device, which: str = "largest") -> list[dict[str, Any]]:
     """One row per (run, state, rank); members of one architecture and dataset share populations."""
     from lth.analysis.hessian import top_eigenvalues
     from lth.data import load_dataset
@@ -83,7 +87,7 @@ def eigenvalues(members: list[tuple[Path, dict[str, Any], str]], k: int, iters: 
                         masks[n][i] = v.to(device)
             try:
                 res = top_eigenvalues(net, x, y, k, iters, bn_mode, torch.Generator().manual_seed(0),
-                                      mask=masks or None)
+                                      mask=masks or None, which=which)
             except ValueError as e:
                 raise UserError(f"--k/--iters: {e}") from None
             for r in res.rows():
@@ -96,11 +100,13 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     """Find the runs, compute, write hessian.csv per run, print {"rows": [...]}."""
     import pandas as pd
 
-    from lth.analysis.hessian import BN_MODES
+    from lth.analysis.hessian import BN_MODES, WHICH
     from lth.store import RunDir
 
     if args.bn_mode not in BN_MODES:
         raise UserError(f"--bn-mode: bad value {args.bn_mode!r}; allowed: {', '.join(BN_MODES)}")
+    if args.which not in WHICH:
+        raise UserError(f"--which: bad value {args.which!r}; allowed: {', '.join(WHICH)}")
     k, iters = whole_number(args.k, 1, "--k"), whole_number(args.iters, 1, "--iters")
     examples = whole_number(args.examples, 1, "--examples")
     if iters < k:
@@ -114,9 +120,14 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     members = find_runs(root, args.preset, list(args.steps))
     if not members:
         raise UserError(f"--steps {' '.join(args.steps)}: no finished run under {root} has such a state")
-    rows = eigenvalues(members, k, iters, args.bn_mode, examples, args.data_dir, device)
+    rows = eigenvalues(members, k, iters, args.bn_mode, examples, args.data_dir, device, args.which)
     frame = pd.DataFrame(rows)
+    key = ("state", "bn_mode", "which")
     for path, sub in frame.groupby("path"):
-        RunDir(Path(path)).write_hessian(sub.drop(columns="path").to_dict("records"))
+        run_dir, new = RunDir(Path(path)), sub.drop(columns="path").to_dict("records")
+        fresh = {tuple(r[c] for c in key) for r in new}  # earlier rows of other states / settings are kept
+        kept = [r for r in run_dir.read_hessian() if tuple(r.get(c, "largest" if c == "which" else None)
+                                                           for c in key) not in fresh]
+        run_dir.write_hessian(kept + new)
     emit_json({"rows": rows})
     return 0

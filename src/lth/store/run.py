@@ -316,6 +316,14 @@ class RunDir:
         d = self.path / paths.STATES
         return {p.stem: str(p) for p in sorted(d.glob("*.pt"))} if d.exists() else {}
 
+    def read_hessian(self) -> list[dict[str, Any]]:
+        """The Hessian eigenvalue rows of ``hessian.csv`` (values as written, numbers parsed; [] without one)."""
+        f = self.path / paths.HESSIAN
+        if not f.exists():
+            return []
+        with open(f, newline="") as fh:
+            return [{k: _num_or_text(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+
     def write_hessian(self, rows: list[dict[str, Any]]) -> None:
         """Write Hessian eigenvalue rows (``hessian.csv``, atomically; columns in the rows' order)."""
         columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -434,6 +442,13 @@ def _cell(column: str, v: Any) -> Any:
     if column == "lr" and isinstance(v, float | np.floating):
         return np.format_float_positional(np.float32(v), unique=True, trim="0")
     return v
+
+
+def _num_or_text(v: str | None) -> float | int | str | None:
+    try:
+        return v if v is None else _num(v)
+    except ValueError:
+        return v
 
 
 def _num(v: str) -> float | int | None:
