@@ -443,7 +443,8 @@ def _weights(page: _Page, s: pd.DataFrame, preset: str, prefix: str) -> None:
             ca, _ = np.histogram(h["all"], bins=edges)
             ct, _ = np.histogram(h["ticket"], bins=edges)
             ax.hist(h["all"], bins=edges, density=True, alpha=0.45, label="initialisation (all)")
-            ax.hist(h["ticket"], bins=edges, density=True, histtype="step", lw=1.8, label="ticket (kept)")
+            if ct.sum():  # a layer initialised to zero (Fixup's last convolutions) keeps no nonzero weight
+                ax.hist(h["ticket"], bins=edges, density=True, histtype="step", lw=1.8, label="ticket (kept)")
             ax.set_title(name, fontsize=10)
             ax.set_xlabel("Initial weight value")
             rows.append(pd.DataFrame({"layer": name, "bin_left": edges[:-1], "bin_right": edges[1:],
