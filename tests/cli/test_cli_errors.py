@@ -39,6 +39,12 @@ CASES = [  # argv (``--root ROOT`` is added), what the one line must name
     (["train", "--preset", "digits_mlp", "--threads", "0"], ["--threads", "0"]),
     (["branch", "retrain", "--preset", "digits_mlp", "--levels", "1", "--set", "model=fc_300_100"],
      ["--set", "model=fc_300_100"]),
+    # the flag typed, not the one it becomes: K of --pretrain-steps is the rewind step, the target is a dataset
+    (["lottery", "--preset", "digits_mlp", "--levels", "1", "--training-steps", "1ep", "--pretrain-steps", "5ep"],
+     ["--pretrain-steps", "5ep", "after the end of training"]),
+    (["branch", "transfer", "--preset", "digits_mlp", "--levels", "1", "--target-dataset", "fmnist"],
+     ["--target-dataset", "'fmnist'", "fashion_mnist"]),
+    (["train", "--preset", "digits_mlp", "--model", "fc_abc"], ["--model", "'fc_abc'", "fc_<h1>"]),
 ]
 
 
