@@ -90,11 +90,14 @@ def test_disk_too_small_names_the_flag_before_planning(capsys: pytest.CaptureFix
     assert code == 0, err
 
 
-@pytest.mark.parametrize("make", ["file", "unwritable"])
+@pytest.mark.parametrize("make", ["file", "unwritable", "under_a_file"])
 def test_root_that_cannot_hold_a_store(capsys: pytest.CaptureFixture, tmp_path, make: str) -> None:
     if make == "file":
         root = tmp_path / "a_file"
         root.write_text("x")
+    elif make == "under_a_file":
+        (tmp_path / "a_file").write_text("x")
+        root = tmp_path / "a_file" / "store"
     else:
         root = tmp_path / "ro" / "store"
         (tmp_path / "ro").mkdir()
@@ -105,3 +108,5 @@ def test_root_that_cannot_hold_a_store(capsys: pytest.CaptureFixture, tmp_path, 
             root = __import__("pathlib").Path("/proc/lth-store")
     code, out, err = lth(capsys, "train", "--preset", "digits_mlp", "--root", str(root))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--root" in err, err
+    if make == "under_a_file":  # the file is named as the reason, not permissions
+        assert "a_file is a file" in err and "not writable" not in err, err

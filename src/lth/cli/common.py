@@ -411,9 +411,10 @@ def check_root(text: str) -> None:
     q = p.resolve()
     while not q.exists() and q != q.parent:
         q = q.parent
+    if not q.is_dir():  # a path under a file: saying "not writable" sends one looking at permissions
+        raise UserError(f"--root {text!r}: {q} is a file, so no store can be made under it; "
+                        f"choose a directory you can write to")
     try:
-        if not q.is_dir():
-            raise OSError("not a directory")
         os.rmdir(tempfile.mkdtemp(prefix=".lth-probe-", dir=q))
     except OSError:
         raise UserError(f"--root {text!r}: cannot create a store there ({q} is not writable); "
