@@ -45,6 +45,9 @@ CASES = [  # argv (``--root ROOT`` is added), what the one line must name
     (["branch", "transfer", "--preset", "digits_mlp", "--levels", "1", "--target-dataset", "fmnist"],
      ["--target-dataset", "'fmnist'", "fashion_mnist"]),
     (["train", "--preset", "digits_mlp", "--model", "fc_abc"], ["--model", "'fc_abc'", "fc_<h1>"]),
+    (["train", "--preset", "digits_mlp", "--telemetry-every", "0it"], ["--telemetry-every", "'0it'", "1it"]),
+    (["train", "--preset", "digits_mlp", "--telemetry-every", "1ep", "--telemetry-dense-until", "1ep",
+      "--telemetry-dense-every", "0ep"], ["--telemetry-dense-every", "'0ep'"]),
 ]
 
 

@@ -307,6 +307,8 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
         raw = getattr(args, name, None)
         if raw is not None:
             telemetry[name] = step_flag(raw, f"--{name.replace('_', '-')}")
+            if name != "telemetry_dense_until" and telemetry[name].count < 1:  # 0 silently meant every iteration
+                raise UserError(f"--{name.replace('_', '-')}: bad value {raw!r}; allowed: at least 1it")
     if "telemetry_every" not in telemetry and telemetry:
         raise UserError("--telemetry-dense-until/--telemetry-dense-every need --telemetry-every")
     if ("telemetry_dense_until" in telemetry) != ("telemetry_dense_every" in telemetry):
