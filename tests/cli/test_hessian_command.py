@@ -65,3 +65,12 @@ def test_a_bad_device_is_bad_input(tmp_path: Path, device: str) -> None:
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith((f"lth: error: --device {device}", f"lth: error: --device: unknown value {device!r}")), err
+
+
+def test_a_step_no_run_holds_is_named_not_silently_dropped(store: Path) -> None:
+    code, out, err = lth("hessian", "--root", str(store), "--steps", "init", "7it", "--k", "1", "--iters", "2",
+                         "--examples", "50", "--device", "cpu")
+    assert code == 0, err
+    assert {r["state"] for r in json.loads(out)["rows"]} == {"init"}
+    warnings = [line for line in err.splitlines() if line.startswith("lth: warning:")]
+    assert len(warnings) == 1 and "--steps 7it" in warnings[0], err
