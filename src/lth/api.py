@@ -29,6 +29,24 @@ from lth.spec import Step, TrainSpec, replace_fields, spec_hash
 from lth.store import run_path
 
 
+def _whole(name: str, value: Any, minimum: int) -> int:
+    """``value`` when it is a whole number >= ``minimum`` (not a bool, not a string), else the one-line UserError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UserError(f"{name}: bad value {value!r}; allowed: a whole number >= {minimum}")
+    return value
+
+
+def _names(name: str, value: Any) -> list[str]:
+    """A list of names or steps; one string is split at commas and spaces (``"reinit,random-mask"``, as the CLI
+    takes it), where iterating it would give its characters."""
+    if isinstance(value, str):
+        return [x for x in value.replace(",", " ").split() if x]
+    try:
+        return list(value)
+    except TypeError:
+        raise UserError(f"{name}: bad value {value!r}; allowed: a list of strings") from None
+
+
 def spec(preset: str, **overrides: Any) -> TrainSpec:
     """A preset's spec with field overrides (``lr=0.01``), validated."""
     s = replace_fields(get_preset(preset).spec, overrides)
@@ -40,7 +58,8 @@ def train(preset: str, *, replicates: int = 1, root: str | Path = "runs",
           save_states: Iterable[str] = (), **overrides: Any) -> list[Node]:
     """The nodes of ``lth train``: one per replicate under ``<root>/train_<hash>/``."""
     s = spec(preset, **overrides)
-    keep = tuple((str(Step.parse(x)), Step.parse(x)) for x in save_states)
+    _whole("replicates", replicates, 1)
+    keep = tuple((str(Step.parse(x)), Step.parse(x)) for x in _names("save_states", save_states))
     return [Node(s, r, run_path(Path(root), "train", spec_hash(s), r), keep=keep,
                  meta={"preset": preset, "kind": "train"}) for r in range(replicates)]
 
@@ -55,9 +74,17 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
     ``pretrain_steps="K"``: the state at the rewind step K is pretrained on ``pretrain_task`` (standard,
     random-labels, rotation, blur, rotation+blur; ``pretrain_sparse``: each level's ticket under its mask);
     ``rewind`` is then K (left at its default, it is set to K)."""
+    import dataclasses
+
     from lth.lottery.pretrain import Pretraining
 
     s = spec(preset, **overrides)
+    _whole("levels", levels, 0)
+    _whole("replicates", replicates, 1)
+    rewind = _names("rewind", rewind)
+    known = [f.name for f in dataclasses.fields(PruneHparams)]
+    if unknown := sorted(set(pruning or {}) - set(known)):
+        raise UserError(f"pruning: unknown key {unknown[0]!r}; allowed: {', '.join(known)}")
     prune_hp = PruneHparams(**{**get_preset(preset).pruning, **(pruning or {})})  # type: ignore[arg-type]
     prune_hp.validate()
     pre = None
@@ -69,7 +96,7 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
         if any(str(Step.parse(x)) != str(k) for x in rewind):
             raise UserError(f"rewind {list(rewind)}: with pretrain_steps {k} the rewind step is {k}")
     trunks = [Trunk(s, prune_hp, Step.parse(k), Path(root), preset, pre) for k in rewind]
-    named = branches if isinstance(branches, dict) else {b: {} for b in branches}
+    named = branches if isinstance(branches, dict) else {b: {} for b in _names("branches", branches)}
     opts = {name: branch_options(name, values) for name, values in named.items()}
     return LotteryPlan(trunks, levels, replicates, opts, branch_levels, data_dir=data_dir)
 
@@ -80,10 +107,26 @@ def executor(kind: str = "local", *, data_dir: str | Path | None = None, device:
     ``telemetry_every``, ...) configure the engine; the others go to the executor (``address``, ``retries``,
     ``partition``, ...)."""
     import dataclasses
+    import inspect
 
+    from lth.cli.common import check_device
+
+    if kind not in EXECUTORS:
+        raise UserError(f"executor: unknown kind {kind!r}; allowed: {', '.join(EXECUTORS)}")
+    if isinstance(device, str):
+        check_device(device)
+    if max_population is not None:
+        _whole("max_population", max_population, 1)
     engine_fields = {f.name for f in dataclasses.fields(EngineOptions)}
     engine = {k: v for k, v in options.items() if k in engine_fields}
     own = {k: v for k, v in options.items() if k not in engine_fields}
+    params = inspect.signature(EXECUTORS[kind]).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        allowed = sorted(k for k in (engine_fields | set(params)) - {"options", "data_dir", "max_population", "device"}
+                         if not k.startswith("_"))
+        if unknown := sorted(set(own) - set(params)):
+            raise UserError(f"executor: unknown option {unknown[0]!r}; allowed: data_dir, device, max_population, "
+                            f"{', '.join(allowed)}")
     return EXECUTORS[kind](data_dir=data_dir, options=EngineOptions(device=device, **engine),
                            max_population=max_population, **own)
 
@@ -94,22 +137,33 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, **exe
     if isinstance(plan, LotteryPlan):
         ex = ex or executor(data_dir=plan.data_dir, **executor_options)
         return plan.records(ex.run(plan.nodes()))
+    nodes = list(plan) if not isinstance(plan, str | bytes) else [plan]
+    if bad := next((n for n in nodes if not isinstance(n, Node)), None):
+        raise UserError(f"plan: bad value {bad!r}; allowed: a LotteryPlan (lth.api.lottery) or a list of nodes "
+                        f"(lth.api.train)")
     ex = ex or executor(**executor_options)
-    return ex.run(list(plan))
+    return ex.run(nodes)
 
 
 def results(root: str | Path = "runs") -> pd.DataFrame:
     """One row per run per evaluation (what ``lth results`` prints)."""
     from lth.analysis import metrics_frame
 
-    return metrics_frame(Path(root))
+    return metrics_frame(_store(root))
 
 
 def runs(root: str | Path = "runs") -> pd.DataFrame:
     """One row per run."""
     from lth.analysis import runs_frame
 
-    return runs_frame(Path(root))
+    return runs_frame(_store(root))
+
+
+def _store(root: str | Path) -> Path:
+    """``root`` as a Path; UserError where no such directory exists (a typo would read as an empty store)."""
+    if not Path(root).is_dir():
+        raise UserError(f"root {str(root)!r}: no such store directory")
+    return Path(root)
 
 
 __all__ = ["executor", "lottery", "results", "run", "runs", "spec", "train"]

@@ -39,6 +39,15 @@ CASES = [  # argv (``--root ROOT`` is added), what the one line must name
     (["train", "--preset", "digits_mlp", "--threads", "0"], ["--threads", "0"]),
     (["branch", "retrain", "--preset", "digits_mlp", "--levels", "1", "--set", "model=fc_300_100"],
      ["--set", "model=fc_300_100"]),
+    # the flag typed, not the one it becomes: K of --pretrain-steps is the rewind step, the target is a dataset
+    (["lottery", "--preset", "digits_mlp", "--levels", "1", "--training-steps", "1ep", "--pretrain-steps", "5ep"],
+     ["--pretrain-steps", "5ep", "after the end of training"]),
+    (["branch", "transfer", "--preset", "digits_mlp", "--levels", "1", "--target-dataset", "fmnist"],
+     ["--target-dataset", "'fmnist'", "fashion_mnist"]),
+    (["train", "--preset", "digits_mlp", "--model", "fc_abc"], ["--model", "'fc_abc'", "fc_<h1>"]),
+    (["train", "--preset", "digits_mlp", "--telemetry-every", "0it"], ["--telemetry-every", "'0it'", "1it"]),
+    (["train", "--preset", "digits_mlp", "--telemetry-every", "1ep", "--telemetry-dense-until", "1ep",
+      "--telemetry-dense-every", "0ep"], ["--telemetry-dense-every", "'0ep'"]),
 ]
 
 
@@ -84,11 +93,14 @@ def test_disk_too_small_names_the_flag_before_planning(capsys: pytest.CaptureFix
     assert code == 0, err
 
 
-@pytest.mark.parametrize("make", ["file", "unwritable"])
+@pytest.mark.parametrize("make", ["file", "unwritable", "under_a_file"])
 def test_root_that_cannot_hold_a_store(capsys: pytest.CaptureFixture, tmp_path, make: str) -> None:
     if make == "file":
         root = tmp_path / "a_file"
         root.write_text("x")
+    elif make == "under_a_file":
+        (tmp_path / "a_file").write_text("x")
+        root = tmp_path / "a_file" / "store"
     else:
         root = tmp_path / "ro" / "store"
         (tmp_path / "ro").mkdir()
@@ -99,3 +111,5 @@ def test_root_that_cannot_hold_a_store(capsys: pytest.CaptureFixture, tmp_path, 
             root = __import__("pathlib").Path("/proc/lth-store")
     code, out, err = lth(capsys, "train", "--preset", "digits_mlp", "--root", str(root))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--root" in err, err
+    if make == "under_a_file":  # the file is named as the reason, not permissions
+        assert "a_file is a file" in err and "not writable" not in err, err

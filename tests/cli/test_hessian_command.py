@@ -99,3 +99,12 @@ def test_which_smallest_and_earlier_rows_are_kept(store: Path) -> None:
 def test_a_bad_which_is_bad_input(store: Path) -> None:
     code, out, err = lth("hessian", "--root", str(store), "--steps", "init", "--which", "biggest")
     assert code == 2 and out == "" and err.startswith("lth: error: --which: bad value 'biggest'"), err
+
+
+def test_a_step_no_run_holds_is_named_not_silently_dropped(store: Path) -> None:
+    code, out, err = lth("hessian", "--root", str(store), "--steps", "init", "7it", "--k", "1", "--iters", "2",
+                         "--examples", "50", "--device", "cpu")
+    assert code == 0, err
+    assert {r["state"] for r in json.loads(out)["rows"]} == {"init"}
+    warnings = [line for line in err.splitlines() if line.startswith("lth: warning:")]
+    assert len(warnings) == 1 and "--steps 7it" in warnings[0], err

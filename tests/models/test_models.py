@@ -393,3 +393,16 @@ def test_forward_rejects_wrong_input() -> None:
         model(torch.randn(2, 2, 3, 8, 8))  # neither N nor 1 members
     with pytest.raises(ValueError, match="expects input"):
         model(torch.randn(3, 2, 3, 16, 16))
+
+
+def test_unknown_model_names_the_flag_and_the_registered_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a newcomer's typo after `--plugin my_models.py`: the line names --model, the value and the models the plugin
+    # registered (before, the registered ones were missing from "allowed")
+    monkeypatch.setitem(MODELS, "small_mlp", MODELS["fc"])
+    with pytest.raises(UserError) as e:
+        resolve("small_mlpx")
+    line = str(e.value)
+    assert line.startswith("--model: ") and "'small_mlpx'" in line and "small_mlp" in line.split("allowed:")[1]
+    assert "\n" not in line
+    with pytest.raises(UserError, match="^--norm: unknown norm 'layernrom'"):
+        build_model("fc_8", 1, (4,), 2, norm="layernrom")

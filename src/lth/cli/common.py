@@ -307,6 +307,8 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
         raw = getattr(args, name, None)
         if raw is not None:
             telemetry[name] = step_flag(raw, f"--{name.replace('_', '-')}")
+            if name != "telemetry_dense_until" and telemetry[name].count < 1:  # 0 silently meant every iteration
+                raise UserError(f"--{name.replace('_', '-')}: bad value {raw!r}; allowed: at least 1it")
     if "telemetry_every" not in telemetry and telemetry:
         raise UserError("--telemetry-dense-until/--telemetry-dense-every need --telemetry-every")
     if ("telemetry_dense_until" in telemetry) != ("telemetry_dense_every" in telemetry):
@@ -411,9 +413,10 @@ def check_root(text: str) -> None:
     q = p.resolve()
     while not q.exists() and q != q.parent:
         q = q.parent
+    if not q.is_dir():  # a path under a file: saying "not writable" sends one looking at permissions
+        raise UserError(f"--root {text!r}: {q} is a file, so no store can be made under it; "
+                        f"choose a directory you can write to")
     try:
-        if not q.is_dir():
-            raise OSError("not a directory")
         os.rmdir(tempfile.mkdtemp(prefix=".lth-probe-", dir=q))
     except OSError:
         raise UserError(f"--root {text!r}: cannot create a store there ({q} is not writable); "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,9 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     members = find_runs(root, args.preset, list(args.steps))
     if not members:
         raise UserError(f"--steps {' '.join(args.steps)}: no finished run under {root} has such a state")
+    if missing := [s for s in args.steps if all(m[2] != s for m in members)]:  # else silently left out
+        print(f"lth: warning: --steps {' '.join(missing)}: no finished run under {root} has such a state; left out "
+              f"(keep it with --save-states when training)", file=sys.stderr)
     rows = eigenvalues(members, k, iters, args.bn_mode, examples, args.data_dir, device, args.which)
     frame = pd.DataFrame(rows)
     key = ("state", "bn_mode", "which")

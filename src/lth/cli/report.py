@@ -26,6 +26,11 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
 
     if not Path(args.root).is_dir():
         raise UserError(f"--root {args.root!r}: no such store directory")
+    if args.out:
+        out = Path(args.out).expanduser()
+        blocker = next((q for q in (out, *out.parents) if q.exists() and not q.is_dir()), None)
+        if blocker is not None:
+            raise UserError(f"--out {args.out!r}: {blocker} is a file; allowed: a folder (made if missing)")
     report = build_report(Path(args.root), Path(args.out) if args.out else None)
     if args.json:
         emit_json(report.to_json())

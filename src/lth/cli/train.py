@@ -52,9 +52,10 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
 
     nodes = plan(args, base)
     with Progress() as progress:
+        ex = executor_from_args(args, progress)  # first: its flags' errors come alone, before any message
         if all(RunDir(n.path).done is not None and not missing_states(n) for n in nodes):
             progress.console.print(f"already trained: nothing to do; results in {nodes[0].path.parent}")
-        records = executor_from_args(args, progress).run(nodes)
+        records = ex.run(nodes)
         if progress.populations:
             sizes = ", ".join(map(str, progress.populations))
             n = len(progress.populations)

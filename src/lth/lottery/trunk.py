@@ -186,7 +186,8 @@ def check_trunks(trunks: list[Trunk], total: int, steps_per_epoch: int, kinds: d
                 raise UserError("--pretrain-steps 0it: pretraining needs at least 1it (the pretrained state takes "
                                 "the place of the state at that step)")
         if t.rewind.iterations(steps_per_epoch) > total:
-            raise UserError(f"--rewind {t.rewind}: after the end of training "
+            flag = "--pretrain-steps" if t.pretrain is not None else "--rewind"  # with pretraining, K is the rewind
+            raise UserError(f"{flag} {t.rewind}: after the end of training "
                             f"({training_end(t.spec.train.training_steps, total)})")
         layer_fraction_map(t.pruning, kinds)
 

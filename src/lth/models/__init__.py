@@ -83,7 +83,10 @@ _BUILTIN = frozenset(MODELS)
 
 
 def _bad(name: str, why: str = "") -> UserError:
-    return UserError(f"unknown model {name!r}{': ' + why if why else ''}; allowed: {NAME_FORMS}")
+    """The one-line error for a ``--model`` value that is not a model: the name forms and every registered model."""
+    own = sorted(set(MODELS) - _BUILTIN)
+    allowed = NAME_FORMS + (f", or a registered model: {', '.join(own)}" if own else "")
+    return UserError(f"--model: unknown model {name!r}{': ' + why if why else ''}; allowed: {allowed}")
 
 
 def resolve(name: str) -> tuple[str, dict[str, Any]]:
@@ -123,7 +126,7 @@ def build_model(name: str, n: int, example_shape: tuple[int, ...], num_classes: 
     multiplies every hidden width (rounded, at least 1)."""
     family, params = resolve(name)
     if norm not in NORMS:
-        raise UserError(f"unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
+        raise UserError(f"--norm: unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"population size must be a positive integer; got {n!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:

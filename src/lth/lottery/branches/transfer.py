@@ -35,11 +35,16 @@ class TransferOptions(BranchOptions):
                                     "initialisation under the same mask (the control)", choices=INITS)
 
     def validate(self) -> None:
-        """UserError for a missing target dataset."""
+        """UserError for a missing or unknown target dataset."""
         super().validate()
         if not self.target_dataset:
             raise UserError("--target-dataset: missing; the transfer branch needs the dataset to train the ticket "
                             "on, e.g. fashion_mnist")
+        from lth.data import DATASETS
+
+        if self.target_dataset not in DATASETS:
+            raise UserError(f"--target-dataset: unknown value {self.target_dataset!r}; "
+                            f"allowed: {', '.join(DATASETS)}")
 
 
 def fresh_state(ctx: OpContext) -> dict[str, torch.Tensor]:
