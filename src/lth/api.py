@@ -161,9 +161,9 @@ def runs(root: str | Path = "runs") -> pd.DataFrame:
 
 def _store(root: str | Path) -> Path:
     """``root`` as a Path; UserError where no such directory exists (a typo would read as an empty store)."""
-    if not Path(root).is_dir():
-        raise UserError(f"root {str(root)!r}: no such store directory")
-    return Path(root)
+    from lth.cli.common import existing_store
+
+    return existing_store(str(root), "root")
 
 
 __all__ = ["executor", "lottery", "results", "run", "runs", "spec", "train"]

@@ -73,6 +73,18 @@ def test_results_root_typo(capsys: pytest.CaptureFixture, tmp_path) -> None:
     assert not (tmp_path / "typo").exists()
 
 
+@pytest.mark.parametrize("command", [["results"], ["report"], ["hessian", "--steps", "final"]])
+def test_reading_a_store_that_is_a_file(capsys: pytest.CaptureFixture, tmp_path, command: list[str]) -> None:
+    """A command that reads a store, pointed at a file: the file is named as such (not "no such directory"), and
+    the file is left as it was."""
+    f = tmp_path / "runs.csv"
+    f.write_text("x")
+    code, out, err = lth(capsys, *command, "--root", str(f))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert f"--root {str(f)!r}: is a file" in err, err
+    assert f.read_text() == "x"
+
+
 def test_version(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = lth(capsys, "--version")
     assert code == 0

@@ -423,6 +423,17 @@ def check_root(text: str) -> None:
                         f"choose a directory you can write to") from None
 
 
+def existing_store(text: str, flag: str = "--root") -> Path:
+    """A store to read: ``text`` as a Path; UserError naming ``flag`` when it is missing or is a file (a typo
+    would otherwise read as an empty store)."""
+    p = Path(text).expanduser()
+    if p.is_file():
+        raise UserError(f"{flag} {text!r}: is a file, expected a store directory")
+    if not p.is_dir():
+        raise UserError(f"{flag} {text!r}: no such store directory")
+    return p
+
+
 def check_fits(args: argparse.Namespace, spec: TrainSpec, runs: int, flag: str = "--replicates",
                value: object = None) -> None:
     """Before anything is planned: UserError when one network of ``spec`` cannot train on the device (naming

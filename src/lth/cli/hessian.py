@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from lth.cli.common import DEFAULT_ROOT, check_device, emit_json, whole_number
+from lth.cli.common import DEFAULT_ROOT, check_device, emit_json, existing_store, whole_number
 from lth.errors import UserError
 from lth.spec import TrainSpec
 from lth.store import paths
@@ -116,8 +116,7 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
         torch.set_num_threads(whole_number(args.threads, 1, "--threads"))
     device = check_device(args.device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     root = Path(args.root)
-    if not root.is_dir():
-        raise UserError(f"--root {args.root!r}: no such store directory")
+    existing_store(args.root)
     members = find_runs(root, args.preset, list(args.steps))
     if not members:
         raise UserError(f"--steps {' '.join(args.steps)}: no finished run under {root} has such a state")

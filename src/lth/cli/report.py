@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from lth.cli.common import DEFAULT_ROOT, emit_json
+from lth.cli.common import DEFAULT_ROOT, emit_json, existing_store
 from lth.errors import UserError
 from lth.spec import TrainSpec
 
@@ -24,8 +24,7 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     """Build the report; print the index path (or JSON)."""
     from lth.report import build_report
 
-    if not Path(args.root).is_dir():
-        raise UserError(f"--root {args.root!r}: no such store directory")
+    existing_store(args.root)
     if args.out:
         out = Path(args.out).expanduser()
         blocker = next((q for q in (out, *out.parents) if q.exists() and not q.is_dir()), None)

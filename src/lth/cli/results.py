@@ -6,10 +6,8 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
-from lth.cli.common import DEFAULT_ROOT, emit_json
-from lth.errors import UserError
+from lth.cli.common import DEFAULT_ROOT, emit_json, existing_store
 from lth.spec import TrainSpec
 
 HELP = "one tidy row per run per evaluation"
@@ -27,9 +25,7 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     """Print the store's metrics frame."""
     from lth.analysis import metrics_frame
 
-    root = Path(args.root)
-    if not root.is_dir():
-        raise UserError(f"--root {args.root!r}: no such store directory")
+    root = existing_store(args.root)
     df = metrics_frame(root)
     if df.empty:
         print(f"lth: no finished runs under {root.resolve()}", file=sys.stderr)
