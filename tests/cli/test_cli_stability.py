@@ -45,6 +45,9 @@ def test_json_shape_fractions_and_sweep(store):
     again, err2 = _json(store, "--rewind", "0it", "10it", "--levels", "0-1", "--subnetwork", "imp",
                         "random-prune", "random-reinit")
     assert populations(err2) == [] and again["results"] == res
+    n = len(res)  # the first call evaluated every path; the second says it reused them, evaluating none
+    assert f"evaluating {n} path(s) of 5 points" in err and "reused" not in err, err
+    assert f"evaluating 0 path(s) of 5 points; {n} stored path(s) with these settings reused" in err2, err2
 
 
 def test_identical_seeds_give_exactly_zero(store):

@@ -109,10 +109,10 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
         runs = ex.run(plan.copy_nodes())
         code = report_divergence(runs, args.strict)
         data = ex.dataset(plan.trunks[0].spec.data)
-        progress.console.print(f"evaluating {len(plan.pairs())} path(s) of {len(alphas)} points")
         items = plan.pairs()
         entries = evaluate_pairs(items, data, alphas=alphas, align=args.align, train_examples=train_examples,
-                                 device=str(ex.options.torch_device()), max_population=args.max_population or 64)
+                                 device=str(ex.options.torch_device()), max_population=args.max_population or 64,
+                                 log=progress.console.print)
     records = [record(exp, lv, r, pair, e, threshold) for (exp, lv, r, pair), e in zip(items, entries, strict=True)]
     summ = summary(records, dense_accuracy(plan), threshold)
     if args.json:

@@ -16,7 +16,7 @@ Results are written atomically to ``<level dir>/pairs.json`` (one entry per pair
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,14 @@ def read_pairs(level_dir: Path) -> dict[str, Any]:
 def evaluate_pairs(items: list[tuple[Stability, int, int, tuple[int, int]]], data: Dataset, *,
                    alphas: list[float] | None = None, align: bool = False,
                    train_examples: int = DEFAULT_TRAIN_EXAMPLES, device: str = "cpu",
-                   max_population: int = 64, recompute: bool = False) -> list[dict[str, Any]]:
+                   max_population: int = 64, recompute: bool = False,
+                   log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Evaluate the path of every pair in ``items`` (``(experiment, level, replicate, (c1, c2))``, as
     :meth:`StabilityPlan.pairs` gives) whose copies are complete, store it, and return one entry per item:
     ``alphas``, ``test_error`` / ``train_error`` / ``test_loss`` / ``train_loss`` along the path,
     ``test_instability``, ``train_instability`` (fractions) and the two copies' paths. Items whose copies are
-    not both complete give ``{"status": "missing"}``. Stored entries with the same settings are reused."""
+    not both complete give ``{"status": "missing"}``. Stored entries with the same settings are reused. ``log``
+    receives one line saying how many paths are evaluated and how many stored ones are reused."""
     alphas = default_alphas() if alphas is None else [float(a) for a in alphas]
     key = settings_key(alphas, align, train_examples)
     out: list[dict[str, Any] | None] = [None] * len(items)
@@ -80,6 +82,12 @@ def evaluate_pairs(items: list[tuple[Stability, int, int, tuple[int, int]]], dat
             out[i] = stored
         else:
             todo.append(i)
+    if log is not None:
+        reused = sum(o is not None and o.get("status") == "complete" for o in out)
+        missing = sum(o is not None and o.get("status") == "missing" for o in out)
+        log(f"evaluating {len(todo)} path(s) of {len(alphas)} points"
+            + (f"; {reused} stored path(s) with these settings reused" if reused else "")
+            + (f"; {missing} path(s) whose copies are not both trained left out" if missing else ""))
     by_arch: dict[Any, list[int]] = {}
     for i in todo:
         m = items[i][0].trunk.spec.model
