@@ -45,6 +45,11 @@ def test_a_bad_pruning_value_names_the_flag_as_typed(capsys: pytest.CaptureFixtu
      ["--brnches", "did you mean --branches", "lth lottery --help"]),
     (["lotery", "--preset", "digits_mlp", "--levels", "1"], ["'lotery'", "did you mean lottery", "allowed: train"]),
     (["train", "--preset", "digits_mlp", "--cuda-graph", "of"], ["--cuda-graph", "'of'", "allowed: auto, off"]),
+    # a flag of another command is named as such, not as a near spelling of an unrelated flag (--set ~ --preset)
+    (["train", "--preset", "digits_mlp", "--branches", "reinit"],
+     ["--branches is a flag of `lth lottery`, not of `lth train`"]),
+    (["train", "--preset", "digits_mlp", "--set", "lr=0.1"],
+     ["--set is a flag of `lth lottery`, `lth branch`", "its own flag: --lr 0.1"]),
 ])
 def test_unknown_flags_commands_and_choices_suggest_the_near_ones(capsys: pytest.CaptureFixture, tmp_path: Path,
                                                                     argv: list[str], named: list[str]) -> None:

@@ -49,14 +49,28 @@ class Parser(argparse.ArgumentParser):
         """The message for arguments no flag took: the first unknown flag, the nearest known flags of the
         command, and the ``--help`` that lists them."""
         parser: argparse.ArgumentParser = self
+        commands: dict[str, argparse.ArgumentParser] = {}
         for action in self._actions:
-            if isinstance(action, argparse._SubParsersAction) and getattr(ns, action.dest, None) in action.choices:
-                parser = action.choices[getattr(ns, action.dest)]
+            if isinstance(action, argparse._SubParsersAction):
+                commands = dict(action.choices)
+                if getattr(ns, action.dest, None) in action.choices:
+                    parser = action.choices[getattr(ns, action.dest)]
         flags = [a.split("=", 1)[0] for a in extras if a.startswith("-")]
         if not flags:
             return f"unrecognized arguments: {' '.join(extras)}; allowed: see `{parser.prog} --help`"
+        elsewhere = [name for name, c in commands.items() if c is not parser and flags[0] in c._option_string_actions]
         near = near_flags(flags[0], [o for o in parser._option_string_actions if o.startswith("--")])
-        hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+        if elsewhere:  # a flag of another command: saying so beats a near spelling of an unrelated flag
+            names = ", ".join(f"`lth {n}`" for n in elsewhere[:3]) + (
+                f" and {len(elsewhere) - 3} more" if len(elsewhere) > 3 else "")
+            hint = f" ({flags[0]} is a flag of {names}, not of `{parser.prog}`)"
+            pair = extras[extras.index(flags[0]) + 1] if flags[0] == "--set" and flags[0] in extras[:-1] else ""
+            if "=" in pair:  # --set KEY=VALUE where each hyperparameter is its own flag
+                key, value = pair.split("=", 1)
+                same = near_flags("--" + key, [o for o in parser._option_string_actions if o.startswith("--")])
+                hint = hint[:-1] + (f"; here each hyperparameter is its own flag: {same[0]} {value})" if same else ")")
+        else:
+            hint = f" (did you mean {' or '.join(near)}?)" if near else ""
         return f"unrecognized arguments: {' '.join(extras)}{hint}; allowed: the flags `{parser.prog} --help` lists"
 
 
