@@ -18,6 +18,10 @@ from lth.errors import UserError
     (lambda r: api.lottery("digits_mlp", levels=1, pruning={"fracton": 0.3}, root=r),
      ["pruning", "'fracton'", "fraction"]),
     (lambda r: api.run("digits_mlp"), ["plan", "'digits_mlp'", "LotteryPlan"]),
+    (lambda r: api.run(5), ["plan", "5", "LotteryPlan"]),  # not iterable: was a TypeError
+    (lambda r: api.lottery("digits_mlp", levels=1, pruning="fraction", root=r),
+     ["pruning", "'fraction'", "a dict"]),  # was "unknown key 'a'", a character of the string
+    (lambda r: api.lottery("digits_mlp", levels=1, rewind=[], root=r), ["rewind", "[]", "at least one step"]),
     (lambda r: api.executor("rey"), ["executor", "'rey'", "local, ray, slurm"]),
     (lambda r: api.executor(max_populaton=3), ["'max_populaton'", "max_population"]),
     (lambda r: api.executor(device="gpu"), ["device", "'gpu'", "cpu"]),

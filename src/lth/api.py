@@ -11,7 +11,7 @@ Keyword overrides are spec fields by name (``lr=3e-4``, ``training_steps="2ep"``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,11 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
     _whole("levels", levels, 0)
     _whole("replicates", replicates, 1)
     rewind = _names("rewind", rewind)
+    if not rewind:
+        raise UserError(f"rewind: bad value {rewind!r}; allowed: at least one step, e.g. ['0it']")
+    if pruning is not None and not isinstance(pruning, Mapping):  # a string would name its characters below
+        raise UserError(f"pruning: bad value {pruning!r}; allowed: a dict of pruning settings, e.g. "
+                        f"{{'fraction': 0.2}}")
     known = [f.name for f in dataclasses.fields(PruneHparams)]
     if unknown := sorted(set(pruning or {}) - set(known)):
         raise UserError(f"pruning: unknown key {unknown[0]!r}; allowed: {', '.join(known)}")
@@ -137,7 +142,10 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, **exe
     if isinstance(plan, LotteryPlan):
         ex = ex or executor(data_dir=plan.data_dir, **executor_options)
         return plan.records(ex.run(plan.nodes()))
-    nodes = list(plan) if not isinstance(plan, str | bytes) else [plan]
+    try:
+        nodes = list(plan) if not isinstance(plan, str | bytes) else [plan]
+    except TypeError:  # not iterable: named as the bad value below
+        nodes = [plan]
     if bad := next((n for n in nodes if not isinstance(n, Node)), None):
         raise UserError(f"plan: bad value {bad!r}; allowed: a LotteryPlan (lth.api.lottery) or a list of nodes "
                         f"(lth.api.train)")

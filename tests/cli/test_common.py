@@ -50,6 +50,7 @@ def test_a_bad_pruning_value_names_the_flag_as_typed(capsys: pytest.CaptureFixtu
      ["--branches is a flag of `lth lottery`, not of `lth train`"]),
     (["train", "--preset", "digits_mlp", "--set", "lr=0.1"],
      ["--set is a flag of `lth lottery`, `lth branch`", "its own flag: --lr 0.1"]),
+    (["train", "--preset", "digits_mlp", "--set=weight_decay=0.1"], ["its own flag: --weight-decay 0.1"]),
 ])
 def test_unknown_flags_commands_and_choices_suggest_the_near_ones(capsys: pytest.CaptureFixture, tmp_path: Path,
                                                                     argv: list[str], named: list[str]) -> None:

@@ -108,3 +108,29 @@ def test_a_step_no_run_holds_is_named_not_silently_dropped(store: Path) -> None:
     assert {r["state"] for r in json.loads(out)["rows"]} == {"init"}
     warnings = [line for line in err.splitlines() if line.startswith("lth: warning:")]
     assert len(warnings) == 1 and "--steps 7it" in warnings[0], err
+
+
+def test_rows_of_a_hessian_csv_without_which_are_largest_and_replaced(store: Path) -> None:
+    """A hessian.csv written before ``which`` was a column holds the largest eigenvalues: a later call keeps its
+    rows under which=largest (not an empty cell) and a recomputation of their state replaces them."""
+    argv = ["hessian", "--root", str(store), "--k", "1", "--iters", "4", "--examples", "50", "--device", "cpu"]
+    path = next(p.parent for p in sorted(store.rglob("spec.json")) if (p.parent / "states" / "init.pt").exists())
+    (path / "hessian.csv").write_text("state,rank,eigenvalue,bn_mode,iters,batch_size\ninit,0,123.5,train,4,50\n")
+    assert lth(*argv, "--steps", "5it")[0] == 0
+    with open(path / "hessian.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["state"], r["which"]) for r in rows] == [("init", "largest"), ("5it", "largest")], rows
+    assert lth(*argv, "--steps", "init")[0] == 0
+    with open(path / "hessian.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["state"], r["which"]) for r in rows) == [("5it", "largest"), ("init", "largest")], rows
+    assert all(float(r["eigenvalue"]) != 123.5 for r in rows)
+
+
+def test_a_root_under_home_is_searched_where_it_was_checked(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--root ~/x`` (quoted, so the shell leaves the ~): the store that was found is the one searched."""
+    monkeypatch.setenv("HOME", str(store.parent))
+    code, out, err = lth("hessian", "--root", f"~/{store.name}", "--steps", "init", "--k", "1", "--iters", "2",
+                         "--examples", "50", "--device", "cpu")
+    assert code == 0, err
+    assert {r["state"] for r in json.loads(out)["rows"]} == {"init"}

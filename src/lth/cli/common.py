@@ -64,7 +64,9 @@ class Parser(argparse.ArgumentParser):
             names = ", ".join(f"`lth {n}`" for n in elsewhere[:3]) + (
                 f" and {len(elsewhere) - 3} more" if len(elsewhere) > 3 else "")
             hint = f" ({flags[0]} is a flag of {names}, not of `{parser.prog}`)"
-            pair = extras[extras.index(flags[0]) + 1] if flags[0] == "--set" and flags[0] in extras[:-1] else ""
+            first = next(a for a in extras if a.split("=", 1)[0] == flags[0])  # --set KEY=VALUE or --set=KEY=VALUE
+            pair = "" if flags[0] != "--set" else first.split("=", 1)[1] if "=" in first else (
+                extras[extras.index(first) + 1] if extras.index(first) + 1 < len(extras) else "")
             if "=" in pair:  # --set KEY=VALUE where each hyperparameter is its own flag
                 key, value = pair.split("=", 1)
                 same = near_flags("--" + key, [o for o in parser._option_string_actions if o.startswith("--")])

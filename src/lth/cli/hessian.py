@@ -115,8 +115,7 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     if args.threads is not None:
         torch.set_num_threads(whole_number(args.threads, 1, "--threads"))
     device = check_device(args.device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    root = Path(args.root)
-    existing_store(args.root)
+    root = existing_store(args.root)  # expanded (~): the path checked is the path searched
     members = find_runs(root, args.preset, list(args.steps))
     if not members:
         raise UserError(f"--steps {' '.join(args.steps)}: no finished run under {root} has such a state")
@@ -129,8 +128,10 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     for path, sub in frame.groupby("path"):
         run_dir, new = RunDir(Path(path)), sub.drop(columns="path").to_dict("records")
         fresh = {tuple(r[c] for c in key) for r in new}  # earlier rows of other states / settings are kept
-        kept = [r for r in run_dir.read_hessian() if tuple(r.get(c, "largest" if c == "which" else None)
-                                                           for c in key) not in fresh]
+        # a file from before ``which`` was a column holds the largest eigenvalues: say so, or the rewritten file
+        # has an empty cell that no later call matches (its rows would never be replaced)
+        earlier = [{**r, "which": r.get("which") or "largest"} for r in run_dir.read_hessian()]
+        kept = [r for r in earlier if tuple(r.get(c) for c in key) not in fresh]
         run_dir.write_hessian(kept + new)
     emit_json({"rows": rows})
     return 0
