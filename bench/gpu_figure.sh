@@ -14,11 +14,11 @@ configs=fc15,fc15_manual,fc15_compile
 [ "${TF32:-0}" = 1 ] && configs=fc15_tf32,fc15_compile_tf32
 timeout 150 python bench/wave_profile.py --only $configs --measure 3000 --no-kernels \
   > "$OUT/wave_pick.jsonl" 2> "$OUT/wave_pick.err"
-flags=$(python - "$OUT/wave_pick.jsonl" <<'PY'
+flags=$(python - "$OUT/wave_pick.jsonl" "$configs" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
 timed = {r["config"]: r["ms_per_step"] for r in rows if "ms_per_step" in r}
-best = min(timed, key=timed.get) if timed else "fc15"
+best = min(timed, key=timed.get) if timed else ("fc15_tf32" if "tf32" in sys.argv[2] else "fc15")
 print({"fc15": "", "fc15_manual": "--mlp-backward manual", "fc15_compile": "--compile", "fc15_tf32": "--tf32",
        "fc15_compile_tf32": "--compile --tf32"}[best])
 PY
