@@ -49,3 +49,51 @@ def test_one_string_is_a_list_of_names_not_of_characters(tmp_path) -> None:
                                        rewind=["0it", "10it"], root=tmp_path).nodes()
     (node,) = api.train("digits_mlp", save_states="100it", root=tmp_path)
     assert [name for name, _ in node.keep] == ["100it"]
+
+
+def test_ticket_is_the_mask_times_the_rewind_point_and_loads_into_a_fresh_model(tmp_path) -> None:
+    """``ticket(run)``: the run's mask and its start state with pruned weights zeroed; with rewinding to step k the
+    start is the trunk's level-0 state at k (Frankle et al. 2019, m * theta_k), not its initialisation."""
+    import torch
+
+    from lth.models import build_model
+
+    root = tmp_path / "runs"
+    api.run(api.lottery("digits_mlp", levels=2, rewind="5it", root=root, training_steps="20it"), device="cpu")
+    table = api.runs(root)
+    trunk = table[table["kind"] == "lottery"]
+    dense = trunk[trunk["level"] == 0]["path"].iloc[0]
+    for level in (1, 2):
+        run = trunk[trunk["level"] == level]["path"].iloc[0]
+        weights, mask = api.ticket(run)
+        theta_k = api.state(dense, "rewind")  # the dense run's state at 5it: where the level starts
+        assert set(mask) and set(mask) < set(weights) == set(theta_k)
+        for name, w in weights.items():
+            if name in mask:
+                assert mask[name].dtype == torch.bool and 0 < mask[name].float().mean() < 1
+                assert torch.equal(w, theta_k[name] * mask[name])
+            else:  # biases are not pruned: the rewind point's values
+                assert torch.equal(w, theta_k[name])
+        density = sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+        assert density == pytest.approx(0.8 ** level, abs=0.01)
+        net = build_model("fc_64_32", 1, (1, 8, 8), 10)  # digits_mlp's network: the names load as they are
+        net.load_member(0, weights)
+    with pytest.raises(UserError, match="trained without a mask"):
+        api.ticket(dense)
+    assert not torch.equal(api.state(dense, "rewind")["layers.0.weight"], api.state(dense, "init")["layers.0.weight"])
+    with pytest.raises(UserError, match=r"keeps no such state; allowed: .*final"):
+        api.state(dense, "7it")
+    with pytest.raises(UserError, match="not a run directory"):
+        api.ticket(root)
+
+
+def test_ticket_with_reset_to_init_is_the_mask_times_the_initialisation(tmp_path) -> None:
+    import torch
+
+    root = tmp_path / "runs"
+    api.run(api.lottery("digits_mlp", levels=1, root=root, training_steps="10it"), device="cpu")
+    table = api.runs(root)
+    dense, pruned = (table[table["level"] == lv]["path"].iloc[0] for lv in (0, 1))
+    weights, mask = api.ticket(pruned)
+    theta_0 = api.state(dense, "init")
+    assert all(torch.equal(w, theta_0[k] * mask[k] if k in mask else theta_0[k]) for k, w in weights.items())

@@ -5,6 +5,7 @@
                        root="runs", training_steps="2ep")
     lth.run(plan)                      # trains what is missing, as populations
     df = lth.results("runs")          # one row per run per evaluation
+    weights, mask = lth.ticket(lth.runs("runs").query("level == 3").path.iloc[0])   # m * theta_0 and m
 
 Keyword overrides are spec fields by name (``lr=3e-4``, ``training_steps="2ep"``), parsed as the CLI parses them.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from lth.engine.train import EngineOptions
 from lth.errors import UserError
@@ -167,6 +169,43 @@ def runs(root: str | Path = "runs") -> pd.DataFrame:
     return runs_frame(_store(root))
 
 
+def state(run: str | Path, name: str = "final") -> dict[str, torch.Tensor]:
+    """A stored state of one run (its directory, e.g. a ``path`` of :func:`runs`): ``init`` (its initialisation),
+    ``rewind`` (for a run that starts at step k > 0, its start), ``final``, or a step it kept (``500it``), as
+    ``{parameter name: tensor}``
+    (the names of its model; for your own ``nn.Module``, yours), loadable with ``load_state_dict``."""
+    d = _run(run)
+    have = d.states()
+    if name not in have:
+        raise UserError(f"state {name!r}: run {str(run)!r} keeps no such state; allowed: {', '.join(have) or 'none'}")
+    return d.load_state(name)
+
+
+def ticket(run: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The subnetwork a run trained: ``(weights, mask)``, where ``mask`` maps each pruned parameter's name to a
+    bool tensor (True: kept) and ``weights`` is the run's start state (``init``: its initialisation, or its rewind
+    point) with pruned weights zeroed: ``m * theta_0`` (Frankle & Carbin 2019), or ``m * theta_k`` with rewinding
+    to step k (Frankle et al. 2020). A run without a mask is refused."""
+    d = _run(run)
+    if not d.has_mask():
+        raise UserError(f"run {str(run)!r}: trained without a mask (a dense run); allowed: a pruned run's directory")
+    mask = d.load_mask()
+    steps = {n: s for n, s in d.state_iterations().items() if n in d.states()}
+    if not steps:
+        raise UserError(f"run {str(run)!r}: keeps no state (unfinished?); allowed: a finished run's directory")
+    weights = d.load_state(min(steps, key=steps.get))  # the state it started from: init, or rewind at step k
+    return {k: v * mask[k].to(v.dtype) if k in mask else v for k, v in weights.items()}, mask
+
+
+def _run(run: str | Path) -> Any:
+    from lth.store import RunDir, paths
+
+    p = Path(run).expanduser()
+    if not (p / paths.SPEC).is_file():
+        raise UserError(f"run {str(run)!r}: not a run directory (no spec.json); allowed: a path from lth.api.runs()")
+    return RunDir(p)
+
+
 def _store(root: str | Path) -> Path:
     """``root`` as a Path; UserError where no such directory exists (a typo would read as an empty store)."""
     from lth.cli.common import existing_store
@@ -174,4 +213,4 @@ def _store(root: str | Path) -> Path:
     return existing_store(str(root), "root")
 
 
-__all__ = ["executor", "lottery", "results", "run", "runs", "spec", "train"]
+__all__ = ["executor", "lottery", "results", "run", "runs", "spec", "state", "ticket", "train"]
