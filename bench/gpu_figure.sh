@@ -12,7 +12,7 @@ export PYTHONPATH=src LTH="python -m lth"
 mkdir -p "$OUT"
 configs=fc15,fc15_manual,fc15_compile
 [ "${TF32:-0}" = 1 ] && configs=fc15_tf32,fc15_compile_tf32
-timeout 150 python bench/wave_profile.py --only $configs --measure 3000 --no-kernels \
+timeout 170 python bench/wave_profile.py --only $configs --measure 3000 --kernels fc15,fc15_manual \
   > "$OUT/wave_pick.jsonl" 2> "$OUT/wave_pick.err"
 flags=$(python - "$OUT/wave_pick.jsonl" "$configs" <<'PY'
 import json, sys

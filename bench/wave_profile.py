@@ -12,9 +12,9 @@ shapes the F&C figure and the mode-connectivity recipe train:
 - ``fc15_compile``: ``fc15`` with ``--compile``: for an MLP the hand-written forward and backward compiled as one
   function (set-up seconds include the compilation); ``fc15_compile_tf32``: both.
 
-Then a CUDA-kernel table (torch.profiler) of one eager step of ``fc15`` and ``mc12``: how many kernels a step
-launches and which cost most. Prints JSON lines.
-  python bench/wave_profile.py [--measure 3000] [--only fc15,mc12] [--no-kernels]"""
+Then a CUDA-kernel table (torch.profiler) of one eager step of each ``--kernels`` configuration (``fc15`` and
+``mc12`` by default): how many kernels a step launches and which cost most. Prints JSON lines.
+  python bench/wave_profile.py [--measure 3000] [--only fc15,mc12] [--kernels fc15,fc15_manual]"""
 
 from __future__ import annotations
 
@@ -36,12 +36,17 @@ from lth.engine.train import EngineOptions, train_population
 CONFIGS = ("fc15", "mc12", "mc12_one_clock", "fc15_manual", "fc15_tf32", "fc15_compile", "fc15_compile_tf32")
 
 
+def _options(name: str, device: torch.device, callback: Any = None) -> EngineOptions:
+    """The engine options a configuration's name stands for."""
+    return EngineOptions(device=str(device), checkpoint_every=None, callback=callback, compile="compile" in name,
+                         mlp_backward="manual" if "manual" in name else "auto", tf32="tf32" in name)
+
+
 def timed(name: str, data: Dataset, measure: int, device: torch.device, late: list[int]) -> dict[str, Any]:
     n, starts = (15, [0]) if name.startswith("fc15") else (12, [0, *late] if name == "mc12" else [0])
     warm = max(measure, max(late) + 100)
     clock = EvalClock()
-    opts = EngineOptions(device=str(device), checkpoint_every=None, callback=clock, compile="compile" in name,
-                         mlp_backward="manual" if "manual" in name else "auto", tf32="tf32" in name)
+    opts = _options(name, device, clock)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         train_population(masked_lenet_jobs(Path(tmp), n, warm + measure, warm, starts), data, opts)
@@ -53,10 +58,10 @@ def timed(name: str, data: Dataset, measure: int, device: torch.device, late: li
 def kernels(name: str, data: Dataset, device: torch.device, late: list[int], rows: int = 25) -> dict[str, Any]:
     from torch.profiler import ProfilerActivity, profile
 
-    n, starts = (15, [0]) if name == "fc15" else (12, [0, *late])
+    n, starts = (15, [0]) if name.startswith("fc15") else (12, [0, *late] if name == "mc12" else [0])
     with tempfile.TemporaryDirectory() as tmp:
         jobs = masked_lenet_jobs(Path(tmp), n, 4000, 4000, starts)
-        pop = Population(jobs, data, EngineOptions(device=str(device), checkpoint_every=None), lambda *a, **k: None)
+        pop = Population(jobs, data, _options(name, device), lambda *a, **k: None)
         stepper = Stepper(pop)
         for i in range(n):
             pop.activate(i, 0)
@@ -82,7 +87,8 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(CONFIGS))
     ap.add_argument("--late", default="100,500,2000", help="the late members' start steps in mc12")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--no-kernels", action="store_true", help="skip the kernel tables (timings only)")
+    ap.add_argument("--kernels", default="fc15,mc12",
+                    help="configurations whose one-step kernel table is printed ('' for none)")
     args = ap.parse_args()
     device = torch.device(args.device)
     late = [int(x) for x in args.late.split(",")]
@@ -96,8 +102,8 @@ def main() -> None:
             print(json.dumps(timed(name, data, args.measure, device, late)), flush=True)
         except Exception as e:  # one failing configuration must not hide the others
             print(json.dumps({"config": name, "error": repr(e)}), flush=True)
-    if device.type == "cuda" and not args.no_kernels:
-        for name in ("fc15", "mc12"):
+    if device.type == "cuda":
+        for name in [k for k in args.kernels.split(",") if k]:
             try:
                 print(json.dumps(kernels(name, data, device, late)), flush=True)
             except Exception as e:
