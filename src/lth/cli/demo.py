@@ -1,4 +1,4 @@
-"""``lth demo``: a small lottery-ticket experiment end to end in about a minute on two CPU cores.
+"""``lth demo``: a small lottery-ticket experiment end to end in 20-40 s on two CPU cores.
 
 IMP with reset to init (the trunk) beside the ``reinit`` and ``random-mask`` branches at every level (Frankle &
 Carbin, ICLR 2019, Section 2: a winning ticket beats the same mask re-initialised and a random mask of the same
@@ -21,10 +21,10 @@ from lth.cli.common import DEFAULT_ROOT, Progress, check_root, emit_json, step_f
 from lth.errors import UserError
 from lth.spec import TrainSpec
 
-HELP = "a small IMP experiment with the reinit and random-mask branches, and its report (about a minute)"
+HELP = "a small IMP experiment with the reinit and random-mask branches, and its report (20-40 s on a 2-core CPU)"
 
 BRANCHES = ("reinit", "random-mask")
-# preset, levels, replicates, training steps: sized for about a minute on 2 CPU cores (timed in the README)
+# preset, levels, replicates, training steps: sized for 20-40 s on 2 CPU cores (timed in the README)
 DIGITS = ("digits_mlp", 12, 3, "10ep")
 MNIST = ("lenet_300_100", 5, 1, "1ep")
 
