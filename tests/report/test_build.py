@@ -29,3 +29,31 @@ def test_same_preset_in_two_experiments_that_differ_in_nothing_names_the_folder(
     frame = _frame().assign(**{"train.training_steps": "2ep"})
     labels = _with_run_labels(frame)["label"].tolist()
     assert labels == ["digits_mlp (train_a)", "digits_mlp (train_b)", "lenet_300_100"]
+
+
+def test_split_text_names_the_split_and_its_size() -> None:
+    from lth.report.build import split_text
+
+    mnist = pd.DataFrame({"data.dataset": ["mnist"] * 2, "data.validation_size": [5000] * 2,
+                          "data.data_seed": [0] * 2, "data.synthetic_size": [50000] * 2})
+    assert split_text(mnist) == "the mnist test split of 10,000 examples"
+    assert split_text(mnist, "val") == "the validation split of 5,000 training examples held out (data seed 0)"
+    synth = mnist.assign(**{"data.dataset": "synthetic", "data.synthetic_size": 1000})
+    assert split_text(synth) == "the synthetic test split of 200 examples"  # synthetic_size // 5
+    both = pd.concat([mnist, mnist.assign(**{"data.dataset": "cifar10"})])
+    assert split_text(both) == "the test split of cifar10, mnist"
+
+
+def test_digits_test_size_in_captions_is_the_loaded_one() -> None:
+    from lth.data import load_dataset
+    from lth.report.build import _TEST_EXAMPLES
+    from lth.spec import DataHparams
+
+    assert _TEST_EXAMPLES["digits"] == load_dataset(DataHparams(dataset="digits")).test_y.shape[0]
+
+
+def test_runs_text_counts_per_point() -> None:
+    from lth.report.build import runs_text
+
+    assert runs_text([2, 2, 2]) == "2 replicates per point"
+    assert runs_text([1, 3]) == "1-3 replicates per point (see the count column)"

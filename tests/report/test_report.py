@@ -141,3 +141,23 @@ def test_dn_histogram_has_the_whole_networks_theta_lt(report: dict, store: Path)
     assert not whole.empty and not layers.empty
     assert whole["ticket_count"].sum() == layers["ticket_count"].sum() > 0
     assert whole["all_count"].sum() == layers["all_count"].sum()
+
+
+def test_captions_name_the_split_the_runs_and_the_threshold(report: dict) -> None:
+    page = Path(report["report"]).read_text()
+    pairs = re.findall(r"<figcaption>(.*?)</figcaption>|<p class=\"cap\">(.*?)</p>", page)
+    caps = {c for pair in pairs for c in pair if c}
+
+    def cap(start: str) -> str:
+        (found,) = [c for c in caps if c.startswith(start)]
+        return found
+    digits = "the digits test split of 297 examples"  # the fixture: digits, 2 replicates, 200 held out
+    acc = cap("Final test accuracy (after the last training step")
+    assert digits in acc and "mean over 2 replicates per point" in acc and "IMP ticket, reinit, small-dense" in acc
+    assert digits in cap("Test accuracy on") and "levels 0, 1, 2" in cap("Test accuracy on")
+    early = cap("Iteration of minimum validation loss")
+    assert "the validation split of 200 training examples held out (data seed 0)" in early and digits in early
+    for start in ("Sparsest matching ticket", "Matching per level"):
+        c = cap(start)
+        assert digits in c and "2 replicates" in c and "0.2 points" in c and "Frankle et al. ICML 2020, Fig. 9" in c
+    assert digits in cap("Jackpot grades") and "section 3" in cap("Jackpot grades")

@@ -157,6 +157,51 @@ def _pct(x: Any) -> Any:
     return np.asarray(x, dtype=float) * 100.0
 
 
+
+# Test-set sizes of the built-in datasets (lth.data.datasets: MNIST / Fashion-MNIST / CIFAR's own test files; the
+# last 297 of scikit-learn's 1,797 digits; synthetic_size // 5 for synthetic data), so captions can name the split.
+_TEST_EXAMPLES = {"mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000, "cifar100": 10000, "digits": 297}
+
+
+def _one(df: pd.DataFrame, col: str) -> Any:
+    """The single value of ``col`` in ``df`` (None when absent or when the rows disagree)."""
+    if col not in df:
+        return None
+    vals = df[col].dropna().unique()
+    return vals[0] if len(vals) == 1 else None
+
+
+def split_text(df: pd.DataFrame, split: str = "test") -> str:
+    """The data split that ``df``'s runs were evaluated on, for a caption: ``"the digits test split of 297
+    examples"``; for ``split="val"`` the held-out validation examples (``"the validation split of 200 training
+    examples held out (data seed 0)"``). Runs on several datasets are named together; sizes are omitted when
+    unknown."""
+    names = sorted(map(str, df["data.dataset"].dropna().unique())) if "data.dataset" in df else []
+    if split == "val":
+        n, seed = _one(df, "data.validation_size"), _one(df, "data.data_seed")
+        if n is None:
+            return "the validation split (training examples held out; see the CSV's runs)"
+        return (f"the validation split of {int(n):,} training examples held out"
+                + (f" (data seed {int(seed)})" if seed is not None else ""))
+    if len(names) != 1:
+        return f"the test split of {', '.join(names) or 'each run'}"
+    name = names[0]
+    n = _TEST_EXAMPLES.get(name)
+    if name == "synthetic" and _one(df, "data.synthetic_size") is not None:
+        n = int(_one(df, "data.synthetic_size")) // 5
+    return f"the {name} test split" + (f" of {n:,} examples" if n else "")
+
+
+def runs_text(counts: Any, what: str = "replicates") -> str:
+    """How many runs each plotted or tabled point aggregates, from the per-point ``counts``: ``"2 replicates per
+    point"``, or ``"1-3 replicates per point (see the count column)"`` when they differ."""
+    c = pd.to_numeric(pd.Series(counts), errors="coerce").dropna().astype(int)
+    if c.empty:
+        return f"no {what}"
+    lo, hi = int(c.min()), int(c.max())
+    return f"{lo} {what} per point" if lo == hi else f"{lo}-{hi} {what} per point (see the count column)"
+
+
 # ------------------------------------------------------------------------------------------------ sections
 def _accuracy_vs_density(page: _Page, s: pd.DataFrame, preset: str, prefix: str) -> pd.DataFrame:
     done = s[s["final_test_accuracy"].notna()]
@@ -180,8 +225,9 @@ def _accuracy_vs_density(page: _Page, s: pd.DataFrame, preset: str, prefix: str)
     ax.set_title(f"{preset}: final test accuracy vs density")
     ax.legend(loc="best")
     page.figure(fig, f"{prefix}accuracy_vs_density",
-                "Final test accuracy against the fraction of weights remaining: mean over replicates, shaded "
-                "from min to max", table)
+                f"Final test accuracy (after the last training step, on {split_text(done)}) against the fraction of "
+                f"weights remaining: mean over {runs_text(table['count'])}, shaded from min to max; series: "
+                f"{', '.join(table['series'].drop_duplicates())}", table)
     return table
 
 
@@ -208,9 +254,11 @@ def _curves(page: _Page, metrics: pd.DataFrame, s: pd.DataFrame, preset: str, pr
     ax.set_ylabel("Test accuracy (%)")
     ax.set_title(f"{preset}: test accuracy during training (IMP, rewind {rewind})")
     ax.legend(loc="lower right")
+    counts = m.groupby("level")["path"].nunique()
     page.figure(fig, f"{prefix}accuracy_curves",
-                "Test accuracy over training for the dense, a middle and the sparsest level (mean, min to max)",
-                table)
+                f"Test accuracy on {split_text(trunk)} over training of the IMP trunk (rewind {rewind}) at levels "
+                f"{', '.join(map(str, chosen))} (the dense, a middle and the sparsest): mean over "
+                f"{runs_text(counts)}, shaded from min to max", table)
 
 
 def _early_stopping(page: _Page, metrics: pd.DataFrame, s: pd.DataFrame, preset: str, prefix: str,
@@ -252,9 +300,11 @@ def _early_stopping(page: _Page, metrics: pd.DataFrame, s: pd.DataFrame, preset:
     ax.legend(loc="best")
     missing = "" if len(drawn) == len(table) else \
         "; series/levels without a validation split are listed in the CSV and not drawn"
+    runs = s[s["path"].isin(per["path"])]
     page.figure(fig, f"{prefix}early_stopping",
-                f"Iteration of minimum {crit} loss against density (mean, bars from min to max); the test "
-                f"accuracy there is in the CSV{missing}", table)
+                f"Iteration of minimum {crit} loss (on {split_text(runs, split)}; Frankle & Carbin 2019, section 2) "
+                f"against density: mean over {runs_text(drawn['count'])}, bars from min to max; the test accuracy "
+                f"there (on {split_text(runs)}) is in the CSV{missing}", table)
 
 
 _ARCH = ("data.dataset", "model.model", "model.width", "model.norm")
@@ -329,17 +379,22 @@ def _verdicts(page: _Page, s: pd.DataFrame, acc: pd.DataFrame, runs: pd.DataFram
         grades.extend(_jackpot_rows(s, t, rewind, like, runs, root))
     if rows:
         page.h(3, "Verdicts")
-        page.table(pd.DataFrame(summary), f"{prefix}sparsest_matching",
-                   "Sparsest matching ticket per rewind step (mean test accuracy within 0.2 points of the dense "
-                   "network's)")
         tab = pd.concat(rows, ignore_index=True)
         tab = tab[["rewind", "level", "density", "mean", "min", "max", "count", "dense_accuracy", "gap", "matching"]]
-        page.table(tab, f"{prefix}matching", "Matching per level (accuracies as fractions; gap = mean - dense)")
+        basis = (f"final test accuracy on {split_text(trunk_runs)}, mean over {runs_text(tab['count'])} of the IMP "
+                 "trunk; matching: mean >= the dense network's (level 0, same replicates) - 0.2 points, the edge "
+                 "included (Frankle et al. ICML 2020, Fig. 9 and Table 2; docs/stability.md)")
+        page.table(pd.DataFrame(summary), f"{prefix}sparsest_matching",
+                   f"Sparsest matching ticket per rewind step ({basis})")
+        page.table(tab, f"{prefix}matching", f"Matching per level (accuracies as fractions; gap = mean - dense; "
+                   f"{basis})")
     if grades:
         table = pd.DataFrame(grades)
         show = table[[c for c in table if not c.endswith("_runs")]]
         page.table(table, f"{prefix}jackpot",
-                   "Jackpot grades (Ma et al. 2021), one row per ticket at its learning rate. Conditions: [1] density "
+                   f"Jackpot grades (Ma et al. NeurIPS 2021, section 3), one row per ticket at its learning rate; "
+                   f"every accuracy is the mean final test accuracy on {split_text(s)} over the replicates of the "
+                   f"runs named in the CSV (the ticket: {runs_text(trunk_acc['count'])}). Conditions: [1] density "
                    "<= 80% and the dense net sufficiently trained (a longer dense run at the same lr gains <= 0.5 "
                    "points; 'not checked' without one); [2] > 0.5 points over a small dense net of equal size; [3] > "
                    "0.5 points over the reinitialised ticket at ANY learning rate in the store; [4] >= the dense "
@@ -493,7 +548,8 @@ def _train_section(page: _Page, runs: pd.DataFrame, metrics: pd.DataFrame) -> No
     page.h(2, "Training runs (lth train)")
     train = _with_run_labels(train)
     table = aggregate(train, ["experiment", "preset", "label"], "final_test_accuracy")
-    page.table(table, "train_runs", "Final test accuracy of each training experiment across replicates")
+    page.table(table, "train_runs", f"Final test accuracy (on {split_text(train)}) of each training experiment: "
+               f"mean, min, max and std over {runs_text(table['count'])}")
     m = metrics[metrics["path"].isin(train["path"])] if not metrics.empty else metrics
     if m.empty or m["test_accuracy"].notna().sum() == 0:
         return
@@ -508,7 +564,8 @@ def _train_section(page: _Page, runs: pd.DataFrame, metrics: pd.DataFrame) -> No
     presets = ", ".join(sorted(curves["preset"].astype(str).unique()))
     ax.set_title(f"{presets}: test accuracy during training")
     ax.legend(loc="lower right")
-    page.figure(fig, "train_curves", "Test accuracy over training (mean over replicates, min to max)", curves)
+    page.figure(fig, "train_curves", f"Test accuracy on {split_text(train)} over training: mean over "
+                f"{runs_text(curves['count'])}, shaded from min to max", curves)
     _telemetry(page, train)
 
 
