@@ -185,3 +185,14 @@ def test_mode_connectivity_names_its_level_substitutions_per_network(tmp_path: P
     pieces = recipe.plan(full)
     assert pieces[0].meta["level"] == 3
     assert any(s.startswith("LeNet: level 3 (density 0.512) instead of level 15") for s in full.substitutions)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_says_what_its_verdicts_compare(name: str) -> None:
+    """The report prints ``verdict_basis`` beside the verdicts: it names the data split, the runs and the rule with
+    the paper's section, figure or table it follows."""
+    basis = RECIPES[name].verdict_basis
+    assert "test" in basis  # the split every recipe's verdicts are measured on
+    assert "replicates" in basis or "pairs" in basis
+    assert any(w in basis for w in ("strictly", "margin", "points", "< 0.02"))
+    assert any(w in basis for w in ("section", "Fig", "Table"))

@@ -91,6 +91,12 @@ def test_quick_lottery(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     rows = {r["quantity"]: r for r in doc["rows"]}
     assert rows["IMP ticket accuracy at 3.5% density"]["n"] == 2
     assert set(doc["verdicts"]) == {"ticket_beats_reinit", "ticket_beats_random_mask"}
+    page = Path(doc["report"]).read_text()
+    assert "What the verdicts compare: final test accuracy" in page and "Frankle &amp; Carbin ICLR 2019" in page
+    # the density the substitution names is the one measured (the output layer prunes at half rate: not 0.8^L)
+    level = rows["IMP ticket accuracy at 3.5% density"]["how"]
+    assert level == "digits_mlp, level 2 (density 0.648)"  # TINY: 2 levels; 0.8 ** 2 would say 0.640
+    assert "the sparsest level is level 2 (its measured density is in the rows" in page and "0.640" not in page
 
 
 def test_quick_ticket_distribution(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -138,6 +138,9 @@ class Recipe:
     quick_data: ClassVar[tuple[str, ...]] = ("digits",)
     paper_numbers: ClassVar[tuple[PaperNumber, ...]] = ()
     telemetry: ClassVar[str | None] = None  # --telemetry-every the recipe asks for (quick mode)
+    # What the verdicts compare, for the report: the data split, the runs (which levels / branches, how many) and
+    # the rule (threshold or strict comparison) with the paper section it follows.
+    verdict_basis: ClassVar[str] = ""
 
     # ------------------------------------------------------------------------------------------------ to implement
     def plan(self, ctx: Context) -> list[Piece]:

@@ -75,6 +75,11 @@ class DynamicsRecipe(Recipe):
                 out[f"{p.label}: frame potential / rows, first layer, {state}"] = Measured(fps, "dense network")
         return out
 
+    verdict_basis = ("final test accuracy (test split) at the sparsest level, mean over the replicates, of "
+                     "unstructured smallest-magnitude against largest-magnitude pruning; 'beats' is a strictly higher "
+                     "mean, no margin (seed 003, section 2.1: pruning the highest-magnitude components 'can lead to "
+                     "better test accuracy' after retraining; the verdict says which order holds here)")
+
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
         """Smallest-magnitude pruning keeps accuracy at the sparsest level better than largest-magnitude."""
         lv = ctx.scale.pick("levels", (QUICK if ctx.quick else FULL)["levels"])

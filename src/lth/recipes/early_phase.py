@@ -159,6 +159,13 @@ class EarlyPhaseRecipe(Recipe):
             out[f"pretrain {task} for {k}: accuracy on its own task"] = Measured(accs, "the pretraining run's test set")
         return out
 
+    verdict_basis = ("final test accuracy (test split), mean over the replicates. 'rewinding past 0 helps': the "
+                     "best mean over the rewinding points k > 0 against k = 0 of the perturbation pieces' ticket at "
+                     "the rows' level. Per pretraining task, at the level nearest 26.2% density: its ticket against "
+                     "the ticket rewound to 0 ('beats', strictly higher) and to the first k > 0 ('reaches', at least "
+                     "as high); the control 'standard' must equal rewinding to k to 1e-9; no margins (Frankle, Schwab "
+                     "& Morcos ICLR 2020, section 5; 'paper' quotes its finding)")
+
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
         """Whether rewinding past 0 helps the ticket; per pretraining task at the perturbation level (26.2%):
         whether its ticket beats the ticket rewound to 0 and reaches the ticket rewound to K, beside the paper's

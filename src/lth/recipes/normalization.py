@@ -64,6 +64,11 @@ class NormalizationRecipe(Recipe):
             diffs, f"one value per (rewind, level): {len(diffs)}")
         return out
 
+    verdict_basis = ("final test accuracy (test split) of the IMP ticket at the sparsest level, mean over the "
+                     "replicates, at the first and the last rewinding point, per normalisation; 'helps' is a strictly "
+                     "higher mean at the last point, no margin (Siswanto, Frankle & Carbin, section 3 and Figure 1: "
+                     "accuracy improves as the rewinding point moves later, for BatchNorm and for Fixup)")
+
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
         """Per norm: does the sparsest level's accuracy rise from k = 0 to the latest rewinding point?"""
         cfg = QUICK if ctx.quick else FULL

@@ -76,7 +76,9 @@ def write_recipe_report(recipe: Recipe, result: RecipeResult, root: Path, quick:
         parts.append("<p>Substitutions: none.</p>")
     shown = df.to_html(index=False, na_rep="", border=0, classes="t", float_format=lambda x: f"{x:.4g}")
     parts.append('<div class="tbl"><p class="cap">Paper vs lth: each number the paper publishes that this recipe '
-                 "measures, lth's mean with its min-max over replicates, and lth - paper. Accuracies are fractions. "
+                 "measures, lth's mean with its min-max over the n replicates (or samples) of the row, and lth - "
+                 "paper. Accuracies are fractions, on each run's test split unless the quantity names another; "
+                 "'how' names the runs (preset, level, density). "
                  '"comparable" is false in quick mode (another dataset and scale) and with --levels or '
                  f'--training-steps (<a href="{csv.name}">CSV</a>)</p>{shown}</div>')
     if figs:
@@ -84,6 +86,8 @@ def write_recipe_report(recipe: Recipe, result: RecipeResult, root: Path, quick:
                      "min-max) beside the paper's value (red x) (<a href=\"paper_vs_lth.svg\">SVG</a>)"
                      "</figcaption></figure>")
     parts.append(f"<p>Verdicts: <code>{html.escape(json.dumps(result.verdicts))}</code></p>")
+    if recipe.verdict_basis:
+        parts.append(f'<p class="cap">What the verdicts compare: {html.escape(recipe.verdict_basis)}.</p>')
     for name, table in result.extra_tables.items():
         p = out / f"recipe_{name}.csv"
         table.to_csv(p, index=False)

@@ -182,6 +182,12 @@ class SanityChecksRecipe(Recipe):
                 for p in pieces if p.meta.get("contours") for f in p.meta.get("figures", [])]
         return {"loss contours": pd.DataFrame(rows)} if rows else {}
 
+    verdict_basis = ("final test accuracy (test split), mean over the replicates, of the IMP ticket at the level "
+                     "nearest the paper's density and of the dense, small dense and reinitialised networks named in "
+                     "the rows; Ma et al.'s five conditions with a 0.5-point margin where the paper asks for a clear "
+                     "advantage (Ma et al. NeurIPS 2021, section 3, 'a rigorous definition'; "
+                     "lth.analysis.verdicts.jackpot and docs/fidelity.md)")
+
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
         """Ma et al.'s grade (section 3, "a rigorous definition"; :func:`lth.analysis.verdicts.jackpot`) of the IMP
         ticket at every ticket lr ``lt`` of each pretraining rate's sweep:

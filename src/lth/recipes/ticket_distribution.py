@@ -101,6 +101,11 @@ class TicketDistributionRecipe(Recipe):
                             [ext[k]], f"{piece.label}, mean of {len(paths)} runs")
         return out
 
+    verdict_basis = ("seed 004's 'max average accuracy': the test accuracy (test split) averaged over the "
+                     "replicates at each evaluation, then its maximum over training (the rows' n is 1: one averaged "
+                     "curve), for the ticket, dn-reinit and remask at 26.2% and 10.7% density; 'beats' is a strictly "
+                     "higher value, no margin (seed 004, section 5 and its FC-1 / LeNet5 summary tables)")
+
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
         """The study's finding: the ticket's best average accuracy is above dn-reinit's and remask's."""
         out = {}

@@ -92,6 +92,13 @@ class WeightCorrelationRecipe(Recipe):
                     rps, "theta_0: the dense network's initialisation; the same mask for all three")
         return out
 
+    verdict_basis = ("R_p (fraction of the top-p weights by magnitude shared by the initial and the trained "
+                     "weights, over every weight matrix and convolution) at every p of the rows, mean over the "
+                     "replicates, against p itself and across the two learning rates (Liu et al. ICML 2021, Fig. 4); "
+                     "accuracies are final test accuracy (test split), mean over the replicates, of pruning & "
+                     "fine-tuning, the ticket and random reinit at the rows' level (Fig. 6); every comparison "
+                     "strict, no margin")
+
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
         """Liu et al.'s findings: R_p > p at the small rate, and higher than at the large rate, at every p (Fig. 4);
         pruning & fine-tuning above the winning ticket, and the ticket against random reinit, per rate (Fig. 6)."""
