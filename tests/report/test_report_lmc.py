@@ -41,3 +41,19 @@ def test_report_renders_paths_instability_table2_and_contours(tmp_path):
     assert vk["test_instability"].between(0, 1).all()
     page = rep.index.read_text()
     assert "Instability analysis" in page and "BatchNorm" in page and "stability_table2.csv" in page
+    # captions name the split, the paths per point (1 replicate, --copies 2: one pair) and the threshold's source
+    assert "on the test split (left)" in page and "mean over 1 pairs of copies (1 replicates) per point" in page
+    assert "Frankle et al. ICML 2020, section 2: stable when instability &lt; 2%" in page
+    assert "Test error (fraction, on the test split) over the copies plane" in page and "replicate 0" in page
+
+
+def test_pairs_text_counts_pairs_and_replicates_per_point() -> None:
+    from lth.report.lmc import _pairs_text
+
+    rows = [{"experiment": "e", "subnetwork": "imp", "rewind": "0it", "level": 1, "schedule_from_zero": False,
+             "align": False, "replicate": r, "pair": p, "split": split}
+            for r in (0, 1) for p in ("0-1", "0-2", "1-2") for split in ("test", "train")]  # 3 copies: 3 pairs
+    d = pd.DataFrame(rows)
+    assert _pairs_text(d) == "6 pairs of copies (2 replicates) per point"  # the paper's 3 x 3 would say 9 (3)
+    fewer = pd.concat([d, d[d["replicate"] == 0].assign(rewind="5it")])
+    assert _pairs_text(fewer) == "3-6 pairs of copies (1-2 replicates) per point"

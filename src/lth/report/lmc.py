@@ -93,8 +93,23 @@ def _paths(page: Any, df: pd.DataFrame) -> None:
             ax.set_ylabel(f"{split} error (%)")
             ax.set_title(f"{sub}: {split} error along the path")
         axes[0].legend(fontsize=7)
-        page.figure(fig, f"stability_path_{sub}", f"{sub}: error along the path between two copies (mean over "
-                    "pairs and replicates, min to max)", pd.DataFrame(rows))
+        page.figure(fig, f"stability_path_{sub}", f"{sub}: error (percent) along the path between two copies, on "
+                    "the test split (left) and a fixed subset of the training split (right: a seeded permutation's "
+                    "first --train-examples, 10,000 by default, all of it when smaller): mean over "
+                    f"{_pairs_text(d)}, shaded from min to max", pd.DataFrame(rows))
+
+
+def _span(values: list[int]) -> str:
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+
+def _pairs_text(d: pd.DataFrame) -> str:
+    """How many paths each point of ``d`` aggregates: ``"2 pairs of copies (2 replicates) per point"``, or ranges
+    when points differ."""
+    keys = ["experiment", "subnetwork", "rewind", "level", "schedule_from_zero", "align"]
+    pairs = d.groupby(keys)[["replicate", "pair"]].apply(lambda g: len(g.drop_duplicates()))
+    reps = d.groupby(keys)["replicate"].nunique()
+    return f"{_span(sorted(set(pairs)))} pairs of copies ({_span(sorted(set(reps)))} replicates) per point"
 
 
 def _instabilities(df: pd.DataFrame) -> pd.DataFrame:
@@ -130,8 +145,10 @@ def _versus_k(page: Any, df: pd.DataFrame) -> None:
         ax.set_ylabel(f"{split} instability (percentage points)")
     axes[0].legend(fontsize=7)
     fig.suptitle("Instability against the step k the copies are made at")
-    page.figure(fig, "stability_vs_k", "Instability against k for each subnetwork and sparsity (mean over pairs "
-                f"and replicates, min to max); dashed: the {100 * STABLE_THRESHOLD:.0f}-point threshold",
+    page.figure(fig, "stability_vs_k", "Test (left) and train (right) instability against k for each subnetwork "
+                f"and sparsity: mean over {_pairs_text(df)} (the pairs column), test shaded from min to max; "
+                f"dashed: the stability threshold, {100 * STABLE_THRESHOLD:.0f} points (Frankle et al. ICML 2020, "
+                "section 2: stable when instability < 2%)",
                 table.drop(columns="k_order"))
 
 
@@ -176,6 +193,7 @@ def _contour(page: Any, f: Path, root: Path) -> None:
     paths = plot_contour(doc["xs"], doc["ys"], doc["test_error"], page.out, name=name, points=doc["points"],
                          trajectories=doc["trajectories"], title=title)
     page.report.figures.extend(p.resolve() for p in paths)
-    cap = f"Test error over the {doc['plane']} plane, {title}, with the copies' trajectories projected"
+    cap = (f"Test error (fraction, on the test split) over the {doc['plane']} plane, {title}, replicate "
+           f"{rel[1].split('_')[1]}, with the trajectories of its copies projected")
     page.parts.append(f'<figure><img src="{name}.png" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)} '
                       f'(<a href="{name}.svg">SVG</a>)</figcaption></figure>')
