@@ -69,6 +69,7 @@ def test_json_carries_the_kept_datasets(capsys: pytest.CaptureFixture, tmp_path:
     assert code == 0
     doc = json.loads(out)
     assert doc["datasets"] == ["digits"]
+    assert "test" in doc["verdict_basis"] and "replicate" in doc["verdict_basis"]  # what the verdicts rest on
     assert not any("left out" in s for s in doc["substitutions"])  # digits is every piece of the quick plan
 
 

@@ -90,7 +90,8 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
         result = recipe.run(ctx, ex)
     index = write_recipe_report(recipe, result, root, args.quick)
     if args.json:
-        emit_json({"recipe": recipe.name, "report": str(index), "verdicts": result.verdicts, "rows": result.rows,
+        emit_json({"recipe": recipe.name, "report": str(index), "verdicts": result.verdicts,
+                   "verdict_basis": recipe.verdict_basis, "rows": result.rows,
                    "substitutions": result.substitutions, "seconds": result.seconds, "datasets": result.datasets})
     else:
         _print_rows(result.rows)
