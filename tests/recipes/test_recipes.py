@@ -133,6 +133,12 @@ def test_quick_sanity_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     # pretraining run (the quick presets are one network), bit for bit on CPU
     assert rows["pretrain lr 0.1: dense at ticket lr 0.01"]["lth"] == pytest.approx(
         rows["pretraining accuracy, lr 0.01"]["lth"], abs=1e-12)
+    # the ticket's density is measured (layer-wise: the output layer prunes at half rate, so not 0.8^level) and is
+    # what the rows name and jackpot's condition [1] reads
+    dens = rows["pretrain lr 0.1: ticket density"]["lth"]
+    how = rows["pretrain lr 0.1: IMP ticket at ticket lr 0.1"]["how"]
+    level = int(how.split(",")[0].removeprefix("level "))
+    assert dens > 0.8 ** level + 0.005 and how.startswith(f"level {level}, density {dens:.3f}"), how
     for v in doc["verdicts"].values():
         assert v["grade"] in ("jackpot", "secondary prize", "no prize")
         assert v["IMP beats OMP (best of each sweep)"] in (True, False)

@@ -140,7 +140,12 @@ class SanityChecksRecipe(Recipe):
                     accuracies(rec["branches"], level=0, branch="retrain"), ", ".join(x for x in ("dense", rate) if x))
                 continue
             lv = p.meta["level"]
-            how = f"level {lv}, density {0.8 ** lv:.3f}" + (f", ticket {rate}" if rate else "")
+            dens = [float(r["density"]) for r in rec["branches"]
+                    if r.get("level") == lv and r.get("branch") == "retrain" and r.get("density") is not None]
+            if dens:  # the tickets' measured density (the output layer prunes at half rate: not 0.8^level)
+                out.setdefault(f"pretrain lr {lr}: ticket density", Measured(dens, f"level {lv}, measured"))
+            density = sum(dens) / len(dens) if dens else 0.8 ** lv
+            how = f"level {lv}, density {density:.3f}" + (f", ticket {rate}" if rate else "")
             pre = accuracies(rec["runs"], level=0)
             trunk = "the trunk's level 0" + (f", lr {self._lr(ctx, lr):g}" if ctx.quick else "")
             out.setdefault(f"pretraining accuracy, lr {lr}", Measured(pre, trunk))
@@ -230,8 +235,10 @@ class SanityChecksRecipe(Recipe):
             if missing or not known:
                 out[f"pretrain lr {lr}"] = {"grade": None, "missing": missing or ["dense accuracies"]}
                 continue
+            density = mean(f"pretrain lr {lr}: ticket density")  # measured; nominal 0.8^level only without it
             out[f"pretrain lr {lr}"] = grade_sweep(lr, at["IMP ticket"], at["dense"], at["reinit"], at["small dense"],
-                                                   max(known), 0.8 ** level, mean(f"pretrain lr {lr}: {LONGER}"))
+                                                   max(known), 0.8 ** level if density is None else density,
+                                                   mean(f"pretrain lr {lr}: {LONGER}"))
             omp = {k: v for k, v in at["OMP ticket"].items() if v is not None}
             tickets = {k: v for k, v in at["IMP ticket"].items() if v is not None}
             out[f"pretrain lr {lr}"]["IMP beats OMP (best of each sweep)"] = (
