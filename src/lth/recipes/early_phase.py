@@ -24,7 +24,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, accuracies, level_at_density, sizes
+from lth.recipes.base import (
+    Context,
+    Measured,
+    PaperNumber,
+    Piece,
+    Recipe,
+    accuracies,
+    density_of,
+    level_at_density,
+    sizes,
+)
 
 F8 = "Frankle, Schwab & Morcos ICLR 2020, Fig. 8 caption (seed 002)"
 S5 = "Frankle, Schwab & Morcos ICLR 2020, Section 5 (seed 002, 'Data-Dependence of Neural Networks')"
@@ -93,7 +103,7 @@ class EarlyPhaseRecipe(Recipe):
         if ctx.quick:
             ctx.sub(f"ResNet-20 on CIFAR-10 -> digits_mlp on 8x8 digits; rewinds {', '.join(cfg['rewinds'])} stand "
                     f"for {', '.join(FULL['rewinds'])} (k = 500 -> {cfg['rewinds'][1]}, k = 2000 -> "
-                    f"{cfg['rewinds'][2]}); perturbations at level {level} (density {0.8 ** level:.3f})")
+                    f"{cfg['rewinds'][2]}); perturbations at level {level} (its measured density is in the rows' how)")
         k = cfg["rewinds"][1]  # the paper's k = 500 (quick: its stand-in)
         ctx.sub(f"pretraining for K = {k} steps (the rewind step), not the paper's up to 40 epochs; dense pretraining "
                 "only (sparse pretraining: `lth lottery --pretrain-sparse`)")
@@ -148,12 +158,13 @@ class EarlyPhaseRecipe(Recipe):
         for p in (q for q in pieces if "task" in q.meta):
             task, k, rec = p.meta["task"], p.meta["k"], results[p.label]
             for lv in range(1, p.meta["levels"] + 1):
-                d = f"level {lv} (density {0.8 ** lv:.3f})"
-                out.setdefault(f"ticket rewound to 0, {d}", Measured(accuracies(plain, level=lv, rewind="0it")))
+                d, dens = f"level {lv}", density_of(plain, lv)  # the measured density (not 0.8^level: the
+                at = f"density {dens:.3f}" if dens is not None else ""  # output layer prunes at half rate)
+                out.setdefault(f"ticket rewound to 0, {d}", Measured(accuracies(plain, level=lv, rewind="0it"), at))
                 out.setdefault(f"ticket rewound to {k}, no pretraining, {d}",
-                               Measured(accuracies(plain, level=lv, rewind=k)))
+                               Measured(accuracies(plain, level=lv, rewind=k), at))
                 out[f"pretrain {task} for {k}: ticket, {d}"] = Measured(
-                    accuracies(rec["runs"], level=lv), f"paper ({S5}): {PAPER_FINDINGS[task]}")
+                    accuracies(rec["runs"], level=lv), f"{at}; paper ({S5}): {PAPER_FINDINGS[task]}")
             accs = [r["final_test_accuracy"] for r in rec.get("pretrain", []) if r["role"] == "pretrain"
                     and r.get("final_test_accuracy") is not None]
             out[f"pretrain {task} for {k}: accuracy on its own task"] = Measured(accs, "the pretraining run's test set")
@@ -177,7 +188,7 @@ class EarlyPhaseRecipe(Recipe):
         out: dict[str, Any] = {"rewinding past 0 helps": None if a0 is None else bool(best > a0)}
         levels = ctx.scale.pick("levels", cfg["levels"])
         lv, k = min(levels, level_at_density(0.262, 0.2)), rewinds[1]
-        d = f"level {lv} (density {0.8 ** lv:.3f})"
+        d = f"level {lv}"
         zero = measured.get(f"ticket rewound to 0, {d}")
         at_k = measured.get(f"ticket rewound to {k}, no pretraining, {d}")
         for task in PRETRAIN_VARIANTS:
