@@ -145,3 +145,19 @@ def test_lock_without_waiting_raises_busy_and_busy_creates_nothing(tmp_path: Pat
     assert not run.busy()
     with run.lock(wait=False):
         assert run.busy()
+
+
+def test_hessian_rows_round_trip_and_damage_is_named(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    rows = [{"state": "init", "rank": 0, "eigenvalue": 2.5, "which": "largest"},
+            {"state": "final", "rank": 0, "eigenvalue": -0.25, "which": "largest"}]
+    run.write_hessian(rows)
+    assert run.read_hessian() == rows
+    p = run.path / "hessian.csv"
+    good = p.read_bytes()
+    for bad in (b"", good[:-1], b"state,rank\ninit,0,9\n", good.replace(b"2.5", b'"2.5'), b"\xff\xfe" + good,
+                b"a,b\n1,2\n"):
+        p.write_bytes(bad)
+        with pytest.raises(DamagedFile) as e:
+            run.read_hessian()
+        assert e.value.path == p and "\n" not in str(e.value)

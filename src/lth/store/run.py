@@ -317,12 +317,34 @@ class RunDir:
         return {p.stem: str(p) for p in sorted(d.glob("*.pt"))} if d.exists() else {}
 
     def read_hessian(self) -> list[dict[str, Any]]:
-        """The Hessian eigenvalue rows of ``hessian.csv`` (values as written, numbers parsed; [] without one)."""
+        """The Hessian eigenvalue rows of ``hessian.csv`` (values as written, numbers parsed; [] without one).
+
+        Raises :class:`DamagedFile` when the file is not what :meth:`write_hessian` writes: not UTF-8 text, no
+        header with ``state``, ``rank`` and ``eigenvalue``, a last line without its line end, or a row whose cell
+        count differs from the header's."""
         f = self.path / paths.HESSIAN
-        if not f.exists():
+        try:
+            text = f.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return []
-        with open(f, newline="") as fh:
-            return [{k: _num_or_text(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+        except UnicodeDecodeError as e:
+            raise self._damaged(paths.HESSIAN, f"not CSV text ({e})") from None
+        if not text.endswith("\n"):
+            raise self._damaged(paths.HESSIAN, "empty" if not text else "the last line is cut short")
+        try:
+            lines = list(csv.reader(io.StringIO(text)))
+        except csv.Error as e:
+            raise self._damaged(paths.HESSIAN, f"not CSV ({e})") from None
+        header = lines[0] if lines else []
+        missing = [c for c in ("state", "rank", "eigenvalue") if c not in header]
+        if missing:
+            raise self._damaged(paths.HESSIAN, f"header {','.join(header)!r} has no {', '.join(missing)} column")
+        rows = []
+        for n, cells in enumerate(lines[1:], start=2):
+            if len(cells) != len(header):
+                raise self._damaged(paths.HESSIAN, f"line {n} has {len(cells)} cells, the header {len(header)}")
+            rows.append({k: _num_or_text(v) for k, v in zip(header, cells, strict=True)})
+        return rows
 
     def write_hessian(self, rows: list[dict[str, Any]]) -> None:
         """Write Hessian eigenvalue rows (``hessian.csv``, atomically; columns in the rows' order)."""
