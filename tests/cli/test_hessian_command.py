@@ -134,3 +134,16 @@ def test_a_root_under_home_is_searched_where_it_was_checked(store: Path, monkeyp
                          "--examples", "50", "--device", "cpu")
     assert code == 0, err
     assert {r["state"] for r in json.loads(out)["rows"]} == {"init"}
+
+
+def test_a_damaged_hessian_csv_is_named_and_written_again(store: Path) -> None:
+    argv = ["hessian", "--root", str(store), "--k", "1", "--iters", "4", "--examples", "50", "--device", "cpu",
+            "--steps", "init"]
+    path = next(p.parent for p in sorted(store.rglob("spec.json")) if (p.parent / "states" / "init.pt").exists())
+    (path / "hessian.csv").write_bytes(b'state,rank,eigenvalue\ninit,0,"cut\n\x00\xff')  # a crash, a full disk
+    code, out, err = lth(*argv)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "hessian.csv" in line]
+    assert len(warnings) == 1 and str(path / "hessian.csv") in warnings[0] and "Traceback" not in err
+    with open(path / "hessian.csv") as f:
+        assert [r["state"] for r in csv.DictReader(f)] == ["init"]

@@ -160,3 +160,50 @@ def test_end_accuracies_count_each_copy_once() -> None:
     assert end_accuracies(recs) == {f"/s/copy_{c}": pytest.approx(1 - e) for c, e in err.items()}
     unnamed = [{"end_test_errors": [0.1, 0.2]}, {"end_test_errors": [0.1, 0.2]}]
     assert len(end_accuracies(unnamed)) == 4  # without run names every end counts
+
+
+def _store_copy(trained, dst: Path) -> tuple[Path, StabilityPlan, object]:
+    """A copy of the trained store at ``dst`` (the module's store stays as the other tests expect it), its plan
+    and the dataset."""
+    import shutil
+
+    root, ex, _, diff = trained
+    shutil.copytree(root, dst)
+    plan = _plan(dst, False, ("dense", "imp"), (0, 1))
+    return dst, plan, ex.dataset(diff.trunks[0].spec.data)
+
+
+def test_a_damaged_pairs_json_is_named_once_and_its_paths_evaluated_again(trained, tmp_path, capsys):
+    root, plan, data = _store_copy(trained, tmp_path / "store")
+    items = plan.pairs()
+    first = evaluate_pairs(items, data, alphas=ALPHAS, train_examples=500)
+    exp, lv, r, _ = items[1]
+    f = exp.level_dir(r, lv) / PAIRS
+    f.write_text(f.read_text()[: len(f.read_text()) // 2])  # a truncated file (a crash, a full disk)
+    capsys.readouterr()
+    df = stability_frame(root)  # the report: the other cell's rows, one warning naming the file
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(f) in err[0] and err[0].startswith("lth: warning:")
+    assert set(df["level"]) == {items[0][1]}
+    again = evaluate_pairs(items, data, alphas=ALPHAS, train_examples=500)  # recomputed, not fatal
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(f) in err[0]
+    assert again[1]["test_error"] == first[1]["test_error"] and again[0] == first[0]
+    assert read_pairs(exp.level_dir(r, lv))  # rewritten whole
+    assert capsys.readouterr().err == ""
+
+
+def test_a_moved_store_reads_its_own_copies(trained, tmp_path):
+    import shutil
+
+    old, plan, data = _store_copy(trained, tmp_path / "old")
+    evaluate_pairs(plan.pairs(), data, alphas=ALPHAS, train_examples=500)
+    new = tmp_path / "new"
+    shutil.move(old, new)  # a store copied off a cluster, a renamed folder
+    df = stability_frame(new)
+    imp = df[df["subnetwork"] == "imp"]
+    assert len(imp) and (imp["density"] < 1.0).all()  # the moved store's masks, not 1.0 for "absent"
+    moved = _plan(new, False, ("dense", "imp"), (0, 1))
+    for (exp, lv, r, pair), e in zip(moved.pairs(), evaluate_pairs(moved.pairs(), data, alphas=ALPHAS,
+                                                                   train_examples=500), strict=True):
+        assert e["runs"] == [str(exp.copy_dir(r, lv, c)) for c in pair]

@@ -145,3 +145,35 @@ def test_lock_without_waiting_raises_busy_and_busy_creates_nothing(tmp_path: Pat
     assert not run.busy()
     with run.lock(wait=False):
         assert run.busy()
+
+
+def test_hessian_rows_round_trip_and_damage_is_named(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    rows = [{"state": "init", "rank": 0, "eigenvalue": 2.5, "which": "largest"},
+            {"state": "final", "rank": 0, "eigenvalue": -0.25, "which": "largest"}]
+    run.write_hessian(rows)
+    assert run.read_hessian() == rows
+    p = run.path / "hessian.csv"
+    good = p.read_bytes()
+    for bad in (b"", good[:-1], b"state,rank\ninit,0,9\n", good.replace(b"2.5", b'"2.5'), b"\xff\xfe" + good,
+                b"a,b\n1,2\n"):
+        p.write_bytes(bad)
+        with pytest.raises(DamagedFile) as e:
+            run.read_hessian()
+        assert e.value.path == p and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["done.json", "spec.json", "states/index.json"])
+@pytest.mark.parametrize("text", ["[1]\n", "\"complete\"\n", "null\n"])
+def test_json_that_is_not_an_object_is_damaged(tmp_path: Path, name: str, text: str) -> None:
+    """Valid JSON of the wrong shape (garbage written by hand, another tool's file) is named like a truncated file,
+    never an AttributeError in a reader."""
+    run = _store_with_run(tmp_path)
+    (run.path / name).write_text(text)
+    assert run.damaged() == [str(run.path / name)]
+    reader = {"done.json": lambda: run.done, "spec.json": lambda: run.spec,
+              "states/index.json": run.state_iterations}[name]
+    with pytest.raises(DamagedFile) as e:
+        reader()
+    assert e.value.path == run.path / name
+    assert run.finished() == run.complete() == (name != "done.json")

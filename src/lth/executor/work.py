@@ -20,7 +20,7 @@ from lth.data import Dataset
 from lth.engine.train import EngineOptions, Job, check_jobs, summary, train_population
 from lth.graph import Node, OpContext, resolve
 from lth.prune import kinds_of
-from lth.store import RunDir
+from lth.store import RunDir, paths
 from lth.store.run import Busy
 
 # A population pays on a GPU (one wide network fills it); on 2 CPU cores it pays only for tiny networks,
@@ -97,12 +97,17 @@ def population_record(jobs: list[Job], device: torch.device, tf32: bool = False)
 
 def discard_damaged(run: RunDir) -> None:
     """Before a run is trained again: remove its files that cannot be read (named on stderr), and a completion
-    marker that no longer holds (so the run restarts cleanly instead of failing on them)."""
+    marker that no longer holds (so the run restarts cleanly instead of failing on them). A damaged
+    ``scaffold.json`` (bookkeeping: extra states a representative keeps for its duplicates, no result) is only
+    removed: the run stays finished, the states it named stay."""
     bad = run.damaged()
     for p in bad:
-        print(f"lth: {p} is damaged: training {run.path} again", file=sys.stderr)
+        if Path(p).name == paths.SCAFFOLD and Path(p).parent == run.path:
+            print(f"lth: warning: {p} is damaged: removed (the run is kept)", file=sys.stderr)
+        else:
+            print(f"lth: {p} is damaged: training {run.path} again", file=sys.stderr)
         Path(p).unlink(missing_ok=True)
-    if bad:
+    if any(Path(p).name != paths.SCAFFOLD or Path(p).parent != run.path for p in bad):
         run.drop_done()
         run.drop_checkpoint()
 

@@ -58,13 +58,14 @@ def write_recipe_report(recipe: Recipe, result: RecipeResult, root: Path, quick:
     """Build the store report under ``root/report`` and put the recipe's section at its top; returns the path
     of ``index.html`` (absolute)."""
     from lth.report import build_report
+    from lth.report.figures import write_csv
 
     root = Path(root).resolve()
     out = root / "report"
     report = build_report(root, out)
     df = rows_frame(result.rows)
     csv = out / "paper_vs_lth.csv"
-    df.to_csv(csv, index=False)
+    write_csv(df, csv)
     figs = paper_figure(df, out)
     parts = [f"<h1>Recipe {html.escape(recipe.name)}: {html.escape(recipe.paper)}</h1>",
              f"<p>Mode: {_mode(quick, bool(result.substitutions))}"
@@ -90,7 +91,7 @@ def write_recipe_report(recipe: Recipe, result: RecipeResult, root: Path, quick:
         parts.append(f'<p class="cap">What the verdicts compare: {html.escape(recipe.verdict_basis)}.</p>')
     for name, table in result.extra_tables.items():
         p = out / f"recipe_{name}.csv"
-        table.to_csv(p, index=False)
+        write_csv(table, p)
         parts.append(f'<div class="tbl"><p class="cap">{html.escape(name)} (<a href="{p.name}">CSV</a>)</p>'
                      + table.to_html(index=False, na_rep="", border=0, classes="t",
                                      float_format=lambda x: f"{x:.4g}") + "</div>")

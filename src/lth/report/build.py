@@ -40,7 +40,7 @@ from lth.analysis import (
     telemetry,
 )
 from lth.errors import UserError
-from lth.report.figures import STYLE, new_figure, save
+from lth.report.figures import STYLE, new_figure, save, write_csv
 from lth.store import RunDir
 from lth.store.run import atomic_write_bytes
 
@@ -74,8 +74,7 @@ class _Page:
         self.parts.append(f"<p>{html.escape(text)}</p>")
 
     def table(self, df: pd.DataFrame, name: str, caption: str, show: pd.DataFrame | None = None) -> None:
-        p = (self.out / f"{name}.csv").resolve()
-        df.to_csv(p, index=False)
+        p = write_csv(df, self.out / f"{name}.csv")
         self.report.tables.append(p)
         shown = (show if show is not None else df).to_html(index=False, na_rep="", border=0, classes="t",
                                                            float_format=lambda x: f"{x:.4g}")
@@ -87,8 +86,7 @@ class _Page:
         self.report.figures.extend(paths)
         links = f'<a href="{name}.svg">SVG</a>'
         if data is not None:
-            csv = (self.out / f"{name}.csv").resolve()
-            data.to_csv(csv, index=False)
+            csv = write_csv(data, self.out / f"{name}.csv")
             self.report.tables.append(csv)
             links += f' · <a href="{name}.csv">CSV</a>'
         self.parts.append(f'<figure><img src="{name}.png" alt="{html.escape(caption)}">'
@@ -666,8 +664,7 @@ def build_report(root: Path, out: Path | None = None) -> Report:
         page.table(overview, "experiments", "Experiments in the store")
         keep = [c for c in ("path", *cols[:5], "replicate", "level", "density", "ticket_density", "status",
                             "final_test_accuracy") if c in runs]
-        p = (out / "runs.csv").resolve()
-        runs[list(dict.fromkeys(keep))].to_csv(p, index=False)
+        p = write_csv(runs[list(dict.fromkeys(keep))], out / "runs.csv")
         report.tables.append(p)
         page.parts.append('<p class="cap">Every run: <a href="runs.csv">runs.csv</a></p>')
         studies = _studies(runs)

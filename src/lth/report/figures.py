@@ -1,15 +1,21 @@
-"""Figure helpers: matplotlib without pyplot (an Agg canvas per figure), saved as PNG and SVG, print-readable."""
+"""Figure helpers: matplotlib without pyplot (an Agg canvas per figure), saved as PNG and SVG, print-readable;
+tables as CSV. Every file is written whole (rendered in memory, then a temporary file renamed over the old one),
+so a report killed part-way leaves each file as it was or as it is now, never a part of one."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from lth.store.run import atomic_write_bytes  # noqa: E402
 
 # Use inside ``matplotlib.rc_context(STYLE)`` while drawing and saving.
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9, "lines.linewidth": 1.8,
@@ -28,6 +34,15 @@ def save(fig: Figure, out: Path, name: str) -> list[Path]:
     paths = []
     for ext, kw in (("png", {"dpi": 150}), ("svg", {})):
         p = (out / f"{name}.{ext}").resolve()
-        fig.savefig(p, format=ext, **kw)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, **kw)
+        atomic_write_bytes(p, buf.getvalue())
         paths.append(p)
     return paths
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> Path:
+    """``df.to_csv(path, index=False)``, written whole (atomically); returns the absolute path."""
+    path = Path(path).resolve()
+    atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
+    return path

@@ -10,12 +10,15 @@ the interpolated network; see :mod:`lth.engine.evaluate`). Instability is the er
 permuted to match the first's (weight matching, Ainsworth et al., Git Re-Basin, ICLR 2023) - beyond the paper.
 
 Results are written atomically to ``<level dir>/pairs.json`` (one entry per pair and setting), which
-``lth stability --json`` and ``lth report`` read back; a stored entry is reused when its settings match.
+``lth stability --json`` and ``lth report`` read back; a stored entry is reused when its settings match. A
+``pairs.json`` that cannot be read (a truncated copy) is named in one warning line: the report leaves its cell
+out, ``evaluate_pairs`` evaluates its paths again and writes it whole. A stored entry names its copies by where
+the store is now (a moved store reads its own copies, never the folder it was evaluated in).
 """
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from lth.data import Dataset
 from lth.engine.evaluate import evaluate_states
 from lth.stability.plan import Stability
 from lth.store import RunDir
+from lth.store.run import DamagedFile
 
 PAIRS = "pairs.json"
 DEFAULT_TRAIN_EXAMPLES = 10_000
@@ -52,9 +56,18 @@ def _pair_key(pair: tuple[int, int]) -> str:
     return f"{pair[0]}-{pair[1]}"
 
 
-def read_pairs(level_dir: Path) -> dict[str, Any]:
-    """``pairs.json`` of a cell (empty when absent)."""
-    return RunDir(level_dir).read_json(PAIRS) or {}
+def read_pairs(level_dir: Path, warned: set[Path] | None = None) -> dict[str, Any]:
+    """``pairs.json`` of a cell (empty when absent, or damaged: then one warning line on stderr names it, once
+    per file when the caller passes the same ``warned`` set)."""
+    try:
+        return RunDir(level_dir).read_json(PAIRS) or {}
+    except DamagedFile as e:
+        if warned is None or e.path not in warned:
+            print(f"lth: warning: damaged file {e.path}: {e.reason}; its paths are left out (lth stability "
+                  "evaluates them again)", file=sys.stderr)
+        if warned is not None:
+            warned.add(e.path)
+        return {}
 
 
 def evaluate_pairs(items: list[tuple[Stability, int, int, tuple[int, int]]], data: Dataset, *,
@@ -72,14 +85,15 @@ def evaluate_pairs(items: list[tuple[Stability, int, int, tuple[int, int]]], dat
     key = settings_key(alphas, align, train_examples)
     out: list[dict[str, Any] | None] = [None] * len(items)
     todo: list[int] = []
+    warned: set[Path] = set()
     for i, (exp, lv, r, pair) in enumerate(items):
         runs = [exp.copy_dir(r, lv, c) for c in pair]
         if not all(RunDir(p).complete() for p in runs):
             out[i] = {"status": "missing", "runs": [str(p) for p in runs]}
             continue
-        stored = read_pairs(exp.level_dir(r, lv)).get(key, {}).get(_pair_key(pair))
+        stored = read_pairs(exp.level_dir(r, lv), warned).get(key, {}).get(_pair_key(pair))
         if stored is not None and not recompute:
-            out[i] = stored
+            out[i] = {**stored, "runs": [str(p) for p in runs]}  # where the copies are now
         else:
             todo.append(i)
     if log is not None:
@@ -128,7 +142,10 @@ def evaluate_pairs(items: list[tuple[Stability, int, int, tuple[int, int]]], dat
 def _store(level_dir: Path, key: str, pair: tuple[int, int], entry: dict[str, Any]) -> None:
     run = RunDir(level_dir)
     with run.lock():
-        doc = run.read_json(PAIRS) or {}
+        try:
+            doc = run.read_json(PAIRS) or {}
+        except DamagedFile:  # named when it was read; replaced by what this call evaluated
+            doc = {}
         doc.setdefault(key, {})[_pair_key(pair)] = entry
         run.write_json(PAIRS, doc)
 
@@ -159,15 +176,12 @@ def stability_frame(root: Path | str) -> pd.DataFrame:
     rows = []
     for f in sorted(Path(root).resolve().glob(f"stability_*/replicate_*/level_*/{PAIRS}")):
         spec = RunDir(f.parent / "copy_0").spec or {}
-        try:
-            doc = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
+        doc = read_pairs(f.parent)
         for setting, pairs in doc.items():
             for pair, e in pairs.items():
                 if e.get("status") != "complete":
                     continue
-                density = mask_density(RunDir(Path(e["runs"][0])).mask_file)
+                density = mask_density(RunDir(f.parent / f"copy_{pair.split('-')[0]}").mask_file)  # this store's
                 for split in ("test", "train"):
                     for a, err, loss in zip(e["alphas"], e[f"{split}_error"], e[f"{split}_loss"], strict=True):
                         rows.append({"experiment": f.parents[2].name, "subnetwork": spec.get("subnetwork"),

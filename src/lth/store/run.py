@@ -31,6 +31,7 @@ from lth.store import paths
 
 METRIC_COLUMNS = ("iteration", "step", "train_loss", "test_loss", "test_accuracy", "val_loss", "val_accuracy", "lr")
 _TEXT_COLUMNS = frozenset({"step"})  # every other known column holds a number or nothing
+_OBJECT_FILES = frozenset({paths.SPEC, paths.DONE, f"{paths.STATES}/index.json"})  # each holds one JSON object
 
 
 class Busy(Exception):
@@ -107,6 +108,17 @@ class RunDir:
         except json.JSONDecodeError as e:
             raise self._damaged(name, f"not valid JSON ({e})" if text else "empty") from None
 
+    def read_object(self, name: str) -> dict | None:
+        """The JSON object in ``name``, or None when absent; :class:`DamagedFile` when it does not parse or holds
+        another JSON value (a list, a string, ``null``): the run's own files (``spec.json``, ``done.json``,
+        ``states/index.json``) each hold one object."""
+        value = self.read_json(name)
+        if value is None and not (self.path / name).exists():
+            return None
+        if not isinstance(value, dict):
+            raise self._damaged(name, f"not a JSON object ({type(value).__name__})")
+        return value
+
     def save_tensors(self, rel: str | Path, obj: Any) -> Path:
         """``torch.save`` ``obj`` atomically to ``rel`` inside the run; returns the absolute path."""
         buf = io.BytesIO()
@@ -132,7 +144,7 @@ class RunDir:
     @property
     def spec(self) -> dict | None:
         """``spec.json`` (hyperparameters and what the run records about itself), or None when absent."""
-        return self.read_json(paths.SPEC)
+        return self.read_object(paths.SPEC)
 
     def write_spec(self, obj: dict) -> None:
         """Write ``spec.json``."""
@@ -194,7 +206,7 @@ class RunDir:
     @property
     def done(self) -> dict | None:
         """The completion marker's contents, or None while the run is not finished (DamagedFile if unreadable)."""
-        return self.read_json(paths.DONE)
+        return self.read_object(paths.DONE)
 
     def finished(self) -> bool:
         """True when training ended: :meth:`complete`, or a readable ``done.json`` whose status is ``diverged``
@@ -220,13 +232,15 @@ class RunDir:
         return final.is_file() and zipfile.is_zipfile(final)
 
     def damaged(self) -> list[str]:
-        """Absolute paths of the run's files that exist but cannot be read: JSON files that do not parse, a
+        """Absolute paths of the run's files that exist but cannot be read: JSON files that do not parse (or, for
+        ``spec.json``, ``done.json`` and ``states/index.json``, hold no JSON object), a
         ``metrics.csv`` that :meth:`read_metrics` rejects, ``.pt`` files that are not zip archives (torch's
         format; checked with :func:`zipfile.is_zipfile`, not loaded). Empty for a healthy run. Never raises."""
         bad = []
         for p in sorted(self.path.glob("*.json")) + sorted(self.path.glob(f"{paths.STATES}/*.json")):
+            rel = p.relative_to(self.path).as_posix()
             try:
-                self.read_json(str(p.relative_to(self.path)))
+                self.read_object(rel) if rel in _OBJECT_FILES else self.read_json(rel)
             except DamagedFile:
                 bad.append(str(p))
         try:
@@ -301,7 +315,7 @@ class RunDir:
 
     def state_iterations(self) -> dict[str, int]:
         """``{state name: iteration}`` of the stored states that recorded one."""
-        return self.read_json(f"{paths.STATES}/index.json") or {}
+        return self.read_object(f"{paths.STATES}/index.json") or {}
 
     def state_at(self, iteration: int, prefer: str | None = None) -> str | None:
         """The name of a stored state at ``iteration`` (``prefer`` when it is one of them; states at one iteration
@@ -317,12 +331,34 @@ class RunDir:
         return {p.stem: str(p) for p in sorted(d.glob("*.pt"))} if d.exists() else {}
 
     def read_hessian(self) -> list[dict[str, Any]]:
-        """The Hessian eigenvalue rows of ``hessian.csv`` (values as written, numbers parsed; [] without one)."""
+        """The Hessian eigenvalue rows of ``hessian.csv`` (values as written, numbers parsed; [] without one).
+
+        Raises :class:`DamagedFile` when the file is not what :meth:`write_hessian` writes: not UTF-8 text, no
+        header with ``state``, ``rank`` and ``eigenvalue``, a last line without its line end, or a row whose cell
+        count differs from the header's."""
         f = self.path / paths.HESSIAN
-        if not f.exists():
+        try:
+            text = f.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return []
-        with open(f, newline="") as fh:
-            return [{k: _num_or_text(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+        except UnicodeDecodeError as e:
+            raise self._damaged(paths.HESSIAN, f"not CSV text ({e})") from None
+        if not text.endswith("\n"):
+            raise self._damaged(paths.HESSIAN, "empty" if not text else "the last line is cut short")
+        try:
+            lines = list(csv.reader(io.StringIO(text)))
+        except csv.Error as e:
+            raise self._damaged(paths.HESSIAN, f"not CSV ({e})") from None
+        header = lines[0] if lines else []
+        missing = [c for c in ("state", "rank", "eigenvalue") if c not in header]
+        if missing:
+            raise self._damaged(paths.HESSIAN, f"header {','.join(header)!r} has no {', '.join(missing)} column")
+        rows = []
+        for n, cells in enumerate(lines[1:], start=2):
+            if len(cells) != len(header):
+                raise self._damaged(paths.HESSIAN, f"line {n} has {len(cells)} cells, the header {len(header)}")
+            rows.append({k: _num_or_text(v) for k, v in zip(header, cells, strict=True)})
+        return rows
 
     def write_hessian(self, rows: list[dict[str, Any]]) -> None:
         """Write Hessian eigenvalue rows (``hessian.csv``, atomically; columns in the rows' order)."""

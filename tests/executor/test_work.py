@@ -1,0 +1,38 @@
+"""executor/work.py: what a rerun does with a finished run's damaged files."""
+
+from __future__ import annotations
+
+import torch
+
+from lth.executor.work import discard_damaged
+from lth.store import RunDir, paths
+
+
+def _finished(tmp_path) -> RunDir:
+    run = RunDir(tmp_path / "run")
+    run.write_spec({"node": "x"})
+    run.write_metrics([{"iteration": 0, "step": "0it", "test_accuracy": 0.5}])
+    run.save_state("init", {"w": torch.zeros(2)}, 0)
+    run.save_state("final", {"w": torch.ones(2)}, 10)
+    run.write_done({"status": "complete"})
+    assert run.complete() and run.damaged() == []
+    return run
+
+
+def test_a_damaged_scaffold_record_is_removed_and_the_run_kept(tmp_path, capsys) -> None:
+    run = _finished(tmp_path)
+    (run.path / paths.SCAFFOLD).write_text("garbage{{")  # bookkeeping only: extra states to remove later
+    discard_damaged(run)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(run.path / paths.SCAFFOLD) in err[0]
+    assert run.complete() and run.damaged() == [] and torch.equal(run.load_state("final")["w"], torch.ones(2))
+
+
+def test_a_damaged_result_file_makes_the_run_train_again(tmp_path, capsys) -> None:
+    run = _finished(tmp_path)
+    f = run.state_file("final")
+    f.write_bytes(f.read_bytes()[:20])
+    discard_damaged(run)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(f) in err[0]
+    assert not run.has_done() and not f.exists() and run.has_state("init")
