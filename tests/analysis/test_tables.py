@@ -82,6 +82,19 @@ def test_results_skip_a_damaged_run(store: Path, tmp_path: Path, name: str) -> N
     assert set(df["path"]) == healthy - {str(run)} and len(healthy) == 4  # every other run is there
 
 
+def test_a_damaged_scaffold_json_does_not_hide_a_finished_run(store: Path, tmp_path: Path) -> None:
+    """scaffold.json is the executor's bookkeeping (states kept for duplicates), not a result: a damaged one is
+    not a reason to leave a healthy run out of the results (the next training command removes it)."""
+    root = tmp_path / "copy"
+    shutil.copytree(store, root)
+    run = next(root.glob("train_*/replicate_0"))
+    (run / "scaffold.json").write_text("garbage{{")
+    code, out, err = lth("results", "--root", str(root))
+    assert code == 0 and err == "", err
+    assert str(run.resolve()) in set(pd.read_csv(io.StringIO(out))["path"])
+    assert "damaged file" not in err
+
+
 def test_level_stays_a_whole_number_beside_runs_without_levels(tmp_path) -> None:
     import io
 

@@ -52,8 +52,8 @@ def _preset_label(spec: dict) -> str:
 
 def _warn_damaged(run: Path, file: str | Path, more: int = 0) -> None:
     extra = f" and {more} more" if more else ""
-    print(f"lth: warning: skipping run {run}: damaged file {file}{extra} (delete the run's folder and run the "
-          "command again to retrain it)", file=sys.stderr)
+    print(f"lth: warning: skipping run {run}: damaged file {file}{extra} (run the command that trained it again: "
+          "it retrains a run with a damaged file)", file=sys.stderr)
 
 
 def runs_frame(root: Path) -> pd.DataFrame:
@@ -67,7 +67,8 @@ def runs_frame(root: Path) -> pd.DataFrame:
     rows = []
     root = Path(root).resolve()
     for d in _run_dirs(root):
-        bad = RunDir(d).damaged()
+        # a damaged scaffold.json is bookkeeping (states kept for duplicates), not a result: the run is listed
+        bad = [b for b in RunDir(d).damaged() if Path(b) != d / P.SCAFFOLD]
         if bad:
             _warn_damaged(d, bad[0], len(bad) - 1)
             continue

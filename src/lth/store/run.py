@@ -44,8 +44,8 @@ class DamagedFile(UserError):
 
     def __init__(self, path: Path, run: Path, reason: str) -> None:
         self.path, self.run, self.reason = Path(path), Path(run), reason
-        super().__init__(f"damaged file {self.path} (run {self.run}): {reason}; delete the run's folder and run "
-                         "the command again to retrain it")
+        super().__init__(f"damaged file {self.path} (run {self.run}): {reason}; run the command that trained it "
+                         "again: it retrains a run with a damaged file")
 
 
 def _umask() -> int:
