@@ -177,3 +177,19 @@ def test_json_that_is_not_an_object_is_damaged(tmp_path: Path, name: str, text: 
         reader()
     assert e.value.path == run.path / name
     assert run.finished() == run.complete() == (name != "done.json")
+
+
+def test_a_done_json_with_an_unknown_status_is_damaged(tmp_path) -> None:
+    """done.json says how a run ended (complete or diverged); any other status (a hand edit, a foreign file) is a
+    damaged file, named, so that results do not list it as is and a rerun retrains the run."""
+    from lth.store import RunDir
+    from lth.store.run import DONE_STATUSES
+
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    for status in DONE_STATUSES:
+        run.write_done({"status": status})
+        assert run.damaged() == []
+    for obj in ({"status": "bogus"}, {}, {"status": None}):
+        run.write_done(obj)
+        assert run.damaged() == [str(run.path / "done.json")]

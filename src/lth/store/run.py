@@ -38,6 +38,9 @@ class Busy(Exception):
     """A run's lock is held by another process (:meth:`RunDir.lock` with ``wait=False``)."""
 
 
+DONE_STATUSES = ("complete", "diverged")  # what a finished run's done.json says (engine/population.py)
+
+
 class DamagedFile(UserError):
     """A store file that exists but cannot be read (truncated, corrupt). ``path`` is the file, ``run`` its run
     directory; the message names both and says how to recover (the CLI prints it on one line, exit code 2)."""
@@ -233,15 +236,19 @@ class RunDir:
 
     def damaged(self) -> list[str]:
         """Absolute paths of the run's files that exist but cannot be read: JSON files that do not parse (or, for
-        ``spec.json``, ``done.json`` and ``states/index.json``, hold no JSON object), a
+        ``spec.json``, ``done.json`` and ``states/index.json``, hold no JSON object; a ``done.json`` whose status
+        is not one of :data:`DONE_STATUSES`), a
         ``metrics.csv`` that :meth:`read_metrics` rejects, ``.pt`` files that are not zip archives (torch's
         format; checked with :func:`zipfile.is_zipfile`, not loaded). Empty for a healthy run. Never raises."""
         bad = []
         for p in sorted(self.path.glob("*.json")) + sorted(self.path.glob(f"{paths.STATES}/*.json")):
             rel = p.relative_to(self.path).as_posix()
             try:
-                self.read_object(rel) if rel in _OBJECT_FILES else self.read_json(rel)
+                obj = self.read_object(rel) if rel in _OBJECT_FILES else self.read_json(rel)
             except DamagedFile:
+                bad.append(str(p))
+                continue
+            if rel == paths.DONE and (obj or {}).get("status") not in DONE_STATUSES:  # e.g. hand-edited
                 bad.append(str(p))
         try:
             self.read_metrics()
