@@ -41,6 +41,11 @@ def test_json_shape_fractions_and_sweep(store):
         assert all(0.0 <= e <= 1.0 for e in r["end_test_errors"])
     assert {s["subnetwork"] for s in doc["summary"]} == {"dense", "imp", "random-prune", "random-reinit"}
     assert all(s["first_stable"] in (None, "0it", "10it") for s in doc["summary"])
+    # matching compares to the dense copies made at k = 0 (Table 2's "full"), the same number for every row
+    from lth.stability.analysis import full_accuracy
+
+    full, copies = full_accuracy(res)
+    assert copies == 2 and {s["dense_accuracy"] for s in doc["summary"]} == {full}
     # a second call reads everything back: nothing trains, the numbers are the same
     again, err2 = _json(store, "--rewind", "0it", "10it", "--levels", "0-1", "--subnetwork", "imp",
                         "random-prune", "random-reinit")

@@ -162,6 +162,24 @@ def test_end_accuracies_count_each_copy_once() -> None:
     assert len(end_accuracies(unnamed)) == 4  # without run names every end counts
 
 
+def test_full_accuracy_is_the_dense_copies_made_at_k_0() -> None:
+    """Matching's baseline (Table 2's "full"): the dense copies made at k = 0, each copy once; not the dense
+    copies of later k, nor another subnetwork, nor the schedule-from-zero or aligned variants."""
+    from lth.stability.analysis import full_accuracy
+
+    def rec(sub: str, k: str, runs: tuple[str, str], errs: tuple[float, float], **kw: object) -> dict:
+        return {"subnetwork": sub, "rewind": k, "runs": list(runs), "end_test_errors": list(errs), **kw}
+
+    recs = [rec("dense", "0it", ("/d0/c0", "/d0/c1"), (0.02, 0.04)), rec("dense", "0it", ("/d0/c0", "/d0/c2"),
+                                                                           (0.02, 0.06)),
+            rec("dense", "10it", ("/d10/c0", "/d10/c1"), (0.5, 0.5)), rec("imp", "0it", ("/i/c0", "/i/c1"), (0.3, 0.3)),
+            rec("dense", "0it", ("/s/c0", "/s/c1"), (0.9, 0.9), schedule_from_zero=True),
+            rec("dense", "0ep", ("/a/c0", "/a/c1"), (0.8, 0.8), align=True)]
+    acc, n = full_accuracy(recs)
+    assert n == 3 and acc == pytest.approx(1 - (0.02 + 0.04 + 0.06) / 3)
+    assert full_accuracy(recs[2:4]) == (None, 0)
+
+
 def _store_copy(trained, dst: Path) -> tuple[Path, StabilityPlan, object]:
     """A copy of the trained store at ``dst`` (the module's store stays as the other tests expect it), its plan
     and the dataset."""

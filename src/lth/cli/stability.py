@@ -98,7 +98,7 @@ def dense_accuracy(plan: Any) -> float | None:
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Plan the copies (and the trunks they hang off), train what is missing, evaluate every path."""
     from lth.analysis.stability import default_alphas
-    from lth.stability.analysis import evaluate_pairs, record, summary
+    from lth.stability.analysis import evaluate_pairs, full_accuracy, record, summary
 
     alphas = default_alphas(whole_number(args.alphas, 2, "--alphas"))
     threshold = _fraction(args.threshold, "--threshold")
@@ -114,16 +114,20 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
                                  device=str(ex.options.torch_device()), max_population=args.max_population or 64,
                                  log=progress.console.print)
     records = [record(exp, lv, r, pair, e, threshold) for (exp, lv, r, pair), e in zip(items, entries, strict=True)]
-    summ = summary(records, dense_accuracy(plan), threshold)
+    full, copies = full_accuracy(records)  # dense copies at k = 0, as Table 2; else the dense trunk's level 0
+    summ = summary(records, full if full is not None else dense_accuracy(plan), threshold)
+    basis = (f"the dense copies made at k = 0 ({copies})" if full is not None
+             else "the dense trunk's level 0 (no dense copies at k = 0 in this command)")
     if args.json:
         emit_json({"results": records, "summary": summ})
     else:
-        _print(records, summ)
+        _print(records, summ, threshold, basis)
         print(f"results in {Path(records[0]['runs'][0]).parents[3]}" if records else "no paths", file=sys.stderr)
     return code
 
 
-def _print(records: list[dict[str, Any]], summ: list[dict[str, Any]]) -> None:
+def _print(records: list[dict[str, Any]], summ: list[dict[str, Any]], threshold: float = 0.02,
+           basis: str = "") -> None:
     from rich.console import Console
 
     # the subnetwork's name is never cut: random-prune and random-reinit would both read "random-…" in 80 columns
@@ -139,3 +143,9 @@ def _print(records: list[dict[str, Any]], summ: list[dict[str, Any]]) -> None:
     for s in summ:
         console.print(f"{s['subnetwork']} level {s['level']}: first stable k = {s['first_stable']}; "
                       f"first stable and matching k = {s['first_stable_and_matching']}")
+    if summ:
+        full = summ[0]["dense_accuracy"]
+        console.print(f"stable: mean test instability (test split) < {threshold:g}; matching: mean end-point test "
+                      f"accuracy >= full - 0.002 (full = {'n/a' if full is None else f'{full:.4f}'}, {basis}); "
+                      "means over the replicates' pairs of copies at each k (Frankle et al. ICML 2020, Sec. 2, "
+                      "Fig. 9)")

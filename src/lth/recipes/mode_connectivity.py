@@ -84,7 +84,7 @@ class ModeConnectivityRecipe(Recipe):
         """Evaluate every path; Table 2's columns from the copies at k = 0, instability per subnetwork, and the
         first stable (and matching) k per subnetwork."""
         from lth.analysis.stability import default_alphas
-        from lth.stability.analysis import end_accuracies, evaluate_pairs, record, summary
+        from lth.stability.analysis import end_accuracies, evaluate_pairs, full_accuracy, record, summary
 
         out: dict[str, Measured] = {}
         self._summary: list[dict[str, Any]] = []
@@ -113,7 +113,7 @@ class ModeConnectivityRecipe(Recipe):
                     key = f"{net}: test instability, {r['subnetwork']} level {r['level']}, k = {r['rewind']}"
                     out.setdefault(key, Measured([], "error barrier on the test set"))
                     out[key].values.append(r["test_instability"])
-            dense = sum(full) / len(full) if full else None
+            dense, _ = full_accuracy(recs)  # the same copies as `full` above: one definition with lth stability
             for s in summary(recs, dense):
                 self._summary.append({"network": net, **s})
         return out

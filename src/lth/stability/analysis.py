@@ -231,6 +231,18 @@ def summary(records: Iterable[dict[str, Any]], dense_accuracy: float | None,
     return out
 
 
+def full_accuracy(records: Iterable[dict[str, Any]]) -> tuple[float | None, int]:
+    """The full network's test accuracy that matching compares to (Frankle et al. ICML 2020, Table 2's "full" and
+    Fig. 9's "accuracy drop"): the mean final test accuracy of the dense copies made at k = 0 (each copy once,
+    usual schedule, unaligned), and how many copies it averages; ``(None, 0)`` when the records hold none."""
+    from lth.spec import Step
+
+    dense = [r for r in records if r.get("subnetwork") == "dense" and Step.parse(str(r["rewind"])).count == 0
+             and not r.get("schedule_from_zero") and not r.get("align")]
+    acc = list(end_accuracies(dense).values())
+    return (sum(acc) / len(acc), len(acc)) if acc else (None, 0)
+
+
 def end_accuracies(records: Iterable[dict[str, Any]]) -> dict[str, float]:
     """Each copy's final test accuracy, once per copy, by its run directory: the ends of the pairs' paths (a copy
     is an end of ``copies - 1`` pairs, so counting pair ends would count it that many times)."""
