@@ -36,3 +36,8 @@ def test_contour_figure(tmp_path: Path):
     assert _is_png(paths[0]) and paths[0].name == "landscape.png"
     with pytest.raises(ValueError, match="shape"):
         plot_contour(xs, ys, z.T, tmp_path)
+    # a copy's trajectory and its end point share a name: the legend says which is which, each once
+    paths = plot_contour(xs, ys, z, tmp_path, name="both", points={"copy 0": (0, 0), "b": (1, 0)},
+                         trajectories={"copy 0": [(1.5, 0.8), (0.0, 0.0)]})
+    svg = paths[1].read_text()
+    assert svg.count("copy 0: trajectory") == 1 and svg.count("copy 0: end") == 1 and ">b<" in svg

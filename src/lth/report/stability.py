@@ -68,11 +68,14 @@ def plot_contour(xs: Sequence[float], ys: Sequence[float], values: Sequence[Sequ
         cs = ax.contourf(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float), z, levels=levels, cmap="viridis")
         ax.contour(cs, colors="k", linewidths=0.4, alpha=0.5)
         fig.colorbar(cs, ax=ax, label=zlabel)
+        both = set(trajectories or {}) & set(points or {})  # one name for a copy's path and its end: say which
         for label, path in (trajectories or {}).items():
             p = np.asarray(path, dtype=float).reshape(-1, 2)
-            ax.plot(p[:, 0], p[:, 1], marker=".", color="w", linewidth=1.2, label=label)
+            ax.plot(p[:, 0], p[:, 1], marker=".", color="w", linewidth=1.2,
+                    label=f"{label}: trajectory" if label in both else label)
         for label, (px, py) in (points or {}).items():
-            ax.plot([px], [py], marker="o", linestyle="", markersize=7, markeredgecolor="k", label=label)
+            ax.plot([px], [py], marker="o", linestyle="", markersize=7, markeredgecolor="k",
+                    label=f"{label}: end" if label in both else label)
         ax.set_xlabel("direction 1")
         ax.set_ylabel("direction 2")
         ax.grid(False)
