@@ -19,6 +19,7 @@ def test_demo_small(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     index = Path(out.strip())
     assert index == (tmp_path / "report" / "index.html").resolve() and index.is_file()
     assert "sparsest level 2 (density 64.8%)" in err  # digits_mlp: fc layers keep 0.8^2, the output 0.9^2
+    assert "mean test accuracy (the digits test split, 297 examples) over" in err  # the split the numbers are on
     for name in ("ticket", "reinit", "random-mask"):
         assert f"{name} " in err.split("sparsest level")[1]
     code = main([*argv, "--json"])

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     with Progress() as progress:
         ex = EXECUTORS["local"](data_dir=args.data_dir, options=EngineOptions(callback=progress.callback),
                                 on_population=progress.population, on_event=progress.graph_event)
-        ex.dataset(plan.trunks[0].spec.data)  # a missing data file is the one line said, before anything else
+        data = ex.dataset(plan.trunks[0].spec.data)  # a missing data file is the one line said, before anything
         print(f"lth demo: {preset}, IMP to level {levels} with the {' and '.join(BRANCHES)} branches, "
               f"{replicates} replicate{'s' if replicates > 1 else ''}, {steps} per level, in "
               f"{Path(args.root).resolve()}", file=sys.stderr)
@@ -97,7 +97,8 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
     shown = "  ".join(f"{k} {'n/a' if v is None else f'{100 * v:.2f}%'}" for k, v in accs.items())
     where = f" (density {100 * density:.1f}%)" if density else ""
     reps = f"{replicates} replicate{'s' if replicates > 1 else ''}"
-    print(f"sparsest level {levels}{where}, mean test accuracy over {reps}: {shown}", file=sys.stderr)
+    split = f"the {plan.trunks[0].spec.data.dataset} test split, {data.test_x.shape[0]:,} examples"
+    print(f"sparsest level {levels}{where}, mean test accuracy ({split}) over {reps}: {shown}", file=sys.stderr)
     print(f"done in {seconds:.0f} s; open the report:", file=sys.stderr)
     print(report.index)
     return 0
