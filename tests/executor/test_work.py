@@ -36,3 +36,16 @@ def test_a_damaged_result_file_makes_the_run_train_again(tmp_path, capsys) -> No
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(f) in err[0]
     assert not run.has_done() and not f.exists() and run.has_state("init")
+
+
+def test_temporary_files_of_writes_cut_by_a_kill_are_removed(tmp_path, capsys) -> None:
+    """A SIGKILL inside an atomic write leaves its ``.<name>.XXXX.tmp`` (never renamed into place): the next run
+    of the node removes it, silently, and keeps every real file."""
+    run = _finished(tmp_path)
+    strays = [run.path / ".metrics.csv.ab12.tmp", run.path / paths.STATES / ".final.pt.cd34.tmp"]
+    for s in strays:
+        s.write_bytes(b"half")
+    keep = sorted(p.name for p in run.path.rglob("*") if p not in strays)
+    discard_damaged(run)
+    assert not any(s.exists() for s in strays) and capsys.readouterr().err == ""
+    assert sorted(p.name for p in run.path.rglob("*")) == keep and run.complete()

@@ -96,10 +96,13 @@ def population_record(jobs: list[Job], device: torch.device, tf32: bool = False)
 
 
 def discard_damaged(run: RunDir) -> None:
-    """Before a run is trained again: remove its files that cannot be read (named on stderr), and a completion
-    marker that no longer holds (so the run restarts cleanly instead of failing on them). A damaged
+    """Before a run is trained again: remove the temporary files of writes a kill cut short, its files that
+    cannot be read (named on stderr), and a completion marker that no longer holds (so the run restarts cleanly
+    instead of failing on them). A damaged
     ``scaffold.json`` (bookkeeping: extra states a representative keeps for its duplicates, no result) is only
     removed: the run stays finished, the states it named stay."""
+    for stray in [*run.path.glob(".*.tmp"), *run.path.glob(f"{paths.STATES}/.*.tmp")]:  # a write cut by a kill:
+        stray.unlink(missing_ok=True)  # never renamed into place, nothing reads it (we hold the run's lock)
     bad = run.damaged()
     for p in bad:
         if Path(p).name == paths.SCAFFOLD and Path(p).parent == run.path:
