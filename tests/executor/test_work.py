@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lth.executor.work import discard_damaged
+from lth.executor.work import discard_damaged, discard_strays
 from lth.store import RunDir, paths
 
 
@@ -45,7 +45,33 @@ def test_temporary_files_of_writes_cut_by_a_kill_are_removed(tmp_path, capsys) -
     strays = [run.path / ".metrics.csv.ab12.tmp", run.path / paths.STATES / ".final.pt.cd34.tmp"]
     for s in strays:
         s.write_bytes(b"half")
-    keep = sorted(p.name for p in run.path.rglob("*") if p not in strays)
-    discard_damaged(run)
+    with run.lock():  # train_group holds the run's lock
+        keep = sorted(p.name for p in run.path.rglob("*") if p not in strays)
+        discard_strays(run)
     assert not any(s.exists() for s in strays) and capsys.readouterr().err == ""
     assert sorted(p.name for p in run.path.rglob("*")) == keep and run.complete()
+
+
+def test_temporary_files_other_processes_write_without_the_run_lock_are_kept(tmp_path) -> None:
+    """Only the training's own writes are made under the run's lock: ``lth hessian`` (hessian.csv) and an
+    executor's deduplication (scaffold.json) write into a finished run without it, so their in-flight temporary
+    files may be live: removing one makes that process's rename fail (FileNotFoundError)."""
+    run = _finished(tmp_path)
+    live = [run.path / ".hessian.csv.ab12.tmp", run.path / ".scaffold.json.cd34.tmp", run.path / ".mine.txt.ef56.tmp"]
+    for s in live:
+        s.write_bytes(b"being written")
+    with run.lock():
+        discard_strays(run)
+    assert all(s.exists() for s in live)
+
+
+def test_discard_damaged_removes_no_temporary_file(tmp_path) -> None:
+    """``discard_damaged`` runs without the run's lock (Executor.run, before the graph): a temporary file there
+    may be another process's write in flight (it trains the run, holding the lock), so none is removed."""
+    run = _finished(tmp_path)
+    (run.path / "metrics.csv").write_text("iteration,step\n1,")  # damaged: the run is trained again
+    live = [run.path / ".checkpoint.pt.ab12.tmp", run.path / paths.STATES / ".init.pt.cd34.tmp"]
+    for s in live:
+        s.write_bytes(b"being written")
+    discard_damaged(run)
+    assert not run.has_done() and all(s.exists() for s in live)

@@ -8,6 +8,7 @@ recipe into tensors (the only place a node's references are loaded) and hands th
 from __future__ import annotations
 
 import contextlib
+import glob
 import platform
 import sys
 from collections.abc import Callable
@@ -95,14 +96,28 @@ def population_record(jobs: list[Job], device: torch.device, tf32: bool = False)
     return out
 
 
+# The files a run's training writes, always under the run's lock (the engine, fill_duplicate, a replay's copies,
+# the removal of scaffold states); every file in ``states/`` is one of them. ``hessian.csv`` (lth hessian) and
+# ``scaffold.json`` (Executor.deduplicate) are written into a finished run without it.
+_LOCKED_WRITES = (paths.SPEC, paths.MASK, paths.CHECKPOINT, paths.METRICS, paths.TELEMETRY, paths.DONE)
+
+
+def discard_strays(run: RunDir) -> None:
+    """Remove the temporary files (``.<name>.XXXX.tmp``) of writes a kill cut short, never renamed into place,
+    among the files the run's training writes (:data:`_LOCKED_WRITES` and ``states/``). Call it only while
+    holding the run's lock (:func:`train_group`): then no live write of those files is in flight; the temporary
+    files of other writers (``hessian.csv``, ``scaffold.json``, any other file) are left alone."""
+    mine = [p for name in _LOCKED_WRITES for p in run.path.glob(f".{glob.escape(name)}.*.tmp")]
+    for stray in [*mine, *run.path.glob(f"{paths.STATES}/.*.tmp")]:
+        stray.unlink(missing_ok=True)
+
+
 def discard_damaged(run: RunDir) -> None:
-    """Before a run is trained again: remove the temporary files of writes a kill cut short, its files that
-    cannot be read (named on stderr), and a completion marker that no longer holds (so the run restarts cleanly
-    instead of failing on them). A damaged
+    """Before a run is trained again: remove its files that cannot be read (named on stderr), and a completion
+    marker that no longer holds (so the run restarts cleanly instead of failing on them). A damaged
     ``scaffold.json`` (bookkeeping: extra states a representative keeps for its duplicates, no result) is only
-    removed: the run stays finished, the states it named stay."""
-    for stray in [*run.path.glob(".*.tmp"), *run.path.glob(f"{paths.STATES}/.*.tmp")]:  # a write cut by a kill:
-        stray.unlink(missing_ok=True)  # never renamed into place, nothing reads it (we hold the run's lock)
+    removed: the run stays finished, the states it named stay. Temporary files are left alone (this runs without
+    the run's lock too: see :func:`discard_strays`)."""
     bad = run.damaged()
     for p in bad:
         if Path(p).name == paths.SCAFFOLD and Path(p).parent == run.path:
@@ -128,7 +143,8 @@ def train_group(nodes: list[Node], data: Dataset, options: EngineOptions,
         except Busy:
             return None
         todo = [n for n in nodes if not RunDir(n.path).finished()]  # another process may have won
-        for n in todo:
+        for n in todo:  # we hold their locks: no write of their training is in flight
+            discard_strays(RunDir(n.path))
             discard_damaged(RunDir(n.path))
         if todo:
             jobs = [to_job(n, data) for n in todo]
