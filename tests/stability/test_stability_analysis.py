@@ -164,7 +164,7 @@ def test_end_accuracies_count_each_copy_once() -> None:
 
 def test_full_accuracy_is_the_dense_copies_made_at_k_0() -> None:
     """Matching's baseline (Table 2's "full"): the dense copies made at k = 0, each copy once; not the dense
-    copies of later k, nor another subnetwork, nor the schedule-from-zero or aligned variants."""
+    copies of later k, nor another subnetwork, nor the schedule-from-zero variant."""
     from lth.stability.analysis import full_accuracy
 
     def rec(sub: str, k: str, runs: tuple[str, str], errs: tuple[float, float], **kw: object) -> dict:
@@ -173,11 +173,23 @@ def test_full_accuracy_is_the_dense_copies_made_at_k_0() -> None:
     recs = [rec("dense", "0it", ("/d0/c0", "/d0/c1"), (0.02, 0.04)), rec("dense", "0it", ("/d0/c0", "/d0/c2"),
                                                                            (0.02, 0.06)),
             rec("dense", "10it", ("/d10/c0", "/d10/c1"), (0.5, 0.5)), rec("imp", "0it", ("/i/c0", "/i/c1"), (0.3, 0.3)),
-            rec("dense", "0it", ("/s/c0", "/s/c1"), (0.9, 0.9), schedule_from_zero=True),
-            rec("dense", "0ep", ("/a/c0", "/a/c1"), (0.8, 0.8), align=True)]
+            rec("dense", "0it", ("/s/c0", "/s/c1"), (0.9, 0.9), schedule_from_zero=True)]
     acc, n = full_accuracy(recs)
     assert n == 3 and acc == pytest.approx(1 - (0.02 + 0.04 + 0.06) / 3)
     assert full_accuracy(recs[2:4]) == (None, 0)
+
+
+def test_full_accuracy_reads_records_as_lth_stability_writes_them() -> None:
+    """k = 0 in any unit ('0ep'); ``lth stability --align`` records (key ``aligned``: the second copy permuted, the
+    same function, so the same end accuracy) still give the copies' accuracy, each copy once; a record without a
+    rewind (another tool's) is no copy made at k = 0, never a KeyError."""
+    from lth.stability.analysis import full_accuracy
+
+    aligned = [{"subnetwork": "dense", "rewind": "0ep", "level": 0, "schedule_from_zero": False, "aligned": True,
+                "runs": ["/a/copy_0", f"/a/copy_{c}"], "end_test_errors": [0.1, e]} for c, e in ((1, 0.2), (2, 0.3))]
+    acc, n = full_accuracy(aligned)
+    assert n == 3 and acc == pytest.approx(1 - (0.1 + 0.2 + 0.3) / 3)
+    assert full_accuracy([{"subnetwork": "dense", "runs": ["/x"], "end_test_errors": [0.5]}, *aligned]) == (acc, 3)
 
 
 def _store_copy(trained, dst: Path) -> tuple[Path, StabilityPlan, object]:

@@ -123,7 +123,8 @@ class ModeConnectivityRecipe(Recipe):
                      "every pair of copies of every replicate (Frankle et al. ICML 2020, Table 2; Fig. 9 caption). "
                      "'first stable k': the first rewinding point whose mean test instability over those pairs is "
                      "< 0.02 (section 2, '< 2%'); 'first stable and matching k': also a mean end-point test accuracy "
-                     ">= the dense trunk's level-0 mean - 0.002 (Fig. 9); null: no k reaches it (docs/stability.md)")
+                     ">= full - 0.002, full being the dense copies made at k = 0 as above (Fig. 9); null: no k "
+                     "reaches it (docs/stability.md)")
 
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
         """Matching at k = 0 (full - IMP at most 0.2 points: Table 2's last column marks VGG-16 Warmup's delta of

@@ -233,12 +233,14 @@ def summary(records: Iterable[dict[str, Any]], dense_accuracy: float | None,
 
 def full_accuracy(records: Iterable[dict[str, Any]]) -> tuple[float | None, int]:
     """The full network's test accuracy that matching compares to (Frankle et al. ICML 2020, Table 2's "full" and
-    Fig. 9's "accuracy drop"): the mean final test accuracy of the dense copies made at k = 0 (each copy once,
-    usual schedule, unaligned), and how many copies it averages; ``(None, 0)`` when the records hold none."""
+    Fig. 9's "accuracy drop"): the mean final test accuracy of the dense copies made at k = 0 in any unit (each
+    copy once, by its run directory; usual schedule), and how many copies it averages; ``(None, 0)`` when the
+    records hold none. Aligned records (``--align``) count too: alignment permutes the second copy's units, the
+    same function, so an end point's accuracy is that copy's. A record without a ``rewind`` is no such copy."""
     from lth.spec import Step
 
-    dense = [r for r in records if r.get("subnetwork") == "dense" and Step.parse(str(r["rewind"])).count == 0
-             and not r.get("schedule_from_zero") and not r.get("align")]
+    dense = [r for r in records if r.get("subnetwork") == "dense" and r.get("rewind") is not None
+             and Step.parse(str(r["rewind"])).count == 0 and not r.get("schedule_from_zero")]
     acc = list(end_accuracies(dense).values())
     return (sum(acc) / len(acc), len(acc)) if acc else (None, 0)
 
