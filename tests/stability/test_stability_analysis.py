@@ -237,3 +237,17 @@ def test_a_moved_store_reads_its_own_copies(trained, tmp_path):
     for (exp, lv, r, pair), e in zip(moved.pairs(), evaluate_pairs(moved.pairs(), data, alphas=ALPHAS,
                                                                    train_examples=500), strict=True):
         assert e["runs"] == [str(exp.copy_dir(r, lv, c)) for c in pair]
+
+
+def test_a_pairs_json_holding_no_object_is_damaged(tmp_path, capsys) -> None:
+    """Valid JSON of another shape (``[1]``, ``null``) is named like a truncated file, never an AttributeError in
+    ``evaluate_pairs`` or the report."""
+    level = tmp_path / "stability_x" / "replicate_0" / "level_0"
+    level.mkdir(parents=True)
+    for text in ("[1]\n", "null\n", '"x"\n'):
+        (level / PAIRS).write_text(text)
+        assert read_pairs(level) == {}
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(level / PAIRS) in err[0] and "not a JSON object" in err[0]
+        assert stability_frame(tmp_path).empty
+        capsys.readouterr()

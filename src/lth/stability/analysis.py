@@ -60,7 +60,7 @@ def read_pairs(level_dir: Path, warned: set[Path] | None = None) -> dict[str, An
     """``pairs.json`` of a cell (empty when absent, or damaged: then one warning line on stderr names it, once
     per file when the caller passes the same ``warned`` set)."""
     try:
-        return RunDir(level_dir).read_json(PAIRS) or {}
+        return RunDir(level_dir).read_object(PAIRS) or {}  # DamagedFile too for JSON that is no object ([1], null)
     except DamagedFile as e:
         if warned is None or e.path not in warned:
             print(f"lth: warning: damaged file {e.path}: {e.reason}; its paths are left out (lth stability "
@@ -143,7 +143,7 @@ def _store(level_dir: Path, key: str, pair: tuple[int, int], entry: dict[str, An
     run = RunDir(level_dir)
     with run.lock():
         try:
-            doc = run.read_json(PAIRS) or {}
+            doc = run.read_object(PAIRS) or {}
         except DamagedFile:  # named when it was read; replaced by what this call evaluated
             doc = {}
         doc.setdefault(key, {})[_pair_key(pair)] = entry
