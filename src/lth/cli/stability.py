@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     records = [record(exp, lv, r, pair, e, threshold) for (exp, lv, r, pair), e in zip(items, entries, strict=True)]
     full, copies = full_accuracy(records)  # dense copies at k = 0, as Table 2; else the dense trunk's level 0
     summ = summary(records, full if full is not None else dense_accuracy(plan), threshold)
-    basis = (f"the dense copies made at k = 0 ({copies})" if full is not None
+    basis = (f"the dense copies made at k = 0 ({copies} copies)" if full is not None
              else "the dense trunk's level 0 (no dense copies at k = 0 in this command)")
     if args.json:
         emit_json({"results": records, "summary": summ})

@@ -32,7 +32,7 @@ from lth.executor.work import CPU_POPULATION_MAX_PARAMS, check_nodes, discard_da
 from lth.graph import Node, closure
 from lth.spec import DataHparams, Step, TrainSpec
 from lth.store import RunDir, paths
-from lth.store.run import DamagedFile
+from lth.store.run import Busy, DamagedFile
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -76,8 +76,11 @@ class Executor:
         graph = closure(nodes)
         self.check(graph)
         for n in graph:  # a finished run with a damaged file is trained again (the file is named on stderr)
-            if RunDir(n.path).has_done() and RunDir(n.path).damaged():
-                discard_damaged(RunDir(n.path))
+            run = RunDir(n.path)
+            if run.has_done() and run.damaged():
+                with contextlib.suppress(Busy), run.lock(wait=False):  # another process's run: left to it
+                    if run.has_done() and run.damaged():  # still so now that we hold it
+                        discard_damaged(run)
         graph, reps = self.deduplicate(graph)
         failed: dict[Path, str] = {}
         flying: set[Path] = set()

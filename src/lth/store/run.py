@@ -248,7 +248,7 @@ class RunDir:
             except DamagedFile:
                 bad.append(str(p))
                 continue
-            if rel == paths.DONE and (obj or {}).get("status") not in DONE_STATUSES:  # e.g. hand-edited
+            if rel == paths.DONE and obj is not None and obj.get("status") not in DONE_STATUSES:  # hand-edited
                 bad.append(str(p))
         try:
             self.read_metrics()
