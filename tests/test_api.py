@@ -3,6 +3,8 @@ the value and what is allowed, instead of a TypeError deep in the planner or a s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import lth.api as api
@@ -97,3 +99,20 @@ def test_ticket_with_reset_to_init_is_the_mask_times_the_initialisation(tmp_path
     weights, mask = api.ticket(pruned)
     theta_0 = api.state(dense, "init")
     assert all(torch.equal(w, theta_0[k] * mask[k] if k in mask else theta_0[k]) for k, w in weights.items())
+
+
+def test_ticket_of_a_store_without_a_state_index(tmp_path) -> None:
+    """Stores written before states/index.json: the start state is found by name (rewind, else init)."""
+    import torch
+
+    root = tmp_path / "runs"
+    api.run(api.lottery("digits_mlp", levels=1, rewind="5it", root=root, training_steps="10it"), device="cpu")
+    table = api.runs(root)
+    dense, pruned = (table[table["level"] == lv]["path"].iloc[0] for lv in (0, 1))
+    want, mask = api.ticket(pruned)
+    for d in (dense, pruned):
+        (Path(d) / "states" / "index.json").unlink()
+    weights, _ = api.ticket(pruned)
+    assert all(torch.equal(weights[k], want[k]) for k in want)
+    assert torch.equal(weights["layers.0.weight"], api.state(dense, "rewind")["layers.0.weight"] * mask[
+        "layers.0.weight"])

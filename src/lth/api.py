@@ -190,10 +190,15 @@ def ticket(run: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Te
     if not d.has_mask():
         raise UserError(f"run {str(run)!r}: trained without a mask (a dense run); allowed: a pruned run's directory")
     mask = d.load_mask()
-    steps = {n: s for n, s in d.state_iterations().items() if n in d.states()}
-    if not steps:
-        raise UserError(f"run {str(run)!r}: keeps no state (unfinished?); allowed: a finished run's directory")
-    weights = d.load_state(min(steps, key=steps.get))  # the state it started from: init, or rewind at step k
+    have = d.states()
+    steps = {n: s for n, s in d.state_iterations().items() if n in have}
+    if steps:  # the state it started from: init, or rewind at step k
+        start = min(steps, key=steps.get)
+    else:  # a store from before states/index.json: a pruned run keeps the state it started from as one of these
+        start = next((n for n in ("rewind", "init") if n in have), None)
+    if start is None:
+        raise UserError(f"run {str(run)!r}: keeps no start state (unfinished?); allowed: a finished run's directory")
+    weights = d.load_state(start)
     return {k: v * mask[k].to(v.dtype) if k in mask else v for k, v in weights.items()}, mask
 
 

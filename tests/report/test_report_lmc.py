@@ -57,3 +57,19 @@ def test_pairs_text_counts_pairs_and_replicates_per_point() -> None:
     assert _pairs_text(d) == "6 pairs of copies (2 replicates) per point"  # the paper's 3 x 3 would say 9 (3)
     fewer = pd.concat([d, d[d["replicate"] == 0].assign(rewind="5it")])
     assert _pairs_text(fewer) == "3-6 pairs of copies (1-2 replicates) per point"
+
+
+def test_a_damaged_landscape_file_is_named_and_left_out(tmp_path, capsys):
+    """A landscape JSON that is cut short (or not an object) is named in one warning; the rest of the report
+    is written."""
+    root = tmp_path / "store"
+    base = ("--preset", "digits_mlp", "--training-steps", "20it", "--eval-every", "10it", "--device", "cpu",
+            "--alphas", "3", "--train-examples", "100", "--trajectory-points", "1", "--rewind", "0it")
+    assert lth("landscape", *base, "--root", str(root), "--grid", "3")[0] == 0
+    (land,) = sorted(root.glob("stability_*/replicate_*/level_*/landscape_*.json"))
+    land.write_text(land.read_text()[:40])
+    capsys.readouterr()
+    rep = build_report(root)
+    err = capsys.readouterr().err
+    assert err.count("damaged file") == 1 and str(land) in err
+    assert not any(p.name.startswith("landscape_") for p in rep.figures) and rep.index.is_file()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +187,16 @@ def _table2(page: Any, df: pd.DataFrame) -> None:
 def _contour(page: Any, f: Path, root: Path) -> None:
     from lth.report.stability import plot_contour
 
-    doc = json.loads(f.read_text())
+    need = ("xs", "ys", "test_error", "plane", "subnetwork", "rewind", "level", "points", "trajectories")
+    try:
+        doc = json.loads(f.read_text())
+        ok = isinstance(doc, dict) and all(k in doc for k in need)
+    except (OSError, UnicodeDecodeError, ValueError):
+        ok = False
+    if not ok:
+        print(f"lth: warning: damaged file {f}: its landscape is left out of the report (run `lth landscape` "
+              "again to recompute it)", file=sys.stderr)
+        return
     rel = f.relative_to(Path(root).resolve()).parts
     name = f"landscape_{rel[0].split('_', 1)[1]}_r{rel[1].split('_')[1]}_l{rel[2].split('_')[1]}_{doc['plane']}"
     title = f"{doc['subnetwork']}, k = {doc['rewind']}, level {doc['level']} ({doc['plane']} plane)"
