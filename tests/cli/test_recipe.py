@@ -101,3 +101,20 @@ def test_a_rescaled_full_recipe_is_not_comparable(capsys: pytest.CaptureFixture,
         assert "True" not in f.read()
     page = (tmp_path / "r" / "report" / "index.html").read_text()
     assert "Mode: full, except the substitutions listed below" in page and "Mode: full (the paper" not in page
+
+
+def test_without_root_each_recipe_has_its_own_store(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recipe's report draws every run under its root, so by default each recipe (and its --quick form) gets a
+    folder of its own: ./runs/NAME-quick, or $LTH_ROOT/NAME-quick; other runs in ./runs stay out of it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LTH_ROOT", raising=False)
+    small = ("--levels", "1", "--replicates", "1", "--training-steps", "5it", "--json")
+    code, out, err = lth(capsys, "recipe", "lottery", "--quick", *small)
+    assert code == 0, err
+    assert Path(json.loads(out)["report"]) == (tmp_path / "runs" / "lottery-quick" / "report" / "index.html").resolve()
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["lottery-quick"]
+    monkeypatch.setenv("LTH_ROOT", str(tmp_path / "store"))
+    code, out, err = lth(capsys, "recipe", "lottery", "--quick", *small)
+    assert code == 0, err
+    assert Path(json.loads(out)["report"]).parent.parent == (tmp_path / "store" / "lottery-quick").resolve()

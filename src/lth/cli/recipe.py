@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from lth.cli.common import (
+    DEFAULT_ROOT,
     Progress,
     add_runtime_flags,
+    check_root,
     emit_json,
     executor_from_args,
     print_table,
@@ -36,7 +39,12 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
                    help="run only the recipe's pieces that train on these datasets (e.g. --datasets mnist: the "
                         "MNIST part at paper scale without CIFAR-10); the report names what is left out")
     add_runtime_flags(p)
-    p.set_defaults(replicates=None)  # the recipe's own number unless --replicates is given
+    # the recipe's own number unless --replicates is given; the store: --root, else a folder of its own under
+    # $LTH_ROOT or ./runs (a recipe's report draws every run under its root, so recipes never share one)
+    p.set_defaults(replicates=None, root=None)
+    for a in p._actions:
+        if a.dest == "root":
+            a.help = "store directory (default: ./runs/NAME, or ./runs/NAME-quick with --quick; under $LTH_ROOT if set)"
 
 
 def _duration(seconds: float) -> str:
@@ -81,6 +89,10 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
         step_flag(args.training_steps, "--training-steps")
     if recipe.telemetry and args.telemetry_every is None:
         args.telemetry_every = recipe.telemetry
+    if args.root is None:
+        folder = f"{recipe.name}-quick" if args.quick else recipe.name
+        args.root = str(Path(os.environ.get("LTH_ROOT", DEFAULT_ROOT)) / folder)
+        check_root(args.root)
     root = Path(args.root).expanduser().resolve()
     ctx = Context(quick=args.quick, root=root, data_dir=args.data_dir,
                   scale=Scale(levels=levels, replicates=args.replicates, steps=args.training_steps),
