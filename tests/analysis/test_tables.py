@@ -109,3 +109,19 @@ def test_level_stays_a_whole_number_beside_runs_without_levels(tmp_path) -> None
     assert code == 0, err
     df = pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)
     assert set(df["level"]) == {"0", "1", ""}  # whole numbers, empty for the train run (not 1.0 / NaN)
+
+
+def test_a_metric_some_runs_never_filled_stays_numeric(tmp_path) -> None:
+    """A pretraining head run trains 0 steps, so its metrics.csv has no train_loss: the column stays a number
+    column (a None among floats made it object, and pandas' numeric means then dropped it: a KeyError in the
+    ticket-distribution recipe)."""
+    from lth.analysis import metrics_frame
+
+    root = tmp_path / "s"
+    code, _, err = lth("lottery", "--preset", "digits_mlp", "--levels", "1", "--training-steps", "5it",
+                           "--pretrain-steps", "2it", "--pretrain-task", "rotation", "--root", str(root))
+    assert code == 0, err
+    df = metrics_frame(root)
+    assert df["train_loss"].isna().any() and df["train_loss"].notna().any()
+    assert pd.api.types.is_float_dtype(df["train_loss"]) and pd.api.types.is_float_dtype(df["test_accuracy"])
+    assert df.groupby("iteration")[["test_accuracy", "train_loss"]].mean(numeric_only=True).shape[1] == 2

@@ -179,6 +179,9 @@ def metrics_frame(root: Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     out = pd.concat(frames, ignore_index=True)
+    for col in out.columns:  # a metric some runs never filled (a 0-step run's train_loss: None) stays numeric
+        if out[col].dtype == object and out[col].map(lambda v: v is None or isinstance(v, int | float)).all():
+            out[col] = pd.to_numeric(out[col])
     for col in ("level", "replicate", "iteration"):  # whole numbers stay whole where some runs lack them (NaN)
         if col in out:
             out[col] = out[col].astype("Int64")
