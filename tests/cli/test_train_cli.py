@@ -16,3 +16,16 @@ def test_bad_runtime_flag_on_a_trained_store_is_one_line(tmp_path) -> None:
                                         "--telemetry-every"]
     code, _, err = lth(*argv)
     assert code == 0 and "already trained: nothing to do" in err
+
+
+def test_a_trained_run_asked_for_telemetry_is_not_called_nothing_to_do(tmp_path) -> None:
+    """Asking a trained run for telemetry it did not record replays it: the command must not also say
+    'already trained: nothing to do'."""
+    argv = ["train", "--preset", "digits_mlp", "--model", "fc_8", "--training-steps", "4it", "--root", str(tmp_path)]
+    assert lth(*argv)[0] == 0
+    code, _, err = lth(*argv, "--telemetry-every", "2it")
+    assert code == 0, err
+    assert "nothing to do" not in err and "replaying" in err
+    assert next(tmp_path.rglob("telemetry.csv")).is_file()
+    code, _, err = lth(*argv, "--telemetry-every", "2it")  # recorded now: nothing to do
+    assert code == 0 and "already trained: nothing to do" in err

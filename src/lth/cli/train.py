@@ -53,7 +53,9 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     nodes = plan(args, base)
     with Progress() as progress:
         ex = executor_from_args(args, progress)  # first: its flags' errors come alone, before any message
-        if all(RunDir(n.path).done is not None and not missing_states(n) for n in nodes):
+        telemetry = ex.options.telemetry_every is not None  # a finished run without it is replayed to record it
+        if all(RunDir(n.path).done is not None and not missing_states(n)
+               and not (telemetry and not RunDir(n.path).has_telemetry()) for n in nodes):
             progress.console.print(f"already trained: nothing to do; results in {nodes[0].path.parent}")
         records = ex.run(nodes)
         if progress.populations:
