@@ -3,9 +3,9 @@
     import lth.api as lth
     plan = lth.lottery("digits_mlp", levels=3, replicates=2, branches=["reinit", "random-mask"],
                        root="runs", training_steps="2ep")
-    lth.run(plan)                      # trains what is missing, as populations
+    records = lth.run(plan)            # trains what is missing, as populations
     df = lth.results("runs")          # one row per run per evaluation
-    weights, mask = lth.ticket(lth.runs("runs").query("level == 3").path.iloc[0])   # m * theta_0 and m
+    weights, mask = lth.ticket(next(r["path"] for r in records["runs"] if r["level"] == 3))   # m * theta_0, m
 
 Keyword overrides are spec fields by name (``lr=3e-4``, ``training_steps="2ep"``), parsed as the CLI parses them.
 """
