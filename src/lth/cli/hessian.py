@@ -131,14 +131,15 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
         fresh = {tuple(r[c] for c in key) for r in new}  # earlier rows of other states / settings are kept
         # a file from before ``which`` was a column holds the largest eigenvalues: say so, or the rewritten file
         # has an empty cell that no later call matches (its rows would never be replaced)
-        try:
-            stored = run_dir.read_hessian()
-        except DamagedFile as e:  # results only, recomputable: named, and replaced by this call's rows
-            print(f"lth: warning: damaged file {e.path}: {e.reason}; written again with this call's rows only",
-                  file=sys.stderr)
-            stored = []
-        earlier = [{**r, "which": r.get("which") or "largest"} for r in stored]
-        kept = [r for r in earlier if tuple(r.get(c) for c in key) not in fresh]
-        run_dir.write_hessian(kept + new)
+        with run_dir.lock():  # read, merge, write as one step: another lth hessian on this run waits, loses nothing
+            try:
+                stored = run_dir.read_hessian()
+            except DamagedFile as e:  # results only, recomputable: named, and replaced by this call's rows
+                print(f"lth: warning: damaged file {e.path}: {e.reason}; written again with this call's rows only",
+                      file=sys.stderr)
+                stored = []
+            earlier = [{**r, "which": r.get("which") or "largest"} for r in stored]
+            kept = [r for r in earlier if tuple(r.get(c) for c in key) not in fresh]
+            run_dir.write_hessian(kept + new)
     emit_json({"rows": rows})
     return 0
