@@ -169,6 +169,12 @@ def test_estimate_counts_ancestors_and_forward_operations() -> None:
     lottery = RECIPES["lottery"].estimate(False, "cuda", datasets=["mnist"])
     step = max(GPU_OVERHEAD, 3 * 2 * (784 * 300 + 300 * 100 + 100 * 10) * 60 / GPU_FLOPS)
     assert lottery["runs"] == 230 and abs(lottery["seconds"] - 230 * 50000 * step) < 1e-6
+    # on the CPU a command's start and report and each run's evaluations and files count too (fitted to the quick
+    # recipes' measured 8.5-16 s; the step model alone said 1.8-6.2 s)
+    from lth.recipes.base import CPU_PER_RUN, CPU_START
+
+    quick = RECIPES["lottery"].estimate(True, "cpu")
+    assert quick["runs"] == 48 and quick["seconds"] > CPU_START + 48 * CPU_PER_RUN
 
 
 def test_mode_connectivity_names_its_level_substitutions_per_network(tmp_path: Path) -> None:

@@ -123,7 +123,11 @@ class RecipeResult:
 # and ResNet-20 (344 ms) both train at about 8e10 operations a second, tiny networks at about 0.3 ms a step; on
 # one H100 the F&C LeNet recipe (230 runs) took 308 s, i.e. about 0.025 ms per network-step in populations of 15,
 # and ResNet-20 1.5-2.6 ms a step (1e13 gives 3.1 ms: pessimistic for convnets, within 2x).
+# On the CPU a command also costs about 5 s to start and write its report and about 0.08 s a run (evaluations,
+# files): fitted to the --quick recipes' measured times here (8.5-16 s for the MLP ones; the step model alone said
+# 1.8-6.2 s). Tiny convnets are still priced low (normalization --quick: 52 s measured, about 9 s estimated).
 CPU_FLOPS, CPU_OVERHEAD = 8e10, 3e-4
+CPU_START, CPU_PER_RUN = 5.0, 0.08
 GPU_FLOPS, GPU_OVERHEAD = 1e13, 2.5e-5
 
 
@@ -213,7 +217,8 @@ class Recipe:
         """``{"runs", "seconds"}`` of the pieces :meth:`select` keeps for ``datasets`` (all pieces when None): every
         run of the graph, ancestors included (a stability copy's trunk), and a rough time: per run, its steps
         (from its start to its end) at ``max(OVERHEAD, 3 x forward operations x batch / FLOPS)`` seconds each
-        (:data:`CPU_FLOPS` / :data:`GPU_FLOPS`), counting once the runs that share a digest (trained once)."""
+        (:data:`CPU_FLOPS` / :data:`GPU_FLOPS`), counting once the runs that share a digest (trained once); on the
+        CPU plus :data:`CPU_START` and :data:`CPU_PER_RUN` a run."""
         import tempfile
 
         from lth.data.describe import describe
@@ -236,6 +241,8 @@ class Recipe:
             step_ops, spe = cache[key]
             steps = max(0, s.train.training_steps.iterations(spe) - n.start_step.iterations(spe))
             seconds += steps * max(overhead, step_ops / rate)
+        if device == "cpu":
+            seconds += CPU_START + CPU_PER_RUN * len({n.digest for n in nodes})
         return {"runs": len(nodes), "seconds": seconds}
 
     def run(self, ctx: Context, ex: Any) -> RecipeResult:
