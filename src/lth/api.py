@@ -172,8 +172,8 @@ def runs(root: str | Path = "runs") -> pd.DataFrame:
 def state(run: str | Path, name: str = "final") -> dict[str, torch.Tensor]:
     """A stored state of one run (its directory, e.g. a ``path`` of :func:`runs`): ``init`` (its initialisation),
     ``rewind`` (for a run that starts at step k > 0, its start), ``final``, or a step it kept (``500it``), as
-    ``{parameter name: tensor}``
-    (the names of its model; for your own ``nn.Module``, yours), loadable with ``load_state_dict``."""
+    ``{parameter name: tensor}`` (the names of its model; for your own ``nn.Module``, yours), loadable with
+    ``load_state_dict``."""
     d = _run(run)
     have = d.states()
     if name not in have:

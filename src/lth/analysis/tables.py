@@ -172,6 +172,9 @@ def metrics_frame(root: Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
             continue
         if m.empty:
             continue
+        # a metric the run never filled (a 0-step run's train_loss: every cell None) is a number column, else
+        # concatenating it makes the column object for every run and numeric means drop it
+        m = m.astype({c: float for c in m.columns if m[c].isna().all()})
         for col in reversed(ident):  # inserted at 0: listed order, metrics after
             if col in run and pd.notna(run[col]) and col not in m:
                 m.insert(0, col, run[col])
@@ -179,9 +182,6 @@ def metrics_frame(root: Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     out = pd.concat(frames, ignore_index=True)
-    for col in out.columns:  # a metric some runs never filled (a 0-step run's train_loss: None) stays numeric
-        if out[col].dtype == object and out[col].map(lambda v: v is None or isinstance(v, int | float)).all():
-            out[col] = pd.to_numeric(out[col])
     for col in ("level", "replicate", "iteration"):  # whole numbers stay whole where some runs lack them (NaN)
         if col in out:
             out[col] = out[col].astype("Int64")

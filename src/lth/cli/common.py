@@ -64,10 +64,9 @@ class Parser(argparse.ArgumentParser):
             names = ", ".join(f"`lth {n}`" for n in elsewhere[:3]) + (
                 f" and {len(elsewhere) - 3} more" if len(elsewhere) > 3 else "")
             hint = f" ({flags[0]} is a flag of {names}, not of `{parser.prog}`)"
-            first = next(a for a in extras if a.split("=", 1)[0] == flags[0])  # --set KEY=VALUE or --set=KEY=VALUE
-            pair = "" if flags[0] != "--set" else first.split("=", 1)[1] if "=" in first else (
-                extras[extras.index(first) + 1] if extras.index(first) + 1 < len(extras) else "")
-            if "=" in pair:  # --set KEY=VALUE where each hyperparameter is its own flag
+            i = next(i for i, a in enumerate(extras) if a.split("=", 1)[0] == flags[0])
+            pair = extras[i].partition("=")[2] or (extras[i + 1] if i + 1 < len(extras) else "")  # --set[=]K=V
+            if flags[0] == "--set" and "=" in pair:  # --set KEY=VALUE where each hyperparameter is its own flag
                 key, value = pair.split("=", 1)
                 same = near_flags("--" + key, [o for o in parser._option_string_actions if o.startswith("--")])
                 hint = hint[:-1] + (f"; here each hyperparameter is its own flag: {same[0]} {value})" if same else ")")

@@ -118,14 +118,14 @@ def discard_damaged(run: RunDir) -> None:
     ``scaffold.json`` (bookkeeping: extra states a representative keeps for its duplicates, no result) is only
     removed: the run stays finished, the states it named stay. Temporary files are left alone (this runs without
     the run's lock too: see :func:`discard_strays`)."""
-    bad = run.damaged()
+    bad, scaffold = run.damaged(), str(run.path / paths.SCAFFOLD)
     for p in bad:
-        if Path(p).name == paths.SCAFFOLD and Path(p).parent == run.path:
+        if p == scaffold:
             print(f"lth: warning: {p} is damaged: removed (the run is kept)", file=sys.stderr)
         else:
             print(f"lth: {p} is damaged: training {run.path} again", file=sys.stderr)
         Path(p).unlink(missing_ok=True)
-    if any(Path(p).name != paths.SCAFFOLD or Path(p).parent != run.path for p in bad):
+    if set(bad) - {scaffold}:
         run.drop_done()
         run.drop_checkpoint()
 
