@@ -406,3 +406,40 @@ def test_unknown_model_names_the_flag_and_the_registered_models(monkeypatch: pyt
     assert "\n" not in line
     with pytest.raises(UserError, match="^--norm: unknown norm 'layernrom'"):
         build_model("fc_8", 1, (4,), 2, norm="layernrom")
+
+
+@pytest.mark.parametrize("name,shape,norm,width", [("lenet_300_100", (1, 28, 28), "none", 1.0),
+                                                   ("resnet_20", (3, 32, 32), "fixup", 0.5),
+                                                   ("vgg_11", (3, 32, 32), "batchnorm", 0.25),
+                                                   ("conv4", (3, 32, 32), "none", 1.5)])
+def test_num_params_counts_what_build_model_builds(name: str, shape: tuple[int, ...], norm: str, width: float) -> None:
+    from lth.models import num_params
+    assert num_params(name, shape, 10, norm, width) == build_model(name, 1, shape, 10, norm, width).num_params()
+
+
+def test_num_params_follows_a_name_registered_again_and_builds_on_cpu_when_meta_fails(monkeypatch) -> None:
+    from lth.models import num_params
+
+    class ReadsValue(torch.nn.Module):
+        def __init__(self, hidden: int) -> None:
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(1))
+            self.fc = torch.nn.Linear(4, hidden + int(self.scale.item()))  # .item() fails on the meta device
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x)
+
+    def family(hidden: int):
+        def build(n, shape, k, *, norm, width):
+            return MODELS["fc"](n, shape, k, hidden=[hidden], norm=norm, width=width)
+        return build
+
+    monkeypatch.setitem(MODELS, "counted", family(3))
+    first = num_params("counted", (4,), 2)
+    monkeypatch.setitem(MODELS, "counted", family(5))
+    assert num_params("counted", (4,), 2) == first + 2 * (4 + 1 + 2)  # a cached count would be stale
+    from lth.models import from_module
+    monkeypatch.setitem(MODELS, "reads", from_module(lambda: ReadsValue(3)))
+    assert num_params("reads", (4,), 4) == build_model("reads", 1, (4,), 4).num_params()
+    with pytest.raises(UserError, match="no_such"):
+        num_params("no_such_model", (4,), 2)

@@ -76,10 +76,10 @@ def check_member(flag: str, value: object, params: int, device: torch.device) ->
 def count_params(model: str, norm: str, width: float, example_shape: tuple[int, ...], num_classes: int) -> int:
     """Parameters of one network. Wide networks are not built: the count is a quadratic in the width for every
     family (hidden-to-hidden weights grow as width^2, input/output ones as width), fitted at widths 1, 2, 3."""
-    from lth.models import build_model
+    from lth.models import num_params
 
     def exact(w: float) -> int:
-        return build_model(model, 1, example_shape, num_classes, norm, w).num_params()
+        return num_params(model, tuple(example_shape), num_classes, norm, w)
 
     if width <= 4:
         return exact(width)

@@ -6,10 +6,12 @@ Names: ``fc_<h1>[_<h2>...]`` (``lenet_300_100`` = ``fc_300_100``), ``conv2``, ``
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from lth.errors import UserError
@@ -136,6 +138,26 @@ def build_model(name: str, n: int, example_shape: tuple[int, ...], num_classes: 
     return MODELS[family](n, tuple(example_shape), num_classes, norm=norm, width=width, **params)
 
 
+def num_params(name: str, example_shape: tuple[int, ...], num_classes: int, norm: str = "batchnorm",
+               width: float = 1.0) -> int:
+    """The parameter count of one network ``name`` (as :func:`build_model` builds it). Built on the meta device
+    (no memory, no initialisation) and cached per builder, so planning code (a width search, a capacity check) may
+    ask often; a family that cannot be built on the meta device is built on the CPU."""
+    family, _ = resolve(name)
+    return _num_params(MODELS[family], name, tuple(example_shape), num_classes, norm, width)
+
+
+@functools.lru_cache(maxsize=4096)
+def _num_params(builder: Callable[..., PopModel], name: str, example_shape: tuple[int, ...], num_classes: int,
+                norm: str, width: float) -> int:
+    del builder  # part of the cache key only: a name registered again builds another network
+    try:
+        with torch.device("meta"):
+            return build_model(name, 1, example_shape, num_classes, norm, width).num_params()
+    except Exception:  # noqa: BLE001 - e.g. a module that reads a tensor's value: the CPU build says what is wrong
+        return build_model(name, 1, example_shape, num_classes, norm, width).num_params()
+
+
 def register_module(name: str, factory: Callable[..., nn.Module], **opts: Any) -> Callable[..., PopModel]:
     """Register a plain ``torch.nn.Module`` under ``name`` so every command accepts ``--model NAME``: the
     factory is converted by :func:`lth.models.from_module.from_module` (``opts``: ``include``, ``exclude``,
@@ -161,7 +183,7 @@ def model_names() -> list[str]:
             "resnet_20", "resnet_56", "resnet_110", "vgg_11", "vgg_13", "vgg_16", "vgg_19"]
 
 
-__all__ = ["MODELS", "NORMS", "NAME_FORMS", "PopModel", "build_model", "from_module", "model_names",
+__all__ = ["MODELS", "NORMS", "NAME_FORMS", "PopModel", "build_model", "from_module", "model_names", "num_params",
            "register_module", "resolve",
            "RESNET_NORMS", "VGG_NORMS"]
 

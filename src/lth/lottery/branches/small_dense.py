@@ -15,7 +15,7 @@ from lth.graph import Node
 from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
 from lth.lottery.branches.retrain import retrained_spec
 from lth.lottery.trunk import level_hparams
-from lth.models import build_model
+from lth.models import build_model, num_params
 from lth.prune import PruneHparams, full_mask, prune
 from lth.prune.ablations import scaled_width_for_params
 from lth.spec import help_field
@@ -65,7 +65,7 @@ def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     m = spec.model
 
     def count(width: float) -> int:
-        return build_model(m.model, 1, ctx.example_shape, ctx.num_classes, m.norm, width).num_params()
+        return num_params(m.model, tuple(ctx.example_shape), ctx.num_classes, m.norm, width)
 
     width = scaled_width_for_params(count(m.width) - pruned_away(ctx, r, level), count)
     small = dataclasses.replace(spec, model=dataclasses.replace(m, width=width))
