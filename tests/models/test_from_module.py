@@ -301,3 +301,40 @@ def test_cuda_graph_training_equals_eager(path: str, tmp_path: Path, monkeypatch
         finals[graph] = store.load_tensors(Path(store.states()["final"]))
     for k, v in finals["off"].items():
         assert torch.allclose(finals["auto"][k].float(), v.float(), atol=1e-4), k
+
+
+class WithBatchNorm1d(nn.Module):
+    """BatchNorm1d has no population layer: the vmap path runs it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.f, self.bn, self.o = nn.Linear(64, 16), nn.BatchNorm1d(16), nn.Linear(16, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.o(F.relu(self.bn(self.f(x.flatten(1)))))
+
+
+def test_vmap_batchnorm_statistics_are_recomputed_for_interpolated_states() -> None:
+    """Error barriers evaluate interpolated states with BatchNorm statistics recomputed on training batches (the
+    cumulative average, torch's ``momentum=None``); a vmap-path BatchNorm1d was skipped (its stale statistics
+    used)."""
+    from lth.engine.evaluate import has_batchnorm, recompute_batchnorm
+
+    model = from_module(WithBatchNorm1d)(2, (1, 8, 8), 10)
+    assert model.path == "vmap" and has_batchnorm(model)
+    alone = WithBatchNorm1d()
+    with torch.no_grad():
+        alone.bn.running_mean.fill_(5.0)  # stale statistics, as an interpolated state has
+    model.load_member(0, alone.state_dict())
+    x = torch.randn(12, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert recompute_batchnorm(model, x, batches=3, batch_size=4) == 3
+    alone.bn.reset_running_stats()
+    alone.bn.momentum = None  # torch's cumulative average over the same three batches
+    alone.train()
+    with torch.no_grad():
+        for t in range(3):
+            alone(x[4 * t:4 * t + 4])
+    got = model.member_state(0)
+    assert torch.allclose(got["bn.running_mean"], alone.bn.running_mean, atol=1e-6)
+    assert torch.allclose(got["bn.running_var"], alone.bn.running_var, atol=1e-5)
+    assert model.batchnorms()[0].momentum == 0.1  # restored

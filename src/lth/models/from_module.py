@@ -457,6 +457,23 @@ def _mlp_chain(model: nn.Module, graph: fx.Graph) -> list[FromLinear] | None:
     return layers if ops and len(ops) % 2 == 1 else None
 
 
+class StackedBatchNorm:
+    """A vmap-path BatchNorm as :func:`lth.engine.evaluate.recompute_batchnorm` needs it: the module's ``momentum``
+    (read by the module's forward under vmap) and the population's stacked running statistics ``[N, C]``."""
+
+    def __init__(self, module: nn.Module, running_mean: Tensor, running_var: Tensor) -> None:
+        self.module, self.running_mean, self.running_var = module, running_mean, running_var
+
+    @property
+    def momentum(self) -> float | None:
+        """The module's momentum (None: a cumulative average)."""
+        return self.module.momentum
+
+    @momentum.setter
+    def momentum(self, value: float | None) -> None:
+        self.module.momentum = value
+
+
 class VmapModel(ModuleModel):
     """The vmap path: stacked parameters and buffers, the original module under ``vmap(functional_call)``."""
 
@@ -487,6 +504,13 @@ class VmapModel(ModuleModel):
             owner.register_parameter(leaf, t)  # type: ignore[arg-type]
         else:
             owner.register_buffer(leaf, t, persistent=persistent)
+
+    def batchnorms(self) -> list[StackedBatchNorm]:
+        """The module's BatchNorm layers (any dimension) that keep running statistics, so that they are recomputed
+        for interpolated or perturbed states like lth's own BatchNorm layers."""
+        return [StackedBatchNorm(m, self.get_buffer(f"{k}.running_mean"), self.get_buffer(f"{k}.running_var"))
+                for k, m in self._skeleton.named_modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
     def train(self, mode: bool = True) -> VmapModel:
         super().train(mode)
@@ -734,4 +758,4 @@ def _check_against(model: ModuleModel, reference: nn.Module, shape: tuple[int, .
 
 
 __all__ = ["FromBatchNorm2d", "FromConv2d", "FromLinear", "FxModel", "INITS", "ModuleModel", "PATHS",
-           "PRUNABLE_TYPES", "Unsupported", "VmapModel", "from_module", "fx_rewrite"]
+           "PRUNABLE_TYPES", "StackedBatchNorm", "Unsupported", "VmapModel", "from_module", "fx_rewrite"]
