@@ -55,6 +55,30 @@ class WithLayerNorm(nn.Module):
         return self.out(torch.relu(self.norm(self.fc1(x.flatten(1)))))
 
 
+class Frozen(nn.Module):
+    """A frozen first layer (``requires_grad=False``): kept in every state, never trained, never pruned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.f, self.o = nn.Linear(64, 16), nn.Linear(16, 10)
+        self.f.weight.requires_grad_(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.o(F.relu(self.f(x.flatten(1))))
+
+
+class Tied(nn.Module):
+    """Weight tying: one Parameter used by two layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.o = nn.Linear(64, 64), nn.Linear(64, 64), nn.Linear(64, 10)
+        self.b.weight = self.a.weight
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.o(F.relu(self.b(F.relu(self.a(x.flatten(1))))))
+
+
 def _spec(model: str, steps: int = 24, **data) -> TrainSpec:
     return TrainSpec(DataHparams(dataset="digits", batch_size=16, **data), ModelHparams(model=model),
                      TrainHparams(optimizer="sgd", lr=0.1, training_steps=Step(steps, "it"),
@@ -78,7 +102,8 @@ def _plain_sgd(module: nn.Module, data, spec: TrainSpec, order_seed: int, steps:
     return module
 
 
-@pytest.mark.parametrize(("factory", "path"), [(mlp, "fx"), (SmallCNN, "fx"), (SmallCNN, "vmap")])
+@pytest.mark.parametrize(("factory", "path"), [(mlp, "fx"), (SmallCNN, "fx"), (SmallCNN, "vmap"), (Frozen, "fx"),
+                                              (Frozen, "vmap"), (Tied, "vmap")])
 def test_population_of_4_trains_like_the_module_alone(factory, path: str, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(MODELS, "own", from_module(factory, path=path))
@@ -97,6 +122,11 @@ def test_population_of_4_trains_like_the_module_alone(factory, path: str, tmp_pa
             assert torch.allclose(final[k].to(v.dtype), v, atol=1e-4), (r, k)
     finals = [RunDir(tmp_path / f"r{r}").load_tensors(Path(RunDir(tmp_path / f"r{r}").states()["final"]))
               for r in range(2)]
+    if factory is Frozen:  # trained alone, a frozen weight stays put: so it did here (it was trained before)
+        init0 = RunDir(tmp_path / "r0").load_tensors(Path(RunDir(tmp_path / "r0").states()["init"]))
+        assert torch.equal(finals[0]["f.weight"], init0["f.weight"])
+    if factory is Tied:  # still one tensor under both names (the fx rewrite untied them; vmap could not run it)
+        assert torch.equal(finals[0]["a.weight"], finals[0]["b.weight"])
     if factory is SmallCNN:  # per-member BatchNorm statistics: each member's own, and they differ
         assert not torch.allclose(finals[0]["features.1.running_mean"], finals[1]["features.1.running_mean"])
         assert int(finals[0]["features.1.num_batches_tracked"]) == 24
@@ -132,6 +162,40 @@ def test_prunable_names_kinds_and_the_output_layer() -> None:
         == "0.weight"
     with pytest.raises(UserError, match="exclude: bad value 'nope'"):
         from_module(SmallCNN, exclude=["nope"])(1, (1, 8, 8), 10)
+
+
+def test_frozen_and_tied_weights_are_pruned_once_or_not_at_all() -> None:
+    frozen = from_module(Frozen)(2, (1, 8, 8), 10)
+    assert frozen.prunable() == ["o.weight"] and "f.weight" not in dict(frozen.named_parameters())
+    assert "f.weight" in frozen.state_dict()
+    tied = from_module(Tied)(2, (1, 8, 8), 10)
+    assert tied.path == "vmap" and "'b.weight' is tied to 'a.weight'" in tied.fallback_reason
+    assert tied.prunable() == ["a.weight", "o.weight"]  # the shared tensor once, under its first name
+    assert tied.get_parameter("a.weight") is tied.get_parameter("b.weight")
+
+
+class _Needs(nn.Module):
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.f = nn.Linear(64, hidden)
+
+
+@pytest.mark.parametrize(("call", "named"), [
+    (lambda: from_module(_Needs(4)), ["factory", "_Needs(", "a callable that returns a fresh nn.Module"]),
+    (lambda: from_module("resnet18"), ["factory", "'resnet18'", "callable"]),
+    (lambda: from_module(mlp, include=3), ["include", "3", "glob pattern"]),
+    (lambda: from_module(mlp, exclude=[1]), ["exclude", "[1]", "glob pattern"]),
+    (lambda: from_module(mlp, output=3), ["output", "3", "layer name"]),
+    (lambda: from_module(_Needs)(1, (1, 8, 8), 10), ["model _Needs", "TypeError", "'hidden'", "functools.partial"]),
+    (lambda: from_module(lambda: 1 / 0, name="z")(1, (1, 8, 8), 10), ["model z", "ZeroDivisionError"]),
+])
+def test_wrong_arguments_are_one_line_user_errors(call, named) -> None:
+    with pytest.raises(UserError) as e:
+        call()
+    line = str(e.value)
+    assert "\n" not in line
+    for word in named:
+        assert word in line, line
 
 
 def test_unsupported_layers_fall_back_or_are_named() -> None:
@@ -237,3 +301,40 @@ def test_cuda_graph_training_equals_eager(path: str, tmp_path: Path, monkeypatch
         finals[graph] = store.load_tensors(Path(store.states()["final"]))
     for k, v in finals["off"].items():
         assert torch.allclose(finals["auto"][k].float(), v.float(), atol=1e-4), k
+
+
+class WithBatchNorm1d(nn.Module):
+    """BatchNorm1d has no population layer: the vmap path runs it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.f, self.bn, self.o = nn.Linear(64, 16), nn.BatchNorm1d(16), nn.Linear(16, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.o(F.relu(self.bn(self.f(x.flatten(1)))))
+
+
+def test_vmap_batchnorm_statistics_are_recomputed_for_interpolated_states() -> None:
+    """Error barriers evaluate interpolated states with BatchNorm statistics recomputed on training batches (the
+    cumulative average, torch's ``momentum=None``); a vmap-path BatchNorm1d was skipped (its stale statistics
+    used)."""
+    from lth.engine.evaluate import has_batchnorm, recompute_batchnorm
+
+    model = from_module(WithBatchNorm1d)(2, (1, 8, 8), 10)
+    assert model.path == "vmap" and has_batchnorm(model)
+    alone = WithBatchNorm1d()
+    with torch.no_grad():
+        alone.bn.running_mean.fill_(5.0)  # stale statistics, as an interpolated state has
+    model.load_member(0, alone.state_dict())
+    x = torch.randn(12, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert recompute_batchnorm(model, x, batches=3, batch_size=4) == 3
+    alone.bn.reset_running_stats()
+    alone.bn.momentum = None  # torch's cumulative average over the same three batches
+    alone.train()
+    with torch.no_grad():
+        for t in range(3):
+            alone(x[4 * t:4 * t + 4])
+    got = model.member_state(0)
+    assert torch.allclose(got["bn.running_mean"], alone.bn.running_mean, atol=1e-6)
+    assert torch.allclose(got["bn.running_var"], alone.bn.running_var, atol=1e-5)
+    assert model.batchnorms()[0].momentum == 0.1  # restored

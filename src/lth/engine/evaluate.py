@@ -19,6 +19,7 @@ Dziugaite, Roy & Carbin (ICML 2020, Sec. 2). Without ``bn_data`` the states' own
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,9 +44,16 @@ def default_chunk_budget(device: torch.device) -> int:
     return 1 << (25 if device.type == "cuda" else 22)
 
 
+def _batchnorms(model: PopModel) -> list[Any]:
+    """``model``'s BatchNorm layers with running statistics: lth's own, and those a model lists in ``batchnorms()``
+    (an own ``nn.Module`` on the vmap path, :class:`lth.models.from_module.StackedBatchNorm`)."""
+    own = getattr(model, "batchnorms", None)
+    return [m for m in model.modules() if isinstance(m, PopBatchNorm2d)] + (list(own()) if own else [])
+
+
 def has_batchnorm(model: PopModel) -> bool:
     """Whether ``model`` has BatchNorm layers (running statistics)."""
-    return any(isinstance(m, PopBatchNorm2d) for m in model.modules())
+    return bool(_batchnorms(model))
 
 
 @torch.no_grad()
@@ -59,7 +67,7 @@ def recompute_batchnorm(model: PopModel, x: Tensor, batches: int, batch_size: in
     is ``torch.nn.BatchNorm2d``'s cumulative average ``momentum=None``): the mean of the batch means and the
     mean of the unbiased batch variances. Returns the number of batches used; the model is left in eval mode.
     """
-    norms = [m for m in model.modules() if isinstance(m, PopBatchNorm2d)]
+    norms = _batchnorms(model)
     if not norms:
         return 0
     if batches < 1 or batch_size < 1:

@@ -417,11 +417,12 @@ class FxModel(ModuleModel):
     """The fx path: the module's graph rewritten onto population layers."""
 
     def __init__(self, n: int, reference: nn.Module, layers: dict[str, nn.Module], graph: fx.Graph,
-                 **kw: Any) -> None:
+                 frozen: Iterable[str] = (), **kw: Any) -> None:
         super().__init__(n, reference, **kw)
         self.path = "fx"
         for name, layer in layers.items():
             _set_submodule(self, name, layer)
+        _freeze(self, frozen)
         self.__dict__["_gm"] = fx.GraphModule(self, graph)  # not a child: shares this model's layers
         chain = _mlp_chain(self, graph)
         if chain is not None:  # a plain MLP: the engine's CPU path may use FC's hand-written backward
@@ -444,7 +445,8 @@ def _mlp_chain(model: nn.Module, graph: fx.Graph) -> list[FromLinear] | None:
         want_linear = k % 2 == 0
         if want_linear:
             m = model.get_submodule(str(nd.target)) if nd.op == "call_module" else None
-            if not isinstance(m, FromLinear) or m.bias is None:
+            if not isinstance(m, FromLinear) or not isinstance(m.bias, nn.Parameter) \
+                    or not isinstance(m.weight, nn.Parameter):  # FC's backward trains both
                 return None
             layers.append(m)
         elif not ((nd.op == "call_module" and type(model.get_submodule(str(nd.target))) is nn.ReLU
@@ -455,20 +457,41 @@ def _mlp_chain(model: nn.Module, graph: fx.Graph) -> list[FromLinear] | None:
     return layers if ops and len(ops) % 2 == 1 else None
 
 
+class StackedBatchNorm:
+    """A vmap-path BatchNorm as :func:`lth.engine.evaluate.recompute_batchnorm` needs it: the module's ``momentum``
+    (read by the module's forward under vmap) and the population's stacked running statistics ``[N, C]``."""
+
+    def __init__(self, module: nn.Module, running_mean: Tensor, running_var: Tensor) -> None:
+        self.module, self.running_mean, self.running_var = module, running_mean, running_var
+
+    @property
+    def momentum(self) -> float | None:
+        """The module's momentum (None: a cumulative average)."""
+        return self.module.momentum
+
+    @momentum.setter
+    def momentum(self, value: float | None) -> None:
+        self.module.momentum = value
+
+
 class VmapModel(ModuleModel):
     """The vmap path: stacked parameters and buffers, the original module under ``vmap(functional_call)``."""
 
-    def __init__(self, n: int, reference: nn.Module, **kw: Any) -> None:
+    def __init__(self, n: int, reference: nn.Module, frozen: Iterable[str] = (), **kw: Any) -> None:
         super().__init__(n, reference, **kw)
         self.path = "vmap"
         self.__dict__["_skeleton"] = copy.deepcopy(reference).to("meta")
-        self._pnames = [k for k, _ in reference.named_parameters()]
-        self._bnames = [k for k, _ in reference.named_buffers()]
         persistent = set(reference.state_dict())
         for k, p in reference.named_parameters():
             self._register(k, nn.Parameter(p.detach().unsqueeze(0).repeat(n, *[1] * p.dim())), True, True)
         for k, b in reference.named_buffers():
             self._register(k, b.detach().unsqueeze(0).repeat(n, *[1] * b.dim()), False, k in persistent)
+        for alias, first in _aliases(reference).items():  # one stacked Parameter under both names, as in the module
+            self._register(alias, self.get_parameter(first), True, True)
+        _freeze(self, frozen)
+        # every name, tied ones too: the meta skeleton no longer ties them (``.to("meta")`` makes new Parameters)
+        self._pnames = [k for k, _ in self.named_parameters(remove_duplicate=False)]
+        self._bnames = [k for k, _ in self.named_buffers(remove_duplicate=False)]
 
     def _register(self, name: str, t: Tensor, param: bool, persistent: bool) -> None:
         mod, _, leaf = name.rpartition(".")
@@ -481,6 +504,13 @@ class VmapModel(ModuleModel):
             owner.register_parameter(leaf, t)  # type: ignore[arg-type]
         else:
             owner.register_buffer(leaf, t, persistent=persistent)
+
+    def batchnorms(self) -> list[StackedBatchNorm]:
+        """The module's BatchNorm layers (any dimension) that keep running statistics, so that they are recomputed
+        for interpolated or perturbed states like lth's own BatchNorm layers."""
+        return [StackedBatchNorm(m, self.get_buffer(f"{k}.running_mean"), self.get_buffer(f"{k}.running_var"))
+                for k, m in self._skeleton.named_modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
     def train(self, mode: bool = True) -> VmapModel:
         super().train(mode)
@@ -501,6 +531,12 @@ class VmapModel(ModuleModel):
 
 
 # ------------------------------------------------------------------------------------------------------ the builder
+def _short(v: Any) -> str:
+    """``repr(v)`` on one line, at most 80 characters (a module's repr spans many lines)."""
+    text = " ".join(repr(v).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _call_factory(factory: Callable[..., nn.Module], label: str, example_shape: tuple[int, ...], num_classes: int,
                   norm: str, width: float) -> nn.Module:
     try:
@@ -514,10 +550,42 @@ def _call_factory(factory: Callable[..., nn.Module], label: str, example_shape: 
     if "norm" not in kwargs and norm != "batchnorm":
         raise UserError(f"--norm {norm}: model {label} keeps its own normalisation layers; allowed: batchnorm "
                         f"(the default)")
-    m = factory(**kwargs)
+    try:
+        m = factory(**kwargs)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the user's constructor failed: one line naming the model
+        hint = ("; a factory takes no arguments or only example_shape, num_classes, norm, width: pass constructor "
+                "arguments with a lambda or functools.partial") if isinstance(e, TypeError) else ""
+        raise UserError(f"model {label}: the factory failed with {type(e).__name__}: "
+                        f"{(str(e).splitlines() or [''])[0][:200]}{hint}") from e
     if not isinstance(m, nn.Module):
         raise UserError(f"model {label}: the factory returned {type(m).__name__}, not a torch.nn.Module")
     return m
+
+
+def _aliases(module: nn.Module) -> dict[str, str]:
+    """``{second name: first name}`` for every Parameter that ``module`` holds under more than one name (weight
+    tying: ``self.b.weight = self.a.weight``)."""
+    first: dict[int, str] = {}
+    out: dict[str, str] = {}
+    for k, p in module.named_parameters(remove_duplicate=False):
+        if id(p) in first:
+            out[k] = first[id(p)]
+        else:
+            first[id(p)] = k
+    return out
+
+
+def _freeze(model: nn.Module, names: Iterable[str]) -> None:
+    """The parameters ``names`` of ``model`` become (persistent) buffers: kept in every state under the same name,
+    never updated by the optimiser (the module's ``requires_grad=False``)."""
+    for k in names:
+        owner_name, _, leaf = k.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        if leaf in owner._parameters:
+            t = owner._parameters.pop(leaf)
+            owner.register_buffer(leaf, None if t is None else t.detach())
 
 
 def _matches(patterns: Iterable[str], module_name: str) -> bool:
@@ -553,6 +621,15 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
     pruned at the fc rate by mistake). ``init``: ``module`` (the module's own initialisation, each member from
     its own seeded factory call), ``spec`` (lth's initialiser named by ``--init``) or an initialiser name.
     ``path``: ``auto`` (``fx`` where every layer is supported, else ``vmap``), ``fx`` or ``vmap``."""
+    if isinstance(factory, nn.Module) or not callable(factory):
+        raise UserError(f"factory: bad value {_short(factory)}; allowed: a callable that returns a fresh nn.Module "
+                        f"(the class itself, or e.g. lambda: MyNet(32), functools.partial(MyNet, 32))")
+    for arg, v in (("include", include), ("exclude", exclude)):
+        if v is not None and not (isinstance(v, str) or (isinstance(v, Iterable) and not isinstance(v, bytes | dict)
+                                                         and all(isinstance(x, str) for x in v))):
+            raise UserError(f"{arg}: bad value {v!r}; allowed: a glob pattern or a list of them, e.g. ['layer4.*']")
+    if output is not None and not isinstance(output, str):
+        raise UserError(f"output: bad value {output!r}; allowed: a layer name (str), e.g. 'fc'")
     if init not in INITS:
         raise UserError(f"init: bad value {init!r}; allowed: {', '.join(INITS)}")
     if path not in PATHS:
@@ -579,7 +656,10 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
                 if not _matches([p], "") and not any(_matches([p], k) for k in layers):
                     raise UserError(f"{flag}: bad value {p!r} for {what}; no layer matches; layers: "
                                     f"{', '.join(layers)}")
-        selected = [k for k in layers if (not inc or _matches(inc, k)) and not _matches(exc, k)]
+        aliases = _aliases(reference)  # tied weights: pruned and trained once, under their first name
+        frozen = [k for k, p in reference.named_parameters(remove_duplicate=False) if not p.requires_grad]
+        selected = [k for k in layers if (not inc or _matches(inc, k)) and not _matches(exc, k)
+                    and f"{k}.weight" not in aliases and f"{k}.weight" not in frozen]
         # the reference run: output shape, the output layer (the layer whose result is returned)
         outs: dict[str, Any] = {}
         hooks = [m.register_forward_hook(lambda _m, _a, out, k=k: outs.__setitem__(k, out))
@@ -620,8 +700,12 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
         key = (n, shape, num_classes, norm, width)
         if path in ("auto", "fx"):
             try:
+                if aliases:
+                    tied, to = next(iter(aliases.items()))
+                    raise Unsupported(f"parameter {tied!r} is tied to {to!r} (one Parameter used twice); the "
+                                      f"rewrite would untie it")
                 rewritten, graph = fx_rewrite(reference, n, shape)
-                model = FxModel(n, reference, rewritten, graph, **kw)
+                model = FxModel(n, reference, rewritten, graph, frozen=frozen, **kw)
                 if (key, "fx") not in checked:
                     _check_against(model, reference, shape)
                     checked.add((key, "fx"))
@@ -631,7 +715,7 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
                     raise UserError(f"{what} cannot be rewritten onto population layers: {reason}; "
                                     f"use path='vmap' or 'auto'") from e
         if model is None:
-            model = VmapModel(n, reference, **kw)
+            model = VmapModel(n, reference, frozen=frozen, **kw)
             try:
                 if (key, "vmap") not in checked:
                     _check_against(model, reference, shape)
@@ -674,4 +758,4 @@ def _check_against(model: ModuleModel, reference: nn.Module, shape: tuple[int, .
 
 
 __all__ = ["FromBatchNorm2d", "FromConv2d", "FromLinear", "FxModel", "INITS", "ModuleModel", "PATHS",
-           "PRUNABLE_TYPES", "Unsupported", "VmapModel", "from_module", "fx_rewrite"]
+           "PRUNABLE_TYPES", "StackedBatchNorm", "Unsupported", "VmapModel", "from_module", "fx_rewrite"]
