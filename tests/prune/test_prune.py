@@ -468,3 +468,54 @@ def test_effective_density_conv_then_fc() -> None:
     mask = {"conv": conv, "fc": torch.ones(3, 8, dtype=torch.bool)}
     assert density(mask) == 33 / 42 and effective_density(mask, ["conv", "fc"]) == 21 / 42
     assert effective_mask(mask)["fc"][:, :4].sum() == 0 and effective_mask(mask)["fc"][:, 4:].all()
+
+
+# ------------------------------------------------------------------------------- the seeds' pruning rates
+def _preset_pruning(name: str) -> PruneHparams:
+    from lth.presets import PRESETS
+
+    return PruneHparams(**{k: tuple(v) if isinstance(v, list) else v for k, v in PRESETS[name].pruning.items()})
+
+
+def test_lenet_300_100_fc_rates_keep_3_58_percent_at_level_15(lenet) -> None:
+    """Frankle & Carbin's LeNet row (seed 001, Table 1): fc 20% per level, the output layer at half that ("all the
+    last layers were pruned to half of the given pruning rate"). Hand count: 265,200 hidden weights x 0.8^15 =
+    9,330.8 and 1,000 output weights x 0.9^15 = 205.9, so level 15 keeps 9,536.7 / 266,200 = 3.58%; biases are
+    never prunable."""
+    weights, kinds = lenet
+    assert kinds == {"layers.0.weight": "fc", "layers.1.weight": "fc", "layers.2.weight": "output"}
+    hp = _preset_pruning("lenet_300_100")
+    mask = full_mask(weights, kinds)
+    for _ in range(15):
+        mask = prune(weights, mask, hp, kinds)
+    assert sum(w.numel() for w in weights.values()) == 266_200
+    assert density(mask) == pytest.approx((265_200 * 0.8 ** 15 + 1_000 * 0.9 ** 15) / 266_200, abs=2e-5)
+    assert round(density(mask), 4) == 0.0358
+
+
+@pytest.mark.parametrize("norm", ["fixup", "batchnorm"])
+def test_resnet20_global_conv_pruning_leaves_classifier_norms_and_fixup_scalars(norm: str) -> None:
+    """Siswanto, Frankle & Carbin (seed 000, section 2, step 3): global magnitude pruning; F&C's ResNet row (seed
+    001, Table 1): conv 20%, fc 0%. One level of the ``resnet20_fixup`` / ``resnet20`` preset removes round(0.2 x
+    all conv weights) ranked together (stem, branch and 1x1 shortcut convs) and nothing else: the classifier is
+    ignored, and BatchNorm's affine parameters and Fixup's scalar biases and multipliers are not prunable."""
+    model = build_model("resnet_20", 1, (3, 32, 32), 10, norm=norm, width=0.25)
+    kinds = kinds_of(model)
+    params = dict(model.named_parameters())
+    assert set(kinds) == {n for n, p in params.items() if n.endswith("weight") and p.dim() in (3, 5)}
+    assert kinds["fc.weight"] == "output" and all(k == "conv" for n, k in kinds.items() if n != "fc.weight")
+    scalars = [n for n in params if "bias1" in n or "bias2" in n or n.endswith("scale.weight")]
+    assert (len(scalars) == 2 + 9 * 5) if norm == "fixup" else not scalars  # 4 biases + 1 multiplier per branch
+    assert not set(scalars) & set(kinds) and not any("norm" in n for n in kinds)
+    g = torch.Generator().manual_seed(0)
+    weights = {n: torch.randn(params[n].shape[1:], generator=g) for n in kinds}
+    mask = full_mask(weights, kinds)
+    new = prune(weights, mask, _preset_pruning("resnet20_fixup" if norm == "fixup" else "resnet20"), kinds)
+    convs = [n for n in kinds if n != "fc.weight"]
+    total = sum(weights[n].numel() for n in convs)
+    assert bool(new["fc.weight"].all())
+    assert total - sum(int(new[n].sum()) for n in convs) == _k(0.2, total)
+    score = torch.cat([weights[n].abs().flatten() for n in convs])
+    cut = score.sort().values[_k(0.2, total) - 1]
+    for n in convs:  # every removed weight is at most the cut, every kept one above it (continuous: no ties)
+        assert bool((weights[n].abs()[~new[n]] <= cut).all()) and bool((weights[n].abs()[new[n]] > cut).all())

@@ -201,6 +201,11 @@ def test_quick_dynamics(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     rows = {r["quantity"]: r for r in doc["rows"]}
     fp = rows["unstructured, smallest: frame potential / rows, first layer, init"]
     assert fp["n"] == 2 and fp["lth_min"] >= 1.0  # FP >= n rows: at least 1 per row
+    mask_d = rows["sparsest matching density (structured (neurons, L1))"]
+    eff_d = rows["sparsest matching effective density (structured (neurons, L1))"]
+    assert mask_d["n"] == eff_d["n"] and mask_d["n"] in (0, 1)
+    if eff_d["n"]:  # removed neurons' outgoing weights stay in the mask: the effective density is not above it
+        assert 0.0 < eff_d["lth"] <= mask_d["lth"] < 1.0
 
 
 def test_mode_connectivity_matching_verdict_reproduces_table2(tmp_path: Path) -> None:
@@ -228,3 +233,45 @@ def test_early_phase_fig8_correlation_is_over_perturbation_means() -> None:
     assert per_run > -0.7
     assert fig8_correlation(runs) == pytest.approx(-1.0)
     assert fig8_correlation(runs[:4]) is None  # two perturbations make no correlation
+
+
+def _rec(level: int, acc: float, density: float, effective: float | None = None) -> dict:
+    rec = {"level": level, "final_test_accuracy": acc, "density": density, "status": "complete"}
+    if effective is not None:
+        rec["effective_density"] = effective
+    return rec
+
+
+def test_dynamics_sparsest_matching_is_a_pruned_level_within_0_2_points() -> None:
+    """Dense mean 0.96: level 1 (0.959, 0.2 points is 0.958) matches, level 2 (0.950) does not, level 3 (0.9585)
+    matches again, so the sparsest matching level is 3 (mask density 0.512, effective 0.4). When no pruned level
+    matches the answer is None, never the dense network's own density 1."""
+    from lth.recipes.dynamics import sparsest_matching
+
+    recs = [_rec(0, 0.95, 1.0), _rec(0, 0.97, 1.0), _rec(1, 0.959, 0.8, 0.7), _rec(1, 0.959, 0.8, 0.7),
+            _rec(2, 0.95, 0.64, 0.5), _rec(3, 0.9585, 0.512, 0.4)]
+    assert sparsest_matching(recs, 3) == pytest.approx(0.512)
+    assert sparsest_matching(recs, 3, "effective_density") == pytest.approx(0.4)
+    assert sparsest_matching(recs, 2) == pytest.approx(0.8)
+    below = [_rec(0, 0.96, 1.0), _rec(1, 0.957, 0.8), _rec(2, 0.90, 0.64)]
+    assert sparsest_matching(below, 2) is None
+
+
+def test_normalization_verdicts_matching_at_k0_and_rewinding() -> None:
+    """Siswanto, Frankle & Carbin (section 3): at k = 0 the sparsest ticket is not matching (more than 0.2 points
+    under dense); a later rewinding point does better. BatchNorm here: dense 0.90, k = 0 ticket 0.85 (not
+    matching), k = 20it 0.89 (helps). Fixup: dense 0.88, k = 0 ticket 0.878 (exactly 0.2 points under: matching,
+    so the claim fails), k = 20it 0.87 (does not help)."""
+    from lth.recipes.base import Context, Scale
+    from lth.recipes.normalization import RECIPE, not_matching
+
+    ctx = Context(quick=True, root=Path("."), scale=Scale(levels=2))
+    vals = {("BatchNorm", "0it", 0): 0.90, ("BatchNorm", "0it", 2): 0.85, ("BatchNorm", "20it", 2): 0.89,
+            ("Fixup", "0it", 0): 0.88, ("Fixup", "0it", 2): 0.878, ("Fixup", "20it", 2): 0.87}
+    measured = {f"{n} accuracy, k = {k}, level {lv}": Measured([v]) for (n, k, lv), v in vals.items()}
+    v = RECIPE.verdicts(ctx, measured)
+    assert v["BatchNorm: no matching subnetwork at k = 0it at the sparsest level"] is True
+    assert v["Fixup: no matching subnetwork at k = 0it at the sparsest level"] is False
+    assert v["BatchNorm: later rewinding helps at the sparsest level"] is True
+    assert v["Fixup: later rewinding helps at the sparsest level"] is False
+    assert not_matching(0.8779, 0.88) and not not_matching(0.878, 0.88)

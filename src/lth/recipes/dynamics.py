@@ -42,11 +42,14 @@ class DynamicsRecipe(Recipe):
         if ctx.quick:
             ctx.sub("LeNet-300-100 on MNIST -> digits_mlp on 8x8 digits")
         return [Piece(name, api.lottery(cfg["preset"], levels, replicates=reps, root=ctx.root, data_dir=ctx.data_dir,
-                                        pruning=pr, **over), meta={"levels": levels}) for name, pr in VARIANTS.items()]
+                                        pruning=pr, **over),
+                      meta={"levels": levels, "structured": pr.get("strategy") == "structured"})
+                for name, pr in VARIANTS.items()]
 
     def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
-        """Per variant: accuracy at every level, the sparsest density still within 0.2 points of dense, and the
-        first layer's frame potential at init and at the end of training (dense network)."""
+        """Per variant: accuracy at every level, the sparsest pruned density still within 0.2 points of dense (by
+        mask density, and for the structured variant also by effective density), and the first layer's frame
+        potential at init and at the end of training (dense network)."""
         import torch
 
         from lth.analysis.weights import frame_potential
@@ -54,17 +57,19 @@ class DynamicsRecipe(Recipe):
         out: dict[str, Measured] = {}
         for p in pieces:
             runs, levels = results[p.label]["runs"], p.meta["levels"]
-            dense = accuracies(runs, level=0)
-            dense_mean = sum(dense) / len(dense) if dense else None
-            matching = None
             for lv in range(levels + 1):
-                acc = accuracies(runs, level=lv)
-                out[f"{p.label}: accuracy at level {lv}"] = Measured(acc, f"density {density_of(runs, lv):.3f}")
-                if acc and dense_mean is not None and sum(acc) / len(acc) >= dense_mean - 0.002:
-                    matching = density_of(runs, lv)
+                out[f"{p.label}: accuracy at level {lv}"] = Measured(accuracies(runs, level=lv),
+                                                                     f"density {density_of(runs, lv):.3f}")
             key = "sparsest matching density (IMP, unstructured, smallest)" if p.label == "unstructured, smallest" \
                 else f"sparsest matching density ({p.label})"
-            out[key] = Measured([] if matching is None else [matching], "mean within 0.2 points of dense")
+            matching = sparsest_matching(runs, levels)
+            out[key] = Measured([] if matching is None else [matching],
+                                "mask density of the sparsest pruned level whose mean is within 0.2 points of dense")
+            if p.meta.get("structured"):
+                eff = sparsest_matching(runs, levels, "effective_density")
+                out[f"sparsest matching effective density ({p.label})"] = Measured(
+                    [] if eff is None else [eff], "effective density (lth.prune.effective_density: the outgoing "
+                    "weights of removed neurons discounted) of the same level")
             for state in ("init", "final"):
                 fps = []
                 for r in runs:
@@ -86,6 +91,31 @@ class DynamicsRecipe(Recipe):
         s = measured[f"unstructured, smallest: accuracy at level {lv}"].mean
         g = measured[f"unstructured, largest: accuracy at level {lv}"].mean
         return {"smallest beats largest at the sparsest level": None if s is None or g is None else bool(s > g)}
+
+
+def sparsest_matching(records: list[dict[str, Any]], levels: int, density: str = "density") -> float | None:
+    """The ``density`` (a record field: ``density`` or ``effective_density``) of the sparsest *pruned* level whose
+    mean final test accuracy is within 0.2 points of the dense network's (level 0), or None when no pruned level
+    matches. *Matching* is Frankle et al.'s (ICML 2020, Fig. 9 and Table 2: within 0.2 points of the full
+    network), computed by :func:`lth.analysis.verdicts.matching`; the dense network itself (density 1) never
+    counts. Levels are placed at the mean of their records' ``density``."""
+    import pandas as pd
+
+    from lth.analysis.verdicts import matching
+
+    rows = []
+    for lv in range(levels + 1):
+        acc = accuracies(records, level=lv)
+        ds = [r[density] for r in records if r.get("level") == lv and r.get(density) is not None]
+        if lv == 0 and not ds:
+            ds = [1.0]
+        if acc and ds:
+            rows.append({"level": lv, "mean": sum(acc) / len(acc), "density": sum(ds) / len(ds)})
+    table = pd.DataFrame(rows, columns=["level", "mean", "density"])
+    if table.empty or not (table["level"] == 0).any():
+        return None
+    _, best = matching(table)
+    return None if best is None else best["density"]
 
 
 RECIPE = DynamicsRecipe()

@@ -14,6 +14,7 @@ from typing import Any
 
 from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, accuracies, sizes
 
+MATCHING_TOLERANCE = 0.002  # 0.2 points: Frankle et al. ICML 2020 (seed 002), Fig. 9 and Table 2
 S3 = "Siswanto, Frankle & Carbin, Section 3 'Fixup behavior': roughly 1-2% lower (seed 000)"
 FULL = {"presets": ("resnet20", "resnet20_fixup"), "levels": 10, "replicates": 2, "steps": None,
         "rewinds": ("0it", "500it", "2000it")}
@@ -65,21 +66,37 @@ class NormalizationRecipe(Recipe):
         return out
 
     verdict_basis = ("final test accuracy (test split) of the IMP ticket at the sparsest level, mean over the "
-                     "replicates, at the first and the last rewinding point, per normalisation; 'helps' is a strictly "
-                     "higher mean at the last point, no margin (Siswanto, Frankle & Carbin, section 3 and Figure 1: "
-                     "accuracy improves as the rewinding point moves later, for BatchNorm and for Fixup)")
+                     "replicates, per normalisation. 'Later rewinding helps': a strictly higher mean at the last "
+                     "rewinding point than at the first, no margin (Siswanto, Frankle & Carbin, section 3 and Figure "
+                     "1: accuracy improves as the rewinding point moves later, for BatchNorm and for Fixup). 'No "
+                     "matching subnetwork at k = 0': the k = 0 ticket's mean is more than 0.2 points below the dense "
+                     "network's (level 0), the matching threshold of Frankle et al. ICML 2020, Fig. 9 and Table 2 "
+                     "(Siswanto, Frankle & Carbin, sections 1 and 3: neither network finds matching subnetworks at "
+                     "initialisation at extreme sparsities)")
 
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
-        """Per norm: does the sparsest level's accuracy rise from k = 0 to the latest rewinding point?"""
+        """Per norm: does the sparsest level's accuracy rise from k = 0 to the latest rewinding point, and is the
+        k = 0 ticket at the sparsest level short of matching the dense network?"""
         cfg = QUICK if ctx.quick else FULL
         lv = ctx.scale.pick("levels", cfg["levels"])
+        first_k, last_k = cfg["rewinds"][0], cfg["rewinds"][-1]
         out = {}
         for norm in ("BatchNorm", "Fixup"):
-            first = measured[f"{norm} accuracy, k = {cfg['rewinds'][0]}, level {lv}"].mean
-            last = measured[f"{norm} accuracy, k = {cfg['rewinds'][-1]}, level {lv}"].mean
+            first = measured[f"{norm} accuracy, k = {first_k}, level {lv}"].mean
+            last = measured[f"{norm} accuracy, k = {last_k}, level {lv}"].mean
             out[f"{norm}: later rewinding helps at the sparsest level"] = \
                 None if first is None or last is None else bool(last > first)
+            dense = measured[f"{norm} accuracy, k = {first_k}, level 0"].mean
+            out[f"{norm}: no matching subnetwork at k = {first_k} at the sparsest level"] = \
+                None if first is None or dense is None else not_matching(first, dense)
         return out
+
+
+def not_matching(accuracy: float, dense: float, tolerance: float = MATCHING_TOLERANCE) -> bool:
+    """True when ``accuracy`` is more than ``tolerance`` below ``dense`` (fractions): the subnetwork is not
+    *matching* in Frankle et al.'s sense (ICML 2020, Fig. 9 and Table 2: within 0.2 points of the full network;
+    :func:`lth.analysis.verdicts.matching` marks the same levels). The edge itself matches."""
+    return bool(accuracy < dense - tolerance - 1e-12)
 
 
 RECIPE = NormalizationRecipe()
