@@ -63,7 +63,9 @@ def _dn(dataset: str, model: str, epochs: int) -> TrainSpec:
 
 
 _LAYERWISE_FC = {"strategy": "layerwise", "fc_fraction": 0.2}  # output layer at half the fc rate (default)
-_GLOBAL_CONV = {"strategy": "global", "fraction": 0.2, "ignore": ("fc.weight",)}  # all convs, not the classifier
+# all convs, not the classifier; 20% of every surviving weight per level, as open_lth counts (Frankle et al. 2020,
+# Table 1: densities 0.8^L)
+_GLOBAL_CONV = {"strategy": "global", "fraction": 0.2, "ignore": ("fc.weight",), "count_ignored": True}
 # seed 004, Algorithm 1 with s = 20: every layer, the output layer included, loses 20% of its survivors per round
 _UNIFORM_20 = {"strategy": "layerwise", "conv_fraction": 0.2, "fc_fraction": 0.2, "output_fraction": 0.2}
 
@@ -119,7 +121,7 @@ PRESETS: dict[str, Preset] = {
                   TrainHparams(optimizer="adam", lr=1.2e-3, training_steps=_s(24000))),
         "Frankle et al. 2020 (Table 1): LeNet-300-100 on MNIST, Adam 1.2e-3 constant, batch 60, 24K iterations; "
         "global pruning 20% per level, output layer kept (open_lth)",
-        {"strategy": "global", "fraction": 0.2, "ignore": ("layers.2.weight",)}),
+        {"strategy": "global", "fraction": 0.2, "ignore": ("layers.2.weight",), "count_ignored": True}),
     "fc_dn": Preset(_dn("mnist", "lenet_300_100", 100),
                     "Mask-topology study (seed 004): FC-1 (784-300-100-10) on MNIST, Xavier, Adam 1e-3 wd 1e-4, "
                     "batch 1024, 100 epochs; 20% of every layer per round (6 rounds: 26.2%, 10: 10.7%)", _UNIFORM_20),

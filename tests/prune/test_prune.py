@@ -497,7 +497,8 @@ def test_lenet_300_100_fc_rates_keep_3_58_percent_at_level_15(lenet) -> None:
 def test_resnet20_global_conv_pruning_leaves_classifier_norms_and_fixup_scalars(norm: str) -> None:
     """Siswanto, Frankle & Carbin (seed 000, section 2, step 3): global magnitude pruning; F&C's ResNet row (seed
     001, Table 1): conv 20%, fc 0%. One level of the ``resnet20_fixup`` / ``resnet20`` preset removes round(0.2 x
-    all conv weights) ranked together (stem, branch and 1x1 shortcut convs) and nothing else: the classifier is
+    all prunable weights), as open_lth's sparse_global counts (Frankle et al. 2020, Table 1: densities 0.8^L), from
+    the conv weights ranked together (stem, branch and 1x1 shortcut convs) and nothing else: the classifier is
     ignored, and BatchNorm's affine parameters and Fixup's scalar biases and multipliers are not prunable."""
     model = build_model("resnet_20", 1, (3, 32, 32), 10, norm=norm, width=0.25)
     kinds = kinds_of(model)
@@ -513,9 +514,68 @@ def test_resnet20_global_conv_pruning_leaves_classifier_norms_and_fixup_scalars(
     new = prune(weights, mask, _preset_pruning("resnet20_fixup" if norm == "fixup" else "resnet20"), kinds)
     convs = [n for n in kinds if n != "fc.weight"]
     total = sum(weights[n].numel() for n in convs)
+    every = total + weights["fc.weight"].numel()
     assert bool(new["fc.weight"].all())
-    assert total - sum(int(new[n].sum()) for n in convs) == _k(0.2, total)
+    assert total - sum(int(new[n].sum()) for n in convs) == _k(0.2, every)
     score = torch.cat([weights[n].abs().flatten() for n in convs])
-    cut = score.sort().values[_k(0.2, total) - 1]
+    cut = score.sort().values[_k(0.2, every) - 1]
     for n in convs:  # every removed weight is at most the cut, every kept one above it (continuous: no ties)
         assert bool((weights[n].abs()[~new[n]] <= cut).all()) and bool((weights[n].abs()[new[n]] > cut).all())
+
+
+@pytest.mark.parametrize("preset,model,shape,level,paper", [("lenet_300_100_lmc", "lenet_300_100", (1, 28, 28), 15,
+                                                             0.0352),
+                                                            ("resnet20", "resnet_20", (3, 32, 32), 8, 0.1678)])
+def test_global_presets_keep_the_papers_densities(preset: str, model: str, shape: tuple[int, ...], level: int,
+                                                  paper: float) -> None:
+    """Frankle et al. 2020 (seed 002), Table 1: LeNet at 3.5% and ResNet-20 at 16.8%, exactly 0.8^15 and 0.8^8 with
+    the classifier ignored, as open_lth's sparse_global counts (20% of every surviving weight per level, all taken
+    from the pruned layers). Counting only the pruned layers' survivors keeps more (3.88% for LeNet)."""
+    weights, kinds = _weights(model, shape, width=1.0)
+    hp = _preset_pruning(preset)
+    assert hp.count_ignored and hp.ignore
+    mask = full_mask(weights, kinds)
+    old = dict(mask)
+    total = sum(m.numel() for m in mask.values())
+    for lv in range(1, level + 1):
+        remaining = sum(int(m.sum()) for m in mask.values())
+        mask = prune(weights, mask, hp, kinds)
+        assert remaining - sum(int(m.sum()) for m in mask.values()) == _k(0.2, remaining)  # of every survivor
+        g = torch.Generator().manual_seed(lv)
+        weights = {k: torch.randn(v.shape, generator=g) for k, v in weights.items()}
+    ignored = next(iter(hp.ignore))
+    assert bool(mask[ignored].all()) and bool(old[ignored].all())
+    assert density(mask) == pytest.approx(paper, abs=5e-5)
+    assert density(mask) == pytest.approx(0.8 ** level, rel=1e-3)
+    if preset == "lenet_300_100_lmc":  # the other counting: 20% of the pruned layers' survivors only
+        other, m2 = dataclasses.replace(hp, count_ignored=False), full_mask(weights, kinds)
+        for _ in range(level):
+            m2 = prune(weights, m2, other, kinds)
+        assert density(m2) == pytest.approx(0.0388, abs=5e-4)
+    assert sum(m.numel() for m in mask.values()) == total
+
+
+def test_count_ignored_never_removes_more_than_the_pruned_layers_hold() -> None:
+    """With a large ignored layer, 20% of every survivor can exceed what the pruned layers keep: they are emptied,
+    no more (the ignored layer stays whole)."""
+    weights = {"a": torch.randn(10), "b": torch.randn(100)}
+    kinds = {"a": "fc", "b": "output"}
+    hp = PruneHparams(strategy="global", fraction=0.2, ignore=("b",), count_ignored=True)
+    mask = prune(weights, full_mask(weights, kinds), hp, kinds)
+    assert int(mask["a"].sum()) == 0 and bool(mask["b"].all())
+    rand = prune(weights, full_mask(weights, kinds), dataclasses.replace(hp, strategy="random", random_mode="global"),
+                 kinds)
+    assert int(rand["a"].sum()) == 0 and bool(rand["b"].all())
+
+
+def test_a_field_added_later_is_recorded_only_when_set() -> None:
+    """IMP's nodes hash ``PruneHparams.record()``: a default ``count_ignored`` leaves the record (and so every
+    stored level's identity) as it was before the field existed; a set one changes it; both read back."""
+    from lth.spec import from_dict, to_dict
+
+    hp = PruneHparams(strategy="global", ignore=("x",))
+    assert "count_ignored" not in hp.record() and hp.record() == {k: v for k, v in to_dict(hp).items()
+                                                                 if k != "count_ignored"}
+    on = dataclasses.replace(hp, count_ignored=True)
+    assert on.record()["count_ignored"] is True
+    assert from_dict(PruneHparams, hp.record()) == hp and from_dict(PruneHparams, on.record()) == on

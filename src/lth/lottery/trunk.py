@@ -66,7 +66,7 @@ class Trunk:
     def meta(self, replicate: int, level: int) -> dict[str, Any]:
         """What spec.json records beside the hyperparameters."""
         out = {"kind": "lottery", "preset": self.preset, "level": level, "rewind": str(self.rewind),
-               "pruning": to_dict(self.pruning), "trunk": str(self.level_dir(replicate, 0).parent.parent)}
+               "pruning": self.pruning.record(), "trunk": str(self.level_dir(replicate, 0).parent.parent)}
         if self.pretrain is not None:
             out["pretrain"] = self.pretrain.identity()
         return out
@@ -87,7 +87,7 @@ class Trunk:
         dense = prev if level == 1 else self.node(replicate, 0)
         start = Ref(dense, f"state:{self.rewind_name}") if self.pretrain is None else self.start_ref(replicate, level)
         recipe = Recipe.make("imp", start, Ref(prev, "state:final"),
-                             Ref(prev, "mask"), pruning=to_dict(self.pruning), replicate=replicate, level=level)
+                             Ref(prev, "mask"), pruning=self.pruning.record(), replicate=replicate, level=level)
         return Node(self.spec, replicate, self.level_dir(replicate, level), start_step=self.rewind, setup=recipe,
                     keep=self.keep, meta=meta)
 
@@ -129,7 +129,7 @@ class Trunk:
                 raise ValueError("sparse pretraining is per pruned level (1, 2, ...)")
             prev = self.node(replicate, level - 1)
             refs += [Ref(prev, "state:final"), Ref(prev, "mask")]
-            options = {"pruning": to_dict(self.pruning), "replicate": replicate, "level": level}
+            options = {"pruning": self.pruning.record(), "replicate": replicate, "level": level}
         spec = pretrain_spec(self.spec, self.pretrain.task, self.rewind)
         return Node(spec, replicate, self.pretrain_dir(replicate, level), setup=Recipe.make("pretrain_init", *refs,
                     **options), meta=self._pretrain_meta(replicate, level, "pretrain"))

@@ -15,13 +15,14 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from lth.errors import UserError
 from lth.prune.masks import Mask, full_mask
-from lth.spec import help_field, hparam_fields
+from lth.spec import help_field, hparam_fields, to_dict
 
 STRATEGY_NAMES = ("global", "layerwise", "random", "structured")
 CRITERIA = ("smallest", "largest")
@@ -60,6 +61,22 @@ class PruneHparams:
     random_mode: str = help_field("layerwise", "random: keep layerwise's per-layer counts, or global's total "
                                   "count spread uniformly over all surviving weights", choices=RANDOM_MODES)
     seed: int = help_field(0, "random strategy: seed of the random mask")
+    count_ignored: bool = help_field(False, "global (and random with random mode global): the fraction is of every "
+                                     "surviving weight, the ignored layers' included, all removed from the pruned "
+                                     "layers, so level L keeps 1-fraction to the L of the mask (open_lth's "
+                                     "sparse_global; the densities of Frankle et al. 2020, Table 1)")
+
+    # Fields added after stores were written: a node records them only when set, so older stores keep their ids.
+    RECORD_IF_SET = ("count_ignored",)
+
+    def record(self) -> dict[str, Any]:
+        """Every field as JSON values (what IMP's nodes record and hash), less :attr:`RECORD_IF_SET` fields left at
+        their defaults."""
+        out = to_dict(self)
+        for name in self.RECORD_IF_SET:
+            if getattr(self, name) == type(self).__dataclass_fields__[name].default:
+                out.pop(name)
+        return out
 
     def validate(self) -> None:
         """Raise :class:`UserError` (one line naming the flag and the value) on a value outside what is allowed."""
@@ -281,12 +298,22 @@ def _included(mask: Mapping[str, Tensor], hp: PruneHparams) -> list[str]:
     return [n for n in mask if n not in skip]
 
 
+def _global_count(mask: Mapping[str, Tensor], names: list[str], hp: PruneHparams) -> int:
+    """How many survivors a global level removes from the layers ``names``: ``round(fraction * remaining)``, the
+    remaining weights counted over ``names`` or, with ``count_ignored``, over the whole mask (open_lth's
+    ``sparse_global``, which Frankle et al. 2020 use: Table 1's densities are exactly 0.8^L with the classifier
+    ignored), at most the survivors of ``names``."""
+    pruned = sum(int(mask[n].sum()) for n in names)
+    remaining = sum(int(m.sum()) for m in mask.values()) if hp.count_ignored else pruned
+    return min(pruned, _count(hp.fraction, remaining))
+
+
 def prune_global(weights: Mapping[str, Tensor], mask: Mapping[str, Tensor], hp: PruneHparams,
                  kinds: Mapping[str, str]) -> Mask:
-    """Rank the survivors of every non-ignored layer together by |w| and remove ``round(fraction * remaining)``."""
+    """Rank the survivors of every non-ignored layer together by |w| and remove ``round(fraction * remaining)``
+    (:func:`_global_count` says which weights count as remaining)."""
     names = _included(mask, hp)
-    remaining = sum(int(mask[n].sum()) for n in names)
-    return magnitude_global(weights, mask, names, _count(hp.fraction, remaining), hp.criterion == "largest")
+    return magnitude_global(weights, mask, names, _global_count(mask, names, hp), hp.criterion == "largest")
 
 
 def _layer_removals(mask: Mapping[str, Tensor], hp: PruneHparams, kinds: Mapping[str, str]) -> dict[str, int]:
@@ -308,8 +335,7 @@ def prune_random(weights: Mapping[str, Tensor], mask: Mapping[str, Tensor], hp: 
     g = torch.Generator().manual_seed(hp.seed)
     if hp.random_mode == "global":
         names = _included(mask, hp)
-        remaining = sum(int(mask[n].sum()) for n in names)
-        return random_global(mask, names, _count(hp.fraction, remaining), g)
+        return random_global(mask, names, _global_count(mask, names, hp), g)
     return random_per_layer(mask, _layer_removals(mask, hp, kinds), g)
 
 

@@ -40,7 +40,7 @@ from lth.errors import UserError
 from lth.graph import Node, Recipe, Ref
 from lth.lottery.branches.base import REINIT_SEED_BASE
 from lth.lottery.trunk import Trunk
-from lth.spec import Step, spec_hash, to_dict
+from lth.spec import Step, spec_hash
 from lth.store.paths import experiment_dir
 
 SUBNETWORKS = ("dense", "imp", "random-prune", "random-reinit")
@@ -100,7 +100,7 @@ class Stability:
         """What a copy's spec.json records beside its hyperparameters."""
         return {"kind": "stability", "preset": self.trunk.preset, "level": level, "rewind": str(self.k),
                 "subnetwork": self.subnetwork, "copy": copy, "schedule_from_zero": self.schedule_from_zero,
-                "pruning": to_dict(self.trunk.pruning),
+                "pruning": self.trunk.pruning.record(),
                 "parent_trunk": str(self.trunk.level_dir(replicate, 0).parent.parent)}
 
     def recipe(self, replicate: int, level: int) -> Recipe:

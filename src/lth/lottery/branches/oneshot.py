@@ -36,10 +36,8 @@ def oneshot(ctx: OpContext, state: dict, dense_final: dict, ticket: dict, *, pru
 
 def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     """One node per replicate and level, rewound to the trunk's step k (under the ``--set`` overrides, if any)."""
-    from lth.spec import to_dict
-
     recipe = Recipe.make("oneshot", ctx.start(r, level), ctx.dense(r), ctx.ticket(r, level),
-                         pruning=to_dict(ctx.trunk.pruning), replicate=r, level=level)
+                         pruning=ctx.trunk.pruning.record(), replicate=r, level=level)
     spec = retrained_spec(ctx.trunk.spec, ctx.options.set) if ctx.options.set else None
     return [ctx.node(r, level, recipe, spec=spec)]
 
