@@ -47,7 +47,9 @@ def test_lottery_with_a_branch_equals_the_local_executor(ray_instance, tmp_path:
 
 
 def test_a_failing_node_is_retried_then_reported(ray_instance, tmp_path: Path) -> None:
-    cases.check_failure_is_retried_then_reported(EXECUTORS["ray"](options=cases.OPTIONS, retries=2), tmp_path, 2)
+    records = cases.check_failure_is_retried_then_reported(EXECUTORS["ray"](options=cases.OPTIONS, retries=2),
+                                                           tmp_path, 2)
+    assert "(log: worker-*.err in " in records["bad"]["error"]  # where the traceback is
 
 
 class FakeRay:

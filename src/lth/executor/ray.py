@@ -52,6 +52,15 @@ def auth_hint() -> str:
     return " (a cluster started with RAY_AUTH_MODE=token needs RAY_AUTH_MODE=token and its token here too)"
 
 
+def worker_logs(ray: Any) -> str:
+    """`` (log: ...)``: the Ray session's log folder (worker-*.err of the node that ran the task), or ''."""
+    try:
+        return f" (log: worker-*.err in {ray._private.worker._global_node.get_logs_dir_path()} on the node that " \
+               f"ran it)"
+    except Exception:  # noqa: BLE001 - another Ray, or a connection without a local node
+        return ""
+
+
 def reachable(address: str, timeout: float = 5.0) -> str:
     """``--address`` checked before Ray is asked to join it: ``auto`` resolved as Ray resolves it (``RAY_ADDRESS``,
     then the cluster the last ``ray start`` on this machine recorded), then a TCP connection to its host and port.
@@ -90,6 +99,7 @@ class RayExecutor(ClusterExecutor):
     gpus_per_task: float | None = None
     init_options: dict[str, Any] | None = None  # extra ray.init arguments for a local instance (num_cpus=2)
     _remote: Any = None
+    _log: str = ""  # where the workers' logs are, said with a task's error
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -118,6 +128,7 @@ class RayExecutor(ClusterExecutor):
         gpus = self.gpus_per_task
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        self._log = worker_logs(ray)
         self._remote = ray.remote(train_remote).options(num_cpus=self.cpus_per_task, num_gpus=gpus, max_retries=0)
         try:
             yield
@@ -148,5 +159,5 @@ class RayExecutor(ClusterExecutor):
                 out.append((ref, None))
             except Exception as e:  # noqa: BLE001 - a task's error is reported, the graph goes on
                 cause = getattr(e, "cause", None)
-                out.append((ref, error_line(cause if isinstance(cause, BaseException) else e)))
+                out.append((ref, f"{error_line(cause if isinstance(cause, BaseException) else e)}{self._log}"))
         return out
