@@ -23,7 +23,7 @@ from lth.executor import EXECUTORS  # noqa: E402
 
 @pytest.fixture(scope="module")
 def ray_instance():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # not a `ray start` one
     yield
     ray.shutdown()
 

@@ -104,6 +104,8 @@ class RayExecutor(ClusterExecutor):
     def __post_init__(self) -> None:
         super().__post_init__()
         _ray()  # a clear error now, not after planning
+        if self.address is not None:  # also where this process is connected already (then it is not used)
+            reachable(self.address)
         if self.cpus_per_task < 0 or (self.gpus_per_task is not None and self.gpus_per_task < 0):
             raise UserError("--ray-cpus-per-task / --ray-gpus-per-task: expected numbers >= 0")
 
@@ -117,7 +119,7 @@ class RayExecutor(ClusterExecutor):
             if self.address is None:  # "local": a new instance, even where `ray start` left one to join
                 kwargs.update({"address": "local", **(self.init_options or {})})
             else:
-                kwargs["address"] = reachable(self.address)
+                kwargs["address"] = self.address
             try:
                 with _workers_import_this_lth(self.address is None):
                     ray.init(**kwargs)
