@@ -102,7 +102,8 @@ def small_failing_graph(root: Path, log: Path) -> dict[str, Node]:
             "alone": Node(wide, 0, root / "alone")}
 
 
-def check_failure_is_retried_then_reported(ex: Any, tmp: Path, retries: int, small: bool = False) -> None:
+def check_failure_is_retried_then_reported(ex: Any, tmp: Path, retries: int,
+                                           small: bool = False) -> dict[str, dict[str, Any]]:
     """The failing node is tried 1 + retries times, then reported failed with its error; its descendant is
     blocked; its population mate and every independent node finish (``small``: :func:`small_failing_graph`,
     for executors whose every job is a new process)."""
@@ -121,3 +122,4 @@ def check_failure_is_retried_then_reported(ex: Any, tmp: Path, retries: int, sma
 
     assert report_divergence(list(records.values())) == 1  # the command exits non-zero
     assert report_divergence([records["after_bad"]]) == 1  # also when only a descendant was asked for
+    return records

@@ -149,3 +149,29 @@ def test_train_populations_of_a_cluster_retries_then_reports(tmp_path: Path) -> 
     assert list(errors) == [g["bad"].path] and "injected failure in bad" in errors[g["bad"].path]
     assert log.read_text().count("/bad\n") == 2 and RunDir(g["alone"].path).complete()
     assert ex.train_populations([]) == {}
+
+
+def test_a_failed_lottery_run_is_failed_in_the_plan_records_and_the_command_fails(tmp_path: Path) -> None:
+    """The lottery's records (level records, branch records) say ``failed`` for a run whose task failed, and
+    ``blocked`` for what depends on it, so that the command exits non-zero (they said ``missing``: exit 0)."""
+    import lth.api as api
+    from lth.cli.common import report_divergence
+
+    @dataclass
+    class FailsLevel0(InProcess):
+        def poll(self, handles: list[Hashable]) -> list[tuple[Hashable, str | None]]:
+            h = min(handles)  # type: ignore[type-var]
+            group, _ = self._work[h]
+            if group[0].path.name == "level_0" and group[0].replicate == 0:
+                self._work.pop(h)
+                return [(h, "RuntimeError: worker lost")]
+            return super().poll(handles)
+
+    plan = api.lottery("digits_mlp", 1, replicates=2, branches=["reinit"], training_steps="20it", root=tmp_path)
+    records = plan.records(FailsLevel0(options=cases.OPTIONS, retries=0, max_population=1).run(plan.nodes()))
+    status = {(r["replicate"], r["level"], r.get("branch")): (r["status"], r.get("error")) for key in records
+              for r in records[key]}
+    assert status[(0, 0, None)] == ("failed", "RuntimeError: worker lost")
+    assert status[(0, 1, None)][0] == status[(0, 1, "reinit")][0] == "blocked"
+    assert all(status[(1, lv, b)][0] == "complete" for lv, b in ((0, None), (1, None), (1, "reinit")))
+    assert report_divergence(records["runs"] + records["branches"]) == 1

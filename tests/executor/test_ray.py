@@ -23,7 +23,7 @@ from lth.executor import EXECUTORS  # noqa: E402
 
 @pytest.fixture(scope="module")
 def ray_instance():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # not a `ray start` one
     yield
     ray.shutdown()
 
@@ -47,7 +47,9 @@ def test_lottery_with_a_branch_equals_the_local_executor(ray_instance, tmp_path:
 
 
 def test_a_failing_node_is_retried_then_reported(ray_instance, tmp_path: Path) -> None:
-    cases.check_failure_is_retried_then_reported(EXECUTORS["ray"](options=cases.OPTIONS, retries=2), tmp_path, 2)
+    records = cases.check_failure_is_retried_then_reported(EXECUTORS["ray"](options=cases.OPTIONS, retries=2),
+                                                           tmp_path, 2)
+    assert "(log: worker-*.err in " in records["bad"]["error"]  # where the traceback is
 
 
 class FakeRay:
@@ -84,6 +86,7 @@ def test_the_session_starts_and_stops_only_its_own_ray(monkeypatch: pytest.Monke
                                                        address: str | None) -> None:
     fake = FakeRay(up)
     monkeypatch.setattr(ray_executor, "_ray", lambda: fake)
+    monkeypatch.setattr(ray_executor, "reachable", lambda a: a)  # no cluster answers at 10.0.0.1 here
     before = os.environ.get("PYTHONPATH")
     with EXECUTORS["ray"](address=address, init_options={"num_cpus": 2}).session():
         pass
@@ -93,8 +96,40 @@ def test_the_session_starts_and_stops_only_its_own_ray(monkeypatch: pytest.Monke
     if not up:
         _, kwargs, path = fake.calls[0]
         src = str(Path(ray_executor.__file__).resolve().parents[2])
-        if address is None:  # a local instance: its workers import this lth; num_cpus passed on
-            assert kwargs["num_cpus"] == 2 and path.split(os.pathsep)[0] == src
+        if address is None:  # a new local instance (not a `ray start` cluster that Ray would join by default):
+            # its workers import this lth; num_cpus passed on
+            assert kwargs["address"] == "local" and kwargs["num_cpus"] == 2 and path.split(os.pathsep)[0] == src
         else:
             assert kwargs["address"] == address and "num_cpus" not in kwargs
     assert os.environ.get("PYTHONPATH") == before
+
+
+@pytest.mark.parametrize("address, message", [
+    ("garbage", "--address: bad value 'garbage'; allowed: auto, or HOST:PORT"),
+    ("10.0.0.1:99999", "--address: bad value '10.0.0.1:99999'"),
+    ("127.0.0.1:{port}", "--address 127.0.0.1:{port}: cannot connect to Ray: nothing answers at 127.0.0.1:{port}"),
+])
+def test_a_bad_address_is_one_line_exit_2_at_once(tmp_path: Path, address: str, message: str) -> None:
+    """Ray itself waits minutes, printing warnings, where nothing answers; lth says so in one line, at once."""
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port where nothing listens: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        t = time.perf_counter()
+        code, _, err = lth("train", "--preset", "digits_mlp", "--root", str(tmp_path / "s"), "--executor", "ray",
+                           "--address", address.format(port=port))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message.format(port=port) in err, err
+    assert time.perf_counter() - t < 20 and not (tmp_path / "s").exists()
+
+
+def test_a_listening_address_is_left_to_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        assert ray_executor.reachable(address) == address
+        assert ray_executor.reachable("ray://" + address) == "ray://" + address

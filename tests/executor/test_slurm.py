@@ -27,7 +27,11 @@ def test_lottery_with_a_branch_equals_the_local_executor(tmp_path: Path) -> None
 
 
 def test_a_failing_node_is_retried_then_reported(tmp_path: Path) -> None:
-    cases.check_failure_is_retried_then_reported(local(tmp_path, retries=1), tmp_path, 1, small=True)
+    records = cases.check_failure_is_retried_then_reported(local(tmp_path, retries=1), tmp_path, 1, small=True)
+    error = records["bad"]["error"]  # the one line names the failed element's log, which holds the traceback
+    assert error.endswith("_log.err)") and len(error.splitlines()) == 1, error
+    log = Path(error.rsplit("(log: ", 1)[1][:-1])
+    assert log.parent.parent == tmp_path / "submitit" and "injected failure in bad" in log.read_text()
 
 
 def test_the_sbatch_script_carries_the_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,3 +65,8 @@ def test_time_limits(text: str, minutes: int) -> None:
 def test_bad_time_limits_name_the_flag(text: str) -> None:
     with pytest.raises(UserError, match="--slurm-time"):
         parse_minutes(text)
+
+
+def test_the_job_folder_holds_only_jobs(tmp_path: Path) -> None:
+    local(tmp_path).executor()
+    assert not (tmp_path / "submitit" / "%j").exists()  # submitit made an empty folder named after the pattern

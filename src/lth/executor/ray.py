@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,51 @@ def _workers_import_this_lth(local: bool) -> Iterator[None]:
                 os.environ["PYTHONPATH"] = old
 
 
+def auth_hint() -> str:
+    """What to add to a connection error when this process does not use Ray's token authentication: a cluster
+    started with ``RAY_AUTH_MODE=token`` refuses it (after half a minute of Ray's own warnings)."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return ""
+    return " (a cluster started with RAY_AUTH_MODE=token needs RAY_AUTH_MODE=token and its token here too)"
+
+
+def worker_logs(ray: Any) -> str:
+    """`` (log: ...)``: the Ray session's log folder (worker-*.err of the node that ran the task), or ''."""
+    try:
+        return f" (log: worker-*.err in {ray._private.worker._global_node.get_logs_dir_path()} on the node that " \
+               f"ran it)"
+    except Exception:  # noqa: BLE001 - another Ray, or a connection without a local node
+        return ""
+
+
+def reachable(address: str, timeout: float = 5.0) -> str:
+    """``--address`` checked before Ray is asked to join it: ``auto`` resolved as Ray resolves it (``RAY_ADDRESS``,
+    then the cluster the last ``ray start`` on this machine recorded), then a TCP connection to its host and port.
+    Ray itself waits minutes, printing warnings, for an address where nothing answers. UserError (one line)
+    when the address is malformed, none is found, or nothing answers there; else the address as given."""
+    allowed = "allowed: auto, or HOST:PORT of a running Ray head (ray start --head)"
+    target = address.removeprefix("ray://")
+    if target == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            target = canonicalize_bootstrap_address("auto") or ""
+        except ConnectionError:
+            raise UserError(f"--address auto: no running Ray cluster found on this machine (nothing in RAY_ADDRESS, "
+                            f"no `ray start`); {allowed}") from None
+        except (ImportError, AttributeError):  # another Ray: leave resolving to ray.init
+            return address
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--address: bad value {address!r}; {allowed}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(f"--address {address}: cannot connect to Ray: nothing answers at {host}:{port} "
+                        f"({e.strerror or type(e).__name__}); {allowed}") from None
+    return address
+
+
 @dataclass
 class RayExecutor(ClusterExecutor):
     """Trains each population as a Ray task with ``cpus_per_task`` CPUs and ``gpus_per_task`` GPUs (None: one GPU
@@ -53,10 +99,13 @@ class RayExecutor(ClusterExecutor):
     gpus_per_task: float | None = None
     init_options: dict[str, Any] | None = None  # extra ray.init arguments for a local instance (num_cpus=2)
     _remote: Any = None
+    _log: str = ""  # where the workers' logs are, said with a task's error
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _ray()  # a clear error now, not after planning
+        if self.address is not None:  # also where this process is connected already (then it is not used)
+            reachable(self.address)
         if self.cpus_per_task < 0 or (self.gpus_per_task is not None and self.gpus_per_task < 0):
             raise UserError("--ray-cpus-per-task / --ray-gpus-per-task: expected numbers >= 0")
 
@@ -67,19 +116,21 @@ class RayExecutor(ClusterExecutor):
         started = False
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
-            if self.address is None:
-                kwargs.update(self.init_options or {})
+            if self.address is None:  # "local": a new instance, even where `ray start` left one to join
+                kwargs.update({"address": "local", **(self.init_options or {})})
             else:
                 kwargs["address"] = self.address
             try:
                 with _workers_import_this_lth(self.address is None):
                     ray.init(**kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise UserError(f"--address {self.address}: cannot connect to Ray: {error_line(e)}") from None
+                raise UserError(f"--address {self.address}: cannot connect to Ray: {error_line(e)}"
+                                f"{auth_hint()}") from None
             started = True
         gpus = self.gpus_per_task
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        self._log = worker_logs(ray)
         self._remote = ray.remote(train_remote).options(num_cpus=self.cpus_per_task, num_gpus=gpus, max_retries=0)
         try:
             yield
@@ -110,5 +161,5 @@ class RayExecutor(ClusterExecutor):
                 out.append((ref, None))
             except Exception as e:  # noqa: BLE001 - a task's error is reported, the graph goes on
                 cause = getattr(e, "cause", None)
-                out.append((ref, error_line(cause if isinstance(cause, BaseException) else e)))
+                out.append((ref, f"{error_line(cause if isinstance(cause, BaseException) else e)}{self._log}"))
         return out

@@ -106,6 +106,8 @@ class SlurmExecutor(ClusterExecutor):
             except RuntimeError as e:  # no sbatch/srun here
                 raise UserError(f"--executor slurm: {error_line(e)} (use --slurm-cluster local to run the jobs "
                                 f"as local processes)") from None
+            with contextlib.suppress(OSError):  # the empty folder submitit makes of the "%j" pattern itself
+                (Path(self.folder) / "%j").rmdir()
             self._ex.update_parameters(**self.parameters())
         return self._ex
 
@@ -138,10 +140,18 @@ class SlurmExecutor(ClusterExecutor):
                     e = job.exception()  # type: ignore[attr-defined]
                 except Exception as err:  # noqa: BLE001 - the debug cluster raises the task's own error here
                     e = err
-                out.append((job, None if e is None else job_error(e)))
+                out.append((job, None if e is None else f"{job_error(e)} (log: {job_log(job)})"))
             if out:
                 return out
             time.sleep(self.poll_s)
+
+
+def job_log(job: Any) -> str:
+    """Where a job's error output is (``<folder>/<job id>/<job id>_<index>_log.err``)."""
+    try:
+        return str(job.paths.stderr)
+    except Exception:  # noqa: BLE001 - a job without files (the debug cluster)
+        return "none: it ran in this process"
 
 
 def job_error(e: BaseException) -> str:

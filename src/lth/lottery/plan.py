@@ -97,7 +97,8 @@ def pretrain_record(node: Node, result: dict[str, Any] | None) -> dict[str, Any]
     done = RunDir(node.path).done or {}
     rec = {"path": str(node.path), "replicate": node.replicate, "level": node.meta.get("level"),
            "task": node.meta.get("task"), "role": node.meta.get("role"), "rewind": node.meta.get("rewind"),
-           "status": done.get("status", "missing"), "final_test_accuracy": done.get("final_test_accuracy")}
+           "status": done.get("status", (result or {}).get("status", "missing")),
+           "final_test_accuracy": done.get("final_test_accuracy")}
     if result and "error" in result:
         rec["error"] = result["error"]
     return rec

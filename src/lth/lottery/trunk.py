@@ -199,7 +199,7 @@ def level_record(trunk: Trunk, replicate: int, level: int, rewind_iteration: int
     done = run.done or {}
     rec: dict[str, Any] = {"path": str(run.path), "replicate": replicate, "level": level,
                            "rewind": str(trunk.rewind), "rewind_iteration": rewind_iteration,
-                           "status": done.get("status", "missing"),
+                           "status": done.get("status", (base or {}).get("status", "missing")),  # failed, blocked
                            "final_test_accuracy": done.get("final_test_accuracy"), "states": run.states()}
     if base and "error" in base:
         rec["error"] = base["error"]
