@@ -60,7 +60,9 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
                                     trajectories=doc["trajectories"],
                                     title=f"{exp.subnetwork}, k = {exp.k}, level {lv}")
                 out.append({"file": doc["file"], "figures": [str(f) for f in figs], "subnetwork": exp.subnetwork,
-                            "rewind": str(exp.k), "level": lv, "replicate": r, "plane": args.plane,
+                            "rewind": str(exp.k),
+                            "rewind_iteration": exp.k.iterations(plan.steps_per_epoch), "level": lv, "replicate": r,
+                            "plane": args.plane,
                             "min_test_error": min(min(row) for row in doc["test_error"])})
     if args.json:
         emit_json({"landscapes": out})

@@ -99,6 +99,21 @@ def plan_from_args(args: argparse.Namespace, base: TrainSpec, same_noise: bool =
                          whole_number(args.trajectory_points, 0, "--trajectory-points"), spe)
 
 
+_STEP_KEYS = ("rewind", "first_stable", "first_stable_and_matching", "median_first_stable",
+              "median_first_stable_and_matching")
+
+
+def with_iterations(rows: list[dict[str, Any]], steps_per_epoch: int) -> None:
+    """Beside every step (``"rewind": "2ep"``, ``"first_stable": "500it"``) its integer ``<key>_iteration``, as
+    docs/CONTRACT.md asks of every step reported (None beside a step that is None)."""
+    from lth.spec import Step
+
+    for row in rows:
+        for key in [k for k in row if k in _STEP_KEYS]:
+            v = row[key]
+            row[f"{key}_iteration"] = None if v is None else Step.parse(str(v)).iterations(steps_per_epoch)
+
+
 def dense_accuracy(plan: Any) -> float | None:
     """Mean final test accuracy of the trunks' dense level 0 over replicates (what matching compares to)."""
     from lth.store import RunDir
@@ -128,6 +143,7 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     records = [record(exp, lv, r, pair, e, threshold) for (exp, lv, r, pair), e in zip(items, entries, strict=True)]
     full, copies = full_accuracy(records)  # dense copies at k = 0, as Table 2; else the dense trunk's level 0
     summ = summary(records, full if full is not None else dense_accuracy(plan), threshold)
+    with_iterations(records + summ, plan.steps_per_epoch)
     basis = (f"the dense copies made at k = 0 ({copies} copies)" if full is not None
              else "the dense trunk's level 0 (no dense copies at k = 0 in this command)")
     if args.json:
