@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import typing
 from collections.abc import Callable
@@ -172,7 +173,9 @@ def parse_value(tp: Any, raw: Any, name: str) -> Any:
                 raise ValueError
             return int(raw)
         if tp is float:
-            return float(raw)
+            if not math.isfinite(v := float(raw)):  # 1e999 reads as inf: no hyperparameter means that
+                raise UserError(f"bad value {raw!r}; allowed: a finite number")
+            return v
         return str(raw)
     except UserError as e:
         raise UserError(f"--{name.replace('_', '-')}: {e}") from None

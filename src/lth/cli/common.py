@@ -305,6 +305,7 @@ def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
             raise UserError(f"--checkpoint-every {args.checkpoint_every}: expected at least 1it, or 'never'")
     device = check_device(args.device)
     check_root(args.root)
+    save_steps(args)  # every command that has --save-states: a bad step is an error, not silently ignored
     if getattr(args, "tf32", False) and args.executor == "local":
         import torch
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from lth.cli.common import Progress, emit_json, executor_from_args, whole_number
 from lth.cli.stability import add_arguments as add_stability_arguments
-from lth.cli.stability import plan_from_args
+from lth.cli.stability import evaluation_from_args, plan_from_args
 from lth.spec import TrainSpec
 
 HELP = "loss landscape: error and loss over a plane through stability copies, trajectories projected on it"
@@ -41,6 +41,8 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
         margin = -1.0
     if margin < 0:
         raise UserError(f"--margin {args.margin!r}: expected a number >= 0, e.g. 0.25")
+    args._argv = argv
+    train_examples = evaluation_from_args(args)[2]  # --alphas and --threshold too: checked, not silently ignored
     plan = plan_from_args(args, base)
     out: list[dict[str, Any]] = []
     with Progress() as progress:
@@ -52,13 +54,15 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
                 progress.console.print(f"landscape: {exp.subnetwork}, k = {exp.k}, level {lv}, replicate {r}")
                 doc = landscape(exp, lv, r, data, plane=args.plane, steps=steps, margin=margin,
                                 device=str(ex.options.torch_device()), max_population=args.max_population or 64,
-                                train_examples=whole_number(args.train_examples, 2, "--train-examples"))
+                                train_examples=train_examples)
                 figs = plot_contour(doc["xs"], doc["ys"], doc["test_error"], exp.level_dir(r, lv),
                                     name=f"landscape_{args.plane}", points=doc["points"],
                                     trajectories=doc["trajectories"],
                                     title=f"{exp.subnetwork}, k = {exp.k}, level {lv}")
                 out.append({"file": doc["file"], "figures": [str(f) for f in figs], "subnetwork": exp.subnetwork,
-                            "rewind": str(exp.k), "level": lv, "replicate": r, "plane": args.plane,
+                            "rewind": str(exp.k),
+                            "rewind_iteration": exp.k.iterations(plan.steps_per_epoch), "level": lv, "replicate": r,
+                            "plane": args.plane,
                             "min_test_error": min(min(row) for row in doc["test_error"])})
     if args.json:
         emit_json({"landscapes": out})

@@ -127,6 +127,18 @@ def branches_from_args(args: argparse.Namespace, names: list[str], given_as: str
     that says where it was given (``given_as``: ``--branches``, or ``lth branch NAME``)."""
     from lth.lottery import BRANCHES, branch_options
 
+    chosen = [n.strip() for raw in names for n in raw.split(",") if n.strip()]
+    known = [n for n in chosen if n in BRANCHES]
+    takes = {n: {f.name for f in dataclasses.fields(BRANCHES[n].options)} for n in BRANCHES}
+    for dest, value in vars(args).items():  # an option no chosen branch has would be silently ignored
+        field = dest[len("branch__"):]
+        if dest.startswith("branch__") and len(known) == len(chosen) and not any(field in takes[n] for n in known):
+            flag = f"--{field.replace('_', '-')}"
+            owners = [n for n in BRANCHES if field in takes[n]]
+            shown = " ".join(map(str, value)) if isinstance(value, list) else value
+            raise UserError(f"{flag} {shown}: an option of the branch{'es' if len(owners) > 1 else ''} "
+                            f"{', '.join(owners)}, not of {', '.join(known) or 'the trunk (no --branches)'}; "
+                            f"allowed: {flag} with {given_as} naming one of those")
     out = {}
     for raw in names:
         for name in (s.strip() for s in raw.split(",")):

@@ -14,6 +14,7 @@ from lth.cli.common import (
     add_pruning_flags,
     add_runtime_flags,
     add_spec_flags,
+    check_fits,
     emit_json,
     executor_from_args,
     print_table,
@@ -63,6 +64,15 @@ def _fraction(text: str, flag: str) -> float:
     return v
 
 
+def evaluation_from_args(args: argparse.Namespace) -> tuple[list[float], float, int]:
+    """``--alphas`` (as the points on each path), ``--threshold`` and ``--train-examples``, checked before anything
+    trains (``lth landscape`` has them too)."""
+    from lth.analysis.stability import default_alphas
+
+    return (default_alphas(whole_number(args.alphas, 2, "--alphas")), _fraction(args.threshold, "--threshold"),
+            whole_number(args.train_examples, 2, "--train-examples"))
+
+
 def plan_from_args(args: argparse.Namespace, base: TrainSpec, same_noise: bool = False) -> Any:
     """The :class:`lth.stability.StabilityPlan` of the flags (shared with ``lth landscape``)."""
     from lth.cli.lottery import trunks_from_args
@@ -75,14 +85,33 @@ def plan_from_args(args: argparse.Namespace, base: TrainSpec, same_noise: bool =
 
     trunks = trunks_from_args(args, base)
     spec = trunks[0].spec
+    levels = parse_levels(args.levels)
+    copies = whole_number(args.copies, 2, "--copies")
+    # before a network is built: a --width or --replicates that cannot fit is one line naming it, as in lth train
+    check_fits(args, spec, args.replicates * copies * len(trunks) * len(args.subnetwork) * len(levels))
     info = describe(spec.data, args.data_dir)
     spe = max(1, info.steps_per_epoch(spec.data.batch_size))
     m = spec.model
     kinds = kinds_of(build_model(m.model, 1, info.example_shape, info.num_classes, m.norm, m.width))
     check_trunks(trunks, spec.train.training_steps.iterations(spe), spe, kinds)
-    return StabilityPlan(trunks, list(args.subnetwork), parse_levels(args.levels), args.replicates,
-                         whole_number(args.copies, 2, "--copies"), args.schedule_from_zero, same_noise,
+    return StabilityPlan(trunks, list(args.subnetwork), levels, args.replicates,
+                         copies, args.schedule_from_zero, same_noise,
                          whole_number(args.trajectory_points, 0, "--trajectory-points"), spe)
+
+
+_STEP_KEYS = ("rewind", "first_stable", "first_stable_and_matching", "median_first_stable",
+              "median_first_stable_and_matching")
+
+
+def with_iterations(rows: list[dict[str, Any]], steps_per_epoch: int) -> None:
+    """Beside every step (``"rewind": "2ep"``, ``"first_stable": "500it"``) its integer ``<key>_iteration``, as
+    docs/CONTRACT.md asks of every step reported (None beside a step that is None)."""
+    from lth.spec import Step
+
+    for row in rows:
+        for key in [k for k in row if k in _STEP_KEYS]:
+            v = row[key]
+            row[f"{key}_iteration"] = None if v is None else Step.parse(str(v)).iterations(steps_per_epoch)
 
 
 def dense_accuracy(plan: Any) -> float | None:
@@ -97,12 +126,10 @@ def dense_accuracy(plan: Any) -> float | None:
 
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Plan the copies (and the trunks they hang off), train what is missing, evaluate every path."""
-    from lth.analysis.stability import default_alphas
     from lth.stability.analysis import evaluate_pairs, full_accuracy, record, summary
 
-    alphas = default_alphas(whole_number(args.alphas, 2, "--alphas"))
-    threshold = _fraction(args.threshold, "--threshold")
-    train_examples = whole_number(args.train_examples, 2, "--train-examples")
+    args._argv = argv  # flags as typed, so errors name them so (--strategy)
+    alphas, threshold, train_examples = evaluation_from_args(args)
     plan = plan_from_args(args, base, same_noise=bool(getattr(args, "same_noise", False)))
     with Progress() as progress:
         ex = executor_from_args(args, progress)
@@ -116,6 +143,7 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     records = [record(exp, lv, r, pair, e, threshold) for (exp, lv, r, pair), e in zip(items, entries, strict=True)]
     full, copies = full_accuracy(records)  # dense copies at k = 0, as Table 2; else the dense trunk's level 0
     summ = summary(records, full if full is not None else dense_accuracy(plan), threshold)
+    with_iterations(records + summ, plan.steps_per_epoch)
     basis = (f"the dense copies made at k = 0 ({copies} copies)" if full is not None
              else "the dense trunk's level 0 (no dense copies at k = 0 in this command)")
     if args.json:
