@@ -16,6 +16,6 @@ def test_diverged_level_stops_only_its_replicate(tmp_path: Path) -> None:
     runs = {(r["replicate"], r["level"]): r for r in json.loads(out)["runs"]}
     assert runs[(0, 0)]["status"] == "diverged"
     for level in (1, 2):
-        assert runs[(0, level)]["status"] == "missing"
+        assert runs[(0, level)]["status"] == "blocked"  # not trained: a parent diverged
         assert runs[(0, level)]["density"] is None
         assert not Path(runs[(0, level)]["path"]).exists()
