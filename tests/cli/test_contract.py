@@ -191,6 +191,8 @@ BAD = [  # (argv, flag, value) for a bad value of each kind, every command
     (["landscape", *TINY, "--alphas", "1"], "--alphas", "1"),
     (["landscape", *TINY, "--plane", "plan"], "--plane", "plan"),
     (["landscape", *TINY, "--grid", "-1"], "--grid", "-1"),
+    (["landscape", *TINY, "--margin", "nan"], "--margin", "nan"),
+    (["train", *TINY, "--executor", "ray", "--ray-cpus-per-task", "nan"], "--ray-cpus-per-task", "nan"),
     (["demo", "--levels", "0"], "--levels", "0"),
     (["demo", "--training-steps", "4"], "--training-steps", "4"),
     (["recipe", "lotery", "--quick"], "lotery", "lottery"),

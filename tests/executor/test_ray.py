@@ -133,3 +133,15 @@ def test_a_listening_address_is_left_to_ray(monkeypatch: pytest.MonkeyPatch) -> 
         address = f"127.0.0.1:{s.getsockname()[1]}"
         assert ray_executor.reachable(address) == address
         assert ray_executor.reachable("ray://" + address) == "ray://" + address
+
+
+def test_address_auto_with_a_malformed_ray_address_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--address auto`` reads RAY_ADDRESS as Ray does: a malformed one is named (a UserError, not a ValueError
+    from inside Ray); a Ray Client address (``ray://``) is left to ray.init."""
+    from lth.errors import UserError
+
+    monkeypatch.setenv("RAY_ADDRESS", "not an address")
+    with pytest.raises(UserError, match="--address auto: RAY_ADDRESS='not an address' is not an address"):
+        ray_executor.reachable("auto")
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    assert ray_executor.reachable("auto") == "auto"

@@ -172,6 +172,10 @@ def test_frozen_and_tied_weights_are_pruned_once_or_not_at_all() -> None:
     assert tied.path == "vmap" and "'b.weight' is tied to 'a.weight'" in tied.fallback_reason
     assert tied.prunable() == ["a.weight", "o.weight"]  # the shared tensor once, under its first name
     assert tied.get_parameter("a.weight") is tied.get_parameter("b.weight")
+    state = tied.member_state(1)  # a perturbation rewrites the first name only: the tied weight follows it
+    state["a.weight"] = torch.full_like(state["a.weight"], 7.0)
+    tied.load_member(1, state)
+    assert bool((tied.get_parameter("b.weight")[1] == 7.0).all()) and not bool((tied.a.weight[0] == 7.0).all())
 
 
 class _Needs(nn.Module):

@@ -579,3 +579,22 @@ def test_a_field_added_later_is_recorded_only_when_set() -> None:
     on = dataclasses.replace(hp, count_ignored=True)
     assert on.record()["count_ignored"] is True
     assert from_dict(PruneHparams, hp.record()) == hp and from_dict(PruneHparams, on.record()) == on
+
+
+def test_one_shot_to_a_density_is_exact_under_count_ignored(lenet) -> None:
+    """``prune_to_density`` (the oneshot branch, OMP) hits round(target x total) whatever the strategy counts per
+    level: its fraction is of the pruned layers' survivors, so ``count_ignored`` must not rescale it."""
+    weights, kinds = lenet
+    hp = _preset_pruning("lenet_300_100_lmc")
+    total = sum(w.numel() for w in weights.values())
+    for target in (0.8, 0.2, 0.0352):
+        got = prune_to_density(weights, hp, kinds, target)
+        assert sum(int(m.sum()) for m in got.values()) == pytest.approx(target * total, abs=1)
+
+
+def test_count_ignored_without_a_global_count_over_ignored_layers_is_unset() -> None:
+    """It changes nothing there, so it does not give the same pruning another identity."""
+    for kw in ({"strategy": "layerwise", "ignore": ("x",)}, {"strategy": "global"},
+               {"strategy": "random", "ignore": ("x",)}, {"strategy": "structured", "ignore": ("x",)}):
+        assert PruneHparams(count_ignored=True, **kw) == PruneHparams(**kw)
+    assert PruneHparams(strategy="random", random_mode="global", ignore=("x",), count_ignored=True).count_ignored

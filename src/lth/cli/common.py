@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import math
 import os
 import re
 import sys
@@ -361,7 +362,7 @@ def cluster_options(args: argparse.Namespace) -> dict[str, Any]:
                 out[key] = float(given[dest])
             except ValueError:
                 out[key] = -1.0
-            if out[key] < 0:
+            if not math.isfinite(out[key]) or out[key] < 0:
                 raise UserError(f"--{dest.replace('_', '-')} {given[dest]!r}: expected a number >= 0")
     if kind == "slurm":
         from lth.executor.slurm import parse_minutes

@@ -4,6 +4,7 @@ trained copies, or the principal directions of a copy's trajectory), with the tr
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
         margin = float(args.margin)
     except ValueError:
         margin = -1.0
-    if margin < 0:
+    if not math.isfinite(margin) or margin < 0:
         raise UserError(f"--margin {args.margin!r}: expected a number >= 0, e.g. 0.25")
     args._argv = argv
     train_examples = evaluation_from_args(args)[2]  # --alphas and --threshold too: checked, not silently ignored

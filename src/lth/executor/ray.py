@@ -69,6 +69,8 @@ def reachable(address: str, timeout: float = 5.0) -> str:
     allowed = "allowed: auto, or HOST:PORT of a running Ray head (ray start --head)"
     target = address.removeprefix("ray://")
     if target == "auto":
+        if os.environ.get("RAY_ADDRESS", "").startswith("ray://"):  # Ray Client: ray.init resolves and checks it
+            return address
         try:
             from ray._private.services import canonicalize_bootstrap_address
 
@@ -76,6 +78,9 @@ def reachable(address: str, timeout: float = 5.0) -> str:
         except ConnectionError:
             raise UserError(f"--address auto: no running Ray cluster found on this machine (nothing in RAY_ADDRESS, "
                             f"no `ray start`); {allowed}") from None
+        except ValueError as e:  # a malformed RAY_ADDRESS
+            raise UserError(f"--address auto: RAY_ADDRESS={os.environ.get('RAY_ADDRESS', '')!r} is not an address "
+                            f"({error_line(e)}); {allowed}") from None
         except (ImportError, AttributeError):  # another Ray: leave resolving to ray.init
             return address
     host, sep, port = target.rpartition(":")

@@ -486,12 +486,20 @@ class VmapModel(ModuleModel):
             self._register(k, nn.Parameter(p.detach().unsqueeze(0).repeat(n, *[1] * p.dim())), True, True)
         for k, b in reference.named_buffers():
             self._register(k, b.detach().unsqueeze(0).repeat(n, *[1] * b.dim()), False, k in persistent)
-        for alias, first in _aliases(reference).items():  # one stacked Parameter under both names, as in the module
+        self.__dict__["_tied"] = _aliases(reference)  # {second name: first name}
+        for alias, first in self._tied.items():  # one stacked Parameter under both names, as in the module
             self._register(alias, self.get_parameter(first), True, True)
         _freeze(self, frozen)
         # every name, tied ones too: the meta skeleton no longer ties them (``.to("meta")`` makes new Parameters)
         self._pnames = [k for k, _ in self.named_parameters(remove_duplicate=False)]
         self._bnames = [k for k, _ in self.named_buffers(remove_duplicate=False)]
+
+    def load_member(self, i: int, state: dict[str, Tensor]) -> None:
+        """As :meth:`PopModel.load_member`; a tied weight takes the value under its first name (the one pruned and
+        transformed by perturbations), whatever its other name holds."""
+        if self._tied:
+            state = {**state, **{a: state[f] for a, f in self._tied.items() if f in state}}
+        super().load_member(i, state)
 
     def _register(self, name: str, t: Tensor, param: bool, persistent: bool) -> None:
         mod, _, leaf = name.rpartition(".")

@@ -69,6 +69,13 @@ class PruneHparams:
     # Fields added after stores were written: a node records them only when set, so older stores keep their ids.
     RECORD_IF_SET = ("count_ignored",)
 
+    def __post_init__(self) -> None:
+        # count_ignored changes nothing without a global count over ignored layers: left unset, so it does not give
+        # the same pruning another identity (a global preset run with --pruning-strategy layerwise keeps its runs)
+        if self.count_ignored and (not self.ignore or not (
+                self.strategy == "global" or (self.strategy == "random" and self.random_mode == "global"))):
+            object.__setattr__(self, "count_ignored", False)
+
     def record(self) -> dict[str, Any]:
         """Every field as JSON values (what IMP's nodes record and hash), less :attr:`RECORD_IF_SET` fields left at
         their defaults."""
@@ -422,8 +429,8 @@ def prune_to_density(weights: Mapping[str, Tensor], hp: PruneHparams, kinds: Map
             hi = mid
     level = (lo + hi) / 2
     per_layer = {n: 1 - (1 - base[n]) ** level for n in names if base[n] > 0}
-    one_shot = dataclasses.replace(
-        hp, fraction=frac, layer_fractions=tuple(f"{n}={f!r}" for n, f in per_layer.items()))
+    one_shot = dataclasses.replace(  # frac is of the pruned layers' survivors: count_ignored would overshoot
+        hp, fraction=frac, count_ignored=False, layer_fractions=tuple(f"{n}={f!r}" for n, f in per_layer.items()))
     return STRATEGIES[hp.strategy](weights, mask, one_shot, kinds)
 
 
