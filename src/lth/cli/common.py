@@ -21,6 +21,7 @@ from lth.spec import (
     TrainSpec,
     hparam_fields,
     parse_value,
+    past_end,
     replace_fields,
     to_json_value,
     validate_lengths,
@@ -296,6 +297,34 @@ def save_steps(args: argparse.Namespace) -> tuple[tuple[str, Step], ...]:
     """``--save-states`` as (name, step) pairs."""
     steps = [step_flag(s, "--save-states") for s in args.save_states]
     return tuple((str(step), step) for step in steps)
+
+
+def keep_saved_states(args: argparse.Namespace, nodes: list[Any], spec: TrainSpec, spe: int) -> list[Any]:
+    """``--save-states`` honoured by a command that trains a graph (lottery, branch, stability, landscape): the
+    runs of ``nodes`` (not their ancestors trained before, e.g. a branch's trunk) also keep each given step that
+    lies in their run (from their start step to their end: a level rewound to k keeps the steps from k on; the
+    steps before k are its trunk's level 0's), named by the step (``5it``) unless the run keeps that iteration
+    already under another name (``rewind``). Returned parents first, so the executor's graph holds these copies.
+    UserError for a step after the end of ``spec``'s training, before anything is written."""
+    from lth.executor.base import extra_keeps
+    from lth.graph import closure
+
+    save = save_steps(args)
+    total = spec.train.training_steps.iterations(spe)
+    for _, step in save:
+        if step.iterations(spe) > total:
+            raise past_end("--save-states", step, spec.train.training_steps, total)
+    if not save:
+        return nodes
+    wanted = {n.path for n in nodes}
+    out = []
+    for n in closure(nodes):  # parents before children: a node's copy is in the graph before its children
+        if n.path not in wanted:
+            continue
+        start, end = n.start_step.iterations(spe), n.spec.train.training_steps.iterations(spe)
+        extra = extra_keeps(n, [(name, step) for name, step in save if start <= step.iterations(spe) <= end], spe)
+        out.append(n.with_keep(extra.values()) if extra else n)
+    return out
 
 
 def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
