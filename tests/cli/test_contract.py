@@ -198,6 +198,8 @@ BAD = [  # (argv, flag, value) for a bad value of each kind, every command
     (["recipe", "normalization", "--quick", "--save-states", "x"], "--save-states", "x"),
     (["recipe", "normalization", "--quick", "--datasets", "cifar"], "--datasets", "cifar"),
     (["recipe", "normalization", "--quick", "--save-states", "5it"], "--save-states", "5it"),  # not honoured: refused
+    (["lottery", *TINY, "--levels", "1", "--branches", "finetune", "--finetune-steps", "0it"], "--finetune-steps",
+     "0it"),
     (["train", *TINY, "--lr", "0"], "--lr", "0"),
     (["train", *TINY, "--momentum", "1"], "--momentum", "1"),
     (["train", *TINY, "--batch-size", "5000"], "--batch-size", "5000"),
