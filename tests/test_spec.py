@@ -8,7 +8,17 @@ import pytest
 
 from lth.errors import UserError
 from lth.presets import PRESETS
-from lth.spec import Step, TrainSpec, from_dict, non_default, replace_fields, spec_hash, to_dict
+from lth.spec import (
+    Step,
+    TrainSpec,
+    from_dict,
+    non_default,
+    past_end,
+    replace_fields,
+    spec_hash,
+    to_dict,
+    validate_lengths,
+)
 
 
 def test_step_parse_and_iterations() -> None:
@@ -51,6 +61,59 @@ def test_bad_values_name_the_flag() -> None:
                                ("dataset", "foo", "--dataset"), ("optimizer", "rmsprop", "--optimizer")]:
         with pytest.raises(UserError, match=flag):
             replace_fields(TrainSpec(), {field: value}).validate()
+
+
+@pytest.mark.parametrize(("field", "value", "allowed"), [
+    ("lr", "0", "> 0"), ("lr", "-0.1", "> 0"), ("momentum", "1", "[0, 1)"), ("momentum", "-0.5", "[0, 1)"),
+    ("weight_decay", "-1e-4", ">= 0"), ("gamma", "0", "> 0"), ("batch_size", "0", ">= 1"), ("width", "0", "> 0"),
+    ("width", "-2", "> 0")])
+def test_values_that_can_only_be_mistakes_are_refused(field: str, value: str, allowed: str) -> None:
+    """lr 0 trains nothing, momentum 1 never forgets a gradient (>= 1 diverges): each is refused, naming its flag,
+    the value and what is allowed."""
+    flag = "--" + field.replace("_", "-")
+    with pytest.raises(UserError) as e:
+        replace_fields(TrainSpec(), {field: value}).validate()
+    msg = str(e.value)
+    assert msg.startswith(flag) and f"{float(value)!r}".rstrip("0").rstrip(".") in msg and "allowed" in msg, msg
+    assert allowed in msg, msg
+
+
+def test_values_a_researcher_may_mean_are_kept() -> None:
+    """Momentum 0, weight decay 0, gamma > 1 (the rate grows at a milestone), a tiny lr: all valid."""
+    for over in ({"momentum": "0"}, {"momentum": "0.99"}, {"weight_decay": "0"}, {"gamma": "2"}, {"lr": "1e-9"}):
+        replace_fields(TrainSpec(), over).validate()
+
+
+def test_lengths_against_the_training_set() -> None:
+    """1500 examples in batches of 60 are 25 iterations an epoch: 2ep = 50it is the end of training. A warmup or
+    milestone may reach it but not pass it; a batch may not exceed the training set."""
+    spec = replace_fields(TrainSpec(), {"batch_size": "60", "training_steps": "2ep", "warmup_steps": "50it",
+                                        "milestones": ["1ep", "50it"]})
+    validate_lengths(spec, 1500)  # at the end exactly: fine
+    for over, flag, value in [({"warmup_steps": "51it"}, "--warmup-steps", "51it"),
+                              ({"warmup_steps": "3ep"}, "--warmup-steps", "3ep"),
+                              ({"milestones": ["1ep", "51it"]}, "--milestones", "51it")]:
+        with pytest.raises(UserError) as e:
+            validate_lengths(replace_fields(spec, over), 1500)
+        assert str(e.value) == (f"{flag} {value}: after the end of training (--training-steps 2ep = 50it); "
+                                f"allowed: a step from 0it to 50it (--training-steps)")
+    with pytest.raises(UserError, match=r"^--batch-size 1501: .*allowed: a whole number from 1 to 1500$"):
+        validate_lengths(replace_fields(spec, {"batch_size": "1501"}), 1500)
+    validate_lengths(replace_fields(spec, {"batch_size": "1500", "training_steps": "2it", "warmup_steps": "0it",
+                                           "milestones": []}), 1500)
+    # a preset's schedule under a shortened --training-steps is meant; the same values given as flags are not
+    short = replace_fields(spec, {"training_steps": "2it"})
+    validate_lengths(short, 1500, given={"training_steps"})
+    for given in ({"warmup_steps"}, {"milestones", "training_steps"}):
+        with pytest.raises(UserError, match="after the end of training"):
+            validate_lengths(short, 1500, given=given)
+
+
+def test_past_end_names_flag_value_end_and_range() -> None:
+    assert str(past_end("--rewind", Step.parse("9it"), Step.parse("4it"), 4)) == (
+        "--rewind 9it: after the end of training (--training-steps 4it); allowed: a step from 0it to 4it "
+        "(--training-steps)")
+    assert "from 1it to 92it" in str(past_end("--pretrain-steps", "3ep", Step.parse("2ep"), 92, "1it"))
 
 
 def test_specs_are_hashable_and_frozen() -> None:

@@ -13,7 +13,7 @@ import json
 import math
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,8 +261,8 @@ def validate(spec: TrainSpec) -> None:
         check(spec)
     checks = [
         (d.batch_size >= 1, "batch-size", d.batch_size, "a whole number >= 1"),
-        (t.lr >= 0, "lr", t.lr, "a number >= 0"),
-        (t.momentum >= 0, "momentum", t.momentum, "a number >= 0"),
+        (t.lr > 0, "lr", t.lr, "a number > 0 (at 0 nothing trains)"),
+        (0 <= t.momentum < 1, "momentum", t.momentum, "a number in [0, 1)"),
         (t.weight_decay >= 0, "weight-decay", t.weight_decay, "a number >= 0"),
         (t.gamma > 0, "gamma", t.gamma, "a number > 0"),
         (0 <= d.random_labels_fraction <= 1, "random-labels-fraction", d.random_labels_fraction, "a number in [0, 1]"),
@@ -274,4 +274,37 @@ def validate(spec: TrainSpec) -> None:
     ]
     for ok, flag, value, allowed in checks:
         if not ok:
-            raise UserError(f"--{flag}: bad value {value!r}, expected {allowed}")
+            raise UserError(f"--{flag}: bad value {value!r}; allowed: {allowed}")
+
+
+def training_end(steps: Step, total: int) -> str:
+    """``--training-steps 2ep = 92it`` (or ``--training-steps 50it`` when it is already in iterations)."""
+    return f"--training-steps {steps}" if str(steps) == f"{total}it" else f"--training-steps {steps} = {total}it"
+
+
+def past_end(flag: str, value: Any, steps: Step, total: int, first: str = "0it") -> UserError:
+    """The error for a step ``value`` of ``flag`` after the end of training (``total`` iterations of ``steps``):
+    what was given, where training ends, and the steps allowed (``first`` to the end)."""
+    return UserError(f"{flag} {value}: after the end of training ({training_end(steps, total)}); allowed: a step "
+                     f"from {first} to {total}it (--training-steps)")
+
+
+def validate_lengths(spec: TrainSpec, n_train: int, given: Collection[str] | None = None) -> None:
+    """Checks that need the training set's size ``n_train`` (after the validation split and subsampling): a batch
+    that fits in it, and a warmup and milestones inside training. UserError naming the first bad value.
+
+    ``given``: the fields the user set (``{"warmup_steps"}``); the warmup and milestones are checked only where
+    given (None: always), since a preset's schedule under a shortened ``--training-steps`` (a quick look at
+    ResNet-20 for 2ep) is meant: its later milestones simply never come."""
+    bs = spec.data.batch_size
+    if bs > n_train:
+        raise UserError(f"--batch-size {bs}: larger than the training set ({n_train} examples); allowed: a whole "
+                        f"number from 1 to {n_train}")
+    t = spec.train
+    spe = n_train // bs
+    total = t.training_steps.iterations(spe)
+    if (given is None or "warmup_steps" in given) and t.warmup_steps.iterations(spe) > total:
+        raise past_end("--warmup-steps", t.warmup_steps, t.training_steps, total)
+    for m in t.milestones if given is None or "milestones" in given else ():
+        if m.iterations(spe) > total:
+            raise past_end("--milestones", m, t.training_steps, total)

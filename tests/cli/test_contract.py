@@ -199,6 +199,29 @@ BAD = [  # (argv, flag, value) for a bad value of each kind, every command
     (["recipe", "normalization", "--quick", "--levels", "-1"], "--levels", "-1"),
     (["recipe", "normalization", "--quick", "--save-states", "x"], "--save-states", "x"),
     (["recipe", "normalization", "--quick", "--datasets", "cifar"], "--datasets", "cifar"),
+    (["recipe", "normalization", "--quick", "--save-states", "5it"], "--save-states", "5it"),  # not honoured: refused
+    (["lottery", *TINY, "--levels", "1", "--branches", "finetune", "--finetune-steps", "0it"], "--finetune-steps",
+     "0it"),
+    (["train", *TINY, "--lr", "0"], "--lr", "0"),
+    (["train", *TINY, "--momentum", "1"], "--momentum", "1"),
+    (["train", *TINY, "--batch-size", "5000"], "--batch-size", "5000"),
+    (["train", *TINY, "--validation-size", "1500"], "--validation-size", "1500"),
+    (["train", *TINY, "--warmup-steps", "5it"], "--warmup-steps", "5it"),
+    (["lottery", *TINY, "--levels", "1", "--milestones", "2it", "1ep"], "--milestones", "1ep"),
+]
+
+PAST_END = [  # (argv, flag, value, first allowed step): a step after the end of training (TINY: 4it)
+    (["lottery", *TINY, "--levels", "1", "--rewind", "9it"], "--rewind", "9it", "0it"),
+    (["lottery", *TINY, "--levels", "1", "--rewind", "1ep"], "--rewind", "1ep", "0it"),
+    (["lottery", *TINY, "--levels", "1", "--pretrain-steps", "5it"], "--pretrain-steps", "5it", "1it"),
+    (["lottery", *TINY, "--levels", "1", "--save-states", "5it"], "--save-states", "5it", "0it"),
+    (["branch", "reinit", *TINY, "--levels", "1", "--rewind", "5it"], "--rewind", "5it", "0it"),
+    (["branch", "reinit", *TINY, "--levels", "1", "--save-states", "5it"], "--save-states", "5it", "0it"),
+    (["stability", *TINY, "--rewind", "5it"], "--rewind", "5it", "0it"),
+    (["stability", *TINY, "--save-states", "5it"], "--save-states", "5it", "0it"),
+    (["train", *TINY, "--save-states", "2it", "5it"], "--save-states", "5it", "0it"),
+    (["train", *TINY, "--warmup-steps", "5it"], "--warmup-steps", "5it", "0it"),
+    (["train", *TINY, "--milestones", "5it"], "--milestones", "5it", "0it"),
 ]
 
 
@@ -211,6 +234,19 @@ def test_bad_input(tmp_path: Path, argv: list[str], flag: str, value: str) -> No
     assert flag in lines[0] and value in lines[0], lines[0]
     assert any(w in lines[0] for w in ("allowed", "expected", "did you mean", "e.g.")), lines[0]
     assert not root.exists()  # not even an empty store
+
+
+@pytest.mark.parametrize(("argv", "flag", "value", "first"), PAST_END,
+                         ids=[" ".join(a[:1] + a[-2:]) for a, _, _, _ in PAST_END])
+def test_steps_past_the_end_say_what_is_allowed(tmp_path: Path, argv: list[str], flag: str, value: str,
+                                                first: str) -> None:
+    """Every step-vs-length check says where training ends and which steps are allowed, in one line."""
+    root = tmp_path / "store"
+    code, out, err = lth(*argv, "--root", str(root))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.strip() == (f"lth: error: {flag} {value}: after the end of training (--training-steps 4it); "
+                           f"allowed: a step from {first} to 4it (--training-steps)")
+    assert not root.exists()
 
 
 @pytest.mark.parametrize(("store", "argv"), [

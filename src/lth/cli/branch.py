@@ -15,6 +15,7 @@ from lth.cli.common import (
     check_fits,
     emit_json,
     executor_from_args,
+    keep_saved_states,
     report_divergence,
 )
 from lth.cli.lottery import (
@@ -84,11 +85,12 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     check_fits(args, trunks[0].spec, args.replicates * len(levels))
     plan = LotteryPlan(trunks, max(levels), args.replicates, options, levels, data_dir=args.data_dir)
     nodes = plan.branch_nodes()  # the branch's options are checked here, before the trunk is looked for
+    kept = keep_saved_states(args, nodes, trunks[0].spec, plan.spe)  # the branch's runs (its trunk is trained)
     for r in range(args.replicates):
         for level in levels:
             require_level(trunks[0], r, level, trunk_command(argv, max(levels)))
     with Progress() as progress:
-        results = executor_from_args(args, progress).run(nodes)
+        results = executor_from_args(args, progress).run(kept)
     by_path = {res["path"]: res for res in results}
     from lth.lottery.branches import branch_record
 

@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from lth.errors import UserError
-from lth.spec import GROUPS, Step, TrainSpec, hparam_fields, parse_value, replace_fields, to_json_value
+from lth.spec import (
+    GROUPS,
+    Step,
+    TrainSpec,
+    hparam_fields,
+    parse_value,
+    past_end,
+    replace_fields,
+    to_json_value,
+    validate_lengths,
+)
 
 DEFAULT_ROOT = "runs"
 AUTO_CHECKPOINT_SECONDS = 60.0  # --checkpoint-every auto: lose at most about a minute of a run
@@ -290,6 +300,34 @@ def save_steps(args: argparse.Namespace) -> tuple[tuple[str, Step], ...]:
     return tuple((str(step), step) for step in steps)
 
 
+def keep_saved_states(args: argparse.Namespace, nodes: list[Any], spec: TrainSpec, spe: int) -> list[Any]:
+    """``--save-states`` honoured by a command that trains a graph (lottery, branch, stability, landscape): the
+    runs of ``nodes`` (not their ancestors trained before, e.g. a branch's trunk) also keep each given step that
+    lies in their run (from their start step to their end: a level rewound to k keeps the steps from k on; the
+    steps before k are its trunk's level 0's), named by the step (``5it``) unless the run keeps that iteration
+    already under another name (``rewind``). Returned parents first, so the executor's graph holds these copies.
+    UserError for a step after the end of ``spec``'s training, before anything is written."""
+    from lth.executor.base import extra_keeps
+    from lth.graph import closure
+
+    save = save_steps(args)
+    total = spec.train.training_steps.iterations(spe)
+    for _, step in save:
+        if step.iterations(spe) > total:
+            raise past_end("--save-states", step, spec.train.training_steps, total)
+    if not save:
+        return nodes
+    wanted = {n.path for n in nodes}
+    out = []
+    for n in closure(nodes):  # parents before children: a node's copy is in the graph before its children
+        if n.path not in wanted:
+            continue
+        start, end = n.start_step.iterations(spe), n.spec.train.training_steps.iterations(spe)
+        extra = extra_keeps(n, [(name, step) for name, step in save if start <= step.iterations(spe) <= end], spe)
+        out.append(n.with_keep(extra.values()) if extra else n)
+    return out
+
+
 def executor_from_args(args: argparse.Namespace, progress: Progress) -> Any:
     """An executor configured by the runtime flags."""
     from lth.engine.train import EngineOptions
@@ -468,6 +506,12 @@ def check_fits(args: argparse.Namespace, spec: TrainSpec, runs: int, flag: str =
     if width_given and not (m.width > 0 and m.width < float("inf")):
         raise UserError(f"--width {m.width}: expected a positive finite number")
     info = describe(spec.data, args.data_dir)
+    d = spec.data
+    if info.n_train < 1 and d.validation_size > 0 and d.subsample_fraction == 1:  # describe() took it off
+        n = info.n_train + d.validation_size
+        raise UserError(f"--validation-size {d.validation_size}: leaves no training examples; allowed: a whole "
+                        f"number from 0 to {n - 1} (fewer than the {n} training examples of {d.dataset})")
+    validate_lengths(spec, info.n_train, set(vars(args)))  # a batch that fits; a given warmup/milestone in training
     params = count_params(m.model, m.norm, m.width, info.example_shape, info.num_classes)
     device = check_device(args.device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if width_given:

@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from lth.cli.common import Progress, emit_json, executor_from_args, whole_number
+from lth.cli.common import Progress, emit_json, executor_from_args, keep_saved_states, whole_number
 from lth.cli.stability import add_arguments as add_stability_arguments
 from lth.cli.stability import evaluation_from_args, plan_from_args
 from lth.spec import TrainSpec
@@ -45,10 +45,11 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     args._argv = argv
     train_examples = evaluation_from_args(args)[2]  # --alphas and --threshold too: checked, not silently ignored
     plan = plan_from_args(args, base)
+    copies = keep_saved_states(args, plan.copy_nodes(), plan.trunks[0].spec, plan.steps_per_epoch)
     out: list[dict[str, Any]] = []
     with Progress() as progress:
         ex = executor_from_args(args, progress)
-        ex.run(plan.copy_nodes())
+        ex.run(copies)
         data = ex.dataset(plan.trunks[0].spec.data)
         for exp, lv in plan.cells():
             for r in range(plan.replicates):

@@ -20,6 +20,7 @@ from lth.cli.common import (
     dataclass_from_args,
     emit_json,
     executor_from_args,
+    keep_saved_states,
     print_table,
     pruning_from_args,
     report_divergence,
@@ -182,7 +183,8 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
                *(("--replicates", args.replicates) if args.replicates >= levels else ("--levels", levels)))
     with Progress() as progress:
         plan = LotteryPlan(trunks, levels, args.replicates, branches, branch_levels, data_dir=args.data_dir)
-        results = executor_from_args(args, progress).run(plan.nodes())
+        nodes = keep_saved_states(args, plan.nodes(), trunks[0].spec, plan.spe)  # trunk levels and branches
+        results = executor_from_args(args, progress).run(nodes)
     records = plan.records(results)
     code = report_divergence(records["runs"] + records["branches"], args.strict)
     if args.json:

@@ -17,6 +17,7 @@ from lth.cli.common import (
     emit_json,
     executor_from_args,
     print_table,
+    save_steps,
     step_flag,
     whole_number,
 )
@@ -84,6 +85,10 @@ def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> in
             _print(rows, device)
         return 0
     recipe = get_recipe(args.name)
+    if args.save_states:  # a recipe's studies keep the states they need; extra ones would be silently dropped
+        save_steps(args)  # a step that does not parse: that error first
+        raise UserError(f"--save-states {' '.join(args.save_states)}: lth recipe keeps the states its study needs; "
+                        f"allowed: --save-states with lth train, lottery, branch, stability or landscape")
     levels = whole_number(args.levels, 1, "--levels") if args.levels is not None else None
     if args.training_steps is not None:
         step_flag(args.training_steps, "--training-steps")

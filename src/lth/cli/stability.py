@@ -17,6 +17,7 @@ from lth.cli.common import (
     check_fits,
     emit_json,
     executor_from_args,
+    keep_saved_states,
     print_table,
     report_divergence,
     whole_number,
@@ -131,9 +132,10 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     args._argv = argv  # flags as typed, so errors name them so (--strategy)
     alphas, threshold, train_examples = evaluation_from_args(args)
     plan = plan_from_args(args, base, same_noise=bool(getattr(args, "same_noise", False)))
+    copies = keep_saved_states(args, plan.copy_nodes(), plan.trunks[0].spec, plan.steps_per_epoch)
     with Progress() as progress:
         ex = executor_from_args(args, progress)
-        runs = ex.run(plan.copy_nodes())
+        runs = ex.run(copies)
         code = report_divergence(runs, args.strict)
         data = ex.dataset(plan.trunks[0].spec.data)
         items = plan.pairs()

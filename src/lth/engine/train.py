@@ -25,8 +25,7 @@ from torch import Tensor
 from lth.data import Dataset
 from lth.engine.population import Population
 from lth.engine.step import Stepper
-from lth.errors import UserError
-from lth.spec import Step, TrainSpec
+from lth.spec import Step, TrainSpec, past_end, validate_lengths
 from lth.store import RunDir
 
 Callback = Callable[[str, dict[str, Any]], None]
@@ -102,26 +101,18 @@ def population_key(spec: TrainSpec) -> tuple:
             t.eval_every, t.precision)
 
 
-def training_end(steps: Step, total: int) -> str:
-    """``--training-steps 2ep = 92it`` (or ``--training-steps 50it`` when it is already in iterations)."""
-    return f"--training-steps {steps}" if str(steps) == f"{total}it" else f"--training-steps {steps} = {total}it"
-
-
 def check_jobs(jobs: list[Job], data: Dataset) -> None:
     """UserError for jobs that cannot train on ``data`` (called before anything is written)."""
     for j in jobs:
-        bs, n_train = j.spec.data.batch_size, data.train_x.shape[0]
-        spe = n_train // bs
-        if spe == 0:
-            raise UserError(f"--batch-size {bs} is larger than the training set ({n_train} examples)")
+        n_train = data.train_x.shape[0]
+        validate_lengths(j.spec, n_train, given=())  # a batch that fits (the schedule: checked by the CLI)
+        spe = n_train // j.spec.data.batch_size
         total = j.spec.train.training_steps.iterations(spe)
         if j.start_step > total:
-            raise UserError(f"start step {j.start_step}it is after the end of training "
-                            f"({training_end(j.spec.train.training_steps, total)})")
+            raise past_end("start step", f"{j.start_step}it", j.spec.train.training_steps, total)
         for step in j.state_steps:
             if step.iterations(spe) > total:
-                raise UserError(f"--save-states {step}: after the end of training "
-                                f"({training_end(j.spec.train.training_steps, total)})")
+                raise past_end("--save-states", step, j.spec.train.training_steps, total)
 
 
 def _emit(opts: EngineOptions, event: str, **info: Any) -> None:

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from lth.engine.batches import mix_seed
-from lth.engine.train import training_end
 from lth.errors import UserError
 from lth.graph import Node, OpContext, Recipe, Ref, Setup, op
 from lth.lottery.pretrain import Pretraining, pretrain_spec
 from lth.prune import PruneHparams, density, effective_density, layer_densities, prune
-from lth.spec import Step, TrainSpec, from_dict, spec_hash, to_dict
+from lth.spec import Step, TrainSpec, from_dict, past_end, spec_hash, to_dict
 from lth.store import RunDir, run_path
 
 
@@ -187,8 +186,7 @@ def check_trunks(trunks: list[Trunk], total: int, steps_per_epoch: int, kinds: d
                                 "the place of the state at that step)")
         if t.rewind.iterations(steps_per_epoch) > total:
             flag = "--pretrain-steps" if t.pretrain is not None else "--rewind"  # with pretraining, K is the rewind
-            raise UserError(f"{flag} {t.rewind}: after the end of training "
-                            f"({training_end(t.spec.train.training_steps, total)})")
+            raise past_end(flag, t.rewind, t.spec.train.training_steps, total, "1it" if t.pretrain else "0it")
         layer_fraction_map(t.pruning, kinds)
 
 

@@ -33,10 +33,12 @@ class FinetuneOptions(BranchOptions):
         super().validate()
         if self.finetune_steps:
             try:
-                Step.parse(self.finetune_steps)
+                steps = Step.parse(self.finetune_steps)
             except (UserError, ValueError):
                 raise UserError(f"--finetune-steps {self.finetune_steps!r}: expected steps like 2ep or 300it") \
                     from None
+            if steps.count < 1:  # else spec validation would name --training-steps, a flag not given
+                raise UserError(f"--finetune-steps {self.finetune_steps}: bad value; allowed: at least 1it")
         if self.finetune_lr is not None and not self.finetune_lr > 0:
             raise UserError(f"--finetune-lr {self.finetune_lr!r}: expected a learning rate > 0")
 
