@@ -177,6 +177,20 @@ def test_estimate_counts_ancestors_and_forward_operations() -> None:
     assert quick["runs"] == 48 and quick["seconds"] > CPU_START + 48 * CPU_PER_RUN
 
 
+def test_a_cpu_step_costs_at_least_its_layers() -> None:
+    """On the CPU a step's floor grows with the layers (ResNet-20 x0.25 on 8x8 digits took 8.7-10 ms a network-step
+    here, not the 0.3 ms of a 3-layer MLP): CPU_LAYER_OVERHEAD per prunable layer by kind, counted by hand."""
+    from lth.recipes.base import CPU_LAYER_OVERHEAD, step_overhead
+
+    convs = 1 + 3 * 3 * 2 + 2  # ResNet-20: the stem, 9 blocks of two 3x3 convs, two 1x1 shortcuts
+    assert step_overhead("resnet_20", "batchnorm", 0.25, (1, 8, 8), 10) == pytest.approx(
+        convs * CPU_LAYER_OVERHEAD["conv"] + CPU_LAYER_OVERHEAD["output"])
+    assert step_overhead("fc_64_32", "none", 1.0, (1, 8, 8), 10) == pytest.approx(
+        2 * CPU_LAYER_OVERHEAD["fc"] + CPU_LAYER_OVERHEAD["output"])
+    normalization = RECIPES["normalization"].estimate(True, "cpu")["seconds"]
+    assert normalization > 30  # 61-79 s measured one thread on a busy machine; 9 s by the flat 0.3 ms floor
+
+
 def test_mode_connectivity_names_its_level_substitutions_per_network(tmp_path: Path) -> None:
     """Quick mode names LeNet's level and density once (no generic "4 pruning levels instead of 0"); at full scale
     --levels names the network's level against Table 1's density."""

@@ -125,8 +125,12 @@ class RecipeResult:
 # and ResNet-20 1.5-2.6 ms a step (1e13 gives 3.1 ms: pessimistic for convnets, within 2x).
 # On the CPU a command also costs about 5 s to start and write its report and about 0.08 s a run (evaluations,
 # files): fitted to the --quick recipes' measured times here (8.5-16 s for the MLP ones; the step model alone said
-# 1.8-6.2 s). Tiny convnets are still priced low (normalization --quick: 52 s measured, about 9 s estimated).
+# 1.8-6.2 s). On the CPU the floor of a step grows with the network's layers: about 0.1 ms per fully connected
+# layer and 0.4 ms per convolution (its BatchNorm or Fixup scalars included), measured here with one thread on
+# ResNet-20 x0.25 on 8x8 digits (23 layers: 8.7-10 ms a network-step against 0.3 ms priced before, so
+# normalization --quick was estimated at 9 s and took 61 s) and the 3-layer digits MLP (0.3 ms).
 CPU_FLOPS, CPU_OVERHEAD = 8e10, 3e-4
+CPU_LAYER_OVERHEAD = {"conv": 4e-4, "fc": 1e-4, "output": 1e-4}
 CPU_START, CPU_PER_RUN = 5.0, 0.08
 GPU_FLOPS, GPU_OVERHEAD = 1e13, 2.5e-5
 
@@ -227,21 +231,23 @@ class Recipe:
         with tempfile.TemporaryDirectory() as tmp:
             ctx = Context(quick=quick, root=Path(tmp), datasets=datasets)
             nodes = closure(self.nodes(self.select(ctx, self.plan(ctx))))
-        rate, overhead = (GPU_FLOPS, GPU_OVERHEAD) if device != "cpu" else (CPU_FLOPS, CPU_OVERHEAD)
+        cpu = device == "cpu"
+        rate = CPU_FLOPS if cpu else GPU_FLOPS
         seconds = 0.0
-        cache: dict[tuple, tuple[float, int]] = {}
+        cache: dict[tuple, tuple[float, int, float]] = {}
         for n in {n.digest: n for n in nodes}.values():
             s = n.spec
             key = (s.data.dataset, s.model.model, s.model.norm, s.model.width, s.data.batch_size)
             if key not in cache:
                 info = describe(s.data, None)
-                ops = forward_flops(s.model.model, s.model.norm, s.model.width, info.example_shape,
-                                    info.num_classes)
-                cache[key] = (3.0 * ops * s.data.batch_size, max(1, info.steps_per_epoch(s.data.batch_size)))
-            step_ops, spe = cache[key]
+                net = (s.model.model, s.model.norm, s.model.width, info.example_shape, info.num_classes)
+                floor = max(CPU_OVERHEAD, step_overhead(*net)) if cpu else GPU_OVERHEAD
+                cache[key] = (3.0 * forward_flops(*net) * s.data.batch_size,
+                              max(1, info.steps_per_epoch(s.data.batch_size)), floor)
+            step_ops, spe, floor = cache[key]
             steps = max(0, s.train.training_steps.iterations(spe) - n.start_step.iterations(spe))
-            seconds += steps * max(overhead, step_ops / rate)
-        if device == "cpu":
+            seconds += steps * max(floor, step_ops / rate)
+        if cpu:
             seconds += CPU_START + CPU_PER_RUN * len({n.digest for n in nodes})
         return {"runs": len(nodes), "seconds": seconds}
 
@@ -362,6 +368,23 @@ def average_curve_extremes(metrics: pd.DataFrame, steps_per_epoch: int) -> dict[
     if not loss.empty:
         out.update(min_loss=float(loss.min()), min_loss_epoch=float(loss.idxmin()) / steps_per_epoch)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def step_overhead(model: str, norm: str, width: float, example_shape: tuple[int, ...], num_classes: int) -> float:
+    """The CPU floor of one network's training step: :data:`CPU_LAYER_OVERHEAD` per prunable layer by its kind
+    (:func:`lth.prune.kinds_of`, on a network built on the meta device)."""
+    import torch
+
+    from lth.models import build_model
+    from lth.prune import kinds_of
+
+    try:
+        with torch.device("meta"):
+            kinds = kinds_of(build_model(model, 1, example_shape, num_classes, norm, width))
+    except Exception:  # noqa: BLE001 - a registered module that reads a tensor's value: build it on the CPU
+        kinds = kinds_of(build_model(model, 1, example_shape, num_classes, norm, width))
+    return sum(CPU_LAYER_OVERHEAD.get(k, CPU_LAYER_OVERHEAD["fc"]) for k in kinds.values())
 
 
 @functools.lru_cache(maxsize=64)
