@@ -76,3 +76,39 @@ def test_telemetry_asked_after_the_run_replays_it(capsys: pytest.CaptureFixture,
     (early,) = sorted((tmp_path / "early").glob("train_*/replicate_*"))
     assert (late / "telemetry.csv").read_text() == (early / "telemetry.csv").read_text()
     assert not (late / ".replay").exists()
+
+
+@pytest.mark.parametrize("other_adds_it", [True, False])
+def test_a_replay_waits_for_the_process_holding_its_run(capsys: pytest.CaptureFixture, tmp_path: Path,
+                                                        other_adds_it: bool) -> None:
+    """Two commands asking for one missing state: the replay holds the run's lock. One that finds the run locked
+    waits; then it replays only if the state is still missing (it crashed on the other's deleted .replay/)."""
+    import threading
+    import time
+
+    keep = (("20it", Step.parse("20it")),)
+    plan = api.lottery("digits_mlp", 0, root=tmp_path / "late", training_steps="1ep")
+    api.run(plan)
+    node: Node = plan.trunk_nodes()[0]
+    ref = api.lottery("digits_mlp", 0, root=tmp_path / "early", training_steps="1ep").trunk_nodes()[0].with_keep(keep)
+    api.run([ref])
+    capsys.readouterr()
+    held = threading.Event()
+
+    def other() -> None:  # another process: holds the run, and (or not) records the state itself meanwhile
+        run = RunDir(node.path)
+        with run.lock():
+            held.set()
+            time.sleep(1.0)
+            if other_adds_it:
+                run.save_state("20it", RunDir(ref.path).load_state("20it"), 20)
+
+    t = threading.Thread(target=other)
+    t.start()
+    held.wait()
+    api.run([node.with_keep(keep)])
+    t.join()
+    err = capsys.readouterr().err
+    assert ("replaying it" in err) is not other_adds_it, err
+    same_states(node.path, ref.path, ["20it", "final"])
+    assert not (node.path / ".replay").exists()

@@ -109,6 +109,7 @@ class Executor:
                 for group, errors in self.wait():
                     flying.difference_update(n.path for n in group)
                     failed.update(errors)
+            self.replay(graph)  # runs another process finished meanwhile may still lack what this command keeps
         state = self.states(graph, failed, reps)
         return [self.record(n, state[n.path], failed.get(n.path) or self.blocked_by(n, state, failed, reps))
                 for n in nodes]
@@ -243,57 +244,90 @@ class Executor:
         the run) get them by deterministic replay: the node trains again in ``<run>/.replay/`` with the extra
         states, the missing ones are copied into ``<run>/states/`` (and ``states/index.json``), and the replay
         directory is deleted. Parents replay before children; said on stderr. Directories of one run (one digest:
-        one filled from the other) replay once, keeping what each of them lacks (named by its step)."""
-        import shutil
-        import sys
+        one filled from the other) replay once, keeping what each of them lacks (named by its step). A replay holds
+        the locks of its runs: where another process holds one (training or replaying it), the run waits for it and
+        is looked at again."""
 
         telemetry = self.options.telemetry_every is not None
-        pending = {n.path: n for n in graph if RunDir(n.path).complete()
-                   and (missing_states(n) or (telemetry and not RunDir(n.path).has_telemetry()))}
+
+        def lacking(n: Node) -> bool:
+            return bool(missing_states(n)) or (telemetry and not RunDir(n.path).has_telemetry())
+
+        pending = {n.path: n for n in graph if RunDir(n.path).complete() and lacking(n)}
         while pending:
             wave = [n for n in pending.values() if not any(p.path in pending for p in n.parents())]
-            for n in wave:
-                lacks = [f"the states {', '.join(missing_states(n))}"] if missing_states(n) else []
-                lacks += ["telemetry"] if telemetry and not RunDir(n.path).has_telemetry() else []
-                print(f"lth: {n.path} is trained but lacks {' and '.join(lacks)}: replaying it to record "
-                      f"them", file=sys.stderr)
             # runs with one digest (a directory filled from another's run) replay once, for all of them
             groups: dict[str, list[Node]] = {}
             for n in wave:
                 groups.setdefault(n.digest, []).append(n)
-            heads = {}
-            for digest, same in groups.items():
-                head = same[0]
-                lacked: list[tuple[str, Step]] = []
-                for other in same[1:]:
-                    missing = set(missing_states(other))
-                    lacked += [(name, step) for name, step in other.keep if name in missing]
-                extra = extra_keeps(head, lacked, self.steps_per_epoch(head))
-                heads[digest] = head.with_keep(extra.values()) if extra else head
-            replays = [dataclasses.replace(h, path=h.path / REPLAY) for h in heads.values()]
-            failed = self.train_populations(self.populations(replays))
-            for digest, same in groups.items():
-                head = heads[digest]
-                if head.path / REPLAY in failed:
-                    raise RuntimeError(f"replaying {head.path} failed: {failed[head.path / REPLAY]}")
-                src = RunDir(head.path / REPLAY)
-                for n in same:
-                    del pending[n.path]
-                    run, spe = RunDir(n.path), self.steps_per_epoch(n)
-                    with run.lock():
-                        keep = dict(n.keep)
-                        for name in missing_states(n):
-                            it = keep[name].iterations(spe)
-                            run.save_state(name, src.load_state(src.state_at(it, prefer=name)), it)
-                        if telemetry and not run.has_telemetry() and src.has_telemetry():
-                            run.copy_telemetry(src)
-                        old, new = run.load_state("final"), src.load_state("final")
-                        same_final = old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
-                    if not same_final:
-                        print(f"lth: warning: the replay of {n.path} ended at other final weights than the stored "
-                              f"run (float rounding on this device): its replayed states are approximate",
-                              file=sys.stderr)
-                shutil.rmtree(head.path / REPLAY)
+            with contextlib.ExitStack() as held:
+                busy: list[Node] = []
+                for digest in list(groups):
+                    locks = contextlib.ExitStack()
+                    try:
+                        for n in groups[digest]:
+                            locks.enter_context(RunDir(n.path).lock(wait=False))
+                    except Busy:
+                        locks.close()
+                        busy += groups.pop(digest)
+                        continue
+                    held.enter_context(locks)
+                    for n in [n for n in groups[digest] if not lacking(n)]:  # another process replayed it first
+                        del pending[n.path]
+                        groups[digest].remove(n)
+                    if not groups[digest]:
+                        del groups[digest]
+                if not groups:
+                    if busy:
+                        wait_for_others(busy)
+                    continue
+                self._replay_groups(groups, pending, telemetry)
+            if busy:
+                wait_for_others(busy)
+
+    def _replay_groups(self, groups: dict[str, list[Node]], pending: dict[Path, Node], telemetry: bool) -> None:
+        """:meth:`replay` of one wave whose runs' locks are held: train, copy what each run lacks, clean up."""
+        import shutil
+        import sys
+
+        for same in groups.values():
+            for n in same:
+                lacks = [f"the states {', '.join(missing_states(n))}"] if missing_states(n) else []
+                lacks += ["telemetry"] if telemetry and not RunDir(n.path).has_telemetry() else []
+                print(f"lth: {n.path} is trained but lacks {' and '.join(lacks)}: replaying it to record "
+                      f"them", file=sys.stderr)
+        heads = {}
+        for digest, same in groups.items():
+            head = same[0]
+            lacked: list[tuple[str, Step]] = []
+            for other in same[1:]:
+                missing = set(missing_states(other))
+                lacked += [(name, step) for name, step in other.keep if name in missing]
+            extra = extra_keeps(head, lacked, self.steps_per_epoch(head))
+            heads[digest] = head.with_keep(extra.values()) if extra else head
+        replays = [dataclasses.replace(h, path=h.path / REPLAY) for h in heads.values()]
+        failed = self.train_populations(self.populations(replays))
+        for digest, same in groups.items():
+            head = heads[digest]
+            if head.path / REPLAY in failed:
+                raise RuntimeError(f"replaying {head.path} failed: {failed[head.path / REPLAY]}")
+            src = RunDir(head.path / REPLAY)
+            for n in same:
+                del pending[n.path]
+                run, spe = RunDir(n.path), self.steps_per_epoch(n)
+                keep = dict(n.keep)  # the run's lock is held (replay)
+                for name in missing_states(n):
+                    it = keep[name].iterations(spe)
+                    run.save_state(name, src.load_state(src.state_at(it, prefer=name)), it)
+                if telemetry and not run.has_telemetry() and src.has_telemetry():
+                    run.copy_telemetry(src)
+                old, new = run.load_state("final"), src.load_state("final")
+                same_final = old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
+                if not same_final:
+                    print(f"lth: warning: the replay of {n.path} ended at other final weights than the stored "
+                          f"run (float rounding on this device): its replayed states are approximate",
+                          file=sys.stderr)
+            shutil.rmtree(head.path / REPLAY)
 
     def states(self, graph: list[Node], failed: dict[Path, str],
                reps: dict[Path, Node] | None = None) -> dict[Path, str]:
