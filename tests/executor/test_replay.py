@@ -112,3 +112,17 @@ def test_a_replay_waits_for_the_process_holding_its_run(capsys: pytest.CaptureFi
     assert ("replaying it" in err) is not other_adds_it, err
     same_states(node.path, ref.path, ["20it", "final"])
     assert not (node.path / ".replay").exists()
+
+
+def test_a_step_held_under_another_name_is_copied_not_replayed(capsys: pytest.CaptureFixture,
+                                                              tmp_path: Path) -> None:
+    """``--save-states 1ep`` then ``--save-states 46it`` (one iteration, 46 steps an epoch on digits): the state is
+    saved under the second name from the first, without training the run again."""
+    base = ["train", "--preset", "digits_mlp", "--training-steps", "2ep", "--root", str(tmp_path)]
+    assert lth(capsys, *base, "--save-states", "1ep")[0] == 0
+    (run,) = sorted(tmp_path.glob("train_*/replicate_*"))
+    it = RunDir(run).state_iterations()["1ep"]
+    code, err = lth(capsys, *base, "--save-states", f"{it}it")
+    assert code == 0 and "replaying" not in err, err
+    same = RunDir(run).load_state(f"{it}it"), RunDir(run).load_state("1ep")
+    assert same[0].keys() == same[1].keys() and all(torch.equal(same[0][k], same[1][k]) for k in same[0])
