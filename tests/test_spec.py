@@ -146,3 +146,10 @@ def test_spec_imports_neither_data_nor_models_but_checks_their_names() -> None:
         dc.replace(spec, data=dc.replace(spec.data, dataset="nope")).validate()
     with pytest.raises(UserError, match="unknown model"):
         dc.replace(spec, model=dc.replace(spec.model, model="nope")).validate()
+
+
+def test_a_training_set_emptied_by_the_split_names_the_flags_that_emptied_it() -> None:
+    spec = replace_fields(PRESETS["digits_mlp"].spec, {"subsample_fraction": "0.0001"})
+    with pytest.raises(UserError, match=r"^--subsample-fraction 0.0001 with --validation-size \d+: leaves no "
+                                        r"training examples of digits; allowed: a larger"):
+        validate_lengths(spec, 0)

@@ -297,6 +297,11 @@ def validate_lengths(spec: TrainSpec, n_train: int, given: Collection[str] | Non
     given (None: always), since a preset's schedule under a shortened ``--training-steps`` (a quick look at
     ResNet-20 for 2ep) is meant: its later milestones simply never come."""
     bs = spec.data.batch_size
+    if n_train < 1:
+        d = spec.data
+        raise UserError(f"--subsample-fraction {d.subsample_fraction} with --validation-size {d.validation_size}: "
+                        f"leaves no training examples of {d.dataset}; allowed: a larger --subsample-fraction or a "
+                        f"smaller --validation-size")
     if bs > n_train:
         raise UserError(f"--batch-size {bs}: larger than the training set ({n_train} examples); allowed: a whole "
                         f"number from 1 to {n_train}")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import lth
+
+from lth.errors import UserError
 
 
 def test_oneshot_at_level_0_and_retrain_past_its_end(tmp_path: Path) -> None:
@@ -29,3 +32,27 @@ def test_branch_of_a_diverged_level_says_so(tmp_path: Path) -> None:
     assert lth("lottery", "--levels", "1", *trunk)[0] == 0
     code, _, err = lth("branch", "reinit", "--levels", "0", *trunk)
     assert code == 2 and "diverged" in err
+
+
+@pytest.mark.parametrize("item, named", [("lr=0", "--set lr=0: bad value"), ("momentum=1.5", "--set momentum=1.5")])
+def test_a_bad_set_value_names_the_set_item(item: str, named: str) -> None:
+    """``lth branch retrain --set lr=0`` names ``--set lr=0``, the flag the user typed (it said ``--lr``)."""
+    from lth.lottery.branches.retrain import retrained_spec
+    from lth.presets import PRESETS
+
+    with pytest.raises(UserError) as e:
+        retrained_spec(PRESETS["digits_mlp"].spec, (item,))
+    assert str(e.value).startswith(named) and "--lr" not in str(e.value) and "--momentum" not in str(e.value), e.value
+
+
+def test_save_states_inside_a_branch_run_longer_than_its_trunk(tmp_path: Path) -> None:
+    """``--save-states`` is checked against the runs asked for: a fine-tuning run of 4ep keeps 3ep though its
+    trunk trained for 2ep (it was refused as past the trunk's end)."""
+    trunk = ["--preset", "digits_mlp", "--training-steps", "2ep", "--levels", "1", "--root", str(tmp_path)]
+    assert lth("lottery", *trunk)[0] == 0
+    code, out, err = lth("branch", "finetune", *trunk, "--finetune-steps", "4ep", "--save-states", "3ep", "--json")
+    assert code == 0, err
+    (run,) = json.loads(out)["runs"]
+    assert "3ep" in run["states"]
+    code, _, err = lth("branch", "finetune", *trunk, "--finetune-steps", "4ep", "--save-states", "5ep")
+    assert code == 2 and "--save-states 5ep: after the end of training" in err

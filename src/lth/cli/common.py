@@ -257,7 +257,10 @@ def add_runtime_flags(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the training forward (MLPs on a GPU: forward and hand-written backward as one "
                         "function, compiled once per process and shape; inside the CUDA graph; adds compile time)")
     r.add_argument("--save-states", nargs="*", default=[], metavar="STEP",
-                   help="also keep the weights at these steps (e.g. 500it 2ep), besides init and final")
+                   help="also keep the weights at these steps (e.g. 500it 2ep), besides init and final: each run "
+                        "the command asks for (lottery: trunk levels and branches; branch: its runs; stability, "
+                        "landscape: the copies) keeps those inside it, from its start step on; a finished run is "
+                        "replayed")
     r.add_argument("--executor", default="local",
                    help="where populations train: local (this process, default) | ray | slurm (docs/cluster.md)")
     r.add_argument("--retries", default=None, metavar="N",
@@ -306,17 +309,20 @@ def keep_saved_states(args: argparse.Namespace, nodes: list[Any], spec: TrainSpe
     lies in their run (from their start step to their end: a level rewound to k keeps the steps from k on; the
     steps before k are its trunk's level 0's), named by the step (``5it``) unless the run keeps that iteration
     already under another name (``rewind``). Returned parents first, so the executor's graph holds these copies.
-    UserError for a step after the end of ``spec``'s training, before anything is written."""
+    UserError for a step after the end of the longest run of ``nodes``, before anything is written."""
     from lth.executor.base import extra_keeps
     from lth.graph import closure
 
     save = save_steps(args)
-    total = spec.train.training_steps.iterations(spe)
-    for _, step in save:
-        if step.iterations(spe) > total:
-            raise past_end("--save-states", step, spec.train.training_steps, total)
     if not save:
         return nodes
+    # a step past the end of every run asked for is an error (a branch's runs may be longer than the trunk's:
+    # --finetune-steps); one inside some runs is kept by those
+    longest = max(nodes, key=lambda n: n.spec.train.training_steps.iterations(spe), default=None)
+    end = longest.spec.train.training_steps if longest is not None else spec.train.training_steps
+    for _, step in save:
+        if step.iterations(spe) > end.iterations(spe):
+            raise past_end("--save-states", step, end, end.iterations(spe))
     wanted = {n.path for n in nodes}
     out = []
     for n in closure(nodes):  # parents before children: a node's copy is in the graph before its children

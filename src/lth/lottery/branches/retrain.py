@@ -38,8 +38,15 @@ def retrained_spec(spec: TrainSpec, items: tuple[str, ...]) -> TrainSpec:
             raise UserError(f"--set {item!r}: {key} changes the network or its data, so the ticket would not fit; "
                             f"allowed: training and data-order hyperparameters (lr, optimizer, training_steps, ...)")
         overrides[key] = value.strip()
-    out = replace_fields(spec, overrides)
-    out.validate()
+    try:
+        out = replace_fields(spec, overrides)
+        out.validate()
+    except UserError as e:  # name the flag the user typed: --set lr=0, not --lr
+        text = str(e)
+        for key, value in overrides.items():
+            text = text.replace(f"--{key.replace('_', '-')}:", f"--set {key}={value}:", 1)
+            text = text.replace(f"--{key.replace('_', '-')} ", f"--set {key}={value}: ", 1)
+        raise UserError(text) from None
     return out
 
 
