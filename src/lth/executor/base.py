@@ -81,6 +81,7 @@ class Executor:
                 with contextlib.suppress(Busy), run.lock(wait=False):  # another process's run: left to it
                     if run.has_done() and run.damaged():  # still so now that we hold it
                         discard_damaged(run)
+        asked = graph  # as asked for: a representative's keeps are extended for its duplicates below
         graph, reps = self.deduplicate(graph)
         failed: dict[Path, str] = {}
         flying: set[Path] = set()
@@ -109,7 +110,7 @@ class Executor:
                 for group, errors in self.wait():
                     flying.difference_update(n.path for n in group)
                     failed.update(errors)
-            self.replay(graph)  # runs another process finished meanwhile may still lack what this command keeps
+            self.replay(asked)  # runs another process finished meanwhile may still lack what this command keeps
         state = self.states(graph, failed, reps)
         return [self.record(n, state[n.path], failed.get(n.path) or self.blocked_by(n, state, failed, reps))
                 for n in nodes]
