@@ -116,3 +116,65 @@ def test_ticket_of_a_store_without_a_state_index(tmp_path) -> None:
     assert all(torch.equal(weights[k], want[k]) for k in want)
     assert torch.equal(weights["layers.0.weight"], api.state(dense, "rewind")["layers.0.weight"] * mask[
         "layers.0.weight"])
+
+
+def test_lottery_save_states_are_kept_inside_each_run_and_replayed_when_finished(tmp_path) -> None:
+    """``save_states`` as ``lth lottery --save-states``: level 0 (training from 0it) keeps 5it and 15it; a level
+    rewound to 10it keeps only 15it (5it lies before its start); a branch's runs keep them too. The state a run
+    keeps at 5it is the one the trunk rewound to 5it starts from (one digest, one run: its level 0 at 5it), and a
+    finished run asked for a new step is replayed to the same weights."""
+    import torch
+
+    root = tmp_path / "runs"
+    tiny = {"training_steps": "20it", "eval_every": "20it"}
+    api.run(api.lottery("digits_mlp", levels=1, rewind="10it", branches="reinit", save_states="5it,15it",
+                        root=root, **tiny), device="cpu")
+    api.run(api.lottery("digits_mlp", levels=1, rewind="5it", root=root, **tiny), device="cpu")
+    table = api.runs(root)
+    level0 = {}
+    for row in table[(table["kind"] == "lottery") & (table["level"] == 0)].itertuples():
+        level0[Path(row.path)] = _states(row.path)
+    assert len(level0) == 2
+    with_saved = next(p for p, have in level0.items() if "5it" in have)
+    other = next(p for p in level0 if p != with_saved)
+    assert {"5it", "15it"} <= set(level0[with_saved])
+    assert torch.equal(api.state(with_saved, "5it")["layers.0.weight"], api.state(other, "rewind")["layers.0.weight"])
+    level1 = table[(table["kind"] == "lottery") & (table["level"] == 1)]
+    rewound10 = next(p for p in level1["path"] if Path(p).parents[1] == with_saved.parents[1])
+    assert "15it" in _states(rewound10) and "5it" not in _states(rewound10)
+    branch = table[table["kind"] != "lottery"]["path"].tolist()
+    assert branch and all("15it" in _states(p) for p in branch)
+    before = api.state(with_saved, "15it")
+    api.run(api.lottery("digits_mlp", levels=1, rewind="10it", save_states=["15it", "18it"], root=root, **tiny),
+            device="cpu")
+    assert "18it" in _states(with_saved) and "18it" in _states(rewound10)
+    assert all(torch.equal(before[k], v) for k, v in api.state(with_saved, "15it").items())
+    with pytest.raises(UserError, match=r"^save_states 30it: after the end of training"):
+        api.lottery("digits_mlp", levels=1, save_states="30it", root=root, **tiny)
+
+
+def _states(run: str | Path) -> list[str]:
+    from lth.store import RunDir
+
+    return list(RunDir(Path(run)).states())
+
+
+def test_lottery_count_ignored_counts_the_ignored_layer_in_the_global_fraction(tmp_path) -> None:
+    """``pruning={"count_ignored": True}`` (open_lth's sparse_global; Frankle et al. 2020, Table 1): global
+    pruning of 20% of every surviving weight, the ignored output layer's included, all taken from the pruned
+    layers: level L keeps 0.8^L of the whole network; without it, 0.8^L of the pruned layers."""
+    root = tmp_path / "runs"
+    for count in (True, False):
+        pruning = {"strategy": "global", "fraction": 0.2, "ignore": ["layers.2.weight"], "count_ignored": count}
+        records = api.run(api.lottery("digits_mlp", levels=2, pruning=pruning, root=root / str(count),
+                                      training_steps="10it"), device="cpu")
+        for r in records["runs"][1:]:
+            _, mask = api.ticket(r["path"])
+            pruned = sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+            net = api.state(r["path"], "final")
+            out = net["layers.2.weight"].numel()
+            assert "layers.2.weight" not in mask or bool(mask["layers.2.weight"].all())
+            kept = sum(int(m.sum()) for n, m in mask.items() if n != "layers.2.weight")
+            total = sum(m.numel() for n, m in mask.items() if n != "layers.2.weight")
+            whole = (kept + out) / (total + out)
+            assert (whole if count else kept / total) == pytest.approx(0.8 ** r["level"], abs=2e-3), (count, pruned)

@@ -12,7 +12,9 @@ Keyword overrides are spec fields by name (``lr=3e-4``, ``training_steps="2ep"``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from lth.lottery import Trunk, branch_options
 from lth.lottery.plan import LotteryPlan
 from lth.presets import get_preset
 from lth.prune import PruneHparams
-from lth.spec import Step, TrainSpec, replace_fields, spec_hash
+from lth.spec import Step, TrainSpec, hparam_fields, parse_value, replace_fields, spec_hash
 from lth.store import run_path
 
 
@@ -49,10 +51,64 @@ def _names(name: str, value: Any) -> list[str]:
         raise UserError(f"{name}: bad value {value!r}; allowed: a list of strings") from None
 
 
+def _steps(name: str, value: Any) -> tuple[tuple[str, Step], ...]:
+    """``save_states`` (a list of steps, or one string of them) as (name, step) pairs, as ``--save-states`` gives
+    them; a bad step is the one-line UserError naming ``name``."""
+    out = []
+    for x in _names(name, value):
+        if not isinstance(x, str):
+            raise UserError(f"{name}: bad value {x!r}; allowed: steps such as '500it' or '2ep'")
+        try:
+            step = Step.parse(x)
+        except UserError as e:
+            raise UserError(f"{name}: {e}") from None
+        out.append((str(step), step))
+    return tuple(out)
+
+
+@dataclass
+class Plan(LotteryPlan):
+    """A :class:`~lth.lottery.plan.LotteryPlan` whose trunk levels and branches also keep ``save_states``
+    (``--save-states`` of ``lth lottery``): :meth:`nodes` asks each run for the steps inside it."""
+
+    save_states: tuple[tuple[str, Step], ...] = ()
+
+    def nodes(self) -> list[Node]:
+        """Trunk nodes, then branch nodes, each keeping the ``save_states`` steps that lie in its run."""
+        from lth.cli.common import keep_states
+
+        return keep_states(super().nodes(), self.save_states, self.trunks[0].spec, self.spe, "save_states")
+
+
+def _keyword(call: Any, name: Any = None) -> Any:
+    """``call()``, with a UserError that names a flag (``--batch-size: ...``) naming the keyword argument instead
+    (``batch_size: ...``; ``name``: that name, or a function of the flag without dashes): the API's arguments are
+    the flags without dashes."""
+    try:
+        return call()
+    except UserError as e:
+        text = str(e)
+        m = re.match(r"--([a-z0-9-]+)", text)
+        if not m:
+            raise
+        flag = m.group(1).replace("-", "_")
+        raise UserError((name(flag) if callable(name) else name or flag) + text[m.end():]) from None
+
+
+def _preset(name: Any) -> Any:
+    """The preset called ``name``; the one-line UserError (``preset: ...``, the allowed names) otherwise."""
+    if not isinstance(name, str):
+        from lth.presets import PRESETS
+
+        raise UserError(f"preset: bad value {name!r}; allowed: {', '.join(PRESETS)}")
+    return _keyword(lambda: get_preset(name))
+
+
 def spec(preset: str, **overrides: Any) -> TrainSpec:
     """A preset's spec with field overrides (``lr=0.01``), validated."""
-    s = replace_fields(get_preset(preset).spec, overrides)
-    s.validate()
+    base = _preset(preset).spec
+    s = _keyword(lambda: replace_fields(base, overrides))
+    _keyword(s.validate)
     return s
 
 
@@ -61,7 +117,7 @@ def train(preset: str, *, replicates: int = 1, root: str | Path = "runs",
     """The nodes of ``lth train``: one per replicate under ``<root>/train_<hash>/``."""
     s = spec(preset, **overrides)
     _whole("replicates", replicates, 1)
-    keep = tuple((str(Step.parse(x)), Step.parse(x)) for x in _names("save_states", save_states))
+    keep = _steps("save_states", save_states)
     return [Node(s, r, run_path(Path(root), "train", spec_hash(s), r), keep=keep,
                  meta={"preset": preset, "kind": "train"}) for r in range(replicates)]
 
@@ -70,8 +126,12 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
             branches: Iterable[str] | dict[str, dict[str, Any]] = (), branch_levels: list[int] | None = None,
             root: str | Path = "runs", data_dir: str | Path | None = None,
             pruning: dict[str, Any] | None = None, pretrain_steps: str | None = None,
-            pretrain_task: str = "standard", pretrain_sparse: bool = False, **overrides: Any) -> LotteryPlan:
+            pretrain_task: str = "standard", pretrain_sparse: bool = False, save_states: Iterable[str] = (),
+            **overrides: Any) -> Plan:
     """IMP trunks (one per rewind step) and branches off their levels, as one plan (``plan.nodes()``).
+
+    ``save_states=["5it", "1ep"]``: every trunk level and branch run also keeps its weights at those steps that lie
+    in its run (from its start step on, as ``lth lottery --save-states``); a finished run is replayed to keep them.
 
     ``pretrain_steps="K"``: the state at the rewind step K is pretrained on ``pretrain_task`` (standard,
     random-labels, rotation, blur, rotation+blur; ``pretrain_sparse``: each level's ticket under its mask);
@@ -92,12 +152,15 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
     known = [f.name for f in dataclasses.fields(PruneHparams)]
     if unknown := sorted(set(pruning or {}) - set(known)):
         raise UserError(f"pruning: unknown key {unknown[0]!r}; allowed: {', '.join(known)}")
-    prune_hp = PruneHparams(**{**get_preset(preset).pruning, **(pruning or {})})  # type: ignore[arg-type]
-    prune_hp.validate()
+    types = {n: t for n, _, t in hparam_fields(PruneHparams)}
+    given = {k: _keyword(lambda k=k, v=v: parse_value(types[k], v, k), f"pruning[{k!r}]")
+             for k, v in (pruning or {}).items()}  # "0.3", ["fc"], True: parsed as the CLI parses its flags
+    prune_hp = PruneHparams(**{**_preset(preset).pruning, **given})  # type: ignore[arg-type]
+    _keyword(prune_hp.validate, lambda f: f"pruning[{f.removeprefix('pruning_')!r}]")
     pre = None
     if pretrain_steps is not None:
         pre = Pretraining(pretrain_task, pretrain_sparse)
-        pre.validate()
+        _keyword(pre.validate)
         k = Step.parse(pretrain_steps)
         rewind = [str(k)] if tuple(rewind) == ("0it",) else list(rewind)
         if any(str(Step.parse(x)) != str(k) for x in rewind):
@@ -105,7 +168,11 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
     trunks = [Trunk(s, prune_hp, Step.parse(k), Path(root), preset, pre) for k in rewind]
     named = branches if isinstance(branches, dict) else {b: {} for b in _names("branches", branches)}
     opts = {name: branch_options(name, values) for name, values in named.items()}
-    return LotteryPlan(trunks, levels, replicates, opts, branch_levels, data_dir=data_dir)
+    plan = Plan(trunks, levels, replicates, opts, branch_levels, data_dir=data_dir,
+                save_states=_steps("save_states", save_states))
+    if plan.save_states:
+        plan.nodes()  # a step after the end of every run: the UserError now, not when it runs
+    return plan
 
 
 def executor(kind: str = "local", *, data_dir: str | Path | None = None, device: str = "auto",
