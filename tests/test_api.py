@@ -178,3 +178,50 @@ def test_lottery_count_ignored_counts_the_ignored_layer_in_the_global_fraction(t
             total = sum(m.numel() for n, m in mask.items() if n != "layers.2.weight")
             whole = (kept + out) / (total + out)
             assert (whole if count else kept / total) == pytest.approx(0.8 ** r["level"], abs=2e-3), (count, pruned)
+
+
+def test_every_command_is_reachable_with_its_flags_as_keywords(tmp_path) -> None:
+    """``lth.api.command(name, **flags)`` runs the CLI's own command; unknown names and keywords, wrong types and
+    bad values are one-line UserErrors naming the keyword (no dashes)."""
+    from lth.cli import COMMANDS
+
+    for call, named in [
+        (lambda: api.command("stabilty"), ["command", "'stabilty'", "stability"]),
+        (lambda: api.stability("digits_mlp", copiez=2, root=tmp_path), ["'copiez'", "copies"]),
+        (lambda: api.stability("digits_mlp", copies=1, root=tmp_path), ["copies", "'1'", ">= 2"]),
+        (lambda: api.stability("digits_mlp", alphas={"a": 1}, root=tmp_path), ["alphas", "{'a': 1}"]),
+        (lambda: api.stability("digit", root=tmp_path), ["preset", "'digit'", "digits_mlp"]),
+        (lambda: api.hessian(tmp_path / "typo", steps="final"), ["root", "typo"]),
+        (lambda: api.report(tmp_path / "typo"), ["root", "typo"]),
+    ]:
+        with pytest.raises(UserError) as e:
+            call()
+        assert "\n" not in str(e.value) and "--" not in str(e.value), str(e.value)
+        assert all(w in str(e.value) for w in named), str(e.value)
+    assert set(api.presets()["name"]) >= {"digits_mlp", "lenet_300_100"}
+    assert api.command("presets")["presets"]["digits_mlp"]["spec"]["model"]["model"] == "fc_64_32"
+    assert "stability" in COMMANDS
+
+
+def test_stability_hessian_report_from_the_api(tmp_path) -> None:
+    """``stability``: instability is the largest error on the path minus the mean of the end points' errors
+    (Frankle et al. ICML 2020, Sec. 2), so with the end points on the path it is >= 0, 'stable' is instability <
+    threshold, and copies trained with the same noise are one network (instability 0). ``hessian``: the k largest
+    eigenvalues per run and state, largest first. ``report``: the index it wrote."""
+    root = tmp_path / "runs"
+    tiny = {"root": root, "training_steps": "20it", "device": "cpu", "alphas": 3, "train_examples": 100}
+    out = api.stability("digits_mlp", rewind=["0it", "5it"], threshold=0.5, **tiny)
+    res = out["results"]
+    assert sorted(res["rewind"]) == ["0it", "5it"] and len(out["summary"]) == 1
+    assert (res["test_instability"] >= 0).all() and (res["train_instability"] >= 0).all()
+    assert (res["stable"] == (res["test_instability"] < 0.5)).all()
+    same = api.stability("digits_mlp", rewind="5it", same_noise=True, **tiny)["results"]
+    assert same["test_instability"].tolist() == [0.0] and same["train_instability"].tolist() == [0.0]
+    eig = api.hessian(root, steps="final", k=2, iters=6, examples=64, device="cpu")
+    assert set(eig["state"]) == {"final"} and len(eig) == 2 * eig["path"].nunique() >= 2
+    for _, g in eig.groupby("path"):
+        values = g.sort_values("rank")["eigenvalue"].tolist()
+        assert values == sorted(values, reverse=True)
+        assert (Path(g["path"].iloc[0]) / "hessian.csv").is_file()
+    rep = api.report(root, out=tmp_path / "report")
+    assert Path(rep["report"]).is_file() and Path(rep["report"]).parent == tmp_path / "report"

@@ -222,6 +222,108 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, **exe
     return ex.run(nodes)
 
 
+def command(name: str, *positional: str, **flags: Any) -> dict[str, Any]:
+    """Run ``lth <name>`` in this process and return its JSON document (``--json`` is added): every command is
+    reachable with its flags as keyword arguments, named without dashes (``copies=2``, ``save_states=["5it"]``).
+    ``True`` gives a switch (``align=True``; ``False`` leaves it out, or passes ``false`` to a true/false option),
+    a list gives several values (or repeats a repeatable flag, ``plugin=[...]``). Progress goes to stderr as on the
+    command line; a bad value is the command's one-line :class:`UserError`, an unknown keyword a UserError naming
+    the command's keywords; a failure is a RuntimeError with the command's line."""
+    import argparse
+    import contextlib
+    import io
+    import json
+    import sys
+
+    from lth.cli import COMMANDS, build_parser, main
+
+    if not isinstance(name, str) or name not in COMMANDS:
+        raise UserError(f"command: unknown command {name!r}; allowed: {', '.join(COMMANDS)}")
+    parser = build_parser(None)
+    sub = next(a for a in parser._actions if a.dest == "command").choices[name]  # type: ignore[attr-defined]
+    argv = [name, *map(str, positional)]
+    for key, value in flags.items():
+        flag = "--" + key.replace("_", "-")
+        action = sub._option_string_actions.get(flag)
+        if action is None or key != action.dest.removeprefix("prune__").removeprefix("branch__") and \
+                flag not in action.option_strings:
+            allowed = sorted({o[2:].replace("-", "_") for o in sub._option_string_actions if o.startswith("--")}
+                             - {"help", "json"})
+            raise UserError(f"{name}: unknown keyword argument {key!r}; allowed: {', '.join(allowed)}")
+        if value is None:
+            continue
+        switch = action.nargs == 0
+        if isinstance(value, bool) and switch:
+            argv += [flag] if value else []
+        elif isinstance(value, str | int | float | Path | bool):
+            argv += [flag, str(value).lower() if isinstance(value, bool) else str(value)]
+        elif isinstance(action, argparse._AppendAction):
+            argv += [x for v in _names(key, value) for x in (flag, str(v))]
+        elif isinstance(value, Iterable) and not isinstance(value, Mapping) and action.nargs in ("*", "+"):
+            argv += [flag, *map(str, value)]
+        else:
+            raise UserError(f"{key}: bad value {value!r}; allowed: a string, number or bool"
+                            + (" or a list of them" if action.nargs in ("*", "+") else ""))
+    if "--json" in sub._option_string_actions and "--json" not in argv:
+        argv.append("--json")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    lines = err.getvalue().splitlines()
+    if code == 2:
+        line = next((x.removeprefix("lth: error: ") for x in lines if x.startswith("lth: error: ")),
+                    lines[-1] if lines else f"lth {name}: bad input")
+        raise UserError(re.sub(r"(?<![\w-])--([a-z0-9][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), line))
+    sys.stderr.write(err.getvalue())
+    if code == 1 and not out.getvalue().strip():
+        raise RuntimeError(next((x for x in lines if x.startswith("lth: failed")), f"lth {name} failed (exit 1)"))
+    return json.loads(out.getvalue()) if out.getvalue().strip() else {}
+
+
+def stability(preset: str, **flags: Any) -> dict[str, pd.DataFrame]:
+    """``lth stability`` (instability analysis, Frankle, Dziugaite, Roy & Carbin, ICML 2020, Sec. 2-3): copies at
+    step ``rewind`` trained with different SGD noise and the error along the straight path between them.
+    ``{"results": one row per pair of copies, "summary": first stable k per subnetwork and level}``."""
+    doc = command("stability", preset=preset, **flags)
+    return {k: pd.DataFrame(v) for k, v in doc.items()}
+
+
+def landscape(preset: str, **flags: Any) -> pd.DataFrame:
+    """``lth landscape``: test error and loss over a plane through stability copies; one row per cell and
+    replicate (its grid file, figures, minimum test error)."""
+    return pd.DataFrame(command("landscape", preset=preset, **flags)["landscapes"])
+
+
+def branch(name: str, preset: str, levels: Any, **flags: Any) -> pd.DataFrame:
+    """``lth branch NAME``: a branch (``reinit``, ``random-mask``, ...) off a trunk's levels; one row per run."""
+    doc = command("branch", name, preset=preset, levels=levels, **flags)
+    return pd.DataFrame(doc["runs"])
+
+
+def hessian(root: str | Path = "runs", steps: Any = ("final",), **flags: Any) -> pd.DataFrame:
+    """``lth hessian``: the top-``k`` eigenvalues of the training-loss Hessian of every finished run under
+    ``root`` at the given stored states (Lanczos); one row per run, state and rank (also written to each run's
+    ``hessian.csv``)."""
+    return pd.DataFrame(command("hessian", root=str(root), steps=_names("steps", steps), **flags)["rows"])
+
+
+def report(root: str | Path = "runs", out: str | Path | None = None) -> dict[str, Any]:
+    """``lth report``: figures, tables and an index.html of the store at ``root``; ``{"report", "figures",
+    "tables"}`` (paths)."""
+    return command("report", root=str(root), out=None if out is None else str(out))
+
+
+def recipe(name: str, **flags: Any) -> dict[str, Any]:
+    """``lth recipe NAME``: a paper's study (``list`` lists them), its JSON document."""
+    return command("recipe", name, **flags)
+
+
+def presets() -> pd.DataFrame:
+    """``lth presets``: one row per preset (``name``, ``note``, ``spec`` as a dict)."""
+    doc = command("presets")["presets"]
+    return pd.DataFrame([{"name": n, **p} for n, p in doc.items()])
+
+
 def results(root: str | Path = "runs") -> pd.DataFrame:
     """One row per run per evaluation (what ``lth results`` prints)."""
     from lth.analysis import metrics_frame
@@ -285,4 +387,5 @@ def _store(root: str | Path) -> Path:
     return existing_store(str(root), "root")
 
 
-__all__ = ["executor", "lottery", "results", "run", "runs", "spec", "state", "ticket", "train"]
+__all__ = ["Plan", "branch", "command", "executor", "hessian", "landscape", "lottery", "presets", "recipe", "report",
+           "results", "run", "runs", "spec", "stability", "state", "ticket", "train"]
