@@ -29,6 +29,12 @@ from lth.errors import UserError
     (lambda r: api.executor(device="gpu"), ["device", "'gpu'", "cpu"]),
     (lambda r: api.executor(max_population=0), ["max_population", "0"]),
     (lambda r: api.results(r / "typo"), ["root", "typo", "no such store"]),
+    (lambda r: api.lottery("digits_mlp", levels=1, branchs="reinit", root=r),
+     ["unknown keyword argument 'branchs'", "branches", "lr"]),
+    (lambda r: api.train("digits_mlp", replicate=2, root=r), ["'replicate'", "replicates", "lr"]),
+    (lambda r: api.lottery("digits_mlp", levels=1, save_states="9x", root=r), ["save_states", "'9x'"]),
+    (lambda r: api.lottery("digits_mlp", levels=1, lr="fast", root=r), ["lr", "'fast'", "a number"]),
+    (lambda r: api.spec("digits_mlpp"), ["preset", "'digits_mlpp'", "digits_mlp"]),
     (lambda r: api.runs(r / "typo"), ["root", "typo"]),
 ])
 def test_bad_arguments_are_one_line_user_errors(tmp_path, call, named) -> None:

@@ -104,10 +104,17 @@ def _preset(name: Any) -> Any:
     return _keyword(lambda: get_preset(name))
 
 
-def spec(preset: str, **overrides: Any) -> TrainSpec:
-    """A preset's spec with field overrides (``lr=0.01``), validated."""
+def spec(preset: str, _own: tuple[str, ...] = (), **overrides: Any) -> TrainSpec:
+    """A preset's spec with field overrides (``lr=0.01``), validated. (``_own``: the caller's other keywords, named
+    beside the hyperparameters when a keyword is neither.)"""
     base = _preset(preset).spec
-    s = _keyword(lambda: replace_fields(base, overrides))
+    try:
+        s = _keyword(lambda: replace_fields(base, overrides))
+    except UserError as e:
+        if not _own or not str(e).startswith("unknown hyperparameter"):
+            raise
+        raise UserError(str(e).replace("unknown hyperparameter", "unknown keyword argument", 1).replace(
+            "; allowed: ", f"; allowed: {', '.join(_own)}, or a hyperparameter: ", 1)) from None
     _keyword(s.validate)
     return s
 
@@ -115,7 +122,7 @@ def spec(preset: str, **overrides: Any) -> TrainSpec:
 def train(preset: str, *, replicates: int = 1, root: str | Path = "runs",
           save_states: Iterable[str] = (), **overrides: Any) -> list[Node]:
     """The nodes of ``lth train``: one per replicate under ``<root>/train_<hash>/``."""
-    s = spec(preset, **overrides)
+    s = spec(preset, ("replicates", "root", "save_states"), **overrides)
     _whole("replicates", replicates, 1)
     keep = _steps("save_states", save_states)
     return [Node(s, r, run_path(Path(root), "train", spec_hash(s), r), keep=keep,
@@ -140,7 +147,8 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
 
     from lth.lottery.pretrain import Pretraining
 
-    s = spec(preset, **overrides)
+    s = spec(preset, ("levels", "replicates", "rewind", "branches", "branch_levels", "root", "data_dir", "pruning",
+                      "pretrain_steps", "pretrain_task", "pretrain_sparse", "save_states"), **overrides)
     _whole("levels", levels, 0)
     _whole("replicates", replicates, 1)
     rewind = _names("rewind", rewind)
