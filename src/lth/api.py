@@ -281,7 +281,10 @@ def command(name: str, *positional: str, **flags: Any) -> dict[str, Any]:
     if code == 2:
         line = next((x.removeprefix("lth: error: ") for x in lines if x.startswith("lth: error: ")),
                     lines[-1] if lines else f"lth {name}: bad input")
-        raise UserError(re.sub(r"(?<![\w-])--([a-z0-9][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), line))
+        parts = line.split("`")  # flags become keywords, but not inside a quoted command line (`lth lottery --x`)
+        line = "`".join(p if i % 2 else re.sub(r"(?<![\w-])--([a-z0-9][a-z0-9-]*)",
+                                               lambda m: m.group(1).replace("-", "_"), p) for i, p in enumerate(parts))
+        raise UserError(line)
     sys.stderr.write(err.getvalue())
     if code == 1 and not out.getvalue().strip():
         raise RuntimeError(next((x for x in lines if x.startswith("lth: failed")), f"lth {name} failed (exit 1)"))
