@@ -29,6 +29,12 @@ from lth.errors import UserError
     (lambda r: api.executor(device="gpu"), ["device", "'gpu'", "cpu"]),
     (lambda r: api.executor(max_population=0), ["max_population", "0"]),
     (lambda r: api.results(r / "typo"), ["root", "typo", "no such store"]),
+    (lambda r: api.lottery("digits_mlp", levels=1, branchs="reinit", root=r),
+     ["unknown keyword argument 'branchs'", "branches", "lr"]),
+    (lambda r: api.train("digits_mlp", replicate=2, root=r), ["'replicate'", "replicates", "lr"]),
+    (lambda r: api.lottery("digits_mlp", levels=1, save_states="9x", root=r), ["save_states", "'9x'"]),
+    (lambda r: api.lottery("digits_mlp", levels=1, lr="fast", root=r), ["lr", "'fast'", "a number"]),
+    (lambda r: api.spec("digits_mlpp"), ["preset", "'digits_mlpp'", "digits_mlp"]),
     (lambda r: api.runs(r / "typo"), ["root", "typo"]),
 ])
 def test_bad_arguments_are_one_line_user_errors(tmp_path, call, named) -> None:
@@ -116,3 +122,112 @@ def test_ticket_of_a_store_without_a_state_index(tmp_path) -> None:
     assert all(torch.equal(weights[k], want[k]) for k in want)
     assert torch.equal(weights["layers.0.weight"], api.state(dense, "rewind")["layers.0.weight"] * mask[
         "layers.0.weight"])
+
+
+def test_lottery_save_states_are_kept_inside_each_run_and_replayed_when_finished(tmp_path) -> None:
+    """``save_states`` as ``lth lottery --save-states``: level 0 (training from 0it) keeps 5it and 15it; a level
+    rewound to 10it keeps only 15it (5it lies before its start); a branch's runs keep them too. The state a run
+    keeps at 5it is the one the trunk rewound to 5it starts from (one digest, one run: its level 0 at 5it), and a
+    finished run asked for a new step is replayed to the same weights."""
+    import torch
+
+    root = tmp_path / "runs"
+    tiny = {"training_steps": "20it", "eval_every": "20it"}
+    api.run(api.lottery("digits_mlp", levels=1, rewind="10it", branches="reinit", save_states="5it,15it",
+                        root=root, **tiny), device="cpu")
+    api.run(api.lottery("digits_mlp", levels=1, rewind="5it", root=root, **tiny), device="cpu")
+    table = api.runs(root)
+    level0 = {}
+    for row in table[(table["kind"] == "lottery") & (table["level"] == 0)].itertuples():
+        level0[Path(row.path)] = _states(row.path)
+    assert len(level0) == 2
+    with_saved = next(p for p, have in level0.items() if "5it" in have)
+    other = next(p for p in level0 if p != with_saved)
+    assert {"5it", "15it"} <= set(level0[with_saved])
+    assert torch.equal(api.state(with_saved, "5it")["layers.0.weight"], api.state(other, "rewind")["layers.0.weight"])
+    level1 = table[(table["kind"] == "lottery") & (table["level"] == 1)]
+    rewound10 = next(p for p in level1["path"] if Path(p).parents[1] == with_saved.parents[1])
+    assert "15it" in _states(rewound10) and "5it" not in _states(rewound10)
+    branch = table[table["kind"] != "lottery"]["path"].tolist()
+    assert branch and all("15it" in _states(p) for p in branch)
+    before = api.state(with_saved, "15it")
+    api.run(api.lottery("digits_mlp", levels=1, rewind="10it", save_states=["15it", "18it"], root=root, **tiny),
+            device="cpu")
+    assert "18it" in _states(with_saved) and "18it" in _states(rewound10)
+    assert all(torch.equal(before[k], v) for k, v in api.state(with_saved, "15it").items())
+    with pytest.raises(UserError, match=r"^save_states 30it: after the end of training"):
+        api.lottery("digits_mlp", levels=1, save_states="30it", root=root, **tiny)
+
+
+def _states(run: str | Path) -> list[str]:
+    from lth.store import RunDir
+
+    return list(RunDir(Path(run)).states())
+
+
+def test_lottery_count_ignored_counts_the_ignored_layer_in_the_global_fraction(tmp_path) -> None:
+    """``pruning={"count_ignored": True}`` (open_lth's sparse_global; Frankle et al. 2020, Table 1): global
+    pruning of 20% of every surviving weight, the ignored output layer's included, all taken from the pruned
+    layers: level L keeps 0.8^L of the whole network; without it, 0.8^L of the pruned layers."""
+    root = tmp_path / "runs"
+    for count in (True, False):
+        pruning = {"strategy": "global", "fraction": 0.2, "ignore": ["layers.2.weight"], "count_ignored": count}
+        records = api.run(api.lottery("digits_mlp", levels=2, pruning=pruning, root=root / str(count),
+                                      training_steps="10it"), device="cpu")
+        for r in records["runs"][1:]:
+            _, mask = api.ticket(r["path"])
+            pruned = sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+            net = api.state(r["path"], "final")
+            out = net["layers.2.weight"].numel()
+            assert "layers.2.weight" not in mask or bool(mask["layers.2.weight"].all())
+            kept = sum(int(m.sum()) for n, m in mask.items() if n != "layers.2.weight")
+            total = sum(m.numel() for n, m in mask.items() if n != "layers.2.weight")
+            whole = (kept + out) / (total + out)
+            assert (whole if count else kept / total) == pytest.approx(0.8 ** r["level"], abs=2e-3), (count, pruned)
+
+
+def test_every_command_is_reachable_with_its_flags_as_keywords(tmp_path) -> None:
+    """``lth.api.command(name, **flags)`` runs the CLI's own command; unknown names and keywords, wrong types and
+    bad values are one-line UserErrors naming the keyword (no dashes)."""
+    from lth.cli import COMMANDS
+
+    for call, named in [
+        (lambda: api.command("stabilty"), ["command", "'stabilty'", "stability"]),
+        (lambda: api.stability("digits_mlp", copiez=2, root=tmp_path), ["'copiez'", "copies"]),
+        (lambda: api.stability("digits_mlp", copies=1, root=tmp_path), ["copies", "'1'", ">= 2"]),
+        (lambda: api.stability("digits_mlp", alphas={"a": 1}, root=tmp_path), ["alphas", "{'a': 1}"]),
+        (lambda: api.stability("digit", root=tmp_path), ["preset", "'digit'", "digits_mlp"]),
+        (lambda: api.hessian(tmp_path / "typo", steps="final"), ["root", "typo"]),
+        (lambda: api.report(tmp_path / "typo"), ["root", "typo"]),
+    ]:
+        with pytest.raises(UserError) as e:
+            call()
+        assert "\n" not in str(e.value) and "--" not in str(e.value), str(e.value)
+        assert all(w in str(e.value) for w in named), str(e.value)
+    assert set(api.presets()["name"]) >= {"digits_mlp", "lenet_300_100"}
+    assert api.command("presets")["presets"]["digits_mlp"]["spec"]["model"]["model"] == "fc_64_32"
+    assert "stability" in COMMANDS
+
+
+def test_stability_hessian_report_from_the_api(tmp_path) -> None:
+    """``stability``: instability is the largest error on the path minus the mean of the end points' errors
+    (Frankle et al. ICML 2020, Sec. 2), so with the end points on the path it is >= 0, 'stable' is instability <
+    threshold, and copies trained with the same noise are one network (instability 0). ``hessian``: the k largest
+    eigenvalues per run and state, largest first. ``report``: the index it wrote."""
+    root = tmp_path / "runs"
+    tiny = {"root": root, "training_steps": "20it", "device": "cpu", "alphas": 3, "train_examples": 100}
+    out = api.stability("digits_mlp", rewind=["0it", "5it"], threshold=0.5, **tiny)
+    res = out["results"]
+    assert sorted(res["rewind"]) == ["0it", "5it"] and len(out["summary"]) == 1
+    assert (res["test_instability"] >= 0).all() and (res["train_instability"] >= 0).all()
+    assert (res["stable"] == (res["test_instability"] < 0.5)).all()
+    same = api.stability("digits_mlp", rewind="5it", same_noise=True, **tiny)["results"]
+    assert same["test_instability"].tolist() == [0.0] and same["train_instability"].tolist() == [0.0]
+    eig = api.hessian(root, steps="final", k=2, iters=6, examples=64, device="cpu")
+    assert set(eig["state"]) == {"final"} and len(eig) == 2 * eig["path"].nunique() >= 2
+    for _, g in eig.groupby("path"):
+        values = g.sort_values("rank")["eigenvalue"].tolist()
+        assert values == sorted(values, reverse=True)
+        assert (Path(g["path"].iloc[0]) / "hessian.csv").is_file()
+    rep = api.report(root, out=tmp_path / "report")
+    assert Path(rep["report"]).is_file() and Path(rep["report"]).parent == tmp_path / "report"

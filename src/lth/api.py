@@ -12,7 +12,9 @@ Keyword overrides are spec fields by name (``lr=3e-4``, ``training_steps="2ep"``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from lth.lottery import Trunk, branch_options
 from lth.lottery.plan import LotteryPlan
 from lth.presets import get_preset
 from lth.prune import PruneHparams
-from lth.spec import Step, TrainSpec, replace_fields, spec_hash
+from lth.spec import Step, TrainSpec, hparam_fields, parse_value, replace_fields, spec_hash
 from lth.store import run_path
 
 
@@ -49,19 +51,80 @@ def _names(name: str, value: Any) -> list[str]:
         raise UserError(f"{name}: bad value {value!r}; allowed: a list of strings") from None
 
 
-def spec(preset: str, **overrides: Any) -> TrainSpec:
-    """A preset's spec with field overrides (``lr=0.01``), validated."""
-    s = replace_fields(get_preset(preset).spec, overrides)
-    s.validate()
+def _steps(name: str, value: Any) -> tuple[tuple[str, Step], ...]:
+    """``save_states`` (a list of steps, or one string of them) as (name, step) pairs, as ``--save-states`` gives
+    them; a bad step is the one-line UserError naming ``name``."""
+    out = []
+    for x in _names(name, value):
+        if not isinstance(x, str):
+            raise UserError(f"{name}: bad value {x!r}; allowed: steps such as '500it' or '2ep'")
+        try:
+            step = Step.parse(x)
+        except UserError as e:
+            raise UserError(f"{name}: {e}") from None
+        out.append((str(step), step))
+    return tuple(out)
+
+
+@dataclass
+class Plan(LotteryPlan):
+    """A :class:`~lth.lottery.plan.LotteryPlan` whose trunk levels and branches also keep ``save_states``
+    (``--save-states`` of ``lth lottery``): :meth:`nodes` asks each run for the steps inside it."""
+
+    save_states: tuple[tuple[str, Step], ...] = ()
+
+    def nodes(self) -> list[Node]:
+        """Trunk nodes, then branch nodes, each keeping the ``save_states`` steps that lie in its run."""
+        from lth.cli.common import keep_states
+
+        return keep_states(super().nodes(), self.save_states, self.trunks[0].spec, self.spe, "save_states")
+
+
+def _keyword(call: Any, name: Any = None) -> Any:
+    """``call()``, with a UserError that names a flag (``--batch-size: ...``) naming the keyword argument instead
+    (``batch_size: ...``; ``name``: that name, or a function of the flag without dashes): the API's arguments are
+    the flags without dashes."""
+    try:
+        return call()
+    except UserError as e:
+        text = str(e)
+        m = re.match(r"--([a-z0-9-]+)", text)
+        if not m:
+            raise
+        flag = m.group(1).replace("-", "_")
+        raise UserError((name(flag) if callable(name) else name or flag) + text[m.end():]) from None
+
+
+def _preset(name: Any) -> Any:
+    """The preset called ``name``; the one-line UserError (``preset: ...``, the allowed names) otherwise."""
+    if not isinstance(name, str):
+        from lth.presets import PRESETS
+
+        raise UserError(f"preset: bad value {name!r}; allowed: {', '.join(PRESETS)}")
+    return _keyword(lambda: get_preset(name))
+
+
+def spec(preset: str, _own: tuple[str, ...] = (), **overrides: Any) -> TrainSpec:
+    """A preset's spec with field overrides (``lr=0.01``), validated. (``_own``: the caller's other keywords, named
+    beside the hyperparameters when a keyword is neither.)"""
+    base = _preset(preset).spec
+    try:
+        s = _keyword(lambda: replace_fields(base, overrides))
+    except UserError as e:
+        if not _own or not str(e).startswith("unknown hyperparameter"):
+            raise
+        raise UserError(str(e).replace("unknown hyperparameter", "unknown keyword argument", 1).replace(
+            "; allowed: ", f"; allowed: {', '.join(_own)}, or a hyperparameter: ", 1)) from None
+    _keyword(s.validate)
     return s
 
 
 def train(preset: str, *, replicates: int = 1, root: str | Path = "runs",
           save_states: Iterable[str] = (), **overrides: Any) -> list[Node]:
     """The nodes of ``lth train``: one per replicate under ``<root>/train_<hash>/``."""
-    s = spec(preset, **overrides)
+    s = spec(preset, ("replicates", "root", "save_states"), **overrides)
     _whole("replicates", replicates, 1)
-    keep = tuple((str(Step.parse(x)), Step.parse(x)) for x in _names("save_states", save_states))
+    keep = _steps("save_states", save_states)
     return [Node(s, r, run_path(Path(root), "train", spec_hash(s), r), keep=keep,
                  meta={"preset": preset, "kind": "train"}) for r in range(replicates)]
 
@@ -70,8 +133,12 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
             branches: Iterable[str] | dict[str, dict[str, Any]] = (), branch_levels: list[int] | None = None,
             root: str | Path = "runs", data_dir: str | Path | None = None,
             pruning: dict[str, Any] | None = None, pretrain_steps: str | None = None,
-            pretrain_task: str = "standard", pretrain_sparse: bool = False, **overrides: Any) -> LotteryPlan:
+            pretrain_task: str = "standard", pretrain_sparse: bool = False, save_states: Iterable[str] = (),
+            **overrides: Any) -> Plan:
     """IMP trunks (one per rewind step) and branches off their levels, as one plan (``plan.nodes()``).
+
+    ``save_states=["5it", "1ep"]``: every trunk level and branch run also keeps its weights at those steps that lie
+    in its run (from its start step on, as ``lth lottery --save-states``); a finished run is replayed to keep them.
 
     ``pretrain_steps="K"``: the state at the rewind step K is pretrained on ``pretrain_task`` (standard,
     random-labels, rotation, blur, rotation+blur; ``pretrain_sparse``: each level's ticket under its mask);
@@ -80,7 +147,8 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
 
     from lth.lottery.pretrain import Pretraining
 
-    s = spec(preset, **overrides)
+    s = spec(preset, ("levels", "replicates", "rewind", "branches", "branch_levels", "root", "data_dir", "pruning",
+                      "pretrain_steps", "pretrain_task", "pretrain_sparse", "save_states"), **overrides)
     _whole("levels", levels, 0)
     _whole("replicates", replicates, 1)
     rewind = _names("rewind", rewind)
@@ -92,12 +160,15 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
     known = [f.name for f in dataclasses.fields(PruneHparams)]
     if unknown := sorted(set(pruning or {}) - set(known)):
         raise UserError(f"pruning: unknown key {unknown[0]!r}; allowed: {', '.join(known)}")
-    prune_hp = PruneHparams(**{**get_preset(preset).pruning, **(pruning or {})})  # type: ignore[arg-type]
-    prune_hp.validate()
+    types = {n: t for n, _, t in hparam_fields(PruneHparams)}
+    given = {k: _keyword(lambda k=k, v=v: parse_value(types[k], v, k), f"pruning[{k!r}]")
+             for k, v in (pruning or {}).items()}  # "0.3", ["fc"], True: parsed as the CLI parses its flags
+    prune_hp = PruneHparams(**{**_preset(preset).pruning, **given})  # type: ignore[arg-type]
+    _keyword(prune_hp.validate, lambda f: f"pruning[{f.removeprefix('pruning_')!r}]")
     pre = None
     if pretrain_steps is not None:
         pre = Pretraining(pretrain_task, pretrain_sparse)
-        pre.validate()
+        _keyword(pre.validate)
         k = Step.parse(pretrain_steps)
         rewind = [str(k)] if tuple(rewind) == ("0it",) else list(rewind)
         if any(str(Step.parse(x)) != str(k) for x in rewind):
@@ -105,7 +176,11 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
     trunks = [Trunk(s, prune_hp, Step.parse(k), Path(root), preset, pre) for k in rewind]
     named = branches if isinstance(branches, dict) else {b: {} for b in _names("branches", branches)}
     opts = {name: branch_options(name, values) for name, values in named.items()}
-    return LotteryPlan(trunks, levels, replicates, opts, branch_levels, data_dir=data_dir)
+    plan = Plan(trunks, levels, replicates, opts, branch_levels, data_dir=data_dir,
+                save_states=_steps("save_states", save_states))
+    if plan.save_states:
+        plan.nodes()  # a step after the end of every run: the UserError now, not when it runs
+    return plan
 
 
 def executor(kind: str = "local", *, data_dir: str | Path | None = None, device: str = "auto",
@@ -153,6 +228,111 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, **exe
                         f"(lth.api.train)")
     ex = ex or executor(**executor_options)
     return ex.run(nodes)
+
+
+def command(name: str, *positional: str, **flags: Any) -> dict[str, Any]:
+    """Run ``lth <name>`` in this process and return its JSON document (``--json`` is added): every command is
+    reachable with its flags as keyword arguments, named without dashes (``copies=2``, ``save_states=["5it"]``).
+    ``True`` gives a switch (``align=True``; ``False`` leaves it out, or passes ``false`` to a true/false option),
+    a list gives several values (or repeats a repeatable flag, ``plugin=[...]``). Progress goes to stderr as on the
+    command line; a bad value is the command's one-line :class:`UserError`, an unknown keyword a UserError naming
+    the command's keywords; a failure is a RuntimeError with the command's line."""
+    import argparse
+    import contextlib
+    import io
+    import json
+    import sys
+
+    from lth.cli import COMMANDS, build_parser, main
+
+    if not isinstance(name, str) or name not in COMMANDS:
+        raise UserError(f"command: unknown command {name!r}; allowed: {', '.join(COMMANDS)}")
+    parser = build_parser(None)
+    sub = next(a for a in parser._actions if a.dest == "command").choices[name]  # type: ignore[attr-defined]
+    argv = [name, *map(str, positional)]
+    for key, value in flags.items():
+        flag = "--" + key.replace("_", "-")
+        action = sub._option_string_actions.get(flag)
+        if action is None or key != action.dest.removeprefix("prune__").removeprefix("branch__") and \
+                flag not in action.option_strings:
+            allowed = sorted({o[2:].replace("-", "_") for o in sub._option_string_actions if o.startswith("--")}
+                             - {"help", "json"})
+            raise UserError(f"{name}: unknown keyword argument {key!r}; allowed: {', '.join(allowed)}")
+        if value is None:
+            continue
+        switch = action.nargs == 0
+        if isinstance(value, bool) and switch:
+            argv += [flag] if value else []
+        elif isinstance(value, str | int | float | Path | bool):
+            argv += [flag, str(value).lower() if isinstance(value, bool) else str(value)]
+        elif isinstance(action, argparse._AppendAction):
+            argv += [x for v in _names(key, value) for x in (flag, str(v))]
+        elif isinstance(value, Iterable) and not isinstance(value, Mapping) and action.nargs in ("*", "+"):
+            argv += [flag, *map(str, value)]
+        else:
+            raise UserError(f"{key}: bad value {value!r}; allowed: a string, number or bool"
+                            + (" or a list of them" if action.nargs in ("*", "+") else ""))
+    if "--json" in sub._option_string_actions and "--json" not in argv:
+        argv.append("--json")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    lines = err.getvalue().splitlines()
+    if code == 2:
+        line = next((x.removeprefix("lth: error: ") for x in lines if x.startswith("lth: error: ")),
+                    lines[-1] if lines else f"lth {name}: bad input")
+        parts = line.split("`")  # flags become keywords, but not inside a quoted command line (`lth lottery --x`)
+        line = "`".join(p if i % 2 else re.sub(r"(?<![\w-])--([a-z0-9][a-z0-9-]*)",
+                                               lambda m: m.group(1).replace("-", "_"), p) for i, p in enumerate(parts))
+        raise UserError(line)
+    sys.stderr.write(err.getvalue())
+    if code == 1 and not out.getvalue().strip():
+        raise RuntimeError(next((x for x in lines if x.startswith("lth: failed")), f"lth {name} failed (exit 1)"))
+    return json.loads(out.getvalue()) if out.getvalue().strip() else {}
+
+
+def stability(preset: str, **flags: Any) -> dict[str, pd.DataFrame]:
+    """``lth stability`` (instability analysis, Frankle, Dziugaite, Roy & Carbin, ICML 2020, Sec. 2-3): copies at
+    step ``rewind`` trained with different SGD noise and the error along the straight path between them.
+    ``{"results": one row per pair of copies, "summary": first stable k per subnetwork and level}``."""
+    doc = command("stability", preset=preset, **flags)
+    return {k: pd.DataFrame(v) for k, v in doc.items()}
+
+
+def landscape(preset: str, **flags: Any) -> pd.DataFrame:
+    """``lth landscape``: test error and loss over a plane through stability copies; one row per cell and
+    replicate (its grid file, figures, minimum test error)."""
+    return pd.DataFrame(command("landscape", preset=preset, **flags)["landscapes"])
+
+
+def branch(name: str, preset: str, levels: Any, **flags: Any) -> pd.DataFrame:
+    """``lth branch NAME``: a branch (``reinit``, ``random-mask``, ...) off a trunk's levels; one row per run."""
+    doc = command("branch", name, preset=preset, levels=levels, **flags)
+    return pd.DataFrame(doc["runs"])
+
+
+def hessian(root: str | Path = "runs", steps: Any = ("final",), **flags: Any) -> pd.DataFrame:
+    """``lth hessian``: the top-``k`` eigenvalues of the training-loss Hessian of every finished run under
+    ``root`` at the given stored states (Lanczos); one row per run, state and rank (also written to each run's
+    ``hessian.csv``)."""
+    return pd.DataFrame(command("hessian", root=str(root), steps=_names("steps", steps), **flags)["rows"])
+
+
+def report(root: str | Path = "runs", out: str | Path | None = None) -> dict[str, Any]:
+    """``lth report``: figures, tables and an index.html of the store at ``root``; ``{"report", "figures",
+    "tables"}`` (paths)."""
+    return command("report", root=str(root), out=None if out is None else str(out))
+
+
+def recipe(name: str, **flags: Any) -> dict[str, Any]:
+    """``lth recipe NAME``: a paper's study (``list`` lists them), its JSON document."""
+    return command("recipe", name, **flags)
+
+
+def presets() -> pd.DataFrame:
+    """``lth presets``: one row per preset (``name``, ``note``, ``spec`` as a dict)."""
+    doc = command("presets")["presets"]
+    return pd.DataFrame([{"name": n, **p} for n, p in doc.items()])
 
 
 def results(root: str | Path = "runs") -> pd.DataFrame:
@@ -218,4 +398,5 @@ def _store(root: str | Path) -> Path:
     return existing_store(str(root), "root")
 
 
-__all__ = ["executor", "lottery", "results", "run", "runs", "spec", "state", "ticket", "train"]
+__all__ = ["Plan", "branch", "command", "executor", "hessian", "landscape", "lottery", "presets", "recipe", "report",
+           "results", "run", "runs", "spec", "stability", "state", "ticket", "train"]

@@ -304,16 +304,22 @@ def save_steps(args: argparse.Namespace) -> tuple[tuple[str, Step], ...]:
 
 
 def keep_saved_states(args: argparse.Namespace, nodes: list[Any], spec: TrainSpec, spe: int) -> list[Any]:
-    """``--save-states`` honoured by a command that trains a graph (lottery, branch, stability, landscape): the
-    runs of ``nodes`` (not their ancestors trained before, e.g. a branch's trunk) also keep each given step that
-    lies in their run (from their start step to their end: a level rewound to k keeps the steps from k on; the
-    steps before k are its trunk's level 0's), named by the step (``5it``) unless the run keeps that iteration
-    already under another name (``rewind``). Returned parents first, so the executor's graph holds these copies.
-    UserError for a step after the end of the longest run of ``nodes``, before anything is written."""
+    """``--save-states`` honoured by a command that trains a graph (lottery, branch, stability, landscape): see
+    :func:`keep_states` (the Python API calls it too)."""
+    return keep_states(nodes, save_steps(args), spec, spe)
+
+
+def keep_states(nodes: list[Any], save: tuple[tuple[str, Step], ...], spec: TrainSpec, spe: int,
+                flag: str = "--save-states") -> list[Any]:
+    """The runs of ``nodes`` (not their ancestors trained before, e.g. a branch's trunk) also keeping each step of
+    ``save`` (name, step) that lies in their run (from their start step to their end: a level rewound to k keeps
+    the steps from k on; the steps before k are its trunk's level 0's), named by the step (``5it``) unless the run
+    keeps that iteration already under another name (``rewind``). Returned parents first, so the executor's graph
+    holds these copies (a finished run missing a state is replayed). UserError naming ``flag`` for a step after the
+    end of the longest run of ``nodes``, before anything is written."""
     from lth.executor.base import extra_keeps
     from lth.graph import closure
 
-    save = save_steps(args)
     if not save:
         return nodes
     # a step past the end of every run asked for is an error (a branch's runs may be longer than the trunk's:
@@ -322,7 +328,7 @@ def keep_saved_states(args: argparse.Namespace, nodes: list[Any], spec: TrainSpe
     end = longest.spec.train.training_steps if longest is not None else spec.train.training_steps
     for _, step in save:
         if step.iterations(spe) > end.iterations(spe):
-            raise past_end("--save-states", step, end, end.iterations(spe))
+            raise past_end(flag, step, end, end.iterations(spe))
     wanted = {n.path for n in nodes}
     out = []
     for n in closure(nodes):  # parents before children: a node's copy is in the graph before its children
