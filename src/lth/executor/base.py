@@ -280,12 +280,9 @@ class Executor:
                         groups[digest].remove(n)
                     if not groups[digest]:
                         del groups[digest]
-                if not groups:
-                    if busy:
-                        wait_for_others(busy)
-                    continue
-                self._replay_groups(groups, pending, telemetry)
-            if busy:
+                if groups:
+                    self._replay_groups(groups, pending, telemetry)
+            if busy:  # our locks released first: the other process may be waiting for one of them
                 wait_for_others(busy)
 
     def _copy_held(self, node: Node) -> None:
