@@ -231,3 +231,60 @@ def test_stability_hessian_report_from_the_api(tmp_path) -> None:
         assert (Path(g["path"].iloc[0]) / "hessian.csv").is_file()
     rep = api.report(root, out=tmp_path / "report")
     assert Path(rep["report"]).is_file() and Path(rep["report"]).parent == tmp_path / "report"
+
+
+def test_command_argv_parses_back_to_the_keywords_of_every_flag_of_every_command() -> None:
+    """``command``'s keyword -> argv mapping (built on argparse's ``_actions`` / ``_option_string_actions``), checked
+    against every option of every command: the argv it produces parses back to the value given (a switch to True,
+    a list to its items, a repeatable flag to each value, a one-value flag given a list to the comma form)."""
+    import argparse
+
+    from lth.cli import COMMANDS, build_parser
+
+    parser = build_parser(None)
+    subs = next(a for a in parser._actions if a.dest == "command").choices
+    positional = {"branch": ["reinit"], "recipe": ["dynamics"]}
+    checked = 0
+    for name in COMMANDS:
+        for action in subs[name]._actions:
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            if not longs or longs[0] in ("--help", "--json"):
+                continue
+            key = longs[0][2:].replace("-", "_")
+            required = {o.option_strings[-1][2:].replace("-", "_"): "digits_mlp" if o.dest == "preset" else "1"
+                        for o in subs[name]._actions if o.required and o.option_strings and o is not action}
+            if action.nargs == 0:
+                value, want = True, action.const
+            elif action.choices:
+                value = want = list(action.choices)[-1]
+            elif isinstance(action, argparse._AppendAction):
+                value, want = ["a=1", "-b=2"], ["a=1", "-b=2"]
+            elif action.nargs in ("*", "+"):
+                value, want = ["x", 2], ["x", "2"]
+            elif action.type is not None:  # checked as it is parsed (a whole number)
+                value, want = [3], "3"
+            else:
+                value, want = [3, "-5it"], "3,-5it"  # a list for one value: the CLI's comma form
+            if action.type is not None and not isinstance(want, list):
+                want = action.type(want)
+            flags = {**required, key: value}
+            if key == "csv":  # instead of --json: refused, command() returns the JSON document
+                with pytest.raises(UserError, match="csv: bad value True; allowed: None"):
+                    api._argv(name, [], flags)
+                continue
+            argv = api._argv(name, positional.get(name, []), flags)
+            assert argv[-1] == "--json" or "--json" not in subs[name]._option_string_actions
+            args = parser.parse_args(argv)
+            assert getattr(args, action.dest) == want, (name, key, argv)
+            if action.nargs == 0:
+                assert not any(a.startswith(longs[0]) for a in api._argv(name, positional.get(name, []),
+                                                                          {**required, key: False}))
+            checked += 1
+    assert checked > 400  # every command's every flag (about 470 today)
+    args = parser.parse_args(api._argv("lottery", [], {"preset": "digits_mlp", "levels": 2, "root": Path("r"),
+                                                       "augment": False, "branches": "reinit,random-mask"}))
+    assert (args.levels, args.root, args.augment, args.branches) == ("2", "r", "false", ["reinit,random-mask"])
+    for bad, named in [({"copies": {"a": 1}}, "copies"), ({"align": "yes"}, "align"), ({"json": True}, "'json'"),
+                       ({"rewind": [["0it"]]}, "rewind")]:
+        with pytest.raises(UserError, match=named):
+            api._argv("stability", [], {"preset": "digits_mlp", **bad})

@@ -255,6 +255,10 @@ def _argv(name: str, positional: Iterable[Any], flags: Mapping[str, Any]) -> lis
             raise UserError(f"{name}: unknown keyword argument {key!r}; allowed: {', '.join(allowed)}")
         if value is None:
             continue
+        if any(action in g._group_actions and any("--json" in a.option_strings for a in g._group_actions)
+               for g in sub._mutually_exclusive_groups):
+            raise UserError(f"{key}: bad value {value!r}; allowed: None (lth.api.command returns the --json document, "
+                            f"which {flag} replaces)")
         many = action.nargs in ("*", "+")
         if isinstance(value, bool) and action.nargs == 0:
             argv += [flag] if value else []
