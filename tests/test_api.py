@@ -231,3 +231,166 @@ def test_stability_hessian_report_from_the_api(tmp_path) -> None:
         assert (Path(g["path"].iloc[0]) / "hessian.csv").is_file()
     rep = api.report(root, out=tmp_path / "report")
     assert Path(rep["report"]).is_file() and Path(rep["report"]).parent == tmp_path / "report"
+
+
+def test_command_argv_parses_back_to_the_keywords_of_every_flag_of_every_command() -> None:
+    """``command``'s keyword -> argv mapping (built on argparse's ``_actions`` / ``_option_string_actions``), checked
+    against every option of every command: the argv it produces parses back to the value given (a switch to True,
+    a list to its items, a repeatable flag to each value, a one-value flag given a list to the comma form)."""
+    import argparse
+
+    from lth.cli import COMMANDS, build_parser
+
+    parser = build_parser(None)
+    subs = next(a for a in parser._actions if a.dest == "command").choices
+    positional = {"branch": ["reinit"], "recipe": ["dynamics"]}
+    checked = 0
+    for name in COMMANDS:
+        for action in subs[name]._actions:
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            if not longs or longs[0] in ("--help", "--json"):
+                continue
+            key = longs[0][2:].replace("-", "_")
+            required = {o.option_strings[-1][2:].replace("-", "_"): "digits_mlp" if o.dest == "preset" else "1"
+                        for o in subs[name]._actions if o.required and o.option_strings and o is not action}
+            if action.nargs == 0:
+                value, want = True, action.const
+            elif action.choices:
+                value = want = list(action.choices)[-1]
+            elif isinstance(action, argparse._AppendAction):
+                value, want = ["a=1", "-b=2"], ["a=1", "-b=2"]
+            elif action.nargs in ("*", "+"):
+                value, want = ["x", 2], ["x", "2"]
+            elif action.type is not None:  # checked as it is parsed (a whole number)
+                value, want = [3], "3"
+            else:
+                value, want = [3, "-5it"], "3,-5it"  # a list for one value: the CLI's comma form
+            if action.type is not None and not isinstance(want, list):
+                want = action.type(want)
+            flags = {**required, key: value}
+            if key == "csv":  # instead of --json: refused, command() returns the JSON document
+                with pytest.raises(UserError, match="csv: bad value True; allowed: None"):
+                    api._argv(name, [], flags)
+                continue
+            argv = api._argv(name, positional.get(name, []), flags)
+            assert argv[-1] == "--json" or "--json" not in subs[name]._option_string_actions
+            args = parser.parse_args(argv)
+            assert getattr(args, action.dest) == want, (name, key, argv)
+            if action.nargs == 0:
+                assert not any(a.startswith(longs[0]) for a in api._argv(name, positional.get(name, []),
+                                                                          {**required, key: False}))
+            checked += 1
+    assert checked > 400  # every command's every flag (about 470 today)
+    args = parser.parse_args(api._argv("lottery", [], {"preset": "digits_mlp", "levels": 2, "root": Path("r"),
+                                                       "augment": False, "branches": "reinit,random-mask"}))
+    assert (args.levels, args.root, args.augment, args.branches) == ("2", "r", "false", ["reinit,random-mask"])
+    for bad, named in [({"copies": {"a": 1}}, "copies"), ({"align": "yes"}, "align"), ({"json": True}, "'json'"),
+                       ({"rewind": [["0it"]]}, "rewind")]:
+        with pytest.raises(UserError, match=named):
+            api._argv("stability", [], {"preset": "digits_mlp", **bad})
+
+
+def _done_times(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in root.rglob("done.json")}
+
+
+def test_landscape_copies_lie_on_the_plane_at_their_coordinates_and_a_rerun_trains_nothing(tmp_path) -> None:
+    """The ``copies`` plane passes through the start state s (origin) and the two copies c0, c1: with the
+    orthonormal basis u = (c0 - s)/|c0 - s|, v = Gram-Schmidt of c1 - s against u, each copy is s + x u + y v at
+    its reported point (Li et al., NeurIPS 2018, the plane through three points); the reported minimum is the
+    grid's. Called again (a notebook cell re-run, a Path root) it gives the same table and trains nothing."""
+    import torch
+
+    root = tmp_path / "runs"
+    kw = {"root": root, "training_steps": "20it", "device": "cpu", "grid": 3, "train_examples": 100}
+    df = api.landscape("digits_mlp", **kw)
+    assert len(df) == 1
+    doc = __import__("json").loads(Path(df["file"].iloc[0]).read_text())
+    flat = [torch.cat([t.flatten().double() for _, t in sorted(api.state(r, "final").items())]) for r in doc["runs"]]
+    start = torch.cat([t.flatten().double() for _, t in sorted(api.state(doc["runs"][0], "init").items())])
+    u = (flat[0] - start) / (flat[0] - start).norm()
+    w = flat[1] - start - ((flat[1] - start) @ u) * u
+    v = w / w.norm()
+    for c in (0, 1):
+        x, y = doc["points"][f"copy {c}"]
+        assert torch.allclose(start + x * u + y * v, flat[c], atol=1e-4)
+        assert doc["xs"][0] <= x <= doc["xs"][-1] and doc["ys"][0] <= y <= doc["ys"][-1]
+    assert doc["points"]["start (step k)"] == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert df["min_test_error"].iloc[0] == min(min(row) for row in doc["test_error"])
+    assert all(0 <= e <= 1 for row in doc["test_error"] for e in row)
+    before = _done_times(root)
+    again = api.landscape("digits_mlp", **{**kw, "root": str(root), "grid": "3"})
+    assert _done_times(root) == before
+    assert again.drop(columns="figures").equals(df.drop(columns="figures"))
+
+
+def test_branch_reinit_is_one_run_per_level_with_the_tickets_density(tmp_path) -> None:
+    """``branch("reinit", ...)`` (Frankle & Carbin 2019, Sec. 2: the ticket's mask with a fresh initialisation): a
+    run per asked level whose mask is the trunk's ticket mask at that level (its density), and a new start.
+    ``levels`` as an int, a list or the CLI's range give the same runs; a re-run trains nothing."""
+    import torch
+
+    root = tmp_path / "runs"
+    records = api.run(api.lottery("digits_mlp", levels=2, root=root, training_steps="20it"), device="cpu")
+    trunk = {r["level"]: r for r in records["runs"]}
+    df = api.branch("reinit", "digits_mlp", levels="1-2", root=root, training_steps="20it", device="cpu")
+    assert sorted(df["level"]) == [1, 2] and set(df["branch"]) == {"reinit"}
+    for row in df.itertuples():
+        _, mask = api.ticket(row.path)
+        _, want = api.ticket(trunk[row.level]["path"])
+        assert all(torch.equal(mask[k], want[k]) for k in want)
+        assert row.density == pytest.approx(trunk[row.level]["density"])
+        assert not torch.equal(api.state(row.path, "init")["layers.0.weight"],
+                               api.state(trunk[row.level]["path"], "init")["layers.0.weight"])
+    before = _done_times(root)
+    for levels in ([1, 2], "1,2"):
+        again = api.branch("reinit", "digits_mlp", levels=levels, root=root, training_steps="20it", device="cpu")
+        assert sorted(again["path"]) == sorted(df["path"])
+    assert api.branch("reinit", "digits_mlp", levels=2, root=root, training_steps="20it")["level"].tolist() == [2]
+    assert _done_times(root) == before
+
+
+def test_recipe_gives_the_contract_keys_and_writes_its_report(tmp_path) -> None:
+    """``recipe(NAME)``: ``{"recipe": NAME, "report": path, "verdicts": {...}}`` (CONTRACT.md), the report at
+    ``root/report/index.html``; run again it trains nothing and gives the same verdicts."""
+    root = tmp_path / "dyn"
+    kw = {"quick": True, "root": root, "levels": 1, "training_steps": "10it", "replicates": 1}
+    doc = api.recipe("dynamics", **kw)
+    assert doc["recipe"] == "dynamics" and isinstance(doc["verdicts"], dict) and doc["verdicts"]
+    assert Path(doc["report"]) == root / "report" / "index.html" and Path(doc["report"]).is_file()
+    before = _done_times(root)
+    assert before and api.recipe("dynamics", **kw)["verdicts"] == doc["verdicts"]
+    assert _done_times(root) == before
+
+
+def test_demo_streams_its_progress_and_leaves_torch_threads_as_they_were(tmp_path, monkeypatch) -> None:
+    """``command("demo")`` sets torch to one thread (no OMP_NUM_THREADS) and used to leave it so for the rest of
+    the notebook; its progress reached stderr only when it ended (a long call looked hung): now line by line,
+    while the bad-input line becomes the UserError and is not printed."""
+    import io
+    import sys
+
+    import torch
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    writes: list[str] = []
+
+    class Err(io.StringIO):
+        def write(self, s: str) -> int:
+            writes.append(s)
+            return len(s)
+
+    monkeypatch.setattr(sys, "stderr", Err())
+    try:
+        doc = api.command("demo", root=tmp_path / "demo", levels=1, replicates=1, training_steps="10it")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert Path(doc["report"]).is_file() and {r["level"] for r in doc["runs"]} == {0, 1}
+    assert len(writes) > 3 and any(w.startswith("lth demo:") for w in writes)
+    writes.clear()
+    with pytest.raises(UserError, match="^levels '0'"):
+        api.command("demo", root=tmp_path / "demo", levels=0)
+    assert not any("lth: error" in w for w in writes)

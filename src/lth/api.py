@@ -12,6 +12,7 @@ Keyword overrides are spec fields by name (``lr=3e-4``, ``training_steps="2ep"``
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -230,20 +231,15 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, **exe
     return ex.run(nodes)
 
 
-def command(name: str, *positional: str, **flags: Any) -> dict[str, Any]:
-    """Run ``lth <name>`` in this process and return its JSON document (``--json`` is added): every command is
-    reachable with its flags as keyword arguments, named without dashes (``copies=2``, ``save_states=["5it"]``).
-    ``True`` gives a switch (``align=True``; ``False`` leaves it out, or passes ``false`` to a true/false option),
-    a list gives several values (or repeats a repeatable flag, ``plugin=[...]``). Progress goes to stderr as on the
-    command line; a bad value is the command's one-line :class:`UserError`, an unknown keyword a UserError naming
-    the command's keywords; a failure is a RuntimeError with the command's line."""
+def _argv(name: str, positional: Iterable[Any], flags: Mapping[str, Any]) -> list[str]:
+    """The command line of ``lth <name>`` for :func:`command` (``--json`` added where it has one): each keyword is
+    its flag (``save_states`` -> ``--save-states``); ``True`` gives a switch, ``False`` leaves it out (or passes
+    ``false`` to a true/false option), ``None`` leaves the flag out, a list gives several values (a repeatable flag
+    repeated; a one-value flag such as ``levels`` takes it joined by commas, as the CLI takes ``--levels 3,5,8``).
+    One value is written ``--flag=value``, so a value starting with a dash (``-3it``) reaches the command's check."""
     import argparse
-    import contextlib
-    import io
-    import json
-    import sys
 
-    from lth.cli import COMMANDS, build_parser, main
+    from lth.cli import COMMANDS, build_parser
 
     if not isinstance(name, str) or name not in COMMANDS:
         raise UserError(f"command: unknown command {name!r}; allowed: {', '.join(COMMANDS)}")
@@ -253,31 +249,89 @@ def command(name: str, *positional: str, **flags: Any) -> dict[str, Any]:
     for key, value in flags.items():
         flag = "--" + key.replace("_", "-")
         action = sub._option_string_actions.get(flag)
-        if action is None or key != action.dest.removeprefix("prune__").removeprefix("branch__") and \
-                flag not in action.option_strings:
+        if action is None or flag in ("--help", "--json"):
             allowed = sorted({o[2:].replace("-", "_") for o in sub._option_string_actions if o.startswith("--")}
                              - {"help", "json"})
             raise UserError(f"{name}: unknown keyword argument {key!r}; allowed: {', '.join(allowed)}")
         if value is None:
             continue
-        switch = action.nargs == 0
-        if isinstance(value, bool) and switch:
+        if any(action in g._group_actions and any("--json" in a.option_strings for a in g._group_actions)
+               for g in sub._mutually_exclusive_groups):
+            raise UserError(f"{key}: bad value {value!r}; allowed: None (lth.api.command returns the --json document, "
+                            f"which {flag} replaces)")
+        many = action.nargs in ("*", "+")
+        if isinstance(value, bool) and action.nargs == 0:
             argv += [flag] if value else []
-        elif isinstance(value, str | int | float | Path | bool):
-            argv += [flag, str(value).lower() if isinstance(value, bool) else str(value)]
-        elif isinstance(action, argparse._AppendAction):
-            argv += [x for v in _names(key, value) for x in (flag, str(v))]
-        elif isinstance(value, Iterable) and not isinstance(value, Mapping) and action.nargs in ("*", "+"):
-            argv += [flag, *map(str, value)]
+        elif action.nargs == 0:
+            raise UserError(f"{key}: bad value {value!r}; allowed: True or False (a switch)")
+        elif isinstance(value, str | int | float | Path):
+            argv.append(f"{flag}={str(value).lower() if isinstance(value, bool) else value}")
+        elif isinstance(value, Iterable) and not isinstance(value, Mapping) and \
+                all(isinstance(v, str | int | float | Path) and not isinstance(v, bool) for v in list(value)):
+            value = list(value)
+            if isinstance(action, argparse._AppendAction):
+                argv += [f"{flag}={v}" for v in value]
+            elif many:
+                argv += [flag, *map(str, value)]
+            else:
+                argv.append(f"{flag}={','.join(map(str, value))}")
         else:
-            raise UserError(f"{key}: bad value {value!r}; allowed: a string, number or bool"
-                            + (" or a list of them" if action.nargs in ("*", "+") else ""))
-    if "--json" in sub._option_string_actions and "--json" not in argv:
+            raise UserError(f"{key}: bad value {value!r}; allowed: a string, number, bool or a list of them")
+    if "--json" in sub._option_string_actions:
         argv.append("--json")
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    lines = err.getvalue().splitlines()
+    return argv
+
+
+class _Stream(io.TextIOBase):
+    """stderr of a command run by :func:`command`: each line goes on to the notebook's stderr as it is written
+    (a long call shows its progress), except the ``lth: error:`` line, which becomes the UserError; every line is
+    also kept."""
+
+    def __init__(self, target: Any) -> None:
+        self.target, self.lines, self._part = target, [], ""
+
+    def write(self, text: str) -> int:
+        """Pass on each complete line; keep a partial one until its end."""
+        *done, self._part = (self._part + text).split("\n")
+        for line in done:
+            self.lines.append(line)
+            if not line.startswith("lth: error: "):
+                self.target.write(line + "\n")
+        if done:
+            self.target.flush()
+        return len(text)
+
+    def close_line(self) -> None:
+        """The last line when it has no newline."""
+        if self._part:
+            self.write("\n")
+
+
+def command(name: str, *positional: Any, **flags: Any) -> dict[str, Any]:
+    """Run ``lth <name>`` in this process and return its JSON document (``--json`` is added): every command is
+    reachable with its flags as keyword arguments, named without dashes (``copies=2``, ``save_states=["5it"]``).
+    ``True`` gives a switch (``align=True``; ``False`` leaves it out, or passes ``false`` to a true/false option),
+    a list gives several values (or repeats a repeatable flag, ``plugin=[...]``; a one-value flag takes it joined
+    by commas, ``levels=[1, 2]`` as ``--levels 1,2``). Progress goes to stderr line by line as on the command line;
+    a bad value is the command's one-line :class:`UserError`, an unknown keyword a UserError naming the command's
+    keywords; a failure is a RuntimeError with the command's line. The command may set torch's thread count
+    (``threads=``, ``lth demo``); it is put back afterwards, so a notebook's later cells are not affected."""
+    import contextlib
+    import json
+    import sys
+
+    from lth.cli import main
+
+    argv = _argv(name, positional, flags)
+    out, err = io.StringIO(), _Stream(sys.stderr)
+    threads = torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # type: ignore[type-var]
+            code = main(argv)
+    finally:
+        err.close_line()
+        torch.set_num_threads(threads)
+    lines = err.lines
     if code == 2:
         line = next((x.removeprefix("lth: error: ") for x in lines if x.startswith("lth: error: ")),
                     lines[-1] if lines else f"lth {name}: bad input")
@@ -285,7 +339,6 @@ def command(name: str, *positional: str, **flags: Any) -> dict[str, Any]:
         line = "`".join(p if i % 2 else re.sub(r"(?<![\w-])--([a-z0-9][a-z0-9-]*)",
                                                lambda m: m.group(1).replace("-", "_"), p) for i, p in enumerate(parts))
         raise UserError(line)
-    sys.stderr.write(err.getvalue())
     if code == 1 and not out.getvalue().strip():
         raise RuntimeError(next((x for x in lines if x.startswith("lth: failed")), f"lth {name} failed (exit 1)"))
     return json.loads(out.getvalue()) if out.getvalue().strip() else {}
