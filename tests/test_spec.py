@@ -109,6 +109,23 @@ def test_lengths_against_the_training_set() -> None:
             validate_lengths(short, 1500, given=given)
 
 
+def test_lengths_given_as_set_are_named_as_typed() -> None:
+    """A branch's ``--set KEY=VALUE`` is named so (not as a flag the user never typed); with several milestones,
+    the one past the end follows; a length given by --set is the end named. 1500 examples / 60 = 25 it an epoch."""
+    spec = replace_fields(TrainSpec(), {"batch_size": "60", "training_steps": "2ep", "milestones": ["1ep", "51it"]})
+    with pytest.raises(UserError) as e:
+        validate_lengths(spec, 1500, given={"milestones"}, set_values={"milestones": "1ep,51it"})
+    assert str(e.value) == ("--set milestones=1ep,51it (51it): after the end of training (--training-steps 2ep = "
+                            "50it); allowed: a step from 0it to 50it (--training-steps)")
+    with pytest.raises(UserError) as e:
+        validate_lengths(spec, 1500, given={"milestones", "training_steps"},
+                         set_values={"milestones": "1ep,51it", "training_steps": "2ep"})
+    assert "(--set training_steps=2ep = 50it); allowed: a step from 0it to 50it (--set training_steps)" in str(e.value)
+    with pytest.raises(UserError, match=r"^--set batch_size=1501: larger than the training set \(1500 examples\)"):
+        validate_lengths(replace_fields(spec, {"batch_size": "1501"}), 1500, given=(),
+                         set_values={"batch_size": "1501"})
+
+
 def test_past_end_names_flag_value_end_and_range() -> None:
     assert str(past_end("--rewind", Step.parse("9it"), Step.parse("4it"), 4)) == (
         "--rewind 9it: after the end of training (--training-steps 4it); allowed: a step from 0it to 4it "

@@ -13,7 +13,7 @@ import json
 import math
 import re
 import typing
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,25 +277,39 @@ def validate(spec: TrainSpec) -> None:
             raise UserError(f"--{flag}: bad value {value!r}; allowed: {allowed}")
 
 
-def training_end(steps: Step, total: int) -> str:
-    """``--training-steps 2ep = 92it`` (or ``--training-steps 50it`` when it is already in iterations)."""
-    return f"--training-steps {steps}" if str(steps) == f"{total}it" else f"--training-steps {steps} = {total}it"
+def training_end(steps: Step, total: int, named: str | None = None) -> str:
+    """``--training-steps 2ep = 92it`` (or ``--training-steps 50it`` when it is already in iterations).
+    ``named``: how the length was given when not as ``--training-steps`` (``--set training_steps=2ep``)."""
+    named = named or f"--training-steps {steps}"
+    return named if str(steps) == f"{total}it" else f"{named} = {total}it"
 
 
-def past_end(flag: str, value: Any, steps: Step, total: int, first: str = "0it") -> UserError:
+def past_end(flag: str, value: Any, steps: Step, total: int, first: str = "0it", end_flag: str = "--training-steps",
+             end_named: str | None = None) -> UserError:
     """The error for a step ``value`` of ``flag`` after the end of training (``total`` iterations of ``steps``):
-    what was given, where training ends, and the steps allowed (``first`` to the end)."""
-    return UserError(f"{flag} {value}: after the end of training ({training_end(steps, total)}); allowed: a step "
-                     f"from {first} to {total}it (--training-steps)")
+    what was given, where training ends, and the steps allowed (``first`` to the end). ``end_flag`` /
+    ``end_named``: the flag that sets the length and how it was given, when not ``--training-steps``."""
+    return UserError(f"{flag} {value}: after the end of training ({training_end(steps, total, end_named)}); allowed: "
+                     f"a step from {first} to {total}it ({end_flag})")
 
 
-def validate_lengths(spec: TrainSpec, n_train: int, given: Collection[str] | None = None) -> None:
+def validate_lengths(spec: TrainSpec, n_train: int, given: Collection[str] | None = None,
+                     set_values: Mapping[str, str] | None = None) -> None:
     """Checks that need the training set's size ``n_train`` (after the validation split and subsampling): a batch
     that fits in it, and a warmup and milestones inside training. UserError naming the first bad value.
 
     ``given``: the fields the user set (``{"warmup_steps"}``); the warmup and milestones are checked only where
     given (None: always), since a preset's schedule under a shortened ``--training-steps`` (a quick look at
-    ResNet-20 for 2ep) is meant: its later milestones simply never come."""
+    ResNet-20 for 2ep) is meant: its later milestones simply never come.
+    ``set_values``: fields given as ``--set KEY=VALUE`` (a branch retraining a ticket), ``{key: VALUE as typed}``:
+    errors name them so (``--set milestones=5ep``) rather than as the flag the user never typed."""
+    typed = dict(set_values or {})
+
+    def named(key: str, value: Any, alone: bool = True) -> tuple[str, str]:  # (flag, value) as the user typed them
+        if key not in typed:
+            return f"--{key.replace('_', '-')}", str(value)
+        return "--set", f"{key}={typed[key]}" + ("" if alone else f" ({value})")  # which of several it is
+
     bs = spec.data.batch_size
     if n_train < 1:
         d = spec.data
@@ -303,13 +317,15 @@ def validate_lengths(spec: TrainSpec, n_train: int, given: Collection[str] | Non
                         f"leaves no training examples of {d.dataset}; allowed: a larger --subsample-fraction or a "
                         f"smaller --validation-size")
     if bs > n_train:
-        raise UserError(f"--batch-size {bs}: larger than the training set ({n_train} examples); allowed: a whole "
-                        f"number from 1 to {n_train}")
+        raise UserError(f"{' '.join(named('batch_size', bs))}: larger than the training set ({n_train} examples); "
+                        f"allowed: a whole number from 1 to {n_train}")
     t = spec.train
     spe = n_train // bs
     total = t.training_steps.iterations(spe)
+    end = ({"end_flag": "--set training_steps", "end_named": f"--set training_steps={typed['training_steps']}"}
+           if "training_steps" in typed else {})
     if (given is None or "warmup_steps" in given) and t.warmup_steps.iterations(spe) > total:
-        raise past_end("--warmup-steps", t.warmup_steps, t.training_steps, total)
+        raise past_end(*named("warmup_steps", t.warmup_steps), t.training_steps, total, **end)
     for m in t.milestones if given is None or "milestones" in given else ():
         if m.iterations(spe) > total:
-            raise past_end("--milestones", m, t.training_steps, total)
+            raise past_end(*named("milestones", m, len(t.milestones) == 1), t.training_steps, total, **end)

@@ -65,3 +65,33 @@ def test_unknown_branch_name_is_named_as_typed(capsys: pytest.CaptureFixture) ->
     code, _, err = lth(capsys, "branch", "reinitt", "--preset", "digits_mlp", "--levels", "1")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "lth branch NAME: unknown branch 'reinitt'; allowed: reinit," in err and "--branches" not in err
+
+
+def test_set_schedule_past_the_end_is_refused_before_anything_is_written(capsys: pytest.CaptureFixture,
+                                                                         tmp_path: Path) -> None:
+    """`lth train --milestones 5ep --training-steps 3ep` is refused; so is the same schedule given to a retrained
+    ticket as --set (digits_mlp: 46 it an epoch, 3ep = 138it), naming --set as typed, before the branch writes."""
+    root = str(tmp_path)
+    code, _, err = lth(capsys, "lottery", "--preset", "digits_mlp", "--levels", "0", "--training-steps", "3ep",
+                       "--root", root)
+    assert code == 0, err
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    common = ["--preset", "digits_mlp", "--levels", "0", "--training-steps", "3ep", "--root", root]
+    for item in ["milestones=5ep", "warmup-steps=10ep", "milestones=139it"]:
+        code, out, err = lth(capsys, "branch", "retrain", "--set", item, *common)
+        assert code == 2 and out == ""
+        assert err.strip() == (f"lth: error: --set {item.replace('-', '_')}: after the end of training "
+                               f"(--training-steps 3ep = "
+                               f"138it); allowed: a step from 0it to 138it (--training-steps)")
+    # a length changed by --set is the end named
+    code, _, err = lth(capsys, "branch", "retrain", "--set", "training_steps=2ep", "milestones=93it", *common)
+    assert code == 2
+    assert err.strip() == ("lth: error: --set milestones=93it: after the end of training (--set training_steps=2ep "
+                           "= 92it); allowed: a step from 0it to 92it (--set training_steps)")
+    # through lth lottery --branches too
+    code, _, err = lth(capsys, "lottery", "--branches", "retrain", "--branch-levels", "0", "--set", "milestones=5ep",
+                         *common)
+    assert code == 2 and "--set milestones=5ep: after the end of training" in err
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing trained, nothing made
+    code, _, err = lth(capsys, "branch", "retrain", "--set", "milestones=138it", *common)  # at the end: fine
+    assert code == 0, err

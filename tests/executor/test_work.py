@@ -75,3 +75,27 @@ def test_discard_damaged_removes_no_temporary_file(tmp_path) -> None:
         s.write_bytes(b"being written")
     discard_damaged(run)
     assert not run.has_done() and all(s.exists() for s in live)
+
+
+def test_two_names_of_one_iteration_are_both_kept_once(tmp_path) -> None:
+    """digits_mlp has 46 iterations an epoch: `--save-states 1ep 46it` names one state twice. Both names are kept
+    by the training itself, under its lock (one file saved, the other name a hard link of it: no second copy on
+    disk), both in states/index.json at 46, so a rerun has nothing to do. (Before, the executor's pass after
+    training saved the second name as a separate copy.)"""
+    import os
+
+    from conftest import lth
+
+    argv = ["train", "--preset", "digits_mlp", "--model", "fc_8", "--training-steps", "2ep", "--save-states", "1ep",
+            "46it", "--root", str(tmp_path)]
+    code, _, err = lth(*argv)
+    assert code == 0, err
+    run = RunDir(next(tmp_path.rglob("done.json")).parent)
+    index = run.state_iterations()
+    assert index["1ep"] == index["46it"] == 46
+    a, b = run.load_state("1ep"), run.load_state("46it")
+    assert os.path.samefile(run.state_file("1ep"), run.state_file("46it"))  # one file, two names
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a[next(iter(a))], run.load_state("final")[next(iter(a))])  # 46it, not the end (92it)
+    code, _, err = lth(*argv)
+    assert code == 0 and "already trained: nothing to do" in err and "replay" not in err

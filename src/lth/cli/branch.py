@@ -74,6 +74,7 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Check the trunk's levels exist, plan the branch's nodes, train what is missing, print the records."""
     args._argv = argv  # flags as typed, so errors name them so (--strategy)
     from lth.lottery import parse_levels
+    from lth.lottery.branches.retrain import check_set_lengths
     from lth.lottery.plan import LotteryPlan
     from lth.lottery.trunk import require_level
 
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     check_fits(args, trunks[0].spec, args.replicates * len(levels))
     plan = LotteryPlan(trunks, max(levels), args.replicates, options, levels, data_dir=args.data_dir)
     nodes = plan.branch_nodes()  # the branch's options are checked here, before the trunk is looked for
+    check_set_lengths(nodes, args.data_dir)  # --set milestones=5ep on a 3ep run: refused as lth train refuses it
     kept = keep_saved_states(args, nodes, trunks[0].spec, plan.spe)  # the branch's runs (its trunk is trained)
     for r in range(args.replicates):
         for level in levels:

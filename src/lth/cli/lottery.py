@@ -171,6 +171,7 @@ def branch_levels_from_args(text: str, levels: int) -> list[int]:
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Plan the trunk (and branches) as one graph, train what is missing, print the records."""
     args._argv = argv  # flags as typed, so errors name them so (--strategy)
+    from lth.lottery.branches.retrain import check_set_lengths
     from lth.lottery.plan import LotteryPlan
 
     levels = whole_number(args.levels, 0, "--levels")
@@ -183,7 +184,9 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
                *(("--replicates", args.replicates) if args.replicates >= levels else ("--levels", levels)))
     with Progress() as progress:
         plan = LotteryPlan(trunks, levels, args.replicates, branches, branch_levels, data_dir=args.data_dir)
-        nodes = keep_saved_states(args, plan.nodes(), trunks[0].spec, plan.spe)  # trunk levels and branches
+        nodes = plan.nodes()
+        check_set_lengths(nodes, args.data_dir)  # a branch's --set milestones inside its training, as lth train
+        nodes = keep_saved_states(args, nodes, trunks[0].spec, plan.spe)  # trunk levels and branches
         results = executor_from_args(args, progress).run(nodes)
     records = plan.records(results)
     code = report_divergence(records["runs"] + records["branches"], args.strict)

@@ -154,7 +154,23 @@ def train_group(nodes: list[Node], data: Dataset, options: EngineOptions,
             if on_population:
                 on_population(len(jobs))
             train_population(jobs, data, options)
+            for n in todo:  # still under their locks
+                link_aliases(n, data.train_x.shape[0] // n.spec.data.batch_size)
     return [summary(Job(n.spec, n.replicate, n.path), RunDir(n.path)) for n in nodes]
+
+
+def link_aliases(node: Node, spe: int) -> None:
+    """Each state ``node`` keeps under another name at an iteration it already keeps (``--save-states 1ep 46it``
+    at 46 iterations an epoch; the engine saves one state per iteration, :func:`to_job`): that state's file
+    linked under the other name too (a hard link, else a copy: :meth:`RunDir.link_state`), with its own entry in
+    ``states/index.json``, so that every name asked for is there and the next identical command replays nothing.
+    ``spe``: iterations per epoch. A state the run never reached (it diverged first) stays absent."""
+    run = RunDir(node.path)
+    have = run.states()
+    for name, step in node.keep:
+        held = None if name in have else run.state_at(step.iterations(spe))
+        if held is not None:
+            run.link_state(run, held, name)
 
 
 def fill_duplicate(node: Node, rep: Node, spe: int) -> bool:

@@ -355,6 +355,25 @@ def sizes(ctx: Context, full: dict[str, Any], quick: dict[str, Any]) -> tuple[in
     return levels, reps, steps
 
 
+def check_rewinds(ctx: Context, preset: str, rewinds: Sequence[str], **overrides: Any) -> None:
+    """Before planning: a user's ``--training-steps`` (``ctx.scale.steps``) shorter than the recipe's latest
+    rewinding step (for ``preset`` with ``overrides``, as the recipe trains it) is a UserError naming
+    ``--training-steps``, the rewinding step and what is allowed, not the ``--rewind`` the user never typed."""
+    from lth.data.describe import describe
+    from lth.spec import Step
+
+    if ctx.scale.steps is None or not rewinds:  # the recipe's own lengths hold its rewinding steps
+        return
+    import lth.api as api
+
+    s = api.spec(preset, **overrides)
+    spe = max(1, describe(s.data, ctx.data_dir).steps_per_epoch(s.data.batch_size))
+    latest = max(rewinds, key=lambda k: Step.parse(k).iterations(spe))
+    if Step.parse(latest).iterations(spe) > s.train.training_steps.iterations(spe):
+        raise UserError(f"--training-steps {ctx.scale.steps}: shorter than the recipe's rewinding step {latest}; "
+                        f"allowed: at least {latest}" + ("" if ctx.quick else " (or --quick)"))
+
+
 def average_curve_extremes(metrics: pd.DataFrame, steps_per_epoch: int) -> dict[str, float]:
     """Seed 004's summary (its FC-1 and LeNet5 tables): over the runs in ``metrics`` (the replicates of one
     model), the test accuracy and the training loss averaged across runs at each evaluation; the maximum average

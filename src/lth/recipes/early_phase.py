@@ -31,6 +31,7 @@ from lth.recipes.base import (
     Piece,
     Recipe,
     accuracies,
+    check_rewinds,
     density_of,
     level_at_density,
     sizes,
@@ -107,6 +108,7 @@ class EarlyPhaseRecipe(Recipe):
         k = cfg["rewinds"][1]  # the paper's k = 500 (quick: its stand-in)
         ctx.sub(f"pretraining for K = {k} steps (the rewind step), not the paper's up to 40 epochs; dense pretraining "
                 "only (sparse pretraining: `lth lottery --pretrain-sparse`)")
+        check_rewinds(ctx, cfg["preset"], cfg["rewinds"], **over)
         pieces = [Piece(f"perturbations {i}", api.lottery(cfg["preset"], levels, replicates=reps, rewind=cfg["rewinds"],
                                                           branches=b, branch_levels=[level], root=ctx.root,
                                                           data_dir=ctx.data_dir, **over),

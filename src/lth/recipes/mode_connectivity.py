@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, level_at_density, sizes
+from lth.recipes.base import (
+    Context,
+    Measured,
+    PaperNumber,
+    Piece,
+    Recipe,
+    check_rewinds,
+    level_at_density,
+    sizes,
+)
 
 T2 = "Frankle et al. ICML 2020, Table 2 (seed 002)"
 # network -> (preset, Table 1 density, full, IMP, random prune, random reinit, delta) (Table 2, percent -> fraction)
@@ -66,6 +75,7 @@ class ModeConnectivityRecipe(Recipe):
                         f"{0.8 ** level:.3f}, not {density}); rewinds {', '.join(QUICK['rewinds'])}; "
                         f"{QUICK['copies']} copies per replicate (one path) instead of 3 (three paths); "
                         f"{QUICK_ALPHAS} points per path instead of 30")
+                check_rewinds(ctx, "digits_mlp", QUICK["rewinds"], **over)
                 lp = api.lottery("digits_mlp", level, replicates=reps, rewind=QUICK["rewinds"], root=ctx.root,
                                  data_dir=ctx.data_dir, pruning=dict(get_preset(preset).pruning), **over)
             else:
@@ -73,6 +83,7 @@ class ModeConnectivityRecipe(Recipe):
                 if level != level_at_density(density, 0.2):
                     ctx.sub(f"{net}: level {level} (density {0.8 ** level:.3f}) instead of level "
                             f"{level_at_density(density, 0.2)} (Table 1's {density})")
+                check_rewinds(ctx, preset, cfg["rewinds"], **over)
                 lp = api.lottery(preset, level, replicates=reps, rewind=cfg["rewinds"], root=ctx.root,
                                  data_dir=ctx.data_dir, **over)
             sp = StabilityPlan(lp.trunks, list(SUBNETWORKS), [0, level], reps, cfg["copies"], trajectory_points=0,

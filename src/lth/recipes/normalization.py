@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, accuracies, sizes
+from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, accuracies, check_rewinds, sizes
 
 MATCHING_TOLERANCE = 0.002  # 0.2 points: Frankle et al. ICML 2020 (seed 002), Fig. 9 and Table 2
 S3 = "Siswanto, Frankle & Carbin, Section 3 'Fixup behavior': roughly 1-2% lower (seed 000)"
@@ -44,6 +44,8 @@ class NormalizationRecipe(Recipe):
             over.update(QUICK_OVERRIDES)
             ctx.sub("CIFAR-10 -> 8x8 digits; ResNet-20 at width 0.25, batch 32, no learning-rate drops, no "
                     f"augmentation; rewinds {', '.join(cfg['rewinds'])} instead of {', '.join(FULL['rewinds'])}")
+        for p in cfg["presets"]:
+            check_rewinds(ctx, p, cfg["rewinds"], **over)
         return [Piece(p, api.lottery(p, levels, replicates=reps, rewind=cfg["rewinds"], root=ctx.root,
                                      data_dir=ctx.data_dir, **over), meta={"levels": levels, "rewinds": cfg["rewinds"]})
                 for p in cfg["presets"]]

@@ -3,12 +3,14 @@ rate (Ma et al. 2021's learning-rate sweep; ``--set lr=0.01``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from lth.errors import UserError
 from lth.graph import Node, Recipe
 from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
-from lth.spec import TrainSpec, help_field, replace_fields
+from lth.spec import TrainSpec, help_field, replace_fields, validate_lengths
 
 # fields that would change the network or the data: a ticket cannot be retrained under them
 ARCHITECTURE_FIELDS = frozenset({"model", "norm", "width", "dataset", "synthetic_shape", "synthetic_classes",
@@ -23,11 +25,9 @@ class RetrainOptions(BranchOptions):
                                       "hyperparameters to change, as KEY=VALUE (e.g. lr=0.01)")
 
 
-def retrained_spec(spec: TrainSpec, items: tuple[str, ...]) -> TrainSpec:
-    """``spec`` with the ``--set`` overrides; UserError for a malformed item or a field that changes the
-    architecture or the data (the ticket would not fit)."""
-    if not items:
-        raise UserError("retrain needs --set KEY=VALUE (e.g. --set lr=0.01)")
+def set_values(items: Sequence[str]) -> dict[str, str]:
+    """The ``--set KEY=VALUE`` items as ``{key: VALUE}`` (keys with ``_``, as the spec's fields); UserError for a
+    malformed item or a field that changes the architecture or the data (the ticket would not fit)."""
     overrides = {}
     for item in items:
         if "=" not in item:
@@ -38,6 +38,31 @@ def retrained_spec(spec: TrainSpec, items: tuple[str, ...]) -> TrainSpec:
             raise UserError(f"--set {item!r}: {key} changes the network or its data, so the ticket would not fit; "
                             f"allowed: training and data-order hyperparameters (lr, optimizer, training_steps, ...)")
         overrides[key] = value.strip()
+    return overrides
+
+
+def check_set_lengths(nodes: Iterable[Node], data_dir: str | Path | None = None) -> None:
+    """Before anything is written: every branch run retrained under ``--set`` has a batch that fits its training
+    set and its given warmup and milestones inside its own training (``spec.validate_lengths``, as ``lth train``
+    checks its flags); UserError naming ``--set KEY=VALUE``, the end of training and the steps allowed."""
+    from lth.data.describe import describe
+
+    seen: set[tuple[TrainSpec, tuple[str, ...]]] = set()
+    for n in nodes:
+        items = tuple((n.meta.get("branch_options") or {}).get("set") or ())
+        if not items or (n.spec, items) in seen:
+            continue
+        seen.add((n.spec, items))
+        values = set_values(items)
+        validate_lengths(n.spec, describe(n.spec.data, data_dir).n_train, given=set(values), set_values=values)
+
+
+def retrained_spec(spec: TrainSpec, items: tuple[str, ...]) -> TrainSpec:
+    """``spec`` with the ``--set`` overrides; UserError for a malformed item or a field that changes the
+    architecture or the data (the ticket would not fit)."""
+    if not items:
+        raise UserError("retrain needs --set KEY=VALUE (e.g. --set lr=0.01)")
+    overrides = set_values(items)
     try:
         out = replace_fields(spec, overrides)
         out.validate()
