@@ -181,6 +181,10 @@ def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[s
                 save_states=_steps("save_states", save_states))
     if plan.save_states:
         plan.nodes()  # a step after the end of every run: the UserError now, not when it runs
+    if any(getattr(o, "set", ()) for o in opts.values()):  # a branch's set milestones inside its training
+        from lth.lottery.branches.retrain import check_set_lengths
+
+        check_set_lengths(plan.branch_nodes(), data_dir)
     return plan
 
 
