@@ -402,3 +402,8 @@ def test_lottery_refuses_a_branch_set_schedule_past_its_end(tmp_path: Path) -> N
         api.lottery("digits_mlp", 1, branches={"retrain": {"set": ["milestones=5ep"]}}, training_steps="3ep",
                     root=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_misspelt_command_keyword_suggests_the_flag() -> None:
+    with pytest.raises(UserError, match=r"^stability: unknown keyword argument 'rewnd' \(did you mean 'rewind'\?\)"):
+        api.stability("digits_mlp", rewnd=["0it"])

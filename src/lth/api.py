@@ -256,7 +256,11 @@ def _argv(name: str, positional: Iterable[Any], flags: Mapping[str, Any]) -> lis
         if action is None or flag in ("--help", "--json"):
             allowed = sorted({o[2:].replace("-", "_") for o in sub._option_string_actions if o.startswith("--")}
                              - {"help", "json"})
-            raise UserError(f"{name}: unknown keyword argument {key!r}; allowed: {', '.join(allowed)}")
+            import difflib
+
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise UserError(f"{name}: unknown keyword argument {key!r}{hint}; allowed: {', '.join(allowed)}")
         if value is None:
             continue
         if any(action in g._group_actions and any("--json" in a.option_strings for a in g._group_actions)
