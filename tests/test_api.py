@@ -407,3 +407,9 @@ def test_lottery_refuses_a_branch_set_schedule_past_its_end(tmp_path: Path) -> N
 def test_a_misspelt_command_keyword_suggests_the_flag() -> None:
     with pytest.raises(UserError, match=r"^stability: unknown keyword argument 'rewnd' \(did you mean 'rewind'\?\)"):
         api.stability("digits_mlp", rewnd=["0it"])
+
+
+def test_a_branch_without_its_trunk_says_how_to_train_it_from_python(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"is not trained.*`lth lottery .*` first \(from Python: lth.api.run\("
+                                        r"lth.api.lottery\(preset, levels, \.\.\.\)\)"):
+        api.branch("reinit", "digits_mlp", levels="1", root=tmp_path / "none", training_steps="1ep")

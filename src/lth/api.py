@@ -346,6 +346,8 @@ def command(name: str, *positional: Any, **flags: Any) -> dict[str, Any]:
         parts = line.split("`")  # flags become keywords, but not inside a quoted command line (`lth lottery --x`)
         line = "`".join(p if i % 2 else re.sub(r"(?<![\w-])--([a-z0-9][a-z0-9-]*)",
                                                lambda m: m.group(1).replace("-", "_"), p) for i, p in enumerate(parts))
+        if "`lth lottery " in line:  # the trunk a branch or copy needs: say how from Python too
+            line += " (from Python: lth.api.run(lth.api.lottery(preset, levels, ...)) with the same keywords)"
         raise UserError(line)
     if code == 1 and not out.getvalue().strip():
         raise RuntimeError(next((x for x in lines if x.startswith("lth: failed")), f"lth {name} failed (exit 1)"))
