@@ -313,6 +313,10 @@ def validate_lengths(spec: TrainSpec, n_train: int, given: Collection[str] | Non
     bs = spec.data.batch_size
     if n_train < 1:
         d = spec.data
+        if d.subsample_fraction == 1 and d.validation_size > 0:  # the split alone took every example
+            n = n_train + d.validation_size
+            raise UserError(f"--validation-size {d.validation_size}: leaves no training examples; allowed: a whole "
+                            f"number from 0 to {n - 1} (fewer than the {n} training examples of {d.dataset})")
         raise UserError(f"--subsample-fraction {d.subsample_fraction} with --validation-size {d.validation_size}: "
                         f"leaves no training examples of {d.dataset}; allowed: a larger --subsample-fraction or a "
                         f"smaller --validation-size")

@@ -518,11 +518,6 @@ def check_fits(args: argparse.Namespace, spec: TrainSpec, runs: int, flag: str =
     if width_given and not (m.width > 0 and m.width < float("inf")):
         raise UserError(f"--width {m.width}: expected a positive finite number")
     info = describe(spec.data, args.data_dir)
-    d = spec.data
-    if info.n_train < 1 and d.validation_size > 0 and d.subsample_fraction == 1:  # describe() took it off
-        n = info.n_train + d.validation_size
-        raise UserError(f"--validation-size {d.validation_size}: leaves no training examples; allowed: a whole "
-                        f"number from 0 to {n - 1} (fewer than the {n} training examples of {d.dataset})")
     validate_lengths(spec, info.n_train, set(vars(args)))  # a batch that fits; a given warmup/milestone in training
     params = count_params(m.model, m.norm, m.width, info.example_shape, info.num_classes)
     device = check_device(args.device) or torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -28,7 +28,15 @@ import torch
 from lth.data import Dataset, load_dataset
 from lth.engine.train import EngineOptions, Job, population_key, summary
 from lth.errors import UserError
-from lth.executor.work import CPU_POPULATION_MAX_PARAMS, check_nodes, discard_damaged, error_line, fill_duplicate, probe
+from lth.executor.work import (
+    CPU_POPULATION_MAX_PARAMS,
+    check_nodes,
+    discard_damaged,
+    error_line,
+    fill_duplicate,
+    link_aliases,
+    probe,
+)
 from lth.graph import Node, closure
 from lth.spec import DataHparams, Step, TrainSpec
 from lth.store import RunDir, paths
@@ -273,8 +281,8 @@ class Executor:
                         busy += groups.pop(digest)
                         continue
                     held.enter_context(locks)
-                    for n in groups[digest]:
-                        self._copy_held(n)
+                    for n in groups[digest]:  # a step held under another name (92it where 2ep is kept): linked
+                        link_aliases(n, self.steps_per_epoch(n))
                     for n in [n for n in groups[digest] if not lacking(n)]:  # held, or another process replayed it
                         del pending[n.path]
                         groups[digest].remove(n)
@@ -284,16 +292,6 @@ class Executor:
                     self._replay_groups(groups, pending, telemetry)
             if busy:  # our locks released first: the other process may be waiting for one of them
                 wait_for_others(busy)
-
-    def _copy_held(self, node: Node) -> None:
-        """A missing state whose step the run holds under another name (``--save-states 92it`` where ``2ep`` is the
-        same iteration) is saved under the new name from it, not replayed (the run's lock is held)."""
-        run, keep, spe = RunDir(node.path), dict(node.keep), self.steps_per_epoch(node)
-        for name in missing_states(node):
-            it = keep[name].iterations(spe)
-            held = run.state_at(it)
-            if held is not None:
-                run.save_state(name, run.load_state(held), it)
 
     def _replay_groups(self, groups: dict[str, list[Node]], pending: dict[Path, Node], telemetry: bool) -> None:
         """:meth:`replay` of one wave whose runs' locks are held: train, copy what each run lacks, clean up."""
