@@ -138,11 +138,22 @@ def build_model(name: str, n: int, example_shape: tuple[int, ...], num_classes: 
     return MODELS[family](n, tuple(example_shape), num_classes, norm=norm, width=width, **params)
 
 
+def shape_model(name: str, example_shape: tuple[int, ...], num_classes: int, norm: str = "batchnorm",
+                width: float = 1.0) -> PopModel:
+    """One network ``name`` for planning (parameter counts, layer kinds, operation counts): built on the meta
+    device (shapes only: no memory, no initialisation); a family that cannot be built there (a module that reads a
+    tensor's value) is built on the CPU, whose error, if any, says what is wrong."""
+    try:
+        with torch.device("meta"):
+            return build_model(name, 1, tuple(example_shape), num_classes, norm, width)
+    except Exception:  # noqa: BLE001
+        return build_model(name, 1, tuple(example_shape), num_classes, norm, width)
+
+
 def num_params(name: str, example_shape: tuple[int, ...], num_classes: int, norm: str = "batchnorm",
                width: float = 1.0) -> int:
-    """The parameter count of one network ``name`` (as :func:`build_model` builds it). Built on the meta device
-    (no memory, no initialisation) and cached per builder, so planning code (a width search, a capacity check) may
-    ask often; a family that cannot be built on the meta device is built on the CPU."""
+    """The parameter count of one network ``name`` (as :func:`build_model` builds it), from :func:`shape_model`
+    and cached per builder, so planning code (a width search, a capacity check) may ask often."""
     family, _ = resolve(name)
     return _num_params(MODELS[family], name, tuple(example_shape), num_classes, norm, width)
 
@@ -151,11 +162,7 @@ def num_params(name: str, example_shape: tuple[int, ...], num_classes: int, norm
 def _num_params(builder: Callable[..., PopModel], name: str, example_shape: tuple[int, ...], num_classes: int,
                 norm: str, width: float) -> int:
     del builder  # part of the cache key only: a name registered again builds another network
-    try:
-        with torch.device("meta"):
-            return build_model(name, 1, example_shape, num_classes, norm, width).num_params()
-    except Exception:  # noqa: BLE001 - e.g. a module that reads a tensor's value: the CPU build says what is wrong
-        return build_model(name, 1, example_shape, num_classes, norm, width).num_params()
+    return shape_model(name, example_shape, num_classes, norm, width).num_params()
 
 
 def register_module(name: str, factory: Callable[..., nn.Module], **opts: Any) -> Callable[..., PopModel]:
@@ -184,6 +191,7 @@ def model_names() -> list[str]:
 
 
 __all__ = ["MODELS", "NORMS", "NAME_FORMS", "PopModel", "build_model", "from_module", "model_names", "num_params",
+           "shape_model",
            "register_module", "resolve",
            "RESNET_NORMS", "VGG_NORMS"]
 

@@ -392,17 +392,11 @@ def average_curve_extremes(metrics: pd.DataFrame, steps_per_epoch: int) -> dict[
 @functools.lru_cache(maxsize=64)
 def step_overhead(model: str, norm: str, width: float, example_shape: tuple[int, ...], num_classes: int) -> float:
     """The CPU floor of one network's training step: :data:`CPU_LAYER_OVERHEAD` per prunable layer by its kind
-    (:func:`lth.prune.kinds_of`, on a network built on the meta device)."""
-    import torch
-
-    from lth.models import build_model
+    (:func:`lth.prune.kinds_of`, on :func:`lth.models.shape_model`)."""
+    from lth.models import shape_model
     from lth.prune import kinds_of
 
-    try:
-        with torch.device("meta"):
-            kinds = kinds_of(build_model(model, 1, example_shape, num_classes, norm, width))
-    except Exception:  # noqa: BLE001 - a registered module that reads a tensor's value: build it on the CPU
-        kinds = kinds_of(build_model(model, 1, example_shape, num_classes, norm, width))
+    kinds = kinds_of(shape_model(model, example_shape, num_classes, norm, width))
     return sum(CPU_LAYER_OVERHEAD.get(k, CPU_LAYER_OVERHEAD["fc"]) for k in kinds.values())
 
 
@@ -413,17 +407,16 @@ def forward_flops(model: str, norm: str, width: float, example_shape: tuple[int,
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from lth.models import build_model
+    from lth.models import build_model, shape_model
 
-    def count(device: str) -> float:
-        with torch.device(device):
-            net = build_model(model, 1, example_shape, num_classes, norm, width)
-            net.eval()
-            with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                net(torch.zeros(1, 1, *example_shape))
+    def count(net: torch.nn.Module) -> float:
+        net.eval()
+        device = next(net.parameters()).device
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net(torch.zeros(1, 1, *example_shape, device=device))
         return float(counter.get_total_flops())
 
     try:
-        return count("meta")  # shapes only: no memory, no arithmetic
-    except Exception:  # noqa: BLE001 - a registered module that reads a tensor's value: count on the CPU
-        return count("cpu")
+        return count(shape_model(model, example_shape, num_classes, norm, width))  # meta: no arithmetic
+    except Exception:  # noqa: BLE001 - a forward that reads a tensor's value: count on the CPU
+        return count(build_model(model, 1, example_shape, num_classes, norm, width))
