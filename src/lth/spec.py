@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import re
 import typing
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 
 _STEP = re.compile(r"^(\d+)(it|ep)$")
 
@@ -48,11 +47,10 @@ class Step:
 
 
 def help_field(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
-    """A dataclass field whose help text (and allowed choices) ride in its metadata."""
-    meta = {"help": help, "choices": choices}
-    if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata=meta, **kw)
-    return field(default=default, metadata=meta, **kw)
+    """A dataclass field whose help text, choices and range ride in its metadata (:func:`lth.options.option`)."""
+    from lth.options import option
+
+    return option(default, help, choices=choices, **kw)
 
 
 @dataclass(frozen=True)
@@ -144,44 +142,11 @@ def to_json_value(v: Any) -> Any:
 
 
 def parse_value(tp: Any, raw: Any, name: str) -> Any:
-    """Convert a CLI string (or JSON value) to the field's type; UserError names the field on failure."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
-        if raw is None or (isinstance(raw, str) and raw.lower() == "none"):
-            return None
-        return parse_value(next(a for a in args if a is not type(None)), raw, name)
-    if origin is tuple:
-        inner = args[0]
-        parts = raw if isinstance(raw, list | tuple) else [raw]
-        items = [s for p in parts for s in (str(p).split(",") if isinstance(p, str) else [p]) if str(s).strip()]
-        return tuple(parse_value(inner, x, name) for x in items)
-    try:
-        if tp is Step:
-            return Step.parse(raw)
-        if tp is bool:
-            if isinstance(raw, bool):
-                return raw
-            s = str(raw).lower()
-            if s in ("1", "true", "yes", "on"):
-                return True
-            if s in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if tp is int:
-            if isinstance(raw, float) and not raw.is_integer():
-                raise ValueError
-            return int(raw)
-        if tp is float:
-            if not math.isfinite(v := float(raw)):  # 1e999 reads as inf: no hyperparameter means that
-                raise UserError(f"bad value {raw!r}; allowed: a finite number")
-            return v
-        return str(raw)
-    except UserError as e:
-        raise UserError(f"--{name.replace('_', '-')}: {e}") from None
-    except (TypeError, ValueError):
-        kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(tp, str(tp))
-        raise UserError(f"--{name.replace('_', '-')}: bad value {raw!r}, expected {kind}") from None
+    """Convert a CLI string (or a Python value) to the field's type; UserError names the field (its path, e.g.
+    ``lr`` or ``pruning.fraction``) on failure (:func:`lth.options.parse_value`)."""
+    from lth.options import parse_value as parse
+
+    return parse(tp, raw, name)
 
 
 def replace_fields(spec: TrainSpec, overrides: dict[str, Any]) -> TrainSpec:
@@ -190,7 +155,9 @@ def replace_fields(spec: TrainSpec, overrides: dict[str, Any]) -> TrainSpec:
     owner = {name: g for g in GROUPS for name, _, _ in hparam_fields(type(getattr(spec, g)))}
     for key, raw in overrides.items():
         if key not in owner:
-            raise UserError(f"unknown hyperparameter {key!r}; allowed: {', '.join(sorted(owner))}")
+            from lth.options import unknown_name
+
+            raise unknown_name(key, sorted(owner), what="hyperparameter")
         g = owner[key]
         tp = dict((n, t) for n, _, t in hparam_fields(type(getattr(spec, g))))[key]
         groups[g][key] = parse_value(tp, raw, key)
@@ -255,26 +222,27 @@ def validate(spec: TrainSpec) -> None:
             choices = f.metadata.get("choices")
             v = getattr(hp, name)
             if choices and v not in choices:
-                raise UserError(f"--{name.replace('_', '-')}: unknown value {v!r}; allowed: {', '.join(choices)}")
+                raise UserError(f"{ref(name)}: unknown value {v!r}; allowed: {', '.join(choices)}", value=v,
+                                allowed=", ".join(choices))
     d, t, m = spec.data, spec.train, spec.model
     for check in NAME_CHECKS:  # names checked against the registries (they may grow): datasets, models
         check(spec)
     checks = [
-        (d.batch_size >= 1, "batch-size", d.batch_size, "a whole number >= 1"),
+        (d.batch_size >= 1, "batch_size", d.batch_size, "a whole number >= 1"),
         (t.lr > 0, "lr", t.lr, "a number > 0 (at 0 nothing trains)"),
         (0 <= t.momentum < 1, "momentum", t.momentum, "a number in [0, 1)"),
-        (t.weight_decay >= 0, "weight-decay", t.weight_decay, "a number >= 0"),
+        (t.weight_decay >= 0, "weight_decay", t.weight_decay, "a number >= 0"),
         (t.gamma > 0, "gamma", t.gamma, "a number > 0"),
-        (0 <= d.random_labels_fraction <= 1, "random-labels-fraction", d.random_labels_fraction, "a number in [0, 1]"),
-        (0 < d.subsample_fraction <= 1, "subsample-fraction", d.subsample_fraction, "a number in (0, 1]"),
-        (d.validation_size >= 0, "validation-size", d.validation_size, "a whole number >= 0"),
-        (t.training_steps.count >= 1, "training-steps", str(t.training_steps), "at least 1it"),
-        (t.eval_every.count >= 1, "eval-every", str(t.eval_every), "at least 1it"),
+        (0 <= d.random_labels_fraction <= 1, "random_labels_fraction", d.random_labels_fraction, "a number in [0, 1]"),
+        (0 < d.subsample_fraction <= 1, "subsample_fraction", d.subsample_fraction, "a number in (0, 1]"),
+        (d.validation_size >= 0, "validation_size", d.validation_size, "a whole number >= 0"),
+        (t.training_steps.count >= 1, "training_steps", str(t.training_steps), "at least 1it"),
+        (t.eval_every.count >= 1, "eval_every", str(t.eval_every), "at least 1it"),
         (m.width > 0, "width", m.width, "a number > 0"),
     ]
-    for ok, flag, value, allowed in checks:
+    for ok, name, value, allowed in checks:
         if not ok:
-            raise UserError(f"--{flag}: bad value {value!r}; allowed: {allowed}")
+            raise UserError.bad(name, value, allowed)
 
 
 def training_end(steps: Step, total: int, named: str | None = None) -> str:
