@@ -34,6 +34,20 @@ from lth.spec import Step, TrainSpec, hparam_fields, parse_value, replace_fields
 from lth.store import run_path
 
 
+def _api_face(fn: Any) -> Any:
+    """``fn`` raising its UserErrors rendered for Python: fields named as keywords (``pruning["fraction"]``)."""
+    import functools
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            raise e.for_face("api") from None
+
+    return call
+
+
 def _whole(name: str, value: Any, minimum: int) -> int:
     """``value`` when it is a whole number >= ``minimum`` (not a bool, not a string), else the one-line UserError."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -460,6 +474,11 @@ def _store(root: str | Path) -> Path:
 
     return existing_store(str(root), "root")
 
+
+for _name in ("branch", "command", "executor", "hessian", "landscape", "lottery", "presets", "recipe", "report",
+              "results", "run", "runs", "spec", "stability", "state", "ticket", "train"):
+    globals()[_name] = _api_face(globals()[_name])
+Plan.nodes = _api_face(Plan.nodes)  # type: ignore[method-assign]
 
 __all__ = ["Plan", "branch", "command", "executor", "hessian", "landscape", "lottery", "presets", "recipe", "report",
            "results", "run", "runs", "spec", "stability", "state", "ticket", "train"]

@@ -164,7 +164,7 @@ class Options:
         fields = {f.name: f for f in cls.option_fields()}
         for key in given:
             if key not in fields:
-                raise unknown_name(key, list(fields), cls.path(key) if cls.PREFIX else None,
+                raise unknown_name(key, list(fields), cls.PREFIX or None,
                                    what="option" if cls.PREFIX else "keyword argument")
         parsed = {k: parse_value(fields[k].type, v, fields[k].path) for k, v in given.items()}
         if base is not None:
@@ -219,6 +219,13 @@ def parse_value(tp: Any, raw: Any, path: str) -> Any:
         parts = list(raw) if isinstance(raw, list | tuple) else [raw]
         items = [s for p in parts for s in (str(p).split(",") if isinstance(p, str) else [p]) if str(s).strip()]
         return tuple(parse_value(inner, x.strip() if isinstance(x, str) else x, path) for x in items)
+    if isinstance(tp, type) and issubclass(tp, Options):  # a part of options: its own options or a dict of them
+        if isinstance(raw, tp):
+            return raw
+        if isinstance(raw, Mapping):
+            return tp.from_values(raw)
+        raise UserError(f"{ref(path)}: bad value {raw!r}; allowed: a dict of its options or a {tp.__name__}",
+                        value=raw, allowed=f"a dict or a {tp.__name__}")
     try:
         if tp is Step:
             return Step.parse(raw)

@@ -14,7 +14,7 @@ import traceback
 from types import ModuleType
 
 from lth.cli import branch, demo, hessian, landscape, lottery, presets, recipe, report, results, stability, train
-from lth.cli.common import Parser
+from lth.cli.parser import Parser
 from lth.errors import UserError, write_error_log
 from lth.spec import TrainSpec
 
@@ -99,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         base = None if name is None else get_preset(name).spec
         args = build_parser(base, name).parse_args(argv)
         return COMMANDS[args.command].run(args, base, argv)
-    except UserError as e:
-        print(f"lth: error: {str(e).splitlines()[0] if str(e) else e}", file=sys.stderr)
+    except UserError as e:  # rendered with flags, named as typed (--strategy)
+        from lth.cli.flags import typed_aliases
+
+        text = e.render("cli", aliases=typed_aliases(argv))
+        print(f"lth: error: {text.splitlines()[0] if text else 'bad input'}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lth: interrupted; run the same command again to resume", file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 
 # what planning holds per run (a node, its record, its references): measured at about 2 KB; kept generous
 PLAN_BYTES_PER_RUN = 8 * 1024
@@ -43,6 +43,11 @@ def disk_free(root: Path) -> int:
     return shutil.disk_usage(p).free
 
 
+def _name(field: str) -> str:
+    """A field's path (``replicates``) as a reference rendered per face; a CLI flag (``--replicates``) as it is."""
+    return field if field.startswith("-") else ref(field)
+
+
 def check_capacity(flag: str, value: object, runs: int, params_per_run: int, root: Path,
                    device: torch.device | None = None) -> None:
     """UserError when ``runs`` runs of ``params_per_run`` parameters cannot be planned in host memory or stored
@@ -50,12 +55,12 @@ def check_capacity(flag: str, value: object, runs: int, params_per_run: int, roo
     plan = runs * PLAN_BYTES_PER_RUN
     avail = host_memory_available()
     if plan > avail:
-        raise UserError(f"{flag} {value}: {runs} runs would need about {_human(plan)} of memory just to plan; "
+        raise UserError(f"{_name(flag)} {value}: {runs} runs would need about {_human(plan)} of memory just to plan; "
                         f"{_human(avail)} is available")
     disk = runs * params_per_run * 4 * STATES_PER_RUN
     free = disk_free(root)
     if disk > free:
-        raise UserError(f"{flag} {value}: {runs} runs would store about {_human(disk)} of weights "
+        raise UserError(f"{_name(flag)} {value}: {runs} runs would store about {_human(disk)} of weights "
                         f"({STATES_PER_RUN} states of {params_per_run} parameters each); {_human(free)} is free "
                         f"under {Path(root).resolve()}")
 
@@ -69,7 +74,7 @@ def check_member(flag: str, value: object, params: int, device: torch.device) ->
     else:
         avail = host_memory_available()
     if need > avail:
-        raise UserError(f"{flag} {value}: one network has {params} parameters and needs about {_human(need)} to "
+        raise UserError(f"{_name(flag)} {value}: one network has {params} parameters and needs about {_human(need)} to "
                         f"train; {_human(avail)} is available on {device}")
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.executor.cluster import ClusterExecutor, need
 from lth.executor.work import error_line, train_remote
 from lth.graph import Node
@@ -30,8 +30,10 @@ def _submitit() -> Any:
     return need("submitit", "submitit", "slurm", "--executor slurm")
 
 
-def parse_minutes(text: str | int, flag: str = "--slurm-time") -> int:
-    """A time limit in whole minutes from ``90``, ``4:00`` (h:mm) or ``1-00:00`` (days-h:mm); UserError else."""
+def parse_minutes(text: str | int, flag: str | None = None) -> int:
+    """A time limit in whole minutes from ``90``, ``4:00`` (h:mm) or ``1-00:00`` (days-h:mm); UserError naming
+    ``flag`` (default: the field ``slurm.time``) else."""
+    flag = flag or ref("slurm.time")
     s = str(text).strip()
     m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?", s)
     if m is None:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.prune.masks import Mask, full_mask
 from lth.spec import help_field, hparam_fields, to_dict
 
@@ -30,6 +30,12 @@ STRUCTURED_NORMS = ("l1", "l2")
 RANDOM_MODES = ("layerwise", "global")
 KINDS = ("conv", "fc", "output")
 FLAG_PREFIX = "pruning-"
+
+
+def _field(field_name: str) -> str:
+    """A reference to a :class:`PruneHparams` field in an error (``pruning.fraction``): ``--pruning-fraction`` on
+    the command line, ``pruning["fraction"]`` in Python."""
+    return ref(f"pruning.{field_name}")
 
 
 def flag(field_name: str) -> str:
@@ -91,16 +97,16 @@ class PruneHparams:
             choices = f.metadata.get("choices")
             v = getattr(self, name)
             if choices and v not in choices:
-                raise UserError(f"{flag(name)} {v!r}: unknown value; allowed: {', '.join(choices)}")
+                raise UserError(f"{_field(name)} {v!r}: unknown value; allowed: {', '.join(choices)}")
         for name in ("fraction", "conv_fraction", "fc_fraction", "output_fraction"):
             v = getattr(self, name)
             if v is None and name == "output_fraction":
                 continue
-            _check_fraction(flag(name), v)
+            _check_fraction(_field(name), v)
         self.overrides()
         for name in self.ignore:
             if not str(name).strip():
-                raise UserError(f"{flag('ignore')} {name!r}: expected a layer name")
+                raise UserError(f"{_field('ignore')} {name!r}: expected a layer name")
 
     def overrides(self) -> dict[str, float]:
         """``layer_fractions`` parsed to ``{name: fraction}``; UserError on a malformed or repeated entry."""
@@ -109,15 +115,15 @@ class PruneHparams:
             name, sep, value = str(item).partition("=")
             name = name.strip()
             if not sep or not name:
-                raise UserError(f"{flag('layer_fractions')} {item!r}: write name=fraction, e.g. layers.0.weight=0.3")
+                raise UserError(f"{_field('layer_fractions')} {item!r}: write name=fraction, e.g. layers.0.weight=0.3")
             try:
                 f = float(value)
             except ValueError:
-                raise UserError(f"{flag('layer_fractions')} {item!r}: the fraction {value.strip()!r} is not a "
+                raise UserError(f"{_field('layer_fractions')} {item!r}: the fraction {value.strip()!r} is not a "
                                 f"number; write name=fraction, e.g. layers.0.weight=0.3") from None
-            _check_fraction(f"{flag('layer_fractions')} {name}=", f, sep="")
+            _check_fraction(f"{_field('layer_fractions')} {name}=", f, sep="")
             if name in out:
-                raise UserError(f"{flag('layer_fractions')} {item!r}: layer {name!r} is given twice")
+                raise UserError(f"{_field('layer_fractions')} {item!r}: layer {name!r} is given twice")
             out[name] = f
         return out
 
@@ -148,7 +154,7 @@ def _resolve(name: str, names: Iterable[str], what: str) -> str:
     for cand in (name, f"{name}.weight"):
         if cand in names:
             return cand
-    raise UserError(f"{flag(what)}: unknown layer {name!r}; prunable layers: {', '.join(names)}")
+    raise UserError(f"{_field(what)}: unknown layer {name!r}; prunable layers: {', '.join(names)}")
 
 
 def ignored(hp: PruneHparams, names: Iterable[str]) -> set[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lth.cli import main
-from lth.cli.common import Progress
+from lth.progress import Progress
 
 
 def test_plain_lines_name_populations_iterations_and_runs(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_plain_lines_name_populations_iterations_and_runs(capsys: pytest.Capture
 
 def test_eta_at_the_pace_of_this_command(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = iter([100.0, 130.0])
-    monkeypatch.setattr("lth.cli.common.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("lth.progress.time.perf_counter", lambda: next(clock))
     p = Progress()
     p.graph_event("graph", {"total": 10, "done": 4, "state": {}})  # 4 were trained before this command
     assert p.eta(4, 10) is None

@@ -1,0 +1,200 @@
+"""Flags from options: one walk over an options dataclass's fields gives a command's flags (help, choices and
+the preset's value beside each), and the flags the user gave turn back into the options. The runtime and executor
+flags are :class:`lth.studies.runtime.RuntimeOptions`'s fields; the spec's and pruning's are their dataclasses'."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from lth.errors import UserError, cli_name
+from lth.options import Options
+from lth.spec import GROUPS, Step, TrainSpec, hparam_fields, parse_value, replace_fields, to_json_value
+from lth.studies.runtime import RuntimeOptions, default_root
+
+
+def _flat(cls: type[Options]) -> list[tuple[Any, str]]:
+    """(field, its path from ``cls``) of every field, parts' fields flattened (``executor.slurm.time``)."""
+    out = []
+    for f in cls.option_fields():
+        if isinstance(f.type, type) and issubclass(f.type, Options):
+            out += [(g, f"{f.name}.{p}") for g, p in _flat(f.type)]
+        else:
+            out.append((f, f.name))
+    return out
+
+
+# Second names of flags (``--strategy`` for ``--pruning-strategy``): an error names the field as the user typed it.
+ALIASES = {"pruning.strategy": "--strategy"}
+
+
+def typed_aliases(argv: list[str]) -> dict[str, str]:
+    """The :data:`ALIASES` the user typed in ``argv``, for rendering an error (:meth:`UserError.render`)."""
+    typed = {a.split("=", 1)[0] for a in argv}
+    return {path: alias for path, alias in ALIASES.items() if alias in typed}
+
+
+def dest_of(f: Any) -> str:
+    """The argparse dest of an option field: its flag without dashes (``--slurm-time`` -> ``slurm_time``)."""
+    return (f.flag or cli_name(f.path))[2:].replace("-", "_")
+
+
+def add_options(p: argparse.ArgumentParser, cls: type[Options], title: str, skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of ``cls`` (its parts' fields too), named as errors name it (``--slurm-time``); a field
+    left out keeps its default. ``skip``: fields this command does not take."""
+    group = p.add_argument_group(title)
+    for f, _ in _flat(cls):
+        if f.name in skip:
+            continue
+        help_text = argparse.SUPPRESS if f.hidden else f.help
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": dest_of(f)}
+        if f.metavar:
+            kwargs["metavar"] = f.metavar
+        if str(f.type).startswith("tuple"):
+            kwargs.update(nargs="*", action="extend")
+        elif f.type is bool:
+            kwargs.update(nargs="?", const="true")
+        group.add_argument(f.flag or cli_name(f.path), **kwargs)
+
+
+def options_values(args: argparse.Namespace, cls: type[Options]) -> dict[str, Any]:
+    """The flags of ``cls`` the user gave, as the nested values :meth:`Options.from_values` takes."""
+    given = vars(args)
+    out: dict[str, Any] = {}
+    for f, path in _flat(cls):
+        if dest_of(f) in given:
+            *parts, last = path.split(".")
+            d = out
+            for part in parts:
+                d = d.setdefault(part, {})
+            d[last] = given[dest_of(f)]
+    return out
+
+
+def add_runtime_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that say how and where to train, never what (:class:`RuntimeOptions`), ``--replicates`` and
+    ``--json``."""
+    add_options(p, RuntimeOptions, "runtime")
+    p.add_argument("--replicates", type=_positive("--replicates"), default=1, help="number of replicates")
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def runtime_from_args(args: argparse.Namespace) -> RuntimeOptions:
+    """The runtime options of the flags given (the store defaulting to ``$LTH_ROOT`` or ``./runs``)."""
+    values = options_values(args, RuntimeOptions)
+    values.setdefault("root", default_root())
+    return RuntimeOptions.from_values(values)
+
+
+def replicates_from_args(args: argparse.Namespace) -> int:
+    """``--replicates`` as a whole number >= 1."""
+    return whole_number(str(args.replicates), 1, "--replicates")
+
+
+def _show(v: Any) -> str:
+    v = to_json_value(v)
+    return " ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def add_dataclass_flags(p: argparse.ArgumentParser, cls: type, title: str, flag_of: Any, dest_prefix: str,
+                        base: Any = None, aliases: dict[str, str] | None = None, metavar: bool = True) -> None:
+    """One flag per field of a flat hyperparameter dataclass (spec groups, pruning, branch options): help text and
+    choices from the field's metadata, the preset's value beside it."""
+    group = p.add_argument_group(title)
+    for name, f, tp in hparam_fields(cls):
+        help_text = f.metadata.get("help", "")
+        if f.metadata.get("choices"):
+            help_text += f" ({' | '.join(f.metadata['choices'])})"
+        if base is not None:
+            help_text += f" [preset: {_show(getattr(base, name))}]"
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f"{dest_prefix}{name}"}
+        if metavar:
+            kwargs["metavar"] = name.upper()
+        if str(tp).startswith("tuple"):
+            kwargs["nargs"] = "*"
+        elif tp is bool:
+            kwargs.update(nargs="?", const="true")
+        flags = [flag_of(name)] + ([aliases[name]] if aliases and name in aliases else [])
+        group.add_argument(*flags, **kwargs)
+
+
+def add_spec_flags(p: argparse.ArgumentParser, base: TrainSpec | None) -> None:
+    """One flag per spec field; help shows the preset's value when a preset is given."""
+    for g in GROUPS:
+        add_dataclass_flags(p, type(getattr(TrainSpec(), g)), f"{g} hyperparameters",
+                            lambda n: f"--{n.replace('_', '-')}", "", getattr(base, g) if base else None,
+                            metavar=False)
+
+
+def dataclass_from_args(args: argparse.Namespace, cls: type, dest_prefix: str, base: Any, path: str = "") -> Any:
+    """``base`` with the flags the user gave (``dest_prefix<field>``) applied and parsed to their types; a bad
+    value is a UserError naming the field ``<path>.<field>`` (``pruning.fraction``; no path: the field)."""
+    types = {n: t for n, _, t in hparam_fields(cls)}
+    changes = {}
+    for k, v in vars(args).items():
+        n = k[len(dest_prefix):]
+        if k.startswith(dest_prefix) and n in types:
+            changes[n] = parse_value(types[n], v, f"{path}.{n}" if path else n)
+    return dataclasses.replace(base, **changes)
+
+
+def spec_from_args(args: argparse.Namespace, base: TrainSpec) -> TrainSpec:
+    """The preset's spec with every flag the user gave applied, validated."""
+    names = {n for g in GROUPS for n, _, _ in hparam_fields(type(getattr(base, g)))}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    spec = replace_fields(base, overrides)
+    spec.validate()
+    return spec
+
+
+def pruning_from_args(args: argparse.Namespace) -> Any:
+    """The preset's pruning recipe with the pruning flags applied, validated."""
+    from lth.presets import get_preset
+    from lth.prune import PruneHparams
+
+    base = PruneHparams(**get_preset(args.preset).pruning)  # type: ignore[arg-type]
+    hp = dataclass_from_args(args, PruneHparams, "prune__", base, "pruning")
+    hp.validate()  # an error names --strategy where the user typed it so (lth.cli.main renders the alias)
+    return hp
+
+
+def add_pruning_flags(p: argparse.ArgumentParser, base_name: str | None) -> None:
+    """``--pruning-*`` flags (and ``--strategy``), with the preset's values in their help."""
+    from lth.presets import PRESETS
+    from lth.prune import PruneHparams, flag
+
+    base = PruneHparams(**PRESETS[base_name].pruning) if base_name in PRESETS else None  # type: ignore[arg-type]
+    add_dataclass_flags(p, PruneHparams, "pruning", flag, "prune__", base,
+                        aliases={k.split(".")[-1]: v for k, v in ALIASES.items() if k.startswith("pruning.")})
+
+
+def whole_number(text: str, minimum: int, flag: str = "") -> int:
+    """``text`` as an int >= ``minimum``; UserError naming the flag and the value otherwise."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = minimum - 1
+    if v < minimum:
+        raise UserError(f"{flag + ' ' if flag else ''}{text!r}: expected a whole number >= {minimum}")
+    return v
+
+
+def _positive(flag: str) -> Any:
+    def parse(text: str) -> int:
+        return whole_number(text, 1, flag)
+    return parse
+
+
+def add_preset_flag(p: argparse.ArgumentParser) -> None:
+    """``--preset`` (required)."""
+    p.add_argument("--preset", required=True, help="a preset name (see `lth presets`)")
+
+
+def step_flag(text: str, flag: str, suffix: str = "") -> Step:
+    """``text`` as a Step (``500it``, ``2ep``); UserError naming the flag (and ``suffix``, e.g. other allowed
+    words) otherwise."""
+    try:
+        return Step.parse(text)
+    except UserError as e:
+        raise UserError(f"{flag}: {e}{suffix}") from None
