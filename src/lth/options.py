@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 from lth.errors import UserError, ref
+from lth.steps import Step
 
 T = TypeVar("T", bound="Options")
 _MISSING: Any = dataclasses.MISSING
@@ -207,8 +208,6 @@ def parse_value(tp: Any, raw: Any, path: str) -> Any:
     """``raw`` (a command-line string or a Python value) as type ``tp`` (``int``, ``float``, ``bool``, ``str``,
     ``Step``, ``X | None``, ``tuple[X, ...]``); a UserError naming ``path`` otherwise. A bool is not taken for a
     number, a number must be finite."""
-    from lth.spec import Step
-
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
         if raw is None or (isinstance(raw, str) and raw.lower() == "none"):

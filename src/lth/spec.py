@@ -10,46 +10,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import typing
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from lth.errors import UserError, ref
-
-_STEP = re.compile(r"^(\d+)(it|ep)$")
-
-
-@dataclass(frozen=True, order=True)
-class Step:
-    """A point in training written ``500it`` (iterations) or ``2ep`` (epochs)."""
-
-    count: int
-    unit: str  # "it" or "ep"
-
-    @classmethod
-    def parse(cls, text: str | Step) -> Step:
-        """Parse ``500it`` / ``2ep``; raise UserError naming the bad value otherwise."""
-        if isinstance(text, Step):
-            return text
-        m = _STEP.match(str(text).strip())
-        if not m:
-            raise UserError(f"bad step {text!r}: write a whole number followed by 'it' or 'ep', e.g. 500it or 2ep")
-        return cls(int(m.group(1)), m.group(2))
-
-    def iterations(self, steps_per_epoch: int) -> int:
-        """This step as an iteration count."""
-        return self.count if self.unit == "it" else self.count * steps_per_epoch
-
-    def __str__(self) -> str:
-        return f"{self.count}{self.unit}"
+from lth.options import option
+from lth.options import parse_value as parse
+from lth.steps import Step
 
 
 def help_field(default: Any, help: str, choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
     """A dataclass field whose help text, choices and range ride in its metadata (:func:`lth.options.option`)."""
-    from lth.options import option
-
     return option(default, help, choices=choices, **kw)
 
 
@@ -144,8 +117,6 @@ def to_json_value(v: Any) -> Any:
 def parse_value(tp: Any, raw: Any, name: str) -> Any:
     """Convert a CLI string (or a Python value) to the field's type; UserError names the field (its path, e.g.
     ``lr`` or ``pruning.fraction``) on failure (:func:`lth.options.parse_value`)."""
-    from lth.options import parse_value as parse
-
     return parse(tp, raw, name)
 
 
