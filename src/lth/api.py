@@ -78,7 +78,8 @@ class Plan(LotteryPlan):
         """Trunk nodes, then branch nodes, each keeping the ``save_states`` steps that lie in its run."""
         from lth.cli.common import keep_states
 
-        return keep_states(super().nodes(), self.save_states, self.trunks[0].spec, self.spe, "save_states")
+        nodes = super().nodes()  # a step past the end: the UserError naming the keyword save_states
+        return _keyword(lambda: keep_states(nodes, self.save_states, self.trunks[0].spec, self.spe, "save_states"))
 
 
 def _keyword(call: Any, name: Any = None) -> Any:
