@@ -398,7 +398,7 @@ def test_demo_streams_its_progress_and_leaves_torch_threads_as_they_were(tmp_pat
 
 def test_lottery_refuses_a_branch_set_schedule_past_its_end(tmp_path: Path) -> None:
     """As ``lth lottery --branches retrain --set milestones=...``: refused when the plan is made, nothing written."""
-    with pytest.raises(UserError, match=r"^--set milestones=5ep: after the end of training"):
+    with pytest.raises(UserError, match=r"^set milestones=5ep: after the end of training"):
         api.lottery("digits_mlp", 1, branches={"retrain": {"set": ["milestones=5ep"]}}, training_steps="3ep",
                     root=tmp_path / "r")
     assert not (tmp_path / "r").exists()

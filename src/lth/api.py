@@ -90,7 +90,7 @@ class Plan(LotteryPlan):
 
     def nodes(self) -> list[Node]:
         """Trunk nodes, then branch nodes, each keeping the ``save_states`` steps that lie in its run."""
-        from lth.cli.common import keep_states
+        from lth.studies.runtime import keep_states
 
         return keep_states(super().nodes(), self.save_states, self.trunks[0].spec, self.spe, "save_states")
 

@@ -19,18 +19,27 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 
 GROUP = "lth.plugins"
 
 
 def _first_line(e: BaseException) -> str:
-    return f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+    text = e.template if isinstance(e, UserError) else str(e)  # a UserError's field references survive
+    return f"{type(e).__name__}: {(text.splitlines() or [''])[0][:200]}"
 
 
-def load_plugin(name: str, flag: str = "--plugin") -> ModuleType:
+def _named(flag: str) -> str:
+    """``flag`` in an error's template: a field path (``plugin``) as a reference (``--plugin`` on the command line,
+    ``plugin`` in Python); a literal (``--plugin``) as written."""
+    return flag if flag.startswith("-") else ref(flag)
+
+
+def load_plugin(name: str, flag: str = "plugin") -> ModuleType:
     """Import one plugin: a ``.py`` file path (or any existing file) or a dotted module name. Importing it twice
-    returns the module already loaded. :class:`UserError` naming ``flag`` if it cannot be imported."""
+    returns the module already loaded. :class:`UserError` naming ``flag`` (a field path such as ``plugin``, or a
+    literal CLI flag such as ``--plugin``) if it cannot be imported."""
+    flag = _named(flag)
     text = str(name).strip()
     path = Path(text).expanduser()
     if text.endswith(".py") or path.is_file():
@@ -67,7 +76,7 @@ def load_plugin(name: str, flag: str = "--plugin") -> ModuleType:
         raise UserError(f"{flag}: {text!r} failed to import: {_first_line(e)}") from e
 
 
-def load_plugins(names: Iterable[str], flag: str = "--plugin") -> list[ModuleType]:
+def load_plugins(names: Iterable[str], flag: str = "plugin") -> list[ModuleType]:
     """Import every plugin in ``names`` in order (see :func:`load_plugin`)."""
     return [load_plugin(n, flag) for n in names]
 

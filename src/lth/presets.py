@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.spec import DataHparams, ModelHparams, Step, TrainHparams, TrainSpec
 
 
@@ -146,5 +146,6 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         close = difflib.get_close_matches(name, PRESETS, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UserError(f"--preset {name!r}: unknown preset{hint}; allowed: {', '.join(PRESETS)}")
+        raise UserError(f"{ref('preset')} {name!r}: unknown preset{hint}; allowed: {', '.join(PRESETS)}", value=name,
+                        allowed=", ".join(PRESETS))
     return PRESETS[name]

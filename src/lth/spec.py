@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import typing
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -216,20 +217,31 @@ def validate(spec: TrainSpec) -> None:
             raise UserError.bad(name, value, allowed)
 
 
+def _named(field: str) -> str:
+    """A field's name in an error's text: a path (``save_states``, ``pruning.fraction``) becomes a reference each
+    face renders (``--save-states`` / ``save_states``); a literal (a CLI flag such as ``--save-states``, or words
+    such as ``start step``) is kept as written."""
+    return ref(field) if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*", field) else field
+
+
 def training_end(steps: Step, total: int, named: str | None = None) -> str:
-    """``--training-steps 2ep = 92it`` (or ``--training-steps 50it`` when it is already in iterations).
-    ``named``: how the length was given when not as ``--training-steps`` (``--set training_steps=2ep``)."""
-    named = named or f"--training-steps {steps}"
+    """``--training-steps 2ep = 92it`` (or ``--training-steps 50it`` when it is already in iterations), as an
+    error's template (:func:`lth.errors.ref`: ``training_steps 2ep = 92it`` in Python). ``named``: how the length
+    was given when not as ``training_steps`` (``f"{ref('set')} training_steps=2ep"``)."""
+    named = named or f"{ref('training_steps')} {steps}"
     return named if str(steps) == f"{total}it" else f"{named} = {total}it"
 
 
-def past_end(flag: str, value: Any, steps: Step, total: int, first: str = "0it", end_flag: str = "--training-steps",
+def past_end(field: str, value: Any, steps: Step, total: int, first: str = "0it", end_field: str = "training_steps",
              end_named: str | None = None) -> UserError:
-    """The error for a step ``value`` of ``flag`` after the end of training (``total`` iterations of ``steps``):
-    what was given, where training ends, and the steps allowed (``first`` to the end). ``end_flag`` /
-    ``end_named``: the flag that sets the length and how it was given, when not ``--training-steps``."""
-    return UserError(f"{flag} {value}: after the end of training ({training_end(steps, total, end_named)}); allowed: "
-                     f"a step from {first} to {total}it ({end_flag})")
+    """The error for a step ``value`` of ``field`` after the end of training (``total`` iterations of ``steps``):
+    what was given, where training ends, and the steps allowed (``first`` to the end). ``field``: the field's path
+    (``save_states``: ``--save-states`` on the command line, ``save_states`` in Python), or a literal name kept as
+    written (``--save-states``, ``start step``). ``end_field`` / ``end_named``: the field that sets the length
+    (a path, a literal or a template) and how it was given, when not ``training_steps``."""
+    allowed = f"a step from {first} to {total}it"
+    return UserError(f"{_named(field)} {value}: after the end of training ({training_end(steps, total, end_named)}); "
+                     f"allowed: {allowed} ({_named(end_field)})", value=value, allowed=allowed)
 
 
 def validate_lengths(spec: TrainSpec, n_train: int, given: Collection[str] | None = None,
@@ -244,29 +256,32 @@ def validate_lengths(spec: TrainSpec, n_train: int, given: Collection[str] | Non
     errors name them so (``--set milestones=5ep``) rather than as the flag the user never typed."""
     typed = dict(set_values or {})
 
-    def named(key: str, value: Any, alone: bool = True) -> tuple[str, str]:  # (flag, value) as the user typed them
+    def named(key: str, value: Any, alone: bool = True) -> tuple[str, str]:  # (field, value) as the user typed them
         if key not in typed:
-            return f"--{key.replace('_', '-')}", str(value)
-        return "--set", f"{key}={typed[key]}" + ("" if alone else f" ({value})")  # which of several it is
+            return ref(key), str(value)
+        return ref("set"), f"{key}={typed[key]}" + ("" if alone else f" ({value})")  # which of several it is
 
     bs = spec.data.batch_size
     if n_train < 1:
         d = spec.data
         if d.subsample_fraction == 1 and d.validation_size > 0:  # the split alone took every example
             n = n_train + d.validation_size
-            raise UserError(f"--validation-size {d.validation_size}: leaves no training examples; allowed: a whole "
-                            f"number from 0 to {n - 1} (fewer than the {n} training examples of {d.dataset})")
-        raise UserError(f"--subsample-fraction {d.subsample_fraction} with --validation-size {d.validation_size}: "
-                        f"leaves no training examples of {d.dataset}; allowed: a larger --subsample-fraction or a "
-                        f"smaller --validation-size")
+            allowed = f"a whole number from 0 to {n - 1} (fewer than the {n} training examples of {d.dataset})"
+            raise UserError(f"{ref('validation_size')} {d.validation_size}: leaves no training examples; allowed: "
+                            f"{allowed}", value=d.validation_size, allowed=allowed)
+        size, frac = ref("validation_size"), ref("subsample_fraction")
+        allowed = f"a larger {frac} or a smaller {size}"
+        raise UserError(f"{frac} {d.subsample_fraction} with {size} {d.validation_size}: leaves no training examples "
+                        f"of {d.dataset}; allowed: {allowed}", value=d.subsample_fraction, allowed=allowed)
     if bs > n_train:
+        allowed = f"a whole number from 1 to {n_train}"
         raise UserError(f"{' '.join(named('batch_size', bs))}: larger than the training set ({n_train} examples); "
-                        f"allowed: a whole number from 1 to {n_train}")
+                        f"allowed: {allowed}", value=bs, allowed=allowed)
     t = spec.train
     spe = n_train // bs
     total = t.training_steps.iterations(spe)
-    end = ({"end_flag": "--set training_steps", "end_named": f"--set training_steps={typed['training_steps']}"}
-           if "training_steps" in typed else {})
+    end = ({"end_field": f"{ref('set')} training_steps",
+            "end_named": f"{ref('set')} training_steps={typed['training_steps']}"} if "training_steps" in typed else {})
     if (given is None or "warmup_steps" in given) and t.warmup_steps.iterations(spe) > total:
         raise past_end(*named("warmup_steps", t.warmup_steps), t.training_steps, total, **end)
     for m in t.milestones if given is None or "milestones" in given else ():

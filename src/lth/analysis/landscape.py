@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 
 State = dict[str, Tensor]
 
@@ -136,7 +136,8 @@ def span(points: Tensor | Sequence[tuple[float, float]], steps: int = 21, margin
     """Evenly spaced ``xs``, ``ys`` (``steps`` each) covering ``points`` ``[K, 2]`` with ``margin`` times their
     extent added on every side."""
     if steps < 2:
-        raise UserError(f"--steps: bad value {steps}; allowed: an integer >= 2")
+        raise UserError(f"{ref('steps')}: bad value {steps}; allowed: an integer >= 2", value=steps,
+                        allowed="an integer >= 2")
     p = torch.as_tensor(points, dtype=torch.float64).reshape(-1, 2)
     lo, hi = p.min(0).values, p.max(0).values
     ext = (hi - lo).clamp_min(1e-12)

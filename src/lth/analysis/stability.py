@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from lth.engine.evaluate import evaluate_states
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.spec import ModelHparams
 
 State = dict[str, Tensor]
@@ -36,7 +36,8 @@ _EPS = 1e-12
 def default_alphas(points: int = PAPER_POINTS) -> list[float]:
     """``points`` evenly spaced interpolation coefficients from 0 to 1, both ends included."""
     if points < 2:
-        raise UserError(f"--points: bad value {points}; allowed: an integer >= 2")
+        raise UserError(f"{ref('points')}: bad value {points}; allowed: an integer >= 2", value=points,
+                        allowed="an integer >= 2")
     return torch.linspace(0.0, 1.0, points, dtype=torch.float64).tolist()
 
 
@@ -97,10 +98,12 @@ def instability(model: ModelHparams, a: State, b: State, x: Tensor, y: Tensor, *
     ``bn_data`` to recompute BatchNorm statistics at every point of the path)."""
     alphas = default_alphas() if alphas is None else [float(v) for v in alphas]
     if len(alphas) < 2:
-        raise UserError(f"--alphas: need at least 2 points; got {len(alphas)}")
+        raise UserError(f"{ref('alphas')}: need at least 2 points; got {len(alphas)}", value=alphas,
+                        allowed="at least 2 points")
     if alphas[0] != 0.0 or alphas[-1] != 1.0:  # the barrier subtracts the mean of E(W1) and E(W2): the path's ends
-        raise UserError(f"--alphas: bad value {alphas[0]}..{alphas[-1]}; allowed: a path from 0 to 1 (its ends "
-                        "are the two networks, whose mean error the barrier subtracts)")
+        raise UserError(f"{ref('alphas')}: bad value {alphas[0]}..{alphas[-1]}; allowed: a path from 0 to 1 (its "
+                        "ends are the two networks, whose mean error the barrier subtracts)", value=alphas,
+                        allowed="a path from 0 to 1")
     res = evaluate_states(model, interpolate(a, b, alphas), x, y, **evaluate_kw)
     return PathResult(alphas=list(alphas), loss=res["loss"].tolist(), accuracy=res["accuracy"].tolist(),
                       error=res["error"].tolist(), instability=error_barrier(res["error"]),
@@ -118,7 +121,7 @@ def _reduce(v: float | Sequence[float], how: str) -> float:
         return float(t.mean())
     if how == "median":  # the paper's Fig. 9 uses medians; quantile(0.5) averages the two middle values
         return float(t.quantile(0.5))
-    raise UserError(f"--reduce: bad value {how!r}; allowed: mean, median")
+    raise UserError.bad("reduce", how, "mean, median")
 
 
 def _sorted(d: Mapping[Hashable, Any]) -> list[Hashable]:

@@ -17,10 +17,11 @@ __all__ = ["DATASETS", "DATA_FILES", "FALLBACK_ROOTS", "Dataset", "RawSplits", "
 
 
 def _check_dataset(spec) -> None:  # noqa: ANN001 (a TrainSpec)
-    from lth.errors import UserError
+    from lth.errors import UserError, ref
 
     if spec.data.dataset not in DATASETS:
-        raise UserError(f"--dataset: unknown value {spec.data.dataset!r}; allowed: {', '.join(DATASETS)}")
+        raise UserError(f"{ref('dataset')}: unknown value {spec.data.dataset!r}; allowed: {', '.join(DATASETS)}",
+                        value=spec.data.dataset, allowed=", ".join(DATASETS))
 
 
 def _register() -> None:

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.spec import DataHparams
 
 __all__ = ["DATASETS", "DATA_FILES", "FALLBACK_ROOTS", "DataFiles", "Dataset", "RawSplits", "data_root",
@@ -103,7 +103,7 @@ def data_root(data_dir: str | Path | None) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-_HINT = "set --data-dir or $LTH_DATA"
+_HINT = f"set {ref('data_dir')} or $LTH_DATA"  # inside an error's template (a field reference)
 
 # One random stream per use of data_seed, so that turning one transform on does not change another's draw.
 _STREAM_SYNTHETIC, _STREAM_VALIDATION, _STREAM_SUBSAMPLE, _STREAM_LABELS = 1, 2, 3, 4
@@ -304,13 +304,14 @@ def load_synthetic(root: Path, hp: DataHparams) -> RawSplits:
     """
     shape = list(hp.synthetic_shape)
     if not shape or any(s < 1 for s in shape):
-        raise UserError(f"--synthetic-shape: bad value {shape!r}, expected positive whole numbers, "
-                        "e.g. 3,32,32")
+        raise UserError(f"{ref('synthetic_shape')}: bad value {shape!r}, expected positive whole numbers, "
+                        "e.g. 3,32,32", value=shape, allowed="positive whole numbers")
     if hp.synthetic_classes < 1:
-        raise UserError(f"--synthetic-classes: bad value {hp.synthetic_classes!r}, "
-                        "expected a whole number >= 1")
+        raise UserError(f"{ref('synthetic_classes')}: bad value {hp.synthetic_classes!r}, "
+                        "expected a whole number >= 1", value=hp.synthetic_classes, allowed="a whole number >= 1")
     if hp.synthetic_size < 1:
-        raise UserError(f"--synthetic-size: bad value {hp.synthetic_size!r}, expected a whole number >= 1")
+        raise UserError(f"{ref('synthetic_size')}: bad value {hp.synthetic_size!r}, expected a whole number >= 1",
+                        value=hp.synthetic_size, allowed="a whole number >= 1")
     g = _generator(hp.data_seed, _STREAM_SYNTHETIC)
     n_train, n_test = hp.synthetic_size, hp.synthetic_size // 5
     k = hp.synthetic_classes
@@ -392,8 +393,8 @@ def locate(name: str, data_dir: str | Path | None = None, download: bool = True)
         _try_torchvision_download(spec.torchvision, root)
         files = spec.find(root)
     if files is None:
-        where = {"--data-dir": f"the folder given by --data-dir {root}; put them there or leave the flag out",
-                 "$LTH_DATA": f"the folder given by $LTH_DATA={root}; put them there or set --data-dir",
+        where = {"--data-dir": f"the folder given by {ref('data_dir')} {root}; put them there or leave the flag out",
+                 "$LTH_DATA": f"the folder given by $LTH_DATA={root}; put them there or set {ref('data_dir')}",
                  "default": _HINT}[origin]
         also = [str(spec.folder(fb)) for fb in FALLBACK_ROOTS.get(name, ())] if origin == "default" else []
         hint = ""
@@ -445,7 +446,7 @@ def data_source(hp: DataHparams, data_dir: str | Path | None = None) -> dict:
 def _blur(x: Tensor) -> Tensor:
     """Average-pool 4x (area, rounding the small size up) and upsample back with nearest interpolation."""
     if x.ndim != 4:
-        raise UserError(f"--blur: needs images [C, H, W], got examples of shape {tuple(x.shape[1:])}")
+        raise UserError(f"{ref('blur')}: needs images [C, H, W], got examples of shape {tuple(x.shape[1:])}")
     h, w = x.shape[-2:]
     small = F.interpolate(x, size=(math.ceil(h / 4), math.ceil(w / 4)), mode="area")
     return F.interpolate(small, size=(h, w), mode="nearest")
@@ -470,15 +471,17 @@ def load_dataset(hp: DataHparams, data_dir: str | Path | None = None,
     Raises UserError (one line) for an unknown dataset, missing or malformed files, and out-of-range options.
     """
     if hp.dataset not in DATASETS:
-        raise UserError(f"--dataset: unknown value {hp.dataset!r}; allowed: {', '.join(DATASETS)}")
+        raise UserError(f"{ref('dataset')}: unknown value {hp.dataset!r}; allowed: {', '.join(DATASETS)}",
+                        value=hp.dataset, allowed=", ".join(DATASETS))
     if not 0 <= hp.random_labels_fraction <= 1:
-        raise UserError(f"--random-labels-fraction: bad value {hp.random_labels_fraction!r}, "
-                        "expected a number in [0, 1]")
+        raise UserError(f"{ref('random_labels_fraction')}: bad value {hp.random_labels_fraction!r}, "
+                        "expected a number in [0, 1]", value=hp.random_labels_fraction, allowed="a number in [0, 1]")
     if not 0 < hp.subsample_fraction <= 1:
-        raise UserError(f"--subsample-fraction: bad value {hp.subsample_fraction!r}, "
-                        "expected a number in (0, 1]")
+        raise UserError(f"{ref('subsample_fraction')}: bad value {hp.subsample_fraction!r}, "
+                        "expected a number in (0, 1]", value=hp.subsample_fraction, allowed="a number in (0, 1]")
     if hp.validation_size < 0:
-        raise UserError(f"--validation-size: bad value {hp.validation_size!r}, expected a whole number >= 0")
+        raise UserError(f"{ref('validation_size')}: bad value {hp.validation_size!r}, expected a whole number >= 0",
+                        value=hp.validation_size, allowed="a whole number >= 0")
 
     root, origin, _ = locate(hp.dataset, data_dir)
     if origin == "fallback":
@@ -496,8 +499,9 @@ def load_dataset(hp: DataHparams, data_dir: str | Path | None = None,
     if hp.validation_size > 0:
         n = len(train_x)
         if hp.validation_size >= n:
-            raise UserError(f"--validation-size: bad value {hp.validation_size}, expected fewer than the {n} "
-                            f"training examples of {hp.dataset}")
+            raise UserError(f"{ref('validation_size')}: bad value {hp.validation_size}, expected fewer than the {n} "
+                            f"training examples of {hp.dataset}", value=hp.validation_size,
+                            allowed=f"fewer than the {n} training examples")
         perm = torch.randperm(n, generator=_generator(seed, _STREAM_VALIDATION))
         v_idx = perm[:hp.validation_size].sort().values
         t_idx = perm[hp.validation_size:].sort().values
@@ -509,8 +513,8 @@ def load_dataset(hp: DataHparams, data_dir: str | Path | None = None,
         n = len(train_x)
         k = round(hp.subsample_fraction * n)
         if k < 1:
-            raise UserError(f"--subsample-fraction: bad value {hp.subsample_fraction!r}, "
-                            f"keeps none of the {n} training examples")
+            raise UserError(f"{ref('subsample_fraction')}: bad value {hp.subsample_fraction!r}, "
+                            f"keeps none of the {n} training examples", value=hp.subsample_fraction)
         keep = torch.randperm(n, generator=_generator(seed, _STREAM_SUBSAMPLE))[:k].sort().values
         train_x, train_y = train_x[keep], train_y[keep]
 
@@ -531,7 +535,7 @@ def load_dataset(hp: DataHparams, data_dir: str | Path | None = None,
     # 5. rotation task
     if hp.rotation_task:
         if train_x.ndim != 4 or train_x.shape[-1] != train_x.shape[-2]:
-            raise UserError(f"--rotation-task: needs square images [C, H, H], got examples of shape "
+            raise UserError(f"{ref('rotation_task')}: needs square images [C, H, H], got examples of shape "
                             f"{tuple(train_x.shape[1:])}")
         train_x, train_y = _rotate(train_x, _generator(seed, _STREAM_ROT_TRAIN))
         test_x, test_y = _rotate(test_x, _generator(seed, _STREAM_ROT_TEST))

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.models import PopModel, build_model
 from lth.models.layers import PopBatchNorm2d, PopConv2d, use_channels_last
 from lth.spec import ModelHparams
@@ -35,7 +35,7 @@ PRECISIONS = ("fp32", "bf16")
 
 def _autocast(device: torch.device, precision: str) -> torch.autocast:
     if precision not in PRECISIONS:
-        raise UserError(f"--precision: bad value {precision!r}; allowed: {', '.join(PRECISIONS)}")
+        raise UserError.bad("precision", precision, ", ".join(PRECISIONS))
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
 
 
@@ -71,8 +71,8 @@ def recompute_batchnorm(model: PopModel, x: Tensor, batches: int, batch_size: in
     if not norms:
         return 0
     if batches < 1 or batch_size < 1:
-        raise UserError(f"--bn-batches / --bn-batch-size: bad value {batches} / {batch_size}; allowed: "
-                        "positive integers")
+        raise UserError(f"{ref('bn_batches')} / {ref('bn_batch_size')}: bad value {batches} / {batch_size}; "
+                        "allowed: positive integers", value=(batches, batch_size), allowed="positive integers")
     if x.shape[0] < 2:
         raise UserError(f"BatchNorm statistics need at least 2 training examples; got {x.shape[0]}")
     size = min(batch_size, x.shape[0])
@@ -150,7 +150,8 @@ def evaluate_states(
     if not states:
         raise UserError("evaluate_states: no states to evaluate")
     if max_population < 1:
-        raise UserError(f"--max-population: bad value {max_population}; allowed: a positive integer")
+        raise UserError(f"{ref('max_population')}: bad value {max_population}; allowed: a positive integer",
+                        value=max_population, allowed="a positive integer")
     dev = torch.device(device)
     out: dict[str, list[Tensor]] = {"loss": [], "accuracy": [], "error": []}
 

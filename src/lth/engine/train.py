@@ -112,7 +112,7 @@ def check_jobs(jobs: list[Job], data: Dataset) -> None:
             raise past_end("start step", f"{j.start_step}it", j.spec.train.training_steps, total)
         for step in j.state_steps:
             if step.iterations(spe) > total:
-                raise past_end("--save-states", step, j.spec.train.training_steps, total)
+                raise past_end("save_states", step, j.spec.train.training_steps, total)
 
 
 def _emit(opts: EngineOptions, event: str, **info: Any) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.graph import OpContext, Setup, op
 from lth.spec import DataHparams, Step, TrainSpec
 
@@ -39,7 +39,8 @@ class Pretraining:
     def validate(self) -> None:
         """UserError for an unknown task."""
         if self.task not in TASKS:
-            raise UserError(f"--pretrain-task: unknown value {self.task!r}; allowed: {', '.join(TASKS)}")
+            raise UserError(f"{ref('pretrain_task')}: unknown value {self.task!r}; allowed: {', '.join(TASKS)}",
+                            value=self.task, allowed=", ".join(TASKS))
 
     @property
     def rotation(self) -> bool:
@@ -56,7 +57,8 @@ def task_data(data: DataHparams, task: str) -> DataHparams:
     training label once, fixed per example by ``data_seed`` (``random_labels_fraction=1``); blur is 4x average
     downsampling and upsampling back; rotation turns each image by n quarter turns, label n."""
     if task not in TASKS:
-        raise UserError(f"--pretrain-task: unknown value {task!r}; allowed: {', '.join(TASKS)}")
+        raise UserError(f"{ref('pretrain_task')}: unknown value {task!r}; allowed: {', '.join(TASKS)}", value=task,
+                        allowed=", ".join(TASKS))
     changes: dict[str, object] = {}
     if task == "random-labels":
         changes["random_labels_fraction"] = 1.0

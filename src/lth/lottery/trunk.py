@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lth.engine.batches import mix_seed
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.graph import Node, OpContext, Recipe, Ref, Setup, op
 from lth.lottery.pretrain import Pretraining, pretrain_spec
 from lth.prune import PruneHparams, density, effective_density, layer_densities, prune
@@ -182,11 +182,11 @@ def check_trunks(trunks: list[Trunk], total: int, steps_per_epoch: int, kinds: d
         if t.pretrain is not None:
             t.pretrain.validate()
             if t.rewind.count == 0:
-                raise UserError("--pretrain-steps 0it: pretraining needs at least 1it (the pretrained state takes "
-                                "the place of the state at that step)")
+                raise UserError(f"{ref('pretrain_steps')} 0it: pretraining needs at least 1it (the pretrained state "
+                                "takes the place of the state at that step)", value="0it", allowed="at least 1it")
         if t.rewind.iterations(steps_per_epoch) > total:
-            flag = "--pretrain-steps" if t.pretrain is not None else "--rewind"  # with pretraining, K is the rewind
-            raise past_end(flag, t.rewind, t.spec.train.training_steps, total, "1it" if t.pretrain else "0it")
+            field = "pretrain_steps" if t.pretrain is not None else "rewind"  # with pretraining, K is the rewind
+            raise past_end(field, t.rewind, t.spec.train.training_steps, total, "1it" if t.pretrain else "0it")
         layer_fraction_map(t.pruning, kinds)
 
 
@@ -252,14 +252,11 @@ def _trunk_fields(spec: TrainSpec, pruning: PruneHparams, rewind: Step) -> dict[
     return {**_flat(to_dict(spec)), **_flat(to_dict(pruning), "pruning."), "rewind": str(rewind)}
 
 
-def _flag(key: str) -> str:
-    """The CLI flag of a flat trunk field (``train.training_steps`` -> ``--training-steps``)."""
-    from lth.prune import flag
-
+def _ref(key: str) -> str:
+    """A reference (:func:`lth.errors.ref`) to a flat trunk field in an error's template (``train.training_steps``
+    -> ``training_steps``: ``--training-steps`` on the command line; ``pruning.fraction``: ``--pruning-fraction``)."""
     group, _, name = key.rpartition(".")
-    if group == "pruning":
-        return flag(name)
-    return f"--{name.replace('_', '-')}"
+    return ref(f"pruning.{name}" if group == "pruning" else name)
 
 
 def _show(v: Any) -> str:
@@ -295,14 +292,14 @@ def other_trunks(trunk: Trunk) -> list[tuple[Path, dict[str, tuple[Any, Any]]]]:
 
 def describe_other_trunks(trunk: Trunk) -> str:
     """What to say when ``trunk`` does not exist but others of its preset do (empty when there are none): the
-    nearest one, what differs, and the flags that select it."""
+    nearest one, what differs, and the flags that select it (an error's template: :func:`lth.errors.ref`)."""
     others = other_trunks(trunk)
     if not others:
         return ""
     path, diff = others[0]
     what = f"preset {trunk.preset}" if trunk.preset else f"model {trunk.spec.model.model}"
     shown = ", ".join(f"{k.rpartition('.')[2]}={_show(a)} (yours: {_show(b)})" for k, (a, b) in diff.items())
-    add = " ".join(f"{_flag(k)} {_show(a)}" for k, (a, _) in diff.items())
+    add = " ".join(f"{_ref(k)} {_show(a)}" for k, (a, _) in diff.items())
     more = f"; {len(others) - 1} other trunk(s) of {what} differ more" if len(others) > 1 else ""
     return f"a trunk of {what} exists with {shown} ({path.name}): add {add} to use it{more}"
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.models.base import PopModel
 from lth.models.conv import LeNet5, conv_net, scale_width
 from lth.models.fc import FC
@@ -88,7 +88,8 @@ def _bad(name: str, why: str = "") -> UserError:
     """The one-line error for a ``--model`` value that is not a model: the name forms and every registered model."""
     own = sorted(set(MODELS) - _BUILTIN)
     allowed = NAME_FORMS + (f", or a registered model: {', '.join(own)}" if own else "")
-    return UserError(f"--model: unknown model {name!r}{': ' + why if why else ''}; allowed: {allowed}")
+    return UserError(f"{ref('model')}: unknown model {name!r}{': ' + why if why else ''}; allowed: {allowed}",
+                     value=name, allowed=allowed)
 
 
 def resolve(name: str) -> tuple[str, dict[str, Any]]:
@@ -128,7 +129,8 @@ def build_model(name: str, n: int, example_shape: tuple[int, ...], num_classes: 
     multiplies every hidden width (rounded, at least 1)."""
     family, params = resolve(name)
     if norm not in NORMS:
-        raise UserError(f"--norm: unknown norm {norm!r}; allowed: {', '.join(NORMS)}")
+        raise UserError(f"{ref('norm')}: unknown norm {norm!r}; allowed: {', '.join(NORMS)}", value=norm,
+                        allowed=", ".join(NORMS))
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"population size must be a positive integer; got {n!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:

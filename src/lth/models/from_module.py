@@ -35,7 +35,7 @@ from torch import Tensor, fx, nn
 from torch.func import functional_call, vmap
 from torch.fx.passes.shape_prop import ShapeProp
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.models.base import INITIALIZERS, PopModel, init_weight
 from lth.models.fc import FC
 from lth.models.layers import PopBatchNorm2d, PopConv2d, PopLinear, to_conv
@@ -554,10 +554,11 @@ def _call_factory(factory: Callable[..., nn.Module], label: str, example_shape: 
     given = {"example_shape": tuple(example_shape), "num_classes": num_classes, "norm": norm, "width": width}
     kwargs = {k: v for k, v in given.items() if k in accepted}
     if "width" not in kwargs and width != 1.0:
-        raise UserError(f"--width {width}: model {label} has no width parameter; allowed: 1.0")
+        raise UserError(f"{ref('width')} {width}: model {label} has no width parameter; allowed: 1.0", value=width,
+                        allowed="1.0")
     if "norm" not in kwargs and norm != "batchnorm":
-        raise UserError(f"--norm {norm}: model {label} keeps its own normalisation layers; allowed: batchnorm "
-                        f"(the default)")
+        raise UserError(f"{ref('norm')} {norm}: model {label} keeps its own normalisation layers; allowed: "
+                        "batchnorm (the default)", value=norm, allowed="batchnorm (the default)")
     try:
         m = factory(**kwargs)
     except UserError:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.models.base import INITIALIZERS
 
 State = dict[str, Tensor]
@@ -281,13 +281,13 @@ def perturb(name: str, state: Mapping[str, Tensor], prunable: Sequence[str], gen
     """Apply the perturbation ``name`` of :data:`PERTURBATIONS` with ``options``; an unknown name, a missing or
     unknown option, or a bad option value is a :class:`UserError`."""
     if name not in PERTURBATIONS:
-        raise UserError(f"--perturbation: bad value {name!r}; allowed: {', '.join(PERTURBATIONS)}")
+        raise UserError.bad("perturbation", name, ", ".join(PERTURBATIONS))
     try:
         return PERTURBATIONS[name](state, prunable, generator, mask=mask, **options)
     except TypeError as e:  # a missing or unexpected option
-        raise UserError(f"--perturbation {name}: bad options {sorted(options)}: {e}") from None
+        raise UserError(f"{ref('perturbation')} {name}: bad options {sorted(options)}: {e}", value=name) from None
     except ValueError as e:
-        raise UserError(f"--perturbation {name}: {e}") from None
+        raise UserError(f"{ref('perturbation')} {name}: {e}", value=name) from None
 
 
 __all__ = ["PERTURBATIONS", "SHUFFLE_WITHIN", "add_noise", "effective_std", "head_names", "init_std", "perturb",

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lth.errors import UserError, ref
+from lth.errors import UserError, cli_name, ref
 from lth.prune.masks import Mask, full_mask
 from lth.spec import help_field, hparam_fields, to_dict
 
@@ -32,16 +32,21 @@ KINDS = ("conv", "fc", "output")
 FLAG_PREFIX = "pruning-"
 
 
-def _field(field_name: str) -> str:
-    """A reference to a :class:`PruneHparams` field in an error (``pruning.fraction``): ``--pruning-fraction`` on
-    the command line, ``pruning["fraction"]`` in Python."""
-    return ref(f"pruning.{field_name}")
+def field_path(field_name: str) -> str:
+    """The path of a :class:`PruneHparams` field in errors (``fraction`` -> ``pruning.fraction``: ``--pruning-fraction``
+    on the command line, ``pruning["fraction"]`` in Python)."""
+    return f"pruning.{field_name}"
 
 
 def flag(field_name: str) -> str:
     """The CLI flag of a :class:`PruneHparams` field (``fraction`` -> ``--pruning-fraction``); the prefix keeps
     ``seed`` and ``norm`` apart from the model's and training's flags of the same name."""
-    return f"--{FLAG_PREFIX}{field_name.replace('_', '-')}"
+    return cli_name(field_path(field_name))
+
+
+def _ref(field_name: str) -> str:
+    """A reference to a :class:`PruneHparams` field in an error's template (:func:`lth.errors.ref`)."""
+    return ref(field_path(field_name))
 
 
 @dataclass(frozen=True)
@@ -97,16 +102,18 @@ class PruneHparams:
             choices = f.metadata.get("choices")
             v = getattr(self, name)
             if choices and v not in choices:
-                raise UserError(f"{_field(name)} {v!r}: unknown value; allowed: {', '.join(choices)}")
+                raise UserError(f"{_ref(name)} {v!r}: unknown value; allowed: {', '.join(choices)}", value=v,
+                                allowed=", ".join(choices))
         for name in ("fraction", "conv_fraction", "fc_fraction", "output_fraction"):
             v = getattr(self, name)
             if v is None and name == "output_fraction":
                 continue
-            _check_fraction(_field(name), v)
+            _check_fraction(_ref(name), v)
         self.overrides()
         for name in self.ignore:
             if not str(name).strip():
-                raise UserError(f"{_field('ignore')} {name!r}: expected a layer name")
+                raise UserError(f"{_ref('ignore')} {name!r}: expected a layer name", value=name,
+                                allowed="a layer name")
 
     def overrides(self) -> dict[str, float]:
         """``layer_fractions`` parsed to ``{name: fraction}``; UserError on a malformed or repeated entry."""
@@ -115,15 +122,18 @@ class PruneHparams:
             name, sep, value = str(item).partition("=")
             name = name.strip()
             if not sep or not name:
-                raise UserError(f"{_field('layer_fractions')} {item!r}: write name=fraction, e.g. layers.0.weight=0.3")
+                raise UserError(f"{_ref('layer_fractions')} {item!r}: write name=fraction, e.g. "
+                                "layers.0.weight=0.3", value=item, allowed="name=fraction")
             try:
                 f = float(value)
             except ValueError:
-                raise UserError(f"{_field('layer_fractions')} {item!r}: the fraction {value.strip()!r} is not a "
-                                f"number; write name=fraction, e.g. layers.0.weight=0.3") from None
-            _check_fraction(f"{_field('layer_fractions')} {name}=", f, sep="")
+                raise UserError(f"{_ref('layer_fractions')} {item!r}: the fraction {value.strip()!r} is not "
+                                f"a number; write name=fraction, e.g. layers.0.weight=0.3", value=item,
+                                allowed="name=fraction") from None
+            _check_fraction(f"{_ref('layer_fractions')} {name}=", f, sep="")
             if name in out:
-                raise UserError(f"{_field('layer_fractions')} {item!r}: layer {name!r} is given twice")
+                raise UserError(f"{_ref('layer_fractions')} {item!r}: layer {name!r} is given twice",
+                                value=item)
             out[name] = f
         return out
 
@@ -143,8 +153,9 @@ class PruneHparams:
 
 
 def _check_fraction(label: str, v: float, sep: str = " ") -> None:
+    """UserError for a fraction outside (0, 1); ``label``: the field as an error's template (:func:`ref`)."""
     if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 1:
-        raise UserError(f"{label}{sep}{v!r}: expected a number in (0, 1)")
+        raise UserError(f"{label}{sep}{v!r}: expected a number in (0, 1)", value=v, allowed="a number in (0, 1)")
 
 
 # ---------------------------------------------------------------------------------------------- layer names
@@ -154,7 +165,8 @@ def _resolve(name: str, names: Iterable[str], what: str) -> str:
     for cand in (name, f"{name}.weight"):
         if cand in names:
             return cand
-    raise UserError(f"{_field(what)}: unknown layer {name!r}; prunable layers: {', '.join(names)}")
+    raise UserError(f"{_ref(what)}: unknown layer {name!r}; prunable layers: {', '.join(names)}", value=name,
+                    allowed=", ".join(names))
 
 
 def ignored(hp: PruneHparams, names: Iterable[str]) -> set[str]:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.graph import Node, Recipe, Ref
 from lth.lottery.branches.base import REINIT_SEED_BASE
 from lth.lottery.trunk import Trunk
@@ -66,7 +66,8 @@ class Stability:
 
     def __post_init__(self) -> None:
         if self.subnetwork not in SUBNETWORKS:
-            raise UserError(f"--subnetwork {self.subnetwork!r}: unknown value; allowed: {', '.join(SUBNETWORKS)}")
+            raise UserError(f"{ref('subnetwork')} {self.subnetwork!r}: unknown value; allowed: "
+                            f"{', '.join(SUBNETWORKS)}", value=self.subnetwork, allowed=", ".join(SUBNETWORKS))
 
     @property
     def k(self) -> Step:
@@ -107,8 +108,8 @@ class Stability:
         """The start (state at k) and mask shared by every copy of one replicate and level."""
         t, r = self.trunk, replicate
         if t.pretrain is not None and t.pretrain.sparse and level < 1 and self.subnetwork != "random-reinit":
-            raise UserError(f"--subnetwork {self.subnetwork} at level 0 with --pretrain-sparse: sparse pretraining is "
-                            "per pruned level (1, 2, ...); level 0 has none to start from")
+            raise UserError(f"{ref('subnetwork')} {self.subnetwork} at level 0 with {ref('pretrain_sparse')}: sparse "
+                            "pretraining is per pruned level (1, 2, ...); level 0 has none to start from")
         if self.subnetwork == "dense":
             return Recipe.make("ticket", t.start_ref(r, level))
         ticket = Ref(t.node(r, level), "mask")
@@ -123,7 +124,7 @@ class Stability:
         """Copy ``copy`` of replicate ``replicate`` at trunk level ``level`` (``dense``: level 0). It keeps its
         start state as ``start`` and the states named in ``trajectory`` (for landscapes)."""
         if self.subnetwork == "dense" and level != 0:
-            raise UserError(f"--levels: the dense network is level 0; got level {level}")
+            raise UserError(f"{ref('levels')}: the dense network is level 0; got level {level}", value=level)
         spec = self.trunk.spec
         seed = copy_seed(replicate, 0 if self.same_noise else copy)
         train = dataclasses.replace(spec.train, order_seed=seed, augment_seed=seed)
@@ -166,11 +167,13 @@ class StabilityPlan:
         self.trunks = list({t.digest: t for t in self.trunks}.values())
         bad = [s for s in self.subnetworks if s not in SUBNETWORKS]
         if bad:
-            raise UserError(f"--subnetwork {bad[0]!r}: unknown value; allowed: {', '.join(SUBNETWORKS)}")
+            raise UserError(f"{ref('subnetwork')} {bad[0]!r}: unknown value; allowed: {', '.join(SUBNETWORKS)}",
+                            value=bad[0], allowed=", ".join(SUBNETWORKS))
         if self.copies < 2:
-            raise UserError(f"--copies {self.copies}: need at least 2 copies to make a path")
+            raise UserError(f"{ref('copies')} {self.copies}: need at least 2 copies to make a path", value=self.copies,
+                            allowed="at least 2")
         if any(s != "dense" for s in self.subnetworks) and not any(lv > 0 for lv in self.levels):
-            raise UserError(f"--levels {','.join(map(str, self.levels))}: subnetworks "
+            raise UserError(f"{ref('levels')} {','.join(map(str, self.levels))}: subnetworks "
                             f"{', '.join(s for s in self.subnetworks if s != 'dense')} need trunk levels >= 1")
 
     def cells(self) -> list[tuple[Stability, int]]:

@@ -361,7 +361,7 @@ def keep_states(nodes: list[Any], save: tuple[tuple[str, Step], ...], spec: Any,
     end = longest.spec.train.training_steps if longest is not None else spec.train.training_steps
     for _, step in save:
         if step.iterations(spe) > end.iterations(spe):
-            raise past_end(path if path.startswith("--") else ref(path), step, end, end.iterations(spe))
+            raise past_end(path, step, end, end.iterations(spe))
     wanted = {n.path for n in nodes}
     out = []
     for n in closure(nodes):  # parents before children: a node's copy is in the graph before its children

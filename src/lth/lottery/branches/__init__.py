@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.graph import Node
 from lth.lottery.branches import (
     dn_reinit,
@@ -73,9 +73,11 @@ def parse_levels(text: str) -> list[int]:
             elif part:
                 out.add(int(part))
     except ValueError:
-        raise UserError(f"--levels {text!r}: expected a range like 0-15 or a list like 3,5,8") from None
+        raise UserError(f"{ref('levels')} {text!r}: expected a range like 0-15 or a list like 3,5,8", value=text,
+                        allowed="a range like 0-15 or a list like 3,5,8") from None
     if not out or min(out) < 0:
-        raise UserError(f"--levels {text!r}: expected levels >= 0, e.g. 0-15 or 3,5,8")
+        raise UserError(f"{ref('levels')} {text!r}: expected levels >= 0, e.g. 0-15 or 3,5,8", value=text,
+                        allowed="levels >= 0")
     return sorted(out)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.graph import Node, Recipe, Ref
 from lth.lottery.trunk import Trunk
 from lth.spec import Step, TrainSpec, help_field, spec_hash, to_dict
@@ -35,8 +35,9 @@ class BranchOptions:
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
-                raise UserError(f"--{f.name.replace('_', '-')} {getattr(self, f.name)!r}: unknown value; "
-                                f"allowed: {', '.join(choices)}")
+                v = getattr(self, f.name)
+                raise UserError(f"{ref(f.name)} {v!r}: unknown value; allowed: {', '.join(choices)}", value=v,
+                                allowed=", ".join(choices))
 
 
 @dataclass
@@ -73,8 +74,8 @@ class BranchContext:
         ``--pretrain-sparse``: the one pretrained under ``level``'s mask, as the trunk's level starts there)."""
         pre = self.trunk.pretrain
         if pre is not None and pre.sparse and level < 1:
-            raise UserError(f"branch {self.name} at level 0 with --pretrain-sparse: sparse pretraining is per pruned "
-                            "level (1, 2, ...); level 0 has none to start from")
+            raise UserError(f"branch {self.name} at level 0 with {ref('pretrain_sparse')}: sparse pretraining is per "
+                            "pruned level (1, 2, ...); level 0 has none to start from")
         return self.trunk.start_ref(replicate, level)
 
     def dense(self, replicate: int, name: str = "final") -> Ref:

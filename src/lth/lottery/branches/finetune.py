@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.graph import Node, OpContext, Recipe, Setup, op
 from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
 from lth.spec import Step, TrainSpec, help_field, replace_fields
@@ -35,12 +35,14 @@ class FinetuneOptions(BranchOptions):
             try:
                 steps = Step.parse(self.finetune_steps)
             except (UserError, ValueError):
-                raise UserError(f"--finetune-steps {self.finetune_steps!r}: expected steps like 2ep or 300it") \
-                    from None
+                raise UserError(f"{ref('finetune_steps')} {self.finetune_steps!r}: expected steps like 2ep or "
+                                "300it", value=self.finetune_steps, allowed="steps like 2ep or 300it") from None
             if steps.count < 1:  # else spec validation would name --training-steps, a flag not given
-                raise UserError(f"--finetune-steps {self.finetune_steps}: bad value; allowed: at least 1it")
+                raise UserError(f"{ref('finetune_steps')} {self.finetune_steps}: bad value; allowed: at least 1it",
+                                value=self.finetune_steps, allowed="at least 1it")
         if self.finetune_lr is not None and not self.finetune_lr > 0:
-            raise UserError(f"--finetune-lr {self.finetune_lr!r}: expected a learning rate > 0")
+            raise UserError(f"{ref('finetune_lr')} {self.finetune_lr!r}: expected a learning rate > 0",
+                            value=self.finetune_lr, allowed="a learning rate > 0")
 
 
 def finetune_spec(spec: TrainSpec, options: FinetuneOptions) -> TrainSpec:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.graph import Node, OpContext, Recipe, Setup, op
 from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
 from lth.prune.perturb import effective_std, perturb
@@ -23,7 +23,8 @@ class NoiseOptions(BranchOptions):
         """UserError for a negative or non-finite scale."""
         super().validate()
         if not 0 <= self.noise_scale < float("inf"):
-            raise UserError(f"--noise-scale {self.noise_scale!r}: bad value; allowed: a number >= 0")
+            raise UserError(f"{ref('noise_scale')} {self.noise_scale!r}: bad value; allowed: a number >= 0",
+                            value=self.noise_scale, allowed="a number >= 0")
 
 
 @op("noise")

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.graph import Node, Recipe
 from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
 from lth.spec import TrainSpec, help_field, replace_fields, validate_lengths
@@ -31,12 +31,14 @@ def set_values(items: Sequence[str]) -> dict[str, str]:
     overrides = {}
     for item in items:
         if "=" not in item:
-            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. lr=0.01")
+            raise UserError(f"{ref('set')} {item!r}: expected KEY=VALUE, e.g. lr=0.01", value=item,
+                            allowed="KEY=VALUE")
         key, value = item.split("=", 1)
         key = key.strip().replace("-", "_")
         if key in ARCHITECTURE_FIELDS:
-            raise UserError(f"--set {item!r}: {key} changes the network or its data, so the ticket would not fit; "
-                            f"allowed: training and data-order hyperparameters (lr, optimizer, training_steps, ...)")
+            allowed = "training and data-order hyperparameters (lr, optimizer, training_steps, ...)"
+            raise UserError(f"{ref('set')} {item!r}: {key} changes the network or its data, so the ticket would not "
+                            f"fit; allowed: {allowed}", value=item, allowed=allowed)
         overrides[key] = value.strip()
     return overrides
 
@@ -61,17 +63,17 @@ def retrained_spec(spec: TrainSpec, items: tuple[str, ...]) -> TrainSpec:
     """``spec`` with the ``--set`` overrides; UserError for a malformed item or a field that changes the
     architecture or the data (the ticket would not fit)."""
     if not items:
-        raise UserError("retrain needs --set KEY=VALUE (e.g. --set lr=0.01)")
+        raise UserError(f"retrain needs {ref('set')} KEY=VALUE (e.g. {ref('set')} lr=0.01)")
     overrides = set_values(items)
     try:
         out = replace_fields(spec, overrides)
         out.validate()
-    except UserError as e:  # name the flag the user typed: --set lr=0, not --lr
-        text = str(e)
+    except UserError as e:  # name the field as the user gave it: --set lr=0 (set lr=0 in Python), not --lr
+        text = e.template
         for key, value in overrides.items():
-            text = text.replace(f"--{key.replace('_', '-')}:", f"--set {key}={value}:", 1)
-            text = text.replace(f"--{key.replace('_', '-')} ", f"--set {key}={value}: ", 1)
-        raise UserError(text) from None
+            text = text.replace(f"{ref(key)}:", f"{ref('set')} {key}={value}:", 1)
+            text = text.replace(f"{ref(key)} ", f"{ref('set')} {key}={value}: ", 1)
+        raise UserError(text, allowed=e.allowed, **({"value": e.value} if e.has_value else {})) from None
     return out
 
 

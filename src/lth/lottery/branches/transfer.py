@@ -16,7 +16,7 @@ import torch
 
 from lth.data.describe import KNOWN
 from lth.engine.batches import generator
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.graph import Node, OpContext, Recipe, Setup, op
 from lth.lottery.branches.base import REINIT_SEED_BASE, Branch, BranchContext, BranchOptions
 from lth.prune.perturb import head_names, replace_head
@@ -38,13 +38,13 @@ class TransferOptions(BranchOptions):
         """UserError for a missing or unknown target dataset."""
         super().validate()
         if not self.target_dataset:
-            raise UserError("--target-dataset: missing; the transfer branch needs the dataset to train the ticket "
-                            "on, e.g. fashion_mnist")
+            raise UserError(f"{ref('target_dataset')}: missing; the transfer branch needs the dataset to train the "
+                            "ticket on, e.g. fashion_mnist")
         from lth.data import DATASETS
 
         if self.target_dataset not in DATASETS:
-            raise UserError(f"--target-dataset: unknown value {self.target_dataset!r}; "
-                            f"allowed: {', '.join(DATASETS)}")
+            raise UserError(f"{ref('target_dataset')}: unknown value {self.target_dataset!r}; "
+                            f"allowed: {', '.join(DATASETS)}", value=self.target_dataset, allowed=", ".join(DATASETS))
 
 
 def fresh_state(ctx: OpContext) -> dict[str, torch.Tensor]:
@@ -87,8 +87,9 @@ def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     o = ctx.options
     spec = ctx.trunk.spec
     if o.target_dataset in KNOWN and KNOWN[o.target_dataset][0] != tuple(ctx.example_shape):
-        raise UserError(f"--target-dataset {o.target_dataset}: examples of shape {KNOWN[o.target_dataset][0]}, "
-                        f"the trunk's are {tuple(ctx.example_shape)}; allowed: a dataset of the same input shape")
+        raise UserError(f"{ref('target_dataset')} {o.target_dataset}: examples of shape "
+                        f"{KNOWN[o.target_dataset][0]}, the trunk's are {tuple(ctx.example_shape)}; allowed: a dataset "
+                        "of the same input shape", value=o.target_dataset, allowed="a dataset of the same input shape")
     spec = dataclasses.replace(spec, data=dataclasses.replace(spec.data, dataset=o.target_dataset))
     recipe = Recipe.make("transfer", ctx.start(r, level), ctx.ticket(r, level), init=o.transfer_init)
     if o.transfer_init == "reinit":
