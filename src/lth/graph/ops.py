@@ -64,6 +64,18 @@ class OpContext:
             self._probe = build_model(m.model, 1, self.example_shape, self.num_classes, m.norm, m.width)
         return self._probe.member_state(0)
 
+    def fresh_state(self) -> State:
+        """A fresh initialisation of the node's network on its own data (the node's init seed), as the engine
+        would draw it for a member that starts without a state."""
+        from lth.models import build_model
+
+        spec = self.node.spec
+        m = spec.model
+        model = build_model(m.model, 1, self.example_shape, self.num_classes, m.norm, m.width)
+        seed = self.node.replicate if spec.train.init_seed is None else spec.train.init_seed
+        model.init_member(0, m.init, generator(torch.device("cpu"), 0, seed))
+        return model.member_state(0)
+
 
 Op = Callable[..., Setup]
 OPS: dict[str, Op] = {}

@@ -9,7 +9,7 @@ under level l's IMP mask (the paper's "sparse pretraining").
 
 The data transforms are :class:`lth.spec.DataHparams` options (``random_labels_fraction``, ``blur``,
 ``rotation_task``; see ``lth.data.datasets``). This module maps a task onto them, and holds the two ops of the
-graph: ``pretrain_init`` (the pretraining run's start: level 0's init W_0, the head fitted to the task's class
+graph: ``pretrain_init`` (in lottery/trunk.py: the pretraining run's start: level 0's init W_0, the head fitted to the task's class
 count, and for sparse pretraining the level's mask) and ``pretrain_head`` (the pretrained state with its head
 replaced, for the rotation tasks). The nodes themselves are planned by :class:`lth.lottery.trunk.Trunk`.
 """
@@ -77,13 +77,12 @@ def pretrain_spec(spec: TrainSpec, task: str, steps: Step) -> TrainSpec:
     return dataclasses.replace(spec, data=task_data(spec.data, task), train=train)
 
 
-def _fit_heads(ctx: OpContext, state: dict, mask: dict | None) -> tuple[dict, dict | None, bool]:
+def fit_heads(ctx: OpContext, state: dict, mask: dict | None) -> tuple[dict, dict | None, bool]:
     """``state`` (and ``mask``) with the output layer taken from a fresh initialisation of the node's network
     (its init seed; its mask all ones) where the shapes differ: a 10-way head on the 4-way rotation task."""
-    from lth.lottery.branches.transfer import fresh_state
     from lth.prune.perturb import head_names, replace_head
 
-    fresh = fresh_state(ctx)
+    fresh = ctx.fresh_state()
     heads = head_names(ctx._probe) if ctx._probe is not None else []
     if not any(state[k].shape != fresh[k].shape for k in heads):
         return state, mask, False
@@ -92,29 +91,10 @@ def _fit_heads(ctx: OpContext, state: dict, mask: dict | None) -> tuple[dict, di
     return replace_head(state, fresh, heads), mask, True
 
 
-@op("pretrain_init")
-def pretrain_init(ctx: OpContext, init: dict, weights: dict | None = None, prev_mask: dict | None = None, *,
-                  pruning: dict | None = None, replicate: int = 0, level: int = 0) -> Setup:
-    """The pretraining run's start: level 0's initialisation W_0 (the network pretraining starts where training
-    starts), its head fitted to the task's class count. With ``weights``/``prev_mask`` (level l-1's final state
-    and mask: sparse pretraining of level l) its mask is level l's IMP mask, computed as the trunk's ``imp`` op
-    computes it (the head's mask all ones where the task's head has another shape)."""
-    from lth.lottery.trunk import imp
-
-    mask = None
-    if weights is not None and prev_mask is not None:
-        # a dense level 0 gives an all-ones mask shaped like *this* node's network: reshape it like the weights
-        prev = {k: m if m.shape == weights[k].shape else torch.ones_like(weights[k], dtype=torch.bool)
-                for k, m in prev_mask.items()}
-        mask = imp(ctx, init, weights, prev, pruning=pruning or {}, replicate=replicate, level=level).mask
-    state, mask, replaced = _fit_heads(ctx, init, mask)
-    return Setup(state, mask, {"head_replaced": replaced})
-
-
 @op("pretrain_head")
 def pretrain_head(ctx: OpContext, pretrained: dict) -> Setup:
     """The pretrained state with its output layer replaced by a fresh one of the node's class count (drawn from
     the node's init seed, i.e. level 0's initial head): after the rotation task, the network is trained on the
     real labels with a new classifier (Frankle et al. 2020, Section 5)."""
-    state, _, replaced = _fit_heads(ctx, pretrained, None)
+    state, _, replaced = fit_heads(ctx, pretrained, None)
     return Setup(state, None, {"head_replaced": replaced})

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lth.engine.batches import mix_seed
 from lth.errors import UserError, ref
 from lth.graph import Node, OpContext, Recipe, Ref, Setup, op
-from lth.lottery.pretrain import Pretraining, pretrain_spec
+from lth.lottery.pretrain import Pretraining, fit_heads, pretrain_spec
 from lth.prune import PruneHparams, density, effective_density, layer_densities, prune
 from lth.spec import Step, TrainSpec, from_dict, past_end, spec_hash, to_dict
 from lth.store import RunDir, run_path
@@ -321,3 +323,20 @@ def require_level(trunk: Trunk, replicate: int, level: int, command: str) -> Non
         where = f"it has levels {have[0]}-{have[-1]}" if have else "it does not exist yet"
         raise UserError(f"level {level} of the trunk (replicate {replicate}) is not trained: {where}; "
                         f"run `{command}` first")
+
+
+@op("pretrain_init")
+def pretrain_init(ctx: OpContext, init: dict, weights: dict | None = None, prev_mask: dict | None = None, *,
+                  pruning: dict | None = None, replicate: int = 0, level: int = 0) -> Setup:
+    """The pretraining run's start: level 0's initialisation W_0 (the network pretraining starts where training
+    starts), its head fitted to the task's class count. With ``weights``/``prev_mask`` (level l-1's final state
+    and mask: sparse pretraining of level l) its mask is level l's IMP mask, computed as the trunk's ``imp`` op
+    computes it (the head's mask all ones where the task's head has another shape)."""
+    mask = None
+    if weights is not None and prev_mask is not None:
+        # a dense level 0 gives an all-ones mask shaped like *this* node's network: reshape it like the weights
+        prev = {k: m if m.shape == weights[k].shape else torch.ones_like(weights[k], dtype=torch.bool)
+                for k, m in prev_mask.items()}
+        mask = imp(ctx, init, weights, prev, pruning=pruning or {}, replicate=replicate, level=level).mask
+    state, mask, replaced = fit_heads(ctx, init, mask)
+    return Setup(state, mask, {"head_replaced": replaced})

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import torch
 
 from lth.data.describe import KNOWN
-from lth.engine.batches import generator
 from lth.errors import UserError, ref
 from lth.graph import Node, OpContext, Recipe, Setup, op
 from lth.lottery.branches.base import REINIT_SEED_BASE, Branch, BranchContext, BranchOptions
@@ -47,23 +46,10 @@ class TransferOptions(BranchOptions):
                             f"allowed: {', '.join(DATASETS)}", value=self.target_dataset, allowed=", ".join(DATASETS))
 
 
-def fresh_state(ctx: OpContext) -> dict[str, torch.Tensor]:
-    """A fresh initialisation of the node's network on its own data (the node's init seed), as the engine would
-    draw it for a member that starts without a state."""
-    from lth.models import build_model
-
-    spec = ctx.node.spec
-    m = spec.model
-    model = build_model(m.model, 1, ctx.example_shape, ctx.num_classes, m.norm, m.width)
-    seed = ctx.node.replicate if spec.train.init_seed is None else spec.train.init_seed
-    model.init_member(0, m.init, generator(torch.device("cpu"), 0, seed))
-    return model.member_state(0)
-
-
 def fit_head(ctx: OpContext, state: dict | None, mask: dict) -> tuple[dict | None, dict, bool]:
     """``state`` and ``mask`` fitted to the node's network: where the output layer's shape differs (another
     class count), the head is taken from a fresh initialisation and its mask is all ones."""
-    fresh = fresh_state(ctx)
+    fresh = ctx.fresh_state()
     heads = head_names(ctx._probe) if ctx._probe is not None else []
     differs = any(k in mask and mask[k].shape != fresh[k].shape for k in heads) or (
         state is not None and any(state[k].shape != fresh[k].shape for k in heads))
