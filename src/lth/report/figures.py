@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from lth.store.run import atomic_write_bytes  # noqa: E402
+from lth.store.atomic import atomic_write_bytes  # noqa: E402
 
 # Use inside ``matplotlib.rc_context(STYLE)`` while drawing and saving.
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9, "lines.linewidth": 1.8,
