@@ -14,7 +14,7 @@ import io
 import json
 import pickle
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -320,17 +320,7 @@ class RunDir:
         Raises :class:`DamagedFile` when the file is not what :meth:`write_hessian` writes: not UTF-8 text, no
         header with ``state``, ``rank`` and ``eigenvalue``, a last line without its line end, or a row whose cell
         count differs from the header's."""
-        f = self.path / paths.HESSIAN
-        try:
-            text = f.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        except UnicodeDecodeError as e:
-            raise self._damaged(paths.HESSIAN, f"not CSV text ({e})") from None
-        try:
-            return parse_hessian(text)
-        except BadTable as e:
-            raise self._damaged(paths.HESSIAN, str(e)) from None
+        return self._read_table(paths.HESSIAN, parse_hessian, encoding="utf-8")
 
     def write_hessian(self, rows: list[dict[str, Any]]) -> None:
         """Write Hessian eigenvalue rows (``hessian.csv``, atomically; columns in the rows' order)."""
@@ -364,17 +354,22 @@ class RunDir:
         Raises :class:`DamagedFile` when the file is not what :meth:`write_metrics` writes: no header with
         ``iteration``, a last line without its line end (a truncated file), a row whose cell count differs from
         the header's, or a non-number in a numeric column."""
-        p = self.path / paths.METRICS
+        return self._read_table(paths.METRICS, parse_metrics)
+
+    def _read_table(self, name: str, parse: Callable[[str], list[dict[str, Any]]], encoding: str | None = None
+                    ) -> list[dict[str, Any]]:
+        """The rows ``parse`` reads from the run's table ``name`` ([] when absent); :class:`DamagedFile` when its
+        text cannot be read or ``parse`` rejects it (:class:`~lth.store.tables.BadTable`: the reason)."""
         try:
-            text = p.read_text()
+            text = (self.path / name).read_text(encoding=encoding)
         except FileNotFoundError:
             return []
         except UnicodeDecodeError as e:
-            raise self._damaged(paths.METRICS, f"not CSV text ({e})") from None
+            raise self._damaged(name, f"not CSV text ({e})") from None
         try:
-            return parse_metrics(text)
+            return parse(text)
         except BadTable as e:
-            raise self._damaged(paths.METRICS, str(e)) from None
+            raise self._damaged(name, str(e)) from None
 
     @contextlib.contextmanager
     def lock(self, wait: bool = True) -> Iterator[None]:
