@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+import numpy as np
 import pandas as pd
 
 matplotlib.use("Agg")
@@ -46,3 +48,19 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
     path = Path(path).resolve()
     atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
     return path
+
+
+def density_axis(ax: Any, densities: Any) -> None:
+    """Log-scale x axis of weights remaining (%), sparser to the right, ticked at the levels' densities."""
+    ax.set_xscale("log")
+    ticks = sorted({round(float(v) * 100, 3) for v in densities if pd.notna(v)}, reverse=True)
+    if len(ticks) > 8:
+        ticks = ticks[::int(np.ceil(len(ticks) / 8))]
+    ax.set_xticks(ticks, [f"{v:.3g}" for v in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.invert_xaxis()
+
+
+def pct(x: Any) -> Any:
+    """Fractions as percent (an array of floats)."""
+    return np.asarray(x, dtype=float) * 100.0
