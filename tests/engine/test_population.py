@@ -195,3 +195,21 @@ def test_metrics_csv_is_rewritten_at_most_every_metrics_seconds(tmp_path: Path, 
         train_population([job], data, OPTS)
         assert len(calls) == expected and calls[-1] == 4
         assert len(RunDir(job.run_dir).read_metrics()) == 4
+
+
+def test_building_a_population_writes_nothing_to_the_store(tmp_path: Path) -> None:
+    """The constructor only reads the run directories (checkpoints): spec.json and the mask are written by
+    ``prepare_store``, which the training loop calls before the first step."""
+    from lth.engine.population import Population
+
+    spec = digits_spec()
+    mask = random_mask(spec, 0.5, 0)
+    jobs = [Job(spec, 0, tmp_path / "a", mask=mask), Job(spec, 1, tmp_path / "b", meta={"kind": "test"})]
+    (tmp_path / "b").mkdir()  # an existing, empty run directory stays empty too
+    pop = Population(jobs, load_dataset(spec.data), OPTS, lambda *a, **k: None)
+    assert not (tmp_path / "a").exists() and list((tmp_path / "b").iterdir()) == []
+    pop.prepare_store()
+    a, b = RunDir(tmp_path / "a"), RunDir(tmp_path / "b")
+    assert a.spec["replicate"] == 0 and b.spec["kind"] == "test" and b.spec["replicate"] == 1
+    assert a.has_mask() and not b.has_mask()
+    assert all(torch.equal(a.load_mask()[k], mask[k]) for k in mask)

@@ -161,7 +161,7 @@ def test_scaffolding_left_by_a_crash_is_removed_by_the_next_run(tmp_path: Path,
     duplicate was filled: the next run fills it and then removes the scaffolding, as one uninterrupted run does;
     a state the representative holds that no duplicate of this graph asked for is left alone (another process's
     scaffolding stays in the record for it)."""
-    import lth.executor.base as base
+    import lth.executor.dedupe as dedupe
 
     both = plan(tmp_path, ["0it", "5it"])
     k0, k5 = both.trunks
@@ -169,7 +169,7 @@ def test_scaffolding_left_by_a_crash_is_removed_by_the_next_run(tmp_path: Path,
     def crash(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(base, "fill_duplicate", crash)
+    monkeypatch.setattr(dedupe, "fill_duplicate", crash)
     with pytest.raises(KeyboardInterrupt):
         executor([]).run(both.nodes())
     rep = RunDir(k0.level_dir(0, 0))

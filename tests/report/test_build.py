@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lth.report.build import _with_run_labels
+from lth.report.context import with_run_labels
 
 
 def _frame() -> pd.DataFrame:
@@ -20,14 +20,14 @@ def _frame() -> pd.DataFrame:
 
 
 def test_labels_name_only_what_differs_within_a_preset() -> None:
-    labels = _with_run_labels(_frame())["label"].tolist()
+    labels = with_run_labels(_frame())["label"].tolist()
     # batch size and model differ only between presets: the preset name says that already
     assert labels == ["digits_mlp, training_steps=2ep", "digits_mlp, training_steps=4ep", "lenet_300_100"]
 
 
 def test_same_preset_in_two_experiments_that_differ_in_nothing_names_the_folder() -> None:
     frame = _frame().assign(**{"train.training_steps": "2ep"})
-    labels = _with_run_labels(frame)["label"].tolist()
+    labels = with_run_labels(frame)["label"].tolist()
     assert labels == ["digits_mlp (train_a)", "digits_mlp (train_b)", "lenet_300_100"]
 
 
@@ -46,10 +46,10 @@ def test_split_text_names_the_split_and_its_size() -> None:
 
 def test_digits_test_size_in_captions_is_the_loaded_one() -> None:
     from lth.data import load_dataset
-    from lth.report.build import _TEST_EXAMPLES
+    from lth.report.captions import TEST_EXAMPLES
     from lth.spec import DataHparams
 
-    assert _TEST_EXAMPLES["digits"] == load_dataset(DataHparams(dataset="digits")).test_y.shape[0]
+    assert TEST_EXAMPLES["digits"] == load_dataset(DataHparams(dataset="digits")).test_y.shape[0]
 
 
 def test_runs_text_counts_per_point() -> None:

@@ -27,10 +27,10 @@ def test_report_renders_paths_instability_table2_and_contours(tmp_path):
     t2 = pd.read_csv(rep.index.parent / "stability_table2.csv")
     assert list(t2["rewind"]) == ["0it", "5it"] and set(t2["level"]) == {1}
     assert (t2["delta"] - (t2["full"] - t2["imp"])).abs().max() < 1e-12
-    from lth.report.lmc import _instabilities, _latest_setting
+    from lth.analysis.instability import latest_setting, pair_instabilities
     from lth.stability.analysis import stability_frame
 
-    per = _instabilities(_latest_setting(stability_frame(tmp_path / "store")))
+    per = pair_instabilities(latest_setting(stability_frame(tmp_path / "store")))
     dense = per[per["subnetwork"] == "dense"]
     assert set(dense["rewind"]) == {"0it", "5it"}  # Table 2's full network: the copies made at k = 0 only
     assert t2["full"].tolist() == [dense[dense["rewind"] == "0it"]["accuracy"].mean()] * 2
@@ -48,7 +48,7 @@ def test_report_renders_paths_instability_table2_and_contours(tmp_path):
 
 
 def test_pairs_text_counts_pairs_and_replicates_per_point() -> None:
-    from lth.report.lmc import _pairs_text
+    from lth.report.sections.stability import _pairs_text
 
     rows = [{"experiment": "e", "subnetwork": "imp", "rewind": "0it", "level": 1, "schedule_from_zero": False,
              "align": False, "replicate": r, "pair": p, "split": split}

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import lth.report.build as build
 from lth.report import build_report
+from lth.report.sections import STUDY_SECTIONS
 from tests.conftest import lth
 
 
@@ -71,7 +71,7 @@ def test_failed_rebuild_leaves_no_stale_page(store: Path, tmp_path: Path, monkey
     def boom(*args: object) -> None:
         raise RuntimeError("injected failure while drawing")
 
-    monkeypatch.setattr(build, "_early_stopping", boom)
+    monkeypatch.setitem(STUDY_SECTIONS, "early_stopping", boom)
     with pytest.raises(RuntimeError, match="injected"):
         build_report(store, out)
     assert not first.index.exists()  # the old page is gone: it would show the new accuracy figure as its own

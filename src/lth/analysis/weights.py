@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,7 @@ import torch
 from torch import Tensor
 
 from lth.analysis.telemetry import weight_telemetry
+from lth.store import RunDir
 
 
 def _layers(a: Mapping[str, Tensor], b: Mapping[str, Tensor], layers: Iterable[str] | None) -> list[str]:
@@ -129,3 +132,18 @@ def telemetry(states: Sequence[tuple[int, Mapping[str, Tensor]]], layers: Iterab
         t = weight_telemetry(population(state), first, last, dtype=torch.float64)
         rows.append({"iteration": it, **{k: float(t[k][0]) for k in keys}})
     return rows
+
+
+def run_telemetry(path: Path) -> list[dict[str, Any]]:
+    """The weight telemetry of the run at ``path``: the rows of its ``telemetry.csv`` (recorded by the engine,
+    ``EngineOptions.telemetry_every``) when it has one, else :func:`telemetry` of its stored states over the
+    conv and linear weights (tensors of dimension >= 2) when it holds at least three, else []."""
+    store = RunDir(path)
+    if store.has_telemetry():
+        return pd.read_csv(store.telemetry_file).to_dict("records")
+    index = store.state_iterations()
+    if len(index) < 3:
+        return []
+    states = [(it, store.load_state(name)) for name, it in index.items()]
+    layers = [k for k, v in states[0][1].items() if v.dim() >= 2]  # conv and linear weights
+    return telemetry(states, layers)

@@ -1,11 +1,12 @@
 """A population: N jobs that share an architecture as one wide model, with every member's start, mask, optimiser
 state, metrics and store files.
 
-:class:`Population` is built once per :func:`~lth.engine.train.train_population` call. It places each member at
-its start (its own checkpoint, another run's state at step k, or a fresh initialisation from its seed) when the
-loop reaches that step (:meth:`Population.activate`), records evaluations (:meth:`Population.record`), writes
-checkpoints and the completion marker. The step itself lives in :mod:`lth.engine.step`, evaluation in
-:mod:`lth.engine.evaluate`.
+:class:`Population` is built once per :func:`~lth.engine.train.train_population` call; building it writes nothing
+to the store (:meth:`Population.prepare_store` writes each member's spec and mask, before training). It places
+each member at its start (its own checkpoint, another run's state at step k, or a fresh initialisation from its
+seed) when the loop reaches that step (:meth:`Population.activate`), records evaluations
+(:meth:`Population.record`), writes checkpoints and the completion marker. The step itself lives in
+:mod:`lth.engine.step`, evaluation in :mod:`lth.engine.evaluate`.
 """
 
 from __future__ import annotations
@@ -68,10 +69,6 @@ class Population:
         self.ckpts = [s.load_checkpoint()
                       for s in self.stores]
         self.starts = [int(c["iteration"]) if c else j.start_step for j, c in zip(jobs, self.ckpts, strict=True)]
-        for j, s in zip(jobs, self.stores, strict=True):
-            s.write_spec({**to_dict(j.spec), "replicate": j.replicate, **j.meta})
-            if j.mask is not None:
-                s.save_mask(j.mask)
 
         # --- optimiser: one fused call per clock group (members with the same schedule and start)
         clocks: dict[tuple, list[int]] = {}
@@ -124,6 +121,16 @@ class Population:
             keep = {k: self.masks[mi].bool() for mi, k in enumerate(self.masked)} if self.masked else None
             self.tele = Telemetry(model, {k: self.pdict[k] for k in layers}, layers=layers, mask=keep)
             self.grad_sq = torch.zeros(n, device=device)
+
+    # ------------------------------------------------------------------------------------------ store
+    def prepare_store(self) -> None:
+        """Write what each member's run directory holds before training: ``spec.json`` (hyperparameters, replicate
+        and the job's meta) and the mask it trains under. The constructor reads the store (checkpoints) and writes
+        nothing; the training loop calls this once, before the first step."""
+        for j, s in zip(self.jobs, self.stores, strict=True):
+            s.write_spec({**to_dict(j.spec), "replicate": j.replicate, **j.meta})
+            if j.mask is not None:
+                s.save_mask(j.mask)
 
     # ------------------------------------------------------------------------------------------ members
     def running(self, t: int) -> list[int]:

@@ -139,6 +139,7 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
 
 def _train(jobs: list[Job], data: Dataset, opts: EngineOptions) -> list[dict[str, Any]]:
     pop = Population(jobs, data, opts, lambda event, **info: _emit(opts, event, **info))
+    pop.prepare_store()
     stepper = Stepper(pop)
     spe, total, n = pop.spe, pop.total, pop.n
     t0 = min(pop.starts)

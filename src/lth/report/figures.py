@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+import numpy as np
 import pandas as pd
 
 matplotlib.use("Agg")
@@ -15,7 +17,7 @@ matplotlib.use("Agg")
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from lth.store.run import atomic_write_bytes  # noqa: E402
+from lth.store.atomic import atomic_write_bytes  # noqa: E402
 
 # Use inside ``matplotlib.rc_context(STYLE)`` while drawing and saving.
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 9, "lines.linewidth": 1.8,
@@ -46,3 +48,19 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
     path = Path(path).resolve()
     atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
     return path
+
+
+def density_axis(ax: Any, densities: Any) -> None:
+    """Log-scale x axis of weights remaining (%), sparser to the right, ticked at the levels' densities."""
+    ax.set_xscale("log")
+    ticks = sorted({round(float(v) * 100, 3) for v in densities if pd.notna(v)}, reverse=True)
+    if len(ticks) > 8:
+        ticks = ticks[::int(np.ceil(len(ticks) / 8))]
+    ax.set_xticks(ticks, [f"{v:.3g}" for v in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.invert_xaxis()
+
+
+def pct(x: Any) -> Any:
+    """Fractions as percent (an array of floats)."""
+    return np.asarray(x, dtype=float) * 100.0

@@ -1,36 +1,40 @@
-"""One run's directory: atomic writes, a lock against concurrent trainers, and the completion marker.
+"""One run's directory (:class:`RunDir`): every file name inside a run, a lock against concurrent trainers, and
+the completion marker.
 
-Files are written whole (a temporary file renamed over the old one) with the permissions the user's umask gives
-a new file, so a store shared through a group-readable folder stays readable. A file that is nevertheless
-damaged (a truncated copy, a disk error) raises :class:`DamagedFile` naming the file and its run, never a bare
-parser error.
+Files are written whole (:mod:`lth.store.atomic`); the CSV tables' text formats live in :mod:`lth.store.tables`.
+A file that is nevertheless damaged (a truncated copy, a disk error) raises :class:`DamagedFile` naming the file
+and its run, never a bare parser error.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
 import io
 import json
-import os
 import pickle
-import shutil
-import tempfile
-import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from lth.errors import UserError
 from lth.store import paths
+from lth.store.atomic import atomic_link, atomic_write_bytes
+from lth.store.tables import (
+    METRIC_COLUMNS,
+    BadTable,
+    hessian_csv,
+    metrics_csv,
+    parse_hessian,
+    parse_metrics,
+    telemetry_csv,
+)
 
-METRIC_COLUMNS = ("iteration", "step", "train_loss", "test_loss", "test_accuracy", "val_loss", "val_accuracy", "lr")
-_TEXT_COLUMNS = frozenset({"step"})  # every other known column holds a number or nothing
+__all__ = ["DONE_STATUSES", "METRIC_COLUMNS", "Busy", "DamagedFile", "RunDir", "atomic_write_bytes"]
+
 _OBJECT_FILES = frozenset({paths.SPEC, paths.DONE, f"{paths.STATES}/index.json"})  # each holds one JSON object
 
 
@@ -49,38 +53,6 @@ class DamagedFile(UserError):
         self.path, self.run, self.reason = Path(path), Path(run), reason
         super().__init__(f"damaged file {self.path} (run {self.run}): {reason}; run the command that trained it "
                          "again: it retrains a run with a damaged file")
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux shows it (``/proc/self/status``)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = False) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part (a temporary file
-    renamed over it), with the permissions the umask gives a new file (0644 under umask 022). ``durable`` also
-    flushes it to disk first (the completion marker), which costs milliseconds, so metrics and states written
-    every epoch skip it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a new file gets what open() would give it
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 class RunDir:
@@ -300,25 +272,30 @@ class RunDir:
 
     def link_file(self, other: RunDir, rel: str | Path, as_rel: str | Path | None = None) -> bool:
         """Take ``other``'s file ``rel`` (relative to its run) as this run's ``as_rel`` (default: ``rel``): a hard
-        link where the file system allows one, else a copy; atomic (a temporary name renamed over the target).
+        link where the file system allows one, else a copy; atomic (:func:`~lth.store.atomic.atomic_link`).
         Every store file is replaced by renaming, never written in place, so a link never sees a later change of
         the other run. False when ``other`` has no such file."""
-        src, dst = other.path / rel, self.path / (rel if as_rel is None else as_rel)
+        src = other.path / rel
         if not src.is_file():
             return False
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.parent / f".{dst.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            try:
-                os.link(src, tmp)
-            except OSError:  # another file system, or one without hard links
-                shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        atomic_link(src, self.path / (rel if as_rel is None else as_rel))
         return True
+
+    def scaffold(self) -> list[str]:
+        """The extra states a representative holds (or will hold) for its duplicates until they are filled
+        (:func:`lth.executor.dedupe.deduplicate`): ``scaffold.json`` (empty when none or unreadable)."""
+        try:
+            names = self.read_json(paths.SCAFFOLD)
+        except DamagedFile:
+            return []
+        return [str(n) for n in names] if isinstance(names, list) else []
+
+    def write_scaffold(self, names: list[str]) -> None:
+        """Record ``names`` as the run's scaffold states (``scaffold.json``); an empty list removes the record."""
+        if names:
+            self.write_json(paths.SCAFFOLD, names)
+        else:
+            (self.path / paths.SCAFFOLD).unlink(missing_ok=True)
 
     def state_iterations(self) -> dict[str, int]:
         """``{state name: iteration}`` of the stored states that recorded one."""
@@ -343,42 +320,20 @@ class RunDir:
         Raises :class:`DamagedFile` when the file is not what :meth:`write_hessian` writes: not UTF-8 text, no
         header with ``state``, ``rank`` and ``eigenvalue``, a last line without its line end, or a row whose cell
         count differs from the header's."""
-        f = self.path / paths.HESSIAN
-        try:
-            text = f.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        except UnicodeDecodeError as e:
-            raise self._damaged(paths.HESSIAN, f"not CSV text ({e})") from None
-        if not text.endswith("\n"):
-            raise self._damaged(paths.HESSIAN, "empty" if not text else "the last line is cut short")
-        try:
-            lines = list(csv.reader(io.StringIO(text)))
-        except csv.Error as e:
-            raise self._damaged(paths.HESSIAN, f"not CSV ({e})") from None
-        header = lines[0] if lines else []
-        missing = [c for c in ("state", "rank", "eigenvalue") if c not in header]
-        if missing:
-            raise self._damaged(paths.HESSIAN, f"header {','.join(header)!r} has no {', '.join(missing)} column")
-        rows = []
-        for n, cells in enumerate(lines[1:], start=2):
-            if len(cells) != len(header):
-                raise self._damaged(paths.HESSIAN, f"line {n} has {len(cells)} cells, the header {len(header)}")
-            rows.append({k: _num_or_text(v) for k, v in zip(header, cells, strict=True)})
-        return rows
+        return self._read_table(paths.HESSIAN, parse_hessian, encoding="utf-8")
 
     def write_hessian(self, rows: list[dict[str, Any]]) -> None:
         """Write Hessian eigenvalue rows (``hessian.csv``, atomically; columns in the rows' order)."""
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write_bytes(self.path / paths.HESSIAN, buf.getvalue().encode())
+        atomic_write_bytes(self.path / paths.HESSIAN, hessian_csv(rows))
+
+    @property
+    def telemetry_file(self) -> Path:
+        """Where the run's weight telemetry lives (whether or not it has one)."""
+        return self.path / paths.TELEMETRY
 
     def has_telemetry(self) -> bool:
         """Whether the run recorded weight telemetry (``telemetry.csv``)."""
-        return (self.path / paths.TELEMETRY).exists()
+        return self.telemetry_file.exists()
 
     def copy_telemetry(self, other: RunDir) -> None:
         """Take ``other``'s telemetry file (a replay of this run), atomically."""
@@ -387,30 +342,11 @@ class RunDir:
     def write_telemetry(self, rows: list[dict[str, Any]]) -> None:
         """Write the weight-telemetry rows (``telemetry.csv``, atomically): ``iteration`` and ``step`` first, then
         every other key found in any row, sorted by name; missing values are empty cells."""
-        columns = ["iteration", "step", *sorted({k for r in rows for k in r} - {"iteration", "step"})]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
-        atomic_write_bytes(self.path / paths.TELEMETRY, buf.getvalue().encode())
+        atomic_write_bytes(self.path / paths.TELEMETRY, telemetry_csv(rows))
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        """Write every evaluation row as CSV (atomically, ``\\n`` line ends).
-
-        Columns: :data:`METRIC_COLUMNS` first, then every other key found in any row, sorted by name, so a new
-        metric is never dropped. Missing values are empty cells. Learning rates (``lr``) come from the engine's
-        float32 schedule table; they are written as the shortest decimal that reads back as the same float32
-        (``numpy.format_float_positional(numpy.float32(x), unique=True)``), so 1.2e-3 is ``0.0012``, not
-        ``0.0012000000569``."""
-        extra = sorted({k for r in rows for k in r} - set(METRIC_COLUMNS))
-        columns = [*METRIC_COLUMNS, *extra]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _cell(k, r.get(k)) for k in columns})
-        atomic_write_bytes(self.path / paths.METRICS, buf.getvalue().encode())
+        """Write every evaluation row as CSV (atomically; the format: :func:`lth.store.tables.metrics_csv`)."""
+        atomic_write_bytes(self.path / paths.METRICS, metrics_csv(rows))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The rows of ``metrics.csv`` with numbers parsed (every column, known or extra; empty cells are None).
@@ -418,38 +354,22 @@ class RunDir:
         Raises :class:`DamagedFile` when the file is not what :meth:`write_metrics` writes: no header with
         ``iteration``, a last line without its line end (a truncated file), a row whose cell count differs from
         the header's, or a non-number in a numeric column."""
-        p = self.path / paths.METRICS
+        return self._read_table(paths.METRICS, parse_metrics)
+
+    def _read_table(self, name: str, parse: Callable[[str], list[dict[str, Any]]], encoding: str | None = None
+                    ) -> list[dict[str, Any]]:
+        """The rows ``parse`` reads from the run's table ``name`` ([] when absent); :class:`DamagedFile` when its
+        text cannot be read or ``parse`` rejects it (:class:`~lth.store.tables.BadTable`: the reason)."""
         try:
-            text = p.read_text()
+            text = (self.path / name).read_text(encoding=encoding)
         except FileNotFoundError:
             return []
         except UnicodeDecodeError as e:
-            raise self._damaged(paths.METRICS, f"not CSV text ({e})") from None
-        if not text:
-            raise self._damaged(paths.METRICS, "empty")
-        if not text.endswith("\n"):
-            raise self._damaged(paths.METRICS, "the last line is cut short")
-        lines = list(csv.reader(io.StringIO(text)))
-        header = lines[0] if lines else []
-        if "iteration" not in header:
-            raise self._damaged(paths.METRICS, f"header {','.join(header)!r} has no 'iteration' column")
-        rows = []
-        for n, cells in enumerate(lines[1:], start=2):
-            if len(cells) != len(header):
-                raise self._damaged(paths.METRICS, f"line {n} has {len(cells)} cells, the header {len(header)}")
-            row = {}
-            for k, v in zip(header, cells, strict=True):
-                if k in _TEXT_COLUMNS:
-                    row[k] = v
-                    continue
-                try:
-                    row[k] = _num(v)
-                except ValueError:
-                    if k in METRIC_COLUMNS:
-                        raise self._damaged(paths.METRICS, f"line {n}: {k} {v!r} is not a number") from None
-                    row[k] = v  # an extra column may hold text
-            rows.append(row)
-        return rows
+            raise self._damaged(name, f"not CSV text ({e})") from None
+        try:
+            return parse(text)
+        except BadTable as e:
+            raise self._damaged(name, str(e)) from None
 
     @contextlib.contextmanager
     def lock(self, wait: bool = True) -> Iterator[None]:
@@ -476,28 +396,3 @@ class RunDir:
                 return False
         except Busy:
             return True
-
-
-def _cell(column: str, v: Any) -> Any:
-    """A metrics cell: empty for None, the shortest float32 round trip for a learning rate, else as is."""
-    if v is None:
-        return ""
-    if column == "lr" and isinstance(v, float | np.floating):
-        return np.format_float_positional(np.float32(v), unique=True, trim="0")
-    return v
-
-
-def _num_or_text(v: str | None) -> float | int | str | None:
-    try:
-        return v if v is None else _num(v)
-    except ValueError:
-        return v
-
-
-def _num(v: str) -> float | int | None:
-    if v == "":
-        return None
-    try:
-        return int(v)
-    except ValueError:
-        return float(v)

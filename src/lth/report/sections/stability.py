@@ -9,7 +9,7 @@
   (mean end-point test accuracy of the copies), delta = full - IMP, and whether IMP is matching;
 - the contour plots of every stored landscape (``lth landscape``).
 
-``page`` is the report builder's page (``h``, ``p``, ``table``, ``figure``, ``parts``, ``report``).
+The numbers (the setting drawn, instabilities, Table 2's verdicts) come from :mod:`lth.analysis.instability`.
 """
 
 from __future__ import annotations
@@ -23,15 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lth.analysis.stability import MATCHING_TOLERANCE, STABLE_THRESHOLD
+from lth.analysis.instability import k_iterations, latest_setting, pair_instabilities, table2
+from lth.analysis.stability import STABLE_THRESHOLD
+from lth.report.context import ReportContext
 from lth.report.figures import new_figure
 
 _ORDER = ("dense", "imp", "random-prune", "random-reinit")
-
-
-def _k_iterations(text: Any) -> float:
-    t = str(text)
-    return float(t[:-2]) * (1e6 if t.endswith("ep") else 1)  # epochs after iterations when units mix
 
 
 def _label(row: pd.Series | dict, with_k: bool = True) -> str:
@@ -45,17 +42,11 @@ def _label(row: pd.Series | dict, with_k: bool = True) -> str:
     return ", ".join(parts) or "dense"
 
 
-def _latest_setting(df: pd.DataFrame) -> pd.DataFrame:
-    """Per pair and alignment, the setting with the most points (a store may hold several --alphas)."""
-    pts = df.groupby(["experiment", "replicate", "level", "pair", "align", "setting"])["alpha"].transform("nunique")
-    best = pts.groupby([df[c] for c in ("experiment", "replicate", "level", "pair", "align")]).transform("max")
-    return df[pts == best]
-
-
-def stability_section(page: Any, root: Path) -> None:
-    """Add the instability section to ``page`` when the store at ``root`` holds stability results."""
+def stability(ctx: ReportContext) -> None:
+    """Add the instability section to the page when the store holds stability results."""
     from lth.stability.analysis import stability_frame
 
+    page, root = ctx.page, ctx.root
     df = stability_frame(root)
     lands = sorted(Path(root).resolve().glob("stability_*/replicate_*/level_*/landscape_*.json"))
     if df.empty and not lands:
@@ -66,7 +57,7 @@ def stability_section(page: Any, root: Path) -> None:
            f"mean of its end points; stable below {100 * STABLE_THRESHOLD:.0f} points (Frankle et al. 2020). "
            "Networks with BatchNorm have their running statistics recomputed on training data at every point.")
     if not df.empty:
-        df = _latest_setting(df)
+        df = latest_setting(df)
         _paths(page, df)
         _versus_k(page, df)
         _table2(page, df)
@@ -82,7 +73,7 @@ def _paths(page: Any, df: pd.DataFrame) -> None:
         for ax, split in zip(axes, ("test", "train"), strict=True):
             s = d[d["split"] == split]
             keys = ["rewind", "level", "density", "schedule_from_zero", "align"]
-            for key, g in sorted(s.groupby(keys), key=lambda kv: (_k_iterations(kv[0][0]), kv[0][1:])):
+            for key, g in sorted(s.groupby(keys), key=lambda kv: (k_iterations(kv[0][0]), kv[0][1:])):
                 agg = g.groupby("alpha")["error"].agg(["mean", "min", "max", "count"]).reset_index()
                 label = _label(dict(zip(keys, key, strict=True), subnetwork=sub))
                 (line,) = ax.plot(agg["alpha"], 100 * agg["mean"], marker=".", label=label)
@@ -113,24 +104,14 @@ def _pairs_text(d: pd.DataFrame) -> str:
     return f"{_span(sorted(set(pairs)))} pairs of copies ({_span(sorted(set(reps)))} replicates) per point"
 
 
-def _instabilities(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per pair: its test and train instability and end-point test accuracy."""
-    keys = ["experiment", "subnetwork", "rewind", "level", "density", "replicate", "pair", "schedule_from_zero",
-            "align"]
-    out = df.pivot_table(index=keys, columns="split", values="instability", aggfunc="first").reset_index()
-    ends = df[(df["split"] == "test") & ((df["alpha"] == 0.0) | (df["alpha"] == 1.0))]
-    acc = (1 - ends.groupby(keys)["error"].mean()).rename("accuracy").reset_index()
-    return out.merge(acc, on=keys).rename(columns={"test": "test_instability", "train": "train_instability"})
-
-
 def _versus_k(page: Any, df: pd.DataFrame) -> None:
-    per = _instabilities(df)
+    per = pair_instabilities(df)
     keys = ["subnetwork", "level", "density", "schedule_from_zero", "align"]
     table = per.groupby([*keys, "rewind"]).agg(
         test_instability=("test_instability", "mean"), test_min=("test_instability", "min"),
         test_max=("test_instability", "max"), train_instability=("train_instability", "mean"),
         accuracy=("accuracy", "mean"), pairs=("pair", "size")).reset_index()
-    table["k_order"] = table["rewind"].map(_k_iterations)
+    table["k_order"] = table["rewind"].map(k_iterations)
     table = table.sort_values([*keys, "k_order"])
     fig, axes = new_figure(ncols=2, width=11.0)
     for key, g in table.groupby(keys, sort=False):
@@ -154,30 +135,10 @@ def _versus_k(page: Any, df: pd.DataFrame) -> None:
 
 
 def _table2(page: Any, df: pd.DataFrame) -> None:
-    """Frankle et al. 2020, Table 2, for every (k, level) the store holds."""
-    per = _instabilities(df)
-    per = per[~per["schedule_from_zero"].astype(bool) & ~per["align"].astype(bool)]
-    acc = per.groupby(["subnetwork", "rewind", "level"]).agg(accuracy=("accuracy", "mean"),
-                                                           density=("density", "mean")).reset_index()
-    # Table 2's "full" is the dense network trained from initialisation: the dense copies made at k = 0 (copies
-    # made at a later k are that network too, with other SGD noise after k: used only when k = 0 is absent)
-    dense = per[per["subnetwork"] == "dense"]
-    at_init = dense[dense["rewind"].map(_k_iterations) == 0]
-    full_from = "k=0" if not at_init.empty else "all k"
-    full = float((at_init if not at_init.empty else dense)["accuracy"].mean()) if not dense.empty else np.nan
-    rows = []
-    for (k, level), g in acc[acc["subnetwork"] != "dense"].groupby(["rewind", "level"]):
-        a = g.set_index("subnetwork")["accuracy"]
-        imp = a.get("imp", np.nan)
-        rows.append({"rewind": k, "level": level, "density": float(g["density"].iloc[0]), "full": full,
-                     "full_from": full_from, "imp": imp, "random_prune": a.get("random-prune", np.nan),
-                     "random_reinit": a.get("random-reinit", np.nan), "delta": full - imp,
-                     "imp_matching": None if np.isnan(full) or np.isnan(imp)
-                     else bool(imp >= full - MATCHING_TOLERANCE - 1e-12)})
-    if not rows:
+    """Frankle et al. 2020, Table 2, for every (k, level) the store holds (:func:`lth.analysis.instability.table2`)."""
+    t = table2(df)
+    if t.empty:
         return
-    t = pd.DataFrame(rows)
-    t = t.assign(k_order=t["rewind"].map(_k_iterations)).sort_values(["k_order", "level"]).drop(columns="k_order")
     page.table(t, "stability_table2", "Frankle et al. 2020, Table 2 for this store: test accuracy (fractions, mean "
                "over copies and replicates) of the full network (dense copies made at k = 0; full_from names them), "
                "IMP, random pruning and random reinitialisation at each k and level; delta = full - IMP; "

@@ -1,0 +1,82 @@
+"""The report's page: what a report wrote (:class:`Report`) and the HTML page sections add to (:class:`Page`:
+headings, paragraphs, tables with their CSV, figures with their PNG, SVG and CSV), written whole at the end
+(:func:`write_page`)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lth.report.figures import save, write_csv
+from lth.store.atomic import atomic_write_bytes
+
+
+@dataclass
+class Report:
+    """What a report wrote: the page, its figures (PNG and SVG) and its tables (CSV), all absolute paths."""
+
+    index: Path
+    figures: list[Path] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``lth report --json`` document."""
+        return {"report": str(self.index), "figures": [str(p) for p in self.figures],
+                "tables": [str(p) for p in self.tables]}
+
+
+@dataclass
+class Page:
+    """The page being built in the folder ``out``: its HTML ``parts`` in order, and the ``report`` of every file
+    written for it."""
+
+    out: Path
+    report: Report
+    parts: list[str] = field(default_factory=list)
+
+    def h(self, level: int, text: str) -> None:
+        """A heading of ``level`` (1-6)."""
+        self.parts.append(f"<h{level}>{html.escape(text)}</h{level}>")
+
+    def p(self, text: str) -> None:
+        """A paragraph."""
+        self.parts.append(f"<p>{html.escape(text)}</p>")
+
+    def table(self, df: pd.DataFrame, name: str, caption: str, show: pd.DataFrame | None = None) -> None:
+        """``df`` as ``<name>.csv`` and shown on the page (``show``: the columns to show, when not all)."""
+        p = write_csv(df, self.out / f"{name}.csv")
+        self.report.tables.append(p)
+        shown = (show if show is not None else df).to_html(index=False, na_rep="", border=0, classes="t",
+                                                           float_format=lambda x: f"{x:.4g}")
+        self.parts.append(f'<div class="tbl"><p class="cap">{html.escape(caption)} '
+                          f'(<a href="{p.name}">CSV</a>)</p>{shown}</div>')
+
+    def figure(self, fig: Any, name: str, caption: str, data: pd.DataFrame | None = None) -> None:
+        """``fig`` as ``<name>.png`` and ``.svg``, shown with ``caption``; ``data`` (the table behind it) as
+        ``<name>.csv``."""
+        paths = save(fig, self.out, name)
+        self.report.figures.extend(paths)
+        links = f'<a href="{name}.svg">SVG</a>'
+        if data is not None:
+            csv = write_csv(data, self.out / f"{name}.csv")
+            self.report.tables.append(csv)
+            links += f' · <a href="{name}.csv">CSV</a>'
+        self.parts.append(f'<figure><img src="{name}.png" alt="{html.escape(caption)}">'
+                          f"<figcaption>{html.escape(caption)} ({links})</figcaption></figure>")
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption,.cap{font-size:.9em;color:#444}
+table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}table.t td,table.t th{border:1px solid #ccc;
+padding:2px 6px;text-align:right}.tbl{overflow-x:auto}"""
+
+
+def write_page(page: Page) -> None:
+    """Write ``page`` as the report's ``index.html``, whole (atomically)."""
+    doc = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>lth report</title>"
+           f"<style>{_CSS}</style></head><body>\n" + "\n".join(page.parts) + "\n</body></html>\n")
+    atomic_write_bytes(page.report.index, doc.encode("utf-8"))
