@@ -8,10 +8,10 @@ or rotation of blurred images. With ``sparse`` the ticket itself is pretrained: 
 under level l's IMP mask (the paper's "sparse pretraining").
 
 The data transforms are :class:`lth.spec.DataHparams` options (``random_labels_fraction``, ``blur``,
-``rotation_task``; see ``lth.data.datasets``). This module maps a task onto them, and holds the two ops of the
-graph: ``pretrain_init`` (in lottery/trunk.py: the pretraining run's start: level 0's init W_0, the head fitted to the task's class
-count, and for sparse pretraining the level's mask) and ``pretrain_head`` (the pretrained state with its head
-replaced, for the rotation tasks). The nodes themselves are planned by :class:`lth.lottery.trunk.Trunk`.
+``rotation_task``; see ``lth.data.datasets``). This module maps a task onto them and holds the op
+``pretrain_head`` (the pretrained state with its head replaced, for the rotation tasks); the pretraining run's start
+(``pretrain_init``: level 0's init W_0, the head fitted to the task's class count, and for sparse pretraining the
+level's mask) is an op beside ``imp`` in ``lottery/trunk.py``. The nodes themselves are planned by :class:`lth.lottery.trunk.Trunk`.
 """
 
 from __future__ import annotations
