@@ -11,7 +11,8 @@ The data transforms are :class:`lth.spec.DataHparams` options (``random_labels_f
 ``rotation_task``; see ``lth.data.datasets``). This module maps a task onto them and holds the op
 ``pretrain_head`` (the pretrained state with its head replaced, for the rotation tasks); the pretraining run's start
 (``pretrain_init``: level 0's init W_0, the head fitted to the task's class count, and for sparse pretraining the
-level's mask) is an op beside ``imp`` in ``lottery/trunk.py``. The nodes themselves are planned by :class:`lth.lottery.trunk.Trunk`.
+level's mask) is an op beside ``imp`` in ``lottery/trunk.py``.
+The nodes themselves are planned by :class:`lth.lottery.trunk.Trunk`.
 """
 
 from __future__ import annotations
