@@ -19,7 +19,7 @@ from torch import Tensor
 from lth.analysis.landscape import grid_states, pca_plane, plane_through, span
 from lth.data import Dataset
 from lth.engine.evaluate import evaluate_states
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.stability.analysis import BN_BATCH_SIZE, BN_BATCHES, train_subset
 from lth.stability.plan import Stability
 from lth.store import RunDir
@@ -44,7 +44,8 @@ def landscape(exp: Stability, level: int, replicate: int, data: Dataset, *, plan
     ``{"plane", "xs", "ys", "test_error", "test_loss" ([len(ys)][len(xs)]), "points", "trajectories", "file"}``.
     Needs copies 0 and 1 complete."""
     if plane not in PLANES:
-        raise UserError(f"--plane {plane!r}: unknown value; allowed: {', '.join(PLANES)}")
+        raise UserError(f"{ref('plane')} {plane!r}: unknown value; allowed: {', '.join(PLANES)}", value=plane,
+                        allowed=", ".join(PLANES))
     runs = [exp.copy_dir(replicate, level, c) for c in (0, 1)]
     missing = [str(p) for p in runs if not RunDir(p).complete()]
     if missing:
