@@ -307,7 +307,8 @@ def evaluate_stability(plan: StabilityPlan, data: Any, path: PathOptions, *, ali
     full, copies = full_accuracy(records)
     dense = full if full is not None or not trunk_fallback else dense_accuracy(plan)
     basis = (f"the dense copies made at k = 0 ({copies} copies)" if full is not None
-             else "the dense trunk's level 0 (no dense copies at k = 0 in this command)")
+             else "the dense trunk's level 0 (no dense copies at k = 0 in this command)" if trunk_fallback
+             else "none: no dense copies at k = 0 in this command")
     return PathTables(records, summary(records, dense, path.threshold), basis)
 
 
@@ -350,7 +351,8 @@ def run_stability(spec: TrainSpec, pruning: Any, opts: StabilityOptions, path: P
         ex, runs = train_copies(planned, runtime, p)
         tables = evaluate_stability(plan, ex.dataset(spec.data), path, align=opts.align,
                                     device=str(ex.options.torch_device()),
-                                    max_population=runtime.max_population or 64, log=p.console.print)
+                                    max_population=runtime.max_population or 64, log=p.console.print,
+                                    trunk_fallback=ticket is None)  # a ticket's copies hang off no trunk
     with_iterations(tables.records + tables.summary, plan.steps_per_epoch)
     return StabilityResult({"results": tables.records, "summary": tables.summary}, "results", runs=runs,
                            threshold=path.threshold, basis=tables.basis)
