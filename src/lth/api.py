@@ -385,8 +385,12 @@ def stability(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tenso
 
     got = inputs_from_keywords("stability", preset, keywords, (StabilityOptions, PathOptions))
     opts, path = got.parts
-    result = run_stability(got.spec, got.pruning, opts, path, got.runtime, progress, preset=got.preset,
-                           given=got.overrides, ticket=ticket)
+    threads = torch.get_num_threads()  # ``threads=`` is for this study: a notebook's later cells keep theirs
+    try:
+        result = run_stability(got.spec, got.pruning, opts, path, got.runtime, progress, preset=got.preset,
+                               given=got.overrides, ticket=ticket)
+    finally:
+        torch.set_num_threads(threads)
     return {k: result.frame(k) for k in ("results", "summary")}
 
 
@@ -400,8 +404,12 @@ def landscape(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tenso
 
     got = inputs_from_keywords("landscape", preset, keywords, (StabilityOptions, PathOptions, LandscapeOptions))
     opts, path, land = got.parts
-    return run_landscape(got.spec, got.pruning, opts, path, land, got.runtime, progress, preset=got.preset,
-                         given=got.overrides, ticket=ticket).frame()
+    threads = torch.get_num_threads()
+    try:
+        return run_landscape(got.spec, got.pruning, opts, path, land, got.runtime, progress, preset=got.preset,
+                             given=got.overrides, ticket=ticket).frame()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def branch(name: str, preset: str, levels: Any, **flags: Any) -> pd.DataFrame:

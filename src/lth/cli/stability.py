@@ -34,11 +34,10 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     the trunks' pruning, the spec, the runtime."""
     add_preset_flag(p)
     add_options(p, StabilityOptions, "stability", skip=("replicates", *SWITCHES))
-    fields = {f.name: f for f in StabilityOptions.option_fields()}
+    fields, switches = {f.name: f for f in StabilityOptions.option_fields()}, p.add_argument_group("stability switches")
     for name in SWITCHES:
-        f = fields[name]
-        p.add_argument(f"--{name.replace('_', '-')}", action="store_true", default=argparse.SUPPRESS,
-                       help=argparse.SUPPRESS if f.hidden else f.help)
+        switches.add_argument(f"--{name.replace('_', '-')}", action="store_true", default=argparse.SUPPRESS,
+                              help=argparse.SUPPRESS if fields[name].hidden else fields[name].help)
     add_options(p, PathOptions, "path evaluation")
     add_pruning_flags(p, base_name)
     add_spec_flags(p, base)
