@@ -194,7 +194,7 @@ def test_every_command_is_reachable_with_its_flags_as_keywords(tmp_path) -> None
     for call, named in [
         (lambda: api.command("stabilty"), ["command", "'stabilty'", "stability"]),
         (lambda: api.stability("digits_mlp", copiez=2, root=tmp_path), ["'copiez'", "copies"]),
-        (lambda: api.stability("digits_mlp", copies=1, root=tmp_path), ["copies", "'1'", ">= 2"]),
+        (lambda: api.stability("digits_mlp", copies=1, root=tmp_path), ["copies", "bad value 1", ">= 2"]),
         (lambda: api.stability("digits_mlp", alphas={"a": 1}, root=tmp_path), ["alphas", "{'a': 1}"]),
         (lambda: api.stability("digit", root=tmp_path), ["preset", "'digit'", "digits_mlp"]),
         (lambda: api.hessian(tmp_path / "typo", steps="final"), ["root", "typo"]),

@@ -368,18 +368,48 @@ def command(name: str, *positional: Any, **flags: Any) -> dict[str, Any]:
     return json.loads(out.getvalue()) if out.getvalue().strip() else {}
 
 
-def stability(preset: str, **flags: Any) -> dict[str, pd.DataFrame]:
-    """``lth stability`` (instability analysis, Frankle, Dziugaite, Roy & Carbin, ICML 2020, Sec. 2-3): copies at
-    step ``rewind`` trained with different SGD noise and the error along the straight path between them.
-    ``{"results": one row per pair of copies, "summary": first stable k per subnetwork and level}``."""
-    doc = command("stability", preset=preset, **flags)
-    return {k: pd.DataFrame(v) for k, v in doc.items()}
+def stability(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tensor], Any] | None = None,
+              progress: Any = None, **keywords: Any) -> dict[str, pd.DataFrame]:
+    """Instability analysis (Frankle, Dziugaite, Roy & Carbin, ICML 2020, Sec. 2-3;
+    :func:`lth.studies.stability.run_stability`): copies at step ``rewind`` trained with different SGD noise and
+    the error along the straight path between them. ``{"results": one row per pair of copies, "summary": first
+    stable k per subnetwork and level}``, the rows of ``lth stability --json``.
+
+    Keywords: the study's (``rewind``, ``levels``, ``subnetwork``, ``copies``, ``replicates``, ``alphas``,
+    ``threshold``, ``train_examples``, ``align``, ...), the runtime's (``root``, ``device``, ``executor``, ...),
+    ``pruning`` (a dict over the preset's) and hyperparameters (``lr=0.01``). ``ticket=(state, mask)`` (as
+    :func:`ticket` returns it): the copies start from exactly those tensors, under that mask, at the one step
+    ``rewind`` (stored once under ``<root>/ticket_<hash>/``). ``progress``: a :class:`lth.progress.Progress`, or
+    False for only the populations (default: plain lines in a notebook)."""
+    from lth.studies.stability import PathOptions, StabilityOptions, inputs_from_keywords, run_stability
+
+    got = inputs_from_keywords("stability", preset, keywords, (StabilityOptions, PathOptions))
+    opts, path = got.parts
+    threads = torch.get_num_threads()  # ``threads=`` is for this study: a notebook's later cells keep theirs
+    try:
+        result = run_stability(got.spec, got.pruning, opts, path, got.runtime, progress, preset=got.preset,
+                               given=got.overrides, ticket=ticket)
+    finally:
+        torch.set_num_threads(threads)
+    return {k: result.frame(k) for k in ("results", "summary")}
 
 
-def landscape(preset: str, **flags: Any) -> pd.DataFrame:
-    """``lth landscape``: test error and loss over a plane through stability copies; one row per cell and
-    replicate (its grid file, figures, minimum test error)."""
-    return pd.DataFrame(command("landscape", preset=preset, **flags)["landscapes"])
+def landscape(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tensor], Any] | None = None,
+              progress: Any = None, **keywords: Any) -> pd.DataFrame:
+    """Test error and loss over a plane through stability copies (:func:`lth.studies.landscape.run_landscape`):
+    :func:`stability`'s keywords plus ``plane``, ``grid`` and ``margin``; one row per cell and replicate (its
+    grid file, figures, minimum test error), the rows of ``lth landscape --json``."""
+    from lth.studies.landscape import LandscapeOptions, run_landscape
+    from lth.studies.stability import PathOptions, StabilityOptions, inputs_from_keywords
+
+    got = inputs_from_keywords("landscape", preset, keywords, (StabilityOptions, PathOptions, LandscapeOptions))
+    opts, path, land = got.parts
+    threads = torch.get_num_threads()
+    try:
+        return run_landscape(got.spec, got.pruning, opts, path, land, got.runtime, progress, preset=got.preset,
+                             given=got.overrides, ticket=ticket).frame()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def branch(name: str, preset: str, levels: Any, **flags: Any) -> pd.DataFrame:

@@ -94,18 +94,18 @@ class ModeConnectivityRecipe(Recipe):
     def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
         """Evaluate every path; Table 2's columns from the copies at k = 0, instability per subnetwork, and the
         first stable (and matching) k per subnetwork."""
-        from lth.analysis.stability import default_alphas
-        from lth.stability.analysis import end_accuracies, evaluate_pairs, full_accuracy, record, summary
+        from lth.stability.analysis import end_accuracies
+        from lth.studies.stability import PathOptions, evaluate_stability
 
         out: dict[str, Measured] = {}
         self._summary: list[dict[str, Any]] = []
+        path = PathOptions.from_values(alphas=QUICK_ALPHAS if ctx.quick else 30)
         for piece in pieces:
             sp, level = piece.plan, piece.meta["level"]
-            data = ex.dataset(sp.trunks[0].spec.data)
-            items = sp.pairs()
-            entries = evaluate_pairs(items, data, alphas=default_alphas(QUICK_ALPHAS if ctx.quick else 30),
-                                     device=str(ex.options.torch_device()))
-            recs = [record(e, lv, r, pair, ent) for (e, lv, r, pair), ent in zip(items, entries, strict=True)]
+            # lth stability's evaluation; matching compares to the dense copies at k = 0 only (Table 2's "full")
+            tables = evaluate_stability(sp, ex.dataset(sp.trunks[0].spec.data), path,
+                                        device=str(ex.options.torch_device()), trunk_fallback=False)
+            recs = tables.records
 
             def acc(sub: str, lv: int, k: str = "0it", recs: list = recs) -> list[float]:
                 return list(end_accuracies([r for r in recs if r["subnetwork"] == sub and r["level"] == lv
@@ -124,8 +124,7 @@ class ModeConnectivityRecipe(Recipe):
                     key = f"{net}: test instability, {r['subnetwork']} level {r['level']}, k = {r['rewind']}"
                     out.setdefault(key, Measured([], "error barrier on the test set"))
                     out[key].values.append(r["test_instability"])
-            dense, _ = full_accuracy(recs)  # the same copies as `full` above: one definition with lth stability
-            for s in summary(recs, dense):
+            for s in tables.summary:  # matching against the same copies as `full` above
                 self._summary.append({"network": net, **s})
         return out
 

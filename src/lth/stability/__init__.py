@@ -5,6 +5,14 @@ paths between trained copies (as populations) and stores the results; :mod:`lth.
 evaluates a plane of states through them. See docs/stability.md.
 """
 
-from lth.stability.plan import COPY_SEED_BASE, SUBNETWORKS, Stability, StabilityPlan, copy_seed, trajectory_steps
+from lth.stability.plan import (
+    COPY_SEED_BASE,
+    SUBNETWORKS,
+    TICKET,
+    Stability,
+    StabilityPlan,
+    copy_seed,
+    trajectory_steps,
+)
 
-__all__ = ["COPY_SEED_BASE", "SUBNETWORKS", "Stability", "StabilityPlan", "copy_seed", "trajectory_steps"]
+__all__ = ["COPY_SEED_BASE", "SUBNETWORKS", "TICKET", "Stability", "StabilityPlan", "copy_seed", "trajectory_steps"]

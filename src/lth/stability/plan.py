@@ -15,6 +15,9 @@ replicate ``r`` starts from
   (Table 2); for k > 0 the paper's slides leave open what "the reinitialised state at step k" is; lth
   replaces the state at step k by a fresh draw (docs/stability.md).
 
+- ``ticket``: a state and mask given as tensors (a given node, :mod:`lth.graph.given`, stored under
+  ``<root>/ticket_<hash>/``), placed at step k: the copies start from exactly those weights under that mask.
+
 Every copy of one replicate shares the start (weights and mask); copies differ only in their data-order and
 augmentation seeds, ``COPY_SEED_BASE + 1000 r + c``. Each trains from step k for the remaining T - k steps on
 the schedule of step k, or, with ``schedule_from_zero``, for T steps with the schedule restarted at step 0
@@ -25,7 +28,8 @@ Store layout::
     <root>/stability_<hash>/replicate_<r>/level_<l>/copy_<c>/      one trained copy (a run)
     <root>/stability_<hash>/replicate_<r>/level_<l>/pairs.json     the paths' errors (lth.stability.analysis)
 
-The hash covers the trunk (spec, pruning, rewind k), the subnetwork and ``schedule_from_zero``.
+The hash covers the trunk (spec, pruning, rewind k), the subnetwork and ``schedule_from_zero``; for a ticket, the
+spec, k and the given node (the tensors' hash) instead of the trunk.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from lth.spec import Step, spec_hash
 from lth.store.paths import experiment_dir
 
 SUBNETWORKS = ("dense", "imp", "random-prune", "random-reinit")
+TICKET = "ticket"  # the subnetwork of copies that start from a ticket given as tensors (Stability.given)
 COPY_SEED_BASE = 2_000_000  # data-order / augmentation seeds of copies: never a replicate's own seed
 
 
@@ -57,17 +62,23 @@ class Stability:
     """One instability experiment: a trunk (its rewind step is k), a subnetwork kind, and the schedule choice.
 
     ``same_noise`` gives every copy copy 0's seeds (a check: such copies are identical and have instability
-    exactly 0); it is part of the hash, so it never mixes with real copies."""
+    exactly 0); it is part of the hash, so it never mixes with real copies. ``given``: a given node
+    (:func:`lth.graph.given_node`) holding the ticket the copies start from (subnetwork ``ticket``); the trunk then
+    only carries the spec, k, the store and the preset's name (none of its levels is trained)."""
 
     trunk: Trunk
     subnetwork: str = "dense"
     schedule_from_zero: bool = False
     same_noise: bool = False
+    given: Node | None = None
 
     def __post_init__(self) -> None:
-        if self.subnetwork not in SUBNETWORKS:
-            raise UserError(f"{ref('subnetwork')} {self.subnetwork!r}: unknown value; allowed: "
-                            f"{', '.join(SUBNETWORKS)}", value=self.subnetwork, allowed=", ".join(SUBNETWORKS))
+        if (self.given is not None) != (self.subnetwork == TICKET):
+            raise ValueError("a ticket's copies are subnetwork 'ticket', and subnetwork 'ticket' needs a given node")
+        if self.subnetwork not in SUBNETWORKS and self.given is None:
+            allowed = ", ".join(SUBNETWORKS)
+            raise UserError(f"{ref('subnetwork')} {self.subnetwork!r}: unknown value; allowed: {allowed}",
+                            value=self.subnetwork, allowed=allowed)
 
     @property
     def k(self) -> Step:
@@ -78,11 +89,13 @@ class Stability:
     def digest(self) -> str:
         """The experiment's hash (names its directory)."""
         extra: dict[str, Any] = {"trunk": self.trunk.digest, "subnetwork": self.subnetwork}
+        if self.given is not None:  # the trunk's pruning plays no part: the spec, k and the tensors do
+            extra = {"rewind": str(self.k), "ticket": self.given.digest, "subnetwork": self.subnetwork}
         if self.schedule_from_zero:
             extra["schedule_from_zero"] = True
         if self.same_noise:
             extra["same_noise"] = True
-        return spec_hash(extra)
+        return spec_hash(extra) if self.given is None else spec_hash(self.trunk.spec, extra)
 
     @property
     def root(self) -> Path:
@@ -99,14 +112,19 @@ class Stability:
 
     def meta(self, replicate: int, level: int, copy: int) -> dict[str, Any]:
         """What a copy's spec.json records beside its hyperparameters."""
-        return {"kind": "stability", "preset": self.trunk.preset, "level": level, "rewind": str(self.k),
-                "subnetwork": self.subnetwork, "copy": copy, "schedule_from_zero": self.schedule_from_zero,
-                "pruning": self.trunk.pruning.record(),
+        out = {"kind": "stability", "preset": self.trunk.preset, "level": level, "rewind": str(self.k),
+               "subnetwork": self.subnetwork, "copy": copy, "schedule_from_zero": self.schedule_from_zero}
+        if self.given is not None:
+            return {**out, "ticket": str(self.given.path)}
+        return {**out, "pruning": self.trunk.pruning.record(),
                 "parent_trunk": str(self.trunk.level_dir(replicate, 0).parent.parent)}
 
     def recipe(self, replicate: int, level: int) -> Recipe:
         """The start (state at k) and mask shared by every copy of one replicate and level."""
         t, r = self.trunk, replicate
+        if self.given is not None:  # the given state, under the given mask (none: dense)
+            start = Ref(self.given, "state:final")
+            return Recipe.make("ticket", start, *([Ref(self.given, "mask")] if self.given.meta.get("mask") else []))
         if t.pretrain is not None and t.pretrain.sparse and level < 1 and self.subnetwork != "random-reinit":
             raise UserError(f"{ref('subnetwork')} {self.subnetwork} at level 0 with {ref('pretrain_sparse')}: sparse "
                             "pretraining is per pruned level (1, 2, ...); level 0 has none to start from")
@@ -123,8 +141,9 @@ class Stability:
     def node(self, replicate: int, level: int, copy: int, trajectory: tuple[tuple[str, Step], ...] = ()) -> Node:
         """Copy ``copy`` of replicate ``replicate`` at trunk level ``level`` (``dense``: level 0). It keeps its
         start state as ``start`` and the states named in ``trajectory`` (for landscapes)."""
-        if self.subnetwork == "dense" and level != 0:
-            raise UserError(f"{ref('levels')}: the dense network is level 0; got level {level}", value=level)
+        if self.subnetwork in ("dense", TICKET) and level != 0:
+            raise UserError(f"{ref('levels')}: the {'dense network' if self.subnetwork == 'dense' else 'ticket'} is "
+                            f"level 0; got level {level}")
         spec = self.trunk.spec
         seed = copy_seed(replicate, 0 if self.same_noise else copy)
         train = dataclasses.replace(spec.train, order_seed=seed, augment_seed=seed)
@@ -151,7 +170,8 @@ def trajectory_steps(start: int, total: int, points: int) -> tuple[tuple[str, St
 class StabilityPlan:
     """Stability experiments over rewind steps k, subnetworks and trunk levels; ``copies`` copies per
     replicate. Level 0 is the dense network (recorded as subnetwork ``dense``); levels >= 1 are the
-    non-dense subnetworks at that trunk level."""
+    non-dense subnetworks at that trunk level. With ``given`` (a ticket as a given node), the only cell is the
+    ticket's (subnetwork ``ticket``, level 0) per trunk, i.e. per k."""
 
     trunks: list[Trunk]
     subnetworks: list[str]
@@ -162,23 +182,29 @@ class StabilityPlan:
     same_noise: bool = False
     trajectory_points: int = 4
     steps_per_epoch: int = 1
+    given: Node | None = None
 
     def __post_init__(self) -> None:
         self.trunks = list({t.digest: t for t in self.trunks}.values())
-        bad = [s for s in self.subnetworks if s not in SUBNETWORKS]
+        if self.given is not None:
+            self.subnetworks, self.levels = [TICKET], [0]
+        bad = [s for s in self.subnetworks if s not in SUBNETWORKS and not (s == TICKET and self.given is not None)]
         if bad:
             raise UserError(f"{ref('subnetwork')} {bad[0]!r}: unknown value; allowed: {', '.join(SUBNETWORKS)}",
                             value=bad[0], allowed=", ".join(SUBNETWORKS))
         if self.copies < 2:
-            raise UserError(f"{ref('copies')} {self.copies}: need at least 2 copies to make a path", value=self.copies,
-                            allowed="at least 2")
-        if any(s != "dense" for s in self.subnetworks) and not any(lv > 0 for lv in self.levels):
+            raise UserError(f"{ref('copies')} {self.copies}: need at least 2 copies to make a path; allowed: a whole "
+                            "number >= 2", value=self.copies, allowed="a whole number >= 2")
+        if any(s not in ("dense", TICKET) for s in self.subnetworks) and not any(lv > 0 for lv in self.levels):
             raise UserError(f"{ref('levels')} {','.join(map(str, self.levels))}: subnetworks "
                             f"{', '.join(s for s in self.subnetworks if s != 'dense')} need trunk levels >= 1")
 
     def cells(self) -> list[tuple[Stability, int]]:
         """Every (experiment, level): dense at level 0 (when asked for, or when level 0 is in ``levels``),
-        every other subnetwork at each level >= 1."""
+        every other subnetwork at each level >= 1; with a ticket, the ticket's cell at each k."""
+        if self.given is not None:
+            return [(Stability(t, TICKET, self.schedule_from_zero, self.same_noise, self.given), 0)
+                    for t in self.trunks]
         out = []
         for t in self.trunks:
             for sub in dict.fromkeys(["dense", *self.subnetworks]):

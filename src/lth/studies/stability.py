@@ -1,0 +1,463 @@
+"""The stability study: instability analysis (Frankle, Dziugaite, Roy & Carbin, ICML 2020) as a plain function.
+
+Copies of a network or subnetwork at step k trained with different SGD noise, and the error along the straight
+path between them. :func:`run_stability` takes typed options (:class:`StabilityOptions`: which copies;
+:class:`PathOptions`: how each path is evaluated; :class:`~lth.studies.runtime.RuntimeOptions`: where it trains),
+plans the copies and the IMP trunks they hang off (:class:`lth.stability.StabilityPlan`), trains what is missing,
+evaluates every path and returns a :class:`StabilityResult` whose document is what ``lth stability --json`` prints.
+``lth stability`` and ``lth.api.stability`` are its two faces; ``lth landscape`` (:mod:`lth.studies.landscape`) and
+the ``mode-connectivity`` recipe share its planning and its evaluation.
+
+A ticket held as tensors, ``ticket=(state, mask)`` (as :func:`lth.api.ticket` returns it), is the start of the
+copies instead of a trunk's level: it is stored as a given node (:mod:`lth.graph.given`) under
+``<root>/ticket_<hash>/`` and the copies reference its state and mask as they reference a trunk level's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lth.analysis.stability import STABLE_THRESHOLD, default_alphas
+from lth.errors import UserError, ref
+from lth.graph import Node
+from lth.options import Options, option, unknown_name
+from lth.progress import Progress
+from lth.spec import Step, TrainSpec
+from lth.stability.analysis import DEFAULT_TRAIN_EXAMPLES
+from lth.stability.plan import SUBNETWORKS, StabilityPlan
+from lth.studies.base import StudyResult, progress_of
+from lth.studies.runtime import ExecutorOptions, RuntimeOptions, check_fits, default_root
+
+Ticket = tuple[Mapping[str, Any], Mapping[str, Any] | None]  # (state, mask) as lth.api.ticket returns them
+
+
+# ------------------------------------------------------------------------------------------------ options
+@dataclass(frozen=True)
+class PathOptions(Options):
+    """How the straight path between two trained copies is evaluated (``lth stability`` and ``lth landscape``)."""
+
+    PREFIX: ClassVar[str] = ""
+    alphas: int = option(30, "evenly spaced points on each path, ends included (paper: 30)", low=2)
+    threshold: float = option(STABLE_THRESHOLD, "stable when test instability < this fraction (paper: 0.02)", low=0,
+                              high=1, low_open=True, high_open=True,
+                              allowed="a fraction between 0 and 1 (exclusive), e.g. 0.02")
+    train_examples: int = option(DEFAULT_TRAIN_EXAMPLES, "size of the fixed training subset for train instability "
+                                                         "and BatchNorm statistics", low=2)
+
+    def points(self) -> list[float]:
+        """The interpolation coefficients of each path: ``alphas`` evenly spaced points from 0 to 1."""
+        return default_alphas(self.alphas)
+
+
+@dataclass(frozen=True)
+class StabilityOptions(Options):
+    """Which copies: the steps k they are made at, the trunk levels and subnetworks copied, how many copies per
+    replicate, and how they train."""
+
+    PREFIX: ClassVar[str] = ""
+    rewind: tuple[Step, ...] = option((Step(0, "it"),), "steps k at which the copies are made (a sweep)")
+    levels: tuple[str, ...] = option(("0",), "trunk levels: 0 is the dense network, >= 1 the subnetworks of that IMP "
+                                              "level (e.g. 0-3)")
+    subnetwork: tuple[str, ...] = option(("dense",), f"what is copied at step k ({' | '.join(SUBNETWORKS)}); several "
+                                                     "allowed", metavar="KIND")
+    copies: int = option(2, "copies per replicate (every pair is a path)", low=2)
+    schedule_from_zero: bool = option(False, "train copies for T steps with the schedule restarted at 0 (the paper's "
+                                             "Fig. 4 control)")
+    align: bool = option(False, "permute the second copy's hidden units to match the first (weight matching) first")
+    same_noise: bool = option(False, "every copy with copy 0's seeds (a check: identical copies, instability 0)",
+                              hidden=True)
+    trajectory_points: int = option(4, "states each copy keeps for `lth landscape`", low=0)
+    replicates: int = option(1, "number of replicates", low=1)
+
+    def validate(self) -> None:
+        """A subnetwork named as ever (``--subnetwork 'bogus': unknown value``), then the per-field checks and
+        :meth:`check`."""
+        for sub in self.subnetwork:
+            if sub not in SUBNETWORKS:
+                raise UserError(f"{ref('subnetwork')} {sub!r}: unknown value; allowed: {', '.join(SUBNETWORKS)}",
+                                value=sub, allowed=", ".join(SUBNETWORKS))
+        super().validate()
+
+    def check(self) -> None:
+        """At least one step and one subnetwork; levels that parse; levels >= 1 for every non-dense subnetwork."""
+        if not self.rewind:
+            raise UserError(f"{ref('rewind')}: no step given; allowed: one or more steps, e.g. 0it 500it",
+                            allowed="one or more steps")
+        if not self.subnetwork:
+            raise UserError(f"{ref('subnetwork')}: none given; allowed: one or more of {', '.join(SUBNETWORKS)}",
+                            allowed=", ".join(SUBNETWORKS))
+        levels = self.level_list()
+        sparse = [s for s in self.subnetwork if s != "dense"]
+        if sparse and not any(lv > 0 for lv in levels):
+            raise UserError(f"{ref('levels')} {','.join(map(str, levels))}: subnetworks {', '.join(sparse)} need trunk "
+                            "levels >= 1", value=",".join(self.levels), allowed="levels >= 1")
+
+    def level_list(self) -> list[int]:
+        """``levels`` as sorted level numbers (``0-3``, ``3,5,8`` or a mix, ``0-3,8``)."""
+        text = ",".join(self.levels)
+        out: set[int] = set()
+        try:
+            for part in (p.strip() for p in text.split(",")):
+                if "-" in part:
+                    lo, hi = (int(x) for x in part.split("-", 1))
+                    if lo > hi:
+                        raise ValueError
+                    out.update(range(lo, hi + 1))
+                elif part:
+                    out.add(int(part))
+        except ValueError:
+            raise UserError(f"{ref('levels')} {text!r}: expected a range like 0-15 or a list like 3,5,8", value=text,
+                            allowed="a range like 0-15 or a list like 3,5,8") from None
+        if not out or min(out) < 0:
+            raise UserError(f"{ref('levels')} {text!r}: expected levels >= 0, e.g. 0-15 or 3,5,8", value=text,
+                            allowed="levels >= 0")
+        return sorted(out)
+
+
+# ------------------------------------------------------------------------------------------------ results
+@dataclass
+class StabilityResult(StudyResult):
+    """``document``: ``{"results": one record per pair of copies, "summary": first stable (and matching) k per
+    subnetwork and level}``, steps beside their iterations. ``runs``: the copies' run records (the CLI reports the
+    diverged and failed ones), ``threshold`` and ``basis`` (what matching compared to) for the printed lines."""
+
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    threshold: float = STABLE_THRESHOLD
+    basis: str = ""
+
+
+@dataclass
+class PathTables:
+    """What evaluating a plan's paths gives: one record per pair of copies, the summary per (subnetwork, level,
+    schedule), and in words what matching compared to (``basis``)."""
+
+    records: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    basis: str
+
+
+# ------------------------------------------------------------------------------------------------ planning
+def stability_trunks(spec: TrainSpec, pruning: Any, rewinds: tuple[Step, ...], root: Path | str,
+                     preset: str = "custom") -> list[Any]:
+    """One IMP trunk per rewind step k (the parents of the copies made at k; repeats are one trunk)."""
+    from lth.lottery import Trunk
+
+    trunks = [Trunk(spec, pruning, k, Path(root), preset, None) for k in rewinds]
+    return list({t.digest: t for t in trunks}.values())
+
+
+def check_ticket(ticket: Any, net: Any, model: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``ticket`` = ``(state, mask)`` checked against ``net`` (one network of the study's architecture ``model``):
+    the state holds exactly the network's tensors with their shapes and finite values, the mask (or None: dense)
+    only prunable weights, with their shapes, of 0/1 values. Returns them on the CPU, the state in the network's
+    dtypes, the mask as bools. UserError naming ``ticket`` otherwise."""
+    import torch
+
+    how = ("(state, mask): a dict of the model's tensors and a dict of bool tensors over its prunable weights, as "
+           "lth.api.ticket(run) returns")
+    if not isinstance(ticket, tuple | list) or len(ticket) != 2:
+        raise UserError(f"{ref('ticket')}: bad value of type {type(ticket).__name__}; allowed: {how}", allowed=how)
+    state, mask = ticket
+    own = net.member_state(0)
+    for what, d in (("state", state), ("mask", mask)):
+        if d is not None and (not isinstance(d, Mapping) or not all(isinstance(v, torch.Tensor) for v in d.values())):
+            raise UserError(f"{ref('ticket')}: the {what} is a {type(d).__name__}, not a dict of tensors; allowed: "
+                            f"{how}", allowed=how)
+    if state is None:
+        raise UserError(f"{ref('ticket')}: no state given; allowed: {how}", allowed=how)
+    extra = [k for k in state if k not in own]
+    if extra:
+        raise UserError(f"{ref('ticket')}: the state names {extra[0]!r}, not a tensor of {model}; allowed: "
+                        f"{', '.join(own)}", value=extra[0], allowed=", ".join(own))
+    missing = [k for k in own if k not in state]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UserError(f"{ref('ticket')}: the state lacks {missing[0]!r}{more}; allowed: every tensor of {model}: "
+                        f"{', '.join(own)}", value=missing[0], allowed=", ".join(own))
+    for name, kind in (("state", state), ("mask", mask or {})):
+        for k, v in kind.items():
+            want = own.get(k)
+            if want is not None and tuple(v.shape) != tuple(want.shape):
+                raise UserError(f"{ref('ticket')}: {name}[{k!r}] has shape {tuple(v.shape)}; {model}'s is "
+                                f"{tuple(want.shape)}", value=tuple(v.shape), allowed=str(tuple(want.shape)))
+    for k, v in state.items():
+        if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all()):
+            raise UserError(f"{ref('ticket')}: state[{k!r}] holds NaN or infinite values; allowed: finite weights")
+    state = {k: state[k].detach().to("cpu", own[k].dtype).contiguous().clone() for k in own}
+    if mask is None:
+        return state, None
+    prunable = list(net.prunable())
+    wrong = [k for k in mask if k not in prunable]
+    if wrong:
+        raise UserError(f"{ref('ticket')}: the mask names {wrong[0]!r}, not a prunable weight of {model}; allowed: "
+                        f"{', '.join(prunable)}", value=wrong[0], allowed=", ".join(prunable))
+    for k, v in mask.items():
+        if v.dtype != torch.bool and not bool(((v == 0) | (v == 1)).all()):
+            raise UserError(f"{ref('ticket')}: mask[{k!r}] holds values other than 0 and 1; allowed: bool tensors "
+                            "(True: kept)")
+    return state, {k: mask[k].detach().to("cpu").bool().contiguous().clone() for k in prunable if k in mask}
+
+
+def ticket_node(spec: TrainSpec, state: Mapping[str, Any], mask: Mapping[str, Any] | None, root: Path | str) -> Node:
+    """The given node (:func:`lth.graph.given_node`) of a checked ticket for ``spec``'s network and data, at
+    ``<root>/ticket_<hash>``: the hash covers the tensors' bytes and the network and data they are given for, so
+    two different tickets never share a directory and the same one is found again."""
+    from lth.graph import given_node, given_spec, tensors_hash
+    from lth.spec import non_default
+    from lth.store.paths import experiment_dir
+
+    own = given_spec(spec)
+    where = tensors_hash(state, mask, salt=non_default(own))[:12]
+    return given_node(own, experiment_dir(Path(root), "ticket", where), tensors_hash(state, mask),
+                      meta={"kind": "ticket", "mask": mask is not None})
+
+
+@dataclass
+class StabilityPlanned:
+    """What :func:`plan_stability` gives: the plan, the copies to train (keeping the asked states), and the ticket
+    to write before they train (its given node, state and mask; None without a ticket)."""
+
+    plan: StabilityPlan
+    copies: list[Node]
+    ticket: tuple[Node, dict[str, Any], dict[str, Any] | None] | None = None
+
+
+def plan_stability(spec: TrainSpec, pruning: Any, opts: StabilityOptions, runtime: RuntimeOptions, *,
+                   preset: str = "custom", given: Mapping[str, Any] | set[str] | frozenset[str] = frozenset(),
+                   ticket: Ticket | None = None) -> StabilityPlanned:
+    """Every check, then the plan: the trunks (one per k), the capacity of the device and the store for every copy
+    (:func:`~lth.studies.runtime.check_fits`; ``given``: the spec fields the user set), each k inside training,
+    the pruning's layers (:func:`~lth.lottery.trunk.check_trunks`), the ticket's tensors, and the kept states
+    inside the copies' runs. Nothing is written."""
+    from lth.data.describe import describe
+    from lth.lottery.trunk import check_trunks
+    from lth.models import shape_model
+    from lth.prune import kinds_of
+    from lth.spec import past_end
+
+    if ticket is not None:
+        check_ticket_options(opts)
+    levels = opts.level_list()
+    trunks = stability_trunks(spec, pruning, opts.rewind, runtime.store, preset)
+    cells = 1 if ticket is not None else len(opts.subnetwork) * len(levels)
+    check_fits(runtime, spec, opts.replicates * opts.copies * len(trunks) * cells, "replicates", opts.replicates,
+               given)
+    info = describe(spec.data, runtime.data_dir)
+    spe = max(1, info.steps_per_epoch(spec.data.batch_size))
+    m = spec.model
+    net = shape_model(m.model, info.example_shape, info.num_classes, m.norm, m.width)
+    end = spec.train.training_steps
+    total = end.iterations(spe)
+    for t in trunks:
+        if t.rewind.iterations(spe) > total:
+            raise past_end(ref("rewind"), t.rewind, end, total, end_flag=ref("training_steps"),
+                           end_named=f"{ref('training_steps')} {end}")
+    check_trunks(trunks, total, spe, kinds_of(net))
+    written = None
+    if ticket is not None:
+        state, mask = check_ticket(ticket, net, m.model)
+        written = (ticket_node(spec, state, mask, runtime.store), state, mask)
+    plan = StabilityPlan(trunks, list(opts.subnetwork), levels, opts.replicates, opts.copies, opts.schedule_from_zero,
+                         opts.same_noise, opts.trajectory_points, spe, given=written[0] if written else None)
+    return StabilityPlanned(plan, runtime.keep(plan.copy_nodes(), spec, spe), written)
+
+
+def check_ticket_options(opts: StabilityOptions) -> None:
+    """With a ticket the copies start from it: one step k (where its state is), no trunk levels or subnetworks."""
+    if len(opts.rewind) != 1:
+        raise UserError(f"{ref('rewind')} {' '.join(map(str, opts.rewind))}: a ticket is one state, at one step; "
+                        f"allowed: one step (the step the ticket's state is at: 0it for m * theta_0)",
+                        value=[str(k) for k in opts.rewind], allowed="one step")
+    if opts.subnetwork != ("dense",) or opts.level_list() != [0]:
+        raise UserError(f"{ref('ticket')}: the copies start from the ticket, so {ref('subnetwork')} and "
+                        f"{ref('levels')} are not used; allowed: leave them out")
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+def dense_accuracy(plan: StabilityPlan) -> float | None:
+    """Mean final test accuracy of the trunks' dense level 0 over replicates (what matching compares to when the
+    command made no dense copies at k = 0)."""
+    from lth.store import RunDir
+
+    accs = [(RunDir(t.level_dir(r, 0)).done or {}).get("final_test_accuracy")
+            for t in plan.trunks for r in range(plan.replicates)]
+    accs = [a for a in accs if a is not None]
+    return sum(accs) / len(accs) if accs else None
+
+
+def evaluate_stability(plan: StabilityPlan, data: Any, path: PathOptions, *, align: bool = False,
+                       device: str = "cpu", max_population: int = 64, log: Callable[[str], None] | None = None,
+                       trunk_fallback: bool = True) -> PathTables:
+    """Evaluate the path of every pair of trained copies of ``plan`` (stored ones with the same settings reused),
+    one record per pair (stable: test instability < ``path.threshold``) and the summary: first stable k and first
+    stable and matching k, matching comparing to the dense copies made at k = 0 (Table 2's "full"), or, when there
+    are none and ``trunk_fallback``, the dense trunk's level 0."""
+    from lth.stability.analysis import evaluate_pairs, full_accuracy, record, summary
+
+    items = plan.pairs()
+    entries = evaluate_pairs(items, data, alphas=path.points(), align=align, train_examples=path.train_examples,
+                             device=device, max_population=max_population, log=log)
+    records = [record(exp, lv, r, pair, e, path.threshold) for (exp, lv, r, pair), e in zip(items, entries,
+                                                                                           strict=True)]
+    full, copies = full_accuracy(records)
+    dense = full if full is not None or not trunk_fallback else dense_accuracy(plan)
+    basis = (f"the dense copies made at k = 0 ({copies} copies)" if full is not None
+             else "the dense trunk's level 0 (no dense copies at k = 0 in this command)" if trunk_fallback
+             else "none: no dense copies at k = 0 in this command")
+    return PathTables(records, summary(records, dense, path.threshold), basis)
+
+
+_STEP_KEYS = ("rewind", "first_stable", "first_stable_and_matching", "median_first_stable",
+              "median_first_stable_and_matching")
+
+
+def with_iterations(rows: list[dict[str, Any]], steps_per_epoch: int) -> None:
+    """Beside every step (``"rewind": "2ep"``, ``"first_stable": "500it"``) its integer ``<key>_iteration``, as
+    docs/CONTRACT.md asks of every step reported (None beside a step that is None)."""
+    for row in rows:
+        for key in [k for k in row if k in _STEP_KEYS]:
+            v = row[key]
+            row[f"{key}_iteration"] = None if v is None else Step.parse(str(v)).iterations(steps_per_epoch)
+
+
+# ------------------------------------------------------------------------------------------------ the study
+def train_copies(planned: StabilityPlanned, runtime: RuntimeOptions, progress: Progress) -> tuple[Any, list[dict]]:
+    """Write the ticket (if any) and train every copy not yet trained (and the trunk levels they need); the
+    executor and the copies' run records."""
+    from lth.graph import write_given
+
+    ex = runtime.make_executor(progress)
+    if planned.ticket is not None:
+        write_given(*planned.ticket)
+    return ex, ex.run(planned.copies)
+
+
+def run_stability(spec: TrainSpec, pruning: Any, opts: StabilityOptions, path: PathOptions, runtime: RuntimeOptions,
+                  progress: Progress | bool | None = None, *, preset: str = "custom",
+                  given: Mapping[str, Any] | set[str] | frozenset[str] = frozenset(),
+                  ticket: Ticket | None = None) -> StabilityResult:
+    """Instability analysis: plan the copies (and the trunks they hang off, or the ``ticket`` they start from),
+    train what is missing, evaluate every path. ``pruning``: the trunks' :class:`~lth.prune.PruneHparams`;
+    ``given``: the spec fields the user set (capacity and schedule checks); ``progress``: where progress goes
+    (:func:`~lth.studies.base.progress_of`). The document is ``lth stability --json``'s."""
+    planned = plan_stability(spec, pruning, opts, runtime, preset=preset, given=given, ticket=ticket)
+    plan = planned.plan
+    with progress_of(progress) as p:
+        ex, runs = train_copies(planned, runtime, p)
+        tables = evaluate_stability(plan, ex.dataset(spec.data), path, align=opts.align,
+                                    device=str(ex.options.torch_device()),
+                                    max_population=runtime.max_population or 64, log=p.console.print,
+                                    trunk_fallback=ticket is None)  # a ticket's copies hang off no trunk
+    with_iterations(tables.records + tables.summary, plan.steps_per_epoch)
+    return StabilityResult({"results": tables.records, "summary": tables.summary}, "results", runs=runs,
+                           threshold=path.threshold, basis=tables.basis)
+
+
+# ------------------------------------------------------------------------------------------------ from keywords
+@dataclass
+class StudyInputs:
+    """A study's inputs from the Python face's keywords (:func:`inputs_from_keywords`)."""
+
+    spec: TrainSpec
+    preset: str
+    pruning: Any
+    runtime: RuntimeOptions
+    parts: list[Options]
+    overrides: dict[str, Any]
+
+
+_EXECUTOR_KEYS = ("executor", "retries", "ray", "slurm", "address")
+
+
+def inputs_from_keywords(command: str, preset: str | TrainSpec, keywords: Mapping[str, Any],
+                         parts: tuple[type[Options], ...]) -> StudyInputs:
+    """Split a study's keywords (``lth.api.stability("digits_mlp", rewind=["0it", "5it"], lr=0.01, device="cpu",
+    pruning={"fraction": 0.3})``) into its options (one instance per class of ``parts``), the runtime (with
+    ``executor="ray"``, ``retries``, ``ray={...}``, ``slurm={...}``, ``address``), the trunks' pruning (a dict
+    over the preset's) and the spec's hyperparameters (the rest). A path (``root=Path(...)``) is taken as its
+    string. An unknown keyword is a UserError naming ``command`` and suggesting the nearest name."""
+    from lth.presets import PRESETS, get_preset
+    from lth.spec import GROUPS, hparam_fields
+    from lth.studies.base import resolve_spec
+
+    if isinstance(preset, str) and preset not in PRESETS:
+        near = difflib.get_close_matches(preset, PRESETS, n=1)
+        raise UserError(f"{ref('preset')} {preset!r}: unknown preset{f' (did you mean {near[0]}?)' if near else ''}; "
+                        f"allowed: {', '.join(PRESETS)}", value=preset, allowed=", ".join(PRESETS))
+    values = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in keywords.items()}
+    owned = [[f.name for f in cls.option_fields()] for cls in parts]
+    runtime_names = [f.name for f in RuntimeOptions.option_fields() if f.name != "executor"]
+    hparams = sorted({n for g in GROUPS for n, _, _ in hparam_fields(type(getattr(TrainSpec(), g)))})
+    known = [*dict.fromkeys([n for names in owned for n in names] + runtime_names + list(_EXECUTOR_KEYS)
+                            + ["pruning"])]
+    for key in values:
+        if key not in known and key not in hparams:
+            near = difflib.get_close_matches(str(key), known + hparams, n=1, cutoff=0.6)
+            raise UserError(f"{command}: unknown keyword argument {key!r}"
+                            f"{f' (did you mean {near[0]!r}?)' if near else ''}; allowed: {', '.join(known)}, or a "
+                            f"hyperparameter: {', '.join(hparams)}", value=key, allowed=", ".join(known + hparams))
+    options = [cls.from_values({k: v for k, v in values.items() if k in names}) for cls, names in zip(parts, owned,
+                                                                                                      strict=True)]
+    runtime = runtime_from_keywords({k: v for k, v in values.items() if k in runtime_names or k in _EXECUTOR_KEYS})
+    overrides = {k: v for k, v in values.items() if k not in known}
+    spec, name = resolve_spec(preset, overrides, tuple(known))
+    base = dict(get_preset(name).pruning) if isinstance(preset, str) else {}
+    return StudyInputs(spec, name, pruning_from_values(base, values.get("pruning")), runtime, options, overrides)
+
+
+def runtime_from_keywords(values: Mapping[str, Any]) -> RuntimeOptions:
+    """:class:`RuntimeOptions` of the Python face's keywords: its fields by name (the store defaulting to
+    ``$LTH_ROOT`` or ``./runs``), the executor as ``executor`` (a kind, a dict of its options or an
+    :class:`ExecutorOptions`) with ``retries``, ``ray``, ``slurm`` and ``address`` beside it."""
+    values = dict(values)
+    kind = values.pop("executor", None)
+    executor: dict[str, Any] = {}
+    if isinstance(kind, ExecutorOptions):
+        executor = {f.name: getattr(kind, f.name) for f in ExecutorOptions.option_fields()}
+    elif isinstance(kind, Mapping):
+        executor = dict(kind)
+    elif kind is not None:
+        executor["kind"] = kind
+    for key in ("retries", "ray", "slurm"):
+        if key in values:
+            executor[key] = values.pop(key)
+    if "address" in values:
+        ray = executor.get("ray") or {}
+        executor["ray"] = {**(ray if isinstance(ray, Mapping) else {f.name: getattr(ray, f.name)
+                                                                      for f in ray.option_fields()}),
+                           "address": values.pop("address")}
+    if executor:
+        values["executor"] = executor
+    values.setdefault("root", default_root())
+    return RuntimeOptions.from_values(values)
+
+
+def pruning_from_values(base: Mapping[str, Any], given: Any) -> Any:
+    """The trunks' :class:`~lth.prune.PruneHparams`: ``base`` (a preset's recipe) with the ``given`` dict's
+    settings parsed (``"0.3"``, ``["fc"]``, ``True``, as the flags are) and validated; errors name
+    ``pruning["fraction"]`` in Python."""
+    from lth.prune import PruneHparams
+    from lth.spec import hparam_fields, parse_value
+
+    if given is not None and not isinstance(given, Mapping):
+        raise UserError(f"{ref('pruning')}: bad value {given!r}; allowed: a dict of pruning settings, e.g. "
+                        "{'fraction': 0.2}", value=given, allowed="a dict of pruning settings")
+    types = {n: t for n, _, t in hparam_fields(PruneHparams)}
+    for key in given or {}:
+        if key not in types:
+            raise unknown_name(str(key), list(types), "pruning", what="key")
+    parsed = {k: parse_value(types[k], v, f"pruning.{k}") for k, v in (given or {}).items()}
+    hp = PruneHparams(**{**base, **parsed})  # type: ignore[arg-type]
+    hp.validate()
+    return hp
+
+
+__all__ = ["PathOptions", "PathTables", "StabilityOptions", "StabilityPlanned", "StabilityResult", "StudyInputs",
+           "check_ticket", "dense_accuracy", "evaluate_stability", "inputs_from_keywords", "plan_stability",
+           "pruning_from_values", "run_stability", "runtime_from_keywords", "stability_trunks", "ticket_node",
+           "train_copies", "with_iterations"]
