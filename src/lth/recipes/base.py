@@ -448,7 +448,7 @@ def plan_lottery(preset: str, levels: int, *, root: str | Path, replicates: int 
     types = {n: t for n, _, t in hparam_fields(PruneHparams)}
     for key in pruning or {}:
         if key not in types:
-            raise unknown_name(key, list(types), "pruning", what="option")
+            raise unknown_name(key, list(types), what="pruning option")
     given = {k: parse_value(types[k], v, f"pruning.{k}") for k, v in (pruning or {}).items()}
     prune_hp = PruneHparams(**{**get_preset(preset).pruning, **given})  # type: ignore[arg-type]
     prune_hp.validate()
