@@ -398,13 +398,15 @@ def hessian(root: str | Path = "runs", steps: Any = ("final",), **keywords: Any)
     return study(root, _names("steps", steps), **keywords).frame()
 
 
-def report(root: str | Path = "runs", out: str | Path | None = None) -> dict[str, Any]:
-    """Figures, tables and an index.html of the store at ``root`` (``lth report``); ``{"report", "figures",
-    "tables"}`` (paths)."""
+def report(root: str | Path = "runs", out: str | Path | None = None, **keywords: Any) -> dict[str, Any]:
+    """Figures, tables and an index.html of the store at ``root`` (``lth report``) in ``out`` (default
+    ``root/report``); ``{"report", "figures", "tables"}`` (paths). (``keywords``: none; a misspelt one is named
+    with the nearest.)"""
     from lth.studies.report import ReportOptions
     from lth.studies.report import report as study
 
-    return study(ReportOptions.from_values(root=str(root), out=None if out is None else str(out))).to_json()
+    options = ReportOptions.from_values({"root": str(root), "out": None if out is None else str(out), **keywords})
+    return study(options).to_json()
 
 
 def recipe(name: str, **keywords: Any) -> dict[str, Any]:

@@ -20,8 +20,10 @@ HELP = "reproduce a paper's study (lth recipe list; lth recipe NAME [--quick]) w
 
 def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name: str | None) -> None:
     """Flags of ``lth recipe``: NAME, :class:`RecipeOptions` and :class:`RuntimeOptions`."""
-    p.add_argument("name", metavar="NAME", help="a recipe name, or 'list'")
-    add_options(p, RecipeOptions, "recipe", skip=("name",))
+    helps = {f.name: f.help for f in RecipeOptions.option_fields()}
+    p.add_argument("name", metavar="NAME", help=helps["name"])
+    p.add_argument("--quick", action="store_true", help=helps["quick"])  # a switch: `lth recipe --quick NAME` too
+    add_options(p, RecipeOptions, "recipe", skip=("name", "quick"))
     add_options(p, RuntimeOptions, "runtime")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     for a in p._actions:
@@ -31,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
 
 def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> int:
     """``list``: the table of recipes; NAME: run the recipe and write its report."""
-    options = RecipeOptions.from_values({**options_values(args, RecipeOptions), "name": args.name})
+    options = RecipeOptions.from_values(options_values(args, RecipeOptions))
     if options.name == "list":
         result = run_recipe(options)
     else:
