@@ -66,14 +66,14 @@ def test_the_python_face_equals_the_cli_document(store: Path) -> None:
     result = run_hessian(HessianOptions.from_values(steps=["init", "3it"], k=2, iters=6, examples=64),
                          RuntimeOptions.from_values(root=str(store), device="cpu"))
     assert result.to_json() == doc
-    frame = api.hessian(store, steps="init 3it", k=2, iters=6, examples=64, device="cpu")
+    frame = api.hessian(store, steps="init 3it", k=2, iters=6, examples=64, device="cpu", data_dir=None, preset=None)
     pd.testing.assert_frame_equal(frame, pd.DataFrame(doc["rows"]))
     assert len(frame) == 2 * 2 * 2 and set(frame["state"]) == {"init", "3it"}
 
 
 def test_a_missing_step_is_a_warning_named_per_face(store: Path) -> None:
     said: list[str] = []
-    result = hessian(store, ["init", "7it"], k=1, iters=2, examples=16, device="cpu", warn=said.append)
+    result = hessian(store, "init,7it", k=1, iters=2, examples=16, device="cpu", warn=said.append)
     assert {r["state"] for r in result["rows"]} == {"init"} and len(said) == 1
     cli, py = UserError(said[0]).render("cli"), UserError(said[0]).render("api")
     assert cli.startswith("--steps 7it: no finished run under") and "keep it with --save-states when training" in cli

@@ -198,14 +198,18 @@ def run_hessian(options: HessianOptions, runtime: RuntimeOptions | None = None,
 def hessian(root: str | Path = "runs", steps: Any = ("final",), *, warn: Callable[[str], None] | None = None,
             **keywords: Any) -> StudyResult:
     """:func:`run_hessian` with keywords: :class:`HessianOptions`' fields (``k=2``, ``which="smallest"``) and
-    the runtime's ``data_dir``, ``device``, ``threads``; a misspelt keyword is a UserError suggesting the
-    nearest."""
+    the runtime's ``data_dir``, ``device``, ``threads`` (None: the default); a misspelt keyword is a UserError
+    suggesting the nearest."""
     own = {f.name for f in HessianOptions.option_fields()}
     known = sorted(own | set(RUNTIME_FIELDS))
     for key in keywords:
         if key not in known:
             e = unknown_name(key, known)
             raise UserError(f"hessian: {e.template}", value=key, allowed=e.allowed)
+    # None: the default (as a flag left out); a path as its text; one string of steps split at commas and spaces
+    keywords = {k: str(v) if isinstance(v, Path) else v for k, v in keywords.items() if v is not None}
+    if isinstance(steps, str):
+        steps = steps.replace(",", " ").split()
     options = HessianOptions.from_values({"steps": steps, **{k: v for k, v in keywords.items() if k in own}})
     runtime = RuntimeOptions.from_values({"root": str(root), **{k: v for k, v in keywords.items() if k not in own}})
     return run_hessian(options, runtime, warn)

@@ -170,8 +170,9 @@ def _plain(value: Any) -> Any:
 
 def recipe(name: str, *, progress: Progress | bool | None = None, **keywords: Any) -> StudyResult:
     """:func:`run_recipe` with keywords: :class:`RecipeOptions`' fields (``quick=True``, ``levels=1``) and the
-    runtime's (``root``, ``data_dir``, ``device``, ``threads``, ``executor``, ...; :func:`runtime_keywords`); the
-    store defaults to :func:`recipe_root`. A misspelt keyword is a UserError suggesting the nearest."""
+    runtime's (``root``, ``data_dir``, ``device``, ``threads``, ``executor``, ...; :func:`runtime_keywords`); None
+    gives the default, the store defaults to :func:`recipe_root`. A misspelt keyword is a UserError suggesting the
+    nearest."""
     own = [f.name for f in RecipeOptions.option_fields() if f.name != "name"]
     runtime_names = runtime_keywords()
     known = sorted({*own, *runtime_names})
@@ -179,6 +180,7 @@ def recipe(name: str, *, progress: Progress | bool | None = None, **keywords: An
         if key not in known:
             e = unknown_name(key, known)
             raise UserError(f"recipe: {e.template}", value=key, allowed=e.allowed)
+    keywords = {k: v for k, v in keywords.items() if v is not None}  # None: the default (as a flag left out)
     options = RecipeOptions.from_values({"name": name, **{k: v for k, v in keywords.items() if k in own}})
     if name == "list":
         return recipe_list()
