@@ -418,42 +418,57 @@ def branch(name: str, preset: str, levels: Any, **flags: Any) -> pd.DataFrame:
     return pd.DataFrame(doc["runs"])
 
 
-def hessian(root: str | Path = "runs", steps: Any = ("final",), **flags: Any) -> pd.DataFrame:
-    """``lth hessian``: the top-``k`` eigenvalues of the training-loss Hessian of every finished run under
-    ``root`` at the given stored states (Lanczos); one row per run, state and rank (also written to each run's
-    ``hessian.csv``)."""
-    return pd.DataFrame(command("hessian", root=str(root), steps=_names("steps", steps), **flags)["rows"])
+def hessian(root: str | Path = "runs", steps: Any = ("final",), **keywords: Any) -> pd.DataFrame:
+    """The top-``k`` eigenvalues of the training-loss Hessian of every finished run under ``root`` at the given
+    stored states (Lanczos; ``lth hessian``); one row per run, state and rank (also written to each run's
+    ``hessian.csv``). Keywords: :class:`lth.studies.hessian.HessianOptions`' fields (``k``, ``which``, ``iters``,
+    ``bn_mode``, ``examples``, ``preset``) and ``data_dir``, ``device``, ``threads``."""
+    from lth.studies.hessian import hessian as study
+
+    return study(root, _names("steps", steps), **keywords).frame()
 
 
-def report(root: str | Path = "runs", out: str | Path | None = None) -> dict[str, Any]:
-    """``lth report``: figures, tables and an index.html of the store at ``root``; ``{"report", "figures",
-    "tables"}`` (paths)."""
-    return command("report", root=str(root), out=None if out is None else str(out))
+def report(root: str | Path = "runs", out: str | Path | None = None, **keywords: Any) -> dict[str, Any]:
+    """Figures, tables and an index.html of the store at ``root`` (``lth report``) in ``out`` (default
+    ``root/report``); ``{"report", "figures", "tables"}`` (paths). (``keywords``: none; a misspelt one is named
+    with the nearest.)"""
+    from lth.studies.report import ReportOptions
+    from lth.studies.report import report as study
+
+    options = ReportOptions.from_values({"root": str(root), "out": None if out is None else str(out), **keywords})
+    return study(options).to_json()
 
 
-def recipe(name: str, **flags: Any) -> dict[str, Any]:
-    """``lth recipe NAME``: a paper's study (``list`` lists them), its JSON document."""
-    return command("recipe", name, **flags)
+def recipe(name: str, **keywords: Any) -> dict[str, Any]:
+    """A paper's study reproduced beside its numbers (``lth recipe NAME``; ``list`` lists them), its JSON document
+    (``{"recipe", "report", "verdicts", "verdict_basis", "rows", ...}``). Keywords:
+    :class:`lth.studies.recipe.RecipeOptions`' fields (``quick``, ``levels``, ``replicates``, ``training_steps``,
+    ``datasets``) and the runtime's (``root``, ``data_dir``, ``device``, ``threads``, ``executor``, ...);
+    progress goes to stderr as plain lines."""
+    from lth.studies.recipe import recipe as study
+
+    return study(name, **keywords).to_json()
 
 
 def presets() -> pd.DataFrame:
-    """``lth presets``: one row per preset (``name``, ``note``, ``spec`` as a dict)."""
-    doc = command("presets")["presets"]
-    return pd.DataFrame([{"name": n, **p} for n, p in doc.items()])
+    """One row per preset (``name``, ``note``, ``spec`` as a dict; ``lth presets``)."""
+    from lth.studies.report import presets_frame
+
+    return presets_frame()
 
 
 def results(root: str | Path = "runs") -> pd.DataFrame:
     """One row per run per evaluation (what ``lth results`` prints)."""
-    from lth.analysis import metrics_frame
+    from lth.studies.report import results as study
 
-    return metrics_frame(_store(root))
+    return study(root)
 
 
 def runs(root: str | Path = "runs") -> pd.DataFrame:
     """One row per run."""
-    from lth.analysis import runs_frame
+    from lth.studies.report import runs as study
 
-    return runs_frame(_store(root))
+    return study(root)
 
 
 def state(run: str | Path, name: str = "final") -> dict[str, torch.Tensor]:
@@ -461,11 +476,9 @@ def state(run: str | Path, name: str = "final") -> dict[str, torch.Tensor]:
     ``rewind`` (for a run that starts at step k > 0, its start), ``final``, or a step it kept (``500it``), as
     ``{parameter name: tensor}`` (the names of its model; for your own ``nn.Module``, yours), loadable with
     ``load_state_dict``."""
-    d = _run(run)
-    have = d.states()
-    if name not in have:
-        raise UserError(f"state {name!r}: run {str(run)!r} keeps no such state; allowed: {', '.join(have) or 'none'}")
-    return d.load_state(name)
+    from lth.studies.report import state as read
+
+    return read(run, name)
 
 
 def ticket(run: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -473,34 +486,21 @@ def ticket(run: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Te
     bool tensor (True: kept) and ``weights`` is the run's start state (``init``: its initialisation, or its rewind
     point) with pruned weights zeroed: ``m * theta_0`` (Frankle & Carbin 2019), or ``m * theta_k`` with rewinding
     to step k (Frankle et al. 2020). A run without a mask is refused."""
-    d = _run(run)
-    if not d.has_mask():
-        raise UserError(f"run {str(run)!r}: trained without a mask (a dense run); allowed: a pruned run's directory")
-    mask = d.load_mask()
-    have = d.states()
-    steps = {n: s for n, s in d.state_iterations().items() if n in have}
-    if steps:  # the state it started from: init, or rewind at step k
-        start = min(steps, key=steps.get)
-    else:  # a store from before states/index.json: a pruned run keeps the state it started from as one of these
-        start = next((n for n in ("rewind", "init") if n in have), None)
-    if start is None:
-        raise UserError(f"run {str(run)!r}: keeps no start state (unfinished?); allowed: a finished run's directory")
-    weights = d.load_state(start)
-    return {k: v * mask[k].to(v.dtype) if k in mask else v for k, v in weights.items()}, mask
+    from lth.studies.report import ticket as read
+
+    return read(run)
 
 
 def _run(run: str | Path) -> Any:
-    from lth.store import RunDir, paths
+    """The run directory at ``run`` (:func:`lth.studies.report.run_dir`)."""
+    from lth.studies.report import run_dir
 
-    p = Path(run).expanduser()
-    if not (p / paths.SPEC).is_file():
-        raise UserError(f"run {str(run)!r}: not a run directory (no spec.json); allowed: a path from lth.api.runs()")
-    return RunDir(p)
+    return run_dir(run)
 
 
 def _store(root: str | Path) -> Path:
     """``root`` as a Path; UserError where no such directory exists (a typo would read as an empty store)."""
-    from lth.cli.common import existing_store
+    from lth.studies.runtime import existing_store
 
     return existing_store(str(root), "root")
 

@@ -1,11 +1,12 @@
-"""``lth presets``: the presets and what each reproduces."""
+"""``lth presets``: the presets and what each reproduces (:func:`lth.studies.report.presets`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from lth.cli.common import emit_json
+from lth.cli.output import emit_json
 from lth.spec import TrainSpec
+from lth.studies.report import presets
 
 HELP = "list the presets"
 
@@ -17,13 +18,11 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
 
 def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> int:
     """Print one line per preset (or JSON)."""
-    from lth.presets import PRESETS
-    from lth.spec import to_dict
-
+    doc = presets().to_json()
     if args.json:
-        emit_json({"presets": {k: {"note": p.note, "spec": to_dict(p.spec)} for k, p in PRESETS.items()}})
+        emit_json(doc)
         return 0
-    width = max(map(len, PRESETS))
-    for name, p in PRESETS.items():
-        print(f"{name:<{width}}  {p.note}")
+    width = max(map(len, doc["presets"]))
+    for name, p in doc["presets"].items():
+        print(f"{name:<{width}}  {p['note']}")
     return 0

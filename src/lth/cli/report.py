@@ -1,38 +1,31 @@
-"""``lth report``: figures (PNG + SVG), tables (CSV) and an index.html of a store."""
+"""``lth report``: figures (PNG + SVG), tables (CSV) and an index.html of a store
+(:func:`lth.studies.report.report`)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
-from lth.cli.common import DEFAULT_ROOT, emit_json, existing_store
-from lth.errors import UserError
+from lth.cli.output import emit_json
 from lth.spec import TrainSpec
+from lth.studies.report import ReportOptions, report
+from lth.studies.runtime import default_root
 
 HELP = "figures (PNG + SVG), tables (CSV) and an index.html of a store"
 
 
 def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name: str | None) -> None:
-    """Flags of ``lth report``."""
-    p.add_argument("--root", default=os.environ.get("LTH_ROOT", DEFAULT_ROOT), help="the store to report on")
-    p.add_argument("-o", "--out", default=None, help="output folder (default: ROOT/report)")
+    """Flags of ``lth report``: :class:`ReportOptions` (``-o`` for ``--out``)."""
+    helps = {f.name: f.help for f in ReportOptions.option_fields()}
+    p.add_argument("--root", default=default_root(), help=helps["root"])
+    p.add_argument("-o", "--out", default=None, help=helps["out"])
     p.add_argument("--json", action="store_true", help='print {"report", "figures", "tables"} as JSON')
 
 
 def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> int:
     """Build the report; print the index path (or JSON)."""
-    from lth.report import build_report
-
-    existing_store(args.root)
-    if args.out:
-        out = Path(args.out).expanduser()
-        blocker = next((q for q in (out, *out.parents) if q.exists() and not q.is_dir()), None)
-        if blocker is not None:
-            raise UserError(f"--out {args.out!r}: {blocker} is a file; allowed: a folder (made if missing)")
-    report = build_report(Path(args.root), Path(args.out) if args.out else None)
+    result = report(ReportOptions.from_values(root=args.root, out=args.out))
     if args.json:
-        emit_json(report.to_json())
+        emit_json(result.to_json())
     else:
-        print(report.index)
+        print(result["report"])
     return 0

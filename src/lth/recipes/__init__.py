@@ -45,20 +45,26 @@ def get_recipe(name: str) -> Recipe:
 
 def run_recipe(name: str, *, quick: bool = False, root: str | Path = "runs", data_dir: str | Path | None = None,
                ex: Any = None, scale: Scale | None = None, datasets: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run recipe ``name`` (what is missing) and write its report to ``root/report/index.html``. ``datasets``:
-    only the pieces that train on these (``lth recipe NAME --datasets``). Returns ``{"recipe", "report",
-    "verdicts", "rows", "substitutions", "seconds", "datasets"}`` (paths absolute)."""
-    import lth.api as api
+    """Run recipe ``name`` (what is missing) on the executor ``ex`` (default: a local one, silent) and write its
+    report to ``root/report/index.html``. ``datasets``: only the pieces that train on these (``lth recipe NAME
+    --datasets``). Returns ``lth recipe NAME --json``'s document: ``{"recipe", "report", "verdicts",
+    "verdict_basis", "rows", "substitutions", "seconds", "datasets"}`` (paths absolute). With typed options and
+    progress: :func:`lth.studies.recipe.run_recipe`."""
     from lth.recipes.report import write_recipe_report
 
     recipe = get_recipe(name)
     root = Path(root).expanduser().resolve()
     ctx = Context(quick=quick, root=root, data_dir=data_dir, scale=scale or Scale(), datasets=datasets)
-    ex = ex or api.executor(data_dir=data_dir)
+    if ex is None:
+        from lth.studies.runtime import RuntimeOptions
+
+        ex = RuntimeOptions.from_values(root=str(root), data_dir=None if data_dir is None else str(data_dir)
+                                        ).make_executor()
     result = recipe.run(ctx, ex)
     index = write_recipe_report(recipe, result, root, quick)
-    return {"recipe": name, "report": str(index), "verdicts": result.verdicts, "rows": result.rows,
-            "substitutions": result.substitutions, "seconds": result.seconds, "datasets": result.datasets}
+    return {"recipe": name, "report": str(index), "verdicts": result.verdicts, "verdict_basis": recipe.verdict_basis,
+            "rows": result.rows, "substitutions": result.substitutions, "seconds": result.seconds,
+            "datasets": result.datasets}
 
 
 __all__ = ["RECIPES", "Context", "Measured", "PaperNumber", "Piece", "Recipe", "RecipeResult", "Scale", "compare",

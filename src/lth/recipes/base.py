@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.graph import Node
 
 
@@ -174,7 +174,7 @@ class Recipe:
 
     def select(self, ctx: Context, pieces: list[Piece]) -> list[Piece]:
         """The pieces whose every node trains on one of ``ctx.datasets`` (all of them when that is None), in plan
-        order; the left-out pieces are recorded as a substitution. A one-line UserError naming ``--datasets`` when
+        order; the left-out pieces are recorded as a substitution. A one-line UserError naming ``datasets`` when
         a name is not a dataset of the pieces (the recipe's datasets at ``ctx``'s scale) or when no piece is
         left."""
         if ctx.datasets is None:
@@ -182,16 +182,17 @@ class Recipe:
         wanted = list(dict.fromkeys(ctx.datasets))
         per = [self.datasets([p]) for p in pieces]  # each piece's datasets (listing nodes can take seconds)
         have = sorted({d for ds in per for d in ds})
-        scale = "with --quick" if ctx.quick else "at full scale"
+        scale = f"with {ref('quick')}" if ctx.quick else "at full scale"
         bad = [d for d in wanted if d not in have]
         if bad:
-            raise UserError(f"--datasets: bad value {', '.join(bad)}; allowed: {', '.join(have)} (the datasets of "
-                            f"recipe {self.name} {scale})")
+            raise UserError(f"{ref('datasets')}: bad value {', '.join(bad)}; allowed: {', '.join(have)} (the "
+                            f"datasets of recipe {self.name} {scale})", value=bad, allowed=", ".join(have))
         keep = [set(ds) <= set(wanted) for ds in per]
         if not any(keep):
             each = "; ".join(f"{p.label} ({' + '.join(ds)})" for p, ds in zip(pieces, per, strict=True))
-            raise UserError(f"--datasets: bad value {' '.join(wanted)} (leaves no piece of recipe {self.name} "
-                            f"{scale}); allowed: names covering every dataset of some piece: {each}")
+            raise UserError(f"{ref('datasets')}: bad value {' '.join(wanted)} (leaves no piece of recipe "
+                            f"{self.name} {scale}); allowed: names covering every dataset of some piece: {each}",
+                            value=wanted)
         if not all(keep):
             left = [(p.label, ds) for p, ds, k in zip(pieces, per, keep, strict=True) if not k]
             gone = sorted({d for _, ds in left for d in ds})
@@ -356,22 +357,24 @@ def sizes(ctx: Context, full: dict[str, Any], quick: dict[str, Any]) -> tuple[in
 
 
 def check_rewinds(ctx: Context, preset: str, rewinds: Sequence[str], **overrides: Any) -> None:
-    """Before planning: a user's ``--training-steps`` (``ctx.scale.steps``) shorter than the recipe's latest
+    """Before planning: a user's ``training_steps`` (``ctx.scale.steps``) shorter than the recipe's latest
     rewinding step (for ``preset`` with ``overrides``, as the recipe trains it) is a UserError naming
-    ``--training-steps``, the rewinding step and what is allowed, not the ``--rewind`` the user never typed."""
+    ``training_steps`` (``--training-steps`` on the command line), the rewinding step and what is allowed, not the
+    ``rewind`` the user never gave."""
     from lth.data.describe import describe
     from lth.spec import Step
 
     if ctx.scale.steps is None or not rewinds:  # the recipe's own lengths hold its rewinding steps
         return
-    import lth.api as api
+    from lth.studies.base import resolve_spec
 
-    s = api.spec(preset, **overrides)
+    s, _ = resolve_spec(preset, overrides)
     spe = max(1, describe(s.data, ctx.data_dir).steps_per_epoch(s.data.batch_size))
     latest = max(rewinds, key=lambda k: Step.parse(k).iterations(spe))
     if Step.parse(latest).iterations(spe) > s.train.training_steps.iterations(spe):
-        raise UserError(f"--training-steps {ctx.scale.steps}: shorter than the recipe's rewinding step {latest}; "
-                        f"allowed: at least {latest}" + ("" if ctx.quick else " (or --quick)"))
+        raise UserError(f"{ref('training_steps')} {ctx.scale.steps}: shorter than the recipe's rewinding step "
+                        f"{latest}; allowed: at least {latest}" + ("" if ctx.quick else f" (or {ref('quick')})"),
+                        value=ctx.scale.steps, allowed=f"at least {latest}")
 
 
 def average_curve_extremes(metrics: pd.DataFrame, steps_per_epoch: int) -> dict[str, float]:
@@ -420,3 +423,50 @@ def forward_flops(model: str, norm: str, width: float, example_shape: tuple[int,
         return count(shape_model(model, example_shape, num_classes, norm, width))  # meta: no arithmetic
     except Exception:  # noqa: BLE001 - a forward that reads a tensor's value: count on the CPU
         return count(build_model(model, 1, example_shape, num_classes, norm, width))
+
+
+def plan_lottery(preset: str, levels: int, *, root: str | Path, replicates: int = 1,
+                 rewind: Sequence[str] = ("0it",), branches: Sequence[str] | dict[str, dict[str, Any]] = (),
+                 branch_levels: list[int] | None = None, data_dir: str | Path | None = None,
+                 pruning: dict[str, Any] | None = None, pretrain_steps: str | None = None,
+                 pretrain_task: str = "standard", pretrain_sparse: bool = False, **overrides: Any) -> Any:
+    """A recipe's lottery piece: IMP trunks of ``preset`` (one per ``rewind`` step; with ``pretrain_steps`` K, one
+    rewound to K whose state at K is pretrained on ``pretrain_task``) and ``branches`` (names, or ``{name:
+    options}``) at ``branch_levels``, as a :class:`~lth.lottery.plan.LotteryPlan` under ``root``. ``pruning``:
+    fields over the preset's pruning recipe; ``overrides``: spec fields (``training_steps="10it"``). Plans the same
+    nodes (every hash and path) as ``lth lottery`` with the same settings."""
+    from lth.lottery import Trunk, branch_options
+    from lth.lottery.plan import LotteryPlan
+    from lth.lottery.pretrain import Pretraining
+    from lth.options import parse_value, unknown_name
+    from lth.presets import get_preset
+    from lth.prune import PruneHparams
+    from lth.spec import Step, hparam_fields
+    from lth.studies.base import resolve_spec
+
+    spec, name = resolve_spec(preset, overrides)
+    types = {n: t for n, _, t in hparam_fields(PruneHparams)}
+    for key in pruning or {}:
+        if key not in types:
+            raise unknown_name(key, list(types), what="pruning option")
+    given = {k: parse_value(types[k], v, f"pruning.{k}") for k, v in (pruning or {}).items()}
+    prune_hp = PruneHparams(**{**get_preset(preset).pruning, **given})  # type: ignore[arg-type]
+    prune_hp.validate()
+    rewinds = [str(k) for k in rewind]
+    pre = None
+    if pretrain_steps is not None:
+        pre = Pretraining(pretrain_task, pretrain_sparse)
+        pre.validate()
+        k = Step.parse(pretrain_steps)
+        rewinds = [str(k)] if tuple(rewinds) == ("0it",) else rewinds
+        if any(str(Step.parse(x)) != str(k) for x in rewinds):
+            raise UserError(f"{ref('rewind')} {rewinds}: with {ref('pretrain_steps')} {k} the rewind step is {k}")
+    trunks = [Trunk(spec, prune_hp, Step.parse(k), Path(root), name, pre) for k in rewinds]
+    named = branches if isinstance(branches, dict) else {b: {} for b in branches}
+    opts = {b: branch_options(b, values) for b, values in named.items()}
+    plan = LotteryPlan(trunks, levels, replicates, opts, branch_levels, data_dir=data_dir)
+    if any(getattr(o, "set", ()) for o in opts.values()):  # a branch's set milestones inside its training
+        from lth.lottery.branches.retrain import check_set_lengths
+
+        check_set_lengths(plan.branch_nodes(), data_dir)
+    return plan

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, accuracies, density_of, sizes
+from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, accuracies, density_of, plan_lottery, sizes
 
 S22 = "seed 003, Section 2.2, citing Frankle & Carbin 2019 (up to 96% pruned)"
 VARIANTS = {"unstructured, smallest": {}, "unstructured, largest": {"criterion": "largest"},
@@ -34,15 +34,13 @@ class DynamicsRecipe(Recipe):
 
     def plan(self, ctx: Context) -> list[Piece]:
         """One LotteryPlan per pruning variant."""
-        import lth.api as api
-
         cfg = QUICK if ctx.quick else FULL
         levels, reps, steps = sizes(ctx, FULL, QUICK)
         over: dict[str, Any] = {"training_steps": steps} if steps else {}
         if ctx.quick:
             ctx.sub("LeNet-300-100 on MNIST -> digits_mlp on 8x8 digits")
-        return [Piece(name, api.lottery(cfg["preset"], levels, replicates=reps, root=ctx.root, data_dir=ctx.data_dir,
-                                        pruning=pr, **over),
+        return [Piece(name, plan_lottery(cfg["preset"], levels, replicates=reps, root=ctx.root, data_dir=ctx.data_dir,
+                                         pruning=pr, **over),
                       meta={"levels": levels, "structured": pr.get("strategy") == "structured"})
                 for name, pr in VARIANTS.items()]
 

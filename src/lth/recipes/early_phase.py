@@ -34,6 +34,7 @@ from lth.recipes.base import (
     check_rewinds,
     density_of,
     level_at_density,
+    plan_lottery,
     sizes,
 )
 
@@ -95,8 +96,6 @@ class EarlyPhaseRecipe(Recipe):
 
     def plan(self, ctx: Context) -> list[Piece]:
         """One LotteryPlan (all rewinds) per perturbation set, branches at the 26.2% level."""
-        import lth.api as api
-
         cfg = QUICK if ctx.quick else FULL
         levels, reps, steps = sizes(ctx, FULL, QUICK)
         level = min(levels, level_at_density(0.262, 0.2))
@@ -109,13 +108,13 @@ class EarlyPhaseRecipe(Recipe):
         ctx.sub(f"pretraining for K = {k} steps (the rewind step), not the paper's up to 40 epochs; dense pretraining "
                 "only (sparse pretraining: `lth lottery --pretrain-sparse`)")
         check_rewinds(ctx, cfg["preset"], cfg["rewinds"], **over)
-        pieces = [Piece(f"perturbations {i}", api.lottery(cfg["preset"], levels, replicates=reps, rewind=cfg["rewinds"],
-                                                          branches=b, branch_levels=[level], root=ctx.root,
-                                                          data_dir=ctx.data_dir, **over),
+        pieces = [Piece(f"perturbations {i}", plan_lottery(cfg["preset"], levels, replicates=reps,
+                                                           rewind=cfg["rewinds"], branches=b, branch_levels=[level],
+                                                           root=ctx.root, data_dir=ctx.data_dir, **over),
                         meta={"level": level, "rewinds": cfg["rewinds"]}) for i, b in enumerate(PERTURBATIONS)]
-        pieces += [Piece(f"pretrain {task}", api.lottery(cfg["preset"], levels, replicates=reps, pretrain_steps=k,
-                                                         pretrain_task=task, root=ctx.root, data_dir=ctx.data_dir,
-                                                         **over),
+        pieces += [Piece(f"pretrain {task}", plan_lottery(cfg["preset"], levels, replicates=reps, pretrain_steps=k,
+                                                          pretrain_task=task, root=ctx.root, data_dir=ctx.data_dir,
+                                                          **over),
                          meta={"task": task, "k": k, "levels": levels, "level": level}) for task in PRETRAIN_VARIANTS]
         return pieces
 

@@ -22,6 +22,7 @@ from lth.recipes.base import (
     accuracies,
     density_of,
     level_at_density,
+    plan_lottery,
     run_metrics,
     sizes,
 )
@@ -57,8 +58,6 @@ class LotteryRecipe(Recipe):
 
     def plan(self, ctx: Context) -> list[Piece]:
         """One LotteryPlan per preset with the reinit and random-mask branches."""
-        import lth.api as api
-
         cfg = QUICK if ctx.quick else FULL
         over: dict[str, Any] = {}
         if ctx.quick:
@@ -72,8 +71,8 @@ class LotteryRecipe(Recipe):
             # not 0.8 ** levels: the output layer is pruned at half the rate (the measured density is in the rows)
             ctx.sub(f"the sparsest level is level {levels} (its measured density is in the rows' 'how'), not the "
                     f"level nearest the paper's density {TICKET_DENSITY}")
-        return [Piece(p, api.lottery(p, levels, replicates=reps, branches=["reinit", "random-mask"], root=ctx.root,
-                                     data_dir=ctx.data_dir, **over), meta={"levels": levels})
+        return [Piece(p, plan_lottery(p, levels, replicates=reps, branches=["reinit", "random-mask"], root=ctx.root,
+                                      data_dir=ctx.data_dir, **over), meta={"levels": levels})
                 for p in cfg["presets"]]
 
     def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:

@@ -59,8 +59,8 @@ class ModeConnectivityRecipe(Recipe):
     def plan(self, ctx: Context) -> list[Piece]:
         """Per network: the trunks (one per k) and the stability copies of every subnetwork at level 0 and the
         Table 1 density's level."""
-        import lth.api as api
         from lth.presets import get_preset
+        from lth.recipes.base import plan_lottery
         from lth.stability import StabilityPlan
 
         cfg = QUICK if ctx.quick else FULL
@@ -76,16 +76,16 @@ class ModeConnectivityRecipe(Recipe):
                         f"{QUICK['copies']} copies per replicate (one path) instead of 3 (three paths); "
                         f"{QUICK_ALPHAS} points per path instead of 30")
                 check_rewinds(ctx, "digits_mlp", QUICK["rewinds"], **over)
-                lp = api.lottery("digits_mlp", level, replicates=reps, rewind=QUICK["rewinds"], root=ctx.root,
-                                 data_dir=ctx.data_dir, pruning=dict(get_preset(preset).pruning), **over)
+                lp = plan_lottery("digits_mlp", level, replicates=reps, rewind=QUICK["rewinds"], root=ctx.root,
+                                  data_dir=ctx.data_dir, pruning=dict(get_preset(preset).pruning), **over)
             else:
                 level = ctx.scale.pick("levels", level_at_density(density, 0.2))
                 if level != level_at_density(density, 0.2):
                     ctx.sub(f"{net}: level {level} (density {0.8 ** level:.3f}) instead of level "
                             f"{level_at_density(density, 0.2)} (Table 1's {density})")
                 check_rewinds(ctx, preset, cfg["rewinds"], **over)
-                lp = api.lottery(preset, level, replicates=reps, rewind=cfg["rewinds"], root=ctx.root,
-                                 data_dir=ctx.data_dir, **over)
+                lp = plan_lottery(preset, level, replicates=reps, rewind=cfg["rewinds"], root=ctx.root,
+                                  data_dir=ctx.data_dir, **over)
             sp = StabilityPlan(lp.trunks, list(SUBNETWORKS), [0, level], reps, cfg["copies"], trajectory_points=0,
                                steps_per_epoch=lp.spe)
             pieces.append(Piece(net, sp, meta={"level": level, "lottery": lp}))

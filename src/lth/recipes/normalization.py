@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, accuracies, check_rewinds, sizes
+from lth.recipes.base import (
+    Context,
+    Measured,
+    PaperNumber,
+    Piece,
+    Recipe,
+    accuracies,
+    check_rewinds,
+    plan_lottery,
+    sizes,
+)
 
 MATCHING_TOLERANCE = 0.002  # 0.2 points: Frankle et al. ICML 2020 (seed 002), Fig. 9 and Table 2
 S3 = "Siswanto, Frankle & Carbin, Section 3 'Fixup behavior': roughly 1-2% lower (seed 000)"
@@ -35,8 +45,6 @@ class NormalizationRecipe(Recipe):
 
     def plan(self, ctx: Context) -> list[Piece]:
         """One LotteryPlan (all rewind points) per normalisation."""
-        import lth.api as api
-
         cfg = QUICK if ctx.quick else FULL
         levels, reps, steps = sizes(ctx, FULL, QUICK)
         over: dict[str, Any] = {"training_steps": steps} if steps else {}
@@ -46,8 +54,9 @@ class NormalizationRecipe(Recipe):
                     f"augmentation; rewinds {', '.join(cfg['rewinds'])} instead of {', '.join(FULL['rewinds'])}")
         for p in cfg["presets"]:
             check_rewinds(ctx, p, cfg["rewinds"], **over)
-        return [Piece(p, api.lottery(p, levels, replicates=reps, rewind=cfg["rewinds"], root=ctx.root,
-                                     data_dir=ctx.data_dir, **over), meta={"levels": levels, "rewinds": cfg["rewinds"]})
+        return [Piece(p, plan_lottery(p, levels, replicates=reps, rewind=cfg["rewinds"], root=ctx.root,
+                                      data_dir=ctx.data_dir, **over),
+                      meta={"levels": levels, "rewinds": cfg["rewinds"]})
                 for p in cfg["presets"]]
 
     def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:

@@ -23,7 +23,17 @@ from typing import Any
 
 import pandas as pd
 
-from lth.recipes.base import Context, Measured, PaperNumber, Piece, Recipe, accuracies, level_at_density, sizes
+from lth.recipes.base import (
+    Context,
+    Measured,
+    PaperNumber,
+    Piece,
+    Recipe,
+    accuracies,
+    level_at_density,
+    plan_lottery,
+    sizes,
+)
 
 T4 = "Ma et al. NeurIPS 2021, Table 4 (seed 002)"
 DENSITY = 1.0 - 0.914  # Table 4: sparsity 0.914
@@ -69,7 +79,6 @@ class SanityChecksRecipe(Recipe):
         every weight, and it starts from the trunk's own initialisation); one dense run twice as long at the
         pretraining lr (condition [1]); then the stability copies of the IMP ticket whose trajectories the loss
         contours draw."""
-        import lth.api as api
         from lth.spec import Step
         from lth.stability import StabilityPlan
 
@@ -89,8 +98,8 @@ class SanityChecksRecipe(Recipe):
 
             def lottery(branches: dict[str, dict[str, Any]], at_levels: list[int], preset: str = cfg["presets"][lr],
                         over: dict[str, Any] = over) -> Any:
-                return api.lottery(preset, levels, replicates=reps, branches=branches, branch_levels=at_levels,
-                                   root=ctx.root, data_dir=ctx.data_dir, **over)
+                return plan_lottery(preset, levels, replicates=reps, branches=branches, branch_levels=at_levels,
+                                    root=ctx.root, data_dir=ctx.data_dir, **over)
 
             first = None
             for lt in sweep:

@@ -19,6 +19,7 @@ from lth.recipes.base import (
     Piece,
     Recipe,
     average_curve_extremes,
+    plan_lottery,
     run_metrics,
     sizes,
 )
@@ -59,7 +60,6 @@ class TicketDistributionRecipe(Recipe):
 
     def plan(self, ctx: Context) -> list[Piece]:
         """One LotteryPlan per network with the dn-reinit and remask branches at levels 6 and 10."""
-        import lth.api as api
         from lth.presets import get_preset
 
         levels, reps, steps = sizes(ctx, FULL, QUICK)
@@ -73,9 +73,9 @@ class TicketDistributionRecipe(Recipe):
                         "study's recipe: Adam, weight decay 1e-4, Xavier init, 20% of every layer per round")
                 over.update(weight_decay=1e-4, init="xavier_uniform")
                 pruning = dict(get_preset("fc_dn").pruning)
-            pieces.append(Piece(p, api.lottery(p, levels, replicates=reps, branches=["dn-reinit", "remask"],
-                                               branch_levels=branch_levels, root=ctx.root, data_dir=ctx.data_dir,
-                                               pruning=pruning, **over),
+            pieces.append(Piece(p, plan_lottery(p, levels, replicates=reps, branches=["dn-reinit", "remask"],
+                                                branch_levels=branch_levels, root=ctx.root, data_dir=ctx.data_dir,
+                                                pruning=pruning, **over),
                                 meta={"net": "FC-1" if p in ("fc_dn", "digits_mlp") else "LeNet5"}))
         return pieces
 

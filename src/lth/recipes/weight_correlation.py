@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lth.recipes.base import Context, Measured, Piece, Recipe, sizes
+from lth.recipes.base import Context, Measured, Piece, Recipe, plan_lottery, sizes
 
 PS = (0.1, 0.2, 0.3, 0.4, 0.5)
 FULL = {"presets": {0.01: "resnet20_low", 0.1: "resnet20"}, "levels": 8, "replicates": 2, "steps": None}
@@ -37,8 +37,6 @@ class WeightCorrelationRecipe(Recipe):
 
     def plan(self, ctx: Context) -> list[Piece]:
         """One LotteryPlan with the reinit and finetune branches per learning rate."""
-        import lth.api as api
-
         cfg = QUICK if ctx.quick else FULL
         levels, reps, steps = sizes(ctx, FULL, QUICK)
         if ctx.quick:
@@ -49,8 +47,8 @@ class WeightCorrelationRecipe(Recipe):
             over: dict[str, Any] = {"training_steps": steps} if steps else {}
             if ctx.quick:
                 over["lr"] = QUICK_LR[lr]
-            lp = api.lottery(preset, levels, replicates=reps, branches=["reinit", "finetune"], root=ctx.root,
-                             data_dir=ctx.data_dir, **over)
+            lp = plan_lottery(preset, levels, replicates=reps, branches=["reinit", "finetune"], root=ctx.root,
+                              data_dir=ctx.data_dir, **over)
             pieces.append(Piece(f"lr {lr}", lp, meta={"lr": lr, "levels": levels}))
         return pieces
 
