@@ -101,7 +101,8 @@ def test_retries_zero_reports_the_whole_failed_population(tmp_path: Path) -> Non
     (["--executor", "ray", "--ray-gpus-per-task", "x"], "--ray-gpus-per-task: bad value 'x'"),
     (["--executor", "slurm", "--slurm-option", "account"], "--slurm-option: bad value 'account'"),
     (["--executor", "slurm", "--slurm-time", "4h"], "--slurm-time: bad value '4h'"),
-    (["--executor", "slurm", "--slurm-array-parallelism", "0"], "--slurm-array-parallelism: bad value 0; allowed: a whole number >= 1"),
+    (["--executor", "slurm", "--slurm-array-parallelism", "0"], "--slurm-array-parallelism: bad value 0; allowed: "
+     "a whole number >= 1"),
 ])
 def test_bad_cluster_flags_are_one_line_exit_2(tmp_path: Path, argv: list[str], message: str) -> None:
     code, _, err = lth("train", "--preset", "digits_mlp", "--root", str(tmp_path), *argv)

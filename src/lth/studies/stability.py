@@ -255,7 +255,7 @@ def plan_stability(spec: TrainSpec, pruning: Any, opts: StabilityOptions, runtim
     total = end.iterations(spe)
     for t in trunks:
         if t.rewind.iterations(spe) > total:
-            raise past_end(ref("rewind"), t.rewind, end, total, end_flag=ref("training_steps"),
+            raise past_end(ref("rewind"), t.rewind, end, total, end_field="training_steps",
                            end_named=f"{ref('training_steps')} {end}")
     check_trunks(trunks, total, spe, kinds_of(net))
     written = None
