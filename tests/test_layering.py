@@ -58,3 +58,79 @@ def test_no_library_module_imports_a_face() -> None:
     offenders = {m: hits for m, p in modules.items()
                  if (hits := face_imports(p.read_text(), m, p.name == "__init__.py"))}
     assert not offenders, offenders
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every module of ``src/lth`` (faces included) -> the ``lth`` modules it imports, at any level (inside
+    functions too). A module importing a package it lives in (``lth.recipes.dynamics`` -> ``lth.recipes``, a
+    registry) is not an edge: the package is initialised before its modules either way."""
+    mods: dict[str, Path] = {}
+    for p in sorted(SRC.rglob("*.py")):
+        parts = ["lth", *p.relative_to(SRC).with_suffix("").parts]
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+
+    def owner(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for m, p in mods.items():
+        pkg = m.split(".") if p.name == "__init__.py" else m.split(".")[:-1]
+        for node in ast.walk(ast.parse(p.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(pkg[:len(pkg) - node.level + 1] + ([base] if base else []))
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            for n in names:
+                o = owner(n)
+                if o and o != m and not m.startswith(o + "."):
+                    graph[m].add(o)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycles_are_found() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    graph = import_graph()
+    assert {"lth.cli", "lth.api", "lth.studies.stability", "lth.spec", "lth.recipes.base"} <= set(graph)
+    assert not cycles(graph), cycles(graph)
