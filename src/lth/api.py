@@ -15,23 +15,25 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from lth.engine.train import EngineOptions
 from lth.errors import UserError
-from lth.executor import EXECUTORS, Executor
+from lth.executor import Executor
 from lth.graph import Node
-from lth.lottery import Trunk, branch_options
+from lth.lottery import BRANCHES, branch_options  # noqa: F401  (branch_options: a branch's options by name)
 from lth.lottery.plan import LotteryPlan
-from lth.presets import get_preset
-from lth.prune import PruneHparams
-from lth.spec import Step, TrainSpec, hparam_fields, parse_value, replace_fields, spec_hash
-from lth.store import run_path
+from lth.options import Options
+from lth.progress import Progress
+from lth.spec import Step, TrainSpec, hparam_fields
+from lth.studies.base import progress_of
+from lth.studies.branch import BranchStudyOptions, plan_branch, run_branch
+from lth.studies.lottery import LotteryOptions, LotteryStudyPlan, plan_lottery, pruning_of, unknown_branch
+from lth.studies.runtime import RuntimeOptions, default_root
+from lth.studies.train import TrainOptions, TrainPlan, plan_train, spec_of
 
 
 def _api_face(fn: Any) -> Any:
@@ -48,13 +50,6 @@ def _api_face(fn: Any) -> Any:
     return call
 
 
-def _whole(name: str, value: Any, minimum: int) -> int:
-    """``value`` when it is a whole number >= ``minimum`` (not a bool, not a string), else the one-line UserError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{name}: bad value {value!r}; allowed: a whole number >= {minimum}")
-    return value
-
-
 def _names(name: str, value: Any) -> list[str]:
     """A list of names or steps; one string is split at commas and spaces (``"reinit,random-mask"``, as the CLI
     takes it), where iterating it would give its characters."""
@@ -66,178 +61,220 @@ def _names(name: str, value: Any) -> list[str]:
         raise UserError(f"{name}: bad value {value!r}; allowed: a list of strings") from None
 
 
-def _steps(name: str, value: Any) -> tuple[tuple[str, Step], ...]:
-    """``save_states`` (a list of steps, or one string of them) as (name, step) pairs, as ``--save-states`` gives
-    them; a bad step is the one-line UserError naming ``name``."""
-    out = []
-    for x in _names(name, value):
-        if not isinstance(x, str):
-            raise UserError(f"{name}: bad value {x!r}; allowed: steps such as '500it' or '2ep'")
-        try:
-            step = Step.parse(x)
-        except UserError as e:
-            raise UserError(f"{name}: {e}") from None
-        out.append((str(step), step))
-    return tuple(out)
+# ------------------------------------------------------------------------------------------------ train, lottery
+Plan = LotteryStudyPlan  # what lottery() returns: trunks and branches as one plan (plan.nodes()), run by run()
+
+# The keywords of the runtime (lth.studies.runtime.RuntimeOptions) in Python: its fields by name, and the
+# executor's as ``executor`` (its kind; ``kind`` too), ``retries``, ``address`` and the ``ray`` / ``slurm`` parts.
+_EXECUTOR_KEYWORDS = ("executor", "kind", "retries", "address", "ray", "slurm")
+_RUNTIME_KEYWORDS = tuple(f.name for f in RuntimeOptions.option_fields() if f.name != "executor") + _EXECUTOR_KEYWORDS
 
 
-@dataclass
-class Plan(LotteryPlan):
-    """A :class:`~lth.lottery.plan.LotteryPlan` whose trunk levels and branches also keep ``save_states``
-    (``--save-states`` of ``lth lottery``): :meth:`nodes` asks each run for the steps inside it."""
-
-    save_states: tuple[tuple[str, Step], ...] = ()
-
-    def nodes(self) -> list[Node]:
-        """Trunk nodes, then branch nodes, each keeping the ``save_states`` steps that lie in its run."""
-        from lth.studies.runtime import keep_states
-
-        return keep_states(super().nodes(), self.save_states, self.trunks[0].spec, self.spe, "save_states")
-
-
-def _keyword(call: Any, name: Any = None) -> Any:
-    """``call()``, with a UserError that names a flag (``--batch-size: ...``) naming the keyword argument instead
-    (``batch_size: ...``; ``name``: that name, or a function of the flag without dashes): the API's arguments are
-    the flags without dashes."""
-    try:
-        return call()
-    except UserError as e:
-        text = str(e)
-        m = re.match(r"--([a-z0-9-]+)", text)
-        if not m:
-            raise
-        flag = m.group(1).replace("-", "_")
-        raise UserError((name(flag) if callable(name) else name or flag) + text[m.end():]) from None
-
-
-def _preset(name: Any) -> Any:
-    """The preset called ``name``; the one-line UserError (``preset: ...``, the allowed names) otherwise."""
-    if not isinstance(name, str):
-        from lth.presets import PRESETS
-
-        raise UserError(f"preset: bad value {name!r}; allowed: {', '.join(PRESETS)}")
-    return _keyword(lambda: get_preset(name))
-
-
-def spec(preset: str, _own: tuple[str, ...] = (), **overrides: Any) -> TrainSpec:
-    """A preset's spec with field overrides (``lr=0.01``), validated. (``_own``: the caller's other keywords, named
-    beside the hyperparameters when a keyword is neither.)"""
-    base = _preset(preset).spec
-    try:
-        s = _keyword(lambda: replace_fields(base, overrides))
-    except UserError as e:
-        if not _own or not str(e).startswith("unknown hyperparameter"):
-            raise
-        raise UserError(str(e).replace("unknown hyperparameter", "unknown keyword argument", 1).replace(
-            "; allowed: ", f"; allowed: {', '.join(_own)}, or a hyperparameter: ", 1)) from None
-    _keyword(s.validate)
-    return s
+def _runtime_options(values: Mapping[str, Any], base: RuntimeOptions | None = None) -> RuntimeOptions:
+    """RuntimeOptions from the Python face's keywords (``device="cpu"``, ``executor="slurm"``, ``slurm={"cluster":
+    "local"}``, ``save_states="5it,1ep"``) over ``base`` (default: the store ``$LTH_ROOT`` or ``./runs``)."""
+    flat: dict[str, Any] = {}
+    executor: dict[str, Any] = {}
+    for key, v in values.items():
+        if isinstance(v, Path):
+            v = str(v)
+        if key in ("executor", "kind"):
+            executor["kind"] = v
+        elif key in ("retries", "ray", "slurm"):
+            executor[key] = v
+        elif key == "address":
+            executor["address"] = v
+        elif key in ("save_states", "plugin"):
+            flat[key] = _names(key, v) if isinstance(v, str) else v
+        elif key == "checkpoint_every" and isinstance(v, Step):
+            flat[key] = str(v)
+        else:
+            flat[key] = v
+    base = base or RuntimeOptions(root=default_root())
+    if executor:
+        ex = base.executor
+        parts: dict[str, Any] = {}
+        for part in ("ray", "slurm"):
+            given = executor.pop(part, None)
+            if part == "ray" and "address" in executor:
+                given = {**(given or {}), "address": executor.pop("address")}
+            if given is None:
+                continue
+            if isinstance(given, Mapping):
+                parts[part] = getattr(ex, part).replace(**given)
+            elif isinstance(given, type(getattr(ex, part))):
+                parts[part] = given
+            else:
+                raise UserError.bad(part, given, f"a dict of the {part} executor's options")
+        flat["executor"] = ex.replace(**parts, **executor)
+    return base.replace(**flat)
 
 
-def train(preset: str, *, replicates: int = 1, root: str | Path = "runs",
-          save_states: Iterable[str] = (), **overrides: Any) -> list[Node]:
-    """The nodes of ``lth train``: one per replicate under ``<root>/train_<hash>/``."""
-    s = spec(preset, ("replicates", "root", "save_states"), **overrides)
-    _whole("replicates", replicates, 1)
-    keep = _steps("save_states", save_states)
-    return [Node(s, r, run_path(Path(root), "train", spec_hash(s), r), keep=keep,
-                 meta={"preset": preset, "kind": "train"}) for r in range(replicates)]
+def _split_runtime(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(runtime keywords, the others: hyperparameters) of a study's keywords."""
+    runtime = {k: v for k, v in values.items() if k in _RUNTIME_KEYWORDS}
+    return runtime, {k: v for k, v in values.items() if k not in runtime}
 
 
-def lottery(preset: str, levels: int, *, replicates: int = 1, rewind: Iterable[str] = ("0it",),
-            branches: Iterable[str] | dict[str, dict[str, Any]] = (), branch_levels: list[int] | None = None,
+def _python_values(cls: type[Options], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` for ``cls``'s fields, with a string refused where a whole number is expected (the command line's
+    strings are parsed; in Python, ``levels="3"`` is a mistake worth saying)."""
+    fields = {f.name: f for f in cls.option_fields()}
+    for key, v in values.items():
+        f = fields.get(key)
+        if f is not None and f.type in (int, int | None) and isinstance(v, str):
+            raise UserError.bad(f.path, v, f.allowed_text())
+    return dict(values)
+
+
+def spec(preset: str | TrainSpec, _own: tuple[str, ...] = (), **overrides: Any) -> TrainSpec:
+    """A preset's spec (or a :class:`~lth.spec.TrainSpec` given as is) with field overrides (``lr=0.01``;
+    ``model=MyNet``: a model class or factory), validated. (``_own``: the caller's other keywords, named beside the
+    hyperparameters when a keyword is neither.)"""
+    return spec_of(preset, overrides, _own)[0]
+
+
+def train(preset: str | TrainSpec, *, replicates: int = 1, root: str | Path = "runs",
+          save_states: Iterable[str] = (), **overrides: Any) -> TrainPlan:
+    """The nodes of ``lth train``: one per replicate under ``<root>/train_<hash>/`` (a list, with the spec and
+    runtime it was planned under, for :func:`run`). ``preset``: a preset name or a TrainSpec; keywords are spec
+    fields (``lr=0.01``; ``model=MyNet``: a model class or factory, registered under a stable name) or runtime
+    options (``device``, ``executor``, ``slurm={...}``, ...). Checked here, before anything is written: the
+    capacity, the saved steps, a model that must reach a cluster's workers."""
+    runtime_kw, hparams = _split_runtime(overrides)
+    s, name = spec_of(preset, hparams, ("replicates", "root", "save_states", *_RUNTIME_KEYWORDS))
+    opts = TrainOptions.from_values(_python_values(TrainOptions, {"replicates": replicates}))
+    runtime = _runtime_options({"root": root, "save_states": save_states, **runtime_kw})
+    return plan_train(s, opts, runtime, preset=name, given=hparams)
+
+
+def lottery(preset: str | TrainSpec, levels: int, *, replicates: int = 1, rewind: Iterable[str] | None = None,
+            branches: Iterable[str] | Mapping[str, Mapping[str, Any]] = (), branch_levels: Any = None,
             root: str | Path = "runs", data_dir: str | Path | None = None,
-            pruning: dict[str, Any] | None = None, pretrain_steps: str | None = None,
-            pretrain_task: str = "standard", pretrain_sparse: bool = False, save_states: Iterable[str] = (),
+            pruning: Mapping[str, Any] | None = None, pretrain_steps: str | None = None,
+            pretrain_task: str | None = None, pretrain_sparse: bool = False, save_states: Iterable[str] = (),
             **overrides: Any) -> Plan:
-    """IMP trunks (one per rewind step) and branches off their levels, as one plan (``plan.nodes()``).
+    """IMP trunks (one per rewind step; default 0it) and branches off their levels (``branches``: names, or
+    ``{name: {option: value}}``), as one plan (``plan.nodes()``). ``preset``: a preset name or a TrainSpec;
+    keywords are spec fields (``model=MyNet``: a model class or factory) or runtime options (``device``,
+    ``executor``, ...). Every check of ``lth lottery`` runs here, before anything is written (capacity first).
 
     ``save_states=["5it", "1ep"]``: every trunk level and branch run also keeps its weights at those steps that lie
     in its run (from its start step on, as ``lth lottery --save-states``); a finished run is replayed to keep them.
 
     ``pretrain_steps="K"``: the state at the rewind step K is pretrained on ``pretrain_task`` (standard,
     random-labels, rotation, blur, rotation+blur; ``pretrain_sparse``: each level's ticket under its mask);
-    ``rewind`` is then K (left at its default, it is set to K)."""
-    import dataclasses
+    ``rewind`` is then K (left out, it is set to K)."""
+    runtime_kw, hparams = _split_runtime(overrides)
+    own = ("levels", "replicates", "rewind", "branches", "branch_levels", "root", "data_dir", "pruning",
+           "pretrain_steps", "pretrain_task", "pretrain_sparse", "save_states", *_RUNTIME_KEYWORDS)
+    s, name = spec_of(preset, hparams, own)
+    values: dict[str, Any] = {"levels": levels, "replicates": replicates, "branch_levels": branch_levels,
+                              "pretrain_sparse": pretrain_sparse,
+                              "branches": branches if isinstance(branches, Mapping) else _names("branches", branches)}
+    values.update({k: v for k, v in (("rewind", None if rewind is None else _names("rewind", rewind)),
+                                     ("pretrain_steps", pretrain_steps), ("pretrain_task", pretrain_task))
+                   if v is not None})
+    opts = LotteryOptions.from_values(_python_values(LotteryOptions, values))
+    runtime = _runtime_options({"root": root, "data_dir": data_dir, "save_states": save_states, **runtime_kw})
+    return plan_lottery(s, pruning_of(preset, pruning), opts, runtime, preset=name, given=hparams)
 
-    from lth.lottery.pretrain import Pretraining
 
-    s = spec(preset, ("levels", "replicates", "rewind", "branches", "branch_levels", "root", "data_dir", "pruning",
-                      "pretrain_steps", "pretrain_task", "pretrain_sparse", "save_states"), **overrides)
-    _whole("levels", levels, 0)
-    _whole("replicates", replicates, 1)
-    rewind = _names("rewind", rewind)
-    if not rewind:
-        raise UserError(f"rewind: bad value {rewind!r}; allowed: at least one step, e.g. ['0it']")
-    if pruning is not None and not isinstance(pruning, Mapping):  # a string would name its characters below
-        raise UserError(f"pruning: bad value {pruning!r}; allowed: a dict of pruning settings, e.g. "
-                        f"{{'fraction': 0.2}}")
-    known = [f.name for f in dataclasses.fields(PruneHparams)]
-    if unknown := sorted(set(pruning or {}) - set(known)):
-        raise UserError(f"pruning: unknown key {unknown[0]!r}; allowed: {', '.join(known)}")
-    types = {n: t for n, _, t in hparam_fields(PruneHparams)}
-    given = {k: _keyword(lambda k=k, v=v: parse_value(types[k], v, k), f"pruning[{k!r}]")
-             for k, v in (pruning or {}).items()}  # "0.3", ["fc"], True: parsed as the CLI parses its flags
-    prune_hp = PruneHparams(**{**_preset(preset).pruning, **given})  # type: ignore[arg-type]
-    _keyword(prune_hp.validate, lambda f: f"pruning[{f.removeprefix('pruning_')!r}]")
-    pre = None
-    if pretrain_steps is not None:
-        pre = Pretraining(pretrain_task, pretrain_sparse)
-        _keyword(pre.validate)
-        k = Step.parse(pretrain_steps)
-        rewind = [str(k)] if tuple(rewind) == ("0it",) else list(rewind)
-        if any(str(Step.parse(x)) != str(k) for x in rewind):
-            raise UserError(f"rewind {list(rewind)}: with pretrain_steps {k} the rewind step is {k}")
-    trunks = [Trunk(s, prune_hp, Step.parse(k), Path(root), preset, pre) for k in rewind]
-    named = branches if isinstance(branches, dict) else {b: {} for b in _names("branches", branches)}
-    opts = {name: branch_options(name, values) for name, values in named.items()}
-    plan = Plan(trunks, levels, replicates, opts, branch_levels, data_dir=data_dir,
-                save_states=_steps("save_states", save_states))
-    if plan.save_states:
-        plan.nodes()  # a step after the end of every run: the UserError now, not when it runs
-    if any(getattr(o, "set", ()) for o in opts.values()):  # a branch's set milestones inside its training
-        from lth.lottery.branches.retrain import check_set_lengths
+def branch(name: str, preset: str | TrainSpec, levels: Any, *, replicates: int = 1, rewind: Any = "0it",
+           pruning: Mapping[str, Any] | None = None, progress: bool | Progress = True,
+           **keywords: Any) -> pd.DataFrame:
+    """``lth branch NAME``: a branch (``reinit``, ``random-mask``, ...) off a trained trunk's levels (``levels``: 2,
+    ``[1, 2]`` or ``"1-3"``); one row per run. Keywords are the branch's options (``set=["lr=0.01"]``,
+    ``dn_pool="layer"``), spec fields selecting the trunk, or runtime options (``root``, ``device``, ...). A trunk
+    that is not trained is a UserError that says how to train it."""
+    if name not in BRANCHES:
+        raise unknown_branch(str(name), "branch_name")
+    own_fields = [f for f, _, _ in hparam_fields(BRANCHES[name].options)]
+    runtime_kw, rest = _split_runtime(keywords)
+    options = {k: rest.pop(k) for k in list(rest) if k in own_fields}
+    s, pname = spec_of(preset, rest, ("replicates", "rewind", "pruning", "progress", *own_fields, *_RUNTIME_KEYWORDS))
+    opts = BranchStudyOptions.from_values(_python_values(BranchStudyOptions, {
+        "name": name, "levels": levels, "replicates": replicates, "rewind": _names("rewind", rewind),
+        "options": options}))
+    plan = plan_branch(s, pruning_of(preset, pruning), opts, _runtime_options(runtime_kw), preset=pname, given=rest,
+                       hint="from Python: lth.api.run(lth.api.lottery(preset, levels, ...)) with the same keywords")
+    return run_branch(plan, progress).frame()
 
-        check_set_lengths(plan.branch_nodes(), data_dir)
-    return plan
+
+# Keywords of executor() besides the runtime's: the executor classes' own fields (set after it is made), and the
+# engine's options the runtime does not have.
+_ENGINE_ONLY = ("channels_last", "checkpoint_seconds")
 
 
 def executor(kind: str = "local", *, data_dir: str | Path | None = None, device: str = "auto",
              max_population: int | None = None, **options: Any) -> Executor:
-    """An executor (``local``, ``ray``, ``slurm``). Keywords that are :class:`EngineOptions` fields (``compile``,
-    ``telemetry_every``, ...) configure the engine; the others go to the executor (``address``, ``retries``,
-    ``partition``, ...)."""
+    """An executor (``local``, ``ray``, ``slurm``), made from :class:`~lth.studies.runtime.RuntimeOptions` as the
+    CLI makes it: its keywords are the runtime's (``telemetry_every="10it"``, ``compile=True``, ``threads=1``,
+    ``root``), the executor's (``retries``, and the fields of the Ray or Slurm part flat: ``address``,
+    ``cpus_per_task``, ``partition``, ``time``, ``cluster``, ...; or as ``ray={...}`` / ``slurm={...}``), the
+    engine's (``channels_last``) and the executor class's own (``poll_s``, ``max_in_flight``, ...)."""
     import dataclasses
-    import inspect
 
-    from lth.cli.common import check_device
+    from lth.executor import EXECUTORS
+    from lth.options import unknown_name
+    from lth.studies.runtime import RayOptions, SlurmOptions
 
-    if kind not in EXECUTORS:
-        raise UserError(f"executor: unknown kind {kind!r}; allowed: {', '.join(EXECUTORS)}")
-    if isinstance(device, str):
-        check_device(device)
-    if max_population is not None:
-        _whole("max_population", max_population, 1)
-    engine_fields = {f.name for f in dataclasses.fields(EngineOptions)}
-    engine = {k: v for k, v in options.items() if k in engine_fields}
-    own = {k: v for k, v in options.items() if k not in engine_fields}
-    params = inspect.signature(EXECUTORS[kind]).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        allowed = sorted(k for k in (engine_fields | set(params)) - {"options", "data_dir", "max_population", "device"}
-                         if not k.startswith("_"))
-        if unknown := sorted(set(own) - set(params)):
-            raise UserError(f"executor: unknown option {unknown[0]!r}; allowed: data_dir, device, max_population, "
-                            f"{', '.join(allowed)}")
-    return EXECUTORS[kind](data_dir=data_dir, options=EngineOptions(device=device, **engine),
-                           max_population=max_population, **own)
+    runtime_kw: dict[str, Any] = {"executor": kind, "data_dir": data_dir, "device": device,
+                                  "max_population": max_population}
+    parts: dict[str, dict[str, Any]] = {"ray": {}, "slurm": {}}
+    part_fields = {"ray": {f.name for f in RayOptions.option_fields()},
+                   "slurm": {f.name for f in SlurmOptions.option_fields()}}
+    engine: dict[str, Any] = {}
+    own: dict[str, Any] = {}
+    cls = EXECUTORS[kind] if isinstance(kind, str) and kind in EXECUTORS else None
+    handled = {"data_dir", "options", "max_population", "on_population", "on_event", "plugins", "retries", "folder",
+               "cluster", "partition", "time_min", "gpus_per_task", "cpus_per_task", "array_parallelism",
+               "slurm_extra", "address"}
+    own_fields = [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_") and f.name not in handled
+                  ] if cls is not None else []
+    for key, v in options.items():
+        if key == "time_min":
+            parts["slurm"]["time"] = str(v)
+        elif key == "slurm_extra" and isinstance(v, Mapping):
+            parts["slurm"]["option"] = [f"{a}={b}" for a, b in v.items()]
+        elif kind in parts and key in part_fields[kind] and key != "address":
+            parts[kind][key] = v
+        elif key in _RUNTIME_KEYWORDS:
+            runtime_kw[key] = v
+        elif key in _ENGINE_ONLY:
+            engine[key] = v
+        elif key in own_fields:
+            own[key] = v
+        else:
+            allowed = sorted({"data_dir", "device", "max_population", *_RUNTIME_KEYWORDS, *_ENGINE_ONLY, *own_fields,
+                              *(part_fields[kind] if kind in parts else ())} - {"executor", "kind"})
+            raise unknown_name(key, allowed)
+    for part, given in parts.items():
+        if given:
+            runtime_kw[part] = {**runtime_kw.get(part, {}), **given}
+    ex = _runtime_options(runtime_kw).make_executor(None)
+    if engine:
+        ex.options = dataclasses.replace(ex.options, **engine)
+    for key, v in own.items():
+        setattr(ex, key, v)
+    return ex
 
 
-def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, **executor_options: Any) -> Any:
-    """Train every node of ``plan`` that is not finished. A LotteryPlan gives ``{"runs", "branches"}`` records,
-    a list of nodes gives one record per node."""
+def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, progress: bool | Progress = True,
+        **executor_options: Any) -> Any:
+    """Train every node of ``plan`` that is not finished, printing progress as the command line does (plain lines
+    in a notebook; ``progress=False``: none). A lottery plan gives ``{"runs", "branches"}`` records (and
+    ``"pretrain"`` with pretraining), a list of nodes (:func:`train`) one record per node. ``ex``: an executor
+    (:func:`executor`); else one of the plan's runtime with ``executor_options`` (``device="cpu"``, ...) applied."""
+    from lth.options import unknown_name
+
+    for key in executor_options:
+        if key not in _RUNTIME_KEYWORDS:
+            raise unknown_name(key, ["ex", "progress", *_RUNTIME_KEYWORDS])
     if isinstance(plan, LotteryPlan):
-        ex = ex or executor(data_dir=plan.data_dir, **executor_options)
-        return plan.records(ex.run(plan.nodes()))
+        base = getattr(plan, "runtime", None) or RuntimeOptions(
+            root=default_root(), data_dir=None if plan.data_dir is None else str(plan.data_dir))
+        return plan.records(_execute(plan.nodes(), _runtime_options(executor_options, base), ex, progress))
     try:
         nodes = list(plan) if not isinstance(plan, str | bytes) else [plan]
     except TypeError:  # not iterable: named as the bad value below
@@ -245,8 +282,29 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, **exe
     if bad := next((n for n in nodes if not isinstance(n, Node)), None):
         raise UserError(f"plan: bad value {bad!r}; allowed: a LotteryPlan (lth.api.lottery) or a list of nodes "
                         f"(lth.api.train)")
-    ex = ex or executor(**executor_options)
-    return ex.run(nodes)
+    runtime = _runtime_options(executor_options, getattr(plan, "runtime", None))
+    return _execute(nodes, runtime, ex, progress)
+
+
+def _execute(nodes: list[Node], runtime: RuntimeOptions, ex: Executor | None, progress: bool | Progress) -> Any:
+    """``nodes`` trained by ``ex`` (else the runtime's executor), reporting to a progress unless ``progress`` is
+    False (an executor made without one reports to it for this call)."""
+    import dataclasses
+
+    if progress is False:
+        return (ex or runtime.make_executor(None)).run(nodes)
+    with progress_of(progress) as p:
+        if ex is None:
+            return runtime.make_executor(p).run(nodes)
+        saved = (ex.options, ex.on_population, ex.on_event)
+        if ex.options.callback is None:
+            ex.options = dataclasses.replace(ex.options, callback=p.callback)
+        ex.on_population = ex.on_population or p.population
+        ex.on_event = ex.on_event or p.graph_event
+        try:
+            return ex.run(nodes)
+        finally:
+            ex.options, ex.on_population, ex.on_event = saved
 
 
 def _argv(name: str, positional: Iterable[Any], flags: Mapping[str, Any]) -> list[str]:
@@ -412,12 +470,6 @@ def landscape(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tenso
         torch.set_num_threads(threads)
 
 
-def branch(name: str, preset: str, levels: Any, **flags: Any) -> pd.DataFrame:
-    """``lth branch NAME``: a branch (``reinit``, ``random-mask``, ...) off a trunk's levels; one row per run."""
-    doc = command("branch", name, preset=preset, levels=levels, **flags)
-    return pd.DataFrame(doc["runs"])
-
-
 def hessian(root: str | Path = "runs", steps: Any = ("final",), **keywords: Any) -> pd.DataFrame:
     """The top-``k`` eigenvalues of the training-loss Hessian of every finished run under ``root`` at the given
     stored states (Lanczos; ``lth hessian``); one row per run, state and rank (also written to each run's
@@ -508,7 +560,6 @@ def _store(root: str | Path) -> Path:
 for _name in ("branch", "command", "executor", "hessian", "landscape", "lottery", "presets", "recipe", "report",
               "results", "run", "runs", "spec", "stability", "state", "ticket", "train"):
     globals()[_name] = _api_face(globals()[_name])
-Plan.nodes = _api_face(Plan.nodes)  # type: ignore[method-assign]
 
 __all__ = ["Plan", "branch", "command", "executor", "hessian", "landscape", "lottery", "presets", "recipe", "report",
            "results", "run", "runs", "spec", "stability", "state", "ticket", "train"]

@@ -1,25 +1,24 @@
-"""``lth train``: train a preset (replicates train together as one population)."""
+"""``lth train``: train a preset (replicates train together as one population); flags -> options -> the train study
+(:mod:`lth.studies.train`) -> printed records."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from lth.cli.common import (
-    Progress,
+from lth.cli.flags import (
+    add_options,
     add_preset_flag,
     add_runtime_flags,
     add_spec_flags,
-    check_fits,
-    emit_json,
-    executor_from_args,
-    report_divergence,
-    save_steps,
-    spec_from_args,
+    options_values,
+    runtime_from_args,
 )
-from lth.spec import TrainSpec
+from lth.cli.output import emit_json, report_divergence
+from lth.progress import Progress
+from lth.spec import GROUPS, TrainSpec, hparam_fields
+from lth.studies.train import TrainOptions, plan_train, run_train, spec_of
 
 HELP = "train a preset (replicates train together as one population)"
 
@@ -29,40 +28,24 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     add_preset_flag(p)
     add_spec_flags(p, base)
     add_runtime_flags(p)
-    p.add_argument("--strict", action="store_true", help="exit 1 when any run diverged")
+    add_options(p, TrainOptions, "train", skip=("replicates",))
 
 
-def plan(args: argparse.Namespace, base: TrainSpec) -> list[Any]:
-    """One node per replicate under ``<root>/train_<hash>/``."""
-    from lth.graph import Node
-    from lth.spec import spec_hash
-    from lth.store import run_path
-
-    spec = spec_from_args(args, base)
-    check_fits(args, spec, args.replicates)
-    digest = spec_hash(spec)
-    return [Node(spec, r, run_path(Path(args.root), "train", digest, r), keep=save_steps(args),
-                 meta={"preset": args.preset, "kind": "train"}) for r in range(args.replicates)]
+def spec_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The spec fields the user gave as flags, as typed (``{"lr": "0.01"}``)."""
+    names = {n for g in GROUPS for n, _, _ in hparam_fields(type(getattr(TrainSpec(), g)))}
+    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Train what is missing; print the records."""
-    from lth.executor.base import missing_states
-    from lth.store import RunDir
-
-    nodes = plan(args, base)
+    given = spec_flags(args)
+    spec, preset = spec_of(args.preset, given)
+    opts = TrainOptions.from_values(options_values(args, TrainOptions))
+    plan = plan_train(spec, opts, runtime_from_args(args), preset=preset, given=given)
     with Progress() as progress:
-        ex = executor_from_args(args, progress)  # first: its flags' errors come alone, before any message
-        telemetry = ex.options.telemetry_every is not None  # a finished run without it is replayed to record it
-        if all(RunDir(n.path).done is not None and not missing_states(n)
-               and not (telemetry and not RunDir(n.path).has_telemetry()) for n in nodes):
-            progress.console.print(f"already trained: nothing to do; results in {nodes[0].path.parent}")
-        records = ex.run(nodes)
-        if progress.populations:
-            sizes = ", ".join(map(str, progress.populations))
-            n = len(progress.populations)
-            progress.console.print(f"trained {n} population{'s' if n > 1 else ''} (sizes {sizes})")
-    code = report_divergence(records, args.strict)
+        records = run_train(plan, progress)["runs"]
+    code = report_divergence(records, opts.strict)
     if args.json:
         emit_json({"runs": records})
     else:
@@ -70,5 +53,5 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
             acc = r["final_test_accuracy"]
             print(f"replicate {r['replicate']}: {r['status']}, final test accuracy "
                   f"{'n/a' if acc is None else f'{acc:.4f}'}  {r['path']}", file=sys.stderr)
-        print(f"results in {nodes[0].path.parent}", file=sys.stderr)
+        print(f"results in {plan[0].path.parent}", file=sys.stderr)
     return code

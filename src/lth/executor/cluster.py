@@ -24,7 +24,7 @@ from typing import Any
 from lth.engine.train import EngineOptions
 from lth.errors import UserError
 from lth.executor.base import Executor
-from lth.executor.work import worker_modules
+from lth.executor.work import worker_setup
 from lth.graph import Node
 from lth.store import RunDir
 
@@ -90,7 +90,8 @@ class ClusterExecutor(Executor):
         if not groups:
             return
         args = (None if self.data_dir is None else str(self.data_dir), self.remote_options(),
-                worker_modules(self.plugins))
+                worker_setup(self.plugins, [n for g in groups for n in g],
+                             type(self).__name__.removesuffix("Executor").lower()))
         for g in groups:
             if self.on_population:
                 self.on_population(len(g))

@@ -11,7 +11,8 @@ import contextlib
 import glob
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 
 from lth.data import Dataset
 from lth.engine.train import EngineOptions, Job, check_jobs, summary, train_population
+from lth.errors import UserError, ref
 from lth.graph import Node, OpContext, resolve
 from lth.prune import kinds_of
 from lth.store import RunDir, paths
@@ -220,6 +222,106 @@ def fill_duplicate(node: Node, rep: Node, spe: int) -> bool:
 # ------------------------------------------------------------------------------------------------ remote workers
 _WORKER_DATA: dict[tuple[Any, str, str], Dataset] = {}  # one worker process trains many populations
 
+# Models given as Python objects (lth.studies.train.model_name): name -> (factory, register_module options), sent
+# pickled to the worker processes of the cluster executors, which register them before they train.
+_SHIPPED: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {}
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a worker process needs before it can train a population: the modules to import
+    (:func:`worker_modules`) and the models given as Python objects, cloudpickled (:func:`shipped_models`)."""
+
+    modules: tuple[tuple[str, str | None], ...] = ()
+    models: bytes = b""
+
+
+def ship_model(name: str, factory: Callable[..., Any], **opts: Any) -> None:
+    """Offer the model ``name`` (registered in this process from ``factory``) to the cluster executors' workers."""
+    _SHIPPED[name] = (factory, dict(opts))
+
+
+def _user_module(name: str) -> Any:
+    """The module ``name`` when it is the user's own code (not lth, the standard library or an installed package):
+    what a worker process may not be able to import, so its classes and functions are pickled by value."""
+    import sysconfig
+
+    module = sys.modules.get(name)
+    file = getattr(module, "__file__", None)
+    if module is None or file is None or name == "__main__" or name.split(".")[0] in ("lth", *sys.stdlib_module_names):
+        return None
+    installed = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    path = Path(file).resolve()
+    if any(part in ("site-packages", "dist-packages") for part in path.parts) or any(p in path.parents
+                                                                                   for p in installed):
+        return None
+    return module
+
+
+def shipped_models(names: Iterable[str], executor: str = "cluster") -> bytes:
+    """The models of ``names`` given as Python objects, cloudpickled for the workers (empty when there are none);
+    the user's own modules are pickled by value, so a worker need not import them. A one-line UserError naming
+    ``model`` where one cannot be pickled (a factory closing over a lock, an open file)."""
+    import functools
+
+    wanted = {n: _SHIPPED[n] for n in dict.fromkeys(names) if n in _SHIPPED}
+    if not wanted:
+        return b""
+    try:
+        import cloudpickle
+    except ImportError:
+        raise UserError(f"{ref('model')}: a model given as a Python object needs cloudpickle to reach the "
+                        f"{executor} executor's workers: pip install cloudpickle") from None
+    out: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {}
+    for name, (factory, opts) in wanted.items():
+        inner = factory.func if isinstance(factory, functools.partial) else factory
+        module = _user_module(getattr(inner, "__module__", "") or "")
+        if module is not None:
+            cloudpickle.register_pickle_by_value(module)
+        try:
+            cloudpickle.dumps((factory, opts))
+        except Exception as e:  # noqa: BLE001  (whatever the object holds that cannot leave this process)
+            why = (str(e).strip().splitlines() or [""])[0][:200]
+            raise UserError(f"{ref('model')}: {name} cannot be sent to the worker processes of the {executor} "
+                            f"executor: it does not pickle ({type(e).__name__}: {why}); allowed: a model class or "
+                            f"factory that pickles (nothing like a lock or an open file in what it refers to), or "
+                            f"the local executor", value=name, allowed="a picklable model factory") from None
+        finally:
+            if module is not None:
+                cloudpickle.unregister_pickle_by_value(module)
+        out[name] = (factory, opts)
+    modules = {m for f, _ in out.values() if (m := _user_module(getattr(getattr(f, "func", f), "__module__", "")))}
+    for m in modules:
+        cloudpickle.register_pickle_by_value(m)
+    try:
+        return cloudpickle.dumps(out)
+    finally:
+        for m in modules:
+            cloudpickle.unregister_pickle_by_value(m)
+
+
+def register_shipped(models: bytes) -> None:
+    """In a worker: register the models :func:`shipped_models` sent (those not registered in this process yet)."""
+    import pickle
+
+    from lth.models import MODELS, register_module
+
+    if not models:
+        return
+    for name, (factory, opts) in pickle.loads(models).items():
+        if name not in MODELS:
+            register_module(name, factory, **opts)
+            _SHIPPED[name] = (factory, opts)
+
+
+def worker_setup(plugins: list[str] | tuple[str, ...], nodes: Iterable[Node], executor: str = "cluster") -> WorkerSetup:
+    """The :class:`WorkerSetup` of a population's workers: :func:`worker_modules` and the models of ``nodes`` (and
+    of the nodes they reference) given as Python objects."""
+    from lth.graph import closure
+
+    names = [n.spec.model.model for n in closure(list(nodes))] if _SHIPPED else []
+    return WorkerSetup(tuple(worker_modules(plugins)), shipped_models(names, executor))
+
 
 def worker_modules(plugins: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str | None]]:
     """What a worker process must import before it can train: the ``--plugin`` modules (as given), and every
@@ -238,11 +340,17 @@ def worker_modules(plugins: list[str] | tuple[str, ...] = ()) -> list[tuple[str,
     return list(out.items())
 
 
-def import_modules(modules: list[tuple[str, str | None]]) -> None:
+def import_modules(modules: list[tuple[str, str | None]] | WorkerSetup) -> None:
     """In a worker: import lth's own ops, then each module of :func:`worker_modules` not yet imported (by name,
-    or from its file where the name is not on this worker's path)."""
+    or from its file where the name is not on this worker's path); given a :class:`WorkerSetup`, also register
+    the models it carries."""
     import importlib
     import importlib.util
+
+    if isinstance(modules, WorkerSetup):
+        import_modules(list(modules.modules))
+        register_shipped(modules.models)
+        return
 
     import lth.lottery  # noqa: F401  (registers the trunk's and the branches' ops)
     from lth.plugins import load_entry_points, load_plugin
@@ -266,7 +374,7 @@ def import_modules(modules: list[tuple[str, str | None]]) -> None:
 
 
 def train_remote(nodes: list[Node], data_dir: str | None, options: EngineOptions,
-                 modules: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
+                 modules: list[tuple[str, str | None]] | WorkerSetup) -> list[dict[str, Any]]:
     """The unit of work as a cluster runs it (a Ray task, a Slurm array element): import what the graph needs,
     load the dataset on this worker's device (once per worker process), :func:`train_group`."""
     from lth.data import load_dataset

@@ -306,10 +306,12 @@ def describe_other_trunks(trunk: Trunk) -> str:
     return f"a trunk of {what} exists with {shown} ({path.name}): add {add} to use it{more}"
 
 
-def require_level(trunk: Trunk, replicate: int, level: int, command: str) -> None:
+def require_level(trunk: Trunk, replicate: int, level: int, command: str, hint: str | None = None) -> None:
     """UserError naming what to do about a missing trunk level: when the trunk does not exist but trunks of its
-    preset with other hyperparameters do, what differs and the flags that select the nearest one (never a
-    command that would start a different experiment); otherwise the `lth lottery` command that makes it."""
+    preset with other hyperparameters do, what differs and the fields that select the nearest one (never a
+    command that would start a different experiment); otherwise the `lth lottery` command that makes it
+    (``command``), followed by ``hint`` in parentheses where given (how to do the same from Python)."""
+    more = f" ({hint})" if hint else ""
     status = (RunDir(trunk.level_dir(replicate, level)).done or {}).get("status")
     if status == "diverged":
         raise UserError(f"level {level} of the trunk (replicate {replicate}) diverged: it has no ticket to branch from")
@@ -319,10 +321,10 @@ def require_level(trunk: Trunk, replicate: int, level: int, command: str) -> Non
             near = describe_other_trunks(trunk)
             if near:
                 raise UserError(f"no trunk with these hyperparameters under {trunk.root}: {near}; or train a new "
-                                f"trunk with your values: `{command}`")
+                                f"trunk with your values: `{command}`{more}")
         where = f"it has levels {have[0]}-{have[-1]}" if have else "it does not exist yet"
         raise UserError(f"level {level} of the trunk (replicate {replicate}) is not trained: {where}; "
-                        f"run `{command}` first")
+                        f"run `{command}` first{more}")
 
 
 @op("pretrain_init")

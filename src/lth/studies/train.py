@@ -1,0 +1,177 @@
+"""The train study: replicates of one spec, trained together as one population (``lth train``, ``lth.api.train``).
+
+Also what every study that trains a spec shares: the spec from a preset or a :class:`~lth.spec.TrainSpec` with
+overrides, where ``model`` may be a Python model class or factory (registered under a stable name, and shipped to
+the worker processes of the Ray and Slurm executors), and the check that such a model can reach those workers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from lth.errors import UserError, ref
+from lth.graph import Node
+from lth.options import Options, option
+from lth.progress import Progress
+from lth.spec import TrainSpec, past_end, spec_hash
+from lth.studies.base import StudyResult, progress_of, resolve_spec
+from lth.studies.runtime import RuntimeOptions, check_fits, default_root
+
+
+@dataclass(frozen=True)
+class TrainOptions(Options):
+    """What ``lth train`` trains beside the spec: how many replicates, and whether a diverged run fails it."""
+
+    PREFIX: ClassVar[str] = ""
+    replicates: int = option(1, "number of replicates", low=1)
+    strict: bool = option(False, "exit 1 when any run diverged")
+
+
+# ------------------------------------------------------------------------------------------------ the spec
+def model_name(model: Any) -> str:
+    """The name a model is recorded under in a spec: a name as it is; a model class or factory (``MyNet``,
+    ``lambda: MyNet(32)``, ``functools.partial(MyNet, 32)``) registered with :func:`lth.models.register_module`
+    under a stable name made of its module and qualified name (``my_models.mynet``; a lambda, a nested function or a
+    partial also gets a digest of its code and arguments, so two of them in one module never share a name), and
+    offered to the worker processes of the cluster executors (:func:`lth.executor.work.ship_model`)."""
+    from lth.executor.work import ship_model
+    from lth.models import register_module
+
+    if isinstance(model, str):
+        return model
+    if not callable(model):
+        raise UserError(f"{ref('model')}: bad value {model!r}; allowed: a model name, or a model class or factory "
+                        f"(a torch.nn.Module subclass, or a function returning a module)", value=model,
+                        allowed="a model name, class or factory")
+    name = generated_name(model)
+    register_module(name, model)
+    ship_model(name, model)
+    return name
+
+
+def generated_name(model: Callable[..., Any]) -> str:
+    """The stable model name of a class or factory: ``<module>.<qualname>`` lowercased into the characters a model
+    name allows (letters, digits, ``_ . -``), with a digest of the code and arguments where the qualified name alone
+    does not say which function it is (a lambda, a function defined inside another, a ``functools.partial``)."""
+    import functools
+
+    inner, extra = model, ""
+    if isinstance(model, functools.partial):
+        inner = model.func
+        extra = repr((model.args, sorted(model.keywords.items())))
+    module = getattr(inner, "__module__", None) or "python"
+    qualname = getattr(inner, "__qualname__", None) or type(inner).__name__
+    if extra or "<" in qualname:
+        code = getattr(inner, "__code__", None)
+        cells = [c.cell_contents for c in getattr(inner, "__closure__", None) or () if _plain(c)]
+        parts = (code.co_code, repr(code.co_consts), repr(code.co_names)) if code is not None else ()
+        text = repr((qualname, parts, repr(cells), extra))
+        qualname += "-" + hashlib.md5(text.encode()).hexdigest()[:8]
+    key = re.sub(r"[^a-z0-9_.-]+", "_", f"{module}.{qualname}".lower()).lstrip("_.-")
+    return key or "model"
+
+
+def _plain(cell: Any) -> bool:
+    """A closure cell whose value reads the same in every session (numbers, strings, tuples of them)."""
+    try:
+        value = cell.cell_contents
+    except ValueError:  # an empty cell
+        return False
+    return isinstance(value, int | float | str | bool | tuple | type(None))
+
+
+def spec_of(preset: str | TrainSpec, overrides: Mapping[str, Any] | None = None,
+            own: tuple[str, ...] = ()) -> tuple[TrainSpec, str]:
+    """(spec, preset name) of a preset name or a TrainSpec with field ``overrides`` (strings parsed as the CLI
+    parses its flags; ``model`` may be a model class or factory: :func:`model_name`), validated. A misspelt
+    preset or keyword is a UserError suggesting the nearest (``own``: the study's other keywords)."""
+    from lth.presets import PRESETS
+
+    if isinstance(preset, str) and preset not in PRESETS:
+        near = difflib.get_close_matches(preset, PRESETS, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise UserError(f"{ref('preset')} {preset!r}: unknown preset{hint}; allowed: {', '.join(PRESETS)}",
+                        value=preset, allowed=", ".join(PRESETS))
+    values = dict(overrides or {})
+    if "model" in values and not isinstance(values["model"], str):
+        values["model"] = model_name(values["model"])
+    return resolve_spec(preset, values, own)
+
+
+def check_workers(spec: TrainSpec, runtime: RuntimeOptions) -> None:
+    """Before anything is planned: a model given as a Python class or factory can reach the worker processes of
+    the executor (Ray, Slurm: pickled with cloudpickle); a one-line UserError naming ``model`` otherwise."""
+    from lth.executor.work import shipped_models
+
+    if runtime.executor.kind != "local":
+        shipped_models([spec.model.model], runtime.executor.kind)
+
+
+# ------------------------------------------------------------------------------------------------ the study
+class TrainPlan(list[Node]):
+    """The nodes of a train study (one per replicate, under ``<root>/train_<hash>/``): a list of
+    :class:`~lth.graph.Node`, with the spec, preset, options and runtime they were planned under."""
+
+    def __init__(self, nodes: list[Node], spec: TrainSpec, preset: str, options: TrainOptions,
+                 runtime: RuntimeOptions) -> None:
+        super().__init__(nodes)
+        self.spec, self.preset, self.options, self.runtime = spec, preset, options, runtime
+
+
+def plan_train(spec: TrainSpec, opts: TrainOptions, runtime: RuntimeOptions, *, preset: str = "custom",
+               given: Mapping[str, Any] | None = None) -> TrainPlan:
+    """The nodes of ``opts.replicates`` runs of ``spec`` keeping ``runtime.save_states``. Every check runs here,
+    before anything is written: the network and the runs fit (:func:`~lth.studies.runtime.check_fits`; ``given``:
+    the spec fields the user set, as given), each saved step lies inside training, the model reaches the workers."""
+    from lth.data.describe import describe
+    from lth.store import run_path
+
+    check_workers(spec, runtime)
+    check_fits(runtime, spec, opts.replicates, "replicates", opts.replicates, dict(given or {}))
+    info = describe(spec.data, runtime.data_dir)
+    spe = max(1, info.steps_per_epoch(spec.data.batch_size))
+    total = spec.train.training_steps.iterations(spe)
+    for step in runtime.save_states:
+        if step.iterations(spe) > total:
+            raise past_end(ref("save_states"), step, spec.train.training_steps, total)
+    keep = tuple((str(s), s) for s in runtime.save_states)
+    digest = spec_hash(spec)
+    nodes = [Node(spec, r, run_path(runtime.store, "train", digest, r), keep=keep,
+                  meta={"preset": preset, "kind": "train"}) for r in range(opts.replicates)]
+    return TrainPlan(nodes, spec, preset, opts, runtime)
+
+
+def run_train(plan: TrainPlan, progress: Progress | bool | None = None) -> StudyResult:
+    """Train what is missing of ``plan`` (``progress``: the CLI's :class:`~lth.progress.Progress`, True for a new
+    one, False for none); ``{"runs": [record, ...]}``, the document of ``lth train --json``."""
+    from lth.executor.base import missing_states
+    from lth.store import RunDir
+
+    with progress_of(progress) as p:
+        ex = plan.runtime.make_executor(p)
+        telemetry = ex.options.telemetry_every is not None  # a finished run without it is replayed to record it
+        if all(RunDir(n.path).done is not None and not missing_states(n)
+               and not (telemetry and not RunDir(n.path).has_telemetry()) for n in plan):
+            p.console.print(f"already trained: nothing to do; results in {plan[0].path.parent}")
+        records = ex.run(list(plan))
+        if p.populations:
+            n, sizes = len(p.populations), ", ".join(map(str, p.populations))
+            p.console.print(f"trained {n} population{'s' if n > 1 else ''} (sizes {sizes})")
+    return StudyResult({"runs": records})
+
+
+def train(preset: str | TrainSpec, opts: TrainOptions | None = None, runtime: RuntimeOptions | None = None, *,
+          progress: Progress | bool | None = None, **overrides: Any) -> StudyResult:
+    """Plan and run a train study in one call: ``train("digits_mlp", TrainOptions(replicates=2), lr=0.01)``."""
+    spec, name = spec_of(preset, overrides, tuple(f.name for f in TrainOptions.option_fields()))
+    runtime = runtime or RuntimeOptions(root=default_root())
+    return run_train(plan_train(spec, opts or TrainOptions(), runtime, preset=name, given=overrides), progress)
+
+
+__all__ = ["TrainOptions", "TrainPlan", "check_workers", "generated_name", "model_name", "plan_train", "run_train",
+           "spec_of", "train"]
