@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from torch import nn
+
 import lth.api as api
 
 # digits_mlp, levels 2, rewind 0it and 5it, branches reinit and random-mask: each node's path (under the root) and
@@ -58,3 +61,123 @@ def test_pinned_node_digests_of_a_sweep_with_branches_and_of_pretraining(tmp_pat
     sparse = api.lottery("digits_mlp", 2, pretrain_steps="5it", pretrain_task="blur", pretrain_sparse=True,
                          root=tmp_path)
     assert _digests(sparse, tmp_path) == PINNED_SPARSE
+
+
+def test_the_study_plans_the_pinned_digests_too(tmp_path: Path) -> None:
+    from lth.studies.lottery import LotteryOptions, plan_lottery, pruning_of
+    from lth.studies.runtime import RuntimeOptions
+    from lth.studies.train import spec_of
+
+    spec, preset = spec_of("digits_mlp")
+    opts = LotteryOptions.from_values(levels="2", rewind=["0it", "5it"], branches=["reinit,random-mask"])
+    plan = plan_lottery(spec, pruning_of(preset), opts, RuntimeOptions(root=str(tmp_path)), preset=preset)
+    assert list(_digests(plan, tmp_path).items()) == list(PINNED_SWEEP.items())
+    opts = LotteryOptions.from_values(levels=2, pretrain_steps="5it", pretrain_task="rotation", branches=["reinit"])
+    plan = plan_lottery(spec, pruning_of(preset), opts, RuntimeOptions(root=str(tmp_path)), preset=preset)
+    assert _digests(plan, tmp_path) == PINNED_PRETRAIN
+
+
+TINY = ["--preset", "digits_mlp", "--model", "fc_8", "--training-steps", "4it"]
+
+
+def test_the_api_document_equals_the_cli_json(tmp_path: Path) -> None:
+    """Trunks at two rewind steps, two branches and a saved state; then pretraining: ``lth.api.run`` of
+    ``lth.api.lottery`` with the same values gives the CLI's ``--json`` document, paths included."""
+    import json
+
+    from conftest import lth
+
+    root = str(tmp_path)
+    argv = [*TINY, "--levels", "2", "--rewind", "0it", "1it", "--branches", "reinit", "random-mask",
+            "--branch-levels", "1-2", "--save-states", "2it", "--pruning-fraction", "0.3", "--root", root, "--json"]
+    code, out, err = lth("lottery", *argv)
+    assert code == 0, err
+    doc = api.run(api.lottery("digits_mlp", 2, rewind="0it,1it", branches=["reinit", "random-mask"],
+                              branch_levels="1-2", save_states=["2it"], pruning={"fraction": "0.3"}, root=root,
+                              model="fc_8", training_steps="4it"), progress=False)
+    assert doc == json.loads(out) and len(doc["branches"]) == 2 * 2 * 2
+    code, out, err = lth("lottery", *TINY, "--levels", "1", "--pretrain-steps", "2it", "--pretrain-task", "blur",
+                         "--root", root, "--json")
+    assert code == 0, err
+    pre = api.run(api.lottery("digits_mlp", 1, pretrain_steps="2it", pretrain_task="blur", root=root,
+                              model="fc_8", training_steps="4it"), progress=False)
+    want = json.loads(out)
+    assert set(want) == {"runs", "pretrain"} and pre == {**want, "branches": []}  # the API's records: always both
+
+
+def test_the_capacity_is_refused_from_python_at_once(tmp_path: Path) -> None:
+    """It planned until memory ran out (14 GB after a few minutes) where ``lth lottery`` refused at once."""
+    import time
+
+    import pytest
+
+    from lth.errors import UserError
+
+    started = time.perf_counter()
+    with pytest.raises(UserError, match=r"^replicates 100000000: 200000000 runs would need about .* of memory"):
+        api.lottery("digits_mlp", levels=1, replicates=10**8, root=tmp_path)
+    with pytest.raises(UserError, match=r"^levels 100000000: 100000001 runs would need"):
+        api.lottery("digits_mlp", levels=10**8, root=tmp_path)
+    with pytest.raises(UserError, match=r"^replicates 100000000: "):
+        api.branch("reinit", "digits_mlp", levels=1, replicates=10**8, root=tmp_path)
+    assert time.perf_counter() - started < 10 and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"rewnd": "5it"}, ["unknown keyword argument 'rewnd'", "did you mean 'rewind'?"]),
+    ({"lrr": 0.1}, ["'lrr'", "did you mean 'lr'?"]),
+    ({"brnches": "reinit"}, ["did you mean 'branches'?"]),
+    ({"pruning": {"fracton": 0.3}}, ['pruning: unknown option \'fracton\'', "did you mean 'fraction'?"]),
+    ({"branches": {"retrain": {"sett": ["lr=0.1"]}}}, ['branches["retrain"]: unknown option \'sett\'',
+                                                       "did you mean 'set'?"]),
+    ({"branches": ["renit"]}, ["branches: unknown branch 'renit'; allowed: reinit"]),
+    ({"pruning": {"fraction": 1.5}}, ['pruning["fraction"] 1.5']),
+    ({"branches": {"dn-reinit": {"dn_pool": "layr"}}}, ["'layr'", "allowed: network, layer"]),
+    ({"branches": ["reinit"], "branch_levels": [5]}, ["branch_levels 5: level 5 is beyond the trunk's levels 2; "
+                                                      "allowed: levels 0-2 (or raise levels)"]),
+    ({"branch_levels": "1-x"}, ["branch_levels '1-x': expected a range"]),
+    ({"pretrain_task": "blur"}, ["pretrain_task: needs pretrain_steps K"]),
+    ({"pretrain_steps": "2it", "rewind": "1it"}, ["rewind 1it: with pretrain_steps 2it the rewind step is 2it",
+                                                  "allowed: rewind 2it or none"]),
+    ({"pretrain_steps": "2it", "pretrain_task": "rot"}, ["pretrain_task: unknown value 'rot'"]),
+    ({"executor": "slurm", "address": "auto"}, ["address is for executor ray; this command runs with executor "
+                                                "slurm"]),
+])
+def test_every_check_from_python_names_keywords(tmp_path: Path, kwargs: dict, words: list[str]) -> None:
+    from lth.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        api.lottery("digits_mlp", 2, root=tmp_path / "r", model="fc_8", training_steps="4it", **kwargs)
+    line = str(e.value)
+    assert "\n" not in line and "--" not in line, line
+    for w in words:
+        assert w in line, line
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_saved_step_past_the_end_is_refused_from_python(tmp_path: Path) -> None:
+    from lth.errors import UserError
+
+    with pytest.raises(UserError, match=r"^save_states 9it: after the end of training"):
+        api.lottery("digits_mlp", 2, root=tmp_path / "r", training_steps="4it", save_states="9it")
+    assert not (tmp_path / "r").exists()
+
+
+class TinyNet(nn.Module):
+    """A model defined in a test module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        return self.body(x)
+
+
+def test_a_model_class_trains_through_the_lottery(tmp_path: Path) -> None:
+    records = api.run(api.lottery("digits_mlp", 1, branches="reinit", model=TinyNet, training_steps="4it",
+                                  root=tmp_path), progress=False)
+    assert [r["status"] for r in records["runs"] + records["branches"]] == ["complete"] * 3
+    assert records["runs"][1]["density"] < 1
+    _, mask = api.ticket(records["runs"][1]["path"])
+    assert set(mask) == {"body.1.weight", "body.3.weight"}  # the module's own names

@@ -10,6 +10,7 @@ levels and optionally a pretrained rewinding point, planned and trained as one g
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +106,16 @@ def make_branch_options(name: str, values: Any = None, prefix: str = "") -> Any:
         for key in values or {}:
             if key not in types:
                 raise unknown_name(key, list(types), prefix or None, what="option" if prefix else "keyword argument")
-        opts = cls(**{k: _set_items(v) if k == "set" else parse_value(types[k], v, f"{prefix}.{k}" if prefix else k)
-                      for k, v in (values or {}).items()})
+        paths = {k: f"{prefix}.{k}" if prefix else k for k in values or {}}
+        parsed = {k: _set_items(v) if k == "set" else parse_value(types[k], v, paths[k])
+                  for k, v in (values or {}).items()}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for k, v in parsed.items():  # the choices, with the field named per face (--dn-pool, dn_pool)
+            choices = fields[k].metadata.get("choices")
+            if choices and v not in choices:
+                raise UserError(f"{ref(paths[k])} {v!r}: unknown value; allowed: {', '.join(choices)}", value=v,
+                                allowed=", ".join(choices))
+        opts = cls(**parsed)
     else:
         path = prefix or "options"
         raise UserError(f"{ref(path)}: bad value {values!r}; allowed: a dict of the options of {name} or a "
