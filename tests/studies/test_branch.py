@@ -72,6 +72,6 @@ def test_a_missing_trunk_names_the_fields_that_select_the_one_that_exists(tmp_pa
 
 
 def test_a_set_schedule_past_the_end_is_refused_from_python(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"^--set milestones=5ep: after the end of training"):
+    with pytest.raises(UserError, match=r"^set milestones=5ep: after the end of training \(training_steps 3ep"):
         api.branch("retrain", "digits_mlp", 1, set=["milestones=5ep"], training_steps="3ep", root=tmp_path / "r")
     assert not (tmp_path / "r").exists()

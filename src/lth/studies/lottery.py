@@ -223,6 +223,11 @@ class LotteryOptions(Options):
         """As :meth:`Options.from_values`, with ``branches`` as names or ``{name: options}`` and
         ``branch_levels`` as a range or list (``"1-3"``, ``[2]``)."""
         given = {**(values or {}), **more}
+        if isinstance(given.get("levels"), str):  # the command line's: said as it always was
+            text = given["levels"]
+            if not text.strip().isdigit():
+                raise UserError(f"{ref('levels')} {text!r}: expected a whole number >= 0", value=text,
+                                allowed="a whole number >= 0")
         if "branches" in given:
             given["branches"] = branches_of(given["branches"])
         if given.get("branch_levels") is not None:
@@ -242,7 +247,8 @@ class LotteryOptions(Options):
                                     f"steps)")
         else:
             if k.count < 1:
-                raise UserError.bad("pretrain_steps", str(k), "at least 1it")
+                raise UserError(f"{ref('pretrain_steps')} {k}: bad value; allowed: at least 1it", value=str(k),
+                                allowed="at least 1it")
             if self.rewind and any(str(r) != str(k) for r in self.rewind):
                 shown = " ".join(map(str, self.rewind))
                 raise UserError(f"{ref('rewind')} {shown}: with {ref('pretrain_steps')} {k} the rewind step is {k} "

@@ -7,7 +7,6 @@ the worker processes of the Ray and Slurm executors), and the check that such a 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -90,13 +89,6 @@ def spec_of(preset: str | TrainSpec, overrides: Mapping[str, Any] | None = None,
     """(spec, preset name) of a preset name or a TrainSpec with field ``overrides`` (strings parsed as the CLI
     parses its flags; ``model`` may be a model class or factory: :func:`model_name`), validated. A misspelt
     preset or keyword is a UserError suggesting the nearest (``own``: the study's other keywords)."""
-    from lth.presets import PRESETS
-
-    if isinstance(preset, str) and preset not in PRESETS:
-        near = difflib.get_close_matches(preset, PRESETS, n=1)
-        hint = f" (did you mean {near[0]}?)" if near else ""
-        raise UserError(f"{ref('preset')} {preset!r}: unknown preset{hint}; allowed: {', '.join(PRESETS)}",
-                        value=preset, allowed=", ".join(PRESETS))
     values = dict(overrides or {})
     if "model" in values and not isinstance(values["model"], str):
         values["model"] = model_name(values["model"])
