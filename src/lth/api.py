@@ -288,10 +288,11 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, progr
 
 def _execute(nodes: list[Node], runtime: RuntimeOptions, ex: Executor | None, progress: bool | Progress) -> Any:
     """``nodes`` trained by ``ex`` (else the runtime's executor), reporting to a progress unless ``progress`` is
-    False (an executor made without one reports to it for this call)."""
+    False or ``ex`` reports to its own (an executor made without one reports to this one for this call)."""
     import dataclasses
 
-    if progress is False:
+    reports = ex is not None and ex.options.callback and ex.on_population and ex.on_event
+    if progress is False or reports:  # an executor made with its own progress (lth demo's) reports to that one
         return (ex or runtime.make_executor(None)).run(nodes)
     with progress_of(progress) as p:
         if ex is None:

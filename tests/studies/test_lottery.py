@@ -181,3 +181,16 @@ def test_a_model_class_trains_through_the_lottery(tmp_path: Path) -> None:
     assert records["runs"][1]["density"] < 1
     _, mask = api.ticket(records["runs"][1]["path"])
     assert set(mask) == {"body.1.weight", "body.3.weight"}  # the module's own names
+
+
+def test_a_train_spec_is_taken_as_it_is(tmp_path: Path) -> None:
+    """A TrainSpec with the preset's pruning plans the preset's trunk (one identity, one directory); its runs
+    record the preset as ``custom``."""
+    from lth.presets import PRESETS
+
+    spec = api.spec("digits_mlp", training_steps="4it")
+    mine = api.lottery(spec, 1, branches="reinit", pruning=dict(PRESETS["digits_mlp"].pruning), root=tmp_path)
+    theirs = api.lottery("digits_mlp", 1, branches="reinit", training_steps="4it", root=tmp_path)
+    assert [n.path for n in mine.nodes()] == [n.path for n in theirs.nodes()]
+    assert [n.digest for n in mine.nodes()] == [n.digest for n in theirs.nodes()]
+    assert mine.trunks[0].preset == "custom"

@@ -63,7 +63,7 @@ def generated_name(model: Callable[..., Any]) -> str:
     if isinstance(model, functools.partial):
         inner = model.func
         extra = repr((model.args, sorted(model.keywords.items())))
-    module = getattr(inner, "__module__", None) or "python"
+    module = (getattr(inner, "__module__", None) or "").strip("_") or "python"  # __main__: main
     qualname = getattr(inner, "__qualname__", None) or type(inner).__name__
     if extra or "<" in qualname:
         code = getattr(inner, "__code__", None)
