@@ -32,7 +32,8 @@ class BranchStudyOptions(Options):
 
     PREFIX: ClassVar[str] = ""
     name: str = option(help=f"the branch ({' | '.join(BRANCHES)})")
-    levels: tuple[int, ...] = option(help="trunk levels, a range like 0-15 or a list like 3,5,8", metavar="LEVELS")
+    levels: tuple[int, ...] = option(help="trunk levels, a range like 0-15 or a list like 3,5,8", metavar="LEVELS",
+                                     allowed="a range like 0-15 or a list like 3,5,8")
     replicates: int = option(1, "number of replicates", low=1)
     rewind: Step = option(Step(0, "it"), "the trunk's rewind step k (0it: reset to init)", metavar="STEP")
     options: Any = option(None, "the branch's own options", hidden=True)

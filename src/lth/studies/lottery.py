@@ -127,6 +127,8 @@ def make_branch_options(name: str, values: Any = None, prefix: str = "") -> Any:
 def _set_items(raw: Any) -> tuple[str, ...]:
     """``set`` as KEY=VALUE items: a list of them, or one string of them split at the commas that start another
     KEY=VALUE (``"lr=0.1,milestones=2it,5it"``: a value may hold commas)."""
+    if not isinstance(raw, str | list | tuple):
+        raise UserError.bad("set", raw, "KEY=VALUE items, e.g. ['lr=0.01']")
     out: list[str] = []
     for item in [raw] if isinstance(raw, str) else list(raw):
         parts: list[str] = []
@@ -207,7 +209,7 @@ class LotteryOptions(Options):
     branches: dict[str, Any] = option({}, f"branches trained beside the trunk at every level 1..LEVELS "
                                           f"({' | '.join(BRANCHES)}), with their options", metavar="NAME")
     branch_levels: tuple[int, ...] | None = option(None, "levels of the branches (default: 1..LEVELS)",
-                                                   metavar="LEVELS")
+                                                   metavar="LEVELS", allowed="a range like 0-15 or a list like 3,5,8")
     pretrain_steps: Step | None = option(None, "rewind to a state pretrained for K steps on the pretraining task "
                                                "instead of level 0's state at K (K is the rewind step: the rewind "
                                                "may be left out, or must be K)", metavar="K")
