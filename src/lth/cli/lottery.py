@@ -26,7 +26,7 @@ from lth.cli.train import spec_flags
 from lth.lottery import BRANCHES
 from lth.progress import Progress
 from lth.spec import TrainSpec
-from lth.studies.lottery import LotteryOptions, branch_choices, plan_lottery, run_lottery, trunks_of
+from lth.studies.lottery import LotteryOptions, branch_choices, plan_lottery, run_lottery
 from lth.studies.train import spec_of
 
 HELP = "iterative magnitude pruning with rewinding (the trunk), with --branches off its levels"
@@ -78,16 +78,6 @@ def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
         experiments = list(dict.fromkeys(str(Path(r["path"]).parent.parent) for r in doc["runs"]))
         print(f"results in {', '.join(experiments)}", file=sys.stderr)  # one lottery_<hash> per --rewind step
     return code
-
-
-def trunks_from_args(args: argparse.Namespace, base: TrainSpec) -> list[Any]:
-    """The trunks of the spec, pruning, ``--rewind`` (and ``--pretrain-*``) flags a command gave (one per rewind
-    step), for the commands that hang off trunks (``lth stability``)."""
-    spec, preset = spec_of(args.preset, spec_flags(args))
-    values = {k: getattr(args, k) for k in ("rewind", "pretrain_steps", "pretrain_task", "pretrain_sparse")
-              if getattr(args, k, None) is not None}
-    opts = LotteryOptions.from_values(values, levels=0)
-    return trunks_of(spec, pruning_from_args(args), opts, args.root, preset)
 
 
 def print_levels(records: list[dict[str, Any]]) -> None:
