@@ -372,4 +372,4 @@ def lottery(preset: str | TrainSpec, opts: LotteryOptions, runtime: RuntimeOptio
 
 __all__ = ["LotteryOptions", "LotteryStudyPlan", "branch_choices", "branch_names", "branches_of", "lottery",
            "lottery_document", "make_branch_options", "parse_level_set", "plan_lottery", "pruning_of", "run_lottery",
-           "trunks_of"]
+           "trunks_of", "unknown_branch"]
