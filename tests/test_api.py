@@ -233,61 +233,46 @@ def test_stability_hessian_report_from_the_api(tmp_path) -> None:
     assert Path(rep["report"]).is_file() and Path(rep["report"]).parent == tmp_path / "report"
 
 
-def test_command_argv_parses_back_to_the_keywords_of_every_flag_of_every_command() -> None:
-    """``command``'s keyword -> argv mapping (built on argparse's ``_actions`` / ``_option_string_actions``), checked
-    against every option of every command: the argv it produces parses back to the value given (a switch to True,
-    a list to its items, a repeatable flag to each value, a one-value flag given a list to the comma form)."""
-    import argparse
+def test_command_reaches_every_command_and_gives_its_json_document(tmp_path) -> None:
+    """``lth.api.command(name, **flags)`` calls the study behind ``lth <name>`` (no command line is built or parsed):
+    every CLI command has one, and the document is the one ``--json`` prints."""
+    import json
 
-    from lth.cli import COMMANDS, build_parser
+    from lth.cli import COMMANDS as CLI
+    from tests.conftest import lth as cli
 
-    parser = build_parser(None)
-    subs = next(a for a in parser._actions if a.dest == "command").choices
-    positional = {"branch": ["reinit"], "recipe": ["dynamics"]}
-    checked = 0
-    for name in COMMANDS:
-        for action in subs[name]._actions:
-            longs = [o for o in action.option_strings if o.startswith("--")]
-            if not longs or longs[0] in ("--help", "--json"):
-                continue
-            key = longs[0][2:].replace("-", "_")
-            required = {o.option_strings[-1][2:].replace("-", "_"): "digits_mlp" if o.dest == "preset" else "1"
-                        for o in subs[name]._actions if o.required and o.option_strings and o is not action}
-            if action.nargs == 0:
-                value, want = True, action.const
-            elif action.choices:
-                value = want = list(action.choices)[-1]
-            elif isinstance(action, argparse._AppendAction):
-                value, want = ["a=1", "-b=2"], ["a=1", "-b=2"]
-            elif action.nargs in ("*", "+"):
-                value, want = ["x", 2], ["x", "2"]
-            elif action.type is not None:  # checked as it is parsed (a whole number)
-                value, want = [3], "3"
-            else:
-                value, want = [3, "-5it"], "3,-5it"  # a list for one value: the CLI's comma form
-            if action.type is not None and not isinstance(want, list):
-                want = action.type(want)
-            flags = {**required, key: value}
-            if key == "csv":  # instead of --json: refused, command() returns the JSON document
-                with pytest.raises(UserError, match="csv: bad value True; allowed: None"):
-                    api._argv(name, [], flags)
-                continue
-            argv = api._argv(name, positional.get(name, []), flags)
-            assert argv[-1] == "--json" or "--json" not in subs[name]._option_string_actions
-            args = parser.parse_args(argv)
-            assert getattr(args, action.dest) == want, (name, key, argv)
-            if action.nargs == 0:
-                assert not any(a.startswith(longs[0]) for a in api._argv(name, positional.get(name, []),
-                                                                          {**required, key: False}))
-            checked += 1
-    assert checked > 400  # every command's every flag (about 470 today)
-    args = parser.parse_args(api._argv("lottery", [], {"preset": "digits_mlp", "levels": 2, "root": Path("r"),
-                                                       "augment": False, "branches": "reinit,random-mask"}))
-    assert (args.levels, args.root, args.augment, args.branches) == ("2", "r", "false", ["reinit,random-mask"])
-    for bad, named in [({"copies": {"a": 1}}, "copies"), ({"align": "yes"}, "align"), ({"json": True}, "'json'"),
-                       ({"rewind": [["0it"]]}, "rewind")]:
-        with pytest.raises(UserError, match=named):
-            api._argv("stability", [], {"preset": "digits_mlp", **bad})
+    assert set(api.COMMANDS) == set(CLI)
+    root = tmp_path / "runs"
+    doc = api.command("train", preset="digits_mlp", training_steps="10it", replicates=2, root=root, device="cpu",
+                      progress=False)
+    code, out, _ = cli("train", "--preset", "digits_mlp", "--training-steps", "10it", "--replicates", "2", "--root",
+                       str(root), "--device", "cpu", "--json")
+    assert code == 0 and json.loads(out) == doc and len(doc["runs"]) == 2
+    for name, argv in [("results", ["--root", str(root)]), ("presets", [])]:
+        code, out, _ = cli(name, *argv, "--json")
+        assert code == 0 and json.loads(out) == api.command(name, **({"root": root} if argv else {}))
+    with pytest.raises(UserError, match=r"^command 'branch': .*positional"):
+        api.command("branch")
+
+
+@pytest.mark.parametrize(("call", "typo", "meant"), [
+    (lambda kw: api.train("digits_mlp", **kw), "replicats", "replicates"),
+    (lambda kw: api.lottery("digits_mlp", 1, **kw), "rewnd", "rewind"),
+    (lambda kw: api.branch("reinit", "digits_mlp", 1, **kw), "rewnd", "rewind"),
+    (lambda kw: api.stability("digits_mlp", **kw), "copiez", "copies"),
+    (lambda kw: api.landscape("digits_mlp", **kw), "plane_", "plane"),
+    (lambda kw: api.hessian(kw.pop("root"), **kw), "whch", "which"),
+    (lambda kw: api.recipe("lottery", **kw), "quik", "quick"),
+    (lambda kw: api.report(kw.pop("root"), **kw), "outt", "out"),
+    (lambda kw: api.command("demo", **kw), "levls", "levels"),
+    (lambda kw: api.executor(**kw), "max_populaton", "max_population"),
+], ids=["train", "lottery", "branch", "stability", "landscape", "hessian", "recipe", "report", "demo", "executor"])
+def test_a_misspelt_keyword_is_suggested_in_every_study(tmp_path, call, typo, meant) -> None:
+    with pytest.raises(UserError) as e:
+        call({typo: 1, "root": tmp_path / "runs"})
+    text = str(e.value)
+    assert "\n" not in text and "--" not in text and repr(typo) in text and f"did you mean {meant!r}" in text, text
+    assert not (tmp_path / "runs").exists()
 
 
 def _done_times(root: Path) -> dict[Path, int]:

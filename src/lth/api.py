@@ -12,8 +12,6 @@ Keyword overrides are spec fields by name (``lr=3e-4``, ``training_steps="2ep"``
 
 from __future__ import annotations
 
-import io
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from lth.lottery.plan import LotteryPlan
 from lth.options import Options
 from lth.progress import Progress
 from lth.spec import Step, TrainSpec, hparam_fields
-from lth.studies.base import progress_of
+from lth.studies.base import StudyResult, progress_of
 from lth.studies.branch import BranchStudyOptions, plan_branch, run_branch
 from lth.studies.lottery import LotteryOptions, LotteryStudyPlan, plan_lottery, pruning_of, unknown_branch
 from lth.studies.runtime import RuntimeOptions, default_root
@@ -180,13 +178,19 @@ def lottery(preset: str | TrainSpec, levels: int, *, replicates: int = 1, rewind
     return plan_lottery(s, pruning_of(preset, pruning), opts, runtime, preset=name, given=hparams)
 
 
-def branch(name: str, preset: str | TrainSpec, levels: Any, *, replicates: int = 1, rewind: Any = "0it",
-           pruning: Mapping[str, Any] | None = None, progress: bool | Progress = True,
-           **keywords: Any) -> pd.DataFrame:
+def branch(name: str, preset: str | TrainSpec, levels: Any, **keywords: Any) -> pd.DataFrame:
     """``lth branch NAME``: a branch (``reinit``, ``random-mask``, ...) off a trained trunk's levels (``levels``: 2,
-    ``[1, 2]`` or ``"1-3"``); one row per run. Keywords are the branch's options (``set=["lr=0.01"]``,
-    ``dn_pool="layer"``), spec fields selecting the trunk, or runtime options (``root``, ``device``, ...). A trunk
-    that is not trained is a UserError that says how to train it."""
+    ``[1, 2]`` or ``"1-3"``); one row per run. Keywords are ``replicates``, ``rewind``, ``pruning``,
+    ``progress``, the branch's options (``set=["lr=0.01"]``, ``dn_pool="layer"``), spec fields selecting the trunk,
+    or runtime options (``root``, ``device``, ...). A trunk that is not trained is a UserError that says how to
+    train it."""
+    return _branch_result(name, preset, levels, **keywords).frame()
+
+
+def _branch_result(name: str, preset: str | TrainSpec, levels: Any, *, replicates: int = 1, rewind: Any = "0it",
+                   pruning: Mapping[str, Any] | None = None, progress: bool | Progress = True,
+                   **keywords: Any) -> StudyResult:
+    """The branch study's result (``lth branch NAME --json``'s document)."""
     if name not in BRANCHES:
         raise unknown_branch(str(name), "branch_name")
     own_fields = [f for f, _, _ in hparam_fields(BRANCHES[name].options)]
@@ -198,7 +202,7 @@ def branch(name: str, preset: str | TrainSpec, levels: Any, *, replicates: int =
         "options": options}))
     plan = plan_branch(s, pruning_of(preset, pruning), opts, _runtime_options(runtime_kw), preset=pname, given=rest,
                        hint="from Python: lth.api.run(lth.api.lottery(preset, levels, ...)) with the same keywords")
-    return run_branch(plan, progress).frame()
+    return run_branch(plan, progress)
 
 
 # Keywords of executor() besides the runtime's: the executor classes' own fields (set after it is made), and the
@@ -308,123 +312,90 @@ def _execute(nodes: list[Node], runtime: RuntimeOptions, ex: Executor | None, pr
             ex.options, ex.on_population, ex.on_event = saved
 
 
-def _argv(name: str, positional: Iterable[Any], flags: Mapping[str, Any]) -> list[str]:
-    """The command line of ``lth <name>`` for :func:`command` (``--json`` added where it has one): each keyword is
-    its flag (``save_states`` -> ``--save-states``); ``True`` gives a switch, ``False`` leaves it out (or passes
-    ``false`` to a true/false option), ``None`` leaves the flag out, a list gives several values (a repeatable flag
-    repeated; a one-value flag such as ``levels`` takes it joined by commas, as the CLI takes ``--levels 3,5,8``).
-    One value is written ``--flag=value``, so a value starting with a dash (``-3it``) reaches the command's check."""
-    import argparse
-
-    from lth.cli import COMMANDS, build_parser
-
-    if not isinstance(name, str) or name not in COMMANDS:
-        raise UserError(f"command: unknown command {name!r}; allowed: {', '.join(COMMANDS)}")
-    parser = build_parser(None)
-    sub = next(a for a in parser._actions if a.dest == "command").choices[name]  # type: ignore[attr-defined]
-    argv = [name, *map(str, positional)]
-    for key, value in flags.items():
-        flag = "--" + key.replace("_", "-")
-        action = sub._option_string_actions.get(flag)
-        if action is None or flag in ("--help", "--json"):
-            allowed = sorted({o[2:].replace("-", "_") for o in sub._option_string_actions if o.startswith("--")}
-                             - {"help", "json"})
-            import difflib
-
-            near = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise UserError(f"{name}: unknown keyword argument {key!r}{hint}; allowed: {', '.join(allowed)}")
-        if value is None:
-            continue
-        if any(action in g._group_actions and any("--json" in a.option_strings for a in g._group_actions)
-               for g in sub._mutually_exclusive_groups):
-            raise UserError(f"{key}: bad value {value!r}; allowed: None (lth.api.command returns the --json document, "
-                            f"which {flag} replaces)")
-        many = action.nargs in ("*", "+")
-        if isinstance(value, bool) and action.nargs == 0:
-            argv += [flag] if value else []
-        elif action.nargs == 0:
-            raise UserError(f"{key}: bad value {value!r}; allowed: True or False (a switch)")
-        elif isinstance(value, str | int | float | Path):
-            argv.append(f"{flag}={str(value).lower() if isinstance(value, bool) else value}")
-        elif isinstance(value, Iterable) and not isinstance(value, Mapping) and \
-                all(isinstance(v, str | int | float | Path) and not isinstance(v, bool) for v in list(value)):
-            value = list(value)
-            if isinstance(action, argparse._AppendAction):
-                argv += [f"{flag}={v}" for v in value]
-            elif many:
-                argv += [flag, *map(str, value)]
-            else:
-                argv.append(f"{flag}={','.join(map(str, value))}")
-        else:
-            raise UserError(f"{key}: bad value {value!r}; allowed: a string, number, bool or a list of them")
-    if "--json" in sub._option_string_actions:
-        argv.append("--json")
-    return argv
+def _train_document(preset: str | TrainSpec, *, progress: bool | Progress = True, **keywords: Any) -> dict[str, Any]:
+    return {"runs": run(train(preset, **keywords), progress=progress)}
 
 
-class _Stream(io.TextIOBase):
-    """stderr of a command run by :func:`command`: each line goes on to the notebook's stderr as it is written
-    (a long call shows its progress), except the ``lth: error:`` line, which becomes the UserError; every line is
-    also kept."""
+def _lottery_document(preset: str | TrainSpec, levels: int, *, progress: bool | Progress = True,
+                      **keywords: Any) -> dict[str, Any]:
+    from lth.studies.lottery import lottery_document
 
-    def __init__(self, target: Any) -> None:
-        self.target, self.lines, self._part = target, [], ""
+    plan = lottery(preset, levels, **keywords)
+    return lottery_document(plan, _execute(plan.nodes(), plan.runtime, None, progress))
 
-    def write(self, text: str) -> int:
-        """Pass on each complete line; keep a partial one until its end."""
-        *done, self._part = (self._part + text).split("\n")
-        for line in done:
-            self.lines.append(line)
-            if not line.startswith("lth: error: "):
-                self.target.write(line + "\n")
-        if done:
-            self.target.flush()
-        return len(text)
 
-    def close_line(self) -> None:
-        """The last line when it has no newline."""
-        if self._part:
-            self.write("\n")
+def _demo_document(*, levels: int | None = None, replicates: int | None = None, training_steps: str | None = None,
+                   progress: bool | Progress = True, **keywords: Any) -> dict[str, Any]:
+    from lth.options import unknown_name
+    from lth.studies.recipe import run_demo
+
+    for key in keywords:
+        if key not in _RUNTIME_KEYWORDS:
+            raise unknown_name(key, ["levels", "replicates", "training_steps", "progress", *_RUNTIME_KEYWORDS])
+    return run_demo(levels, replicates, training_steps, runtime=_runtime_options(keywords),
+                    progress=progress).to_json()
+
+
+def _results_document(root: str | Path = "runs") -> dict[str, Any]:
+    from lth.studies.report import results_document
+
+    return results_document(results(root))
+
+
+def _hessian_document(root: str | Path = "runs", steps: Any = ("final",), **keywords: Any) -> dict[str, Any]:
+    from lth.studies.hessian import hessian as study
+
+    return study(root, _names("steps", steps), **keywords).to_json()
+
+
+def _presets_document() -> dict[str, Any]:
+    from lth.studies.report import presets as study
+
+    return study().to_json()
+
+
+# ``lth <name>``'s --json document from the study of that command, its flags as keywords (``command``).
+COMMANDS: dict[str, Any] = {
+    "train": _train_document,
+    "lottery": _lottery_document,
+    "branch": lambda *a, **k: _branch_result(*a, **k).to_json(),
+    "presets": _presets_document,
+    "results": _results_document,
+    "report": lambda *a, **k: report(*a, **k),
+    "stability": lambda *a, **k: _stability_result(*a, **k).to_json(),
+    "landscape": lambda *a, **k: _landscape_result(*a, **k).to_json(),
+    "hessian": _hessian_document,
+    "demo": _demo_document,
+    "recipe": lambda *a, **k: recipe(*a, **k),
+}
 
 
 def command(name: str, *positional: Any, **flags: Any) -> dict[str, Any]:
-    """Run ``lth <name>`` in this process and return its JSON document (``--json`` is added): every command is
-    reachable with its flags as keyword arguments, named without dashes (``copies=2``, ``save_states=["5it"]``).
-    ``True`` gives a switch (``align=True``; ``False`` leaves it out, or passes ``false`` to a true/false option),
-    a list gives several values (or repeats a repeatable flag, ``plugin=[...]``; a one-value flag takes it joined
-    by commas, ``levels=[1, 2]`` as ``--levels 1,2``). Progress goes to stderr line by line as on the command line;
-    a bad value is the command's one-line :class:`UserError`, an unknown keyword a UserError naming the command's
-    keywords; a failure is a RuntimeError with the command's line. The command may set torch's thread count
-    (``threads=``, ``lth demo``); it is put back afterwards, so a notebook's later cells are not affected."""
-    import contextlib
-    import json
-    import sys
+    """The JSON document of ``lth <name>`` (what ``--json`` prints), from the study behind that command: every
+    command is reachable with its flags as keyword arguments named without dashes (``copies=2``,
+    ``save_states=["5it"]``, ``preset="digits_mlp"``; positional arguments as on the command line:
+    ``command("branch", "reinit", preset=..., levels=...)``). Progress goes to stderr as plain lines; a bad value
+    or an unknown keyword is a one-line :class:`UserError` naming the keyword. Nothing is parsed from a command
+    line: this is the same call as the keyword functions (:func:`lottery`, :func:`stability`, ...), returning the
+    document instead of DataFrames."""
+    import inspect
 
-    from lth.cli import main
+    from lth.options import unknown_name
 
-    argv = _argv(name, positional, flags)
-    out, err = io.StringIO(), _Stream(sys.stderr)
-    threads = torch.get_num_threads()
+    if not isinstance(name, str) or name not in COMMANDS:
+        raise unknown_name(str(name), list(COMMANDS), "command", what="command")
+    threads = torch.get_num_threads()  # threads= (or lth demo's one thread) is for this call only
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # type: ignore[type-var]
-            code = main(argv)
+        return COMMANDS[name](*positional, **flags)
+    except TypeError as e:  # a missing or surplus positional argument: named, not a traceback
+        fn = COMMANDS[name]
+        params = [p for p in inspect.signature(fn).parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+        if "positional argument" not in str(e) and "required" not in str(e):
+            raise
+        raise UserError(f"command {name!r}: {e}; allowed: " + (", ".join(p.name for p in params) or "keywords only"),
+                        value=positional) from None
     finally:
-        err.close_line()
         torch.set_num_threads(threads)
-    lines = err.lines
-    if code == 2:
-        line = next((x.removeprefix("lth: error: ") for x in lines if x.startswith("lth: error: ")),
-                    lines[-1] if lines else f"lth {name}: bad input")
-        parts = line.split("`")  # flags become keywords, but not inside a quoted command line (`lth lottery --x`)
-        line = "`".join(p if i % 2 else re.sub(r"(?<![\w-])--([a-z0-9][a-z0-9-]*)",
-                                               lambda m: m.group(1).replace("-", "_"), p) for i, p in enumerate(parts))
-        if "`lth lottery " in line:  # the trunk a branch or copy needs: say how from Python too
-            line += " (from Python: lth.api.run(lth.api.lottery(preset, levels, ...)) with the same keywords)"
-        raise UserError(line)
-    if code == 1 and not out.getvalue().strip():
-        raise RuntimeError(next((x for x in lines if x.startswith("lth: failed")), f"lth {name} failed (exit 1)"))
-    return json.loads(out.getvalue()) if out.getvalue().strip() else {}
 
 
 def stability(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tensor], Any] | None = None,
@@ -440,17 +411,23 @@ def stability(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tenso
     :func:`ticket` returns it): the copies start from exactly those tensors, under that mask, at the one step
     ``rewind`` (stored once under ``<root>/ticket_<hash>/``). ``progress``: a :class:`lth.progress.Progress`, or
     False for only the populations (default: plain lines in a notebook)."""
+    result = _stability_result(preset, ticket=ticket, progress=progress, **keywords)
+    return {k: result.frame(k) for k in ("results", "summary")}
+
+
+def _stability_result(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tensor], Any] | None = None,
+                      progress: Any = None, **keywords: Any) -> StudyResult:
+    """The stability study's result (``lth stability --json``'s document)."""
     from lth.studies.stability import PathOptions, StabilityOptions, inputs_from_keywords, run_stability
 
     got = inputs_from_keywords("stability", preset, keywords, (StabilityOptions, PathOptions))
     opts, path = got.parts
     threads = torch.get_num_threads()  # ``threads=`` is for this study: a notebook's later cells keep theirs
     try:
-        result = run_stability(got.spec, got.pruning, opts, path, got.runtime, progress, preset=got.preset,
-                               given=got.overrides, ticket=ticket)
+        return run_stability(got.spec, got.pruning, opts, path, got.runtime, progress, preset=got.preset,
+                             given=got.overrides, ticket=ticket)
     finally:
         torch.set_num_threads(threads)
-    return {k: result.frame(k) for k in ("results", "summary")}
 
 
 def landscape(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tensor], Any] | None = None,
@@ -458,6 +435,12 @@ def landscape(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tenso
     """Test error and loss over a plane through stability copies (:func:`lth.studies.landscape.run_landscape`):
     :func:`stability`'s keywords plus ``plane``, ``grid`` and ``margin``; one row per cell and replicate (its
     grid file, figures, minimum test error), the rows of ``lth landscape --json``."""
+    return _landscape_result(preset, ticket=ticket, progress=progress, **keywords).frame()
+
+
+def _landscape_result(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tensor], Any] | None = None,
+                      progress: Any = None, **keywords: Any) -> StudyResult:
+    """The landscape study's result (``lth landscape --json``'s document)."""
     from lth.studies.landscape import LandscapeOptions, run_landscape
     from lth.studies.stability import PathOptions, StabilityOptions, inputs_from_keywords
 
@@ -466,7 +449,7 @@ def landscape(preset: str | TrainSpec, *, ticket: tuple[Mapping[str, torch.Tenso
     threads = torch.get_num_threads()
     try:
         return run_landscape(got.spec, got.pruning, opts, path, land, got.runtime, progress, preset=got.preset,
-                             given=got.overrides, ticket=ticket).frame()
+                             given=got.overrides, ticket=ticket)
     finally:
         torch.set_num_threads(threads)
 

@@ -21,6 +21,18 @@ def duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (IPython's kernel app is running)."""
+    import sys
+
+    shell = sys.modules.get("IPython")
+    try:
+        return bool(shell and shell.get_ipython() is not None
+                    and type(shell.get_ipython()).__name__ == "ZMQInteractiveShell")
+    except Exception:  # noqa: BLE001 - an IPython without a shell: not a notebook
+        return False
+
+
 class Progress:
     """Progress on stderr. On a terminal: one rich view of the command (runs done of total, elapsed, ETA) and the
     current population's iterations with its mean test accuracy. Otherwise plain lines: what the graph holds,
@@ -32,7 +44,10 @@ class Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
         from rich.progress import Progress as RichProgress
 
-        self.console = Console(stderr=True, force_jupyter=False)  # plain lines in a notebook, never HTML widgets
+        # plain lines in a notebook: a kernel's stream may say it is a terminal, but it shows no escape codes
+        notebook = in_notebook()
+        self.console = Console(stderr=True, force_jupyter=False, force_terminal=False if notebook else None,
+                               no_color=notebook or None)
         self.tty = self.console.is_terminal and not quiet
         self.quiet = quiet
         self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

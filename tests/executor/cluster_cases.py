@@ -118,7 +118,7 @@ def check_failure_is_retried_then_reported(ex: Any, tmp: Path, retries: int,
     assert records["after_bad"]["error"] == f"blocked: {g['bad'].path} failed"
     for n in names[2:]:
         assert records[n]["status"] == "complete", records[n]
-    from lth.cli.common import report_divergence
+    from lth.cli.output import report_divergence
 
     assert report_divergence(list(records.values())) == 1  # the command exits non-zero
     assert report_divergence([records["after_bad"]]) == 1  # also when only a descendant was asked for

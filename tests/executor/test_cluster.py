@@ -156,7 +156,7 @@ def test_a_failed_lottery_run_is_failed_in_the_plan_records_and_the_command_fail
     """The lottery's records (level records, branch records) say ``failed`` for a run whose task failed, and
     ``blocked`` for what depends on it, so that the command exits non-zero (they said ``missing``: exit 0)."""
     import lth.api as api
-    from lth.cli.common import report_divergence
+    from lth.cli.output import report_divergence
 
     @dataclass
     class FailsLevel0(InProcess):

@@ -4,13 +4,15 @@ progress it reports to, and the spec it trains (a preset's, or a :class:`~lth.sp
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.progress import Progress
 from lth.spec import TrainSpec
 
@@ -57,7 +59,8 @@ def progress_of(progress: Progress | bool | None) -> Iterator[Progress]:
 def resolve_spec(preset: str | TrainSpec, overrides: Mapping[str, Any] | None = None,
                  own: tuple[str, ...] = ()) -> tuple[TrainSpec, str]:
     """(spec, preset name) of a preset name or a TrainSpec given as is, with field ``overrides`` (``lr=0.01``,
-    parsed as the CLI parses its flags) applied and validated. A TrainSpec's preset name is ``"custom"``.
+    parsed as the CLI parses its flags; ``model`` may be a model class or factory: :func:`model_name`) applied and
+    validated. A TrainSpec's preset name is ``"custom"``.
     ``own``: the study's other keywords, listed beside the hyperparameters when a keyword is neither."""
     from lth.options import unknown_name
     from lth.presets import PRESETS, get_preset
@@ -70,9 +73,64 @@ def resolve_spec(preset: str | TrainSpec, overrides: Mapping[str, Any] | None = 
     else:
         raise UserError(f"preset: bad value {preset!r}; allowed: a TrainSpec or a preset name: {', '.join(PRESETS)}")
     known = sorted({n for g in GROUPS for n, _, _ in hparam_fields(type(getattr(base, g)))})
-    for key in overrides or {}:
+    values = dict(overrides or {})
+    for key in values:
         if key not in known:
             raise unknown_name(key, [*own, *known], extra="")
-    spec = replace_fields(base, dict(overrides or {}))
+    if "model" in values and not isinstance(values["model"], str):  # a model class or factory: registered
+        values["model"] = model_name(values["model"])
+    spec = replace_fields(base, values)
     spec.validate()
     return spec, name
+
+
+def model_name(model: Any) -> str:
+    """The name a model is recorded under in a spec: a name as it is; a model class or factory (``MyNet``,
+    ``lambda: MyNet(32)``, ``functools.partial(MyNet, 32)``) registered with :func:`lth.models.register_module`
+    under a stable name made of its module and qualified name (``my_models.mynet``; a lambda, a nested function or a
+    partial also gets a digest of its code and arguments, so two of them in one module never share a name), and
+    offered to the worker processes of the cluster executors (:func:`lth.executor.work.ship_model`)."""
+    from lth.executor.work import ship_model
+    from lth.models import register_module
+
+    if isinstance(model, str):
+        return model
+    if not callable(model):
+        raise UserError(f"{ref('model')}: bad value {model!r}; allowed: a model name, or a model class or factory "
+                        f"(a torch.nn.Module subclass, or a function returning a module)", value=model,
+                        allowed="a model name, class or factory")
+    name = generated_name(model)
+    register_module(name, model)
+    ship_model(name, model)
+    return name
+
+
+def generated_name(model: Callable[..., Any]) -> str:
+    """The stable model name of a class or factory: ``<module>.<qualname>`` lowercased into the characters a model
+    name allows (letters, digits, ``_ . -``), with a digest of the code and arguments where the qualified name alone
+    does not say which function it is (a lambda, a function defined inside another, a ``functools.partial``)."""
+    import functools
+
+    inner, extra = model, ""
+    if isinstance(model, functools.partial):
+        inner = model.func
+        extra = repr((model.args, sorted(model.keywords.items())))
+    module = (getattr(inner, "__module__", None) or "").strip("_") or "python"  # __main__: main
+    qualname = getattr(inner, "__qualname__", None) or type(inner).__name__
+    if extra or "<" in qualname:
+        code = getattr(inner, "__code__", None)
+        cells = [c.cell_contents for c in getattr(inner, "__closure__", None) or () if _plain(c)]
+        parts = (code.co_code, repr(code.co_consts), repr(code.co_names)) if code is not None else ()
+        text = repr((qualname, parts, repr(cells), extra))
+        qualname += "-" + hashlib.md5(text.encode()).hexdigest()[:8]
+    key = re.sub(r"[^a-z0-9_.-]+", "_", f"{module}.{qualname}".lower()).lstrip("_.-")
+    return key or "model"
+
+
+def _plain(cell: Any) -> bool:
+    """A closure cell whose value reads the same in every session (numbers, strings, tuples of them)."""
+    try:
+        value = cell.cell_contents
+    except ValueError:  # an empty cell
+        return False
+    return isinstance(value, int | float | str | bool | tuple | type(None))

@@ -7,18 +7,16 @@ the worker processes of the Ray and Slurm executors), and the check that such a 
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from lth.errors import UserError, ref
+from lth.errors import ref
 from lth.graph import Node
 from lth.options import Options, option
 from lth.progress import Progress
 from lth.spec import TrainSpec, past_end, spec_hash
-from lth.studies.base import StudyResult, progress_of, resolve_spec
+from lth.studies.base import StudyResult, generated_name, model_name, progress_of, resolve_spec
 from lth.studies.runtime import RuntimeOptions, check_fits, default_root
 
 
@@ -31,68 +29,8 @@ class TrainOptions(Options):
     strict: bool = option(False, "exit 1 when any run diverged")
 
 
-# ------------------------------------------------------------------------------------------------ the spec
-def model_name(model: Any) -> str:
-    """The name a model is recorded under in a spec: a name as it is; a model class or factory (``MyNet``,
-    ``lambda: MyNet(32)``, ``functools.partial(MyNet, 32)``) registered with :func:`lth.models.register_module`
-    under a stable name made of its module and qualified name (``my_models.mynet``; a lambda, a nested function or a
-    partial also gets a digest of its code and arguments, so two of them in one module never share a name), and
-    offered to the worker processes of the cluster executors (:func:`lth.executor.work.ship_model`)."""
-    from lth.executor.work import ship_model
-    from lth.models import register_module
-
-    if isinstance(model, str):
-        return model
-    if not callable(model):
-        raise UserError(f"{ref('model')}: bad value {model!r}; allowed: a model name, or a model class or factory "
-                        f"(a torch.nn.Module subclass, or a function returning a module)", value=model,
-                        allowed="a model name, class or factory")
-    name = generated_name(model)
-    register_module(name, model)
-    ship_model(name, model)
-    return name
-
-
-def generated_name(model: Callable[..., Any]) -> str:
-    """The stable model name of a class or factory: ``<module>.<qualname>`` lowercased into the characters a model
-    name allows (letters, digits, ``_ . -``), with a digest of the code and arguments where the qualified name alone
-    does not say which function it is (a lambda, a function defined inside another, a ``functools.partial``)."""
-    import functools
-
-    inner, extra = model, ""
-    if isinstance(model, functools.partial):
-        inner = model.func
-        extra = repr((model.args, sorted(model.keywords.items())))
-    module = (getattr(inner, "__module__", None) or "").strip("_") or "python"  # __main__: main
-    qualname = getattr(inner, "__qualname__", None) or type(inner).__name__
-    if extra or "<" in qualname:
-        code = getattr(inner, "__code__", None)
-        cells = [c.cell_contents for c in getattr(inner, "__closure__", None) or () if _plain(c)]
-        parts = (code.co_code, repr(code.co_consts), repr(code.co_names)) if code is not None else ()
-        text = repr((qualname, parts, repr(cells), extra))
-        qualname += "-" + hashlib.md5(text.encode()).hexdigest()[:8]
-    key = re.sub(r"[^a-z0-9_.-]+", "_", f"{module}.{qualname}".lower()).lstrip("_.-")
-    return key or "model"
-
-
-def _plain(cell: Any) -> bool:
-    """A closure cell whose value reads the same in every session (numbers, strings, tuples of them)."""
-    try:
-        value = cell.cell_contents
-    except ValueError:  # an empty cell
-        return False
-    return isinstance(value, int | float | str | bool | tuple | type(None))
-
-
-def spec_of(preset: str | TrainSpec, overrides: Mapping[str, Any] | None = None,
-            own: tuple[str, ...] = ()) -> tuple[TrainSpec, str]:
-    """(spec, preset name) of a preset name or a TrainSpec with field ``overrides`` (strings parsed as the CLI
-    parses its flags; ``model`` may be a model class or factory: :func:`model_name`), validated. A misspelt
-    preset or keyword is a UserError suggesting the nearest (``own``: the study's other keywords)."""
-    values = dict(overrides or {})
-    if "model" in values and not isinstance(values["model"], str):
-        values["model"] = model_name(values["model"])
-    return resolve_spec(preset, values, own)
+# The spec of a study: a preset or a TrainSpec, a model class or factory in (lth.studies.base).
+spec_of = resolve_spec
 
 
 def check_workers(spec: TrainSpec, runtime: RuntimeOptions) -> None:

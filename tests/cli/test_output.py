@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lth.cli import main
-from lth.cli.common import report_divergence
+from lth.cli.output import report_divergence
 
 
 def test_report_divergence_exit_codes(capsys: pytest.CaptureFixture) -> None:
