@@ -376,7 +376,7 @@ def test_demo_streams_its_progress_and_leaves_torch_threads_as_they_were(tmp_pat
     assert Path(doc["report"]).is_file() and {r["level"] for r in doc["runs"]} == {0, 1}
     assert len(writes) > 3 and any(w.startswith("lth demo:") for w in writes)
     writes.clear()
-    with pytest.raises(UserError, match="^levels '0'"):
+    with pytest.raises(UserError, match="^levels: bad value 0; allowed: a whole number >= 1"):
         api.command("demo", root=tmp_path / "demo", levels=0)
     assert not any("lth: error" in w for w in writes)
 

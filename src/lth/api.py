@@ -26,11 +26,11 @@ from lth.lottery import BRANCHES, branch_options  # noqa: F401  (branch_options:
 from lth.lottery.plan import LotteryPlan
 from lth.options import Options
 from lth.progress import Progress
-from lth.spec import Step, TrainSpec, hparam_fields
+from lth.spec import TrainSpec, hparam_fields
 from lth.studies.base import StudyResult, progress_of
 from lth.studies.branch import BranchStudyOptions, plan_branch, run_branch
 from lth.studies.lottery import LotteryOptions, LotteryStudyPlan, plan_lottery, pruning_of, unknown_branch
-from lth.studies.runtime import RuntimeOptions, default_root
+from lth.studies.runtime import RUNTIME_KEYWORDS, RuntimeOptions, default_root, runtime_from_keywords
 from lth.studies.train import TrainOptions, TrainPlan, plan_train, spec_of
 
 
@@ -62,55 +62,9 @@ def _names(name: str, value: Any) -> list[str]:
 # ------------------------------------------------------------------------------------------------ train, lottery
 Plan = LotteryStudyPlan  # what lottery() returns: trunks and branches as one plan (plan.nodes()), run by run()
 
-# The keywords of the runtime (lth.studies.runtime.RuntimeOptions) in Python: its fields by name, and the
-# executor's as ``executor`` (its kind; ``kind`` too), ``retries``, ``address`` and the ``ray`` / ``slurm`` parts.
-_EXECUTOR_KEYWORDS = ("executor", "kind", "retries", "address", "ray", "slurm")
-_RUNTIME_KEYWORDS = tuple(f.name for f in RuntimeOptions.option_fields() if f.name != "executor") + _EXECUTOR_KEYWORDS
-
-
-def _runtime_options(values: Mapping[str, Any], base: RuntimeOptions | None = None) -> RuntimeOptions:
-    """RuntimeOptions from the Python face's keywords (``device="cpu"``, ``executor="slurm"``, ``slurm={"cluster":
-    "local"}``, ``save_states="5it,1ep"``) over ``base`` (default: the store ``$LTH_ROOT`` or ``./runs``)."""
-    flat: dict[str, Any] = {}
-    executor: dict[str, Any] = {}
-    for key, v in values.items():
-        if isinstance(v, Path):
-            v = str(v)
-        if key in ("executor", "kind"):
-            executor["kind"] = v
-        elif key in ("retries", "ray", "slurm"):
-            executor[key] = v
-        elif key == "address":
-            executor["address"] = v
-        elif key in ("save_states", "plugin"):
-            flat[key] = _names(key, v) if isinstance(v, str) else v
-        elif key == "checkpoint_every" and isinstance(v, Step):
-            flat[key] = str(v)
-        else:
-            flat[key] = v
-    base = base or RuntimeOptions(root=default_root())
-    if executor:
-        ex = base.executor
-        parts: dict[str, Any] = {}
-        for part in ("ray", "slurm"):
-            given = executor.pop(part, None)
-            if part == "ray" and "address" in executor:
-                given = {**(given or {}), "address": executor.pop("address")}
-            if given is None:
-                continue
-            if isinstance(given, Mapping):
-                parts[part] = getattr(ex, part).replace(**given)
-            elif isinstance(given, type(getattr(ex, part))):
-                parts[part] = given
-            else:
-                raise UserError.bad(part, given, f"a dict of the {part} executor's options")
-        flat["executor"] = ex.replace(**parts, **executor)
-    return base.replace(**flat)
-
-
 def _split_runtime(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(runtime keywords, the others: hyperparameters) of a study's keywords."""
-    runtime = {k: v for k, v in values.items() if k in _RUNTIME_KEYWORDS}
+    runtime = {k: v for k, v in values.items() if k in RUNTIME_KEYWORDS}
     return runtime, {k: v for k, v in values.items() if k not in runtime}
 
 
@@ -140,9 +94,9 @@ def train(preset: str | TrainSpec, *, replicates: int = 1, root: str | Path = "r
     options (``device``, ``executor``, ``slurm={...}``, ...). Checked here, before anything is written: the
     capacity, the saved steps, a model that must reach a cluster's workers."""
     runtime_kw, hparams = _split_runtime(overrides)
-    s, name = spec_of(preset, hparams, ("replicates", "root", "save_states", *_RUNTIME_KEYWORDS))
+    s, name = spec_of(preset, hparams, ("replicates", "root", "save_states", *RUNTIME_KEYWORDS))
     opts = TrainOptions.from_values(_python_values(TrainOptions, {"replicates": replicates}))
-    runtime = _runtime_options({"root": root, "save_states": save_states, **runtime_kw})
+    runtime = runtime_from_keywords({"root": root, "save_states": save_states, **runtime_kw})
     return plan_train(s, opts, runtime, preset=name, given=hparams)
 
 
@@ -165,7 +119,7 @@ def lottery(preset: str | TrainSpec, levels: int, *, replicates: int = 1, rewind
     ``rewind`` is then K (left out, it is set to K)."""
     runtime_kw, hparams = _split_runtime(overrides)
     own = ("levels", "replicates", "rewind", "branches", "branch_levels", "root", "data_dir", "pruning",
-           "pretrain_steps", "pretrain_task", "pretrain_sparse", "save_states", *_RUNTIME_KEYWORDS)
+           "pretrain_steps", "pretrain_task", "pretrain_sparse", "save_states", *RUNTIME_KEYWORDS)
     s, name = spec_of(preset, hparams, own)
     values: dict[str, Any] = {"levels": levels, "replicates": replicates, "branch_levels": branch_levels,
                               "pretrain_sparse": pretrain_sparse,
@@ -174,7 +128,7 @@ def lottery(preset: str | TrainSpec, levels: int, *, replicates: int = 1, rewind
                                      ("pretrain_steps", pretrain_steps), ("pretrain_task", pretrain_task))
                    if v is not None})
     opts = LotteryOptions.from_values(_python_values(LotteryOptions, values))
-    runtime = _runtime_options({"root": root, "data_dir": data_dir, "save_states": save_states, **runtime_kw})
+    runtime = runtime_from_keywords({"root": root, "data_dir": data_dir, "save_states": save_states, **runtime_kw})
     return plan_lottery(s, pruning_of(preset, pruning), opts, runtime, preset=name, given=hparams)
 
 
@@ -196,11 +150,12 @@ def _branch_result(name: str, preset: str | TrainSpec, levels: Any, *, replicate
     own_fields = [f for f, _, _ in hparam_fields(BRANCHES[name].options)]
     runtime_kw, rest = _split_runtime(keywords)
     options = {k: rest.pop(k) for k in list(rest) if k in own_fields}
-    s, pname = spec_of(preset, rest, ("replicates", "rewind", "pruning", "progress", *own_fields, *_RUNTIME_KEYWORDS))
+    s, pname = spec_of(preset, rest, ("replicates", "rewind", "pruning", "progress", *own_fields, *RUNTIME_KEYWORDS))
     opts = BranchStudyOptions.from_values(_python_values(BranchStudyOptions, {
         "name": name, "levels": levels, "replicates": replicates, "rewind": _names("rewind", rewind),
         "options": options}))
-    plan = plan_branch(s, pruning_of(preset, pruning), opts, _runtime_options(runtime_kw), preset=pname, given=rest,
+    runtime = runtime_from_keywords(runtime_kw)
+    plan = plan_branch(s, pruning_of(preset, pruning), opts, runtime, preset=pname, given=rest,
                        hint="from Python: lth.api.run(lth.api.lottery(preset, levels, ...)) with the same keywords")
     return run_branch(plan, progress)
 
@@ -243,20 +198,20 @@ def executor(kind: str = "local", *, data_dir: str | Path | None = None, device:
             parts["slurm"]["option"] = [f"{a}={b}" for a, b in v.items()]
         elif kind in parts and key in part_fields[kind] and key != "address":
             parts[kind][key] = v
-        elif key in _RUNTIME_KEYWORDS:
+        elif key in RUNTIME_KEYWORDS:
             runtime_kw[key] = v
         elif key in _ENGINE_ONLY:
             engine[key] = v
         elif key in own_fields:
             own[key] = v
         else:
-            allowed = sorted({"data_dir", "device", "max_population", *_RUNTIME_KEYWORDS, *_ENGINE_ONLY, *own_fields,
+            allowed = sorted({"data_dir", "device", "max_population", *RUNTIME_KEYWORDS, *_ENGINE_ONLY, *own_fields,
                               *(part_fields[kind] if kind in parts else ())} - {"executor", "kind"})
             raise unknown_name(key, allowed)
     for part, given in parts.items():
         if given:
             runtime_kw[part] = {**runtime_kw.get(part, {}), **given}
-    ex = _runtime_options(runtime_kw).make_executor(None)
+    ex = runtime_from_keywords(runtime_kw).make_executor(None)
     if engine:
         ex.options = dataclasses.replace(ex.options, **engine)
     for key, v in own.items():
@@ -273,12 +228,12 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, progr
     from lth.options import unknown_name
 
     for key in executor_options:
-        if key not in _RUNTIME_KEYWORDS:
-            raise unknown_name(key, ["ex", "progress", *_RUNTIME_KEYWORDS])
+        if key not in RUNTIME_KEYWORDS:
+            raise unknown_name(key, ["ex", "progress", *RUNTIME_KEYWORDS])
     if isinstance(plan, LotteryPlan):
         base = getattr(plan, "runtime", None) or RuntimeOptions(
             root=default_root(), data_dir=None if plan.data_dir is None else str(plan.data_dir))
-        return plan.records(_execute(plan.nodes(), _runtime_options(executor_options, base), ex, progress))
+        return plan.records(_execute(plan.nodes(), runtime_from_keywords(executor_options, base), ex, progress))
     try:
         nodes = list(plan) if not isinstance(plan, str | bytes) else [plan]
     except TypeError:  # not iterable: named as the bad value below
@@ -286,7 +241,7 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, progr
     if bad := next((n for n in nodes if not isinstance(n, Node)), None):
         raise UserError(f"plan: bad value {bad!r}; allowed: a LotteryPlan (lth.api.lottery) or a list of nodes "
                         f"(lth.api.train)")
-    runtime = _runtime_options(executor_options, getattr(plan, "runtime", None))
+    runtime = runtime_from_keywords(executor_options, getattr(plan, "runtime", None))
     return _execute(nodes, runtime, ex, progress)
 
 
@@ -330,9 +285,9 @@ def _demo_document(*, levels: int | None = None, replicates: int | None = None, 
     from lth.studies.recipe import run_demo
 
     for key in keywords:
-        if key not in _RUNTIME_KEYWORDS:
-            raise unknown_name(key, ["levels", "replicates", "training_steps", "progress", *_RUNTIME_KEYWORDS])
-    return run_demo(levels, replicates, training_steps, runtime=_runtime_options(keywords),
+        if key not in RUNTIME_KEYWORDS:
+            raise unknown_name(key, ["levels", "replicates", "training_steps", "progress", *RUNTIME_KEYWORDS])
+    return run_demo(levels, replicates, training_steps, runtime=runtime_from_keywords(keywords),
                     progress=progress).to_json()
 
 

@@ -24,10 +24,8 @@ from lth.studies.recipe import (
     recipe_root,
     run_demo,
     run_recipe,
-    runtime_from_keywords,
-    runtime_keywords,
 )
-from lth.studies.runtime import RuntimeOptions
+from lth.studies.runtime import RUNTIME_KEYWORDS, RuntimeOptions, runtime_from_keywords
 
 
 def digest(nodes: list) -> str:
@@ -129,11 +127,10 @@ def test_python_keywords_suggest_and_render_for_python(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("spec.json"))
 
 
-def test_runtime_keywords_are_the_flags_without_dashes() -> None:
-    names = runtime_keywords()
-    assert names["address"] == "executor.ray.address" and names["slurm_time"] == "executor.slurm.time"
-    assert names["executor"] == "executor.kind" and names["retries"] == "executor.retries"
-    assert names["device"] == "device" and names["save_states"] == "save_states"
+def test_runtime_keywords_are_the_fields_and_the_flags_without_dashes() -> None:
+    assert {"address", "slurm_time", "executor", "retries", "device", "save_states", "ray", "slurm"} <= set(
+        RUNTIME_KEYWORDS)
+    assert runtime_from_keywords({"executor": "slurm", "slurm_time": "1:00"}).executor.slurm.time == "1:00"
     flat = runtime_from_keywords({"executor": "ray", "address": "auto", "device": "cpu"})
     nested = runtime_from_keywords({"executor": {"kind": "ray", "ray": {"address": "auto"}}, "device": "cpu"})
     assert flat == nested and flat.executor.ray.address == "auto" and isinstance(flat, RuntimeOptions)

@@ -12,11 +12,10 @@ import argparse
 import os
 import sys
 
-from lth.cli.flags import step_flag, whole_number
 from lth.cli.output import emit_json
 from lth.progress import Progress
 from lth.spec import TrainSpec
-from lth.studies.recipe import run_demo
+from lth.studies.recipe import DemoOptions, run_demo
 from lth.studies.runtime import RuntimeOptions, default_root
 
 HELP = "a small IMP experiment with the reinit and random-mask branches, and its report (20-40 s on a 2-core CPU)"
@@ -38,15 +37,12 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
 
 def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> int:
     """Train the demo (what is missing), build the report, print its path and the sparsest level's accuracies."""
-    levels = whole_number(args.levels, 1, "--levels") if args.levels is not None else None
-    replicates = whole_number(args.replicates, 1, "--replicates") if args.replicates is not None else None
-    if args.training_steps is not None:
-        step_flag(args.training_steps, "--training-steps")
-    threads = whole_number(args.threads, 1, "--threads") if args.threads is not None else (
-        None if "OMP_NUM_THREADS" in os.environ else 1)
+    threads = args.threads if args.threads is not None else (None if "OMP_NUM_THREADS" in os.environ else 1)
+    sizes = DemoOptions.from_values({k: v for k, v in (("levels", args.levels), ("replicates", args.replicates),
+                                                       ("training_steps", args.training_steps)) if v is not None})
     runtime = RuntimeOptions.from_values(root=args.root, data_dir=args.data_dir, threads=threads)
     with Progress() as progress:
-        result = run_demo(levels, replicates, args.training_steps, runtime=runtime, progress=progress)
+        result = run_demo(sizes.levels, sizes.replicates, sizes.training_steps, runtime=runtime, progress=progress)
     doc = result.to_json()
     if args.json:
         emit_json(doc)

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lth.errors import UserError, cli_name, ref
+from lth.errors import UserError, ref
 from lth.options import Options, option, unknown_name
 from lth.progress import Progress
 from lth.spec import Step
 from lth.studies.base import StudyResult, progress_of
-from lth.studies.runtime import RuntimeOptions, check_root, default_root
+from lth.studies.runtime import RUNTIME_KEYWORDS, RuntimeOptions, check_root, default_root, runtime_from_keywords
 
 
 @dataclass(frozen=True)
@@ -122,59 +121,13 @@ def run_recipe(options: RecipeOptions, runtime: RuntimeOptions | None = None,
     return StudyResult(doc, table="rows")
 
 
-# ------------------------------------------------------------------------------------------------ keywords
-def runtime_keywords() -> dict[str, str]:
-    """Every runtime keyword the Python face takes (the command line's flag without dashes: ``device``,
-    ``address``, ``slurm_time``, ``executor`` for the kind) -> its path in :class:`RuntimeOptions`
-    (``executor.ray.address``)."""
-    out: dict[str, str] = {}
-
-    def walk(cls: type[Options], prefix: str) -> None:
-        for f in cls.option_fields():
-            if isinstance(f.type, type) and issubclass(f.type, Options):
-                walk(f.type, f"{prefix}{f.name}.")
-            else:
-                out[(f.flag or cli_name(f.path))[2:].replace("-", "_")] = prefix + f.name
-
-    walk(RuntimeOptions, "")
-    return out
-
-
-def runtime_from_keywords(keywords: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> RuntimeOptions:
-    """:class:`RuntimeOptions` of keywords named as :func:`runtime_keywords` names them (``executor="ray",
-    address="auto"``), or of its own nested values (``executor={"kind": "ray"}``); ``base``: values under them."""
-    names = runtime_keywords()
-    values: dict[str, Any] = _plain(dict(base or {}))
-    for key, value in keywords.items():
-        if key == "executor" and not isinstance(value, str):  # the executor's options as a whole
-            values["executor"] = {**values.get("executor", {}), **_plain(value)}
-            continue
-        *parts, last = names[key].split(".")
-        d = values
-        for part in parts:
-            d = d.setdefault(part, {})
-        d[last] = value
-    return RuntimeOptions.from_values(values)
-
-
-def _plain(value: Any) -> Any:
-    """Options (and mappings of them) as nested dicts, so keywords can be set beside them."""
-    import dataclasses
-
-    if isinstance(value, Options):
-        return dataclasses.asdict(value)  # type: ignore[call-overload]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def recipe(name: str, *, progress: Progress | bool | None = None, **keywords: Any) -> StudyResult:
     """:func:`run_recipe` with keywords: :class:`RecipeOptions`' fields (``quick=True``, ``levels=1``) and the
-    runtime's (``root``, ``data_dir``, ``device``, ``threads``, ``executor``, ...; :func:`runtime_keywords`); None
+    runtime's (``root``, ``data_dir``, ``device``, ``threads``, ``executor``, ...: ``RUNTIME_KEYWORDS``); None
     gives the default, the store defaults to :func:`recipe_root`. A misspelt keyword is a UserError suggesting the
     nearest."""
     own = [f.name for f in RecipeOptions.option_fields() if f.name != "name"]
-    runtime_names = runtime_keywords()
+    runtime_names = RUNTIME_KEYWORDS
     known = sorted({*own, *runtime_names})
     for key in keywords:
         if key not in known:
@@ -219,8 +172,19 @@ def sparsest(records: dict[str, list[dict[str, Any]]], level: int) -> dict[str, 
     return out
 
 
-def run_demo(levels: int | None = None, replicates: int | None = None, training_steps: str | None = None, *,
-             runtime: RuntimeOptions | None = None, progress: Progress | bool | None = None) -> DemoResult:
+@dataclass(frozen=True)
+class DemoOptions(Options):
+    """The demo's sizes (None: the demo's own, by dataset)."""
+
+    PREFIX: ClassVar[str] = ""
+    levels: int | None = option(None, "pruning levels (default: 12 on digits, 5 on MNIST)", low=1)
+    replicates: int | None = option(None, "replicates (default: 3 on digits, 1 on MNIST)", low=1)
+    training_steps: Step | None = option(None, "training steps per level (default: 10ep digits, 1ep MNIST)")
+
+
+def run_demo(levels: int | str | None = None, replicates: int | str | None = None,
+             training_steps: str | Step | None = None, *, runtime: RuntimeOptions | None = None,
+             progress: Progress | bool | None = None) -> DemoResult:
     """IMP with reset to init beside the reinit and random-mask branches at every level, then the report (Frankle
     & Carbin, ICLR 2019, Section 2): on the bundled digits by default, LeNet-300-100 on MNIST where
     ``runtime.data_dir`` holds it; ``levels``, ``replicates``, ``training_steps`` override the demo's sizes. Trains
@@ -229,6 +193,10 @@ def run_demo(levels: int | None = None, replicates: int | None = None, training_
     from lth.recipes.base import plan_lottery
     from lth.report import build_report
 
+    sizes = DemoOptions.from_values({k: v for k, v in (("levels", levels), ("replicates", replicates),
+                                                       ("training_steps", training_steps)) if v is not None})
+    levels, replicates = sizes.levels, sizes.replicates
+    training_steps = None if sizes.training_steps is None else str(sizes.training_steps)
     runtime = runtime or RuntimeOptions()
     data_dir = runtime.data_dir
     preset, default_levels, default_replicates, steps = DEMO_MNIST if data_dir else DEMO_DIGITS
@@ -258,5 +226,5 @@ def run_demo(levels: int | None = None, replicates: int | None = None, training_
                       dataset=plan.trunks[0].spec.data.dataset, test_examples=int(data.test_x.shape[0]))
 
 
-__all__ = ["DEMO_BRANCHES", "DemoResult", "RecipeOptions", "list_rows", "recipe", "recipe_list", "recipe_root",
-           "run_demo", "run_recipe", "runtime_from_keywords", "runtime_keywords", "sparsest"]
+__all__ = ["DEMO_BRANCHES", "DemoOptions", "DemoResult", "RecipeOptions", "list_rows", "recipe", "recipe_list",
+           "recipe_root", "run_demo", "run_recipe", "sparsest"]

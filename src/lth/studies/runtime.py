@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lth.errors import UserError, ref, register_names
+from lth.errors import UserError, cli_name, ref, register_names
 from lth.options import Options, option
 from lth.spec import Step
 
@@ -374,4 +374,71 @@ def keep_states(nodes: list[Any], save: tuple[tuple[str, Step], ...], spec: Any,
 
 
 __all__ = ["DEFAULT_ROOT", "ExecutorOptions", "RayOptions", "RuntimeOptions", "SlurmOptions", "check_device",
-           "check_fits", "check_root", "default_root", "existing_store", "keep_states"]
+           "check_fits", "check_root", "default_root", "existing_store", "keep_states", "RUNTIME_KEYWORDS",
+           "runtime_from_keywords"]
+
+
+# ------------------------------------------------------------------------------------------------ Python keywords
+def _flag_keywords() -> dict[str, str]:
+    """The executor parts' fields as the command line's flags name them, without dashes (``slurm_time``,
+    ``ray_cpus_per_task``) -> their path under the executor (``slurm.time``)."""
+    out = {}
+    for part, cls in (("ray", RayOptions), ("slurm", SlurmOptions)):
+        for f in cls.option_fields():
+            out[(f.flag or cli_name(f.path))[2:].replace("-", "_")] = f"{part}.{f.name}"
+    return out
+
+
+# Every keyword the Python face takes for the runtime: RuntimeOptions' fields by name, the executor as ``executor``
+# (its kind, a dict of its options or an ExecutorOptions; ``kind`` too), ``retries``, ``address``, ``ray={...}``,
+# ``slurm={...}``, and each part's field as its flag without dashes (``slurm_time="1:00"``).
+RUNTIME_KEYWORDS: tuple[str, ...] = tuple(dict.fromkeys(
+    [f.name for f in RuntimeOptions.option_fields() if f.name != "executor"]
+    + ["executor", "kind", "retries", "address", "ray", "slurm", *_flag_keywords()]))
+
+
+def _plain(value: Any) -> Any:
+    """Options (and mappings of them) as nested dicts; paths as text."""
+    import dataclasses
+
+    if isinstance(value, Options):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+def runtime_from_keywords(keywords: Mapping[str, Any], base: RuntimeOptions | None = None) -> RuntimeOptions:
+    """:class:`RuntimeOptions` of the Python face's keywords (:data:`RUNTIME_KEYWORDS`: ``device="cpu"``,
+    ``executor="slurm"``, ``slurm={"cluster": "local"}`` or ``slurm_cluster="local"``, ``save_states="5it,1ep"``,
+    ``root=Path(...)``) over ``base`` (default: the store ``$LTH_ROOT`` or ``./runs``). None leaves a keyword at
+    its default, as a flag left out. An unknown keyword is a UserError suggesting the nearest."""
+    from lth.options import unknown_name
+
+    flags = _flag_keywords()
+    values: dict[str, Any] = _plain(base) if base is not None else {"root": default_root()}
+    executor: dict[str, Any] = values.setdefault("executor", {})
+    for key, value in keywords.items():
+        if key not in RUNTIME_KEYWORDS:
+            raise unknown_name(key, list(RUNTIME_KEYWORDS))
+        if value is None:
+            continue
+        value = _plain(value)
+        if key in ("executor", "kind") and isinstance(value, Mapping):
+            executor.update(value)
+        elif key in ("executor", "kind"):
+            executor["kind"] = value
+        elif key == "retries":
+            executor["retries"] = value
+        elif key in ("ray", "slurm"):
+            if not isinstance(value, Mapping):
+                raise UserError.bad(key, value, f"a dict of the {key} executor's options")
+            executor.setdefault(key, {}).update(value)
+        elif key == "address" or key in flags:
+            part, name = flags.get(key, "ray.address").split(".")
+            executor.setdefault(part, {})[name] = value
+        elif key in ("save_states", "plugin") and isinstance(value, str):
+            values[key] = [x for x in value.replace(",", " ").split() if x]
+        else:
+            values[key] = str(value) if isinstance(value, Step) else value
+    return RuntimeOptions.from_values(values)

@@ -31,7 +31,7 @@ from lth.spec import Step, TrainSpec
 from lth.stability.analysis import DEFAULT_TRAIN_EXAMPLES
 from lth.stability.plan import SUBNETWORKS, StabilityPlan
 from lth.studies.base import StudyResult, progress_of
-from lth.studies.runtime import ExecutorOptions, RuntimeOptions, check_fits, default_root
+from lth.studies.runtime import RUNTIME_KEYWORDS, RuntimeOptions, check_fits, runtime_from_keywords
 
 Ticket = tuple[Mapping[str, Any], Mapping[str, Any] | None]  # (state, mask) as lth.api.ticket returns them
 
@@ -371,8 +371,6 @@ class StudyInputs:
     overrides: dict[str, Any]
 
 
-_EXECUTOR_KEYS = ("executor", "retries", "ray", "slurm", "address")
-
 
 def inputs_from_keywords(command: str, preset: str | TrainSpec, keywords: Mapping[str, Any],
                          parts: tuple[type[Options], ...]) -> StudyInputs:
@@ -391,9 +389,9 @@ def inputs_from_keywords(command: str, preset: str | TrainSpec, keywords: Mappin
                         f"allowed: {', '.join(PRESETS)}", value=preset, allowed=", ".join(PRESETS))
     values = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in keywords.items()}
     owned = [[f.name for f in cls.option_fields()] for cls in parts]
-    runtime_names = [f.name for f in RuntimeOptions.option_fields() if f.name != "executor"]
+    runtime_names = list(RUNTIME_KEYWORDS)
     hparams = sorted({n for g in GROUPS for n, _, _ in hparam_fields(type(getattr(TrainSpec(), g)))})
-    known = [*dict.fromkeys([n for names in owned for n in names] + runtime_names + list(_EXECUTOR_KEYS)
+    known = [*dict.fromkeys([n for names in owned for n in names] + runtime_names
                             + ["pruning"])]
     for key in values:
         if key not in known and key not in hparams:
@@ -403,38 +401,11 @@ def inputs_from_keywords(command: str, preset: str | TrainSpec, keywords: Mappin
                             f"hyperparameter: {', '.join(hparams)}", value=key, allowed=", ".join(known + hparams))
     options = [cls.from_values({k: v for k, v in values.items() if k in names}) for cls, names in zip(parts, owned,
                                                                                                       strict=True)]
-    runtime = runtime_from_keywords({k: v for k, v in values.items() if k in runtime_names or k in _EXECUTOR_KEYS})
+    runtime = runtime_from_keywords({k: v for k, v in values.items() if k in runtime_names})
     overrides = {k: v for k, v in values.items() if k not in known}
     spec, name = resolve_spec(preset, overrides, tuple(known))
     base = dict(get_preset(name).pruning) if isinstance(preset, str) else {}
     return StudyInputs(spec, name, pruning_from_values(base, values.get("pruning")), runtime, options, overrides)
-
-
-def runtime_from_keywords(values: Mapping[str, Any]) -> RuntimeOptions:
-    """:class:`RuntimeOptions` of the Python face's keywords: its fields by name (the store defaulting to
-    ``$LTH_ROOT`` or ``./runs``), the executor as ``executor`` (a kind, a dict of its options or an
-    :class:`ExecutorOptions`) with ``retries``, ``ray``, ``slurm`` and ``address`` beside it."""
-    values = dict(values)
-    kind = values.pop("executor", None)
-    executor: dict[str, Any] = {}
-    if isinstance(kind, ExecutorOptions):
-        executor = {f.name: getattr(kind, f.name) for f in ExecutorOptions.option_fields()}
-    elif isinstance(kind, Mapping):
-        executor = dict(kind)
-    elif kind is not None:
-        executor["kind"] = kind
-    for key in ("retries", "ray", "slurm"):
-        if key in values:
-            executor[key] = values.pop(key)
-    if "address" in values:
-        ray = executor.get("ray") or {}
-        executor["ray"] = {**(ray if isinstance(ray, Mapping) else {f.name: getattr(ray, f.name)
-                                                                      for f in ray.option_fields()}),
-                           "address": values.pop("address")}
-    if executor:
-        values["executor"] = executor
-    values.setdefault("root", default_root())
-    return RuntimeOptions.from_values(values)
 
 
 def pruning_from_values(base: Mapping[str, Any], given: Any) -> Any:
@@ -459,5 +430,5 @@ def pruning_from_values(base: Mapping[str, Any], given: Any) -> Any:
 
 __all__ = ["PathOptions", "PathTables", "StabilityOptions", "StabilityPlanned", "StabilityResult", "StudyInputs",
            "check_ticket", "dense_accuracy", "evaluate_stability", "inputs_from_keywords", "plan_stability",
-           "pruning_from_values", "run_stability", "runtime_from_keywords", "stability_trunks", "ticket_node",
+           "pruning_from_values", "run_stability", "stability_trunks", "ticket_node",
            "train_copies", "with_iterations"]
