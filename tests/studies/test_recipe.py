@@ -79,14 +79,14 @@ def test_plan_lottery_plans_what_the_api_planned(args: tuple, kw: dict, want: tu
 
 
 def test_plan_lottery_refuses_bad_settings_naming_them() -> None:
-    with pytest.raises(UserError, match=r"unknown pruning option 'fracton' \(did you mean 'fraction'\?\)"):
+    with pytest.raises(UserError, match=r"pruning: unknown option 'fracton' \(did you mean 'fraction'\?\)"):
         plan_lottery("digits_mlp", 1, root="/R", pruning={"fracton": 0.3})
     with pytest.raises(UserError, match=r"^--set milestones=5ep: after the end of training"):
         plan_lottery("digits_mlp", 1, root="/R", branches={"retrain": {"set": ["milestones=5ep"]}},
                      training_steps="3ep")
     with pytest.raises(UserError) as e:
         plan_lottery("digits_mlp", 1, root="/R", rewind=["0it", "5it"], pretrain_steps="3it")
-    assert str(e.value).startswith("--rewind ['0it', '5it']: with --pretrain-steps 3it")
+    assert str(e.value).startswith("--rewind 0it 5it: with --pretrain-steps 3it the rewind step is 3it")
 
 
 def test_options_parse_strings_and_python_values() -> None:

@@ -433,40 +433,21 @@ def plan_lottery(preset: str, levels: int, *, root: str | Path, replicates: int 
     """A recipe's lottery piece: IMP trunks of ``preset`` (one per ``rewind`` step; with ``pretrain_steps`` K, one
     rewound to K whose state at K is pretrained on ``pretrain_task``) and ``branches`` (names, or ``{name:
     options}``) at ``branch_levels``, as a :class:`~lth.lottery.plan.LotteryPlan` under ``root``. ``pruning``:
-    fields over the preset's pruning recipe; ``overrides``: spec fields (``training_steps="10it"``). Plans the same
-    nodes (every hash and path) as ``lth lottery`` with the same settings."""
-    from lth.lottery import Trunk, branch_options
-    from lth.lottery.plan import LotteryPlan
-    from lth.lottery.pretrain import Pretraining
-    from lth.options import parse_value, unknown_name
-    from lth.presets import get_preset
-    from lth.prune import PruneHparams
-    from lth.spec import Step, hparam_fields
+    fields over the preset's pruning recipe; ``overrides``: spec fields (``training_steps="10it"``). The lottery
+    study's planning (:func:`lth.studies.lottery.plan_lottery`, every check included), so it plans the same nodes
+    (every hash and path) as ``lth lottery`` with the same settings."""
     from lth.studies.base import resolve_spec
+    from lth.studies.lottery import LotteryOptions, pruning_of
+    from lth.studies.lottery import plan_lottery as plan
+    from lth.studies.runtime import RuntimeOptions
 
     spec, name = resolve_spec(preset, overrides)
-    types = {n: t for n, _, t in hparam_fields(PruneHparams)}
-    for key in pruning or {}:
-        if key not in types:
-            raise unknown_name(key, list(types), what="pruning option")
-    given = {k: parse_value(types[k], v, f"pruning.{k}") for k, v in (pruning or {}).items()}
-    prune_hp = PruneHparams(**{**get_preset(preset).pruning, **given})  # type: ignore[arg-type]
-    prune_hp.validate()
     rewinds = [str(k) for k in rewind]
-    pre = None
-    if pretrain_steps is not None:
-        pre = Pretraining(pretrain_task, pretrain_sparse)
-        pre.validate()
-        k = Step.parse(pretrain_steps)
-        rewinds = [str(k)] if tuple(rewinds) == ("0it",) else rewinds
-        if any(str(Step.parse(x)) != str(k) for x in rewinds):
-            raise UserError(f"{ref('rewind')} {rewinds}: with {ref('pretrain_steps')} {k} the rewind step is {k}")
-    trunks = [Trunk(spec, prune_hp, Step.parse(k), Path(root), name, pre) for k in rewinds]
-    named = branches if isinstance(branches, dict) else {b: {} for b in branches}
-    opts = {b: branch_options(b, values) for b, values in named.items()}
-    plan = LotteryPlan(trunks, levels, replicates, opts, branch_levels, data_dir=data_dir)
-    if any(getattr(o, "set", ()) for o in opts.values()):  # a branch's set milestones inside its training
-        from lth.lottery.branches.retrain import check_set_lengths
-
-        check_set_lengths(plan.branch_nodes(), data_dir)
-    return plan
+    if pretrain_steps is not None and tuple(rewinds) == ("0it",):
+        rewinds = []  # the pretraining step K is the rewind step
+    opts = LotteryOptions.from_values({
+        "levels": levels, "replicates": replicates, "branches": branches, "branch_levels": branch_levels,
+        "pretrain_steps": pretrain_steps, "pretrain_task": pretrain_task if pretrain_steps is not None else None,
+        "pretrain_sparse": pretrain_sparse, **({"rewind": rewinds} if rewinds else {})})
+    runtime = RuntimeOptions(root=str(root), data_dir=None if data_dir is None else str(data_dir))
+    return plan(spec, pruning_of(preset, pruning), opts, runtime, preset=name, given=overrides)
