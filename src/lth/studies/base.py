@@ -8,13 +8,14 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from lth.errors import UserError, ref
 from lth.progress import Progress
 from lth.spec import TrainSpec
+
+if TYPE_CHECKING:  # pandas is imported when a frame is asked for: the command line starts without it
+    import pandas as pd
 
 
 @dataclass
@@ -32,6 +33,8 @@ class StudyResult:
 
     def frame(self, name: str | None = None) -> pd.DataFrame:
         """The rows of ``name`` (default: the study's main table) as a DataFrame."""
+        import pandas as pd
+
         key = name or self.table
         if key not in self.document:
             raise UserError(f"table: bad value {key!r}; allowed: {', '.join(self.document)}")
