@@ -238,7 +238,8 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, progr
         nodes = list(plan) if not isinstance(plan, str | bytes) else [plan]
     except TypeError:  # not iterable: named as the bad value below
         nodes = [plan]
-    if bad := next((n for n in nodes if not isinstance(n, Node)), None):
+    if not nodes or not all(isinstance(n, Node) for n in nodes):
+        bad = next((n for n in nodes if not isinstance(n, Node)), plan)
         raise UserError(f"plan: bad value {bad!r}; allowed: a LotteryPlan (lth.api.lottery) or a list of nodes "
                         f"(lth.api.train)")
     runtime = runtime_from_keywords(executor_options, getattr(plan, "runtime", None))
@@ -247,7 +248,16 @@ def run(plan: LotteryPlan | Iterable[Node], *, ex: Executor | None = None, progr
 
 def _execute(nodes: list[Node], runtime: RuntimeOptions, ex: Executor | None, progress: bool | Progress) -> Any:
     """``nodes`` trained by ``ex`` (else the runtime's executor), reporting to a progress unless ``progress`` is
-    False or ``ex`` reports to its own (an executor made without one reports to this one for this call)."""
+    False or ``ex`` reports to its own (an executor made without one reports to this one for this call). torch's
+    thread count (a runtime's ``threads=``) is put back afterwards, so a notebook's later cells keep theirs."""
+    threads = torch.get_num_threads()
+    try:
+        return _train_nodes(nodes, runtime, ex, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_nodes(nodes: list[Node], runtime: RuntimeOptions, ex: Executor | None, progress: bool | Progress) -> Any:
     import dataclasses
 
     reports = ex is not None and ex.options.callback and ex.on_population and ex.on_event
@@ -313,15 +323,15 @@ def _presets_document() -> dict[str, Any]:
 COMMANDS: dict[str, Any] = {
     "train": _train_document,
     "lottery": _lottery_document,
-    "branch": lambda *a, **k: _branch_result(*a, **k).to_json(),
+    "branch": lambda name, preset, levels, **k: _branch_result(name, preset, levels, **k).to_json(),
     "presets": _presets_document,
     "results": _results_document,
-    "report": lambda *a, **k: report(*a, **k),
-    "stability": lambda *a, **k: _stability_result(*a, **k).to_json(),
-    "landscape": lambda *a, **k: _landscape_result(*a, **k).to_json(),
+    "report": lambda root="runs", out=None, **k: report(root, out, **k),
+    "stability": lambda preset, **k: _stability_result(preset, **k).to_json(),
+    "landscape": lambda preset, **k: _landscape_result(preset, **k).to_json(),
     "hessian": _hessian_document,
     "demo": _demo_document,
-    "recipe": lambda *a, **k: recipe(*a, **k),
+    "recipe": lambda name, **k: recipe(name, **k),
 }
 
 
@@ -333,22 +343,29 @@ def command(name: str, *positional: Any, **flags: Any) -> dict[str, Any]:
     or an unknown keyword is a one-line :class:`UserError` naming the keyword. Nothing is parsed from a command
     line: this is the same call as the keyword functions (:func:`lottery`, :func:`stability`, ...), returning the
     document instead of DataFrames."""
+    import difflib
     import inspect
 
     from lth.options import unknown_name
 
     if not isinstance(name, str) or name not in COMMANDS:
         raise unknown_name(str(name), list(COMMANDS), "command", what="command")
+    fn = COMMANDS[name]
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
+    given = [p.name for p in params[:len(positional)]] + [k for k in flags if k in {p.name for p in params}]
+    missing = [p.name for p in params if p.name not in given]
+    if missing or len(positional) > len(params) and not any(p.kind is p.VAR_POSITIONAL for p in
+                                                             inspect.signature(fn).parameters.values()):
+        near = {m: difflib.get_close_matches(m, [str(k) for k in flags], n=1) for m in missing}
+        hint = "".join(f" ({near[m][0]!r}: did you mean {m!r}?)" for m in missing if near[m])
+        what = (f"missing {', '.join(map(repr, missing))}" if missing
+                else f"too many positional arguments {positional!r}")
+        raise UserError(f"command {name!r}: {what}{hint}; allowed: {', '.join(p.name for p in params)} (positional "
+                        f"or as keywords), then the command's keywords", value=positional)
     threads = torch.get_num_threads()  # threads= (or lth demo's one thread) is for this call only
     try:
-        return COMMANDS[name](*positional, **flags)
-    except TypeError as e:  # a missing or surplus positional argument: named, not a traceback
-        fn = COMMANDS[name]
-        params = [p for p in inspect.signature(fn).parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
-        if "positional argument" not in str(e) and "required" not in str(e):
-            raise
-        raise UserError(f"command {name!r}: {e}; allowed: " + (", ".join(p.name for p in params) or "keywords only"),
-                        value=positional) from None
+        return fn(*positional, **flags)
     finally:
         torch.set_num_threads(threads)
 

@@ -81,7 +81,7 @@ class UserError(Exception):
         self.allowed = allowed
         self.face = face
         self.aliases = dict(aliases or {})
-        super().__init__(message)
+        super().__init__(self.render())  # args, repr and tracebacks read as this face writes it, never a marker
 
     @classmethod
     def bad(cls, field: str, value: Any, allowed: str, sep: str = ": bad value ") -> UserError:
@@ -111,6 +111,15 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.render()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its template (a cluster worker's error keeps its field references)."""
+        return (_rebuild, (self.template, self.value if self.has_value else _NOTHING, self.allowed, self.face,
+                           self.aliases))
+
+
+def _rebuild(template: str, value: Any, allowed: str | None, face: str, aliases: dict[str, str]) -> UserError:
+    return UserError(template, value=value, allowed=allowed, face=face, aliases=aliases)
 
 
 def error_log_path() -> Path:

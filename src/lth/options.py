@@ -195,6 +195,7 @@ class Options:
 def unknown_name(key: str, known: list[str], path: str | None = None, what: str = "keyword argument",
                  extra: str = "") -> UserError:
     """The error for a misspelt name: the nearest known one suggested (``rewnd`` -> ``rewind``), all listed."""
+    known = list(dict.fromkeys(known))  # each name once
     near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
     hint = f" (did you mean {near[0]!r}?)" if near else ""
     lead = ref(path) + ": unknown" if path else f"unknown {what} {key!r}"

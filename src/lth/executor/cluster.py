@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lth.engine.train import EngineOptions
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.executor.base import Executor
 from lth.executor.work import worker_setup
 from lth.graph import Node
@@ -52,7 +52,7 @@ class ClusterExecutor(Executor):
 
     def __post_init__(self) -> None:
         if self.retries < 0:
-            raise UserError(f"--retries {self.retries}: expected a whole number >= 0")
+            raise UserError(f"{ref('executor.retries')} {self.retries}: expected a whole number >= 0")
         if self.max_in_flight is not None and self.max_in_flight < 1:
             raise UserError(f"max_in_flight {self.max_in_flight}: expected a whole number >= 1")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.executor.cluster import ClusterExecutor, need
 from lth.executor.work import error_line, train_remote
 from lth.graph import Node
@@ -76,20 +76,20 @@ def reachable(address: str, timeout: float = 5.0) -> str:
 
             target = canonicalize_bootstrap_address("auto") or ""
         except ConnectionError:
-            raise UserError(f"--address auto: no running Ray cluster found on this machine (nothing in RAY_ADDRESS, "
-                            f"no `ray start`); {allowed}") from None
+            raise UserError(f"{ref('ray.address')} auto: no running Ray cluster found on this machine (nothing in "
+                            f"RAY_ADDRESS, no `ray start`); {allowed}") from None
         except ValueError as e:  # a malformed RAY_ADDRESS
-            raise UserError(f"--address auto: RAY_ADDRESS={os.environ.get('RAY_ADDRESS', '')!r} is not an address "
-                            f"({error_line(e)}); {allowed}") from None
+            raise UserError(f"{ref('ray.address')} auto: RAY_ADDRESS={os.environ.get('RAY_ADDRESS', '')!r} is not an "
+                            f"address ({error_line(e)}); {allowed}") from None
         except (ImportError, AttributeError):  # another Ray: leave resolving to ray.init
             return address
     host, sep, port = target.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError(f"--address: bad value {address!r}; {allowed}")
+        raise UserError(f"{ref('ray.address')}: bad value {address!r}; {allowed}")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as e:
-        raise UserError(f"--address {address}: cannot connect to Ray: nothing answers at {host}:{port} "
+        raise UserError(f"{ref('ray.address')} {address}: cannot connect to Ray: nothing answers at {host}:{port} "
                         f"({e.strerror or type(e).__name__}); {allowed}") from None
     return address
 
@@ -112,7 +112,7 @@ class RayExecutor(ClusterExecutor):
         if self.address is not None:  # also where this process is connected already (then it is not used)
             reachable(self.address)
         if self.cpus_per_task < 0 or (self.gpus_per_task is not None and self.gpus_per_task < 0):
-            raise UserError("--ray-cpus-per-task / --ray-gpus-per-task: expected numbers >= 0")
+            raise UserError(f"{ref('ray.cpus_per_task')} / {ref('ray.gpus_per_task')}: expected numbers >= 0")
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -129,7 +129,7 @@ class RayExecutor(ClusterExecutor):
                 with _workers_import_this_lth(self.address is None):
                     ray.init(**kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise UserError(f"--address {self.address}: cannot connect to Ray: {error_line(e)}"
+                raise UserError(f"{ref('ray.address')} {self.address}: cannot connect to Ray: {error_line(e)}"
                                 f"{auth_hint()}") from None
             started = True
         gpus = self.gpus_per_task
@@ -140,9 +140,9 @@ class RayExecutor(ClusterExecutor):
         try:
             yield
         finally:
-            for ref in list(self._flying):  # interrupted: nothing left running for nobody
+            for task in list(self._flying):  # interrupted: nothing left running for nobody
                 with contextlib.suppress(Exception):
-                    ray.cancel(ref, force=True)
+                    ray.cancel(task, force=True)
             self._flying.clear()
             self._queue.clear()
             if started:
@@ -160,11 +160,11 @@ class RayExecutor(ClusterExecutor):
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             done += more
         out: list[tuple[Hashable, str | None]] = []
-        for ref in done:
+        for task in done:
             try:
-                ray.get(ref)
-                out.append((ref, None))
+                ray.get(task)
+                out.append((task, None))
             except Exception as e:  # noqa: BLE001 - a task's error is reported, the graph goes on
                 cause = getattr(e, "cause", None)
-                out.append((ref, f"{error_line(cause if isinstance(cause, BaseException) else e)}{self._log}"))
+                out.append((task, f"{error_line(cause if isinstance(cause, BaseException) else e)}{self._log}"))
         return out

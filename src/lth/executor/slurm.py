@@ -73,10 +73,10 @@ class SlurmExecutor(ClusterExecutor):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.cluster not in CLUSTERS:
-            raise UserError(f"--slurm-cluster: unknown value {self.cluster!r}; allowed: {', '.join(CLUSTERS)}")
-        for flag, v, low in (("--slurm-time", self.time_min, 1), ("--slurm-gpus-per-task", self.gpus_per_task, 0),
-                             ("--slurm-cpus-per-task", self.cpus_per_task, 1),
-                             ("--slurm-array-parallelism", self.array_parallelism, 1)):
+            raise UserError(f"{ref('slurm.cluster')}: unknown value {self.cluster!r}; allowed: {', '.join(CLUSTERS)}")
+        for flag, v, low in ((ref("slurm.time"), self.time_min, 1), (ref("slurm.gpus_per_task"), self.gpus_per_task, 0),
+                             (ref("slurm.cpus_per_task"), self.cpus_per_task, 1),
+                             (ref("slurm.array_parallelism"), self.array_parallelism, 1)):
             if not isinstance(v, int) or v < low:
                 raise UserError(f"{flag}: bad value {v!r}; expected a whole number >= {low}")
         _submitit()
@@ -106,8 +106,8 @@ class SlurmExecutor(ClusterExecutor):
             try:
                 self._ex = submitit.AutoExecutor(folder=str(Path(self.folder) / "%j"), cluster=self.cluster)
             except RuntimeError as e:  # no sbatch/srun here
-                raise UserError(f"--executor slurm: {error_line(e)} (use --slurm-cluster local to run the jobs "
-                                f"as local processes)") from None
+                raise UserError(f"{ref('executor.kind')} slurm: {error_line(e)} (use {ref('slurm.cluster')} local to "
+                                f"run the jobs as local processes)") from None
             with contextlib.suppress(OSError):  # the empty folder submitit makes of the "%j" pattern itself
                 (Path(self.folder) / "%j").rmdir()
             self._ex.update_parameters(**self.parameters())

@@ -20,7 +20,7 @@ from pathlib import Path
 import matplotlib
 
 from lth.analysis import metrics_frame, runs_frame
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.report import sections
 from lth.report.captions import runs_text, split_text
 from lth.report.context import ReportContext
@@ -34,11 +34,11 @@ def build_report(root: Path, out: Path | None = None) -> Report:
     """Write the report of the store at ``root`` to ``out`` (default ``root/report``); returns what it wrote."""
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise UserError(f"--root {root}: no such directory; give a store written by lth train/lottery/branch")
+        raise UserError(f"{ref('root')} {root}: no such directory; give a store written by lth train/lottery/branch")
     runs = runs_frame(root)
     runs = runs[~runs["path"].str.startswith(str((out or root / "report").resolve()))] if not runs.empty else runs
     if runs.empty:
-        raise UserError(f"--root {root}: no runs in this store (no spec.json under it); nothing to report")
+        raise UserError(f"{ref('root')} {root}: no runs in this store (no spec.json under it); nothing to report")
     out = Path(out).expanduser().resolve() if out is not None else root / "report"
     out.mkdir(parents=True, exist_ok=True)
     report = Report(out / "index.html")
