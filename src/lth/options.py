@@ -36,13 +36,17 @@ _MISSING: Any = dataclasses.MISSING
 def option(default: Any = _MISSING, help: str = "", *, choices: tuple[Any, ...] | None = None,
            low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
            allowed: str | None = None, flag: str | None = None, metavar: str | None = None,
-           hidden: bool = False, **kw: Any) -> Any:
+           hidden: bool = False, switch: bool = False, aliases: tuple[str, ...] = (), **kw: Any) -> Any:
     """A dataclass field of an :class:`Options` class: its help text, the choices or range it allows (``low``,
     ``high``; ``*_open`` excludes the bound), ``allowed`` (the words an error uses for what is allowed, when the
     range's own are not enough), ``flag`` (its command-line flag where the default ``--field-name`` is not it),
-    ``metavar`` and ``hidden`` (a flag left out of ``--help``)."""
+    ``metavar`` and ``hidden`` (a flag left out of ``--help``). ``switch``: a bool field given on the command line
+    as a plain switch taking no value (``--quick``; by default a bool flag takes an optional true/false);
+    ``aliases``: more names of its flag (``("-o",)`` beside ``--out``; an error names the flag as the user typed
+    it)."""
     meta = {"help": help, "choices": choices, "low": low, "high": high, "low_open": low_open,
-            "high_open": high_open, "allowed": allowed, "flag": flag, "metavar": metavar, "hidden": hidden}
+            "high_open": high_open, "allowed": allowed, "flag": flag, "metavar": metavar, "hidden": hidden,
+            "switch": switch, "aliases": tuple(aliases)}
     if isinstance(default, list | dict | set):
         return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta, **kw)
     return dataclasses.field(default=default, metadata=meta, **kw)
@@ -51,7 +55,7 @@ def option(default: Any = _MISSING, help: str = "", *, choices: tuple[Any, ...] 
 @dataclasses.dataclass(frozen=True)
 class OptionField:
     """One field of an options class, as the faces see it: its path in errors, type, default, help, choices,
-    range and flag."""
+    range and flag (with its aliases, and whether a bool flag is a plain switch)."""
 
     name: str
     path: str
@@ -67,6 +71,8 @@ class OptionField:
     flag: str | None
     metavar: str | None
     hidden: bool
+    switch: bool = False
+    aliases: tuple[str, ...] = ()
 
     @property
     def required(self) -> bool:
@@ -88,13 +94,21 @@ class OptionField:
                     f"{')' if self.high_open else ']'}")
         return f"{what} {lo or hi}" if (lo or hi) else what
 
+    def near_choice(self, value: Any) -> str:
+        """`` (did you mean off?)`` when a text ``value`` is a near miss of one of the choices (``of``), else
+        ``""``."""
+        if not self.choices or not isinstance(value, str):
+            return ""
+        near = difflib.get_close_matches(value, [str(c) for c in self.choices], n=1)
+        return f" (did you mean {near[0]}?)" if near else ""
+
     def check(self, value: Any) -> None:
-        """UserError naming the field when ``value`` is outside its choices or range."""
+        """UserError naming the field when ``value`` is outside its choices (a near miss suggested) or range."""
         if value is None:
             return
         if self.choices and value not in self.choices:
-            raise UserError(f"{ref(self.path)}: unknown value {value!r}; allowed: {self.allowed_text()}",
-                            value=value, allowed=self.allowed_text())
+            raise UserError(f"{ref(self.path)}: unknown value {value!r}{self.near_choice(value)}; allowed: "
+                            f"{self.allowed_text()}", value=value, allowed=self.allowed_text())
         if isinstance(value, int | float) and not isinstance(value, bool):
             bad = ((self.low is not None and (value <= self.low if self.low_open else value < self.low))
                    or (self.high is not None and (value >= self.high if self.high_open else value > self.high)))
@@ -152,7 +166,7 @@ class Options:
             out.append(OptionField(f.name, cls.path(f.name), hints[f.name], default, m.get("help", ""),
                                    m.get("choices"), m.get("low"), m.get("high"), m.get("low_open", False),
                                    m.get("high_open", False), m.get("allowed"), m.get("flag"), m.get("metavar"),
-                                   m.get("hidden", False)))
+                                   m.get("hidden", False), m.get("switch", False), m.get("aliases", ())))
         return out
 
     @classmethod

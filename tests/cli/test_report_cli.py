@@ -17,5 +17,5 @@ def test_out_that_is_a_file(capsys: pytest.CaptureFixture, tmp_path, under: bool
     _, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
-    assert "--out" in lines[0] and str(out) in lines[0] and "notes.txt is a file" in lines[0]
+    assert lines[0].startswith("lth: error: -o ") and str(out) in lines[0] and "notes.txt is a file" in lines[0]
     assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -25,14 +25,50 @@ def _flat(cls: type[Options]) -> list[tuple[Any, str]]:
     return out
 
 
-# Second names of flags (``--strategy`` for ``--pruning-strategy``): an error names the field as the user typed it.
+# Second names of flags of the hyperparameter dataclasses (``--strategy`` for ``--pruning-strategy``); an options
+# field declares its own (``option(..., aliases=("-o",))``). An error names the field as the user typed it.
 ALIASES = {"pruning.strategy": "--strategy"}
 
 
+def declared_aliases() -> dict[str, tuple[str, ...]]:
+    """Every second name of a flag: :data:`ALIASES` and the ``aliases`` declared on the fields of every options
+    class (``{"out": ("-o",)}``), by the field's path."""
+    out = {path: (alias,) for path, alias in ALIASES.items()}
+    seen: set[type] = set()
+    todo = list(Options.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        todo += cls.__subclasses__()
+        try:
+            fields = cls.option_fields() if dataclasses.is_dataclass(cls) else []
+        except (NameError, TypeError, AttributeError):  # annotations that do not resolve here: no flags either
+            continue
+        for f in fields:
+            if f.aliases:
+                out[f.path] = tuple(dict.fromkeys(out.get(f.path, ()) + f.aliases))
+    return out
+
+
+def _typed(alias: str, arg: str) -> bool:
+    """Whether the command-line word ``arg`` is the flag ``alias`` (``--strategy``, ``--strategy=x``; a short one
+    as ``-o``, ``-o=x`` or ``-oDIR``)."""
+    if arg.split("=", 1)[0] == alias:
+        return True
+    return len(alias) == 2 and alias[0] == "-" and alias[1] != "-" and arg.startswith(alias) and len(arg) > 2
+
+
 def typed_aliases(argv: list[str]) -> dict[str, str]:
-    """The :data:`ALIASES` the user typed in ``argv``, for rendering an error (:meth:`UserError.render`)."""
-    typed = {a.split("=", 1)[0] for a in argv}
-    return {path: alias for path, alias in ALIASES.items() if alias in typed}
+    """The second names of flags (:func:`declared_aliases`) the user typed in ``argv``, by field path, for
+    rendering an error (:meth:`UserError.render`): ``-o`` typed, an error about ``out`` names ``-o``."""
+    out: dict[str, str] = {}
+    for path, aliases in declared_aliases().items():
+        typed = [alias for alias in aliases if any(_typed(alias, a) for a in argv)]
+        if typed:
+            out[path] = typed[0]
+    return out
 
 
 def dest_of(f: Any) -> str:
@@ -40,22 +76,40 @@ def dest_of(f: Any) -> str:
     return (f.flag or cli_name(f.path))[2:].replace("-", "_")
 
 
-def add_options(p: argparse.ArgumentParser, cls: type[Options], title: str, skip: tuple[str, ...] = ()) -> None:
-    """One flag per field of ``cls`` (its parts' fields too), named as errors name it (``--slurm-time``); a field
-    left out keeps its default. ``skip``: fields this command does not take."""
-    group = p.add_argument_group(title)
+def flag_names(f: Any) -> list[str]:
+    """The flag of an option field and its aliases: short ones (``-o``) first, as argparse shows ``-h, --help``."""
+    primary = f.flag or cli_name(f.path)
+    short = [a for a in f.aliases if not a.startswith("--")]
+    return [*short, primary, *(a for a in f.aliases if a.startswith("--"))]
+
+
+def add_options(p: argparse.ArgumentParser, cls: type[Options], title: str | None, skip: tuple[str, ...] = (),
+                required: tuple[str, ...] = ()) -> None:
+    """One flag per field of ``cls`` (its parts' fields too), named as errors name it (``--slurm-time``), with
+    the field's aliases (``-o``); a field left out keeps its default. A field without a default is a required flag
+    (argparse's usage shows it so and names it when missing), as is each of ``required`` (a field the command
+    needs though Python has a default for it); a required list takes at least one value. A bool field is an
+    optional true/false (``--strict``, ``--strict false``), or a plain switch where the field says ``switch``.
+    ``title``: the group of the flags in ``--help`` (None: the command's own options); ``skip``: fields this
+    command does not take."""
+    group = p.add_argument_group(title) if title is not None else p
     for f, _ in _flat(cls):
         if f.name in skip:
             continue
         help_text = argparse.SUPPRESS if f.hidden else f.help
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": dest_of(f)}
-        if f.metavar:
+        needed = f.required or f.name in required
+        if needed:
+            kwargs["required"] = True
+        if f.metavar and not (f.type is bool and f.switch):
             kwargs["metavar"] = f.metavar
         if str(f.type).startswith("tuple"):
-            kwargs.update(nargs="*", action="extend")
+            kwargs.update(nargs="+" if needed else "*", action="extend")
+        elif f.type is bool and f.switch:
+            kwargs["action"] = "store_true"
         elif f.type is bool:
             kwargs.update(nargs="?", const="true")
-        group.add_argument(f.flag or cli_name(f.path), **kwargs)
+        group.add_argument(*flag_names(f), **kwargs)
 
 
 def options_values(args: argparse.Namespace, cls: type[Options]) -> dict[str, Any]:

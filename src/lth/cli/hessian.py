@@ -28,16 +28,14 @@ def _other_runtime_fields(cls: type = RuntimeOptions) -> tuple[str, ...]:
 def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name: str | None) -> None:
     """Flags of ``lth hessian``: :class:`HessianOptions` (``--steps`` required) and the store, data, device and
     threads of :class:`RuntimeOptions`."""
-    steps = next(f for f in HessianOptions.option_fields() if f.name == "steps")
-    p.add_argument("--steps", nargs="+", required=True, metavar="STEP", help=steps.help)
-    add_options(p, HessianOptions, "hessian", skip=("steps",))
+    add_options(p, HessianOptions, "hessian", required=("steps",))  # Python's default (final) is not the CLI's
     add_options(p, RuntimeOptions, "runtime", skip=_other_runtime_fields())
     p.add_argument("--json", action="store_true", help="print the rows as JSON (always on)")
 
 
 def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> int:
     """Options from the flags, the study, its rows as JSON."""
-    options = HessianOptions.from_values({**options_values(args, HessianOptions), "steps": args.steps})
+    options = HessianOptions.from_values(options_values(args, HessianOptions))
     result = run_hessian(options, runtime_from_args(args), warn=print_warning("cli"))
     emit_json(result.to_json())
     return 0

@@ -19,11 +19,10 @@ HELP = "reproduce a paper's study (lth recipe list; lth recipe NAME [--quick]) w
 
 
 def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name: str | None) -> None:
-    """Flags of ``lth recipe``: NAME, :class:`RecipeOptions` and :class:`RuntimeOptions`."""
+    """Flags of ``lth recipe``: NAME, :class:`RecipeOptions` (``--quick`` a switch) and :class:`RuntimeOptions`."""
     helps = {f.name: f.help for f in RecipeOptions.option_fields()}
     p.add_argument("name", metavar="NAME", help=helps["name"])
-    p.add_argument("--quick", action="store_true", help=helps["quick"])  # a switch: `lth recipe --quick NAME` too
-    add_options(p, RecipeOptions, "recipe", skip=("name", "quick"))
+    add_options(p, RecipeOptions, "recipe", skip=("name",))  # --quick a switch: `lth recipe --quick NAME` parses
     add_options(p, RuntimeOptions, "runtime")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     for a in p._actions:

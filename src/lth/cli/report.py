@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from lth.cli.flags import add_options, options_values
 from lth.cli.output import emit_json
 from lth.spec import TrainSpec
 from lth.studies.report import ReportOptions, report
@@ -14,16 +15,16 @@ HELP = "figures (PNG + SVG), tables (CSV) and an index.html of a store"
 
 
 def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name: str | None) -> None:
-    """Flags of ``lth report``: :class:`ReportOptions` (``-o`` for ``--out``)."""
-    helps = {f.name: f.help for f in ReportOptions.option_fields()}
-    p.add_argument("--root", default=default_root(), help=helps["root"])
-    p.add_argument("-o", "--out", default=None, help=helps["out"])
+    """Flags of ``lth report``: :class:`ReportOptions` (``-o`` an alias of ``--out``)."""
+    add_options(p, ReportOptions, None)
     p.add_argument("--json", action="store_true", help='print {"report", "figures", "tables"} as JSON')
 
 
 def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> int:
     """Build the report; print the index path (or JSON)."""
-    result = report(ReportOptions.from_values(root=args.root, out=args.out))
+    values = options_values(args, ReportOptions)
+    values.setdefault("root", default_root())
+    result = report(ReportOptions.from_values(values))
     if args.json:
         emit_json(result.to_json())
     else:

@@ -26,18 +26,13 @@ from lth.spec import TrainSpec
 from lth.studies.stability import PathOptions, StabilityOptions, run_stability
 
 HELP = "instability analysis: copies at step k trained with different SGD noise, error along the path between them"
-SWITCHES = ("schedule_from_zero", "align", "same_noise")  # flags without a value (--align)
 
 
 def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name: str | None) -> None:
     """Flags of ``lth stability`` (``lth landscape`` takes them too): which copies, how each path is evaluated,
     the trunks' pruning, the spec, the runtime."""
     add_preset_flag(p)
-    add_options(p, StabilityOptions, "stability", skip=("replicates", *SWITCHES))
-    fields, switches = {f.name: f for f in StabilityOptions.option_fields()}, p.add_argument_group("stability switches")
-    for name in SWITCHES:
-        switches.add_argument(f"--{name.replace('_', '-')}", action="store_true", default=argparse.SUPPRESS,
-                              help=argparse.SUPPRESS if fields[name].hidden else fields[name].help)
+    add_options(p, StabilityOptions, "stability", skip=("replicates",))  # --align etc.: switches (no value)
     add_options(p, PathOptions, "path evaluation")
     add_pruning_flags(p, base_name)
     add_spec_flags(p, base)

@@ -31,7 +31,7 @@ class RecipeOptions(Options):
     PREFIX: ClassVar[str] = ""
     name: str = option(help="a recipe name, or 'list'", metavar="NAME")
     quick: bool = option(False, "small scale on a CPU in minutes (digits / MNIST, fewer levels and steps); the report "
-                                "names every substitution")
+                                "names every substitution", switch=True)
     levels: int | None = option(None, "pruning levels instead of the recipe's", low=1)
     replicates: int | None = option(None, "replicates instead of the recipe's", low=1)
     training_steps: Step | None = option(None, "training steps per run instead of the recipe's (e.g. 200it, 2ep)",

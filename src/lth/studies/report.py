@@ -29,7 +29,7 @@ class ReportOptions(Options):
 
     PREFIX: ClassVar[str] = ""
     root: str = option(DEFAULT_ROOT, "the store to report on (default: $LTH_ROOT or ./runs)")
-    out: str | None = option(None, "output folder (default: ROOT/report)")
+    out: str | None = option(None, "output folder (default: ROOT/report)", aliases=("-o",))
 
 
 def check_out(out: str | None) -> None:

@@ -67,10 +67,11 @@ class StabilityOptions(Options):
                                                      "allowed", metavar="KIND")
     copies: int = option(2, "copies per replicate (every pair is a path)", low=2)
     schedule_from_zero: bool = option(False, "train copies for T steps with the schedule restarted at 0 (the paper's "
-                                             "Fig. 4 control)")
-    align: bool = option(False, "permute the second copy's hidden units to match the first (weight matching) first")
+                                             "Fig. 4 control)", switch=True)
+    align: bool = option(False, "permute the second copy's hidden units to match the first (weight matching) first",
+                         switch=True)
     same_noise: bool = option(False, "every copy with copy 0's seeds (a check: identical copies, instability 0)",
-                              hidden=True)
+                              hidden=True, switch=True)
     trajectory_points: int = option(4, "states each copy keeps for `lth landscape`", low=0)
     replicates: int = option(1, "number of replicates", low=1)
 
