@@ -95,7 +95,7 @@ def test_api_keywords_suggest_name_per_face_and_progress_is_plain_lines(store: P
     with pytest.raises(UserError, match=r"^stability: unknown keyword argument 'trajectory_pts' \(did you mean "
                                         r"'trajectory_points'\?\)"):
         api.stability("digits_mlp", trajectory_pts=2, root=store)
-    with pytest.raises(UserError, match=r"^pruning: unknown key 'fractin' \(did you mean 'fraction'\?\)"):
+    with pytest.raises(UserError, match=r"^pruning: unknown option 'fractin' \(did you mean 'fraction'\?\)"):
         api.stability("digits_mlp", pruning={"fractin": 0.3}, root=store)
     with pytest.raises(UserError, match=r'^pruning\["fraction"\]'):
         api.stability("digits_mlp", pruning={"fraction": 2}, root=store, **TINY)

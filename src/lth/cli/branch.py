@@ -16,10 +16,10 @@ from lth.cli.flags import (
     options_values,
     pruning_from_args,
     runtime_from_args,
+    spec_flags,
 )
 from lth.cli.lottery import add_branch_option_flags, branch_flags, print_levels
 from lth.cli.output import emit_json, report_divergence
-from lth.cli.train import spec_flags
 from lth.lottery import BRANCHES
 from lth.progress import Progress
 from lth.spec import TrainSpec

@@ -10,7 +10,7 @@ from typing import Any
 
 from lth.errors import UserError, cli_name
 from lth.options import Options
-from lth.spec import GROUPS, Step, TrainSpec, hparam_fields, parse_value, replace_fields, to_json_value
+from lth.spec import GROUPS, TrainSpec, hparam_fields, to_json_value
 from lth.studies.runtime import RuntimeOptions, default_root
 
 
@@ -141,11 +141,6 @@ def runtime_from_args(args: argparse.Namespace) -> RuntimeOptions:
     return RuntimeOptions.from_values(values)
 
 
-def replicates_from_args(args: argparse.Namespace) -> int:
-    """``--replicates`` as a whole number >= 1."""
-    return whole_number(str(args.replicates), 1, "--replicates")
-
-
 def _show(v: Any) -> str:
     v = to_json_value(v)
     return " ".join(map(str, v)) if isinstance(v, list) else str(v)
@@ -181,36 +176,18 @@ def add_spec_flags(p: argparse.ArgumentParser, base: TrainSpec | None) -> None:
                             metavar=False)
 
 
-def dataclass_from_args(args: argparse.Namespace, cls: type, dest_prefix: str, base: Any, path: str = "") -> Any:
-    """``base`` with the flags the user gave (``dest_prefix<field>``) applied and parsed to their types; a bad
-    value is a UserError naming the field ``<path>.<field>`` (``pruning.fraction``; no path: the field)."""
-    types = {n: t for n, _, t in hparam_fields(cls)}
-    changes = {}
-    for k, v in vars(args).items():
-        n = k[len(dest_prefix):]
-        if k.startswith(dest_prefix) and n in types:
-            changes[n] = parse_value(types[n], v, f"{path}.{n}" if path else n)
-    return dataclasses.replace(base, **changes)
-
-
-def spec_from_args(args: argparse.Namespace, base: TrainSpec) -> TrainSpec:
-    """The preset's spec with every flag the user gave applied, validated."""
-    names = {n for g in GROUPS for n, _, _ in hparam_fields(type(getattr(base, g)))}
-    overrides = {k: v for k, v in vars(args).items() if k in names}
-    spec = replace_fields(base, overrides)
-    spec.validate()
-    return spec
+def spec_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The spec fields the user gave as flags, as typed (``{"lr": "0.01"}``)."""
+    names = {n for g in GROUPS for n, _, _ in hparam_fields(type(getattr(TrainSpec(), g)))}
+    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def pruning_from_args(args: argparse.Namespace) -> Any:
-    """The preset's pruning recipe with the pruning flags applied, validated."""
-    from lth.presets import get_preset
-    from lth.prune import PruneHparams
+    """The preset's pruning recipe with the pruning flags given (:func:`lth.studies.lottery.pruning_of`)."""
+    from lth.studies.lottery import pruning_of
 
-    base = PruneHparams(**get_preset(args.preset).pruning)  # type: ignore[arg-type]
-    hp = dataclass_from_args(args, PruneHparams, "prune__", base, "pruning")
-    hp.validate()  # an error names --strategy where the user typed it so (lth.cli.main renders the alias)
-    return hp
+    given = {k.removeprefix("prune__"): v for k, v in vars(args).items() if k.startswith("prune__")}
+    return pruning_of(args.preset, given)  # an error names --strategy where typed so (lth.cli.main's aliases)
 
 
 def add_pruning_flags(p: argparse.ArgumentParser, base_name: str | None) -> None:
@@ -245,10 +222,3 @@ def add_preset_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", required=True, help="a preset name (see `lth presets`)")
 
 
-def step_flag(text: str, flag: str, suffix: str = "") -> Step:
-    """``text`` as a Step (``500it``, ``2ep``); UserError naming the flag (and ``suffix``, e.g. other allowed
-    words) otherwise."""
-    try:
-        return Step.parse(text)
-    except UserError as e:
-        raise UserError(f"{flag}: {e}{suffix}") from None

@@ -20,9 +20,9 @@ from lth.cli.flags import (
     options_values,
     pruning_from_args,
     runtime_from_args,
+    spec_flags,
 )
 from lth.cli.output import emit_json, print_table, report_divergence
-from lth.cli.train import spec_flags
 from lth.lottery import BRANCHES
 from lth.progress import Progress
 from lth.spec import TrainSpec

@@ -18,11 +18,12 @@ from lth.cli.flags import (
     options_values,
     pruning_from_args,
     runtime_from_args,
-    spec_from_args,
+    spec_flags,
 )
 from lth.cli.output import emit_json, print_table, report_divergence
 from lth.progress import Progress
 from lth.spec import TrainSpec
+from lth.studies.base import resolve_spec
 from lth.studies.stability import PathOptions, StabilityOptions, run_stability
 
 HELP = "instability analysis: copies at step k trained with different SGD noise, error along the path between them"
@@ -43,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
 def inputs_from_args(args: argparse.Namespace, base: TrainSpec) -> tuple[Any, ...]:
     """(spec, pruning, runtime, stability options, path options) of the flags given."""
     opts = StabilityOptions.from_values({**options_values(args, StabilityOptions), "replicates": args.replicates})
-    return (spec_from_args(args, base), pruning_from_args(args), runtime_from_args(args), opts,
+    return (resolve_spec(args.preset, spec_flags(args))[0], pruning_from_args(args), runtime_from_args(args), opts,
             PathOptions.from_values(options_values(args, PathOptions)))
 
 

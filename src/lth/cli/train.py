@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from lth.cli.flags import (
     add_options,
@@ -14,10 +13,11 @@ from lth.cli.flags import (
     add_spec_flags,
     options_values,
     runtime_from_args,
+    spec_flags,
 )
 from lth.cli.output import emit_json, report_divergence
 from lth.progress import Progress
-from lth.spec import GROUPS, TrainSpec, hparam_fields
+from lth.spec import TrainSpec
 from lth.studies.train import TrainOptions, plan_train, run_train, spec_of
 
 HELP = "train a preset (replicates train together as one population)"
@@ -29,12 +29,6 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
     add_spec_flags(p, base)
     add_runtime_flags(p)
     add_options(p, TrainOptions, "train", skip=("replicates",))
-
-
-def spec_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The spec fields the user gave as flags, as typed (``{"lr": "0.01"}``)."""
-    names = {n for g in GROUPS for n, _, _ in hparam_fields(type(getattr(TrainSpec(), g)))}
-    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:

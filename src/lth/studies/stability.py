@@ -25,12 +25,13 @@ from typing import Any, ClassVar
 from lth.analysis.stability import STABLE_THRESHOLD, default_alphas
 from lth.errors import UserError, ref
 from lth.graph import Node
-from lth.options import Options, option, unknown_name
+from lth.options import Options, option
 from lth.progress import Progress
 from lth.spec import Step, TrainSpec
 from lth.stability.analysis import DEFAULT_TRAIN_EXAMPLES
 from lth.stability.plan import SUBNETWORKS, StabilityPlan
 from lth.studies.base import StudyResult, progress_of
+from lth.studies.lottery import pruning_of
 from lth.studies.runtime import RUNTIME_KEYWORDS, RuntimeOptions, check_fits, runtime_from_keywords
 
 Ticket = tuple[Mapping[str, Any], Mapping[str, Any] | None]  # (state, mask) as lth.api.ticket returns them
@@ -380,7 +381,7 @@ def inputs_from_keywords(command: str, preset: str | TrainSpec, keywords: Mappin
     ``executor="ray"``, ``retries``, ``ray={...}``, ``slurm={...}``, ``address``), the trunks' pruning (a dict
     over the preset's) and the spec's hyperparameters (the rest). A path (``root=Path(...)``) is taken as its
     string. An unknown keyword is a UserError naming ``command`` and suggesting the nearest name."""
-    from lth.presets import PRESETS, get_preset
+    from lth.presets import PRESETS
     from lth.spec import GROUPS, hparam_fields
     from lth.studies.base import resolve_spec
 
@@ -405,31 +406,10 @@ def inputs_from_keywords(command: str, preset: str | TrainSpec, keywords: Mappin
     runtime = runtime_from_keywords({k: v for k, v in values.items() if k in runtime_names})
     overrides = {k: v for k, v in values.items() if k not in known}
     spec, name = resolve_spec(preset, overrides, tuple(known))
-    base = dict(get_preset(name).pruning) if isinstance(preset, str) else {}
-    return StudyInputs(spec, name, pruning_from_values(base, values.get("pruning")), runtime, options, overrides)
-
-
-def pruning_from_values(base: Mapping[str, Any], given: Any) -> Any:
-    """The trunks' :class:`~lth.prune.PruneHparams`: ``base`` (a preset's recipe) with the ``given`` dict's
-    settings parsed (``"0.3"``, ``["fc"]``, ``True``, as the flags are) and validated; errors name
-    ``pruning["fraction"]`` in Python."""
-    from lth.prune import PruneHparams
-    from lth.spec import hparam_fields, parse_value
-
-    if given is not None and not isinstance(given, Mapping):
-        raise UserError(f"{ref('pruning')}: bad value {given!r}; allowed: a dict of pruning settings, e.g. "
-                        "{'fraction': 0.2}", value=given, allowed="a dict of pruning settings")
-    types = {n: t for n, _, t in hparam_fields(PruneHparams)}
-    for key in given or {}:
-        if key not in types:
-            raise unknown_name(str(key), list(types), "pruning", what="key")
-    parsed = {k: parse_value(types[k], v, f"pruning.{k}") for k, v in (given or {}).items()}
-    hp = PruneHparams(**{**base, **parsed})  # type: ignore[arg-type]
-    hp.validate()
-    return hp
+    return StudyInputs(spec, name, pruning_of(preset, values.get("pruning")), runtime, options, overrides)
 
 
 __all__ = ["PathOptions", "PathTables", "StabilityOptions", "StabilityPlanned", "StabilityResult", "StudyInputs",
            "check_ticket", "dense_accuracy", "evaluate_stability", "inputs_from_keywords", "plan_stability",
-           "pruning_from_values", "run_stability", "stability_trunks", "ticket_node",
+           "run_stability", "stability_trunks", "ticket_node",
            "train_copies", "with_iterations"]
