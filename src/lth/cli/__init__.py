@@ -4,7 +4,8 @@ holds one JSON document.
 Each command is one module in this package with ``HELP``, ``add_arguments(parser, preset_spec, preset_name)``
 and ``run(args, preset_spec, argv) -> exit code``; one line in :data:`COMMANDS` registers it. Every
 hyperparameter field is a flag named after it (``--lr``, ``--batch-size``), made by one walk over the options
-dataclasses (:mod:`lth.cli.common`); a preset supplies the starting values.
+dataclasses (:mod:`lth.cli.flags`); a preset supplies the starting values. A command is flags -> options ->
+study (:mod:`lth.studies`) -> print.
 """
 
 from __future__ import annotations
