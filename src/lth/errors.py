@@ -67,7 +67,8 @@ class UserError(Exception):
     common shape :meth:`bad`. ``field`` is the first field the text refers to (None for plain text), ``fields``
     all of them; ``value`` and ``allowed`` what was given and what may be. ``face`` says how ``str()`` renders
     the field references (``cli`` by default; :meth:`for_face` gives the same error for another face), and
-    ``aliases`` names a field as the user typed it on this call (``{"pruning.strategy": "--strategy"}``)."""
+    ``aliases`` names a field as the user typed it on this call (``{"pruning.strategy": "--strategy"}``, or a text
+    that itself refers to fields: ``{"lr": f"{ref('set')} lr=0"}``)."""
 
     def __init__(self, message: str = "", *, field: str | None = None, value: Any = _NOTHING,
                  allowed: str | None = None, face: str = "cli", aliases: Mapping[str, str] | None = None) -> None:
@@ -93,7 +94,12 @@ class UserError(Exception):
         face = face or self.face
         names = {**self.aliases, **(aliases or {})}
         namer = _RENDER.get(face, cli_name)
-        return _REF.sub(lambda m: names.get(m.group(1)) or namer(m.group(1)), self.template)
+
+        def name(m: re.Match[str]) -> str:  # an alias may itself name fields: rendered by the same face
+            alias = names.get(m.group(1))
+            return _REF.sub(lambda a: namer(a.group(1)), alias) if alias else namer(m.group(1))
+
+        return _REF.sub(name, self.template)
 
     def for_face(self, face: str, aliases: Mapping[str, str] | None = None) -> UserError:
         """This error, rendered by ``face`` (``api``: keywords; ``cli``: flags)."""

@@ -69,11 +69,9 @@ def retrained_spec(spec: TrainSpec, items: tuple[str, ...]) -> TrainSpec:
         out = replace_fields(spec, overrides)
         out.validate()
     except UserError as e:  # name the field as the user gave it: --set lr=0 (set lr=0 in Python), not --lr
-        text = e.template
-        for key, value in overrides.items():
-            text = text.replace(f"{ref(key)}:", f"{ref('set')} {key}={value}:", 1)
-            text = text.replace(f"{ref(key)} ", f"{ref('set')} {key}={value}: ", 1)
-        raise UserError(text, allowed=e.allowed, **({"value": e.value} if e.has_value else {})) from None
+        aliases = {**e.aliases, **{key: f"{ref('set')} {key}={value}" for key, value in overrides.items()}}
+        raise UserError(e.template, allowed=e.allowed, aliases=aliases,
+                        **({"value": e.value} if e.has_value else {})) from None
     return out
 
 
