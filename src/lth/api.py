@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.executor import Executor
 from lth.graph import Node
 from lth.lottery import BRANCHES, branch_options  # noqa: F401  (branch_options: a branch's options by name)
@@ -132,21 +132,30 @@ def lottery(preset: str | TrainSpec, levels: int, *, replicates: int = 1, rewind
     return plan_lottery(s, pruning_of(preset, pruning), opts, runtime, preset=name, given=hparams)
 
 
-def branch(name: str, preset: str | TrainSpec, levels: Any, **keywords: Any) -> pd.DataFrame:
+def branch(name: str, preset: str | TrainSpec, levels: Any = None, *,
+           ticket: tuple[Mapping[str, torch.Tensor], Any] | None = None, **keywords: Any) -> pd.DataFrame:
     """``lth branch NAME``: a branch (``reinit``, ``random-mask``, ...) off a trained trunk's levels (``levels``: 2,
     ``[1, 2]`` or ``"1-3"``); one row per run. Keywords are ``replicates``, ``rewind``, ``pruning``,
     ``progress``, the branch's options (``set=["lr=0.01"]``, ``dn_pool="layer"``), spec fields selecting the trunk,
     or runtime options (``root``, ``device``, ...). A trunk that is not trained is a UserError that says how to
-    train it."""
-    return _branch_result(name, preset, levels, **keywords).frame()
+    train it. ``ticket=(state, mask)`` (as :func:`ticket` returns it; then no ``levels``): the branch runs on
+    exactly those tensors instead of a trunk's level (stored once under ``<root>/ticket_<hash>/``, the run beside
+    it); the branches that need the trunk's dense network (``finetune``, ``oneshot``, ``signs``) are refused."""
+    return _branch_result(name, preset, levels, ticket=ticket, **keywords).frame()
 
 
-def _branch_result(name: str, preset: str | TrainSpec, levels: Any, *, replicates: int = 1, rewind: Any = "0it",
-                   pruning: Mapping[str, Any] | None = None, progress: bool | Progress = True,
-                   **keywords: Any) -> StudyResult:
-    """The branch study's result (``lth branch NAME --json``'s document)."""
+def _branch_result(name: str, preset: str | TrainSpec, levels: Any = None, *, replicates: int = 1,
+                   rewind: Any = "0it", pruning: Mapping[str, Any] | None = None, progress: bool | Progress = True,
+                   ticket: tuple[Mapping[str, torch.Tensor], Any] | None = None, **keywords: Any) -> StudyResult:
+    """The branch study's result (``lth branch NAME --json``'s document); on ``ticket`` instead of trunk levels."""
     if name not in BRANCHES:
         raise unknown_branch(str(name), "branch_name")
+    if ticket is not None:
+        if levels is not None:
+            raise UserError(f"{ref('levels')} {levels!r}: a branch on a ticket runs on that ticket, not on trunk "
+                            "levels; allowed: leave levels out (or leave ticket out)", value=levels,
+                            allowed="leave levels out")
+        levels = 0
     own_fields = [f for f, _, _ in hparam_fields(BRANCHES[name].options)]
     runtime_kw, rest = _split_runtime(keywords)
     options = {k: rest.pop(k) for k in list(rest) if k in own_fields}
@@ -156,7 +165,8 @@ def _branch_result(name: str, preset: str | TrainSpec, levels: Any, *, replicate
         "options": options}))
     runtime = runtime_from_keywords(runtime_kw)
     plan = plan_branch(s, pruning_of(preset, pruning), opts, runtime, preset=pname, given=rest,
-                       hint="from Python: lth.api.run(lth.api.lottery(preset, levels, ...)) with the same keywords")
+                       hint="from Python: lth.api.run(lth.api.lottery(preset, levels, ...)) with the same keywords",
+                       ticket=ticket)
     return run_branch(plan, progress)
 
 

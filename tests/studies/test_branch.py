@@ -75,3 +75,71 @@ def test_a_set_schedule_past_the_end_is_refused_from_python(tmp_path: Path) -> N
     with pytest.raises(UserError, match=r"^set milestones=5ep: after the end of training \(training_steps 3ep"):
         api.branch("retrain", "digits_mlp", 1, set=["milestones=5ep"], training_steps="3ep", root=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_branches_on_a_ticket_given_as_tensors(tmp_path: Path) -> None:
+    """``ticket=(state, mask)``: the branch runs on exactly that ticket, stored once as a given node
+    (``ticket_<hash>/``) with the run beside it at ``branch_<name>_<hash>/level_0``: reinit and random-mask keep
+    (reinit) or redraw (random-mask: same density) the given mask, retrain starts from the given weights under it;
+    a second call trains nothing; a branch that needs the trunk's dense network and ``levels`` beside a ticket are
+    refused in one line, writing nothing."""
+    import torch
+
+    from lth.lottery import BRANCHES
+    from lth.store import RunDir
+
+    root = tmp_path / "runs"
+    records = api.run(api.lottery("digits_mlp", levels=1, root=root, training_steps="10it"), device="cpu")
+    state, mask = api.ticket(next(r["path"] for r in records["runs"] if r["level"] == 1))
+    assert any(not bool(m.all()) for m in mask.values())
+    kw = {"root": root, "training_steps": "10it", "device": "cpu", "progress": False}
+
+    out = api.branch("reinit", "digits_mlp", ticket=(state, mask), **kw)
+    assert list(out["status"]) == ["complete"] and list(out["level"]) == [0] and list(out["branch"]) == ["reinit"]
+    (ticket_dir,) = root.glob("ticket_*")
+    run = RunDir(out["path"].iloc[0])
+    assert run.path.parent.parent == ticket_dir and run.path.name == "level_0"
+    assert run.path.parent.name.startswith("branch_reinit_")
+    given = run.load_mask()
+    assert given.keys() == mask.keys() and all(torch.equal(given[k], mask[k]) for k in mask)
+    assert run.spec["ticket"] == str(ticket_dir) and RunDir(ticket_dir).spec["kind"] == "ticket"
+    done = (run.path / "done.json").read_bytes()
+    listing = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != ".lock"}
+    again = api.branch("reinit", "digits_mlp", ticket=(state, mask), **kw)
+    assert list(again["path"]) == list(out["path"])
+    assert (run.path / "done.json").read_bytes() == done
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and p.name != ".lock"} == listing
+
+    rm = RunDir(api.branch("random-mask", "digits_mlp", ticket=(state, mask), **kw)["path"].iloc[0])
+    assert rm.path.parent.parent == ticket_dir
+    drawn = rm.load_mask()
+    assert {k: int(v.sum()) for k, v in drawn.items()} == {k: int(v.sum()) for k, v in mask.items()}
+    assert any(not torch.equal(drawn[k], mask[k]) for k in mask)
+
+    rt = RunDir(api.branch("retrain", "digits_mlp", ticket=(state, mask), set=["lr=0.05"], **kw)["path"].iloc[0])
+    start, kept = rt.load_state("init"), rt.load_mask()  # the ticket is at step 0: its start is init
+    assert all(torch.equal(kept[k], mask[k]) for k in mask)
+    assert set(start) == set(state) and all(torch.equal(start[k], v) for k, v in state.items())
+
+    runs = set(root.rglob("*"))
+    spec, preset = spec_of("digits_mlp", {"training_steps": "10it"})
+    for name in (n for n, b in BRANCHES.items() if not b.dense):  # every other branch plans on the ticket
+        needed = {"retrain": {"set": ["lr=0.05"]}, "transfer": {"target_dataset": "digits"}}
+        opts = BranchStudyOptions.from_values(name=name, levels=[0], options=needed.get(name))
+        plan = plan_branch(spec, pruning_of(preset), opts, RuntimeOptions(root=str(root)), preset=preset,
+                           ticket=(state, mask))
+        (node,) = plan.nodes
+        assert node.path.parent.parent == ticket_dir and node.meta["level"] == 0 and node.replicate == 0
+        if name == "small-dense":  # as many weights as the ticket keeps: narrower
+            assert node.spec.model.width < spec.model.width
+    refused = [n for n, b in BRANCHES.items() if b.dense]
+    assert refused == ["oneshot", "signs", "finetune"]
+    for name in refused:
+        with pytest.raises(UserError, match=rf"^ticket: branch {name} needs the trunk's dense network .*; allowed: "
+                                            r"reinit, random-mask, dn-reinit, remask, small-dense, retrain, shuffle, "
+                                            r"noise, transfer$") as e:
+            api.branch(name, "digits_mlp", ticket=(state, mask), **kw)
+        assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match=r"^levels 1: a branch on a ticket runs on that ticket, not on trunk levels"):
+        api.branch("reinit", "digits_mlp", 1, ticket=(state, mask), **kw)
+    assert set(root.rglob("*")) == runs

@@ -8,14 +8,19 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lth.errors import UserError, ref
 from lth.progress import Progress
 from lth.spec import TrainSpec
 
+Ticket = tuple[Mapping[str, Any], Mapping[str, Any] | None]  # (state, mask) as lth.api.ticket returns them
+
 if TYPE_CHECKING:  # pandas is imported when a frame is asked for: the command line starts without it
     import pandas as pd
+
+    from lth.graph import Node
 
 
 @dataclass
@@ -137,3 +142,71 @@ def _plain(cell: Any) -> bool:
     except ValueError:  # an empty cell
         return False
     return isinstance(value, int | float | str | bool | tuple | type(None))
+
+
+# ------------------------------------------------------------------------------------------------ tickets
+def check_ticket(ticket: Any, net: Any, model: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``ticket`` = ``(state, mask)`` checked against ``net`` (one network of the study's architecture ``model``):
+    the state holds exactly the network's tensors with their shapes and finite values, the mask (or None: dense)
+    only prunable weights, with their shapes, of 0/1 values. Returns them on the CPU, the state in the network's
+    dtypes, the mask as bools. UserError naming ``ticket`` otherwise."""
+    import torch
+
+    how = ("(state, mask): a dict of the model's tensors and a dict of bool tensors over its prunable weights, as "
+           "lth.api.ticket(run) returns")
+    if not isinstance(ticket, tuple | list) or len(ticket) != 2:
+        raise UserError(f"{ref('ticket')}: bad value of type {type(ticket).__name__}; allowed: {how}", allowed=how)
+    state, mask = ticket
+    own = net.member_state(0)
+    for what, d in (("state", state), ("mask", mask)):
+        if d is not None and (not isinstance(d, Mapping) or not all(isinstance(v, torch.Tensor) for v in d.values())):
+            raise UserError(f"{ref('ticket')}: the {what} is a {type(d).__name__}, not a dict of tensors; allowed: "
+                            f"{how}", allowed=how)
+    if state is None:
+        raise UserError(f"{ref('ticket')}: no state given; allowed: {how}", allowed=how)
+    extra = [k for k in state if k not in own]
+    if extra:
+        raise UserError(f"{ref('ticket')}: the state names {extra[0]!r}, not a tensor of {model}; allowed: "
+                        f"{', '.join(own)}", value=extra[0], allowed=", ".join(own))
+    missing = [k for k in own if k not in state]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UserError(f"{ref('ticket')}: the state lacks {missing[0]!r}{more}; allowed: every tensor of {model}: "
+                        f"{', '.join(own)}", value=missing[0], allowed=", ".join(own))
+    for name, kind in (("state", state), ("mask", mask or {})):
+        for k, v in kind.items():
+            want = own.get(k)
+            if want is not None and tuple(v.shape) != tuple(want.shape):
+                raise UserError(f"{ref('ticket')}: {name}[{k!r}] has shape {tuple(v.shape)}; {model}'s is "
+                                f"{tuple(want.shape)}", value=tuple(v.shape), allowed=str(tuple(want.shape)))
+    for k, v in state.items():
+        if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all()):
+            raise UserError(f"{ref('ticket')}: state[{k!r}] holds NaN or infinite values; allowed: finite weights")
+    state = {k: state[k].detach().to("cpu", own[k].dtype).contiguous().clone() for k in own}
+    if mask is None:
+        return state, None
+    prunable = list(net.prunable())
+    wrong = [k for k in mask if k not in prunable]
+    if wrong:
+        raise UserError(f"{ref('ticket')}: the mask names {wrong[0]!r}, not a prunable weight of {model}; allowed: "
+                        f"{', '.join(prunable)}", value=wrong[0], allowed=", ".join(prunable))
+    for k, v in mask.items():
+        if v.dtype != torch.bool and not bool(((v == 0) | (v == 1)).all()):
+            raise UserError(f"{ref('ticket')}: mask[{k!r}] holds values other than 0 and 1; allowed: bool tensors "
+                            "(True: kept)")
+    return state, {k: mask[k].detach().to("cpu").bool().contiguous().clone() for k in prunable if k in mask}
+
+
+def ticket_node(spec: TrainSpec, state: Mapping[str, Any], mask: Mapping[str, Any] | None,
+                root: Path | str) -> Node:
+    """The given node (:func:`lth.graph.given_node`) of a checked ticket for ``spec``'s network and data, at
+    ``<root>/ticket_<hash>``: the hash covers the tensors' bytes and the network and data they are given for, so
+    two different tickets never share a directory and the same one is found again."""
+    from lth.graph import given_node, given_spec, tensors_hash
+    from lth.spec import non_default
+    from lth.store.paths import experiment_dir
+
+    own = given_spec(spec)
+    where = tensors_hash(state, mask, salt=non_default(own))[:12]
+    return given_node(own, experiment_dir(Path(root), "ticket", where), tensors_hash(state, mask),
+                      meta={"kind": "ticket", "mask": mask is not None})

@@ -1,6 +1,9 @@
 """The branch study: one ablation (``reinit``, ``random-mask``, ...) of an existing trunk's tickets at chosen levels
 (``lth branch NAME``, ``lth.api.branch``). The trunk must be trained (``lth lottery``, :mod:`lth.studies.lottery`);
-where it is not, the error says which trunks exist and how to train the one asked for."""
+where it is not, the error says which trunks exist and how to train the one asked for. On a ticket held as tensors,
+``ticket=(state, mask)`` (as :func:`lth.api.ticket` returns it), the branch runs on that ticket instead of a trunk's
+level: it is stored as a given node (:mod:`lth.graph.given`) under ``<root>/ticket_<hash>/``, as the stability study
+stores it, and the branch's run beside it (branches that need the trunk's dense network are refused)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from lth.options import Options, option
 from lth.progress import Progress
 from lth.prune import PruneHparams
 from lth.spec import Step, TrainSpec, to_dict
-from lth.studies.base import StudyResult, progress_of
+from lth.studies.base import StudyResult, Ticket, check_ticket, progress_of, ticket_node
 from lth.studies.lottery import LotteryStudyPlan, make_branch_options, parse_level_set, unknown_branch
 from lth.studies.runtime import RuntimeOptions, check_fits
 from lth.studies.train import check_workers
@@ -71,12 +74,14 @@ class BranchStudyOptions(Options):
 @dataclass
 class BranchPlan:
     """The branch's runs (``nodes``, in the order of its records), the same runs keeping the runtime's
-    ``save_states`` (``kept``: what the executor trains), and the lottery plan they belong to."""
+    ``save_states`` (``kept``: what the executor trains), the lottery plan they belong to, and on a ticket given as
+    tensors its given node, state and mask (written before the runs train)."""
 
     lottery: LotteryStudyPlan
     nodes: list[Node]
     kept: list[Node]
     options: BranchStudyOptions
+    ticket: tuple[Node, dict[str, Any], dict[str, Any] | None] | None = None  # the given node to write, on a ticket
 
     @property
     def trunk(self) -> Trunk:
@@ -115,16 +120,19 @@ def lottery_command(preset: str, given: Mapping[str, Any], pruning: PruneHparams
 
 def plan_branch(spec: TrainSpec, pruning: PruneHparams, opts: BranchStudyOptions, runtime: RuntimeOptions, *,
                 preset: str = "custom", given: Mapping[str, Any] | None = None, command: str | None = None,
-                hint: str | None = None) -> BranchPlan:
+                hint: str | None = None, ticket: Ticket | None = None) -> BranchPlan:
     """The branch's runs off the trunk of ``spec``, ``pruning`` and ``opts.rewind``. Every check runs here, before
     anything is written: the runs fit (:func:`~lth.studies.runtime.check_fits`), the branch's options and ``set``
     schedule, the saved steps, the model reaches the workers, and every trunk level asked for is trained (else a
     UserError naming the trunks that exist and the fields that select them, or ``command``, the ``lth lottery``
-    command that trains it, followed by ``hint``)."""
+    command that trains it, followed by ``hint``). ``ticket=(state, mask)``: the branch runs on that ticket instead
+    (:func:`plan_ticket`), no trunk needed."""
     from lth.lottery.branches.retrain import check_set_lengths
     from lth.lottery.trunk import require_level
 
     check_workers(spec, runtime)
+    if ticket is not None:
+        return plan_ticket(spec, pruning, opts, runtime, ticket, preset=preset, given=given)
     trunk = Trunk(spec, pruning, opts.rewind, runtime.store, preset)
     check_fits(runtime, spec, opts.replicates * len(opts.levels), "replicates", opts.replicates, dict(given or {}))
     options = opts.options if opts.options is not None else make_branch_options(opts.name)
@@ -140,13 +148,53 @@ def plan_branch(spec: TrainSpec, pruning: PruneHparams, opts: BranchStudyOptions
     return BranchPlan(lp, nodes, kept, opts)
 
 
+def plan_ticket(spec: TrainSpec, pruning: PruneHparams, opts: BranchStudyOptions, runtime: RuntimeOptions,
+                ticket: Ticket, *, preset: str = "custom", given: Mapping[str, Any] | None = None) -> BranchPlan:
+    """The branch's one run on ``ticket`` = ``(state, mask)`` (:func:`~lth.studies.base.check_ticket`; no mask:
+    every weight kept), stored as a given node at ``<root>/ticket_<hash>/`` (:func:`~lth.studies.base.ticket_node`,
+    as ``lth.api.stability(ticket=...)`` stores it) with the run beside it at ``branch_<name>_<hash>/level_0``.
+    One replicate; ``opts.levels`` is not used; ``spec`` and ``pruning`` are those the branch trains with; the
+    ticket's state is at ``opts.rewind``. Nothing is written."""
+    import torch
+
+    from lth.lottery.branches import plan_ticket_branch
+    from lth.lottery.branches.retrain import check_set_lengths
+    from lth.models import shape_model
+
+    if opts.replicates != 1:
+        raise UserError(f"{ref('replicates')} {opts.replicates}: a ticket is one network; allowed: 1",
+                        value=opts.replicates, allowed="1")
+    check_fits(runtime, spec, 1, "replicates", 1, dict(given or {}))
+    trunk = Trunk(spec, pruning, opts.rewind, runtime.store, preset)
+    options = opts.options if opts.options is not None else make_branch_options(opts.name)
+    lp = LotteryStudyPlan([trunk], 0, 1, {}, [], data_dir=runtime.data_dir, runtime=runtime)
+    assert lp.info is not None
+    m = spec.model
+    net = shape_model(m.model, lp.info.example_shape, lp.info.num_classes, m.norm, m.width)
+    state, mask = check_ticket(ticket, net, m.model)
+    if mask is None:  # a dense ticket: every prunable weight kept (a branch's ops read a mask)
+        mask = {k: torch.ones(state[k].shape, dtype=torch.bool) for k in net.prunable()}
+    node = ticket_node(spec, state, mask, runtime.store)
+    pruned = sum(int((~v).sum()) for v in mask.values())
+    nodes = plan_ticket_branch(opts.name, trunk, node, pruned, options, lp.prunable, lp.kinds, lp.info.example_shape,
+                               lp.info.num_classes)
+    check_set_lengths(nodes, runtime.data_dir)
+    return BranchPlan(lp, nodes, runtime.keep(nodes, spec, lp.spe), opts, ticket=(node, state, mask))
+
+
 def run_branch(plan: BranchPlan, progress: Progress | bool | None = None) -> StudyResult:
     """Train what is missing of the branch (``progress``: the CLI's :class:`~lth.progress.Progress`, True for a
-    new one, False for none); ``{"runs": [record, ...]}``, the document of ``lth branch NAME --json``."""
+    new one, False for none; on a ticket, its given node is written first); ``{"runs": [record, ...]}``, the
+    document of ``lth branch NAME --json``."""
+    from lth.graph import write_given
+
     runtime = plan.lottery.runtime or RuntimeOptions()
     with progress_of(progress) as p:
-        results = runtime.make_executor(p).run(plan.kept)
+        ex = runtime.make_executor(p)
+        if plan.ticket is not None:
+            write_given(*plan.ticket)
+        results = ex.run(plan.kept)
     return StudyResult({"runs": plan.records(results)})
 
 
-__all__ = ["BranchPlan", "BranchStudyOptions", "lottery_command", "plan_branch", "run_branch"]
+__all__ = ["BranchPlan", "BranchStudyOptions", "lottery_command", "plan_branch", "plan_ticket", "run_branch"]

@@ -30,11 +30,9 @@ from lth.progress import Progress
 from lth.spec import Step, TrainSpec
 from lth.stability.analysis import DEFAULT_TRAIN_EXAMPLES
 from lth.stability.plan import SUBNETWORKS, StabilityPlan
-from lth.studies.base import StudyResult, progress_of
+from lth.studies.base import StudyResult, Ticket, check_ticket, progress_of, ticket_node
 from lth.studies.lottery import pruning_of
 from lth.studies.runtime import RUNTIME_KEYWORDS, RuntimeOptions, check_fits, runtime_from_keywords
-
-Ticket = tuple[Mapping[str, Any], Mapping[str, Any] | None]  # (state, mask) as lth.api.ticket returns them
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -151,72 +149,6 @@ def stability_trunks(spec: TrainSpec, pruning: Any, rewinds: tuple[Step, ...], r
 
     trunks = [Trunk(spec, pruning, k, Path(root), preset, None) for k in rewinds]
     return list({t.digest: t for t in trunks}.values())
-
-
-def check_ticket(ticket: Any, net: Any, model: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """``ticket`` = ``(state, mask)`` checked against ``net`` (one network of the study's architecture ``model``):
-    the state holds exactly the network's tensors with their shapes and finite values, the mask (or None: dense)
-    only prunable weights, with their shapes, of 0/1 values. Returns them on the CPU, the state in the network's
-    dtypes, the mask as bools. UserError naming ``ticket`` otherwise."""
-    import torch
-
-    how = ("(state, mask): a dict of the model's tensors and a dict of bool tensors over its prunable weights, as "
-           "lth.api.ticket(run) returns")
-    if not isinstance(ticket, tuple | list) or len(ticket) != 2:
-        raise UserError(f"{ref('ticket')}: bad value of type {type(ticket).__name__}; allowed: {how}", allowed=how)
-    state, mask = ticket
-    own = net.member_state(0)
-    for what, d in (("state", state), ("mask", mask)):
-        if d is not None and (not isinstance(d, Mapping) or not all(isinstance(v, torch.Tensor) for v in d.values())):
-            raise UserError(f"{ref('ticket')}: the {what} is a {type(d).__name__}, not a dict of tensors; allowed: "
-                            f"{how}", allowed=how)
-    if state is None:
-        raise UserError(f"{ref('ticket')}: no state given; allowed: {how}", allowed=how)
-    extra = [k for k in state if k not in own]
-    if extra:
-        raise UserError(f"{ref('ticket')}: the state names {extra[0]!r}, not a tensor of {model}; allowed: "
-                        f"{', '.join(own)}", value=extra[0], allowed=", ".join(own))
-    missing = [k for k in own if k not in state]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise UserError(f"{ref('ticket')}: the state lacks {missing[0]!r}{more}; allowed: every tensor of {model}: "
-                        f"{', '.join(own)}", value=missing[0], allowed=", ".join(own))
-    for name, kind in (("state", state), ("mask", mask or {})):
-        for k, v in kind.items():
-            want = own.get(k)
-            if want is not None and tuple(v.shape) != tuple(want.shape):
-                raise UserError(f"{ref('ticket')}: {name}[{k!r}] has shape {tuple(v.shape)}; {model}'s is "
-                                f"{tuple(want.shape)}", value=tuple(v.shape), allowed=str(tuple(want.shape)))
-    for k, v in state.items():
-        if (v.is_floating_point() or v.is_complex()) and not bool(torch.isfinite(v).all()):
-            raise UserError(f"{ref('ticket')}: state[{k!r}] holds NaN or infinite values; allowed: finite weights")
-    state = {k: state[k].detach().to("cpu", own[k].dtype).contiguous().clone() for k in own}
-    if mask is None:
-        return state, None
-    prunable = list(net.prunable())
-    wrong = [k for k in mask if k not in prunable]
-    if wrong:
-        raise UserError(f"{ref('ticket')}: the mask names {wrong[0]!r}, not a prunable weight of {model}; allowed: "
-                        f"{', '.join(prunable)}", value=wrong[0], allowed=", ".join(prunable))
-    for k, v in mask.items():
-        if v.dtype != torch.bool and not bool(((v == 0) | (v == 1)).all()):
-            raise UserError(f"{ref('ticket')}: mask[{k!r}] holds values other than 0 and 1; allowed: bool tensors "
-                            "(True: kept)")
-    return state, {k: mask[k].detach().to("cpu").bool().contiguous().clone() for k in prunable if k in mask}
-
-
-def ticket_node(spec: TrainSpec, state: Mapping[str, Any], mask: Mapping[str, Any] | None, root: Path | str) -> Node:
-    """The given node (:func:`lth.graph.given_node`) of a checked ticket for ``spec``'s network and data, at
-    ``<root>/ticket_<hash>``: the hash covers the tensors' bytes and the network and data they are given for, so
-    two different tickets never share a directory and the same one is found again."""
-    from lth.graph import given_node, given_spec, tensors_hash
-    from lth.spec import non_default
-    from lth.store.paths import experiment_dir
-
-    own = given_spec(spec)
-    where = tensors_hash(state, mask, salt=non_default(own))[:12]
-    return given_node(own, experiment_dir(Path(root), "ticket", where), tensors_hash(state, mask),
-                      meta={"kind": "ticket", "mask": mask is not None})
 
 
 @dataclass
@@ -411,5 +343,5 @@ def inputs_from_keywords(command: str, preset: str | TrainSpec, keywords: Mappin
 
 __all__ = ["PathOptions", "PathTables", "StabilityOptions", "StabilityPlanned", "StabilityResult", "StudyInputs",
            "check_ticket", "dense_accuracy", "evaluate_stability", "inputs_from_keywords", "plan_stability",
-           "run_stability", "stability_trunks", "ticket_node",
+           "run_stability", "stability_trunks", "ticket_node", "Ticket",
            "train_copies", "with_iterations"]

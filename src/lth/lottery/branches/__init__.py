@@ -2,7 +2,7 @@
 
 One file per branch, one line per branch here. ``plan_branch`` turns a branch, a trunk, levels and
 replicates into nodes; they depend on the trunk's nodes, so the executor trains each beside the trunk level
-whose ticket it needs.
+whose ticket it needs. ``plan_ticket_branch`` plans a branch on a ticket given as tensors (a given node) instead.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from lth.lottery.branches import (
     small_dense,
     transfer,
 )
-from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
+from lth.lottery.branches.base import Branch, BranchContext, BranchOptions, TicketContext
 from lth.lottery.trunk import Trunk, mask_densities
 from lth.prune import density
 from lth.store import RunDir
@@ -92,6 +92,18 @@ def plan_branch(name: str, trunk: Trunk, levels: list[int], replicates: int, opt
     return [n for r in range(replicates) for level in levels for n in BRANCHES[name].plan(ctx, r, level)]
 
 
+def plan_ticket_branch(name: str, trunk: Trunk, given: Node, pruned: int, options: Any, prunable: list[str],
+                       kinds: dict[str, str], example_shape: tuple[int, ...], num_classes: int) -> list[Node]:
+    """The node of branch ``name`` on the ticket stored as the given node ``given`` (level 0, replicate 0; ``trunk``
+    gives the spec, pruning and rewind step; ``pruned``: how many weights the ticket's mask removes). A branch that
+    needs the trunk's dense network is a UserError naming ``ticket``."""
+    if name not in BRANCHES:
+        raise UserError(f"unknown branch {name!r}; allowed: {', '.join(BRANCHES)}")
+    options.validate()
+    ctx = TicketContext(trunk, name, options, prunable, kinds, example_shape, num_classes, given, pruned)
+    return BRANCHES[name].plan(ctx, 0, 0)
+
+
 def branch_record(node: Node, base: dict[str, Any], rewind_iteration: int) -> dict[str, Any]:
     """The CONTRACT's branch record: the run record plus branch, level, density (small-dense: width)."""
     level = node.meta["level"]
@@ -116,4 +128,4 @@ def branch_record(node: Node, base: dict[str, Any], rewind_iteration: int) -> di
 
 
 __all__ = ["BRANCHES", "Branch", "BranchContext", "BranchOptions", "branch_options", "branch_record",
-           "parse_levels", "plan_branch"]
+           "parse_levels", "plan_branch", "plan_ticket_branch"]

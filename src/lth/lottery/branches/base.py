@@ -3,7 +3,8 @@
 A branch is one file in this package: an options dataclass (subclass of :class:`BranchOptions`), the op(s)
 that make its start and mask from the trunk's references (registered with :func:`lth.graph.op`), and a plan
 function ``plan(ctx, replicate, level) -> list[Node]``; one line in :data:`lth.lottery.branches.BRANCHES`
-registers it. Its runs live beside the trunk at ``lottery_<hash>/replicate_<r>/branch_<name>_<hash>/level_<l>``.
+registers it. Its runs live beside the trunk at ``lottery_<hash>/replicate_<r>/branch_<name>_<hash>/level_<l>``, or,
+on a ticket given as tensors (:class:`TicketContext`), beside it at ``ticket_<hash>/branch_<name>_<hash>/level_0``.
 """
 
 from __future__ import annotations
@@ -82,16 +83,62 @@ class BranchContext:
         """A state of the trunk's dense level 0."""
         return Ref(self.trunk.node(replicate, 0), f"state:{name}")
 
+    def meta(self, replicate: int, level: int) -> dict[str, Any]:
+        """What the branch's spec.json records of where it hangs off: the trunk level's record."""
+        return self.trunk.meta(replicate, level)
+
     def node(self, replicate: int, level: int, setup: Recipe | None, spec: TrainSpec | None = None,
              rewound: bool = True) -> Node:
         """A node in this branch's directory, recording the branch in spec.json. ``rewound``: it starts at the
         trunk's rewind step k (and keeps the state there), else at step 0."""
-        meta = {**self.trunk.meta(replicate, level), "kind": "branch", "branch": self.name,
+        meta = {**self.meta(replicate, level), "kind": "branch", "branch": self.name,
                 "branch_options": to_dict(self.options)}
         start = self.trunk.rewind if rewound else Step(0, "it")
         keep = self.trunk.keep if rewound else ()
         return Node(spec or self.trunk.spec, replicate, self.run_dir(replicate, level), start_step=start,
                     setup=setup, keep=keep, meta=meta)
+
+
+@dataclass
+class TicketContext(BranchContext):
+    """A branch on a ticket given as tensors (``lth.api.branch(name, preset, ticket=(state, mask))``) instead of a
+    trunk's level: its mask is the given node's (:mod:`lth.graph.given`), its start the given state (the tensors
+    are m * theta_0, at the trunk's rewind step), its runs live under the given node's directory at
+    ``ticket_<hash>/branch_<name>_<hash>/level_0``; level 0, replicate 0. ``trunk`` still carries the spec, the
+    pruning and the rewind step the branch trains with; no trunk node is referenced. ``pruned``: how many weights
+    the ticket's mask removes (small-dense's width)."""
+
+    given: Node | None = None
+    pruned: int = 0
+
+    def run_dir(self, replicate: int, level: int) -> Path:
+        """``ticket_<hash>/branch_<name>_<hash>/level_<l>``."""
+        assert self.given is not None
+        return Path(self.given.path) / f"branch_{self.name}_{self.digest}" / f"level_{level}"
+
+    def ticket(self, replicate: int, level: int) -> Ref:
+        """The given mask."""
+        return Ref(self.given, "mask")
+
+    def start(self, replicate: int, level: int) -> Ref:
+        """The given state."""
+        return Ref(self.given, "state:init")
+
+    def dense(self, replicate: int, name: str = "final") -> Ref:
+        """A bare ticket has no trained dense network: a UserError naming ``ticket`` and the branches that run on
+        one."""
+        from lth.lottery.branches import BRANCHES
+
+        can = [n for n, b in BRANCHES.items() if not b.dense]
+        raise UserError(f"{ref('ticket')}: branch {self.name} needs the trunk's dense network ({name} state), which "
+                        f"a ticket given as tensors does not have; allowed: {', '.join(can)}", value=self.name,
+                        allowed=", ".join(can))
+
+    def meta(self, replicate: int, level: int) -> dict[str, Any]:
+        """The preset, the level (0), the rewind step and the ticket's directory, instead of a trunk's record."""
+        assert self.given is not None
+        return {"kind": "ticket", "preset": self.trunk.preset, "level": level, "rewind": str(self.trunk.rewind),
+                "ticket": str(self.given.path)}
 
 
 Plan = Callable[[BranchContext, int, int], list[Node]]
@@ -104,3 +151,4 @@ class Branch:
     options: type
     plan: Plan
     summary: str
+    dense: bool = False  # its plan references the trunk's dense network (ctx.dense): it cannot run on a bare ticket

@@ -71,4 +71,4 @@ def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
 
 
 BRANCH = Branch(FinetuneOptions, plan, "pruning & fine-tuning: the dense network's trained weights under the ticket's "
-                "mask, trained on")
+                "mask, trained on", dense=True)

@@ -43,4 +43,4 @@ def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
 
 
 BRANCH = Branch(OneshotOptions, plan, "one-shot pruning of the dense network to the ticket's density "
-                "(--set lr=... to train it at another rate)")
+                "(--set lr=... to train it at another rate)", dense=True)

@@ -42,4 +42,4 @@ def plan(ctx: BranchContext, r: int, level: int) -> list[Node]:
     return [ctx.node(r, level, recipe)]
 
 
-BRANCH = Branch(SignsOptions, plan, "the rewound ticket with magnitudes and signs from step 0 or k")
+BRANCH = Branch(SignsOptions, plan, "the rewound ticket with magnitudes and signs from step 0 or k", dense=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from lth.graph import Node
-from lth.lottery.branches.base import Branch, BranchContext, BranchOptions
+from lth.lottery.branches.base import Branch, BranchContext, BranchOptions, TicketContext
 from lth.lottery.branches.retrain import retrained_spec
 from lth.lottery.trunk import level_hparams
 from lth.models import build_model, num_params
@@ -33,7 +33,10 @@ def pruned_away(ctx: BranchContext, r: int, level: int) -> int:
     """How many weights the trunk's level l has pruned. Every strategy removes a count that depends only on
     the layers' shapes and the fractions, never on the weights' values (nor on the random strategy's seed), so it
     is known before the trunk trains: prune random weights level after level with the trunk's own strategy and
-    count (once per trunk architecture and recipe, for all levels)."""
+    count (once per trunk architecture and recipe, for all levels). On a ticket given as tensors: what its mask
+    removes."""
+    if isinstance(ctx, TicketContext):
+        return ctx.pruned
     m = ctx.trunk.spec.model
     counts = _pruned_counts(m.model, m.norm, m.width, tuple(ctx.example_shape), ctx.num_classes, ctx.trunk.pruning)
     while len(counts) <= level:  # extend the cached chain only as far as asked
