@@ -143,3 +143,21 @@ def test_branches_on_a_ticket_given_as_tensors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"^levels 1: a branch on a ticket runs on that ticket, not on trunk levels"):
         api.branch("reinit", "digits_mlp", 1, ticket=(state, mask), **kw)
     assert set(root.rglob("*")) == runs
+
+
+def test_the_suggested_trunk_command_is_quoted_for_a_shell() -> None:
+    """A missing trunk's error suggests an ``lth lottery`` line; a root with a space or ``#`` (and list values)
+    must paste into a shell as the words meant (issue #32)."""
+    import shlex
+
+    from lth.prune import PruneHparams
+    from lth.spec import Step
+    from lth.studies.branch import lottery_command
+
+    line = lottery_command("digits_mlp", {"milestones": ("1ep", "2ep")}, PruneHparams(fraction=0.3), Step(5, "it"),
+                           "/tmp/my runs#1", 3)
+    words = shlex.split(line)
+    assert words[:4] == ["lth", "lottery", "--preset", "digits_mlp"]
+    assert words[words.index("--root") + 1] == "/tmp/my runs#1"
+    assert words[words.index("--milestones") + 1:words.index("--milestones") + 3] == ["1ep", "2ep"]
+    assert words[words.index("--rewind") + 1] == "5it" and words[-2:] == ["--levels", "3"]

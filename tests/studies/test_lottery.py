@@ -194,3 +194,22 @@ def test_a_train_spec_is_taken_as_it_is(tmp_path: Path) -> None:
     assert [n.path for n in mine.nodes()] == [n.path for n in theirs.nodes()]
     assert [n.digest for n in mine.nodes()] == [n.digest for n in theirs.nodes()]
     assert mine.trunks[0].preset == "custom"
+
+
+def test_branches_with_no_pruned_level_are_refused_not_dropped(tmp_path) -> None:
+    """``--levels 0 --branches reinit`` planned no branch at all, without a word (issue #32): refused on both
+    faces, naming the branches, levels and the way to branch off the dense network; with ``branch_levels 0`` it
+    plans the branch."""
+    from lth.errors import UserError
+    from tests.conftest import lth as cli
+
+    code, out, err = cli("lottery", "--preset", "digits_mlp", "--levels", "0", "--branches", "reinit", "--root",
+                         str(tmp_path / "r"))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "--branches reinit: with --levels 0" in err and "--branch-levels 0" in err
+    with pytest.raises(UserError, match=r"^branches reinit: with levels 0 .*branch_levels 0"):
+        api.lottery("digits_mlp", 0, branches=["reinit"], root=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+    plan = api.lottery("digits_mlp", 0, branches=["reinit"], branch_levels="0", root=tmp_path / "r",
+                       training_steps="5it")
+    assert [n.meta.get("branch") for n in plan.nodes()] == [None, "reinit"]

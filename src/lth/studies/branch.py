@@ -7,6 +7,7 @@ stores it, and the branch's run beside it (branches that need the trunk's dense 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -99,23 +100,23 @@ class BranchPlan:
 def lottery_command(preset: str, given: Mapping[str, Any], pruning: PruneHparams, rewind: Step, root: Any,
                     levels: int) -> str:
     """The ``lth lottery`` command line that trains the trunk of these values up to ``levels`` (for an error that
-    says how to make a missing trunk)."""
+    says how to make a missing trunk), quoted for a shell (a root with a space or ``#`` pastes as one word)."""
     from lth.presets import PRESETS
     from lth.prune import flag
     from lth.spec import to_json_value
 
-    def shown(v: Any) -> str:
+    def shown(v: Any) -> list[str]:  # one word per value: lists are several words, as the flags take them
         v = to_json_value(list(v) if isinstance(v, tuple) else v)
-        return " ".join(map(str, v)) if isinstance(v, list) else str(v)
+        return [str(x) for x in v] if isinstance(v, list) else [str(v)]
 
     words = ["lth", "lottery", "--preset", preset]
-    words += [w for k, v in given.items() for w in (f"--{k.replace('_', '-')}", shown(v))]
+    words += [w for k, v in given.items() for w in (f"--{k.replace('_', '-')}", *shown(v))]
     base = PruneHparams(**PRESETS[preset].pruning) if preset in PRESETS else PruneHparams()  # type: ignore[arg-type]
     mine, theirs = to_dict(pruning), to_dict(base)
-    words += [w for k, v in mine.items() if v != theirs.get(k) for w in (flag(k), shown(v))]
+    words += [w for k, v in mine.items() if v != theirs.get(k) for w in (flag(k), *shown(v))]
     if rewind.count:
         words += ["--rewind", str(rewind)]
-    return " ".join(words + ["--root", str(root), "--levels", str(levels)])
+    return shlex.join(words + ["--root", str(root), "--levels", str(levels)])  # pastes into a shell as is
 
 
 def plan_branch(spec: TrainSpec, pruning: PruneHparams, opts: BranchStudyOptions, runtime: RuntimeOptions, *,

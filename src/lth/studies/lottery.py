@@ -256,6 +256,11 @@ class LotteryOptions(Options):
                 raise UserError(f"{ref('rewind')} {shown}: with {ref('pretrain_steps')} {k} the rewind step is {k} "
                                 f"(the pretrained state takes the place of the state there); allowed: "
                                 f"{ref('rewind')} {k} or none", value=shown, allowed=str(k))
+        if self.branches and self.levels == 0 and not self.branch_levels:  # 1..0: no level to branch off
+            names = ", ".join(self.branches)
+            raise UserError(f"{ref('branches')} {names}: with {ref('levels')} 0 the trunk has no pruned level to "
+                            f"branch off; allowed: {ref('levels')} 1 or more, or {ref('branch_levels')} 0 (a "
+                            f"branch off the dense network)", value=names, allowed="levels >= 1")
         if self.branch_levels:
             hi = max(self.branch_levels)
             if hi > self.levels:
