@@ -39,3 +39,16 @@ def test_report_draws_the_engines_telemetry_csv(tmp_path: Path, capsys) -> None:
     df = pd.read_csv(root / "report" / "telemetry.csv")
     assert sorted(df["iteration"].unique()) == [0, 2, 4, 20, 40, 46]  # no --save-states: the engine's rows
     assert "grad_norm" in df and df["l2_from_final"].iloc[-1] == 0
+
+
+def test_each_telemetry_panel_names_its_quantity_on_the_y_axis() -> None:
+    """The y-axis named the last run's label (a loop variable shadowed the quantity's name; issue #33)."""
+    import pandas as pd
+
+    from lth.report.sections.telemetry import _TELEMETRY, draw_telemetry
+
+    rows = [{"experiment": "train_x", "label": "my run", "replicate": r, "iteration": i,
+             **{col: float(i + r) for col, _ in _TELEMETRY}} for r in (0, 1) for i in (0, 10)]
+    fig = draw_telemetry(pd.DataFrame(rows))
+    assert [ax.get_ylabel() for ax in fig.axes] == [quantity for _, quantity in _TELEMETRY]
+    assert {line.get_label() for line in fig.axes[0].lines} == {"my run r0", "my run r1"}
