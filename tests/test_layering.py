@@ -16,6 +16,13 @@ def face_imports(text: str, module: str, package: bool = False) -> list[str]:
     when ``package``): ``import lth.api as api``, ``from lth.cli.common import x``, ``from lth import api``,
     ``from ..cli import main`` (relative, resolved against the module's package), inside functions too."""
     pkg = module.split(".") if package else module.split(".")[:-1]
+    return [f"{line}: {n}" for line, n in imported(text, pkg)
+            if any(n == f or n.startswith(f + ".") for f in FACES)]
+
+
+def imported(text: str, pkg: list[str]) -> list[tuple[int, str]]:
+    """(line, dotted name) of every import in ``text`` (inside functions too), relative ones resolved against
+    the package ``pkg``; ``from a import b`` gives both ``a`` and ``a.b``."""
     out = []
     for node in ast.walk(ast.parse(text)):
         names: list[str] = []
@@ -26,7 +33,7 @@ def face_imports(text: str, module: str, package: bool = False) -> list[str]:
             if node.level:
                 base = ".".join(pkg[:len(pkg) - node.level + 1] + ([base] if base else []))
             names = [base] + [f"{base}.{a.name}" for a in node.names]
-        out += [f"{node.lineno}: {n}" for n in names if any(n == f or n.startswith(f + ".") for f in FACES)]
+        out += [(node.lineno, n) for n in names]
     return out
 
 
@@ -77,19 +84,10 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for m, p in mods.items():
         pkg = m.split(".") if p.name == "__init__.py" else m.split(".")[:-1]
-        for node in ast.walk(ast.parse(p.read_text())):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    base = ".".join(pkg[:len(pkg) - node.level + 1] + ([base] if base else []))
-                names = [base] + [f"{base}.{a.name}" for a in node.names]
-            for n in names:
-                o = owner(n)
-                if o and o != m and not m.startswith(o + "."):
-                    graph[m].add(o)
+        for _, n in imported(p.read_text(), pkg):
+            o = owner(n)
+            if o and o != m and not m.startswith(o + "."):
+                graph[m].add(o)
     return graph
 
 

@@ -27,11 +27,11 @@ from lth.lottery.plan import LotteryPlan
 from lth.options import Options
 from lth.progress import Progress
 from lth.spec import TrainSpec, hparam_fields
-from lth.studies.base import StudyResult, progress_of
+from lth.studies.base import StudyResult, progress_of, resolve_spec
 from lth.studies.branch import BranchStudyOptions, plan_branch, run_branch
 from lth.studies.lottery import LotteryOptions, LotteryStudyPlan, plan_lottery, pruning_of, unknown_branch
 from lth.studies.runtime import RUNTIME_KEYWORDS, RuntimeOptions, default_root, runtime_from_keywords
-from lth.studies.train import TrainOptions, TrainPlan, plan_train, spec_of
+from lth.studies.train import TrainOptions, TrainPlan, plan_train
 
 
 def _api_face(fn: Any) -> Any:
@@ -83,7 +83,7 @@ def spec(preset: str | TrainSpec, _own: tuple[str, ...] = (), **overrides: Any) 
     """A preset's spec (or a :class:`~lth.spec.TrainSpec` given as is) with field overrides (``lr=0.01``;
     ``model=MyNet``: a model class or factory), validated. (``_own``: the caller's other keywords, named beside the
     hyperparameters when a keyword is neither.)"""
-    return spec_of(preset, overrides, _own)[0]
+    return resolve_spec(preset, overrides, _own)[0]
 
 
 def train(preset: str | TrainSpec, *, replicates: int = 1, root: str | Path = "runs",
@@ -94,7 +94,7 @@ def train(preset: str | TrainSpec, *, replicates: int = 1, root: str | Path = "r
     options (``device``, ``executor``, ``slurm={...}``, ...). Checked here, before anything is written: the
     capacity, the saved steps, a model that must reach a cluster's workers."""
     runtime_kw, hparams = _split_runtime(overrides)
-    s, name = spec_of(preset, hparams, ("replicates", "root", "save_states", *RUNTIME_KEYWORDS))
+    s, name = resolve_spec(preset, hparams, ("replicates", "root", "save_states", *RUNTIME_KEYWORDS))
     opts = TrainOptions.from_values(_python_values(TrainOptions, {"replicates": replicates}))
     runtime = runtime_from_keywords({"root": root, "save_states": save_states, **runtime_kw})
     return plan_train(s, opts, runtime, preset=name, given=hparams)
@@ -120,7 +120,7 @@ def lottery(preset: str | TrainSpec, levels: int, *, replicates: int = 1, rewind
     runtime_kw, hparams = _split_runtime(overrides)
     own = ("levels", "replicates", "rewind", "branches", "branch_levels", "root", "data_dir", "pruning",
            "pretrain_steps", "pretrain_task", "pretrain_sparse", "save_states", *RUNTIME_KEYWORDS)
-    s, name = spec_of(preset, hparams, own)
+    s, name = resolve_spec(preset, hparams, own)
     values: dict[str, Any] = {"levels": levels, "replicates": replicates, "branch_levels": branch_levels,
                               "pretrain_sparse": pretrain_sparse,
                               "branches": branches if isinstance(branches, Mapping) else _names("branches", branches)}
@@ -159,7 +159,8 @@ def _branch_result(name: str, preset: str | TrainSpec, levels: Any = None, *, re
     own_fields = [f for f, _, _ in hparam_fields(BRANCHES[name].options)]
     runtime_kw, rest = _split_runtime(keywords)
     options = {k: rest.pop(k) for k in list(rest) if k in own_fields}
-    s, pname = spec_of(preset, rest, ("replicates", "rewind", "pruning", "progress", *own_fields, *RUNTIME_KEYWORDS))
+    own = ("replicates", "rewind", "pruning", "progress", *own_fields, *RUNTIME_KEYWORDS)
+    s, pname = resolve_spec(preset, rest, own)
     opts = BranchStudyOptions.from_values(_python_values(BranchStudyOptions, {
         "name": name, "levels": levels, "replicates": replicates, "rewind": _names("rewind", rewind),
         "options": options}))

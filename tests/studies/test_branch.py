@@ -13,10 +13,10 @@ from conftest import lth
 
 import lth.api as api
 from lth.errors import UserError
+from lth.studies.base import resolve_spec
 from lth.studies.branch import BranchStudyOptions, plan_branch, run_branch
 from lth.studies.lottery import pruning_of
 from lth.studies.runtime import RuntimeOptions
-from lth.studies.train import spec_of
 
 TINY = ["--preset", "digits_mlp", "--model", "fc_8", "--training-steps", "4it"]
 KW = {"model": "fc_8", "training_steps": "4it"}
@@ -33,7 +33,7 @@ def test_the_api_frame_and_the_study_document_equal_the_cli_json(tmp_path: Path)
     df = api.branch("random-mask", "digits_mlp", [1, 2], rewind="1it", mask_mode="global", root=root, progress=False,
                     **KW)
     pd.testing.assert_frame_equal(df, pd.DataFrame(doc["runs"]))
-    spec, preset = spec_of("digits_mlp", KW)
+    spec, preset = resolve_spec("digits_mlp", KW)
     opts = BranchStudyOptions.from_values(name="random-mask", levels="1-2", rewind="1it",
                                           options={"mask_mode": "global"})
     plan = plan_branch(spec, pruning_of(preset), opts, RuntimeOptions(root=root), preset=preset, given=KW)
@@ -122,7 +122,7 @@ def test_branches_on_a_ticket_given_as_tensors(tmp_path: Path) -> None:
     assert set(start) == set(state) and all(torch.equal(start[k], v) for k, v in state.items())
 
     runs = set(root.rglob("*"))
-    spec, preset = spec_of("digits_mlp", {"training_steps": "10it"})
+    spec, preset = resolve_spec("digits_mlp", {"training_steps": "10it"})
     for name in (n for n, b in BRANCHES.items() if not b.dense):  # every other branch plans on the ticket
         needed = {"retrain": {"set": ["lr=0.05"]}, "transfer": {"target_dataset": "digits"}}
         opts = BranchStudyOptions.from_values(name=name, levels=[0], options=needed.get(name))

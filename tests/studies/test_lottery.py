@@ -64,11 +64,11 @@ def test_pinned_node_digests_of_a_sweep_with_branches_and_of_pretraining(tmp_pat
 
 
 def test_the_study_plans_the_pinned_digests_too(tmp_path: Path) -> None:
+    from lth.studies.base import resolve_spec
     from lth.studies.lottery import LotteryOptions, plan_lottery, pruning_of
     from lth.studies.runtime import RuntimeOptions
-    from lth.studies.train import spec_of
 
-    spec, preset = spec_of("digits_mlp")
+    spec, preset = resolve_spec("digits_mlp")
     opts = LotteryOptions.from_values(levels="2", rewind=["0it", "5it"], branches=["reinit,random-mask"])
     plan = plan_lottery(spec, pruning_of(preset), opts, RuntimeOptions(root=str(tmp_path)), preset=preset)
     assert list(_digests(plan, tmp_path).items()) == list(PINNED_SWEEP.items())

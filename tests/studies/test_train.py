@@ -16,8 +16,9 @@ from torch import nn
 import lth.api as api
 from lth.errors import UserError
 from lth.spec import Step, TrainSpec
+from lth.studies.base import resolve_spec
 from lth.studies.runtime import RuntimeOptions
-from lth.studies.train import TrainOptions, generated_name, plan_train, run_train, spec_of
+from lth.studies.train import TrainOptions, generated_name, plan_train, run_train
 
 TINY = {"model": "fc_8", "training_steps": "4it"}
 
@@ -38,7 +39,7 @@ def test_the_api_document_equals_the_cli_json(tmp_path: Path) -> None:
                          "--replicates", "2", "--root", str(tmp_path), "--json")
     assert code == 0, err
     assert api.run(api.train("digits_mlp", replicates=2, root=tmp_path, **TINY)) == json.loads(out)["runs"]
-    spec, preset = spec_of("digits_mlp", TINY)
+    spec, preset = resolve_spec("digits_mlp", TINY)
     plan = plan_train(spec, TrainOptions(replicates=2), RuntimeOptions(root=str(tmp_path)), preset=preset)
     assert run_train(plan, progress=False).to_json() == json.loads(out)
     assert run_train(plan, progress=False).frame()["path"].tolist() == [r["path"] for r in json.loads(out)["runs"]]

@@ -23,9 +23,9 @@ from lth.cli.output import emit_json, report_divergence
 from lth.lottery import BRANCHES
 from lth.progress import Progress
 from lth.spec import TrainSpec
+from lth.studies.base import resolve_spec
 from lth.studies.branch import BranchStudyOptions, plan_branch, run_branch
 from lth.studies.lottery import branch_choices
-from lth.studies.train import spec_of
 
 HELP = "an ablation of an existing trunk's tickets at chosen levels (reinit, random-mask, ...)"
 
@@ -60,7 +60,7 @@ def trunk_command(argv: list[str], highest: int | None = None) -> str:
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Plan the branch's runs off a trained trunk, train what is missing, print the records."""
     given = spec_flags(args)
-    spec, preset = spec_of(args.preset, given)
+    spec, preset = resolve_spec(args.preset, given)
     options = branch_choices([args.name], branch_flags(args), "branch_name")[args.name]
     opts = BranchStudyOptions.from_values(options_values(args, BranchStudyOptions), name=args.name,
                                           rewind=args.rewind, options=options)

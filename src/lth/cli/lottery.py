@@ -26,8 +26,8 @@ from lth.cli.output import emit_json, print_table, report_divergence
 from lth.lottery import BRANCHES
 from lth.progress import Progress
 from lth.spec import TrainSpec
+from lth.studies.base import resolve_spec
 from lth.studies.lottery import LotteryOptions, branch_choices, plan_lottery, run_lottery
-from lth.studies.train import spec_of
 
 HELP = "iterative magnitude pruning with rewinding (the trunk), with --branches off its levels"
 BRANCH_DEST = "branch__"  # the dest prefix of the branch option flags
@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Plan the trunk (and branches) as one graph, train what is missing, print the records."""
     given = spec_flags(args)
-    spec, preset = spec_of(args.preset, given)
+    spec, preset = resolve_spec(args.preset, given)
     pruning = pruning_from_args(args)
     values = {**options_values(args, LotteryOptions), "branches": branch_choices(args.branches, branch_flags(args))}
     opts = LotteryOptions.from_values(values)

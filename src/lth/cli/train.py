@@ -18,7 +18,8 @@ from lth.cli.flags import (
 from lth.cli.output import emit_json, report_divergence
 from lth.progress import Progress
 from lth.spec import TrainSpec
-from lth.studies.train import TrainOptions, plan_train, run_train, spec_of
+from lth.studies.base import resolve_spec
+from lth.studies.train import TrainOptions, plan_train, run_train
 
 HELP = "train a preset (replicates train together as one population)"
 
@@ -34,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
 def run(args: argparse.Namespace, base: TrainSpec, argv: list[str]) -> int:
     """Train what is missing; print the records."""
     given = spec_flags(args)
-    spec, preset = spec_of(args.preset, given)
+    spec, preset = resolve_spec(args.preset, given)
     opts = TrainOptions.from_values(options_values(args, TrainOptions))
     plan = plan_train(spec, opts, runtime_from_args(args), preset=preset, given=given)
     with Progress() as progress:

@@ -2,7 +2,7 @@
 levels and optionally a pretrained rewinding point, planned and trained as one graph (``lth lottery``,
 ``lth.api.lottery``).
 
-    spec, preset = spec_of("digits_mlp", {"training_steps": "2ep"})
+    spec, preset = resolve_spec("digits_mlp", {"training_steps": "2ep"})
     opts = LotteryOptions.from_values(levels=3, branches=["reinit", "random-mask"])
     plan = plan_lottery(spec, pruning_of(preset), opts, RuntimeOptions(root="runs"), preset=preset)
     result = run_lottery(plan)           # result.to_json() is what `lth lottery --json` prints
@@ -18,16 +18,16 @@ from typing import Any, ClassVar
 
 from lth.errors import UserError, ref, register_names
 from lth.graph import Node
-from lth.lottery import BRANCHES, Trunk
+from lth.lottery import BRANCHES, Trunk, parse_levels
 from lth.lottery.plan import LotteryPlan
 from lth.lottery.pretrain import TASKS, Pretraining
 from lth.options import Options, option, parse_value, unknown_name
 from lth.progress import Progress
 from lth.prune import PruneHparams
 from lth.spec import Step, TrainSpec, hparam_fields
-from lth.studies.base import StudyResult, progress_of
+from lth.studies.base import StudyResult, progress_of, resolve_spec
 from lth.studies.runtime import RuntimeOptions, check_fits, default_root
-from lth.studies.train import check_workers, spec_of
+from lth.studies.train import check_workers
 
 # A branch's option given per branch (``branches={"retrain": {"set": [...]}}``) is ``branches["retrain"]["set"]``
 # in Python; on the command line the flag every branch that has the field shares (``--set``).
@@ -36,39 +36,9 @@ register_names("cli", {f"branches.{name}.{f}": "--" + f.replace("_", "-")
 
 
 # ------------------------------------------------------------------------------------------------ parts
-MAX_LEVELS = 1_000_000  # at 20% a level, density 0.8^1000 is already below any float32 weight's share
-
-
 def parse_level_set(raw: Any, path: str) -> tuple[int, ...]:
-    """Levels as sorted numbers: ``3``, ``"0-15"``, ``"3,5,8"``, a mix (``"0-3,8"``) or a list of those; a
-    UserError naming the field ``path`` otherwise."""
-    items = list(raw) if isinstance(raw, list | tuple | set | range) else [raw]
-    text = ",".join(str(x) for x in items)
-    out: set[int] = set()
-    try:
-        for item in items:
-            if isinstance(item, bool | float):
-                raise ValueError
-            for part in str(item).split(","):
-                part = part.strip()
-                if "-" in part:
-                    a, b = part.split("-", 1)
-                    lo, hi = int(a), int(b)
-                    if lo > hi:
-                        raise ValueError
-                    if hi - lo >= MAX_LEVELS:  # a typo (0-100000000) would fill memory before any check
-                        raise UserError(f"{ref(path)} {text!r}: {hi - lo + 1} levels; allowed: at most {MAX_LEVELS}",
-                                        value=raw, allowed=f"at most {MAX_LEVELS} levels")
-                    out.update(range(lo, hi + 1))
-                elif part:
-                    out.add(int(part))
-    except ValueError:
-        raise UserError(f"{ref(path)} {text!r}: expected a range like 0-15 or a list like 3,5,8", value=raw,
-                        allowed="a range like 0-15 or a list like 3,5,8") from None
-    if not out or min(out) < 0:
-        raise UserError(f"{ref(path)} {text!r}: expected levels >= 0, e.g. 0-15 or 3,5,8", value=raw,
-                        allowed="levels >= 0")
-    return tuple(sorted(out))
+    """Levels as a sorted tuple (:func:`lth.lottery.branches.parse_levels`), errors naming the field ``path``."""
+    return tuple(parse_levels(raw, path))
 
 
 def unknown_branch(name: str, path: str) -> UserError:
@@ -369,7 +339,7 @@ def lottery(preset: str | TrainSpec, opts: LotteryOptions, runtime: RuntimeOptio
             **overrides: Any) -> StudyResult:
     """Plan and run a lottery study in one call:
     ``lottery("digits_mlp", LotteryOptions.from_values(levels=2), training_steps="2ep")``."""
-    spec, name = spec_of(preset, overrides, tuple(f.name for f in LotteryOptions.option_fields()))
+    spec, name = resolve_spec(preset, overrides, tuple(f.name for f in LotteryOptions.option_fields()))
     runtime = runtime or RuntimeOptions(root=default_root())
     plan = plan_lottery(spec, pruning_of(preset, pruning), opts, runtime, preset=name, given=overrides)
     return run_lottery(plan, progress)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from lth.analysis.stability import STABLE_THRESHOLD, default_alphas
 from lth.errors import UserError, ref
 from lth.graph import Node
+from lth.lottery import parse_levels
 from lth.options import Options, option
 from lth.progress import Progress
 from lth.spec import Step, TrainSpec
@@ -99,24 +100,7 @@ class StabilityOptions(Options):
 
     def level_list(self) -> list[int]:
         """``levels`` as sorted level numbers (``0-3``, ``3,5,8`` or a mix, ``0-3,8``)."""
-        text = ",".join(self.levels)
-        out: set[int] = set()
-        try:
-            for part in (p.strip() for p in text.split(",")):
-                if "-" in part:
-                    lo, hi = (int(x) for x in part.split("-", 1))
-                    if lo > hi:
-                        raise ValueError
-                    out.update(range(lo, hi + 1))
-                elif part:
-                    out.add(int(part))
-        except ValueError:
-            raise UserError(f"{ref('levels')} {text!r}: expected a range like 0-15 or a list like 3,5,8", value=text,
-                            allowed="a range like 0-15 or a list like 3,5,8") from None
-        if not out or min(out) < 0:
-            raise UserError(f"{ref('levels')} {text!r}: expected levels >= 0, e.g. 0-15 or 3,5,8", value=text,
-                            allowed="levels >= 0")
-        return sorted(out)
+        return parse_levels(self.levels)
 
 
 # ------------------------------------------------------------------------------------------------ results

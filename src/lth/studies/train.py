@@ -1,9 +1,6 @@
-"""The train study: replicates of one spec, trained together as one population (``lth train``, ``lth.api.train``).
-
-Also what every study that trains a spec shares: the spec from a preset or a :class:`~lth.spec.TrainSpec` with
-overrides, where ``model`` may be a Python model class or factory (registered under a stable name, and shipped to
-the worker processes of the Ray and Slurm executors), and the check that such a model can reach those workers.
-"""
+"""The train study: replicates of one spec, trained together as one population (``lth train``, ``lth.api.train``),
+and the check every study shares that a model given as a Python class or factory can reach the worker processes
+of the Ray and Slurm executors (the spec itself comes from :func:`lth.studies.base.resolve_spec`)."""
 
 from __future__ import annotations
 
@@ -27,10 +24,6 @@ class TrainOptions(Options):
     PREFIX: ClassVar[str] = ""
     replicates: int = option(1, "number of replicates", low=1)
     strict: bool = option(False, "exit 1 when any run diverged")
-
-
-# The spec of a study: a preset or a TrainSpec, a model class or factory in (lth.studies.base).
-spec_of = resolve_spec
 
 
 def check_workers(spec: TrainSpec, runtime: RuntimeOptions) -> None:
@@ -98,10 +91,10 @@ def run_train(plan: TrainPlan, progress: Progress | bool | None = None) -> Study
 def train(preset: str | TrainSpec, opts: TrainOptions | None = None, runtime: RuntimeOptions | None = None, *,
           progress: Progress | bool | None = None, **overrides: Any) -> StudyResult:
     """Plan and run a train study in one call: ``train("digits_mlp", TrainOptions(replicates=2), lr=0.01)``."""
-    spec, name = spec_of(preset, overrides, tuple(f.name for f in TrainOptions.option_fields()))
+    spec, name = resolve_spec(preset, overrides, tuple(f.name for f in TrainOptions.option_fields()))
     runtime = runtime or RuntimeOptions(root=default_root())
     return run_train(plan_train(spec, opts or TrainOptions(), runtime, preset=name, given=overrides), progress)
 
 
 __all__ = ["TrainOptions", "TrainPlan", "check_workers", "generated_name", "model_name", "plan_train", "run_train",
-           "spec_of", "train"]
+           "train"]

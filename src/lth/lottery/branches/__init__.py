@@ -58,25 +58,38 @@ def branch_options(name: str, values: dict[str, Any] | None = None) -> Any:
     return opts
 
 
-def parse_levels(text: str) -> list[int]:
-    """``0-15`` or ``3,5,8`` (or a mix: ``0-3,8``) -> sorted level numbers."""
+MAX_LEVELS = 1_000_000  # at 20% a level, density 0.8^1000 is already below any float32 weight's share
+
+
+def parse_levels(raw: Any, path: str = "levels") -> list[int]:
+    """Levels as sorted numbers: ``3``, ``"0-15"``, ``"3,5,8"``, a mix (``"0-3,8"``) or a list of those; a
+    UserError naming the field ``path`` otherwise (a range of more than :data:`MAX_LEVELS` levels too: a typo
+    such as ``0-100000000`` would fill memory before any other check)."""
+    items = list(raw) if isinstance(raw, list | tuple | set | range) else [raw]
+    text = ",".join(str(x) for x in items)
     out: set[int] = set()
     try:
-        for part in str(text).split(","):
-            part = part.strip()
-            if "-" in part:
-                a, b = part.split("-", 1)
-                lo, hi = int(a), int(b)
-                if lo > hi:
-                    raise ValueError
-                out.update(range(lo, hi + 1))
-            elif part:
-                out.add(int(part))
+        for item in items:
+            if isinstance(item, bool | float):
+                raise ValueError
+            for part in str(item).split(","):
+                part = part.strip()
+                if "-" in part:
+                    a, b = part.split("-", 1)
+                    lo, hi = int(a), int(b)
+                    if lo > hi:
+                        raise ValueError
+                    if hi - lo >= MAX_LEVELS:
+                        raise UserError(f"{ref(path)} {text!r}: {hi - lo + 1} levels; allowed: at most {MAX_LEVELS}",
+                                        value=raw, allowed=f"at most {MAX_LEVELS} levels")
+                    out.update(range(lo, hi + 1))
+                elif part:
+                    out.add(int(part))
     except ValueError:
-        raise UserError(f"{ref('levels')} {text!r}: expected a range like 0-15 or a list like 3,5,8", value=text,
+        raise UserError(f"{ref(path)} {text!r}: expected a range like 0-15 or a list like 3,5,8", value=raw,
                         allowed="a range like 0-15 or a list like 3,5,8") from None
     if not out or min(out) < 0:
-        raise UserError(f"{ref('levels')} {text!r}: expected levels >= 0, e.g. 0-15 or 3,5,8", value=text,
+        raise UserError(f"{ref(path)} {text!r}: expected levels >= 0, e.g. 0-15 or 3,5,8", value=raw,
                         allowed="levels >= 0")
     return sorted(out)
 
