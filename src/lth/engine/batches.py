@@ -4,6 +4,11 @@ Each member draws its epoch's permutation from a generator seeded by (order seed
 flips from (augment seed, epoch), so any step of any epoch can be reproduced without replaying the ones
 before it (rewinding and resuming need this), and one member's draws never depend on another's. The training
 step reads its batch from static buffers by a step pointer, which keeps it capturable as a CUDA graph.
+
+A distributed run (:mod:`lth.engine.distributed`) gives each of its ``W`` processes a ``shard=(rank, W)``: every
+rank draws the same global order (the run's own order seed; nothing depends on the rank or the world size) and
+:meth:`EpochBatches.batch` returns only rows ``rank*B/W .. (rank+1)*B/W`` of each global batch of ``B``, so the
+ranks' rows never overlap and together are the batch one process would take.
 """
 
 from __future__ import annotations
@@ -36,8 +41,13 @@ class EpochBatches:
     and ``flip[N, S*B]``. :meth:`fill` rewrites them in place for an epoch."""
 
     def __init__(self, n_members: int, n_train: int, batch_size: int, augment: bool, image_hw: tuple[int, int],
-                 device: torch.device) -> None:
+                 device: torch.device, shard: tuple[int, int] = (0, 1)) -> None:
+        rank, world = shard
+        if world < 1 or not 0 <= rank < world or batch_size % world:
+            raise ValueError(f"shard {shard}: a batch of {batch_size} does not split over {world} ranks")
         self.n, self.n_train, self.batch_size, self.augment = n_members, n_train, batch_size, augment
+        self.shard = (rank, world)
+        self.local = batch_size // world  # the rows of each global batch this rank takes
         self.steps_per_epoch = n_train // batch_size  # the last partial batch is dropped (static shapes)
         self.device = device
         m = self.steps_per_epoch * batch_size
@@ -61,22 +71,26 @@ class EpochBatches:
 
     def batch(self, x: Tensor, y: Tensor, pos: Tensor | int) -> tuple[Tensor, Tensor]:
         """The batch at step-in-epoch ``pos`` (an int, or a 1-element device tensor inside a CUDA graph):
-        ``x [N, B, C, H, W]`` and ``y [N, B]``."""
-        n, b = self.n, self.batch_size
+        ``x [N, B, C, H, W]`` and ``y [N, B]``; with a ``shard`` of ``W`` ranks, this rank's ``B/W`` rows of it."""
+        n, b, lo = self.n, self.local, self.shard[0] * self.local
         if isinstance(pos, int):
-            idx = self.order[:, pos * b:(pos + 1) * b]
+            start = pos * self.batch_size + lo
+            idx = self.order[:, start:start + b]
+            sl = slice(start, start + b)
         else:
-            idx = self.order.view(n, self.steps_per_epoch, b).index_select(1, pos).view(n, b)
+            idx = self.order.view(n, self.steps_per_epoch, self.batch_size).index_select(1, pos)[..., lo:lo + b]
+            idx = idx.reshape(n, b)
         flat = idx.reshape(-1)
         xb = x.index_select(0, flat)
         yb = y.index_select(0, flat)
         if self.augment:
+            s, bg = self.steps_per_epoch, self.batch_size
             if isinstance(pos, int):
-                shift = self.shift[:, pos * b:(pos + 1) * b].reshape(-1, 2)
-                flip = self.flip[:, pos * b:(pos + 1) * b].reshape(-1)
+                shift = self.shift[:, sl].reshape(-1, 2)
+                flip = self.flip[:, sl].reshape(-1)
             else:
-                shift = self.shift.view(n, self.steps_per_epoch, b, 2).index_select(1, pos).view(-1, 2)
-                flip = self.flip.view(n, self.steps_per_epoch, b).index_select(1, pos).view(-1)
+                shift = self.shift.view(n, s, bg, 2).index_select(1, pos)[:, :, lo:lo + b].reshape(-1, 2)
+                flip = self.flip.view(n, s, bg).index_select(1, pos)[:, :, lo:lo + b].reshape(-1)
             xb = crop_flip(xb, shift, flip)
         return xb.view(n, b, *xb.shape[1:]), yb.view(n, b)
 

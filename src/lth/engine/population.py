@@ -21,12 +21,12 @@ from torch import Tensor
 
 from lth.data import Dataset
 from lth.engine.batches import EpochBatches, generator
+from lth.engine.distributed import evaluate_sharded, reduce_loss, run_dir, sync_batchnorm
 from lth.engine.evaluate import evaluate_population
 from lth.engine.optim import PopOptimizer, clock_key
 from lth.models import build_model
 from lth.models.layers import use_channels_last
 from lth.spec import to_dict
-from lth.store import RunDir
 
 METRICS_SECONDS = 10.0  # longest a live metrics.csv lags behind training
 
@@ -48,13 +48,16 @@ class Population:
         self.jobs, self.opts, self.emit = jobs, opts, emit
         self.device = device = opts.torch_device()
         spec = self.spec = jobs[0].spec
-        self.n, self.bs = n, bs = len(jobs), spec.data.batch_size
+        self.dist = dist = getattr(opts, "dist", None)  # a rank of a distributed run (lth.engine.distributed)
+        self.n = n = len(jobs)
+        bs = spec.data.batch_size
+        self.bs = bs // dist.world if dist is not None else bs  # the rows of each batch this process takes
         n_train = data.train_x.shape[0]
         self.spe = spe = n_train // bs
         self.total = spec.train.training_steps.iterations(spe)
         self.eval_every = spec.train.eval_every.iterations(spe)
         self.ckpt_every = opts.checkpoint_every.iterations(spe) if opts.checkpoint_every else 0
-        self.stores = [RunDir(j.run_dir) for j in jobs]
+        self.stores = [run_dir(j.run_dir, dist) for j in jobs]  # rank 0 writes; the other ranks only read
         self.names = [{**{s.iterations(spe): str(s) for s in j.state_steps}, **j.state_names} for j in jobs]
 
         # --- the wide model (CUDA convnets: NHWC inputs and weights, so cuDNN converts nothing per step)
@@ -62,6 +65,7 @@ class Population:
                                          spec.model.norm, spec.model.width).to(device)
         if device.type == "cuda" and opts.channels_last in ("auto", "input"):
             use_channels_last(model, weights=opts.channels_last == "auto")
+        self.sync_bn = sync_batchnorm(model, dist) if dist is not None else False
         self.params = list(model.parameters())
         self.pdict = dict(model.named_parameters())
 
@@ -90,7 +94,8 @@ class Population:
         # --- data on the device, per-member order and augmentation streams
         self.x_train, self.y_train = data.train_x.to(device), data.train_y.to(device)
         hw = tuple(self.x_train.shape[-2:]) if self.x_train.dim() == 4 else (0, 0)
-        self.batches = EpochBatches(n, n_train, bs, spec.data.augment, hw, device)
+        self.batches = EpochBatches(n, n_train, bs, spec.data.augment, hw, device,
+                                    shard=(dist.rank, dist.world) if dist is not None else (0, 1))
         self.order_seeds = [j.seed("order") for j in jobs]
         self.aug_seeds = [j.seed("augment") for j in jobs]
         self.evals = {"test": (data.test_x.to(device), data.test_y.to(device))}
@@ -127,8 +132,9 @@ class Population:
         """Write what each member's run directory holds before training: ``spec.json`` (hyperparameters, replicate
         and the job's meta) and the mask it trains under. The constructor reads the store (checkpoints) and writes
         nothing; the training loop calls this once, before the first step."""
+        extra = {"distributed": self.dist.record(self.sync_bn)} if self.dist is not None else {}
         for j, s in zip(self.jobs, self.stores, strict=True):
-            s.write_spec({**to_dict(j.spec), "replicate": j.replicate, **j.meta})
+            s.write_spec({**to_dict(j.spec), "replicate": j.replicate, **j.meta, **extra})
             if j.mask is not None:
                 s.save_mask(j.mask)
 
@@ -223,12 +229,13 @@ class Population:
         if self.tele is not None:
             self.flush_telemetry()
         self.write_metrics()
+        sums = reduce_loss(self.loss_sum, self.dist)  # the mean over the ranks: what a resumed rank starts from
         for i in self.running(t):
             if t > self.starts[i]:
                 self.stores[i].save_checkpoint({
                     "iteration": t, "model": {k: v.cpu() for k, v in self.model.member_state(i).items()},
                     "optimizer": _cpu(self.opt.member_state(i)), "metrics": self.rows[i],
-                    "loss_sum": float(self.loss_sum[i]), "last_eval": self.last_eval[i],
+                    "loss_sum": float(sums[i]), "last_eval": self.last_eval[i],
                     **({"telemetry": self.tele_rows[i]} if self.tele is not None else {})})
 
     def write_metrics(self) -> None:
@@ -262,12 +269,13 @@ class Population:
     def record(self, t: int, members: list[int]) -> None:
         """Evaluate the population and append one metrics row to each of ``members``; a member whose loss is
         NaN or inf is marked diverged and finished."""
-        sums = self.loss_sum.tolist()
+        sums = reduce_loss(self.loss_sum, self.dist).tolist()
         if self.tele is not None:
             self.flush_telemetry()
         began = time.perf_counter()
-        results = {k: evaluate_population(self.model, x, y, self.spec.train.precision)
-                   for k, (x, y) in self.evals.items()}
+        precision = self.spec.train.precision
+        results = {k: evaluate_population(self.model, x, y, precision) if self.dist is None
+                   else evaluate_sharded(self.model, x, y, precision, self.dist) for k, (x, y) in self.evals.items()}
         self.model.train()
         eval_seconds = time.perf_counter() - began
         for i in members:

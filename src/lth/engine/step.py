@@ -37,7 +37,8 @@ class Stepper:
             opts.mlp_backward == "auto" and (cpu and not opts.compile or not cpu and opts.compile)))
         self.compiled_manual = self.manual and opts.compile
         self.forward = torch.compile(pop.model) if opts.compile and not self.manual else pop.model  # at warm-up
-        self.use_graph = device.type == "cuda" and opts.cuda_graph == "auto"
+        # a distributed run steps eagerly: its gradients are all-reduced between the backward and the optimiser
+        self.use_graph = device.type == "cuda" and opts.cuda_graph == "auto" and pop.dist is None
         self.pos_t = torch.zeros(1, dtype=torch.long, device=device)
         self.it_t = torch.zeros(1, dtype=torch.long, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -57,6 +58,8 @@ class Stepper:
                                          reduction="none").view(p.n, p.bs).mean(1)
             per_member.sum().backward()
         grads = [q.grad for q in p.params]
+        if p.dist is not None:  # one run over several processes: the mean gradient of the global batch
+            p.dist.average_grads(grads)
         with torch.no_grad():  # masks are enforced inside the step, on the weights after the update. SGD and Adam
             # update each element from its own gradient and state only, and a pruned weight is zeroed again after
             # it, so its gradient never reaches a kept weight: only telemetry's gradient norm reads the masked

@@ -74,6 +74,10 @@ class EngineOptions:
     telemetry_every: Step | None = None  # None: no telemetry
     telemetry_dense_until: Step | None = None  # before this step, record every ``telemetry_dense_every``
     telemetry_dense_every: Step | None = None
+    # processes per run (torch.distributed; lth.engine.distributed): the executors launch them; None: chosen from
+    # the model, the data and the devices (lth.executor.distributed.choose_world_size)
+    world_size: int | None = 1
+    dist: Any = None  # inside a rank of a distributed run: its lth.engine.distributed.Dist (set by the launcher)
 
     def telemetry_steps(self, spe: int, total: int) -> set[int]:
         """The iterations at which telemetry is recorded (empty without ``telemetry_every``)."""
@@ -172,7 +176,10 @@ def _train(jobs: list[Job], data: Dataset, opts: EngineOptions) -> list[dict[str
                 break
             if pop.ckpt_every and t % pop.ckpt_every == 0 and t > t0:
                 now = time.perf_counter()
-                if opts.checkpoint_seconds is None or now - last_checkpoint >= opts.checkpoint_seconds:
+                due = opts.checkpoint_seconds is None or now - last_checkpoint >= opts.checkpoint_seconds
+                if opts.dist is not None:  # the clock is read on rank 0: every rank checkpoints together
+                    due = opts.dist.agree(due)
+                if due:
                     pop.checkpoint(t)
                     last_checkpoint = now
         stepper(t)

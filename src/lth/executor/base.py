@@ -27,6 +27,7 @@ from lth.data import Dataset, load_dataset
 from lth.engine.train import EngineOptions, Job, summary
 from lth.errors import UserError
 from lth.executor.dedupe import deduplicate, fill_duplicates, representative
+from lth.executor.distributed import check_distributed, world_size_of
 from lth.executor.keeps import extra_keeps, missing_states
 from lth.executor.replay import REPLAY, replay
 from lth.executor.schedule import blocked_by, default_population, graph_states, group_populations, wait_for_others
@@ -191,6 +192,12 @@ class Executor:
             check_nodes(ns, data)
             for n in {n.spec.model: n for n in ns}.values():  # every architecture builds on this data
                 probe(n, data)
+        check_distributed(self, graph)  # a world size the batch, the devices or the nodes cannot hold
+
+    def world_size(self, group: list[Node]) -> int:
+        """How many processes the population ``group`` trains on (:func:`lth.executor.distributed.world_size_of`:
+        the options' ``world_size``, else chosen from the network, the data and the devices)."""
+        return world_size_of(self, group)
 
     def populations(self, ready: list[Node]) -> list[list[Node]]:
         """Ready nodes grouped by population key, in chunks of at most the population size (``max_population``,

@@ -46,6 +46,7 @@ class ClusterExecutor(Executor):
     retries: int = 1  # how many more times a failed population's members are tried
     plugins: tuple[str, ...] = ()  # --plugin modules every worker imports
     max_in_flight: int | None = None  # most populations submitted at once (None: the cluster decides)
+    nodes: int = 1  # machines one distributed population spans (options.world_size processes split over them)
     _attempts: dict[Path, int] = field(default_factory=dict, repr=False)  # failures so far, per node
     _queue: list[list[Node]] = field(default_factory=list, repr=False)  # ready, not yet submitted
     _flying: dict[Hashable, list[Node]] = field(default_factory=dict, repr=False)

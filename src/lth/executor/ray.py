@@ -149,7 +149,17 @@ class RayExecutor(ClusterExecutor):
                 ray.shutdown()
 
     def start(self, groups: list[list[Node]], args: tuple[Any, ...]) -> list[Hashable]:
-        """One Ray task per group."""
+        """One Ray task per group; a distributed population as ``world_size`` tasks in a placement group
+        (:func:`lth.executor.distributed.ray_submit`)."""
+        worlds = [self.world_size(g) for g in groups]
+        if any(w > 1 for w in worlds):
+            from lth.executor.distributed import ray_submit
+
+            gpus = self.gpus_per_task
+            if gpus is None:
+                gpus = 1.0 if _ray().cluster_resources().get("GPU", 0) > 0 else 0.0
+            return [ray_submit([g], args, w, self.nodes, self.cpus_per_task, gpus)[0] if w > 1
+                    else self.start([g], args)[0] for g, w in zip(groups, worlds, strict=True)]
         return [self._remote.remote(g, *args) for g in groups]
 
     def poll(self, handles: list[Hashable]) -> list[tuple[Hashable, str | None]]:

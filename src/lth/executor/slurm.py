@@ -127,7 +127,14 @@ class SlurmExecutor(ClusterExecutor):
             self._queue.clear()
 
     def start(self, groups: list[list[Node]], args: tuple[Any, ...]) -> list[Hashable]:
-        """The groups as one job array (one element per group)."""
+        """The groups as one job array (one element per group); a distributed population as a job of its own,
+        ``world_size`` tasks over ``nodes`` nodes (:func:`lth.executor.distributed.slurm_submit`)."""
+        worlds = [self.world_size(g) for g in groups]
+        if any(w > 1 for w in worlds):
+            from lth.executor.distributed import slurm_submit
+
+            return [slurm_submit(self, [g], args, w, self.nodes)[0] if w > 1 else self.start([g], args)[0]
+                    for g, w in zip(groups, worlds, strict=True)]
         n = len(groups)
         return list(self.executor().map_array(train_remote, groups, [args[0]] * n, [args[1]] * n, [args[2]] * n))
 

@@ -21,8 +21,10 @@ DEFAULT_ROOT = "runs"
 AUTO_CHECKPOINT_SECONDS = 60.0  # checkpoint_every "auto": lose at most about a minute of a run
 EXECUTOR_KINDS = ("local", "ray", "slurm")
 
-register_names("cli", {"executor.kind": "--executor", "executor.retries": "--retries", "ray.address": "--address"})
-register_names("api", {"executor.kind": "executor", "executor.retries": "retries", "ray.address": "address"})
+register_names("cli", {"executor.kind": "--executor", "executor.retries": "--retries", "ray.address": "--address",
+                       "executor.nodes": "--nodes"})
+register_names("api", {"executor.kind": "executor", "executor.retries": "retries", "ray.address": "address",
+                       "executor.nodes": "nodes"})
 
 
 def default_root() -> str:
@@ -113,6 +115,8 @@ class ExecutorOptions(Options):
                                 "(docs/cluster.md)", choices=EXECUTOR_KINDS)
     retries: int | None = option(None, "ray/slurm: how many more times a failed population's runs are tried, each "
                                        "alone (default 1)", low=0, metavar="N")
+    nodes: int | None = option(None, "ray/slurm: machines one distributed run spans, its --world-size processes "
+                                     "split evenly over them (default 1; docs/scale.md)", low=1, metavar="M")
     ray: RayOptions = field(default_factory=RayOptions)
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
 
@@ -121,6 +125,7 @@ class ExecutorOptions(Options):
         self.ray.validate()
         self.slurm.validate()
         given = [("executor.retries", ("ray", "slurm"))] if self.retries is not None else []
+        given += [("executor.nodes", ("ray", "slurm"))] if self.nodes is not None else []
         for part, kind in ((self.ray, "ray"), (self.slurm, "slurm")):
             given += [(f.path, (kind,)) for f in part.option_fields() if getattr(part, f.name) not in (None, ())]
         for path, owners in given:
@@ -133,6 +138,8 @@ class ExecutorOptions(Options):
         out: dict[str, Any] = {}
         if self.retries is not None:
             out["retries"] = self.retries
+        if self.nodes is not None:
+            out["nodes"] = self.nodes
         if self.kind == "ray":
             out.update(self.ray.executor_kwargs())
         if self.kind == "slurm":
@@ -177,6 +184,13 @@ class RuntimeOptions(Options):
                                                "branches; branch: its runs; stability, landscape: the copies) keeps "
                                                "those inside it, from its start step on; a finished run is replayed",
                                            metavar="STEP")
+    world_size: int | None = option(None, "processes one run trains on (torch.distributed: one GPU each, or CPU "
+                                          "processes with gloo); the global batch stays the same, each process takes "
+                                          "its share (default: auto, from the network, the data and the GPUs: "
+                                          "docs/scale.md); never part of a run's identity", low=1, metavar="N")
+    devices: tuple[str, ...] = option((), "local: the devices populations train on side by side, one worker process "
+                                          "each, and a distributed run's processes use (default: every visible GPU "
+                                          "with --device auto, else --device)", metavar="DEVICE")
     plugin: tuple[str, ...] = option((), "import a module (dotted name or .py file) that registers models or "
                                          "datasets; repeatable", metavar="MODULE")
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
@@ -196,6 +210,14 @@ class RuntimeOptions(Options):
         if dense[0] != dense[1]:
             raise UserError(f"{ref('telemetry_dense_until')} and {ref('telemetry_dense_every')} go together")
         check_device(self.device)
+        if self.devices:
+            from lth.executor.distributed import visible_devices
+
+            if self.executor.kind != "local":
+                raise UserError(f"{ref('devices')} is for {ref('executor.kind')} local (a cluster gives each task its "
+                                f"devices); this command runs with {ref('executor.kind')} {self.executor.kind}",
+                                allowed="local")
+            visible_devices(self.devices)
 
     def checkpoint(self) -> tuple[Step | None, float | None]:
         """(interval, seconds) of ``checkpoint_every``: ``never`` (None, None), ``auto`` (1ep, 60 s) or a step."""
@@ -233,7 +255,7 @@ class RuntimeOptions(Options):
                                                    "telemetry_dense_every") if getattr(self, k) is not None}
         return EngineOptions(device=self.device, cuda_graph=self.cuda_graph, checkpoint_every=every,
                              checkpoint_seconds=seconds, callback=callback, compile=self.compile, tf32=self.tf32,
-                             mlp_backward=self.mlp_backward, **telemetry)
+                             mlp_backward=self.mlp_backward, world_size=self.world_size, **telemetry)
 
     def make_executor(self, progress: Any = None) -> Any:
         """The executor these options describe, reporting to ``progress`` (a :class:`lth.progress.Progress`;
@@ -252,7 +274,8 @@ class RuntimeOptions(Options):
             data_dir=self.data_dir, options=self.engine_options(progress.callback if progress else None),
             max_population=self.max_population, on_population=progress.population if progress else None,
             on_event=progress.graph_event if progress else None,
-            **self.executor.cluster_kwargs(self.store, self.plugin))
+            **self.executor.cluster_kwargs(self.store, self.plugin),
+            **({"devices": tuple(self.devices)} if self.devices else {}))
 
     def keep(self, nodes: list[Any], spec: Any, steps_per_epoch: int) -> list[Any]:
         """``nodes`` also keeping the ``save_states`` steps inside their runs (:func:`keep_states`)."""
