@@ -31,6 +31,7 @@ import dataclasses
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -291,19 +292,25 @@ class RankPool:
             try:
                 rank, error = self.outbox.get(timeout=0.2)
             except queue.Empty:
-                for r, p in enumerate(self.procs):
-                    if p.exitcode is not None:
-                        code = p.exitcode
-                        self.close(force=True)
-                        why = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-                        raise RuntimeError(f"rank {r} of {self.world} died ({why}); run the command again to "
-                                           f"resume from the last checkpoint") from None
+                self._check_alive()
                 continue
-            if error is not None:
+            if error is not None:  # a rank whose peer died fails in a collective: name the dead one if any
+                time.sleep(0.5)
+                self._check_alive()
                 self.close(force=True)
                 raise RuntimeError(f"rank {rank} of {self.world} failed: {error}; run the command again to resume "
                                    f"from the last checkpoint")
             done.add(rank)
+
+    def _check_alive(self) -> None:
+        """RuntimeError (and every rank stopped) when a rank process has died."""
+        for r, p in enumerate(self.procs):
+            if p.exitcode is not None:
+                code = p.exitcode
+                self.close(force=True)
+                why = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+                raise RuntimeError(f"rank {r} of {self.world} died ({why}); run the command again to resume from "
+                                   f"the last checkpoint") from None
 
     def close(self, force: bool = False) -> None:
         """Stop the rank processes (``force``: at once, without waiting for them to leave the group)."""
