@@ -28,8 +28,8 @@ LOTTERY = ("lottery", "--preset", "digits_mlp", "--levels", "2", "--branches", "
 
 
 def files(root: Path) -> list[str]:
-    """Every file under ``root``, relative to it."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    """Every file of the runs under ``root``, relative to it (not submitit's job files)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".submitit" not in p.parts)
 
 
 def check_same_runs(root: Path, other: Path, exact: bool = False) -> None:
@@ -164,3 +164,69 @@ def test_four_populations_on_two_devices_equal_one_device(tmp_path: Path) -> Non
     finally:
         torch.set_num_threads(threads)
     check_same_runs(tmp_path / "two", tmp_path / "one", exact=True)
+
+
+def test_a_two_task_slurm_job_through_submitit_equals_the_local_run(tmp_path: Path) -> None:
+    """submitit's local cluster runs the distributed population as one job of 2 tasks (each task's rank and the
+    rendezvous from submitit's TorchDistributedEnvironment), equal to the run on one process."""
+    pytest.importorskip("submitit")
+    argv = ("lottery", "--preset", "digits_mlp", "--levels", "1", "--training-steps", "60it", "--device", "cpu",
+            "--json")
+    code, _, err = lth(*argv, "--root", str(tmp_path / "slurm"), "--world-size", "2", "--executor", "slurm",
+                       "--slurm-cluster", "local", "--slurm-cpus-per-task", "1", "--retries", "0")
+    assert code == 0, err
+    code, _, err = lth(*argv, "--root", str(tmp_path / "local"))
+    assert code == 0, err
+    check_same_runs(tmp_path / "slurm", tmp_path / "local")
+    logs = sorted((tmp_path / "slurm" / ".submitit").rglob("*_log.out"))
+    assert {p.name.rsplit("_", 2)[-2] for p in logs} >= {"0", "1"}  # task 0 and task 1 of each job
+    for spec in (tmp_path / "slurm").rglob("spec.json"):
+        assert json.loads(spec.read_text())["distributed"]["world_size"] == 2
+
+
+def test_the_sbatch_script_of_a_distributed_run_asks_for_its_tasks_and_nodes(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With fake ``srun`` and ``sbatch`` on PATH: a distributed population is one job of world-size tasks over
+    --nodes nodes, one GPU per task."""
+    import stat
+
+    pytest.importorskip("submitit")
+    import dataclasses
+
+    import cluster_cases as cases
+
+    from lth.executor import EXECUTORS
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sent = tmp_path / "sent.sh"
+    for name, body in (("srun", "exit 0"), ("sbatch", f'cp "$1" {sent}; echo "Submitted batch job 4242"')):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    ex = EXECUTORS["slurm"](options=dataclasses.replace(cases.OPTIONS, world_size=4), folder=tmp_path / "submitit",
+                            gpus_per_task=1, cpus_per_task=6, nodes=2)
+    g = cases.failing_graph(tmp_path / "store", tmp_path / "log")
+    (job,) = ex.start([[g["p"]]], (None, ex.remote_options(), []))
+    assert job.job_id == "4242"
+    lines = set(sent.read_text().splitlines())
+    for want in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=2", "#SBATCH --gpus-per-task=1",
+                 "#SBATCH --cpus-per-task=6"):
+        assert want in lines, (want, sorted(lines))
+    assert not any(line.startswith("#SBATCH --array") for line in lines)
+
+
+def test_a_two_worker_ray_run_equals_the_local_run(tmp_path: Path) -> None:
+    """A local Ray instance of 2 CPUs: the distributed population as 2 tasks in a placement group of 2 bundles,
+    equal to the run on one process."""
+    pytest.importorskip("ray")
+    argv = ("lottery", "--preset", "digits_mlp", "--levels", "1", "--training-steps", "60it", "--device", "cpu",
+            "--json")
+    code, _, err = lth(*argv, "--root", str(tmp_path / "ray"), "--world-size", "2", "--executor", "ray",
+                       "--ray-cpus-per-task", "1", "--retries", "0")
+    assert code == 0, err
+    code, _, err = lth(*argv, "--root", str(tmp_path / "local"))
+    assert code == 0, err
+    check_same_runs(tmp_path / "ray", tmp_path / "local")
+    for spec in (tmp_path / "ray").rglob("spec.json"):
+        assert json.loads(spec.read_text())["distributed"]["world_size"] == 2

@@ -457,9 +457,9 @@ def ray_submit(groups: list[list[Node]], args: tuple[Any, ...], world: int, node
             return PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)
 
         address, port = ray.get(ray.remote(_where).options(num_cpus=0, scheduling_strategy=at(0)).remote())
-        task = ray.remote(train_rank).options(num_cpus=cpus, num_gpus=gpus, max_retries=0)
-        ranks = [task.options(scheduling_strategy=at(r)).remote(g, *args, r, world, address, port, None)
-                 for r in range(world)]
+        task = ray.remote(train_rank)
+        ranks = [task.options(num_cpus=cpus, num_gpus=gpus, max_retries=0, scheduling_strategy=at(r)).remote(
+            g, *args, r, world, address, port, 0 if gpus else None) for r in range(world)]
         handles.append(ray.remote(_join).options(num_cpus=0, max_retries=0).remote(ranks, group))
     return handles
 
