@@ -128,16 +128,15 @@ def visible_devices(text: tuple[str, ...] | list[str] = ("auto",)) -> list[str]:
     if not items or items == ["auto"]:
         n = torch.cuda.device_count() if torch.cuda.is_available() else 0
         return [f"cuda:{i}" for i in range(n)] or ["cpu"]
-    from lth.studies.runtime import check_device
+    import re
 
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    allowed = "auto, or a list of cpu, " + (f"cuda:0 to cuda:{gpus - 1}" if gpus else "(no GPU is visible here)")
     for d in items:
-        if d == "auto":
-            raise UserError(f"{ref('devices')}: 'auto' stands alone; allowed: auto, or a list of cpu, cuda:N",
-                            value=d, allowed="auto, or cpu, cuda:N, ...")
-        try:
-            check_device(d)
-        except UserError as e:
-            raise UserError(e.template.replace(ref("device"), ref("devices"), 1), value=d) from None
+        m = re.fullmatch(r"cuda(?::(\d+))?", d)
+        if d != "cpu" and (m is None or not gpus or int(m.group(1) or 0) >= gpus):
+            raise UserError(f"{ref('devices')} {d}: not a device of this machine; allowed: {allowed}", value=d,
+                            allowed=allowed)
     return [("cuda:0" if d == "cuda" else d) for d in items]
 
 

@@ -417,7 +417,7 @@ def _flag_keywords() -> dict[str, str]:
 # ``slurm={...}``, and each part's field as its flag without dashes (``slurm_time="1:00"``).
 RUNTIME_KEYWORDS: tuple[str, ...] = tuple(dict.fromkeys(
     [f.name for f in RuntimeOptions.option_fields() if f.name != "executor"]
-    + ["executor", "kind", "retries", "address", "ray", "slurm", *_flag_keywords()]))
+    + ["executor", "kind", "retries", "nodes", "address", "ray", "slurm", *_flag_keywords()]))
 
 
 def _plain(value: Any) -> Any:
@@ -451,8 +451,8 @@ def runtime_from_keywords(keywords: Mapping[str, Any], base: RuntimeOptions | No
             executor.update(value)
         elif key in ("executor", "kind"):
             executor["kind"] = value
-        elif key == "retries":
-            executor["retries"] = value
+        elif key in ("retries", "nodes"):
+            executor[key] = value
         elif key in ("ray", "slurm"):
             if not isinstance(value, Mapping):
                 raise UserError.bad(key, value, f"a dict of the {key} executor's options")
