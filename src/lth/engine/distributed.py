@@ -224,13 +224,11 @@ class _SyncForward:
         bn = self.bn
         if not bn.training:
             return self.plain(bn, x)
-        from torch.distributed.nn.functional import all_reduce
-
         nc = bn.n * bn.channels
         xf = x.float()
         dims = [d for d in range(xf.dim()) if d != 1]
         local = xf.numel() // nc
-        stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims)]))
+        stats = _AllReduceSum.apply(torch.cat([xf.sum(dims), (xf * xf).sum(dims)]))
         count = local * self.dist.world
         mean = stats[:nc] / count
         var = (stats[nc:] / count - mean * mean).clamp_min(0)
@@ -242,6 +240,23 @@ class _SyncForward:
         out = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + bn.eps)
         out = out * bn.weight.view(shape) + bn.bias.view(shape)
         return out.to(x.dtype)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """The sum over the ranks, with autograd: the gradient of a sum that every rank used is the sum of the ranks'
+    gradients (what ``torch.distributed.nn.functional.all_reduce`` did before its deprecation)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:  # noqa: D102
+        out = x.clone()
+        tdist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # noqa: D102
+        out = grad.clone()
+        tdist.all_reduce(out)
+        return out
 
 
 def reduce_loss(loss_sum: Tensor, dist: Dist | None) -> Tensor:
