@@ -119,6 +119,7 @@ def test_a_killed_rank_and_the_command_run_again_end_as_the_uninterrupted_run(tm
     (("--world-size", "16"), "--world-size 16: this machine has"),
     (("--world-size", "2", "--executor", "slurm", "--slurm-cluster", "local", "--nodes", "4"), "--nodes 4"),
     (("--nodes", "2",), "--nodes is for --executor ray or slurm"),
+    (("--world-size", "2", "--executor", "slurm", "--slurm-cluster", "debug"), "the debug cluster runs one task"),
     (("--devices", "cuda:7",), "--devices cuda:7"),
 ])
 def test_bad_world_sizes_nodes_and_devices_are_refused_in_one_line(tmp_path: Path, flags: tuple[str, ...],
@@ -230,3 +231,16 @@ def test_a_two_worker_ray_run_equals_the_local_run(tmp_path: Path) -> None:
     check_same_runs(tmp_path / "ray", tmp_path / "local")
     for spec in (tmp_path / "ray").rglob("spec.json"):
         assert json.loads(spec.read_text())["distributed"]["world_size"] == 2
+
+
+def test_the_world_size_is_chosen_from_the_network_the_data_and_the_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lth.executor import distributed as d
+
+    assert d.choose_world_size(25_600_000, 1_281_167, 1024, "cpu") == 1  # no GPU: one process
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    assert d.choose_world_size(25_600_000, 1_281_167, 1024, "auto") == 8  # ResNet-50 on ImageNet: every GPU
+    assert d.choose_world_size(25_600_000, 1_281_167, 60, "cuda") == 6  # the largest count dividing the batch
+    assert d.choose_world_size(272_474, 50_000, 128, "auto") == 1  # ResNet-20 on CIFAR-10: populations
+    assert d.choose_world_size(25_600_000, 50_000, 128, "auto") == 1  # a small dataset: populations
+    assert d.visible_devices(("auto",)) == [f"cuda:{i}" for i in range(8)]

@@ -118,6 +118,9 @@ def check_distributed(executor: Any, graph: list[Node]) -> None:
             raise UserError(f"{ref('executor.nodes')} {nodes} needs {ref('world_size')} (the processes of one run "
                             f"across the nodes)", value=nodes, allowed=f"with {ref('world_size')}")
         return
+    if int(given) > 1 and getattr(executor, "cluster", None) == "debug":
+        raise UserError(f"{ref('world_size')} {given}: the debug cluster runs one task in this process; allowed with "
+                        f"it: 1 (use {ref('slurm.cluster')} local)", value=given, allowed="1")
     for batch in sorted({n.spec.data.batch_size for n in graph}):
         check_world_size(int(given), batch, executor.options.device, nodes, local)
 
@@ -411,9 +414,6 @@ def slurm_submit(executor: Any, groups: list[list[Node]], args: tuple[Any, ...],
         params.update(nodes=nodes, **({"slurm_gpus_per_task": gpus} if gpus else {}))
     elif executor.cluster == "local":
         params["gpus_per_node"] = (world // nodes) if torch.cuda.is_available() and gpus else 0
-    if executor.cluster == "debug":
-        raise UserError(f"{ref('world_size')} {world}: the debug cluster runs one task in this process; allowed "
-                        f"with it: 1 (use {ref('slurm.cluster')} local)", value=world, allowed="1")
     ex.update_parameters(**params)
     return [ex.submit(_slurm_task, g, *args) for g in groups]
 
