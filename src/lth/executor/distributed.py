@@ -360,31 +360,54 @@ def _on_worker(nodes: list[Node], data_dir: str | None, options: EngineOptions, 
     return train_remote(nodes, data_dir, options, setup)
 
 
-def spread(groups: list[list[Node]], data_dir: str | None, options: EngineOptions, devices: list[str], setup: Any,
-           on_population: Callable[[int], None] | None = None) -> None:
-    """Train ``groups`` (each one population) side by side, one worker process per device of ``devices``; the
-    first error is raised once every worker has stopped."""
-    import concurrent.futures as cf
-    import multiprocessing as mp
+class DevicePool:
+    """One worker process per device (spawned at the first population, kept for every wave of a command), each
+    training one population at a time on its device."""
 
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    for d in devices:
-        queue.put(d)
-    options = dataclasses.replace(options, callback=None)
-    if options.threads is None and all(d == "cpu" for d in devices):
-        options = dataclasses.replace(options, threads=max(1, (os.cpu_count() or 1) // len(devices)))
-    with cf.ProcessPoolExecutor(max_workers=len(devices), mp_context=ctx, initializer=_take_device,
-                                initargs=(queue,)) as pool:
+    def __init__(self, devices: list[str]) -> None:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        for d in devices:
+            queue.put(d)
+        self.devices = list(devices)
+        self.pool = cf.ProcessPoolExecutor(max_workers=len(devices), mp_context=ctx, initializer=_take_device,
+                                           initargs=(queue,))
+
+    def train(self, groups: list[list[Node]], data_dir: str | None, options: EngineOptions, setup: Any,
+              on_population: Callable[[int], None] | None = None) -> None:
+        """Train ``groups`` (each one population) side by side; the first error is raised once every group of
+        them has ended."""
+        options = dataclasses.replace(options, callback=None)
+        if options.threads is None and all(d == "cpu" for d in self.devices):  # the cores are shared
+            options = dataclasses.replace(options, threads=max(1, (os.cpu_count() or 1) // len(self.devices)))
         futures = []
         for g in groups:
             if on_population:
                 on_population(len(g))
-            futures.append(pool.submit(_on_worker, g, data_dir, options, setup))
+            futures.append(self.pool.submit(_on_worker, g, None if data_dir is None else str(data_dir), options,
+                                            setup))
         errors = [f.exception() for f in futures]
-    for e in errors:
-        if e is not None:
-            raise e
+        for e in errors:
+            if e is not None:
+                raise e
+
+    def close(self) -> None:
+        """Stop the workers."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def spread(groups: list[list[Node]], data_dir: str | None, options: EngineOptions, devices: list[str], setup: Any,
+           on_population: Callable[[int], None] | None = None) -> None:
+    """Train ``groups`` (each one population) side by side, one worker process per device of ``devices``
+    (a :class:`DevicePool` for these groups alone)."""
+    pool = DevicePool(devices)
+    try:
+        pool.train(groups, data_dir, options, setup, on_population)
+    finally:
+        pool.close()
 
 
 # ------------------------------------------------------------------------------------------------ Slurm
@@ -463,7 +486,6 @@ def ray_submit(groups: list[list[Node]], args: tuple[Any, ...], world: int, node
     return handles
 
 
-__all__ = ["DISTRIBUTED_MIN_EXAMPLES", "DISTRIBUTED_MIN_PARAMS", "check_world_size", "choose_world_size",
-           "check_distributed", "RankPool", "free_port", "launch_local", "ray_submit", "slurm_submit", "spread",
+__all__ = ["DISTRIBUTED_MIN_EXAMPLES", "DISTRIBUTED_MIN_PARAMS", "DevicePool", "RankPool", "check_distributed",
+           "check_world_size", "choose_world_size", "free_port", "launch_local", "ray_submit", "slurm_submit", "spread",
            "train_rank", "visible_devices", "world_size_of"]
-

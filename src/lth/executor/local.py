@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lth.executor.base import Executor
-from lth.executor.distributed import RankPool, spread, visible_devices
+from lth.executor.distributed import DevicePool, RankPool, visible_devices
 from lth.executor.work import train_group, worker_setup
 from lth.graph import Node
 
@@ -25,12 +25,14 @@ class LocalExecutor(Executor):
     its ranks, one per device."""
 
     devices: tuple[str, ...] = ()
-    _pools: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict, repr=False)  # spawned ranks
+    # processes kept for the graph's run (stopped when it ends): the ranks of distributed populations (by world
+    # size and devices), and one worker per device (key ("devices", ...)) that trains a wave's populations side by side
+    _pools: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """While the graph runs: the rank processes of distributed populations are spawned once (at the first)
-        and stopped at the end."""
+        """While the graph runs: the rank processes of distributed populations and the per-device workers are
+        spawned once (when first needed) and stopped at the end."""
         try:
             yield
         finally:
@@ -71,8 +73,15 @@ class LocalExecutor(Executor):
         devices = self.device_list()
         if len(devices) < 2 or len(groups) < 2:
             return False
-        spread(groups, self.data_dir, self.options, devices[:len(groups)],
-               worker_setup((), [n for g in groups for n in g], "local"), self.on_population)
+        key = ("devices", tuple(devices))
+        if key not in self._pools:
+            self._pools[key] = DevicePool(devices)
+        try:
+            self._pools[key].train(groups, self.data_dir, self.options,
+                                   worker_setup((), [n for g in groups for n in g], "local"), self.on_population)
+        except BaseException:
+            self._pools.pop(key).close()
+            raise
         return True
 
     def train_populations(self, groups: list[list[Node]]) -> dict[Path, str]:
