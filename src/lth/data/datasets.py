@@ -87,7 +87,7 @@ class Dataset:
         """A copy with every tensor on ``device``."""
 
         def mv(t: Tensor | None) -> Tensor | None:
-            return None if t is None or is_lazy(t) else t.to(device)  # images on disk stay there
+            return t if t is None or is_lazy(t) else t.to(device)  # images on disk stay there
 
         return Dataset(self.name, mv(self.train_x), self.train_y.to(device), mv(self.test_x),
                        self.test_y.to(device), mv(self.val_x), mv(self.val_y), self.num_classes, self.source)

@@ -67,14 +67,15 @@ def image_extensions() -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------------- one image
-def decode(path: str) -> Tensor:
-    """The image at ``path`` as uint8 RGB ``[3, H, W]`` (torchvision.io; grey and alpha images converted).
-    A file that does not decode is a UserError naming it."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
+def decode(path: str) -> Any:
+    """The image at ``path`` as an RGB PIL image (Pillow, as torchvision's ImageFolder reads; torchvision.io's
+    decoders are deprecated since 0.29). A file that does not decode is a UserError naming it."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        return decode_image(read_file(path), mode=ImageReadMode.RGB)
-    except (RuntimeError, ValueError, OSError) as e:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"image file {path}: cannot be decoded ({why[:120]}); allowed: a readable JPEG, PNG, BMP, "
                         "GIF, TIFF or WebP image (delete or replace the file)") from None
@@ -88,31 +89,41 @@ class Transform:
     kind: str
     size: int
 
-    def __call__(self, img: Tensor, seed: int | None = None) -> Tensor:
-        """Transform ``img`` (uint8 ``[3, H, W]``); random kinds draw from a generator seeded by ``seed``."""
+    def __call__(self, img: Any, seed: int | None = None) -> Tensor:
+        """Transform ``img`` (a PIL image, or uint8 ``[3, H, W]``) into uint8 ``[3, S, S]``; random kinds draw
+        from a generator seeded by ``seed`` (resizing on PIL images, as torchvision's reference recipe)."""
         import torchvision.transforms.v2.functional as TF
 
         s = self.size
+        h, w = (img.height, img.width) if hasattr(img, "height") else tuple(img.shape[-2:])
         if self.kind == "eval" or seed is None:
-            h, w = img.shape[-2:]
             if self.kind == "crop":  # Tiny-ImageNet: the image itself (resized when S differs)
-                return img if (h, w) == (s, s) else TF.resize(img, [s, s], antialias=True)
-            img = TF.resize(img, round(s / EVAL_RATIO), antialias=True)
-            return TF.center_crop(img, [s, s])
+                out = img if (h, w) == (s, s) else TF.resize(img, [s, s], antialias=True)
+            else:
+                out = TF.center_crop(TF.resize(img, round(s / EVAL_RATIO), antialias=True), [s, s])
+            return _uint8(out)
         g = torch.Generator().manual_seed(seed)
         if self.kind == "rrc":
-            top, left, h, w = _rrc_box(img.shape[-2], img.shape[-1], g)
-            out = TF.resized_crop(img, top, left, h, w, [s, s], antialias=True)
+            top, left, ch, cw = _rrc_box(h, w, g)
+            out = _uint8(TF.resized_crop(img, top, left, ch, cw, [s, s], antialias=True))
         else:  # crop: zero padding of S/16, random SxS crop
-            if tuple(img.shape[-2:]) != (s, s):
-                img = TF.resize(img, [s, s], antialias=True)
+            out = _uint8(img if (h, w) == (s, s) else TF.resize(img, [s, s], antialias=True))
             pad = max(1, s // 16)
-            img = TF.pad(img, [pad, pad, pad, pad])
+            out = torch.nn.functional.pad(out, (pad, pad, pad, pad))
             i, j = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=g))
-            out = img[:, i:i + s, j:j + s]
+            out = out[:, i:i + s, j:j + s]
         if bool(torch.rand((), generator=g) < 0.5):
-            out = TF.horizontal_flip(out)
+            out = out.flip(-1)
         return out.contiguous()
+
+
+def _uint8(img: Any) -> Tensor:
+    """A PIL image (or a tensor) as uint8 ``[3, H, W]``."""
+    if isinstance(img, Tensor):
+        return img
+    import torchvision.transforms.v2.functional as TF
+
+    return TF.pil_to_tensor(img)
 
 
 def _rrc_box(height: int, width: int, g: torch.Generator) -> tuple[int, int, int, int]:
