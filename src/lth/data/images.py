@@ -185,6 +185,16 @@ class FileImages:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def device(self) -> torch.device:
+        """The CPU (decoded images land there unless ``.to`` names another device)."""
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """float32, as decoded."""
+        return torch.float32
+
     def dim(self) -> int:
         """4, as a tensor of images."""
         return 4
