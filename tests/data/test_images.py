@@ -70,7 +70,9 @@ def test_lazy_images_decode_what_the_transform_gives(tmp_path: Path) -> None:
 
 
 def test_random_transforms_are_seeded_per_example(tmp_path: Path) -> None:
-    img = digit_images(1, (40, 48))[0][0]
+    from PIL import Image
+
+    img = Image.fromarray(digit_images(1, (40, 48))[0][0].permute(1, 2, 0).numpy())
     for kind in ("rrc", "crop"):
         t = Transform(kind, 32)
         a, b, c = t(img, 7), t(img, 7), t(img, 8)

@@ -90,40 +90,38 @@ class Transform:
     size: int
 
     def __call__(self, img: Any, seed: int | None = None) -> Tensor:
-        """Transform ``img`` (a PIL image, or uint8 ``[3, H, W]``) into uint8 ``[3, S, S]``; random kinds draw
-        from a generator seeded by ``seed`` (resizing on PIL images, as torchvision's reference recipe)."""
-        import torchvision.transforms.v2.functional as TF
+        """Transform ``img`` (an RGB PIL image) into uint8 ``[3, S, S]``; random kinds draw from a generator
+        seeded by ``seed``. Every resize is one Pillow bilinear resize of a box of the source image (Pillow reads
+        the pixels around the box for its filter, as a resize of the whole image then a crop would)."""
+        from PIL import Image
 
         s = self.size
-        h, w = (img.height, img.width) if hasattr(img, "height") else tuple(img.shape[-2:])
+        w, h = img.size
         if self.kind == "eval" or seed is None:
             if self.kind == "crop":  # Tiny-ImageNet: the image itself (resized when S differs)
-                out = img if (h, w) == (s, s) else TF.resize(img, [s, s], antialias=True)
-            else:
-                out = TF.center_crop(TF.resize(img, round(s / EVAL_RATIO), antialias=True), [s, s])
+                out = img if (w, h) == (s, s) else img.resize((s, s), Image.BILINEAR)
+            else:  # the centre SxS of the image resized to short side S / 0.875, as one box of the source
+                side = min(w, h) * EVAL_RATIO
+                box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+                out = img.resize((s, s), Image.BILINEAR, box=box)
             return _uint8(out)
         g = torch.Generator().manual_seed(seed)
         if self.kind == "rrc":
             top, left, ch, cw = _rrc_box(h, w, g)
-            out = _uint8(TF.resized_crop(img, top, left, ch, cw, [s, s], antialias=True))
-        else:  # crop: zero padding of S/16, random SxS crop
-            out = _uint8(img if (h, w) == (s, s) else TF.resize(img, [s, s], antialias=True))
+            out = img.resize((s, s), Image.BILINEAR, box=(left, top, left + cw, top + ch))
+        else:  # crop: a random SxS window of the image zero-padded by S/16 (Pillow fills outside with zeros)
+            out = img if (w, h) == (s, s) else img.resize((s, s), Image.BILINEAR)
             pad = max(1, s // 16)
-            out = torch.nn.functional.pad(out, (pad, pad, pad, pad))
-            i, j = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=g))
-            out = out[:, i:i + s, j:j + s]
+            i, j = (int(v) - pad for v in torch.randint(0, 2 * pad + 1, (2,), generator=g))
+            out = out.crop((j, i, j + s, i + s))
         if bool(torch.rand((), generator=g) < 0.5):
-            out = out.flip(-1)
-        return out.contiguous()
+            out = out.transpose(Image.FLIP_LEFT_RIGHT)
+        return _uint8(out)
 
 
 def _uint8(img: Any) -> Tensor:
-    """A PIL image (or a tensor) as uint8 ``[3, H, W]``."""
-    if isinstance(img, Tensor):
-        return img
-    import torchvision.transforms.v2.functional as TF
-
-    return TF.pil_to_tensor(img)
+    """An RGB PIL image as uint8 ``[3, H, W]`` (a channels-first view of Pillow's pixels)."""
+    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)
 
 
 def _rrc_box(height: int, width: int, g: torch.Generator) -> tuple[int, int, int, int]:
