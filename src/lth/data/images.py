@@ -238,11 +238,14 @@ class FileImages:
         """Image ``i`` as uint8 ``[3, S, S]``: the training transform seeded by ``seed``, or (None) evaluation's."""
         return self.transform(seed is not None)(decode(str(self.paths[i])), seed)
 
-    def normalise(self, x: Tensor) -> Tensor:
-        """uint8 ``[..., 3, S, S]`` (any device) -> float32 ``(x / 255 - mean) / std``."""
-        m = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
-        s = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(3, 1, 1)
-        return x.to(torch.float32).div_(255.0).sub_(m).div_(s)
+    def normalise(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """uint8 ``[..., 3, S, S]`` (any device) -> float32 ``(x / 255 - mean) / std``, computed as
+        ``x * (1 / (255 std)) - mean / std`` (two passes; into ``out`` when given)."""
+        scale = torch.tensor([1.0 / (255.0 * s) for s in self.std], dtype=torch.float32, device=x.device).view(3, 1, 1)
+        shift = torch.tensor([m / s for m, s in zip(self.mean, self.std, strict=True)], dtype=torch.float32,
+                             device=x.device).view(3, 1, 1)
+        y = x.to(torch.float32) if out is None else out.copy_(x)
+        return y.mul_(scale).sub_(shift)
 
     def to(self, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
            index: Iterable[int] | None = None, **_: Any) -> Tensor:

@@ -98,6 +98,7 @@ class StreamBatches:
         keys = [(o, a if augment else None) for o, a in zip(order_seeds, aug_seeds, strict=True)]
         self.groups = list(dict.fromkeys(keys))  # distinct (order seed, augment seed) pairs, in member order
         self.member_group = torch.tensor([self.groups.index(k) for k in keys], dtype=torch.long)
+        self.one_per_group = self.member_group.tolist() == list(range(n_members))
         s = images.size
         self.x = torch.zeros(n_members, batch_size, 3, s, s, device=device)
         self.y = torch.zeros(n_members, batch_size, dtype=torch.long, device=device)
@@ -131,10 +132,13 @@ class StreamBatches:
         """Copy the batch at step-in-epoch ``pos`` (the next one) into the static buffers."""
         if self._it is None or pos != self.pos:
             raise RuntimeError(f"StreamBatches: asked for position {pos}, the stream is at {self.pos}")
-        raw = next(self._it)  # uint8 [G*B, 3, S, S]
+        raw = next(self._it).to(self.device, non_blocking=True)  # uint8 [G*B, 3, S, S]
         g, b = len(self.groups), self.batch_size
-        x = self.images.normalise(raw.to(self.device, non_blocking=True)).view(g, b, *raw.shape[1:])
-        self.x.copy_(x.index_select(0, self.member_group.to(self.device)))
+        if self.one_per_group:  # straight into the step's buffer (the main process competes with the workers)
+            self.images.normalise(raw, out=self.x.view(g * b, *raw.shape[1:]))
+        else:
+            x = self.images.normalise(raw).view(g, b, *raw.shape[1:])
+            torch.index_select(x, 0, self.member_group.to(self.device), out=self.x)
         ys = torch.stack([self.labels[o[pos * b:(pos + 1) * b]] for o in self._orders])
         self.y.copy_(ys.index_select(0, self.member_group).to(self.device, non_blocking=True))
         self.pos += 1
