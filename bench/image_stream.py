@@ -10,10 +10,15 @@ Writes an image folder of ImageNet-like JPEGs (``--images`` files of about 400x3
   processes; interleaved, ``--repeats`` times each, median and all runs;
 - **memory**: the peak resident memory of the whole process tree (training process and its DataLoader workers,
   sampled every 50 ms with psutil) while lth trains a small network for ``--train-steps`` steps on the folder,
-  beside the size the training split would take decoded in memory (float32 at ``--image-size``), and the same on a
-  folder a quarter as large (bounded memory means the two peaks are alike).
+  beside the size the training split would take decoded in memory (float32 at ``--image-size``), on a quarter of the
+  folder and on the folder with every image linked ``--copies`` times (bounded memory: the two peaks are alike while
+  the larger dataset is many times the peak and near this machine's memory).
 
 Prints one JSON document.
+- with ``--only population``: a population of 4 members whose seeds form 1, 2 or 4 (order, augment) groups:
+  seconds per step (4 stability copies with their own orders decode 4 batches per step; 4 IMP runs of one
+  replicate decode one).
+
   python bench/image_stream.py [--images 4000] [--workers 2] [--batch 64] [--folder /tmp/lth_bench_images]
 """
 
@@ -60,6 +65,22 @@ def make_folder(root: Path, n: int) -> Path:
     return root
 
 
+def linked(folder: Path, copies: int) -> Path:
+    """``folder`` with every training image present ``copies`` times (symbolic links): a dataset many times larger
+    than memory without the disk it would take."""
+    out = folder.with_name(f"{folder.name}_x{copies}")
+    if (out / "done").exists():
+        return out
+    for f in sorted((folder / "train").rglob("*.jpg")):
+        d = out / "train" / f.parent.name
+        d.mkdir(parents=True, exist_ok=True)
+        for c in range(copies):
+            (d / f"{f.stem}_{c}.jpg").symlink_to(f)
+    (out / "val").symlink_to(folder / "val")
+    (out / "done").write_text(str(copies))
+    return out
+
+
 def lth_rate(folder: Path, batch: int, workers: int, size: int, steps: int) -> float:
     data = load_dataset(DataHparams(dataset="imagefolder", batch_size=batch, augment=True, image_size=size),
                         data_dir=folder)
@@ -72,6 +93,26 @@ def lth_rate(folder: Path, batch: int, workers: int, size: int, steps: int) -> f
     rate = steps * batch / (time.perf_counter() - t)
     sb.close()
     return rate
+
+
+def population_rate(folder: Path, batch: int, workers: int, size: int, steps: int, members: int,
+                    groups: int) -> dict:
+    """A population of ``members`` whose (order, augment) seeds form ``groups`` distinct pairs (stability copies
+    each with its own order: ``groups = members``): steps per second and decoded images per member-step."""
+    data = load_dataset(DataHparams(dataset="imagefolder", batch_size=batch, augment=True, image_size=size),
+                        data_dir=folder)
+    seeds = [i % groups for i in range(members)]
+    sb = StreamBatches(members, data.train_x, data.train_y, batch, True, seeds, seeds, torch.device("cpu"),
+                       workers=workers)
+    sb.fill(0, seeds, seeds)
+    sb.prepare(0)
+    t = time.perf_counter()
+    for pos in range(1, steps + 1):
+        sb.prepare(pos)
+    secs = (time.perf_counter() - t) / steps
+    sb.close()
+    return {"members": members, "groups": groups, "seconds_per_step": round(secs, 3),
+            "seconds_per_member_step": round(secs / members, 3)}
 
 
 def torchvision_rate(folder: Path, batch: int, workers: int, size: int, steps: int) -> float:
@@ -143,7 +184,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--train-steps", type=int, default=40)
+    ap.add_argument("--only", choices=("all", "population"), default="all")
+    ap.add_argument("--copies", type=int, default=12, help="memory: the large folder holds each image this often")
     args = ap.parse_args()
+    if args.only == "population":  # the cost of members with their own data order
+        folder = make_folder(Path(args.folder), args.images)
+        print(json.dumps({"bench": "image_stream_population", "batch": args.batch, "workers": args.workers,
+                          "image_size": args.image_size,
+                          "populations": [population_rate(folder, args.batch, args.workers, args.image_size,
+                                                          args.steps, 4, g) for g in (1, 2, 4)]}, indent=1))
+        return
     folder = make_folder(Path(args.folder), args.images)
     rates: dict[str, list[float]] = {"lth": [], "torchvision": []}
     for _ in range(args.repeats):
@@ -155,8 +205,9 @@ def main() -> None:
            "baseline": "ImageFolder + DataLoader: RandomResizedCrop, RandomHorizontalFlip, ToTensor, Normalize",
            "images_per_second": {k: {"median": round(statistics.median(v), 1), "runs": [round(r, 1) for r in v]}
                                  for k, v in rates.items()},
-           "memory": [train_memory(folder, args.batch, args.workers, args.image_size, args.train_steps, s)
-                      for s in (0.25, 1.0)]}
+           "memory": [train_memory(folder, args.batch, args.workers, args.image_size, args.train_steps, 0.25),
+                      train_memory(linked(folder, args.copies), args.batch, args.workers, args.image_size,
+                                   args.train_steps, 1.0)]}
     out["lth_over_torchvision"] = round(out["images_per_second"]["lth"]["median"]
                                         / out["images_per_second"]["torchvision"]["median"], 3)
     print(json.dumps(out, indent=1))
