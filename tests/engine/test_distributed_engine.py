@@ -123,3 +123,34 @@ def test_a_batchnorm_resnet_with_augmentation_on_two_processes_equals_one(tmp_pa
     assert [r["test_accuracy"] for r in RunDir(one).read_metrics()] == \
            [r["test_accuracy"] for r in RunDir(two).read_metrics()]
     assert json.loads((two / "spec.json").read_text())["distributed"]["batchnorm"] == "sync"
+
+
+def test_streamed_rank_shards_make_up_the_global_batch(tmp_path: Path) -> None:
+    """Images read from disk (StreamBatches): each rank decodes only its rows, with the augmentation the one-process
+    stream gives them."""
+    from lth.data import load_dataset
+    from lth.engine.stream import StreamBatches
+    from lth.spec import DataHparams
+    from tests.data.image_files import write_imagefolder
+
+    folder = write_imagefolder(tmp_path / "digits", count=120)
+    data = load_dataset(DataHparams(dataset="imagefolder", batch_size=16, image_size=12, augment=True),
+                        data_dir=folder)
+    cpu = torch.device("cpu")
+
+    def stream(shard: tuple[int, int]) -> StreamBatches:
+        s = StreamBatches(2, data.train_x, data.train_y, 16, True, [5, 6], [1, 2], cpu, workers=0, shard=shard)
+        s.fill(1, [5, 6], [1, 2], start=2)
+        return s
+
+    whole, parts = stream((0, 1)), [stream((r, 2)) for r in range(2)]
+    for pos in (2, 3):
+        for s in (whole, *parts):
+            s.prepare(pos)
+        xb, yb = whole.batch(None, None, pos)
+        got = [p.batch(None, None, pos) for p in parts]
+        assert got[0][0].shape[1] == 8
+        assert torch.equal(torch.cat([g[1] for g in got], 1), yb)
+        assert torch.equal(torch.cat([g[0] for g in got], 1), xb)
+    with pytest.raises(ValueError, match="does not split over 3"):
+        StreamBatches(1, data.train_x, data.train_y, 16, False, [0], [0], cpu, workers=0, shard=(0, 3))
