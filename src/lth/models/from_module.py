@@ -7,8 +7,8 @@
   population layers: ``nn.Linear`` -> batched matmuls, ``nn.Conv2d`` -> one grouped convolution over
   ``[B, N*C, H, W]``, ``nn.BatchNorm2d`` -> BatchNorm over ``N*C`` channels (statistics per member); ReLU-like
   activations, dropout, 2-d pooling, flatten / view / reshape that keep the batch dimension, spatial means and
-  sums, and elementwise ``+ - * /`` between activations are kept. The rewritten network is checked against the
-  original on a sample before it is used.
+  sums, concatenations along a non-batch dimension, and elementwise ``+ - * /`` between activations are kept.
+  The rewritten network is checked against the original on a sample before it is used.
 - ``vmap`` (any module ``torch.func`` can run): the members' parameters and buffers are stacked and the
   original module runs under ``torch.func.vmap(functional_call(...))``; BatchNorm running statistics are
   stacked buffers updated per member.
@@ -289,6 +289,16 @@ def fx_rewrite(module: nn.Module, n: int, example_shape: tuple[int, ...]) -> tup
                     raise Unsupported(f"{_describe(nd, module)} combines an activation with a non-activation tensor")
             elif t in _RESHAPE_FUNCTIONS or t in _RESHAPE_METHODS:
                 env[nd.name] = _reshape(g, nd, val, as_layout, n, tail)
+            elif t is torch.cat:  # concatenated activations (Inception's branches): member-first, one dim further
+                seq = nd.args[0]
+                dim = nd.args[1] if len(nd.args) > 1 else nd.kwargs.get("dim", 0)
+                if (not isinstance(seq, list | tuple) or not isinstance(dim, int)
+                        or not all(isinstance(a, fx.Node) and tails.get(a.name) for a in seq)):
+                    raise Unsupported(f"{_describe(nd, module)}: only a list of activations along a given dimension")
+                if dim % (len(tail) + 1) == 0:
+                    raise Unsupported(f"{_describe(nd, module)} concatenates along the batch")
+                parts = [as_layout(a, "mf") for a in seq]
+                env[nd.name] = (g.call_function(torch.cat, (parts,), {"dim": dim % (len(tail) + 1) + 1}), "mf")
             elif (t in _REDUCE_FUNCTIONS or t in _REDUCE_METHODS) and len(tensors) == 1 and nd.args[0] in tensors:
                 dim, keep = _dims(nd.args, nd.kwargs)
                 src_tail = tails[nd.args[0].name]
