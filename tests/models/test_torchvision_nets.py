@@ -142,3 +142,19 @@ def test_bad_input_is_one_line(name: str, shape: tuple[int, ...], width: float, 
     with pytest.raises(UserError) as e:
         build_model(name, 1, shape, 10, norm=norm, width=width)
     assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(("name", "shape", "count", "layers"), [
+    ("imagenet_resnet_50", (3, 224, 224), 25_557_032, 54),
+    ("inception_v3", (3, 299, 299), 23_834_568, 95),
+])
+def test_planning_builds_full_size_networks_on_the_meta_device(name, shape, count: int, layers: int) -> None:
+    """Studies plan with :func:`shape_model` (parameter counts, layer kinds): a module made a population builds
+    there on the meta device (no values to check or draw), not as a full network on the CPU."""
+    from lth.models import num_params, shape_model
+    from lth.prune import kinds_of
+
+    net = shape_model(name, shape, 1000)
+    assert all(p.is_meta for p in net.parameters())
+    assert net.num_params() == count == num_params(name, shape, 1000)
+    assert len(kinds_of(net)) == layers and kinds_of(net)["fc.weight"] == "output"

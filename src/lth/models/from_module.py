@@ -666,6 +666,8 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
             return _call_factory(factory, label, shape, num_classes, norm, width)
 
         reference = make()
+        # built on the meta device (lth.models.shape_model: shapes for planning): no values to check or draw
+        meta = any(t.is_meta for t in reference.parameters())
         what = f"model {label} ({type(reference).__name__})"
         layers = {k: m for k, m in reference.named_modules() if isinstance(m, PRUNABLE_TYPES)}
         if not layers:
@@ -725,7 +727,7 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
                                       f"rewrite would untie it")
                 rewritten, graph = fx_rewrite(reference, n, shape)
                 model = FxModel(n, reference, rewritten, graph, frozen=frozen, **kw)
-                if (key, "fx") not in checked:
+                if (key, "fx") not in checked and not meta:
                     _check_against(model, reference, shape)
                     checked.add((key, "fx"))
             except Exception as e:  # noqa: BLE001 - Unsupported, or a rewrite that fails on this module
@@ -736,7 +738,7 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
         if model is None:
             model = VmapModel(n, reference, frozen=frozen, **kw)
             try:
-                if (key, "vmap") not in checked:
+                if (key, "vmap") not in checked and not meta:
                     _check_against(model, reference, shape)
                     checked.add((key, "vmap"))
             except Exception as e:  # noqa: BLE001
@@ -746,7 +748,7 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
                                 f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
                                 + (f"; the fx rewrite: {reason}" if reason else "")) from e
             model.fallback_reason = reason
-        for i in range(n):  # every member a fresh draw until the engine initialises it from its seed
+        for i in range(n if not meta else 0):  # every member a fresh draw until the engine initialises it
             model.init_member(i, "kaiming_normal", torch.Generator().manual_seed(i))
         return model
 
