@@ -158,3 +158,36 @@ def test_planning_builds_full_size_networks_on_the_meta_device(name, shape, coun
     assert all(p.is_meta for p in net.parameters())
     assert net.num_params() == count == num_params(name, shape, 1000)
     assert len(kinds_of(net)) == layers and kinds_of(net)["fc.weight"] == "output"
+
+
+@pytest.mark.parametrize(("name", "shape"), [("inception_v3", (3, 75, 75)), ("cifar_resnet_18", (3, 16, 16))])
+def test_train_mode_population_computes_what_each_member_module_computes(name: str, shape) -> None:
+    """Train mode (BatchNorm on batch statistics, per member): logits, gradients and running statistics of a
+    population of 2 equal those of each member as a plain torchvision module (dropout off: its draws differ), in
+    float64 (batch statistics of 4 examples at 1x1 magnify float32 rounding of the grouped kernels to 1e-3)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = build_model(name, 2, shape, 5, width=0.0625)
+    for i in range(2):
+        model.init_member(i, "kaiming_normal", torch.Generator().manual_seed(10 + i))
+    members = [model.member_module(i).double() for i in range(2)]
+    model.double()
+    x, y = torch.randn(2, 4, *shape, dtype=torch.float64), torch.randint(0, 5, (2, 4))
+    for m in (model, *members):
+        m.train()
+        for d in m.modules():
+            if isinstance(d, torch.nn.Dropout):
+                d.eval()
+    out = model(x)
+    sum(F.cross_entropy(out[i], y[i]) for i in range(2)).backward()
+    grads = dict(model.named_parameters())
+    for i, m in enumerate(members):
+        ref = m(x[i])
+        F.cross_entropy(ref, y[i]).backward()
+        torch.testing.assert_close(out[i], ref, rtol=0, atol=1e-9)
+        for k, p in m.named_parameters():
+            torch.testing.assert_close(grads[k].grad[i], p.grad, rtol=1e-7, atol=1e-9, msg=k)
+        for k, b in m.state_dict().items():
+            if k.endswith(("running_mean", "running_var")):
+                torch.testing.assert_close(model.state_dict()[k][i], b, rtol=0, atol=1e-9, msg=k)
