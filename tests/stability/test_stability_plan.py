@@ -155,3 +155,10 @@ def test_oneshot_mask_is_the_largest_final_weights_at_imp_level_ls_density(tmp_p
         pruned_max = max(final[k][~mask[k]].abs().max().item() for k in ("a.weight", "b.weight"))
         kept_min = min(final[k][mask[k]].abs().min().item() for k in ("a.weight", "b.weight"))
         assert kept_min >= pruned_max
+    # at level 1 the one-shot mask is IMP level 1's (both prune the dense network's final weights once)
+    from lth.lottery.trunk import imp
+
+    ones = {k: torch.ones_like(v, dtype=torch.bool) for k, v in final.items()}
+    first = imp(ctx, start, final, ones, pruning=pruning, replicate=0, level=1).mask
+    one = oneshot_levels(ctx, start, final, pruning=pruning, replicate=0, level=1).mask
+    assert all(torch.equal(first[k].bool(), one[k].bool()) for k in final)

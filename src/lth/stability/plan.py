@@ -11,8 +11,9 @@ replicate ``r`` starts from
 - ``oneshot``: level 0's state at step k under a one-shot mask: level 0's final weights pruned once to the density
   IMP reaches at level L (op ``oneshot_levels``: the trunk's strategy applied L times to the same final weights,
   which for magnitude pruning keeps the largest weights at exactly IMP level L's per-layer or global counts, with
-  no training between). Only the dense trunk (level 0) trains: Table 1's ImageNet rows ("Style: One-Shot", 30%
-  density) are level 1 of a trunk pruned by 70% a level (the ``resnet50_imagenet`` preset);
+  no training between). Only the dense trunk (level 0) trains, whatever L (``imp`` at level L needs IMP levels
+  1..L-1; at level 1 the two masks are one). Table 1's ImageNet rows ("Style: One-Shot", 30% density) are level 1
+  of a trunk pruned by 70% a level (the ``resnet50_imagenet`` preset);
 - ``random-prune``: level 0's state at step k under a random mask with the ticket's per-layer counts (op
   ``random_mask``, the same draw as the ``random-mask`` branch);
 - ``random-reinit``: a fresh initialisation (init seed ``REINIT_SEED_BASE + r``, the ``reinit`` branch's
