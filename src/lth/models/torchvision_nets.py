@@ -134,8 +134,8 @@ def _resnet_builder(depth: int, stem: str) -> Callable[..., PopModel]:
     """One registry builder per (depth, stem), kept, so its check against the module runs once per shape."""
     def factory(example_shape: tuple[int, ...], num_classes: int, width: float = 1.0) -> nn.Module:
         return resnet_module(depth, stem, example_shape, num_classes, width)
-    prefix = "imagenet" if stem == "imagenet" else "small"
-    return from_module(factory, init="spec", output="fc", name=f"{prefix}_resnet_{depth}")
+    label = f"imagenet_resnet_{depth}" if stem == "imagenet" else f"resnet_{depth} (small-image stem)"
+    return from_module(factory, init="spec", output="fc", name=label)
 
 
 def build_resnet(n: int, example_shape: tuple[int, ...], num_classes: int, *, depth: int, stem: str,
@@ -145,17 +145,8 @@ def build_resnet(n: int, example_shape: tuple[int, ...], num_classes: int, *, de
     return _resnet_builder(depth, stem)(n, example_shape, num_classes, norm=norm, width=width)
 
 
-_INCEPTION: list[Callable[..., PopModel]] = []
-
-
-def build_inception_v3(n: int, example_shape: tuple[int, ...], num_classes: int, *, norm: str = "batchnorm",
-                       width: float = 1.0) -> PopModel:
-    """Registry builder of ``inception_v3``: a population of ``n`` torchvision Inception-v3 (BatchNorm)."""
-    if not _INCEPTION:
-        def inception_v3(example_shape: tuple[int, ...], num_classes: int, width: float = 1.0) -> nn.Module:
-            return inception_module(example_shape, num_classes, width)
-        _INCEPTION.append(from_module(inception_v3, init="spec", output="fc", name="inception_v3"))
-    return _INCEPTION[0](n, example_shape, num_classes, norm=norm, width=width)
+# Registry builder of ``inception_v3``: a population of torchvision Inception-v3 (BatchNorm only)
+build_inception_v3 = from_module(inception_module, init="spec", output="fc", name="inception_v3")
 
 
 __all__ = ["INCEPTION_MIN_SIDE", "RESNET_LAYERS", "RESNET_STEMS", "TorchvisionResNet", "build_inception_v3",
