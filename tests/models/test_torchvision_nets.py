@@ -122,7 +122,18 @@ def test_width_scales_every_stage_and_the_stem() -> None:
     assert inc.fc.in_features == 256
 
 
-def test_the_names_resolve() -> None:
+def test_the_names_resolve_without_importing_torchvision() -> None:
+    import subprocess
+    import sys
+
+    from lth.models import TV_RESNET_DEPTHS
+    from lth.models.torchvision_nets import RESNET_LAYERS
+
+    assert tuple(RESNET_LAYERS) == TV_RESNET_DEPTHS
+    code = ("import sys, lth.models as m; m.resolve('imagenet_resnet_50'); m.resolve('inception_v3'); "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # `import lth` and name checks stay free of torchvision
     assert resolve("imagenet_resnet_50") == ("tv_resnet", {"depth": 50, "stem": "imagenet"})
     assert resolve("tiny_resnet_18") == resolve("cifar_resnet18") == ("tv_resnet", {"depth": 18, "stem": "small"})
     assert resolve("inception_v3") == ("inception_v3", {})

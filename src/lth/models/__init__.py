@@ -23,7 +23,6 @@ from lth.models.fc import FC
 from lth.models.from_module import from_module
 from lth.models.mobilenet import mobilenet_v1
 from lth.models.resnet import RESNET_NORMS, ResNet
-from lth.models.torchvision_nets import RESNET_LAYERS, RESNET_STEMS, build_inception_v3, build_resnet
 from lth.models.vgg import VGG, VGG_CFGS, VGG_NORMS
 
 NAME_FORMS = ("fc_<h1>[_<h2>...] (e.g. fc_300_100 = lenet_300_100), conv2, conv4, conv6, lenet5, "
@@ -74,6 +73,26 @@ def _vgg(n: int, example_shape: tuple[int, ...], num_classes: int, *, depth: int
     return VGG(n, example_shape, num_classes, depth, norm=norm, width=width)
 
 
+# torchvision's networks (lth.models.torchvision_nets), imported when first built: `import lth` stays free of
+# torchvision. Depths of imagenet_/tiny_/cifar_resnet_<D>, and each name prefix's stem.
+TV_RESNET_DEPTHS = (18, 34, 50, 101, 152)
+TV_RESNET_STEMS = {"imagenet": "imagenet", "tiny": "small", "cifar": "small"}
+
+
+def _tv_resnet(n: int, example_shape: tuple[int, ...], num_classes: int, *, depth: int, stem: str,
+               norm: str = "batchnorm", width: float = 1.0) -> PopModel:
+    from lth.models.torchvision_nets import build_resnet
+
+    return build_resnet(n, example_shape, num_classes, depth=depth, stem=stem, norm=norm, width=width)
+
+
+def _inception_v3(n: int, example_shape: tuple[int, ...], num_classes: int, *, norm: str = "batchnorm",
+                  width: float = 1.0) -> PopModel:
+    from lth.models.torchvision_nets import build_inception_v3
+
+    return build_inception_v3(n, example_shape, num_classes, norm=norm, width=width)
+
+
 # family -> builder(n, example_shape, num_classes, *, norm, width, **family parameters from the name)
 MODELS: dict[str, Callable[..., PopModel]] = {
     "fc": _fc,
@@ -83,8 +102,8 @@ MODELS: dict[str, Callable[..., PopModel]] = {
     "lenet5": _lenet5,
     "resnet": _resnet,
     "vgg": _vgg,
-    "tv_resnet": build_resnet,  # imagenet_resnet_<D>, tiny_resnet_<D>, cifar_resnet_<D> (torchvision's ResNets)
-    "inception_v3": build_inception_v3,
+    "tv_resnet": _tv_resnet,  # imagenet_resnet_<D>, tiny_resnet_<D>, cifar_resnet_<D> (torchvision's ResNets)
+    "inception_v3": _inception_v3,
     "mobilenet_v1": from_module(mobilenet_v1, init="spec", output="fc", name="mobilenet_v1"),
 }
 
@@ -126,10 +145,10 @@ def resolve(name: str) -> tuple[str, dict[str, Any]]:
         return "vgg", {"depth": depth}
     if m := re.fullmatch(r"(imagenet|tiny|cifar)_resnet_?(\d+)", key):
         depth = int(m.group(2))
-        if depth not in RESNET_LAYERS:
-            raise _bad(name, f"{m.group(1)}_resnet depth must be one of {', '.join(map(str, RESNET_LAYERS))}, "
+        if depth not in TV_RESNET_DEPTHS:
+            raise _bad(name, f"{m.group(1)}_resnet depth must be one of {', '.join(map(str, TV_RESNET_DEPTHS))}, "
                              f"got {depth}")
-        return "tv_resnet", {"depth": depth, "stem": RESNET_STEMS[m.group(1)]}
+        return "tv_resnet", {"depth": depth, "stem": TV_RESNET_STEMS[m.group(1)]}
     if key == "tv_resnet":
         raise _bad(name, "name a depth and a stem, e.g. imagenet_resnet_50")
     if key in MODELS:  # a family registered by the user, built without name parameters

@@ -5,7 +5,7 @@ Each is a plain ``torch.nn.Module`` built by torchvision and made a population b
 :func:`lth.models.from_module.from_module` (every member a copy of the module, its parameters under torchvision's
 names: ``layer1.0.conv1.weight``, ``fc.weight``), so a member's state loads into ``torchvision.models.resnet50()``.
 
-Names (resolved in :mod:`lth.models`):
+Names (resolved in :mod:`lth.models`, which imports this module, and so torchvision, only when one is built):
 
 - ``imagenet_resnet_<D>`` (open_lth's name), D in 18, 34, 50, 101, 152: torchvision's ResNet-D unchanged (7x7
   stride-2 stem and a 3x3 max-pool): 224x224 ImageNet crops, any input of at least 32x32.
@@ -45,8 +45,6 @@ RESNET_LAYERS: dict[int, tuple[type[nn.Module], list[int]]] = {
     101: (tv_resnet.Bottleneck, [3, 4, 23, 3]),
     152: (tv_resnet.Bottleneck, [3, 8, 36, 3]),
 }
-# name prefix -> stem: "imagenet" (7x7 stride 2 + max-pool) or "small" (3x3 stride 1, no max-pool)
-RESNET_STEMS: dict[str, str] = {"imagenet": "imagenet", "tiny": "small", "cifar": "small"}
 INCEPTION_MIN_SIDE = 75  # torchvision's Inception-v3 reduces a 75x75 input to 1x1 before its pooling
 
 
@@ -149,5 +147,5 @@ def build_resnet(n: int, example_shape: tuple[int, ...], num_classes: int, *, de
 build_inception_v3 = from_module(inception_module, init="spec", output="fc", name="inception_v3")
 
 
-__all__ = ["INCEPTION_MIN_SIDE", "RESNET_LAYERS", "RESNET_STEMS", "TorchvisionResNet", "build_inception_v3",
+__all__ = ["INCEPTION_MIN_SIDE", "RESNET_LAYERS", "TorchvisionResNet", "build_inception_v3",
            "build_resnet", "inception_module", "resnet_module"]
