@@ -148,6 +148,7 @@ def test_lmc_imagenet_presets_follow_table_1() -> None:
     t = r50.spec.train
     assert (t.lr, t.training_steps, t.warmup_steps, t.gamma) == (0.4, Step(90, "ep"), Step(5, "ep"), 0.1)
     assert t.milestones == (Step(30, "ep"), Step(60, "ep"), Step(80, "ep")) and t.final_lr is None
+    assert (r50.spec.data.image_size, inc.spec.data.image_size) == (0, 299)  # 224 (the dataset's) and 299
     t = inc.spec.train
     assert (t.lr, t.final_lr, t.training_steps, t.warmup_steps, t.milestones) == (
         0.03, 0.005, Step(171, "ep"), Step(0, "it"), ())
@@ -211,3 +212,22 @@ def test_ma_et_al_cifar_presets_ignore_a_layer_the_network_has(name: str) -> Non
     net = build_model(s.model.model, 1, (3, 32, 32), 10, s.model.norm, 0.0625)
     for layer in PRESETS[name].pruning["ignore"]:  # type: ignore[union-attr]
         assert layer in kinds_of(net) and kinds_of(net)[layer] == "output"
+
+
+def test_ma_et_al_tiny_imagenet_preset_trains_on_the_tiny_imagenet_layout(tmp_path) -> None:
+    """``resnet18_tiny_imagenet`` on Tiny-ImageNet's layout (JPEGs written here): 64x64 crops into the small-stem
+    ResNet-18, the 10 classes of ``wnids.txt``."""
+    import json
+
+    from tests.conftest import lth
+    from tests.data.image_files import write_tiny_imagenet
+
+    write_tiny_imagenet(tmp_path / "data", count=40)
+    code, out, err = lth("train", "--preset", "resnet18_tiny_imagenet", "--data-dir", str(tmp_path / "data"),
+                         "--width", "0.0625", "--training-steps", "2it", "--batch-size", "8", "--root",
+                         str(tmp_path / "runs"), "--device", "cpu", "--json")
+    assert code == 0, err
+    run = json.loads(out)["runs"][0]
+    assert run["status"] == "complete" and 0 <= run["final_test_accuracy"] <= 1
+    state = torch.load(run["states"]["final"], weights_only=True)
+    assert state["conv1.weight"].shape[-2:] == (3, 3) and state["fc.weight"].shape[0] == 10

@@ -78,13 +78,14 @@ _ONESHOT_30 = {"strategy": "global", "fraction": 0.7}
 _GLOBAL_ALL = {"strategy": "global", "fraction": 0.2}
 
 
-def _lmc_imagenet(model: str, **train: object) -> TrainSpec:
+def _lmc_imagenet(model: str, image_size: int = 0, **train: object) -> TrainSpec:
     """Frankle et al. 2020, Table 1 (ImageNet rows): batch 1024, SGD with momentum 0.9, weight decay 1e-4 (open_lth's
-    ImageNet ResNet); ``train`` gives each row's length and schedule."""
+    ImageNet ResNet); ``image_size`` the crop side (0: the dataset's 224); ``train`` each row's length and
+    schedule."""
     base: dict[str, object] = dict(optimizer="sgd", momentum=0.9, weight_decay=1e-4)
     base.update(train)
-    return TrainSpec(DataHparams(dataset="imagenet", batch_size=1024, augment=True), ModelHparams(model=model),
-                     TrainHparams(**base))  # type: ignore[arg-type]
+    return TrainSpec(DataHparams(dataset="imagenet", batch_size=1024, augment=True, image_size=image_size),
+                     ModelHparams(model=model), TrainHparams(**base))  # type: ignore[arg-type]
 
 
 def _ma(dataset: str, model: str, width: float = 1.0, epochs: int = 160, batch: int = 128) -> TrainSpec:
@@ -170,7 +171,7 @@ PRESETS: dict[str, Preset] = {
         "Frankle et al. 2020 (Table 1): ResNet-50 on ImageNet, SGD 0.4 momentum 0.9, wd 1e-4, batch 1024, 90 epochs, "
         "5 warmup epochs, x0.1 at 30, 60, 80 epochs; one-shot pruning to 30% (level 1)", _ONESHOT_30),
     "inception_v3_imagenet": Preset(
-        _lmc_imagenet("inception_v3", lr=0.03, final_lr=0.005, training_steps=_s(171, "ep")),
+        _lmc_imagenet("inception_v3", image_size=299, lr=0.03, final_lr=0.005, training_steps=_s(171, "ep")),
         "Frankle et al. 2020 (Table 1): Inception-v3 on ImageNet (299x299), SGD 0.03 momentum 0.9 linearly decayed "
         "to 0.005, wd 1e-4, batch 1024, 171 epochs; one-shot pruning to 30% (level 1)", _ONESHOT_30),
     "resnet18_tiny_imagenet": Preset(

@@ -237,3 +237,27 @@ def test_oneshot_subnetwork_from_both_faces(tmp_path: Path) -> None:
                         pruning={"strategy": "global", "fraction": 0.7}, **TINY)
     assert {p: p.stat().st_mtime_ns for p in root.rglob("done.json")} == done  # nothing trained again
     pd.testing.assert_frame_equal(got["results"], pd.DataFrame(doc["results"]))
+
+
+def test_lmc_imagenet_rows_are_one_command_on_images_read_from_disk(tmp_path: Path) -> None:
+    """Table 2's ImageNet rows in small: the ``resnet50_imagenet`` preset (torchvision's ResNet-50, one-shot 30%) on
+    an ImageNet layout of JPEGs written here, dense copies and one-shot copies at k = 0 in one command; only the
+    dense trunk trains."""
+    from tests.data.image_files import write_imagenet
+
+    write_imagenet(tmp_path / "data", count=40)
+    root = tmp_path / "store"
+    code, out, err = lth("stability", "--preset", "resnet50_imagenet", "--data-dir", str(tmp_path / "data"),
+                         "--image-size", "32", "--width", "0.0625", "--training-steps", "2it", "--batch-size", "8",
+                         "--levels", "0,1", "--subnetwork", "dense", "oneshot", "--alphas", "3", "--train-examples",
+                         "16", "--root", str(root), "--device", "cpu", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert sorted((r["subnetwork"], r["level"]) for r in doc["results"]) == [("dense", 0), ("oneshot", 1)]
+    assert all(0 <= r["test_instability"] <= 1 for r in doc["results"])
+    assert [p.parent.name for p in root.glob("lottery_*/replicate_0/level_*/done.json")] == ["level_0"]
+    oneshot = next(r for r in doc["results"] if r["subnetwork"] == "oneshot")
+    mask = torch.load(Path(oneshot["runs"][0]) / "mask.pt", weights_only=True)
+    assert "conv1.weight" in mask and "fc.weight" in mask  # torchvision's names; every conv and fc pruned
+    kept = sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+    assert kept == pytest.approx(0.3, abs=1e-3)  # Table 1: one-shot to 30%
