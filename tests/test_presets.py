@@ -128,3 +128,106 @@ def test_unknown_preset_names_the_flag_and_the_closest_name() -> None:
     with pytest.raises(UserError) as far:
         get_preset("zzz")
     assert "did you mean" not in str(far.value)
+
+
+# ------------------------------------------------------------------ LMC's ImageNet rows and Ma et al.'s networks
+def test_lmc_imagenet_presets_follow_table_1() -> None:
+    """Frankle et al. 2020, Table 1: ResNet-50 (90 epochs, batch 1024, momentum, lr 0.4, 10x drops at 30/60/80, 5
+    warmup epochs) and Inception-v3 (171 epochs, lr 0.03 linearly decayed to 0.005, no warmup), both one-shot pruned
+    to 30%. The data set is the streamed ``imagenet``: only the spec's fields are checked, no data is read."""
+    from lth.engine.optim import lr_schedule
+
+    r50, inc = PRESETS["resnet50_imagenet"], PRESETS["inception_v3_imagenet"]
+    for p, model in ((r50, "imagenet_resnet_50"), (inc, "inception_v3")):
+        s = p.spec
+        assert (s.data.dataset, s.data.batch_size, s.model.model) == ("imagenet", 1024, model)
+        assert (s.train.optimizer, s.train.momentum, s.train.weight_decay) == ("sgd", 0.9, 1e-4)
+        # one level of global pruning keeps 30% of every conv and linear weight: LMC's one-shot density
+        hp = PruneHparams(**p.pruning)  # type: ignore[arg-type]
+        assert hp.strategy == "global" and 1 - hp.fraction == pytest.approx(0.3) and hp.ignore == ()
+    t = r50.spec.train
+    assert (t.lr, t.training_steps, t.warmup_steps, t.gamma) == (0.4, Step(90, "ep"), Step(5, "ep"), 0.1)
+    assert t.milestones == (Step(30, "ep"), Step(60, "ep"), Step(80, "ep")) and t.final_lr is None
+    assert (r50.spec.data.image_size, inc.spec.data.image_size) == (0, 299)  # 224 (the dataset's) and 299
+    t = inc.spec.train
+    assert (t.lr, t.final_lr, t.training_steps, t.warmup_steps, t.milestones) == (
+        0.03, 0.005, Step(171, "ep"), Step(0, "it"), ())
+    lr = lr_schedule(t, 171 * 10, steps_per_epoch=10)  # 10 steps an epoch: the shape of the real schedule
+    assert lr[0].item() == pytest.approx(0.03) and lr[-1].item() == pytest.approx(0.005)
+    assert lr[855].item() == pytest.approx(0.0175)  # halfway
+
+
+MA = {  # Ma et al. 2021, Table 2: preset -> (dataset, model, width, parameters of the table)
+    "resnet18_tiny_imagenet": ("tiny_imagenet", "tiny_resnet_18", 1.0, 11.68e6),
+    "resnet50_tiny_imagenet": ("tiny_imagenet", "tiny_resnet_50", 1.0, 25.56e6),
+    "resnet18_imagenet": ("imagenet", "imagenet_resnet_18", 1.0, 11.68e6),
+    "resnet18_cifar100": ("cifar100", "cifar_resnet_18", 1.0, 11.22e6),
+    "vgg16_cifar100": ("cifar100", "vgg_16", 1.0, 14.72e6),
+    "resnet32_cifar10": ("cifar10", "resnet_32", 2.0, 1.86e6),
+    "mobilenet_v1_cifar10": ("cifar10", "mobilenet_v1", 1.0, 3.21e6),
+}
+
+
+@pytest.mark.parametrize("name", list(MA))
+def test_ma_et_al_presets_name_the_tables_networks(name: str) -> None:
+    from lth.models import resolve
+
+    dataset, model, width, _ = MA[name]
+    s = PRESETS[name].spec
+    assert (s.data.dataset, s.model.model, s.model.width) == (dataset, model, width)
+    resolve(s.model.model)
+    assert s.train.optimizer == "sgd" and s.train.momentum == 0.9 and s.data.augment
+    if dataset != "imagenet":  # the seed: 160 epochs
+        assert s.train.training_steps == Step(160, "ep") and s.train.lr == 0.1
+    hp = PruneHparams(**PRESETS[name].pruning)  # type: ignore[arg-type]
+    assert hp.strategy == "global" and hp.fraction == 0.2  # 0.59 / 0.832 / 0.914 sparsity = 4 / 8 / 11 levels
+    assert ("fc.weight" in hp.ignore) == dataset.startswith("cifar")
+
+
+@pytest.mark.parametrize(("name", "shape", "classes"), [("resnet18_cifar100", (3, 32, 32), 100),
+                                                        ("vgg16_cifar100", (3, 32, 32), 100),
+                                                        ("resnet32_cifar10", (3, 32, 32), 10),
+                                                        ("mobilenet_v1_cifar10", (3, 32, 32), 10)])
+def test_ma_et_al_cifar_networks_have_the_tables_parameter_counts(name: str, shape, classes: int) -> None:
+    """The CIFAR columns' counts (Table 2: 11.22M, 14.72M, 1.86M, 3.21M) from the networks the presets build;
+    VGG-16 with 100 classes is 46K above the table's (its 10-class count)."""
+    from lth.models import num_params
+    from lth.models.mobilenet import mobilenet_v1
+    from lth.models.torchvision_nets import resnet_module
+
+    s = PRESETS[name].spec
+    want = MA[name][3]
+    if s.model.model in ("cifar_resnet_18", "mobilenet_v1"):  # plain modules: counted on the meta device
+        with torch.device("meta"):
+            m = resnet_module(18, "small", shape, classes) if "resnet" in name else mobilenet_v1(shape, classes)
+        got = sum(p.numel() for p in m.parameters())
+    else:
+        got = num_params(s.model.model, shape, classes, s.model.norm, s.model.width)
+    assert got == pytest.approx(want, rel=0.004)
+
+
+@pytest.mark.parametrize("name", ["resnet18_cifar100", "mobilenet_v1_cifar10", "resnet32_cifar10"])
+def test_ma_et_al_cifar_presets_ignore_a_layer_the_network_has(name: str) -> None:
+    s = PRESETS[name].spec
+    net = build_model(s.model.model, 1, (3, 32, 32), 10, s.model.norm, 0.0625)
+    for layer in PRESETS[name].pruning["ignore"]:  # type: ignore[union-attr]
+        assert layer in kinds_of(net) and kinds_of(net)[layer] == "output"
+
+
+def test_ma_et_al_tiny_imagenet_preset_trains_on_the_tiny_imagenet_layout(tmp_path) -> None:
+    """``resnet18_tiny_imagenet`` on Tiny-ImageNet's layout (JPEGs written here): 64x64 crops into the small-stem
+    ResNet-18, the 10 classes of ``wnids.txt``."""
+    import json
+
+    from tests.conftest import lth
+    from tests.data.image_files import write_tiny_imagenet
+
+    write_tiny_imagenet(tmp_path / "data", count=40)
+    code, out, err = lth("train", "--preset", "resnet18_tiny_imagenet", "--data-dir", str(tmp_path / "data"),
+                         "--width", "0.0625", "--training-steps", "2it", "--batch-size", "8", "--root",
+                         str(tmp_path / "runs"), "--device", "cpu", "--json")
+    assert code == 0, err
+    run = json.loads(out)["runs"][0]
+    assert run["status"] == "complete" and 0 <= run["final_test_accuracy"] <= 1
+    state = torch.load(run["states"]["final"], weights_only=True)
+    assert state["conv1.weight"].shape[-2:] == (3, 3) and state["fc.weight"].shape[0] == 10

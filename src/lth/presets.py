@@ -3,7 +3,9 @@
 Sources: Frankle & Carbin (ICLR 2019) Table 1 for LeNet-300-100 and Conv-2/4/6 (with their 5,000-example
 validation split, on which the early-stopping iteration is chosen); Frankle et al. (ICML 2020, "Linear mode
 connectivity and the lottery ticket hypothesis") Table 1 and open_lth for ResNet-20, VGG-16 and the LMC LeNet;
-the mask-topology study (seed 004, section 4.1) for ``fc_dn`` / ``lenet5_dn``. Each preset's ``note`` says which.
+the mask-topology study (seed 004, section 4.1) for ``fc_dn`` / ``lenet5_dn``; LMC Table 1 for ResNet-50 and
+Inception-v3 on ImageNet, and Ma et al. 2021 (seed 002, Table 2) for their Tiny-ImageNet, ImageNet-1K, CIFAR-100 and
+CIFAR-10 networks. Each preset's ``note`` says which.
 docs/fidelity.md lists what each preset decides where its paper leaves a choice open.
 """
 
@@ -68,6 +70,35 @@ _LAYERWISE_FC = {"strategy": "layerwise", "fc_fraction": 0.2}  # output layer at
 _GLOBAL_CONV = {"strategy": "global", "fraction": 0.2, "ignore": ("fc.weight",), "count_ignored": True}
 # seed 004, Algorithm 1 with s = 20: every layer, the output layer included, loses 20% of its survivors per round
 _UNIFORM_20 = {"strategy": "layerwise", "conv_fraction": 0.2, "fc_fraction": 0.2, "output_fraction": 0.2}
+
+# LMC Table 1's ImageNet rows: one-shot pruning to 30% ("Style: One-Shot"), global over every conv and linear weight
+# as open_lth's ImageNet ResNets (models/imagenet_resnet.py: sparse_global, no layer ignored): level 1 is the ticket
+_ONESHOT_30 = {"strategy": "global", "fraction": 0.7}
+# open_lth's ImageNet pruning for IMP (20% of the surviving weights per level, every conv and linear weight)
+_GLOBAL_ALL = {"strategy": "global", "fraction": 0.2}
+
+
+def _lmc_imagenet(model: str, image_size: int = 0, **train: object) -> TrainSpec:
+    """Frankle et al. 2020, Table 1 (ImageNet rows): batch 1024, SGD with momentum 0.9, weight decay 1e-4 (open_lth's
+    ImageNet ResNet); ``image_size`` the crop side (0: the dataset's 224); ``train`` each row's length and
+    schedule."""
+    base: dict[str, object] = dict(optimizer="sgd", momentum=0.9, weight_decay=1e-4)
+    base.update(train)
+    return TrainSpec(DataHparams(dataset="imagenet", batch_size=1024, augment=True, image_size=image_size),
+                     ModelHparams(model=model), TrainHparams(**base))  # type: ignore[arg-type]
+
+
+def _ma(dataset: str, model: str, width: float = 1.0, epochs: int = 160, batch: int = 128) -> TrainSpec:
+    """Ma et al. 2021 (seed 002): the network and dataset of one Table 2 column trained for 160 epochs (the seed:
+    "we train the network using 160 epochs") at their larger learning rate 0.1 (Table 4's pretraining rates are 0.01
+    and 0.1: ``--lr 0.01`` for the smaller); the seed is silent on the rest, so lth's CIFAR recipe: SGD with momentum
+    0.9, weight decay 1e-4, batch 128, x0.1 at 50% and 75% of training (docs/fidelity.md)."""
+    return TrainSpec(DataHparams(dataset=dataset, batch_size=batch, augment=True),
+                     ModelHparams(model=model, width=width),
+                     TrainHparams(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+                                  training_steps=_s(epochs, "ep"),
+                                  milestones=(_s(epochs // 2, "ep"), _s(epochs * 3 // 4, "ep")), gamma=0.1))
+
 
 PRESETS: dict[str, Preset] = {
     "lenet_300_100": Preset(
@@ -134,6 +165,47 @@ PRESETS: dict[str, Preset] = {
                                training_steps=_s(112000), milestones=(_s(56000), _s(84000)))),
         "Frankle & Carbin 2019: VGG-19 on CIFAR-10, SGD 0.1 momentum 0.9, batch 64, 112K iterations",
         _GLOBAL_CONV),
+    "resnet50_imagenet": Preset(
+        _lmc_imagenet("imagenet_resnet_50", lr=0.4, training_steps=_s(90, "ep"), warmup_steps=_s(5, "ep"),
+                      milestones=(_s(30, "ep"), _s(60, "ep"), _s(80, "ep")), gamma=0.1),
+        "Frankle et al. 2020 (Table 1): ResNet-50 on ImageNet, SGD 0.4 momentum 0.9, wd 1e-4, batch 1024, 90 epochs, "
+        "5 warmup epochs, x0.1 at 30, 60, 80 epochs; one-shot pruning to 30% (level 1)", _ONESHOT_30),
+    "inception_v3_imagenet": Preset(
+        _lmc_imagenet("inception_v3", image_size=299, lr=0.03, final_lr=0.005, training_steps=_s(171, "ep")),
+        "Frankle et al. 2020 (Table 1): Inception-v3 on ImageNet (299x299), SGD 0.03 momentum 0.9 linearly decayed "
+        "to 0.005, wd 1e-4, batch 1024, 171 epochs; one-shot pruning to 30% (level 1)", _ONESHOT_30),
+    "resnet18_tiny_imagenet": Preset(
+        _ma("tiny_imagenet", "tiny_resnet_18"),
+        "Ma et al. 2021 (Table 2): ResNet-18 on Tiny-ImageNet (64x64, 200 classes), SGD 0.1, 160 epochs; "
+        "global IMP 20% per level", _GLOBAL_ALL),
+    "resnet50_tiny_imagenet": Preset(
+        _ma("tiny_imagenet", "tiny_resnet_50"),
+        "Ma et al. 2021 (Table 2): ResNet-50 on Tiny-ImageNet (64x64, 200 classes), SGD 0.1, 160 epochs; "
+        "global IMP 20% per level", _GLOBAL_ALL),
+    "resnet18_imagenet": Preset(
+        TrainSpec(DataHparams(dataset="imagenet", batch_size=256, augment=True),
+                  ModelHparams(model="imagenet_resnet_18"),
+                  TrainHparams(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, training_steps=_s(90, "ep"),
+                               milestones=(_s(30, "ep"), _s(60, "ep")), gamma=0.1)),
+        "Ma et al. 2021 (Table 2): ResNet-18 on ImageNet-1K; the seed gives no recipe: torchvision's reference "
+        "(SGD 0.1 momentum 0.9, wd 1e-4, batch 256, 90 epochs, x0.1 at 30 and 60); global IMP 20% per level",
+        _GLOBAL_ALL),
+    "resnet18_cifar100": Preset(
+        _ma("cifar100", "cifar_resnet_18"),
+        "Ma et al. 2021 (Table 2): ResNet-18 (3x3 stem, 11.22M) on CIFAR-100, SGD 0.1, 160 epochs; global IMP 20% of "
+        "conv weights per level", _GLOBAL_CONV),
+    "vgg16_cifar100": Preset(
+        _ma("cifar100", "vgg_16"),
+        "Ma et al. 2021 (Table 2): VGG-16 (BatchNorm) on CIFAR-100, SGD 0.1, 160 epochs; global IMP 20% of conv "
+        "weights per level", _GLOBAL_CONV),
+    "resnet32_cifar10": Preset(
+        _ma("cifar10", "resnet_32", width=2.0),
+        "Ma et al. 2021 (Table 2): ResNet-32 on CIFAR-10 at twice the width (32/64/128 channels: their 1.86M "
+        "parameters), SGD 0.1, 160 epochs; global IMP 20% of conv weights per level", _GLOBAL_CONV),
+    "mobilenet_v1_cifar10": Preset(
+        _ma("cifar10", "mobilenet_v1"),
+        "Ma et al. 2021 (Table 2): MobileNet-v1 (3.21M) on CIFAR-10, SGD 0.1, 160 epochs; global IMP 20% of conv "
+        "weights per level", _GLOBAL_CONV),
     "digits_mlp": Preset(
         TrainSpec(DataHparams(dataset="digits", batch_size=32), ModelHparams(model="fc_64_32"),
                   TrainHparams(optimizer="adam", lr=3e-3, training_steps=_s(10, "ep"))),

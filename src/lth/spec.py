@@ -54,7 +54,8 @@ class ModelHparams:
     """The architecture and its initialisation."""
 
     model: str = help_field("lenet_300_100", "lenet_300_100, fc_N_M_..., conv2, conv4, conv6, lenet5, "
-                            "resnet_D (D = 6n+2), vgg_11/13/16/19")
+                            "resnet_D (D = 6n+2), vgg_11/13/16/19, imagenet_resnet_D / tiny_resnet_D / "
+                            "cifar_resnet_D (D = 18, 34, 50, 101, 152), inception_v3, mobilenet_v1")
     init: str = help_field("kaiming_normal", "weight initialiser", choices=("kaiming_normal", "kaiming_uniform",
                                                                            "xavier_normal", "xavier_uniform"))
     norm: str = help_field("batchnorm", "normalisation of ResNets and VGGs",
@@ -75,6 +76,9 @@ class TrainHparams:
     milestones: tuple[Step, ...] = help_field((), "steps at which the learning rate is multiplied by gamma")
     gamma: float = help_field(0.1, "learning-rate factor at each milestone")
     warmup_steps: Step = help_field(Step(0, "it"), "linear learning-rate warmup from 0")
+    final_lr: float | None = help_field(None, "learning rate at the end of training, reached by a linear decay from "
+                                              "lr after the warmup (Inception-v3 in Frankle et al. 2020: 0.03 to "
+                                              "0.005); default: no decay", metavar="LR")
     eval_every: Step = help_field(Step(1, "ep"), "evaluation interval")
     precision: str = help_field("fp32", "arithmetic precision (bf16: autocast)", choices=("fp32", "bf16"))
     init_seed: int | None = help_field(None, "initialisation seed (default: the replicate number)")
@@ -214,6 +218,7 @@ def validate(spec: TrainSpec) -> None:
         (t.training_steps.count >= 1, "training_steps", str(t.training_steps), "at least 1it"),
         (t.eval_every.count >= 1, "eval_every", str(t.eval_every), "at least 1it"),
         (m.width > 0, "width", m.width, "a number > 0"),
+        (t.final_lr is None or t.final_lr >= 0, "final_lr", t.final_lr, "a number >= 0"),
     ]
     for ok, name, value, allowed in checks:
         if not ok:

@@ -342,3 +342,44 @@ def test_vmap_batchnorm_statistics_are_recomputed_for_interpolated_states() -> N
     assert torch.allclose(got["bn.running_mean"], alone.bn.running_mean, atol=1e-6)
     assert torch.allclose(got["bn.running_var"], alone.bn.running_var, atol=1e-5)
     assert model.batchnorms()[0].momentum == 0.1  # restored
+
+
+class Branches(nn.Module):
+    """Two convolution branches concatenated along channels (Inception's pattern), then along features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 3, 1), nn.Conv2d(1, 2, 3, padding=1)
+        self.mix = nn.Conv2d(5, 4, 3, padding=1)
+        self.head = nn.Linear(4 + 5, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.cat([self.a(x), F.relu(self.b(x))], 1)
+        pooled = torch.cat((self.mix(h).mean((2, 3)), h.mean((2, 3))), dim=-1)
+        return self.head(pooled)
+
+
+class CatBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.fc(x)
+        return torch.cat([y, y], 0)[: x.shape[0]]
+
+
+def test_concatenation_of_activations_takes_the_fx_path_and_computes_what_the_module_computes() -> None:
+    torch.manual_seed(0)
+    model = from_module(Branches)(3, (1, 6, 6), 10)
+    assert model.path == "fx", model.fallback_reason
+    x = torch.randn(3, 5, 1, 6, 6)
+    out = model(x)
+    for i in range(3):
+        member = model.member_module(i).eval()
+        model.eval()
+        torch.testing.assert_close(model(x)[i], member(x[i]), rtol=1e-4, atol=1e-5)
+        model.train()
+    assert out.shape == (3, 5, 10)
+    # a concatenation along the batch has no population form: the general path takes the module
+    assert from_module(CatBatch, output="fc")(2, (4,), 3).path == "vmap"

@@ -42,6 +42,10 @@ CASES = [
     Case("resnet", "resnet20", (3, 8, 8), norm="fixup"),
     Case("vgg", "vgg_16", (3, 16, 16), width=0.125),
     Case("vgg", "vgg11", (3, 16, 16), norm="none", width=0.125),
+    Case("tv_resnet", "cifar_resnet_18", (3, 8, 8), width=0.125),
+    Case("tv_resnet", "imagenet_resnet_50", (3, 32, 32), width=0.0625),
+    Case("inception_v3", "inception_v3", (3, 75, 75), width=0.0625),
+    Case("mobilenet_v1", "mobilenet_v1", (3, 32, 32), width=0.125),  # 2x2 at the end: BN of 1x1 x 2 kills grads
 ]
 IDS = [c.id for c in CASES]
 CLASSES = 10

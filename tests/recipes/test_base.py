@@ -234,3 +234,34 @@ def test_training_steps_shorter_than_a_rewinding_step_names_training_steps(name:
                                                 "rewinding step ")
     assert err.strip().endswith("it") and "--rewind" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_pieces_on_image_data_run_where_the_data_is_present(tmp_path: Path) -> None:
+    """A recipe's ImageNet / Tiny-ImageNet pieces are left out (said) where the data is absent, kept where it is
+    present, and required (a one-line error naming the folder) when --datasets names them."""
+    from lth.graph import Node
+    from lth.recipes.base import Context, Piece, Recipe
+    from lth.spec import DataHparams, TrainSpec
+    from tests.data.image_files import write_tiny_imagenet
+
+    def piece(label: str, dataset: str) -> Piece:
+        return Piece(label, nodes=[Node(TrainSpec(DataHparams(dataset=dataset)), 0, tmp_path / label)])
+
+    class Two(Recipe):
+        name = "two"
+
+        def plan(self, ctx: Context) -> list[Piece]:
+            return [piece("small", "digits"), piece("tiny", "tiny_imagenet")]
+
+    r = Two()
+    absent = Context(quick=False, root=tmp_path, data_dir=tmp_path / "empty")
+    kept = r.select(absent, r.plan(absent))
+    assert [p.label for p in kept] == ["small"]
+    assert len(absent.substitutions) == 1 and "pieces tiny left out: no tiny_imagenet data" in absent.substitutions[0]
+    required = Context(quick=False, root=tmp_path, data_dir=tmp_path / "empty", datasets=["tiny_imagenet"])
+    with pytest.raises(UserError, match=r"recipe two: tiny_imagenet: wnids.txt not found in .*empty"):
+        r.check_data(r.select(required, r.plan(required)), required.data_dir)
+    write_tiny_imagenet(tmp_path / "data", count=40)
+    present = Context(quick=False, root=tmp_path, data_dir=tmp_path / "data")
+    assert [p.label for p in r.select(present, r.plan(present))] == ["small", "tiny"]
+    assert present.substitutions == []

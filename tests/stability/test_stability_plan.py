@@ -105,3 +105,60 @@ def test_copies_of_a_sparse_pretrained_trunk_start_where_its_level_starts(tmp_pa
                 == t.node(0, level).setup.refs[0]
     with pytest.raises(UserError, match="--pretrain-sparse"):
         Stability(t, "dense").node(0, 0, 0)
+
+
+def test_oneshot_copies_hang_off_the_dense_trunk_only(tmp_path):
+    """``--subnetwork oneshot``: the copies start from level 0's state at k under a mask made from level 0's final
+    weights; no IMP level is in the plan (LMC Table 1's ImageNet rows train one dense network, then prune once)."""
+    from lth.graph import Ref
+
+    t = _trunk(tmp_path, "20it")
+    plan = StabilityPlan([t], ["oneshot"], [3], replicates=2, copies=2)
+    assert [(e.subnetwork, lv) for e, lv in plan.cells()] == [("oneshot", 3)]
+    copies = plan.copy_nodes()
+    assert len(copies) == 2 * 2 and all(c.start_step == Step(20, "it") for c in copies)
+    for c in copies:
+        r = c.replicate
+        assert c.setup.op == "oneshot_levels" and c.setup.refs == (Ref(t.node(r, 0), "state:rewind"),
+                                                                   Ref(t.node(r, 0), "state:final"))
+        assert c.setup.opts["level"] == 3 and c.setup.opts["replicate"] == r
+    trained = {n.path for n in closure(copies)} - {c.path for c in copies}
+    assert trained == {t.level_dir(0, 0), t.level_dir(1, 0)}  # the dense trunk, nothing else
+    assert Stability(t, "oneshot").root != Stability(t, "imp").root
+    with pytest.raises(UserError, match="levels >= 1"):
+        StabilityPlan([t], ["oneshot"], [0])
+
+
+def test_oneshot_mask_is_the_largest_final_weights_at_imp_level_ls_density(tmp_path):
+    """The op prunes level 0's final weights once: global pruning of 20% a level keeps 0.8^L of the prunable
+    weights (the ignored layer counted and kept, as IMP's level L), and every kept weight outweighs every pruned one."""
+    import torch
+
+    from lth.graph import OpContext
+    from lth.stability.plan import oneshot_levels
+
+    g = torch.Generator().manual_seed(0)
+    final = {"a.weight": torch.randn(40, 50, generator=g), "b.weight": torch.randn(30, 40, generator=g),
+             "out.weight": torch.randn(10, 30, generator=g)}
+    start = {k: torch.zeros_like(v) for k, v in final.items()}
+    kinds = {"a.weight": "fc", "b.weight": "fc", "out.weight": "output"}
+    ctx = OpContext(node=None, prunable=list(final), kinds=kinds, example_shape=(50,), num_classes=10,
+                    steps_per_epoch=1)
+    pruning = PruneHparams(strategy="global", fraction=0.2, ignore=("out.weight",), count_ignored=True).record()
+    for level in (1, 3, 8):
+        setup = oneshot_levels(ctx, start, final, pruning=pruning, replicate=0, level=level)
+        mask = setup.mask
+        assert setup.state is start and mask["out.weight"].all()
+        total = sum(v.numel() for v in final.values())
+        kept = sum(int(m.sum()) for m in mask.values())
+        assert abs(kept - round(0.8 ** level * total)) <= 1
+        pruned_max = max(final[k][~mask[k]].abs().max().item() for k in ("a.weight", "b.weight"))
+        kept_min = min(final[k][mask[k]].abs().min().item() for k in ("a.weight", "b.weight"))
+        assert kept_min >= pruned_max
+    # at level 1 the one-shot mask is IMP level 1's (both prune the dense network's final weights once)
+    from lth.lottery.trunk import imp
+
+    ones = {k: torch.ones_like(v, dtype=torch.bool) for k, v in final.items()}
+    first = imp(ctx, start, final, ones, pruning=pruning, replicate=0, level=1).mask
+    one = oneshot_levels(ctx, start, final, pruning=pruning, replicate=0, level=1).mask
+    assert all(torch.equal(first[k].bool(), one[k].bool()) for k in final)

@@ -204,3 +204,60 @@ def test_studies_import_neither_face() -> None:
         assert not {m for m in imported(path) if m.split(".")[:2] in (["lth", "api"], ["lth", "cli"])}, path
     for path in [SRC / "cli" / "stability.py", SRC / "cli" / "landscape.py"]:
         assert "lth.cli.common" not in imported(path), path
+
+
+def test_oneshot_subnetwork_from_both_faces(tmp_path: Path) -> None:
+    """LMC Table 1's ImageNet rows in small: one dense trunk, its final weights pruned once to 30% (global, one level
+    of 70%), copies made at k from level 0's state under that mask. No IMP level trains; the API reads the same
+    copies back."""
+    root = tmp_path / "store"
+    argv = [*TINY_ARGV, "--rewind", "2it", "--levels", "1", "--subnetwork", "oneshot", "--strategy", "global",
+            "--pruning-fraction", "0.7", "--root", str(root), "--json"]
+    code, out, err = lth("stability", *argv)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [(r["subnetwork"], r["level"], r["rewind"]) for r in doc["results"]] == [("oneshot", 1, "2it")]
+    assert [p.parent.name for p in root.glob("lottery_*/replicate_0/level_*/done.json")] == ["level_0"]
+    dense = RunDir(next(root.glob("lottery_*/replicate_0/level_0")))
+    final = torch.load(dense.path / "states" / "final.pt", weights_only=True)
+    masks = [torch.load(Path(p) / "mask.pt", weights_only=True) for p in doc["results"][0]["runs"]]
+    assert all(torch.equal(masks[0][k], masks[1][k]) for k in masks[0])  # both copies: one mask
+    total = sum(m.numel() for m in masks[0].values())
+    assert abs(sum(int(m.sum()) for m in masks[0].values()) - round(0.3 * total)) <= 1  # the asked 30%
+    kept = torch.cat([final[k][masks[0][k].bool()].abs() for k in masks[0]])
+    dropped = torch.cat([final[k][~masks[0][k].bool()].abs() for k in masks[0]])
+    assert kept.min() >= dropped.max()  # one-shot magnitude pruning of the dense network's final weights
+    for p in doc["results"][0]["runs"]:  # each copy starts from level 0's state at k = 2it under the mask
+        start = torch.load(Path(p) / "states" / "start.pt", weights_only=True)
+        rewind = torch.load(dense.path / "states" / "rewind.pt", weights_only=True)
+        for k in masks[0]:
+            assert torch.equal(start[k], rewind[k] * masks[0][k].to(rewind[k].dtype))
+    done = {p: p.stat().st_mtime_ns for p in root.rglob("done.json")}
+    got = api.stability("digits_mlp", rewind="2it", levels=1, subnetwork="oneshot", root=root, progress=False,
+                        pruning={"strategy": "global", "fraction": 0.7}, **TINY)
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("done.json")} == done  # nothing trained again
+    pd.testing.assert_frame_equal(got["results"], pd.DataFrame(doc["results"]))
+
+
+def test_lmc_imagenet_rows_are_one_command_on_images_read_from_disk(tmp_path: Path) -> None:
+    """Table 2's ImageNet rows in small: the ``resnet50_imagenet`` preset (torchvision's ResNet-50, one-shot 30%) on
+    an ImageNet layout of JPEGs written here, dense copies and one-shot copies at k = 0 in one command; only the
+    dense trunk trains."""
+    from tests.data.image_files import write_imagenet
+
+    write_imagenet(tmp_path / "data", count=40)
+    root = tmp_path / "store"
+    code, out, err = lth("stability", "--preset", "resnet50_imagenet", "--data-dir", str(tmp_path / "data"),
+                         "--image-size", "32", "--width", "0.0625", "--training-steps", "2it", "--batch-size", "8",
+                         "--levels", "0,1", "--subnetwork", "dense", "oneshot", "--alphas", "3", "--train-examples",
+                         "16", "--root", str(root), "--device", "cpu", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert sorted((r["subnetwork"], r["level"]) for r in doc["results"]) == [("dense", 0), ("oneshot", 1)]
+    assert all(0 <= r["test_instability"] <= 1 for r in doc["results"])
+    assert [p.parent.name for p in root.glob("lottery_*/replicate_0/level_*/done.json")] == ["level_0"]
+    oneshot = next(r for r in doc["results"] if r["subnetwork"] == "oneshot")
+    mask = torch.load(Path(oneshot["runs"][0]) / "mask.pt", weights_only=True)
+    assert "conv1.weight" in mask and "fc.weight" in mask  # torchvision's names; every conv and fc pruned
+    kept = sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+    assert kept == pytest.approx(0.3, abs=1e-3)  # Table 1: one-shot to 30%

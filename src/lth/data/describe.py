@@ -16,6 +16,9 @@ KNOWN: dict[str, tuple[tuple[int, ...], int, int]] = {
     "cifar100": ((3, 32, 32), 100, 50000),
     "digits": ((1, 8, 8), 10, 1500),
 }
+# Image datasets read from disk: (classes, training images, default crop side) of the official releases, used to plan
+# where the files are not here (a recipe's ImageNet pieces before they are left out); present files are counted.
+KNOWN_IMAGES: dict[str, tuple[int, int, int]] = {"imagenet": (1000, 1281167, 224), "tiny_imagenet": (200, 100000, 64)}
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,17 @@ def describe(hp: DataHparams, data_dir: str | Path | None = None) -> DataInfo:
         shape, classes, n = KNOWN[hp.dataset]
     else:
         from lth.data import load_dataset
+        from lth.errors import UserError
 
-        d = load_dataset(hp, data_dir)
-        return DataInfo(d.example_shape, d.num_classes, int(d.train_x.shape[0]))
+        try:
+            d = load_dataset(hp, data_dir)
+        except UserError:
+            if hp.dataset not in KNOWN_IMAGES:
+                raise
+            classes, n, side = KNOWN_IMAGES[hp.dataset]
+            shape = (3, hp.image_size or side, hp.image_size or side)
+        else:
+            return DataInfo(d.example_shape, d.num_classes, int(d.train_x.shape[0]))
     n -= hp.validation_size
     if hp.subsample_fraction < 1:
         n = round(hp.subsample_fraction * n)

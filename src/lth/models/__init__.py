@@ -1,7 +1,9 @@
 """The model zoo: one registry of families and a builder that resolves a model name.
 
 Names: ``fc_<h1>[_<h2>...]`` (``lenet_300_100`` = ``fc_300_100``), ``conv2``, ``conv4``, ``conv6``,
-``lenet5``, ``resnet_<D>`` / ``resnet<D>`` with D = 6n+2, ``vgg_<11|13|16|19>`` / ``vgg<D>``.
+``lenet5``, ``resnet_<D>`` / ``resnet<D>`` with D = 6n+2, ``vgg_<11|13|16|19>`` / ``vgg<D>``; torchvision's
+``imagenet_resnet_<D>`` and the small-image stem ``tiny_resnet_<D>`` / ``cifar_resnet_<D>`` (D in 18, 34, 50, 101,
+152), ``inception_v3``, and ``mobilenet_v1`` (:mod:`lth.models.torchvision_nets`, :mod:`lth.models.mobilenet`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from lth.models.base import PopModel
 from lth.models.conv import LeNet5, conv_net, scale_width
 from lth.models.fc import FC
 from lth.models.from_module import from_module
+from lth.models.mobilenet import mobilenet_v1
 from lth.models.resnet import RESNET_NORMS, ResNet
 from lth.models.vgg import VGG, VGG_CFGS, VGG_NORMS
 
 NAME_FORMS = ("fc_<h1>[_<h2>...] (e.g. fc_300_100 = lenet_300_100), conv2, conv4, conv6, lenet5, "
-              "resnet_<6n+2> (e.g. resnet_20), vgg_<11|13|16|19>")
+              "resnet_<6n+2> (e.g. resnet_20), vgg_<11|13|16|19>, imagenet_resnet_<18|34|50|101|152>, "
+              "tiny_resnet_<D>, cifar_resnet_<D>, inception_v3, mobilenet_v1")
 NORMS = ("batchnorm", "fixup", "groupnorm", "none")
 # Families without normalisation layers accept the default and "none" and ignore them.
 _PLAIN_NORMS = ("batchnorm", "none")
@@ -69,6 +73,26 @@ def _vgg(n: int, example_shape: tuple[int, ...], num_classes: int, *, depth: int
     return VGG(n, example_shape, num_classes, depth, norm=norm, width=width)
 
 
+# torchvision's networks (lth.models.torchvision_nets), imported when first built: `import lth` stays free of
+# torchvision. Depths of imagenet_/tiny_/cifar_resnet_<D>, and each name prefix's stem.
+TV_RESNET_DEPTHS = (18, 34, 50, 101, 152)
+TV_RESNET_STEMS = {"imagenet": "imagenet", "tiny": "small", "cifar": "small"}
+
+
+def _tv_resnet(n: int, example_shape: tuple[int, ...], num_classes: int, *, depth: int, stem: str,
+               norm: str = "batchnorm", width: float = 1.0) -> PopModel:
+    from lth.models.torchvision_nets import build_resnet
+
+    return build_resnet(n, example_shape, num_classes, depth=depth, stem=stem, norm=norm, width=width)
+
+
+def _inception_v3(n: int, example_shape: tuple[int, ...], num_classes: int, *, norm: str = "batchnorm",
+                  width: float = 1.0) -> PopModel:
+    from lth.models.torchvision_nets import build_inception_v3
+
+    return build_inception_v3(n, example_shape, num_classes, norm=norm, width=width)
+
+
 # family -> builder(n, example_shape, num_classes, *, norm, width, **family parameters from the name)
 MODELS: dict[str, Callable[..., PopModel]] = {
     "fc": _fc,
@@ -78,6 +102,9 @@ MODELS: dict[str, Callable[..., PopModel]] = {
     "lenet5": _lenet5,
     "resnet": _resnet,
     "vgg": _vgg,
+    "tv_resnet": _tv_resnet,  # imagenet_resnet_<D>, tiny_resnet_<D>, cifar_resnet_<D> (torchvision's ResNets)
+    "inception_v3": _inception_v3,
+    "mobilenet_v1": from_module(mobilenet_v1, init="spec", output="fc", name="mobilenet_v1"),
 }
 
 
@@ -116,6 +143,14 @@ def resolve(name: str) -> tuple[str, dict[str, Any]]:
         if depth not in VGG_CFGS:
             raise _bad(name, f"VGG depth must be one of {', '.join(map(str, VGG_CFGS))}, got {depth}")
         return "vgg", {"depth": depth}
+    if m := re.fullmatch(r"(imagenet|tiny|cifar)_resnet_?(\d+)", key):
+        depth = int(m.group(2))
+        if depth not in TV_RESNET_DEPTHS:
+            raise _bad(name, f"{m.group(1)}_resnet depth must be one of {', '.join(map(str, TV_RESNET_DEPTHS))}, "
+                             f"got {depth}")
+        return "tv_resnet", {"depth": depth, "stem": TV_RESNET_STEMS[m.group(1)]}
+    if key == "tv_resnet":
+        raise _bad(name, "name a depth and a stem, e.g. imagenet_resnet_50")
     if key in MODELS:  # a family registered by the user, built without name parameters
         return key, {}
     raise _bad(name)
@@ -189,7 +224,8 @@ def register_module(name: str, factory: Callable[..., nn.Module], **opts: Any) -
 def model_names() -> list[str]:
     """Example model names for help text (every one builds)."""
     return ["lenet_300_100", "fc_300_100", "fc_1000_1000", "conv2", "conv4", "conv6", "lenet5",
-            "resnet_20", "resnet_56", "resnet_110", "vgg_11", "vgg_13", "vgg_16", "vgg_19"]
+            "resnet_20", "resnet_56", "resnet_110", "vgg_11", "vgg_13", "vgg_16", "vgg_19", "imagenet_resnet_18",
+            "imagenet_resnet_50", "tiny_resnet_18", "cifar_resnet_18", "inception_v3", "mobilenet_v1"]
 
 
 __all__ = ["MODELS", "NORMS", "NAME_FORMS", "PopModel", "build_model", "from_module", "model_names", "num_params",

@@ -7,8 +7,8 @@
   population layers: ``nn.Linear`` -> batched matmuls, ``nn.Conv2d`` -> one grouped convolution over
   ``[B, N*C, H, W]``, ``nn.BatchNorm2d`` -> BatchNorm over ``N*C`` channels (statistics per member); ReLU-like
   activations, dropout, 2-d pooling, flatten / view / reshape that keep the batch dimension, spatial means and
-  sums, and elementwise ``+ - * /`` between activations are kept. The rewritten network is checked against the
-  original on a sample before it is used.
+  sums, concatenations along a non-batch dimension, and elementwise ``+ - * /`` between activations are kept.
+  The rewritten network is checked against the original on a sample before it is used.
 - ``vmap`` (any module ``torch.func`` can run): the members' parameters and buffers are stacked and the
   original module runs under ``torch.func.vmap(functional_call(...))``; BatchNorm running statistics are
   stacked buffers updated per member.
@@ -289,6 +289,16 @@ def fx_rewrite(module: nn.Module, n: int, example_shape: tuple[int, ...]) -> tup
                     raise Unsupported(f"{_describe(nd, module)} combines an activation with a non-activation tensor")
             elif t in _RESHAPE_FUNCTIONS or t in _RESHAPE_METHODS:
                 env[nd.name] = _reshape(g, nd, val, as_layout, n, tail)
+            elif t is torch.cat:  # concatenated activations (Inception's branches): member-first, one dim further
+                seq = nd.args[0]
+                dim = nd.args[1] if len(nd.args) > 1 else nd.kwargs.get("dim", 0)
+                if (not isinstance(seq, list | tuple) or not isinstance(dim, int)
+                        or not all(isinstance(a, fx.Node) and tails.get(a.name) for a in seq)):
+                    raise Unsupported(f"{_describe(nd, module)}: only a list of activations along a given dimension")
+                if dim % (len(tail) + 1) == 0:
+                    raise Unsupported(f"{_describe(nd, module)} concatenates along the batch")
+                parts = [as_layout(a, "mf") for a in seq]
+                env[nd.name] = (g.call_function(torch.cat, (parts,), {"dim": dim % (len(tail) + 1) + 1}), "mf")
             elif (t in _REDUCE_FUNCTIONS or t in _REDUCE_METHODS) and len(tensors) == 1 and nd.args[0] in tensors:
                 dim, keep = _dims(nd.args, nd.kwargs)
                 src_tail = tails[nd.args[0].name]
@@ -656,6 +666,8 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
             return _call_factory(factory, label, shape, num_classes, norm, width)
 
         reference = make()
+        # built on the meta device (lth.models.shape_model: shapes for planning): no values to check or draw
+        meta = any(t.is_meta for t in reference.parameters())
         what = f"model {label} ({type(reference).__name__})"
         layers = {k: m for k, m in reference.named_modules() if isinstance(m, PRUNABLE_TYPES)}
         if not layers:
@@ -715,7 +727,7 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
                                       f"rewrite would untie it")
                 rewritten, graph = fx_rewrite(reference, n, shape)
                 model = FxModel(n, reference, rewritten, graph, frozen=frozen, **kw)
-                if (key, "fx") not in checked:
+                if (key, "fx") not in checked and not meta:
                     _check_against(model, reference, shape)
                     checked.add((key, "fx"))
             except Exception as e:  # noqa: BLE001 - Unsupported, or a rewrite that fails on this module
@@ -726,7 +738,7 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
         if model is None:
             model = VmapModel(n, reference, frozen=frozen, **kw)
             try:
-                if (key, "vmap") not in checked:
+                if (key, "vmap") not in checked and not meta:
                     _check_against(model, reference, shape)
                     checked.add((key, "vmap"))
             except Exception as e:  # noqa: BLE001
@@ -736,7 +748,7 @@ def from_module(factory: Callable[..., nn.Module], *, include: Iterable[str] | N
                                 f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
                                 + (f"; the fx rewrite: {reason}" if reason else "")) from e
             model.fallback_reason = reason
-        for i in range(n):  # every member a fresh draw until the engine initialises it from its seed
+        for i in range(n if not meta else 0):  # every member a fresh draw until the engine initialises it
             model.init_member(i, "kaiming_normal", torch.Generator().manual_seed(i))
         return model
 

@@ -178,7 +178,7 @@ class Recipe:
         a name is not a dataset of the pieces (the recipe's datasets at ``ctx``'s scale) or when no piece is
         left."""
         if ctx.datasets is None:
-            return list(pieces)
+            return self._present(ctx, list(pieces))
         wanted = list(dict.fromkeys(ctx.datasets))
         per = [self.datasets([p]) for p in pieces]  # each piece's datasets (listing nodes can take seconds)
         have = sorted({d for ds in per for d in ds})
@@ -200,13 +200,41 @@ class Recipe:
                     f"(--datasets {' '.join(wanted)})")
         return [p for p, k in zip(pieces, keep, strict=True) if k]
 
+    def _present(self, ctx: Context, pieces: list[Piece]) -> list[Piece]:
+        """Without ``--datasets``: the pieces on image datasets read from disk (ImageNet, Tiny-ImageNet) run where
+        their data is present and are left out, said as a substitution, where it is not (the user names them with
+        ``--datasets`` to require them)."""
+        from lth.data.images import IMAGE_DATASETS
+
+        absent: dict[str, str] = {}
+        for name in sorted({d for p in pieces for d in self.datasets([p])} & set(IMAGE_DATASETS)):
+            try:
+                _image_layout(name, ctx.data_dir)
+            except UserError as e:
+                absent[name] = str(e)
+        if not absent:
+            return pieces
+        keep = [p for p in pieces if not set(self.datasets([p])) & set(absent)]
+        left = [p.label for p in pieces if p not in keep]
+        for name, why in absent.items():
+            ctx.sub(f"pieces {', '.join(left)} left out: no {name} data ({why}); docs/scale.md says how to lay it "
+                    f"out, --datasets {name} requires it")
+        if not keep:
+            raise UserError(f"recipe {self.name}: every piece needs data that is not here: "
+                            + "; ".join(absent.values()))
+        return keep
+
     def check_data(self, pieces: list[Piece], data_dir: str | Path | None) -> None:
         """Before anything trains: a UserError naming the missing files and the folder they go in."""
         from lth.data.datasets import locate
+        from lth.data.images import IMAGE_DATASETS
 
         for name in self.datasets(pieces):
             try:
-                locate(name, data_dir, download=False)
+                if name in IMAGE_DATASETS:
+                    _image_layout(name, data_dir)
+                else:
+                    locate(name, data_dir, download=False)
             except UserError as e:
                 raise UserError(f"recipe {self.name}: {e}") from None
 
@@ -275,6 +303,14 @@ class Recipe:
         return RecipeResult(self.name, rows, self.verdicts(ctx, measured), list(ctx.substitutions), results,
                             self.extra_tables(ctx, pieces, results), time.perf_counter() - started,
                             self.datasets(pieces))
+
+
+def _image_layout(name: str, data_dir: str | Path | None) -> Any:
+    """The layout of image dataset ``name`` under the data root (a UserError naming what is missing)."""
+    from lth.data.datasets import data_root
+    from lth.data.images import read_layout
+
+    return read_layout(name, data_root(data_dir))
 
 
 def compare(paper: Sequence[PaperNumber], measured: dict[str, Measured], quick: bool) -> list[dict[str, Any]]:

@@ -6,7 +6,10 @@ rewinding step at which the subnetworks become stable, and stable and matching (
 
 Paper numbers: seed 002, Table 2 ("Accuracy of IMP and random subnetworks when rewinding to k = 0 at the
 sparsities in Table 1"), every row lth has a preset for (LeNet, ResNet-20 standard / low / warmup, VGG-16 standard
-/ low / warmup); densities from Table 1. Fig. 9's medians are drawn, not tabulated: lth reports its own.
+/ low / warmup, ResNet-50 and Inception-v3 on ImageNet); densities from Table 1. The ImageNet rows (one-shot pruning
+to 30%: one level of 70%) run only where ImageNet is present (else they are left out, said in the report) and only
+at k = 0 (Table 2; each run is 90 or 171 ImageNet epochs). Fig. 9's medians are drawn, not tabulated: lth reports
+its own.
 """
 
 from __future__ import annotations
@@ -34,7 +37,12 @@ TABLE2 = {
     "VGG-16": ("vgg16", 0.015, .937, .909, .894, .910, .028),
     "VGG-16 Low": ("vgg16_low", 0.055, .917, .916, .901, .902, .001),
     "VGG-16 Warmup": ("vgg16_warmup", 0.015, .934, .932, .901, .907, .002),
+    # ImageNet (Table 1: one-shot pruning to 30%; the presets prune 70% in one level): run where ImageNet is present
+    "ResNet-50": ("resnet50_imagenet", 0.30, .761, .737, .731, .734, .024),
+    "Inception-v3": ("inception_v3_imagenet", 0.30, .781, .757, .752, .755, .024),
 }
+# ImageNet rows: Table 2 only (k = 0), no rewinding sweep: each run is 90 (171) ImageNet epochs
+TABLE2_ONLY = ("ResNet-50", "Inception-v3")
 COLUMNS = ("full", "IMP", "random pruning", "random reinit", "delta (full - IMP)")
 SUBNETWORKS = ("dense", "imp", "random-prune", "random-reinit")
 # The paper's samples (Sec. 2, Figs. 2-3: "three initializations and three data orders (nine samples total)"):
@@ -52,7 +60,7 @@ class ModeConnectivityRecipe(Recipe):
     paper = "Frankle, Dziugaite, Roy & Carbin, ICML 2020: Linear mode connectivity and the lottery ticket hypothesis"
     figures = ("error along the linear path (Fig. 2, 5)", "instability vs k (Fig. 3, 6)", "Table 2",
                "first stable and first stable-and-matching k (Fig. 9)")
-    data = ("mnist", "cifar10")
+    data = ("mnist", "cifar10", "imagenet")
     paper_numbers = tuple(PaperNumber(f"{net}: {col}", v, T2, "difference" if col.startswith("delta") else "fraction")
                           for net, row in TABLE2.items() for col, v in zip(COLUMNS, row[2:], strict=True))
 
@@ -79,12 +87,15 @@ class ModeConnectivityRecipe(Recipe):
                 lp = plan_lottery("digits_mlp", level, replicates=reps, rewind=QUICK["rewinds"], root=ctx.root,
                                   data_dir=ctx.data_dir, pruning=dict(get_preset(preset).pruning), **over)
             else:
-                level = ctx.scale.pick("levels", level_at_density(density, 0.2))
-                if level != level_at_density(density, 0.2):
-                    ctx.sub(f"{net}: level {level} (density {0.8 ** level:.3f}) instead of level "
-                            f"{level_at_density(density, 0.2)} (Table 1's {density})")
-                check_rewinds(ctx, preset, cfg["rewinds"], **over)
-                lp = plan_lottery(preset, level, replicates=reps, rewind=cfg["rewinds"], root=ctx.root,
+                fraction = float(get_preset(preset).pruning.get("fraction", 0.2))  # ImageNet rows: 0.7, one shot
+                natural = level_at_density(density, fraction)
+                level = ctx.scale.pick("levels", natural)
+                if level != natural:
+                    ctx.sub(f"{net}: level {level} (density {(1 - fraction) ** level:.3f}) instead of level "
+                            f"{natural} (Table 1's {density})")
+                rewinds = ("0it",) if net in TABLE2_ONLY else cfg["rewinds"]
+                check_rewinds(ctx, preset, rewinds, **over)
+                lp = plan_lottery(preset, level, replicates=reps, rewind=rewinds, root=ctx.root,
                                   data_dir=ctx.data_dir, **over)
             sp = StabilityPlan(lp.trunks, list(SUBNETWORKS), [0, level], reps, cfg["copies"], trajectory_points=0,
                                steps_per_epoch=lp.spe)
@@ -94,6 +105,7 @@ class ModeConnectivityRecipe(Recipe):
     def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
         """Evaluate every path; Table 2's columns from the copies at k = 0, instability per subnetwork, and the
         first stable (and matching) k per subnetwork."""
+        from lth.presets import get_preset
         from lth.stability.analysis import end_accuracies
         from lth.studies.stability import PathOptions, evaluate_stability
 
@@ -112,7 +124,8 @@ class ModeConnectivityRecipe(Recipe):
                                             and r["rewind"] == k]).values())
 
             net = piece.label
-            how = f"level {level} (density {0.8 ** level:.3f}), k = 0, end points of the copies"
+            fraction = float(get_preset(TABLE2[net][0]).pruning.get("fraction", 0.2)) if not ctx.quick else 0.2
+            how = f"level {level} (density {(1 - fraction) ** level:.3f}), k = 0, end points of the copies"
             full, imp = acc("dense", 0), acc("imp", level)
             for col, vals in zip(COLUMNS[:4], (full, imp, acc("random-prune", level), acc("random-reinit", level)),
                                  strict=True):

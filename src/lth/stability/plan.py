@@ -8,6 +8,12 @@ replicate ``r`` starts from
 
 - ``dense``: level 0's state at step k, no mask (the paper's Sec. 3, full networks);
 - ``imp``: level 0's state at step k under level L's mask (Sec. 4-5, IMP subnetworks);
+- ``oneshot``: level 0's state at step k under a one-shot mask: level 0's final weights pruned once to the density
+  IMP reaches at level L (op ``oneshot_levels``: the trunk's strategy applied L times to the same final weights,
+  which for magnitude pruning keeps the largest weights at exactly IMP level L's per-layer or global counts, with
+  no training between). Only the dense trunk (level 0) trains, whatever L (``imp`` at level L needs IMP levels
+  1..L-1; at level 1 the two masks are one). Table 1's ImageNet rows ("Style: One-Shot", 30% density) are level 1
+  of a trunk pruned by 70% a level (the ``resnet50_imagenet`` preset);
 - ``random-prune``: level 0's state at step k under a random mask with the ticket's per-layer counts (op
   ``random_mask``, the same draw as the ``random-mask`` branch);
 - ``random-reinit``: a fresh initialisation (init seed ``REINIT_SEED_BASE + r``, the ``reinit`` branch's
@@ -41,13 +47,14 @@ from pathlib import Path
 from typing import Any
 
 from lth.errors import UserError, ref
-from lth.graph import Node, Recipe, Ref
+from lth.graph import Node, OpContext, Recipe, Ref, Setup, op
 from lth.lottery.branches.base import REINIT_SEED_BASE
-from lth.lottery.trunk import Trunk
+from lth.lottery.trunk import Trunk, level_hparams
+from lth.prune import full_mask, prune
 from lth.spec import Step, spec_hash
 from lth.store.paths import experiment_dir
 
-SUBNETWORKS = ("dense", "imp", "random-prune", "random-reinit")
+SUBNETWORKS = ("dense", "imp", "oneshot", "random-prune", "random-reinit")
 TICKET = "ticket"  # the subnetwork of copies that start from a ticket given as tensors (Stability.given)
 COPY_SEED_BASE = 2_000_000  # data-order / augmentation seeds of copies: never a replicate's own seed
 
@@ -55,6 +62,18 @@ COPY_SEED_BASE = 2_000_000  # data-order / augmentation seeds of copies: never a
 def copy_seed(replicate: int, copy: int) -> int:
     """The data-order and augmentation seed of copy ``copy`` of replicate ``replicate``."""
     return COPY_SEED_BASE + 1000 * replicate + copy
+
+
+@op("oneshot_levels")
+def oneshot_levels(ctx: OpContext, state: dict, dense_final: dict, *, pruning: dict, replicate: int,
+                   level: int) -> Setup:
+    """``state`` under ``dense_final`` pruned once to IMP level ``level``'s density: the trunk's pruning applied
+    ``level`` times in a row to the same weights (each level's hyperparameters as IMP's, no training between)."""
+    weights = {k: dense_final[k] for k in ctx.prunable}
+    mask = full_mask(weights, list(ctx.kinds))
+    for lv in range(1, level + 1):
+        mask = prune(weights, mask, level_hparams(pruning, replicate, lv), ctx.kinds)
+    return Setup(state, mask)
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,9 @@ class Stability:
                             "pretraining is per pruned level (1, 2, ...); level 0 has none to start from")
         if self.subnetwork == "dense":
             return Recipe.make("ticket", t.start_ref(r, level))
+        if self.subnetwork == "oneshot":  # the dense trunk's final weights pruned once: no IMP level trains
+            return Recipe.make("oneshot_levels", t.start_ref(r, level), Ref(t.node(r, 0), "state:final"),
+                               pruning=t.pruning.record(), replicate=r, level=level)
         ticket = Ref(t.node(r, level), "mask")
         if self.subnetwork == "imp":
             return Recipe.make("ticket", t.start_ref(r, level), ticket)
