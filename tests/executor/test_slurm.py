@@ -210,9 +210,37 @@ LOTTERY = ["lottery", "--preset", "digits_mlp", "--levels", "1", "--replicates",
 ON_SLURM = ["--executor", "slurm", "--slurm-cpus-per-task", "1", "--slurm-time", "10"]
 
 
-def driver(cluster: SlurmCluster, argv: list[str], **kw) -> subprocess.Popen:
-    return subprocess.Popen([*DRIVER, *argv], env={**cluster.env, "PYTHONPATH": SRC}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+_DRIVERS: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_driver_left_behind():
+    """A test that fails part-way leaves no driver running."""
+    yield
+    for p in _DRIVERS:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    _DRIVERS.clear()
+
+
+def driver(cluster: SlurmCluster, argv: list[str]) -> subprocess.Popen:
+    """``lth ARGV`` started against the cluster."""
+    p = subprocess.Popen([*DRIVER, *argv], env={**cluster.env, "PYTHONPATH": SRC}, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    _DRIVERS.append(p)
+    return p
+
+
+def ended(p: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """The driver's (stdout, stderr) once it ended by itself; killed, and the test failed, if it has not after
+    ``timeout`` seconds (a driver that never sees its jobs end)."""
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+        raise AssertionError(f"the command did not end by itself in {timeout} s: {err[-2000:]}") from None
 
 
 def running_job(cluster: SlurmCluster, but: set[str] = frozenset(), timeout: float = 60) -> str:
@@ -230,7 +258,7 @@ def test_on_slurm_a_lottery_with_a_branch_equals_the_local_executor(slurm: Slurm
     """Run for run and tensor for tensor; --json stdout is one JSON document although sacct fails throughout;
     the GPU default on a partition without GPUs is none."""
     p = driver(slurm, [*LOTTERY, "--root", str(tmp_path / "slurm"), *ON_SLURM, "--json"])
-    out, err = p.communicate(timeout=240)
+    out, err = ended(p, 240)
     assert p.returncode == 0, err
     got = json.loads(out)  # one document, nothing else
     code, local_out, err = cases.local_reference(lambda: lth(*LOTTERY, "--root", str(tmp_path / "local"), "--json"))
@@ -252,12 +280,12 @@ def test_on_slurm_scancel_ends_the_command_retries_and_a_rerun_finishes(slurm: S
     first = running_job(slurm)
     slurm.cmd("scancel", first.split("_")[0])
     slurm.cmd("scancel", running_job(slurm, {first}).split("_")[0])
-    out, err = p.communicate(timeout=120)
+    out, err = ended(p, 120)
     assert p.returncode == 1, err
     assert "left the queue (CANCELLED) without finishing its runs" in err and "trying 1 run(s) again" in err, err
     assert "failed after 2 attempt(s)" in err and json.loads(out)["runs"][0]["status"] == "failed"
     p = driver(slurm, argv)
-    out, err = p.communicate(timeout=120)
+    out, err = ended(p, 120)
     assert p.returncode == 0, err
     assert json.loads(out)["runs"][0]["status"] == "complete"
 
@@ -269,7 +297,7 @@ def test_on_slurm_sigterm_ends_the_driver_like_ctrl_c(slurm: SlurmCluster, tmp_p
                        "--root", str(tmp_path / "s"), *ON_SLURM])
     job = running_job(slurm)
     p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
+    _, err = ended(p, 60)
     assert p.returncode == 143 and "run the same command again to resume" in err, err
     deadline = time.monotonic() + 20
     while job in slurm.jobs() and time.monotonic() < deadline:
@@ -280,7 +308,7 @@ def test_on_slurm_sigterm_ends_the_driver_like_ctrl_c(slurm: SlurmCluster, tmp_p
 def test_on_slurm_an_impossible_request_is_refused_at_once(slurm: SlurmCluster, tmp_path: Path) -> None:
     p = driver(slurm, ["train", "--preset", "digits_mlp", "--device", "cpu", "--root", str(tmp_path / "s"),
                        *ON_SLURM, "--slurm-cpus-per-task", "64"])
-    _, err = p.communicate(timeout=60)
+    _, err = ended(p, 60)
     assert p.returncode == 2 and err.startswith("lth: error: --slurm-cpus-per-task: bad value 64") \
         and len(err.splitlines()) == 1, err
     assert not slurm.jobs() and not (tmp_path / "s").exists()
