@@ -30,7 +30,7 @@ from typing import Any
 from lth.errors import UserError, ref
 from lth.executor import slurm_query
 from lth.executor.cluster import ClusterExecutor, need
-from lth.executor.work import error_line, train_remote
+from lth.executor.work import error_line, train_remote, whole_sentences
 from lth.graph import Node
 from lth.store import RunDir
 
@@ -309,5 +309,5 @@ def job_error(e: BaseException) -> str:
     lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
     if type(e).__name__ in ("FailedJobError", "UncompletedJobError") and lines:
         tail = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b", ln)]
-        return tail[-1][:300] if tail else lines[-1][:300]
+        return whole_sentences(tail[-1] if tail else lines[-1])
     return error_line(e)
