@@ -96,6 +96,7 @@ class SlurmExecutor(ClusterExecutor):
     _ex: Any = None
     _gpus: int | None = None  # gpus_per_task as resolved for the partition
     _gone: dict[str, float] = field(default_factory=dict, repr=False)  # job id -> when it was seen out of the queue
+    _queue_error: str = ""  # the last error reading the queue, said once
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -273,8 +274,11 @@ class SlurmExecutor(ClusterExecutor):
         try:
             queue = slurm_query.queued([j.job_id for j in waiting])  # type: ignore[attr-defined]
         except slurm_query.SlurmUnavailable as e:
-            print(f"lth: cannot read Slurm's queue ({e}); trying again", file=sys.stderr)
+            if str(e) != self._queue_error:  # once per outage, not at every poll
+                print(f"lth: cannot read Slurm's queue ({e}); trying again", file=sys.stderr)
+            self._queue_error = str(e)
             return []
+        self._queue_error = ""
         gone = [j for j in waiting if j.job_id not in queue]  # type: ignore[attr-defined]
         states = slurm_query.final_states([j.job_id for j in gone]) if gone else {}  # type: ignore[attr-defined]
         now = time.monotonic()
