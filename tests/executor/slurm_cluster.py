@@ -51,6 +51,13 @@ class SlurmCluster:
         """A Slurm command's stdout, run against this cluster."""
         return subprocess.run(argv, env=self.env, capture_output=True, text=True, check=check, timeout=60).stdout
 
+    def clear(self, timeout: float = 30) -> None:
+        """Cancel every job and wait until the queue is empty."""
+        self.cmd("scancel", "--full", f"--user={os.geteuid()}", check=False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.cmd("squeue", "--noheader", check=False).strip():
+            time.sleep(0.3)
+
     def jobs(self) -> dict[str, str]:
         """``{array element id: state}`` of every job in the queue."""
         out = self.cmd("squeue", "--noheader", "--array", "--format=%i|%T")
@@ -127,10 +134,7 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
         yield cluster
     finally:
         if "slurmctld" in pids:
-            cluster.cmd("scancel", "--full", f"--user={os.geteuid()}", check=False)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and cluster.cmd("squeue", "--noheader", check=False).strip():
-                time.sleep(0.3)
+            cluster.clear()
         for name in ("slurmd", "slurmctld", "munged"):
             if name in pids:
                 _stop(pids[name])
