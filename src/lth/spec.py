@@ -31,8 +31,9 @@ def help_field(default: Any, help: str, choices: tuple[str, ...] | None = None, 
 class DataHparams:
     """What to train on and how batches are drawn."""
 
-    dataset: str = help_field("mnist", "dataset: mnist, fashion_mnist, cifar10, cifar100, digits, synthetic, or one "
-                              "registered in lth.data.DATASETS")
+    dataset: str = help_field("mnist", "dataset: mnist, fashion_mnist, cifar10, cifar100, digits, synthetic; read from "
+                              "disk while training: imagenet, tiny_imagenet, imagefolder (--data-dir DIR with "
+                              "DIR/train/<class>/, DIR/val/<class>/); or one registered in lth.data.DATASETS")
     batch_size: int = help_field(60, "examples per training step")
     augment: bool = help_field(False, "random crop (4-pixel padding) and horizontal flip (CIFAR)")
     random_labels_fraction: float = help_field(0.0, "fraction of training labels replaced by random ones")
@@ -44,6 +45,8 @@ class DataHparams:
     synthetic_shape: tuple[int, ...] = help_field((3, 32, 32), "synthetic dataset: shape of one example")
     synthetic_classes: int = help_field(10, "synthetic dataset: number of classes")
     synthetic_size: int = help_field(50000, "synthetic dataset: number of training examples")
+    image_size: int = help_field(0, "image datasets read from disk (imagefolder, imagenet, tiny_imagenet): the side "
+                                 "of the square crop in pixels (0: the dataset's, 224 or 64)", metavar="S")
 
 
 @dataclass(frozen=True)

@@ -202,8 +202,8 @@ def test_missing_fashion_mnist_names_folder(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_unknown_dataset_and_bad_options() -> None:
-    with pytest.raises(UserError, match="'imagenet'; allowed: mnist, fashion_mnist"):
-        load_dataset(DataHparams(dataset="imagenet"))
+    with pytest.raises(UserError, match="'imagenet_22k'; allowed: mnist, fashion_mnist"):
+        load_dataset(DataHparams(dataset="imagenet_22k"))
     with pytest.raises(UserError, match="--validation-size: bad value 1000"):
         load_dataset(synth(validation_size=1000))
     with pytest.raises(UserError, match="--subsample-fraction"):
@@ -238,7 +238,8 @@ def test_synthetic() -> None:
 
 
 def test_registry_and_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert set(DATASETS) == {"mnist", "fashion_mnist", "cifar10", "cifar100", "digits", "synthetic"}
+    assert set(DATASETS) == {"mnist", "fashion_mnist", "cifar10", "cifar100", "digits", "synthetic",
+                             "imagefolder", "imagenet", "tiny_imagenet"}
     monkeypatch.setenv("LTH_DATA", str(tmp_path / "env"))
     assert data_root(tmp_path / "flag") == tmp_path / "flag"
     assert data_root(str(tmp_path / "flag")) == tmp_path / "flag"

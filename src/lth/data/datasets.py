@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lth.data.download import DownloadFailed, cache_root, fetch
+from lth.data.images import IMAGE_DATASETS, image_splits, is_lazy, layout_source
 from lth.errors import UserError, ref
 from lth.spec import DataHparams
 
@@ -85,9 +86,9 @@ class Dataset:
         """A copy with every tensor on ``device``."""
 
         def mv(t: Tensor | None) -> Tensor | None:
-            return None if t is None else t.to(device)
+            return t if t is None or is_lazy(t) else t.to(device)  # images on disk stay there
 
-        return Dataset(self.name, self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
+        return Dataset(self.name, mv(self.train_x), self.train_y.to(device), mv(self.test_x),
                        self.test_y.to(device), mv(self.val_x), mv(self.val_y), self.num_classes, self.source)
 
 
@@ -294,6 +295,16 @@ def load_synthetic(root: Path, hp: DataHparams) -> RawSplits:
     return RawSplits(train_x, train_y, test_x, test_y, k)
 
 
+def _image_loader(name: str) -> Callable[[Path, DataHparams], RawSplits]:
+    """A loader of image dataset ``name`` (:mod:`lth.data.images`): lazy images on disk, labels in memory."""
+
+    def load(root: Path, hp: DataHparams) -> RawSplits:
+        return RawSplits(*image_splits(name, root, hp.image_size))  # type: ignore[arg-type]
+
+    load.__name__ = f"load_{name}"
+    return load
+
+
 DATASETS: dict[str, Callable[[Path, DataHparams], RawSplits]] = {
     "mnist": load_mnist,
     "fashion_mnist": load_fashion_mnist,
@@ -301,6 +312,7 @@ DATASETS: dict[str, Callable[[Path, DataHparams], RawSplits]] = {
     "cifar100": load_cifar100,
     "digits": load_digits,
     "synthetic": load_synthetic,
+    **{name: _image_loader(name) for name in IMAGE_DATASETS},
 }
 
 
@@ -413,6 +425,9 @@ def data_source(hp: DataHparams, data_dir: str | Path | None = None) -> dict:
         files, origin, root = [Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"], "bundled", None
     elif hp.dataset == "synthetic":
         files, origin, root = [], "generated", None
+    elif hp.dataset in IMAGE_DATASETS:  # a listing digest, not a sha256 per file (a million JPEGs)
+        return {"dataset": hp.dataset, "origin": origin, "root": str(root.resolve()), "files": [],
+                **layout_source(hp.dataset, root)}
     listed = [{"path": str(Path(f).resolve()), "bytes": Path(f).stat().st_size, "sha256": file_sha256(f)}
               for f in files or []]
     return {"dataset": hp.dataset, "origin": origin, "root": None if root is None else str(root.resolve()),
@@ -460,6 +475,13 @@ def load_dataset(hp: DataHparams, data_dir: str | Path | None = None,
         raise UserError(f"{ref('validation_size')}: bad value {hp.validation_size!r}, expected a whole number >= 0",
                         value=hp.validation_size, allowed="a whole number >= 0")
 
+    if hp.image_size < 0 or (hp.image_size and hp.dataset not in IMAGE_DATASETS):
+        raise UserError.bad("image_size", hp.image_size, "a side in pixels >= 1 for an image dataset "
+                            f"({', '.join(IMAGE_DATASETS)}), or 0 for the dataset's default")
+    if hp.dataset in IMAGE_DATASETS and (hp.blur or hp.rotation_task):
+        flag = "blur" if hp.blur else "rotation_task"
+        raise UserError(f"{ref(flag)}: not available for images read from disk ({hp.dataset}); allowed with the "
+                        "in-memory datasets", value=True)
     root, origin, _ = locate(hp.dataset, data_dir)
     if origin == "fallback":
         print(f"lth: {hp.dataset}: no files in {data_root(None)}; reading the system copy under {root} "

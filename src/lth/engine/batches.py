@@ -48,8 +48,9 @@ class EpochBatches:
             self.flip = torch.zeros(n_members, m, dtype=torch.bool, device=device)
 
     def fill(self, epoch: int, order_seeds: list[int], augment_seeds: list[int],
-             members: list[int] | None = None) -> None:
-        """Draw epoch ``epoch`` for the given members (default: all)."""
+             members: list[int] | None = None, start: int = 0) -> None:
+        """Draw epoch ``epoch`` for the given members (default: all); ``start`` (the step-in-epoch training
+        resumes at) changes nothing here: every batch of the epoch is drawn."""
         m = self.order.shape[1]
         for i in range(self.n) if members is None else members:
             g = generator(self.device, 1, order_seeds[i], epoch)

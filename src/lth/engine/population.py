@@ -20,9 +20,11 @@ import torch
 from torch import Tensor
 
 from lth.data import Dataset
+from lth.data.images import is_lazy
 from lth.engine.batches import EpochBatches, generator
 from lth.engine.evaluate import evaluate_population
 from lth.engine.optim import PopOptimizer, clock_key
+from lth.engine.stream import StreamBatches
 from lth.models import build_model
 from lth.models.layers import use_channels_last
 from lth.spec import to_dict
@@ -39,6 +41,11 @@ def _cpu(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_cpu(v) for v in obj]
     return obj
+
+
+def _on(x: Any, device: torch.device) -> Any:
+    """``x`` on ``device``; images on disk stay there (evaluation decodes them chunk by chunk)."""
+    return x if is_lazy(x) else x.to(device)
 
 
 class Population:
@@ -88,14 +95,20 @@ class Population:
         self.masked_params = [self.pdict[k] for k in self.masked]
 
         # --- data on the device, per-member order and augmentation streams
-        self.x_train, self.y_train = data.train_x.to(device), data.train_y.to(device)
-        hw = tuple(self.x_train.shape[-2:]) if self.x_train.dim() == 4 else (0, 0)
-        self.batches = EpochBatches(n, n_train, bs, spec.data.augment, hw, device)
         self.order_seeds = [j.seed("order") for j in jobs]
         self.aug_seeds = [j.seed("augment") for j in jobs]
-        self.evals = {"test": (data.test_x.to(device), data.test_y.to(device))}
+        self.batches: EpochBatches | StreamBatches
+        if is_lazy(data.train_x):  # images on disk: decoded by DataLoader workers while training
+            self.x_train, self.y_train = data.train_x, data.train_y
+            self.batches = StreamBatches(n, data.train_x, data.train_y, bs, spec.data.augment, self.order_seeds,
+                                         self.aug_seeds, device, workers=getattr(opts, "loader_workers", None))
+        else:
+            self.x_train, self.y_train = data.train_x.to(device), data.train_y.to(device)
+            hw = tuple(self.x_train.shape[-2:]) if self.x_train.dim() == 4 else (0, 0)
+            self.batches = EpochBatches(n, n_train, bs, spec.data.augment, hw, device)
+        self.evals = {"test": (_on(data.test_x, device), data.test_y.to(device))}
         if data.val_x is not None:
-            self.evals["val"] = (data.val_x.to(device), data.val_y.to(device))
+            self.evals["val"] = (_on(data.val_x, device), data.val_y.to(device))
 
         # --- per-member bookkeeping
         self.loss_sum = torch.zeros(n, device=device)  # NaN or inf here at an evaluation: the member diverged

@@ -76,7 +76,7 @@ class Stepper:
     def new_epoch(self, t: int) -> None:
         """Draw the epoch's order and augmentation buffers; point the step at position ``t`` in it."""
         p = self.pop
-        p.batches.fill(t // p.spe, p.order_seeds, p.aug_seeds)
+        p.batches.fill(t // p.spe, p.order_seeds, p.aug_seeds, start=t % p.spe)
         self.pos_t.fill_(t % p.spe)
 
     def _clear_grads(self) -> None:
@@ -86,6 +86,9 @@ class Stepper:
     def __call__(self, t: int) -> None:
         """Step from iteration ``t`` to ``t + 1``: eager, or (CUDA) three eager warm-up steps, one capture,
         then replays."""
+        prepare = getattr(self.pop.batches, "prepare", None)
+        if prepare is not None:  # data read from disk: the next batch into the step's static buffers
+            prepare(t % self.pop.spe)
         if not self.use_graph:
             self.step(t % self.pop.spe, t)
             self._clear_grads()

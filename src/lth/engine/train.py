@@ -69,6 +69,7 @@ class EngineOptions:
     # last one (None: at every one). Checkpoints cost I/O; a short run loses little when it restarts.
     checkpoint_seconds: float | None = None
     threads: int | None = None  # CPU threads for torch (None: leave torch's setting); cluster workers set it
+    loader_workers: int | None = None  # images read from disk: DataLoader worker processes (None: the CPUs, <= 16)
     callback: Callback | None = None
     # weight telemetry (Frankle et al. 2020, Fig. 3) into telemetry.csv: what is recorded, never the result
     telemetry_every: Step | None = None  # None: no telemetry
@@ -139,6 +140,16 @@ def train_population(jobs: list[Job], data: Dataset, opts: EngineOptions) -> lis
 
 def _train(jobs: list[Job], data: Dataset, opts: EngineOptions) -> list[dict[str, Any]]:
     pop = Population(jobs, data, opts, lambda event, **info: _emit(opts, event, **info))
+    try:
+        return _loop(pop, jobs)
+    finally:
+        close = getattr(pop.batches, "close", None)
+        if close is not None:  # images read from disk: stop the DataLoader's workers
+            close()
+
+
+def _loop(pop: Population, jobs: list[Job]) -> list[dict[str, Any]]:
+    opts = pop.opts
     pop.prepare_store()
     stepper = Stepper(pop)
     spe, total, n = pop.spe, pop.total, pop.n

@@ -159,6 +159,9 @@ class RuntimeOptions(Options):
                                            "60 s have passed since the last checkpoint; the default)")
     threads: int | None = option(None, "CPU threads for torch (default: torch's, one per core; on a machine busy "
                                        "with other work 1 is often much faster)", low=1, metavar="N")
+    loader_workers: int | None = option(None, "image datasets read from disk: DataLoader worker processes that decode "
+                                              "and augment (default: the CPUs this process may use, at most 16; 0: "
+                                              "decode in the training process)", low=0, metavar="N")
     telemetry_every: Step | None = option(None, "record weight telemetry (mean |w|, sign flips, distances to init "
                                                 "and final, sampled weights, gradient norm) every STEP into "
                                                 "telemetry.csv", metavar="STEP")
@@ -234,7 +237,7 @@ class RuntimeOptions(Options):
                                                    "telemetry_dense_every") if getattr(self, k) is not None}
         return EngineOptions(device=self.device, cuda_graph=self.cuda_graph, checkpoint_every=every,
                              checkpoint_seconds=seconds, callback=callback, compile=self.compile, tf32=self.tf32,
-                             mlp_backward=self.mlp_backward, **telemetry)
+                             mlp_backward=self.mlp_backward, loader_workers=self.loader_workers, **telemetry)
 
     def make_executor(self, progress: Any = None) -> Any:
         """The executor these options describe, reporting to ``progress`` (a :class:`lth.progress.Progress`;

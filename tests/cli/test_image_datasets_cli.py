@@ -1,0 +1,48 @@
+"""Every command on images read from disk: lottery with rewinding and a branch, stability, landscape, report, on a
+folder of real JPEGs written at test time (`--dataset imagefolder --data-dir DIR`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import lth
+
+from tests.data.image_files import write_imagefolder
+
+COMMON = ("--preset", "lenet_300_100", "--dataset", "imagefolder", "--image-size", "8", "--model", "fc_16",
+          "--batch-size", "40", "--training-steps", "2ep", "--validation-size", "0", "--lr", "0.05",
+          "--loader-workers", "1")
+
+
+def test_lottery_stability_landscape_and_report_on_an_image_folder(tmp_path: Path) -> None:
+    data = write_imagefolder(tmp_path / "digits", count=300)
+    root = tmp_path / "runs"
+    common = (*COMMON, "--data-dir", str(data), "--root", str(root))
+    code, out, err = lth("lottery", *common, "--levels", "1", "--rewind", "3it", "--branches", "reinit", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert {b["branch"] for b in doc["branches"]} == {"reinit"}
+    spec = json.loads((Path(doc["runs"][0]["path"]) / "spec.json").read_text())
+    assert spec["data_source"]["layout"] == "imagefolder" and spec["data_source"]["classes"] == 10
+    assert all(r["status"] == "complete" for r in doc["runs"])
+
+    code, out, err = lth("stability", *common, "--rewind", "0it", "--alphas", "3", "--json")
+    assert code == 0, err
+    assert json.loads(out)["results"][0]["test_instability"] >= 0
+
+    code, out, err = lth("landscape", *common, "--rewind", "0it", "--alphas", "3", "--trajectory-points", "2",
+                         "--json")
+    assert code == 0, err
+
+    code, out, err = lth("report", "--root", str(root))
+    assert code == 0, err
+    assert (root / "report" / "index.html").is_file()
+
+
+def test_a_missing_image_folder_is_one_line_naming_it(tmp_path: Path) -> None:
+    code, out, err = lth("train", *COMMON, "--data-dir", str(tmp_path / "nowhere"), "--root", str(tmp_path / "r"))
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "folder not found" in lines[0] and "nowhere" in lines[0], err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.pt"))
