@@ -128,8 +128,10 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
         deadline = time.monotonic() + 30
         while "idle" not in cluster.cmd("sinfo", "--noheader", "--format=%T", check=False):
             if time.monotonic() > deadline:
-                pytest.fail(f"the test cluster did not come up in 30 s; see {folder}/daemons.log and "
-                            f"{folder}/slurmctld.log")
+                logs.flush()
+                tail = [line for name in ("daemons.log", "slurmctld.log", "slurmd.log") if (folder / name).exists()
+                        for line in (folder / name).read_text(errors="replace").splitlines()[-5:]]
+                pytest.fail(f"the test cluster did not come up in 30 s (logs in {folder}): " + " | ".join(tail))
             time.sleep(0.3)
         yield cluster
     finally:
