@@ -231,6 +231,9 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory):
         for proc in (worker, head):
             if proc is not None:
                 _stop_node(proc)
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _driver(env: dict[str, str], argv: list[str]) -> Any:
