@@ -196,7 +196,7 @@ def test_missing_files(tmp_path: Path, capfd: pytest.CaptureFixture[str], datase
 
 
 def test_missing_fashion_mnist_names_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dsmod, "_try_torchvision_download", lambda cls, root: None)
+    monkeypatch.setattr(dsmod, "fetch", lambda cls, root: None)
     with pytest.raises(UserError, match=r"fashion_mnist: files not found: expected t.*FashionMNIST/raw"):
         load_dataset(DataHparams(dataset="fashion_mnist"), tmp_path)
 
@@ -367,7 +367,7 @@ def system_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     system = tmp_path / "usr-share-datasets"
     write_mnist_like(system / "fashion-mnist", gz=True, seed=4)
     monkeypatch.setitem(dsmod.FALLBACK_ROOTS, "fashion_mnist", (system,))
-    monkeypatch.setattr(dsmod, "_try_torchvision_download", lambda cls, root: None)
+    monkeypatch.setattr(dsmod, "fetch", lambda cls, root: None)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("LTH_DATA", raising=False)
     return system

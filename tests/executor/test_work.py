@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lth.executor.work import discard_damaged, discard_strays
+from lth.executor.work import LINE_CHARS, discard_damaged, discard_strays, error_line
 from lth.store import RunDir, paths
 
 
@@ -99,3 +99,16 @@ def test_two_names_of_one_iteration_are_both_kept_once(tmp_path) -> None:
     assert not torch.equal(a[next(iter(a))], run.load_state("final")[next(iter(a))])  # 46it, not the end (92it)
     code, _, err = lth(*argv)
     assert code == 0 and "already trained: nothing to do" in err and "replay" not in err
+
+
+def test_a_long_error_line_is_never_cut_mid_sentence() -> None:
+    """Ray's authentication error is one line of several sentences, the advice in the later ones: the line ends
+    after the sentence that reaches the limit, never inside it."""
+    first = "RPC error: InvalidAuthToken: Authentication token is missing or incorrect."
+    advice = " Ensure that the token for the cluster is available in a local file (e.g., ~/.ray/auth_token or via " \
+             "RAY_AUTH_TOKEN_PATH) or as the `RAY_AUTH_TOKEN` environment variable."
+    text = first + " Note: RAY_AUTH_MODE is currently 'disabled' (not 'token')." + advice + " See the docs." * 30
+    line = error_line(RuntimeError(text))
+    assert len(text) > LINE_CHARS and line.startswith("RuntimeError: " + first)
+    assert advice.strip() in line and line.endswith("environment variable. ...") and "\n" not in line
+    assert error_line(ValueError("short. message")) == "ValueError: short. message"

@@ -10,6 +10,7 @@ study (:mod:`lth.studies`) -> print.
 
 from __future__ import annotations
 
+import signal
 import sys
 import traceback
 from types import ModuleType
@@ -87,8 +88,29 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Slurm sends a driver at its time limit, what ``kill`` sends), raised as Ctrl-C is: the same
+    clean-up (jobs in flight cancelled, a Ray instance started for the command stopped) and the same message."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lth`` command."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+        previous = signal.signal(signal.SIGTERM, _terminated)
+        try:
+            return _main(argv)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     from lth.plugins import load_entry_points, load_plugins
     from lth.presets import get_preset
 
@@ -106,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         text = e.render("cli", aliases=typed_aliases(argv))
         print(f"lth: error: {text.splitlines()[0] if text else 'bad input'}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C (exit 130) or SIGTERM (exit 143): jobs in flight were cancelled
         print("lth: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
     except Exception as e:  # one line, the traceback goes to a log file
         log = write_error_log(traceback.format_exc())
         print(f"lth: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "

@@ -17,7 +17,8 @@ fixed order, each from its own ``torch.Generator`` stream seeded by ``data_seed`
 
 Where the files come from (:func:`locate`): the folder named by ``--data-dir``, else the one named by
 ``$LTH_DATA``; a named folder is the only place looked in (files missing there are a one-line error naming the
-flag and the folder, after torchvision has been given the chance to download into it). Only when no folder is
+flag and the folder). Missing files are downloaded (:mod:`lth.data.download`, said on stderr) only into lth's cache,
+``$LTH_DATA`` or ``~/.cache/lth``, never into a folder named with ``--data-dir``. Only when no folder is
 named is ``~/.cache/lth`` used, and then, for a dataset with an entry in :data:`FALLBACK_ROOTS`, a system-wide
 copy (Debian's ``/usr/share/datasets/fashion-mnist`` for Fashion-MNIST) is read when ``~/.cache/lth`` lacks
 it; that is said on stderr and recorded. :func:`data_source` gives the files actually read with their sha256
@@ -26,15 +27,12 @@ checksums, which :func:`load_dataset` also puts in :attr:`Dataset.source` (for t
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
-import io
 import math
 import os
 import pickle
 import sys
-import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lth.data.download import DownloadFailed, cache_root, fetch
 from lth.data.images import IMAGE_DATASETS, image_splits, is_lazy, layout_source
 from lth.errors import UserError, ref
 from lth.spec import DataHparams
@@ -125,28 +124,6 @@ def _normalise(x: np.ndarray | Tensor, mean: tuple[float, ...], std: tuple[float
     return t.sub_(m).div_(s)
 
 
-def _try_torchvision_download(cls_name: str, root: Path) -> None:
-    """Let torchvision try to download into ``root``; swallow every failure and everything it prints, and
-    remove the empty folders a failed attempt leaves behind."""
-    sink = io.StringIO()
-    before = {p for p in root.rglob("*")} if root.exists() else set()
-    root_existed = root.exists()
-    try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import torchvision.datasets as tvd
-
-            getattr(tvd, cls_name)(str(root), train=True, download=True)
-            getattr(tvd, cls_name)(str(root), train=False, download=True)
-    except Exception:  # no network, bad mirror, bad checksum: all fall back to our one-line message
-        pass
-    created = sorted((p for p in root.rglob("*") if p not in before and p.is_dir()), reverse=True) \
-        if root.exists() else []
-    for d in [*created, *([] if root_existed else [root])]:
-        with contextlib.suppress(OSError):
-            d.rmdir()  # only empty folders go
-
-
 # ---------------------------------------------------------------------------------------------- IDX (MNIST)
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -198,10 +175,7 @@ def _idx_loader(name: str, tv_class: str, subdirs: Callable[[Path], list[Path]],
                 mean: float, std: float) -> Callable[[Path, DataHparams], RawSplits]:
     def load(root: Path, hp: DataHparams) -> RawSplits:
         files = next((f for d in subdirs(root) if (f := _find_idx(d)) is not None), None)
-        if files is None:
-            _try_torchvision_download(tv_class, root)
-            files = next((f for d in subdirs(root) if (f := _find_idx(d)) is not None), None)
-        if files is None:
+        if files is None:  # (locate, called first, downloads where it may)
             expected = ", ".join(f"{n}[.gz]" for n in _IDX_FILES)
             raise UserError(f"{name}: files not found: expected {expected} in {subdirs(root)[0]} ({_HINT})")
         tr_x, tr_y, te_x, te_y = (read_idx(f) for f in files)
@@ -255,9 +229,7 @@ def _cifar_loader(name: str, tv_class: str, folder: str, train: list[str], test:
     def load(root: Path, hp: DataHparams) -> RawSplits:
         d = root / folder
         names = [*train, test]
-        if not all((d / n).is_file() for n in names):
-            _try_torchvision_download(tv_class, root)
-        if not all((d / n).is_file() for n in names):
+        if not all((d / n).is_file() for n in names):  # (locate, called first, downloads where it may)
             raise UserError(f"{name}: files not found: expected {', '.join(names)} in {d} ({_HINT})")
         tr_x, tr_y = _cifar_batches([d / n for n in train], label_key)
         te_x, te_y = _cifar_batches([d / test], label_key)
@@ -401,11 +373,16 @@ def locate(name: str, data_dir: str | Path | None = None, download: bool = True)
         for fb in FALLBACK_ROOTS.get(name, ()):
             if (found := spec.find(fb)) is not None:
                 return fb, "fallback", found
-    if files is None and download and spec.torchvision:
-        _try_torchvision_download(spec.torchvision, root)
+    tried = ""
+    if files is None and download and spec.torchvision and origin != "--data-dir":  # lth's cache only
+        try:
+            fetch(spec.torchvision, root)
+        except DownloadFailed as e:
+            tried = f"; {e}; put the files in {spec.folder(root)}"
         files = spec.find(root)
     if files is None:
-        where = {"--data-dir": f"the folder given by {ref('data_dir')} {root}; put them there or leave the flag out",
+        where = {"--data-dir": f"the folder given by {ref('data_dir')} {root}; put them there or leave the flag out "
+                               f"(lth downloads only into its cache, {cache_root()})",
                  "$LTH_DATA": f"the folder given by $LTH_DATA={root}; put them there or set {ref('data_dir')}",
                  "default": _HINT}[origin]
         also = [str(spec.folder(fb)) for fb in FALLBACK_ROOTS.get(name, ())] if origin == "default" else []
@@ -415,7 +392,7 @@ def locate(name: str, data_dir: str | Path | None = None, download: bool = True)
                 hint = f"; they are under {up}: pass that folder (the one holding {spec.folder(up).relative_to(up)})"
                 break
         raise UserError(f"{name}: files not found: expected {spec.expected} in {spec.folder(root)} ({where})"
-                        + (f"; also looked in {', '.join(also)}" if also else "") + hint)
+                        + (f"; also looked in {', '.join(also)}" if also else "") + hint + tried)
     return root, origin, files
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +46,54 @@ def _workers_import_this_lth(local: bool) -> Iterator[None]:
 
 
 def auth_hint() -> str:
-    """What to add to a connection error when this process does not use Ray's token authentication: a cluster
-    started with ``RAY_AUTH_MODE=token`` refuses it (after half a minute of Ray's own warnings)."""
+    """What to add to a connection error when this process does not use Ray's token authentication."""
     if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
         return ""
-    return " (a cluster started with RAY_AUTH_MODE=token needs RAY_AUTH_MODE=token and its token here too)"
+    return f" ({TOKEN_CASE}; {TOKEN_FIX})"
+
+
+TOKEN_CASE = ("Ray 2.60 turns token authentication on for `ray start --head` wherever ~/.ray/auth_token exists, which "
+              "any local ray.init() creates, but never for a driver or node given an address")
+TOKEN_FIX = "run with RAY_AUTH_MODE=token and the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+
+
+@contextlib.contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """File descriptor 2 (where C++ code logs) to /dev/null for a while."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def auth_problem(address: str, timeout: float = 10.0) -> str | None:
+    """One line saying why this process cannot talk to the Ray cluster at ``HOST:PORT`` with its authentication
+    settings, and what to do; None if it can (or this cannot be told). Asked of the cluster's GCS directly,
+    which answers at once: ``ray.init`` would print warnings for half a minute and then report a generic
+    connection error."""
+    try:
+        from ray._raylet import GcsClient
+        from ray.exceptions import AuthenticationError
+    except ImportError:  # another Ray: leave it to ray.init
+        return None
+    try:
+        with _quiet_fd2():  # Ray's C++ client logs the refusal on stderr too
+            GcsClient(address=address).internal_kv_get(b"lth-auth-probe", None, timeout=timeout)
+    except AuthenticationError:
+        mode = os.environ.get("RAY_AUTH_MODE", "").lower()
+        if mode == "token":
+            return (f"the cluster at {address} refuses this process's Ray token (RAY_AUTH_MODE=token here); give the "
+                    f"cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token")
+        return f"the cluster at {address} uses token authentication and this process does not ({TOKEN_CASE}); " \
+               f"{TOKEN_FIX}"
+    except Exception:  # noqa: BLE001 - anything else is for ray.init to report
+        return None
+    return None
 
 
 def worker_logs(ray: Any) -> str:
@@ -116,7 +160,15 @@ class RayExecutor(ClusterExecutor):
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Connect to Ray (or start a local instance) for the run; stop what this executor started."""
+        """Connect to Ray (or start a local instance) for the run; stop what this executor started. Meanwhile
+        stdout goes to stderr: Ray prints its nodes' and workers' log lines (a raylet that died, a task's prints)
+        on this process's stdout, which must hold nothing but the ``--json`` document."""
+        with contextlib.redirect_stdout(sys.stderr):
+            with self._session():
+                yield
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[None]:
         ray = _ray()
         started = False
         if not ray.is_initialized():
@@ -125,6 +177,11 @@ class RayExecutor(ClusterExecutor):
                 kwargs.update({"address": "local", **(self.init_options or {})})
             else:
                 kwargs["address"] = self.address
+                target = self.address.removeprefix("ray://")
+                if target != "auto" and not self.address.startswith("ray://"):
+                    problem = auth_problem(target)
+                    if problem:
+                        raise UserError(f"{ref('ray.address')} {self.address}: cannot connect to Ray: {problem}")
             try:
                 with _workers_import_this_lth(self.address is None):
                     ray.init(**kwargs)

@@ -391,5 +391,18 @@ def train_remote(nodes: list[Node], data_dir: str | None, options: EngineOptions
 
 
 def error_line(e: BaseException) -> str:
-    """An exception as one line: ``Type: first line of its message``."""
-    return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:300]}"
+    """An exception as one line: ``Type: first line of its message`` (a long line ends after the sentence that
+    reaches :data:`LINE_CHARS` characters: never mid-sentence)."""
+    return f"{type(e).__name__}: {whole_sentences((str(e).strip().splitlines() or [''])[0])}"
+
+
+LINE_CHARS = 300
+
+
+def whole_sentences(text: str, limit: int = LINE_CHARS) -> str:
+    """``text`` up to the end of the sentence that reaches ``limit`` characters (``. `` ends a sentence), with
+    `` ...`` where more followed; all of it where it is shorter or has no later sentence end."""
+    if len(text) <= limit:
+        return text
+    end = text.find(". ", limit)
+    return text if end < 0 else text[:end + 1] + " ..."

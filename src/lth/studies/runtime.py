@@ -57,7 +57,8 @@ class SlurmOptions(Options):
     partition: str | None = option(None, "slurm: partition (default: the cluster's)")
     time: str | None = option(None, "slurm: time limit of each population: minutes, h:mm or d-h:mm (default 4:00)",
                               metavar="TIME")
-    gpus_per_task: int | None = option(None, "slurm: GPUs per population (default 1)", low=0, metavar="N")
+    gpus_per_task: int | None = option(None, "slurm: GPUs per population (default: 1 where the partition "
+                                                       "has GPUs, else 0)", low=0, metavar="N")
     cpus_per_task: int | None = option(None, "slurm: CPUs per population (default 4)", low=1, metavar="N")
     array_parallelism: int | None = option(None, "slurm: most array elements running at once (default 64)", low=1,
                                            metavar="N")

@@ -1,0 +1,34 @@
+"""SIGTERM (what Slurm sends a driver at its time limit, what ``kill`` sends) ends a command as Ctrl-C does: the
+interrupted line with the resume hint on stderr, the run left to resume, exit 143 (Ctrl-C: 130)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lth.store import RunDir
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_ends_the_command_with_the_resume_line(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    root = tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-m", "lth", "train", "--preset", "digits_mlp", "--training-steps",
+                             "400ep", "--checkpoint-every", "1ep", "--device", "cpu", "--root", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "LTH_LOG": str(tmp_path / "error.log")})
+    deadline = time.monotonic() + 120
+    while not list(root.glob("train_*/replicate_0/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.rstrip().endswith("lth: interrupted; run the same command again to resume"), err
+    assert out == "" and "Traceback" not in err
+    (run,) = root.glob("train_*/replicate_0")
+    assert RunDir(run).done is None and (run / "checkpoint.pt").exists()  # left to resume
