@@ -98,3 +98,30 @@ def test_a_named_data_dir_is_never_written_into(cache: Path, tmp_path: Path, mon
         load_dataset(DataHparams(dataset="mnist"), mine)
     assert tried == [] and [p.name for p in mine.rglob("*")] == ["keep"]
     assert f"put them there or leave the flag out (lth downloads only into its cache, {cache})" in str(e.value)
+
+
+def test_tiny_imagenet_is_downloaded_into_the_cache_and_read(cache: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capfd: pytest.CaptureFixture[str]) -> None:
+    """Tiny-ImageNet's zip (the one image dataset with a public download): said, md5-checked, unpacked in the cache,
+    then read as its layout; a failure names the URL, the reason and where to put the folder."""
+    import shutil
+
+    from tests.data.image_files import write_tiny_imagenet
+
+    write_tiny_imagenet(tmp_path / "src", count=40)
+    archive = Path(shutil.make_archive(str(tmp_path / "tiny"), "zip", tmp_path / "src"))
+    monkeypatch.setattr(dl, "TINY_IMAGENET", dl.Source("Tiny-ImageNet", ("http://example.invalid/",),
+                                                       (("tiny.zip", hashlib.md5(archive.read_bytes()).hexdigest()),),
+                                                       ""))
+    monkeypatch.setattr("lth.data.datasets.TINY_IMAGENET", dl.TINY_IMAGENET)
+    monkeypatch.setattr(dl, "download_url", lambda url, folder, name: shutil.copy(archive, Path(folder) / name))
+    d = load_dataset(DataHparams(dataset="tiny_imagenet"))
+    assert d.num_classes == 10 and (cache / "tiny-imagenet-200" / "wnids.txt").is_file()
+    assert "lth: downloading Tiny-ImageNet (tiny.zip) from http://example.invalid/tiny.zip" in capfd.readouterr().err
+    shutil.rmtree(cache)
+    monkeypatch.setattr(dl, "download_url", lambda url, folder, name: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(UserError, match=r"tiny_imagenet: not found in .*tried to download from "
+                                        r"http://example.invalid/tiny.zip: OSError: offline; put the unzipped"):
+        load_dataset(DataHparams(dataset="tiny_imagenet"))
+    assert not cache.exists() or not any(cache.iterdir())

@@ -44,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lth.data.download import DownloadFailed, cache_root, fetch
-from lth.data.images import IMAGE_DATASETS, image_splits, is_lazy, layout_source
+from lth.data.download import TINY_IMAGENET, DownloadFailed, cache_root, fetch
+from lth.data.images import IMAGE_DATASETS, image_splits, is_lazy, layout_source, tiny_present
 from lth.errors import UserError, ref
 from lth.spec import DataHparams
 
@@ -367,6 +367,12 @@ def locate(name: str, data_dir: str | Path | None = None, download: bool = True)
     root = data_root(data_dir)
     spec = DATA_FILES.get(name)
     if spec is None:
+        if name == "tiny_imagenet" and download and origin != "--data-dir" and not tiny_present(root):
+            try:  # the one image dataset with a public download (into lth's cache only)
+                fetch(TINY_IMAGENET, root)
+            except DownloadFailed as e:
+                raise UserError(f"tiny_imagenet: not found in {root}; {e}; put the unzipped tiny-imagenet-200/ "
+                                f"folder there, or name its folder with {ref('data_dir')} (docs/scale.md)") from None
         return root, origin, None
     files = spec.find(root)
     if files is None and origin == "default":

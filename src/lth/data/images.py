@@ -402,6 +402,11 @@ def layout_imagenet(root: Path) -> Layout:
     return Layout(root, classes, train, ev, "val", skipped)
 
 
+def tiny_present(root: Path) -> bool:
+    """Whether ``root`` holds Tiny-ImageNet (``wnids.txt`` in it or in ``tiny-imagenet-200/``)."""
+    return any((p / "wnids.txt").is_file() for p in (Path(root), Path(root) / "tiny-imagenet-200"))
+
+
 def layout_tiny_imagenet(root: Path) -> Layout:
     """Tiny-ImageNet's layout: ``wnids.txt``, ``train/<wnid>/images/``, ``val/images/`` + ``val_annotations.txt``."""
     r = next((p for p in (root, root / "tiny-imagenet-200") if (p / "wnids.txt").is_file()), None)
