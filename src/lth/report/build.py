@@ -96,13 +96,15 @@ def _recover(out: Path) -> None:
 
 def _check_replaceable(out: Path) -> None:
     """``out`` is replaced whole: it must not exist, be empty, or be a report folder (holds :data:`MARKER`, or an
-    ``index.html`` of an lth report written before the marker)."""
+    ``index.html`` of an lth report, or only what a report writes, from before the marker)."""
     if not out.exists() or not out.is_dir() or not any(out.iterdir()) or (out / MARKER).exists():
         return
     index = out / "index.html"
     with contextlib.suppress(OSError, UnicodeDecodeError):
         if "<title>lth report</title>" in index.read_text(encoding="utf-8")[:2000]:
             return
+    if all(p.is_file() and p.suffix in (".png", ".svg", ".csv", ".html") for p in out.iterdir()):
+        return  # a report whose page a failed build of an earlier lth removed
     raise UserError(f"{ref('out')} {str(out)!r}: holds files that are not an lth report (the report replaces its "
                     f"folder whole); allowed: a new or empty folder, or a report folder", value=str(out),
                     allowed="a new or empty folder, or a report folder")
