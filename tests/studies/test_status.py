@@ -49,6 +49,10 @@ def test_the_plan_is_recorded(store: Path) -> None:
     assert branch["what"].startswith("branch reinit level ") and branch["branch"] == "reinit"
     code, out, err = lth("status", "--root", str(store))
     assert code == 0 and out.strip() == f"{store}: all 10 planned runs are present", (out, err)
+    code, _, err = lth("lottery", *TINY, "--root", str(store))  # the same command again: nothing trained or written
+    assert code == 0 and list((store / "plans").iterdir()) == [plan], err
+    code, _, err = lth("lottery", *TINY[:-1], "5it", "--root", str(store))  # another graph: its own plan
+    assert code == 0 and len(list((store / "plans").iterdir())) == 2, err
 
 
 def test_a_deleted_level_is_named_by_status_results_and_report(store: Path) -> None:

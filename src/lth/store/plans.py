@@ -101,9 +101,14 @@ def plan_name(command: str, now: datetime.datetime | None = None) -> str:
 def record_plan(root: str | Path, command: str, nodes: Iterable[PlannedNode], file: Path | None = None) -> Path:
     """Record ``nodes`` (a whole graph: ancestors included) as planned by ``command`` in ``<root>/plans/``;
     returns the plan file. ``file``: a plan file this invocation already wrote: its runs and the new ones are
-    written back to it (one file per invocation)."""
+    written back to it (one file per invocation). A plan file recording exactly this graph for this command is
+    reused (nothing written: the command ran again)."""
     root = Path(root).expanduser().resolve()
     runs = {e["path"]: e for e in (entry(root, n) for n in nodes)}
+    if file is None:  # the same command planning the same graph again: its plan is in the store already
+        same = _same_plan(root, command, list(runs.values()))
+        if same is not None:
+            return same
     created = datetime.datetime.now(datetime.UTC)
     if file is not None and file.is_file():
         try:
@@ -116,6 +121,21 @@ def record_plan(root: str | Path, command: str, nodes: Iterable[PlannedNode], fi
     doc = {"command": command, "created": created.isoformat(), "runs": list(runs.values())}
     atomic_write_bytes(file, _dumps(doc).encode())
     return file
+
+
+def _same_plan(root: Path, command: str, runs: list[dict[str, Any]]) -> Path | None:
+    """The newest plan file of ``root`` that records exactly ``runs`` for ``command`` (None when none does), so a
+    command run again writes nothing (a graph already planned and trained stays as it was)."""
+    for f in reversed(plan_files(root)):
+        if not f.name.endswith(f"-{command}.json"):
+            continue
+        try:
+            doc = json.loads(f.read_text())
+        except (ValueError, OSError, UnicodeDecodeError):
+            continue
+        if doc.get("command") == command and doc.get("runs") == runs:
+            return f
+    return None
 
 
 def _dumps(doc: dict[str, Any]) -> str:
