@@ -1,4 +1,5 @@
-"""The error log ($LTH_LOG, else ~/.cache/lth/error.log, else a temporary file, else None - never an exception),
+"""The error logs (one file per crash in $LTH_LOG, else ~/.cache/lth/errors/, else a temporary file, else None - never
+an exception),
 and the domain modules' errors rendered per face (flags on the command line, keywords in Python)."""
 
 from __future__ import annotations
@@ -16,10 +17,38 @@ def test_error_log_home_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("LTH_LOG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     p = write_error_log("Traceback one")
-    assert p == tmp_path / "home" / ".cache" / "lth" / "error.log" and p.read_text() == "Traceback one"
-    monkeypatch.setenv("LTH_LOG", str(tmp_path / "logs" / "x.log"))
-    p = write_error_log("Traceback two")
-    assert p == tmp_path / "logs" / "x.log" and p.read_text() == "Traceback two"
+    assert p is not None and p.parent == tmp_path / "home" / ".cache" / "lth" / "errors"
+    assert p.name.startswith("error-") and p.suffix == ".log" and p.read_text() == "Traceback one"
+    monkeypatch.setenv("LTH_LOG", str(tmp_path / "logs"))
+    q = write_error_log("Traceback two")
+    assert q is not None and q.parent == tmp_path / "logs" and q.read_text() == "Traceback two"
+
+
+def test_each_crash_gets_its_own_log_named_in_the_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two crashes of the CLI: two log files, each named in its one-line message, the first not overwritten (one
+    shared error.log was replaced by every crash)."""
+    import contextlib
+    import io
+    import re
+
+    import lth.cli.results as results_cli
+    from lth.cli import main
+
+    monkeypatch.setenv("LTH_LOG", str(tmp_path / "logs"))
+    said = []
+    for n in (1, 2):
+        def crash(*_: object, n: int = n) -> int:
+            raise RuntimeError(f"crash number {n}")
+        monkeypatch.setattr(results_cli, "run", crash)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(["results", "--root", str(tmp_path)]) == 1
+        (line,) = err.getvalue().strip().splitlines()
+        m = re.search(r"\(log: (.+)\)$", line)
+        assert m and f"crash number {n}" in line, line
+        said.append(Path(m.group(1)))
+    assert said[0] != said[1] and sorted((tmp_path / "logs").iterdir()) == sorted(said)
+    assert "crash number 1" in said[0].read_text() and "crash number 2" in said[1].read_text()
 
 
 def test_error_log_unwritable_home_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

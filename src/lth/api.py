@@ -338,6 +338,7 @@ COMMANDS: dict[str, Any] = {
     "presets": _presets_document,
     "results": _results_document,
     "report": lambda root="runs", out=None, **k: report(root, out, **k),
+    "status": lambda root="runs": status(root),
     "stability": lambda preset, **k: _stability_result(preset, **k).to_json(),
     "landscape": lambda preset, **k: _landscape_result(preset, **k).to_json(),
     "hessian": _hessian_document,
@@ -483,6 +484,18 @@ def results(root: str | Path = "runs") -> pd.DataFrame:
     return study(root)
 
 
+def status(root: str | Path = "runs") -> dict[str, Any]:
+    """The planned runs of the store at ``root`` that are not in it (``lth status``): ``{"root", "planned",
+    "present", "complete", "missing": [{"path", "what", "status", "replicate", "level", "branch", ...}],
+    "shortfalls": [{"experiment", "kind", "branch", "level", "planned", "present", "replicates_missing"}],
+    "plans"}``; ``complete`` is True when every planned run is present. ``status`` of a missing run: missing,
+    unfinished, running, failed, blocked or damaged."""
+    from lth.studies.status import StatusOptions
+    from lth.studies.status import status as study
+
+    return study(StatusOptions.from_values({"root": str(root)})).to_json()
+
+
 def runs(root: str | Path = "runs") -> pd.DataFrame:
     """One row per run."""
     from lth.studies.report import runs as study
@@ -525,8 +538,8 @@ def _store(root: str | Path) -> Path:
 
 
 for _name in ("branch", "command", "executor", "hessian", "landscape", "lottery", "presets", "recipe", "report",
-              "results", "run", "runs", "spec", "stability", "state", "ticket", "train"):
+              "results", "run", "runs", "spec", "stability", "state", "status", "ticket", "train"):
     globals()[_name] = _api_face(globals()[_name])
 
 __all__ = ["Plan", "branch", "command", "executor", "hessian", "landscape", "lottery", "presets", "recipe", "report",
-           "results", "run", "runs", "spec", "stability", "state", "ticket", "train"]
+           "results", "run", "runs", "spec", "stability", "state", "status", "ticket", "train"]

@@ -128,21 +128,35 @@ def _rebuild(template: str, value: Any, allowed: str | None, face: str, aliases:
     return UserError(template, value=value, allowed=allowed, face=face, aliases=aliases)
 
 
-def error_log_path() -> Path:
-    """Where the traceback of an unexpected error goes: ``$LTH_LOG`` when set, else ``~/.cache/lth/error.log``."""
+def error_log_dir() -> Path:
+    """Where the tracebacks of unexpected errors go, one file per crash: the folder ``$LTH_LOG`` when set, else
+    ``~/.cache/lth/errors``."""
     env = os.environ.get("LTH_LOG")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "lth" / "error.log"
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "lth" / "errors"
+
+
+def _new_log(folder: Path) -> Path:
+    """A new, empty log file in ``folder`` named by the time and process (``error-<UTC time>-<pid>-*.log``): two
+    crashes never share one."""
+    import datetime
+
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    fd, name = tempfile.mkstemp(prefix=f"error-{stamp}-{os.getpid()}-", suffix=".log", dir=folder)
+    os.close(fd)
+    return Path(name)
 
 
 def write_error_log(text: str) -> Path | None:
-    """Write ``text`` (a traceback) to :func:`error_log_path`, replacing what was there; returns the file.
+    """Write ``text`` (a traceback) to a new file of its own in :func:`error_log_dir`; returns the file (the CLI's
+    one-line message names it). Earlier crashes' files are kept.
 
-    When that place cannot be written (an unwritable or missing HOME, a read-only ``$LTH_LOG``), the text goes
+    When that folder cannot be written (an unwritable or missing HOME, a read-only ``$LTH_LOG``), the text goes
     to a new file ``lth-error-*.log`` in the temporary folder (:func:`tempfile.mkstemp`) instead; when that fails
     too, returns None. Never raises: it runs while the CLI is already reporting another error."""
     try:
-        path = error_log_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = error_log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = _new_log(folder)
         path.write_text(text)
         return path
     except Exception:  # any failure here falls back: none may escape

@@ -76,7 +76,9 @@ def test_results_skip_a_damaged_run(store: Path, tmp_path: Path, name: str) -> N
     run = bad.parent.parent if name.startswith("states/") else bad.parent
     code, out, err = lth("results", "--root", str(root))
     assert code == 0
-    assert len(err.splitlines()) == 1 and str(bad) in err and f"run {run}:" in err  # one line: file and run
+    skipped, account = err.splitlines()  # one line: file and run; one: the planned run it takes out
+    assert str(bad) in skipped and f"run {run}:" in skipped
+    assert f"{run} (training run, replicate 0: damaged)" in account
     df = pd.read_csv(io.StringIO(out))
     healthy = {p.replace(str(store.resolve()), str(root.resolve())) for p in runs_frame(store)["path"]}
     assert set(df["path"]) == healthy - {str(run)} and len(healthy) == 4  # every other run is there

@@ -86,6 +86,7 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                                   "--examples", "50")
         out["results"] = run_json(cwd, "results", "--root", "store")
         out["report"] = run_json(cwd, "report", "--root", "store", "-o", "out")
+        out["status"] = run_json(cwd, "status", "--root", "store")  # every planned run present: exit 0
         out["presets"] = run_json(cwd, "presets")
         out["recipe list"] = run_json(cwd, "recipe", "list")
         out["demo"] = run_json(cwd, "demo", "--levels", "1", "--replicates", "1", "--training-steps", "4it",
@@ -95,8 +96,8 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return out
 
 
-COMMANDS = ["train", "lottery", "branch", "stability", "landscape", "hessian", "results", "report", "presets",
-            "recipe list", "recipe", "demo"]
+COMMANDS = ["train", "lottery", "branch", "stability", "landscape", "hessian", "results", "report", "status",
+            "presets", "recipe list", "recipe", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -253,7 +254,7 @@ def test_steps_past_the_end_say_what_is_allowed(tmp_path: Path, argv: list[str],
     ("missing", ["results"]), ("missing", ["report"]), ("missing", ["hessian", "--steps", "final"]),
     ("store", ["hessian", "--steps", "final", "--k", "0"]), ("store", ["hessian", "--steps", "500it"]),
     ("store", ["hessian", "--steps", "final", "--which", "larges"]), ("store", ["report", "-o", "out/index.html/x"]),
-    ("store/train_x", ["results"])])
+    ("store/train_x", ["results"]), ("missing", ["status"])])
 def test_bad_input_on_a_store_leaves_it_as_it_was(docs: dict[str, Any], store: str, argv: list[str]) -> None:
     before = listing(docs["cwd"])
     argv = [str(docs["cwd"] / a) if a.startswith("out/") else a for a in argv]

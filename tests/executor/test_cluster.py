@@ -87,6 +87,25 @@ def test_a_failed_population_is_retried_alone_then_reported(tmp_path: Path) -> N
     assert ex.attempts(g["bad"].path) == 2
 
 
+def test_a_failure_is_recorded_in_the_store_until_the_run_finishes(tmp_path: Path) -> None:
+    """The executor writes failed.json (the error) beside a run whose training raised after its retries, so ``lth
+    status`` names it failed and its descendant blocked; the run finishing later removes it."""
+    from lth.store import RunDir
+    from lth.store.plans import store_status
+
+    store = tmp_path / "store"
+    g = cases.failing_graph(store, tmp_path / "attempts.log")
+    InProcess(options=cases.OPTIONS, retries=0, plan_root=store, command="test").run(list(g.values()))
+    doc = store_status(store)
+    assert {Path(m["path"]).name: m["status"] for m in doc["missing"]} == {"bad": "failed", "good": "failed",
+                                                                          "after_bad": "blocked",
+                                                                          "after_good": "blocked"}
+    assert all("injected failure in bad" in m["error"] for m in doc["missing"] if m["status"] == "failed")
+    InProcess(options=cases.OPTIONS, retries=0).run([g["good"]])  # alone, it trains
+    assert not (g["good"].path / "failed.json").exists() and RunDir(g["good"].path).complete()
+    assert {Path(m["path"]).name for m in store_status(store)["missing"]} == {"bad", "after_bad", "after_good"}
+
+
 def test_retries_zero_reports_the_whole_failed_population(tmp_path: Path) -> None:
     g = cases.failing_graph(tmp_path / "store", tmp_path / "log")
     records = InProcess(options=cases.OPTIONS, retries=0).run([g["bad"], g["good"], g["alone"]])

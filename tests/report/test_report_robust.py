@@ -54,31 +54,62 @@ def test_damaged_file_skips_one_run(store: Path, tmp_path: Path, name: str) -> N
     run = next(root.glob("lottery_*/replicate_0/level_1"))
     bad = run / name
     bad.write_bytes(bad.read_bytes()[:bad.stat().st_size // 2])
-    code, _, err = lth("report", "--root", str(root), "--json")
+    code, out, err = lth("report", "--root", str(root), "--json")
     assert code == 0, err
-    assert len(err.splitlines()) == 1 and str(bad) in err and f"run {run}:" in err
+    skipped, account = err.splitlines()  # the damaged file, then the planned run it takes out of the report
+    assert str(bad) in skipped and f"run {run}:" in skipped
+    assert f"{run} (trunk level 1, replicate 0: damaged)" in account
+    assert [(m["path"], m["status"]) for m in json.loads(out)["missing"]] == [(str(run), "damaged")]
     listed = pd.read_csv(root / "report" / "runs.csv")
     assert str(run) not in set(listed["path"]) and len(listed) == 4  # levels 0 and 2, two training runs
     acc = pd.read_csv(root / "report" / "accuracy_vs_density.csv")
     assert acc["level"].tolist() == [0, 2]
 
 
-def test_failed_rebuild_leaves_no_stale_page(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_failed_rebuild_leaves_the_previous_report_whole(store: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch, error: type) -> None:
+    """A rebuild that fails or is interrupted (Ctrl-C) part-way leaves the previous report as it was, page and
+    figures (it used to delete index.html first and leave new and old figures mixed); the next build replaces it
+    whole, with no temporary folder left."""
     out = tmp_path / "out"
     first = build_report(store, out)
-    assert first.index.is_file()
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert first.index.is_file() and Path("accuracy_vs_density.png") in before
 
     def boom(*args: object) -> None:
-        raise RuntimeError("injected failure while drawing")
+        raise error("injected failure while drawing")
 
-    monkeypatch.setitem(STUDY_SECTIONS, "early_stopping", boom)
-    with pytest.raises(RuntimeError, match="injected"):
+    monkeypatch.setitem(STUDY_SECTIONS, "early_stopping", boom)  # after the accuracy figure is drawn
+    with pytest.raises(error, match="injected"):
         build_report(store, out)
-    assert not first.index.exists()  # the old page is gone: it would show the new accuracy figure as its own
-    assert (out / "accuracy_vs_density.png").is_file()
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the half-built folder is gone
     monkeypatch.undo()
     again = build_report(store, out)
-    assert again.index.is_file() and not list(out.glob(".index.html.*"))  # written whole, no temporary left
+    assert again.index.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     for src in re.findall(r'src="([^"]+)"', again.index.read_text()):
         assert (out / src).is_file()
     assert json.loads(json.dumps(again.to_json()))["report"] == str(again.index)
+    assert all(Path(p).parent == out for p in again.figures + again.tables)
+
+
+def test_a_swap_cut_between_its_renames_is_put_back(store: Path, tmp_path: Path) -> None:
+    """Interrupted between renaming the old report aside and the new one in: the next build finds the old one
+    aside and puts it back before building."""
+    out = tmp_path / "out"
+    build_report(store, out)
+    out.rename(tmp_path / ".out.old-12345678")
+    again = build_report(store, out)
+    assert again.index.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_out_holding_other_files_is_refused(store: Path, tmp_path: Path) -> None:
+    """The report replaces its folder whole: a folder holding other files is refused in one line (exit 2) and
+    left alone."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code, _, err = lth("report", "--root", str(store), "-o", str(out))
+    assert code == 2 and err.startswith("lth: error: -o ") and "not an lth report" in err and len(err.splitlines()) == 1
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]

@@ -50,7 +50,8 @@ def test_report_equals_the_command(store: Path, tmp_path: Path) -> None:
     assert code == 0, err
     doc = json.loads(out)
     mine = report(ReportOptions.from_values(root=str(store), out=str(tmp_path / "py"))).to_json()
-    assert set(mine) == set(doc) == {"report", "figures", "tables"}
+    assert set(mine) == set(doc) == {"report", "figures", "tables", "planned", "present", "missing", "shortfalls"}
+    assert doc["planned"] == doc["present"] == 2 and doc["missing"] == doc["shortfalls"] == []
     assert [Path(p).name for p in mine["figures"]] == [Path(p).name for p in doc["figures"]]
     assert Path(mine["report"]) == tmp_path / "py" / "index.html" and Path(mine["report"]).is_file()
     assert api.report(store, out=tmp_path / "api")["report"] == str(tmp_path / "api" / "index.html")

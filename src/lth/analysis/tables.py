@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from lth.errors import UserError, ref
 from lth.store import RunDir
 from lth.store import paths as P
 from lth.store.run import DamagedFile
@@ -56,6 +58,24 @@ def _warn_damaged(run: Path, file: str | Path, more: int = 0) -> None:
           "it retrains a run with a damaged file)", file=sys.stderr)
 
 
+def check_store_root(root: Path) -> None:
+    """UserError naming ``root`` when it lies inside a store (a run folder, an experiment folder, ...): the error
+    names the store's root to give instead (:func:`lth.store.paths.store_root_of`)."""
+    outer = P.store_root_of(root)
+    if outer is not None:
+        raise UserError(f"{ref('root')} {str(root)!r}: a folder inside the store {outer}, not a store's root; "
+                        f"allowed: the store's root: {ref('root')} {shlex.quote(str(outer))}", value=str(root),
+                        allowed=str(outer))
+
+
+def empty_store(root: Path) -> UserError:
+    """The one error every command that reads a store gives for one without runs (``lth results``, ``report``,
+    ``status``: exit 2)."""
+    return UserError(f"{ref('root')} {str(root)!r}: no runs in this store (no spec.json under it); allowed: a store "
+                     f"written by lth train, lottery, branch, stability, landscape or recipe", value=str(root),
+                     allowed="a store with runs")
+
+
 def runs_frame(root: Path) -> pd.DataFrame:
     """One row per run: path, kind, experiment, replicate, level, branch (None on a trunk), rewind, preset,
     density (of the run's mask.pt; 1.0 without one), ticket_density (the trunk level's density, which is the
@@ -63,9 +83,11 @@ def runs_frame(root: Path) -> pd.DataFrame:
     (``branch_options.<name>``) and every non-nested spec field (flattened as ``group.field``). ``branch_dir`` is
     the branch folder's name (``<branch>_<hash>``; None on a trunk or a training run).
 
-    Runs with a damaged file are left out, each with one warning line on stderr naming the file and the run."""
+    Runs with a damaged file are left out, each with one warning line on stderr naming the file and the run. A
+    ``root`` inside a store (a run folder) is a UserError naming the store's root (:func:`check_store_root`)."""
     rows = []
     root = Path(root).resolve()
+    check_store_root(root)
     for d in _run_dirs(root):
         # a damaged scaffold.json is bookkeeping (states kept for duplicates), not a result: the run is listed
         bad = [b for b in RunDir(d).damaged() if Path(b) != d / P.SCAFFOLD]

@@ -15,7 +15,20 @@ import sys
 import traceback
 from types import ModuleType
 
-from lth.cli import branch, demo, hessian, landscape, lottery, presets, recipe, report, results, stability, train
+from lth.cli import (
+    branch,
+    demo,
+    hessian,
+    landscape,
+    lottery,
+    presets,
+    recipe,
+    report,
+    results,
+    stability,
+    status,
+    train,
+)
 from lth.cli.parser import Parser
 from lth.errors import UserError, write_error_log
 from lth.spec import TrainSpec
@@ -27,6 +40,7 @@ COMMANDS: dict[str, ModuleType] = {
     "presets": presets,
     "results": results,
     "report": report,
+    "status": status,
     "stability": stability,
     "landscape": landscape,
     "hessian": hessian,

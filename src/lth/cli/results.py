@@ -24,11 +24,11 @@ def add_arguments(p: argparse.ArgumentParser, base: TrainSpec | None, base_name:
 
 def run(args: argparse.Namespace, base: TrainSpec | None, argv: list[str]) -> int:
     """Print the store's metrics frame."""
-    df = results(args.root)
+    df = results(args.root)  # a store without runs: exit 2 and one line, as lth report and lth status
     if df.empty:
         print(f"lth: no finished runs under {Path(args.root).expanduser().resolve()}", file=sys.stderr)
     if args.json:
         emit_json(results_document(df))
     else:
-        sys.stdout.write(df.to_csv(index=False, lineterminator="\n"))
+        sys.stdout.write(df.to_csv(index=False, lineterminator="\n") if not df.empty else "")
     return 0

@@ -35,6 +35,7 @@ from lth.executor.work import check_nodes, discard_damaged, probe
 from lth.graph import Node, closure
 from lth.spec import DataHparams
 from lth.store import RunDir
+from lth.store.plans import mark_failed, record_plan
 from lth.store.run import Busy, DamagedFile
 
 __all__ = ["REPLAY", "Event", "Executor", "default_population", "extra_keeps", "missing_states", "representative",
@@ -53,6 +54,9 @@ class Executor:
     on_population: Callable[[int], None] | None = None  # told the size of each population it trains
     on_event: Event | None = None  # "graph" {total, done}, "wave" {ready, populations, names}, "failed" {node, error},
     # "skipped" {names} (a population of the wave that another process trains or trained)
+    plan_root: Path | None = None  # the store whose plans/ records each graph this executor runs (None: not recorded)
+    command: str = "run"  # the command recorded as planning it (lth.store.plans)
+    _plan_file: Path | None = field(default=None, repr=False)  # this executor's plan file: one per invocation
     _data: dict[tuple[DataHparams, str], Dataset] = field(default_factory=dict, repr=False)
     _pending: list[list[Node]] = field(default_factory=list, repr=False)  # submitted, not yet trained
     _scaffold: dict[Path, list[str]] = field(default_factory=dict, repr=False)  # representative -> its extra states
@@ -81,6 +85,8 @@ class Executor:
         """
         graph = closure(nodes)
         self.check(graph)
+        if self.plan_root is not None:  # what was asked for, before anything trains (lth status compares)
+            self._plan_file = record_plan(self.plan_root, self.command, graph, self._plan_file)
         for n in graph:  # a finished run with a damaged file is trained again (the file is named on stderr)
             run = RunDir(n.path)
             if run.has_done() and run.damaged():
@@ -116,6 +122,9 @@ class Executor:
                 for group, errors in self.wait():
                     flying.difference_update(n.path for n in group)
                     failed.update(errors)
+                    for path, error in errors.items():  # in the store too: lth status names it
+                        with contextlib.suppress(OSError):
+                            mark_failed(path, error)
             self.replay(asked)  # runs another process finished meanwhile may still lack what this command keeps
         state = self.states(graph, failed, reps)
         return [self.record(n, state[n.path], failed.get(n.path) or self.blocked_by(n, state, failed, reps))

@@ -59,7 +59,7 @@ def run_recipe(name: str, *, quick: bool = False, root: str | Path = "runs", dat
         from lth.studies.runtime import RuntimeOptions
 
         ex = RuntimeOptions.from_values(root=str(root), data_dir=None if data_dir is None else str(data_dir)
-                                        ).make_executor()
+                                        ).make_executor(command=f"recipe-{name}")
     result = recipe.run(ctx, ex)
     index = write_recipe_report(recipe, result, root, quick)
     return {"recipe": name, "report": str(index), "verdicts": result.verdicts, "verdict_basis": recipe.verdict_basis,

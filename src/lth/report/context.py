@@ -8,7 +8,7 @@ The labels are the report's; the grouping of runs into studies and every number 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -69,12 +69,15 @@ def with_run_labels(runs: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class ReportContext:
-    """The store a report draws: its ``root``, its ``runs`` and ``metrics`` frames, and the ``page``."""
+    """The store a report draws: its ``root``, its ``runs`` and ``metrics`` frames, the ``page``, and its
+    ``account`` of planned runs (:func:`lth.store.plans.store_status`: ``planned``, ``present``, ``missing``,
+    ``shortfalls``; empty: not checked)."""
 
     page: Page
     root: Path
     runs: pd.DataFrame
     metrics: pd.DataFrame
+    account: dict[str, Any] = field(default_factory=dict)  # planned vs present (lth.store.plans.store_status)
 
     @cached_property
     def studies(self) -> list[Study]:

@@ -22,11 +22,21 @@ class Report:
     index: Path
     figures: list[Path] = field(default_factory=list)
     tables: list[Path] = field(default_factory=list)
+    account: dict[str, Any] = field(default_factory=dict)  # planned runs vs present (lth.store.plans.store_status)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``lth report --json`` document."""
+        """The ``lth report --json`` document: ``report``, ``figures``, ``tables``, and ``planned``, ``present``,
+        ``missing`` (the planned runs not in the store) and ``shortfalls`` (levels with fewer runs than planned)."""
+        extra = {k: self.account[k] for k in ("planned", "present", "missing", "shortfalls") if k in self.account}
         return {"report": str(self.index), "figures": [str(p) for p in self.figures],
-                "tables": [str(p) for p in self.tables]}
+                "tables": [str(p) for p in self.tables], **extra}
+
+    def moved(self, old: Path, new: Path, account: dict[str, Any] | None = None) -> Report:
+        """This report with its paths in the folder ``old`` moved to ``new`` (and the store's ``account``)."""
+        def move(p: Path) -> Path:
+            return new / p.relative_to(old)
+        return Report(move(self.index), [move(p) for p in self.figures], [move(p) for p in self.tables],
+                      dict(account if account is not None else self.account))
 
 
 @dataclass
@@ -45,6 +55,10 @@ class Page:
     def p(self, text: str) -> None:
         """A paragraph."""
         self.parts.append(f"<p>{html.escape(text)}</p>")
+
+    def warning(self, text: str) -> None:
+        """A paragraph set apart as a warning (planned runs that are missing, ...)."""
+        self.parts.append(f'<p class="warn"><strong>Warning:</strong> {html.escape(text)}</p>')
 
     def table(self, df: pd.DataFrame, name: str, caption: str, show: pd.DataFrame | None = None) -> None:
         """``df`` as ``<name>.csv`` and shown on the page (``show``: the columns to show, when not all)."""
@@ -72,7 +86,8 @@ class Page:
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}figcaption,.cap{font-size:.9em;color:#444}
 table.t{border-collapse:collapse;font-size:.85em;margin:.5em 0}table.t td,table.t th{border:1px solid #ccc;
-padding:2px 6px;text-align:right}.tbl{overflow-x:auto}"""
+padding:2px 6px;text-align:right}.tbl{overflow-x:auto}
+.warn{background:#fff3cd;border:1px solid #d39e00;padding:.5em .8em}"""
 
 
 def write_page(page: Page) -> None:

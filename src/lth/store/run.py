@@ -167,8 +167,10 @@ class RunDir:
         (self.path / paths.CHECKPOINT).unlink(missing_ok=True)
 
     def write_done(self, obj: dict) -> None:
-        """Write the completion marker, durably (the last file a run writes)."""
+        """Write the completion marker, durably (the last file a run writes); a failure recorded earlier
+        (``failed.json``) is removed."""
         self.write_json(paths.DONE, obj, durable=True)
+        (self.path / paths.FAILED).unlink(missing_ok=True)
 
     def has_done(self) -> bool:
         """Whether a completion marker exists (readable or not)."""

@@ -191,7 +191,7 @@ def run_branch(plan: BranchPlan, progress: Progress | bool | None = None) -> Stu
 
     runtime = plan.lottery.runtime or RuntimeOptions()
     with progress_of(progress) as p:
-        ex = runtime.make_executor(p)
+        ex = runtime.make_executor(p, "branch")
         if plan.ticket is not None:
             write_given(*plan.ticket)
         results = ex.run(plan.kept)

@@ -56,7 +56,7 @@ def run_landscape(spec: TrainSpec, pruning: Any, opts: StabilityOptions, path: P
     plan = planned.plan
     out: list[dict[str, Any]] = []
     with progress_of(progress) as p:
-        ex, _ = train_copies(planned, runtime, p)
+        ex, _ = train_copies(planned, runtime, p, "landscape")
         data = ex.dataset(spec.data)
         for exp, lv in plan.cells():
             for r in range(plan.replicates):

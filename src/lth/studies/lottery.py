@@ -330,7 +330,7 @@ def run_lottery(plan: LotteryPlan, progress: Progress | bool | None = None,
     runtime = runtime or getattr(plan, "runtime", None) or RuntimeOptions(
         root=default_root(), data_dir=None if plan.data_dir is None else str(plan.data_dir))
     with progress_of(progress) as p:
-        results = runtime.make_executor(p).run(plan.nodes())
+        results = runtime.make_executor(p, "lottery").run(plan.nodes())
     return StudyResult(lottery_document(plan, results))
 
 

@@ -115,7 +115,7 @@ def run_recipe(options: RecipeOptions, runtime: RuntimeOptions | None = None,
     root = Path(runtime.root).expanduser().resolve()
     datasets = None if options.datasets is None else list(options.datasets)
     with progress_of(progress) as p:
-        ex = runtime.make_executor(p)
+        ex = runtime.make_executor(p, f"recipe-{recipe.name}")
         doc = run(recipe.name, quick=options.quick, root=root, data_dir=runtime.data_dir, ex=ex,
                   scale=options.scale(), datasets=datasets)
     return StudyResult(doc, table="rows")
@@ -211,7 +211,7 @@ def run_demo(levels: int | str | None = None, replicates: int | str | None = Non
     plan = plan_lottery(preset, levels, replicates=replicates, branches=list(DEMO_BRANCHES), root=runtime.root,
                         data_dir=data_dir, training_steps=steps)
     with progress_of(progress) as p:
-        ex = runtime.make_executor(p)
+        ex = runtime.make_executor(p, "demo")
         data = ex.dataset(plan.trunks[0].spec.data)  # a missing data file is the one line said, before anything
         print(f"lth demo: {preset}, IMP to level {levels} with the {' and '.join(DEMO_BRANCHES)} branches, "
               f"{replicates} replicate{'s' if replicates > 1 else ''}, {steps} per level, in "

@@ -44,27 +44,45 @@ def check_out(out: str | None) -> None:
 
 def report(options: ReportOptions) -> StudyResult:
     """Write the report of the store at ``options.root`` (figures as PNG and SVG, tables as CSV, ``index.html``)
-    to ``options.out`` (default ``ROOT/report``). The result's document is ``lth report --json``'s:
-    ``{"report": index.html, "figures": [...], "tables": [...]}`` (absolute paths)."""
+    to ``options.out`` (default ``ROOT/report``), built aside and swapped in whole. The result's document is
+    ``lth report --json``'s: ``{"report": index.html, "figures": [...], "tables": [...], "planned", "present",
+    "missing", "shortfalls"}`` (absolute paths; planned runs not in the store are also named on stderr)."""
     from lth.report import build_report
+    from lth.studies.status import warn_missing
 
     root = existing_store(options.root)
     check_out(options.out)
     built = build_report(root, Path(options.out) if options.out else None)
+    warn_missing(built.account, root)
     return StudyResult(built.to_json(), table="figures")
 
 
 def results(root: str | Path = DEFAULT_ROOT) -> pd.DataFrame:
     """One row per run per evaluation of the store at ``root`` (``lth results``'s rows); empty where no run has
-    finished."""
-    from lth.analysis import metrics_frame
+    finished. Planned runs that are not in the store (:func:`lth.studies.status.store_status`) are named in one
+    warning line on stderr and in the frame's ``attrs``: ``planned``, ``present`` (counts) and ``missing`` (one
+    record per run). UserError naming ``root`` for a store without runs, or a folder inside a store."""
+    from lth.analysis import metrics_frame, runs_frame
+    from lth.analysis.tables import empty_store
+    from lth.store.plans import store_status
+    from lth.studies.status import warn_missing
 
-    return metrics_frame(existing_store(root))
+    store = existing_store(root)
+    runs = runs_frame(store)
+    if runs.empty and not any(store.rglob("spec.json")):  # runs with damaged files are left out, not absent
+        raise empty_store(store)
+    frame = metrics_frame(store, runs)
+    account = store_status(store)
+    warn_missing(account, store)
+    frame.attrs.update({k: account[k] for k in ("planned", "present", "missing")})
+    return frame
 
 
 def results_document(frame: pd.DataFrame) -> dict[str, Any]:
-    """``lth results --json``'s document of :func:`results`' frame: ``{"rows": [...]}`` (NaN as null)."""
-    return {"rows": json.loads(frame.to_json(orient="records"))}
+    """``lth results --json``'s document of :func:`results`' frame: ``{"rows": [...]}`` (NaN as null), with
+    ``planned``, ``present`` and ``missing`` (the planned runs not in the store) where the frame carries them."""
+    extra = {k: frame.attrs[k] for k in ("planned", "present", "missing") if k in frame.attrs}
+    return {"rows": json.loads(frame.to_json(orient="records")), **extra}
 
 
 def runs(root: str | Path = DEFAULT_ROOT) -> pd.DataFrame:

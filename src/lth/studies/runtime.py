@@ -262,9 +262,11 @@ class RuntimeOptions(Options):
                              mlp_backward=self.mlp_backward, loader_workers=self.loader_workers,
                              world_size=self.world_size, **telemetry)
 
-    def make_executor(self, progress: Any = None) -> Any:
+    def make_executor(self, progress: Any = None, command: str = "run") -> Any:
         """The executor these options describe, reporting to ``progress`` (a :class:`lth.progress.Progress`;
-        None: silent). Checks the store can be written and sets torch's thread count where one is given."""
+        None: silent), recording each graph it runs as planned by ``command`` in the store's ``plans/``
+        (:mod:`lth.store.plans`). Checks the store can be written and sets torch's thread count where one is
+        given."""
         from lth.executor import EXECUTORS
 
         check_root(self.root)
@@ -278,7 +280,7 @@ class RuntimeOptions(Options):
         return EXECUTORS[self.executor.kind](
             data_dir=self.data_dir, options=self.engine_options(progress.callback if progress else None),
             max_population=self.max_population, on_population=progress.population if progress else None,
-            on_event=progress.graph_event if progress else None,
+            on_event=progress.graph_event if progress else None, plan_root=self.store, command=command,
             **self.executor.cluster_kwargs(self.store, self.plugin),
             **({"devices": tuple(self.devices)} if self.devices else {}))
 

@@ -244,12 +244,13 @@ def with_iterations(rows: list[dict[str, Any]], steps_per_epoch: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the study
-def train_copies(planned: StabilityPlanned, runtime: RuntimeOptions, progress: Progress) -> tuple[Any, list[dict]]:
+def train_copies(planned: StabilityPlanned, runtime: RuntimeOptions, progress: Progress,
+                 command: str = "stability") -> tuple[Any, list[dict]]:
     """Write the ticket (if any) and train every copy not yet trained (and the trunk levels they need); the
-    executor and the copies' run records."""
+    executor and the copies' run records (the graph recorded as planned by ``command``)."""
     from lth.graph import write_given
 
-    ex = runtime.make_executor(progress)
+    ex = runtime.make_executor(progress, command)
     if planned.ticket is not None:
         write_given(*planned.ticket)
     return ex, ex.run(planned.copies)

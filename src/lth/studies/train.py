@@ -76,7 +76,7 @@ def run_train(plan: TrainPlan, progress: Progress | bool | None = None) -> Study
     from lth.store import RunDir
 
     with progress_of(progress) as p:
-        ex = plan.runtime.make_executor(p)
+        ex = plan.runtime.make_executor(p, "train")
         telemetry = ex.options.telemetry_every is not None  # a finished run without it is replayed to record it
         if all(RunDir(n.path).done is not None and not missing_states(n)
                and not (telemetry and not RunDir(n.path).has_telemetry()) for n in plan):
