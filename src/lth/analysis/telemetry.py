@@ -15,7 +15,9 @@ stored-state telemetry of :func:`lth.analysis.weights.telemetry`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -128,4 +130,30 @@ class Telemetry:
                                 self.keep, self.dtype)
 
 
-__all__ = ["TELEMETRY_KEYS", "Telemetry", "position_names", "sample_positions", "weight_telemetry"]
+def sampled_columns(df: pd.DataFrame) -> list[str]:
+    """The columns of a telemetry frame that hold the sampled weights' values (``w[layers.0.weight[3, 17]]``), in
+    their recorded order."""
+    return [c for c in df.columns if str(c).startswith("w[")]
+
+
+def telemetry_frame(runs: pd.DataFrame, columns: Sequence[str] = ("path", "experiment", "replicate")
+                    ) -> pd.DataFrame:
+    """The weight telemetry of each run of ``runs`` (a runs frame's rows) as one frame: every row of its
+    ``telemetry.csv`` (or of its stored states, :func:`lth.analysis.weights.run_telemetry`) beside the run's
+    ``columns``; runs without telemetry add no row. Empty (no columns) when none has any."""
+    from lth.analysis.weights import run_telemetry  # weights imports this module
+
+    frames = []
+    for _, run in runs.iterrows():
+        rows = run_telemetry(run["path"])
+        if rows:
+            keep: dict[str, Any] = {c: run[c] for c in columns if c in run}
+            frames.append(pd.DataFrame(rows).assign(**keep))
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    return df[[*[c for c in columns if c in df], *[c for c in df.columns if c not in columns]]]
+
+
+__all__ = ["TELEMETRY_KEYS", "Telemetry", "position_names", "sample_positions", "sampled_columns", "telemetry_frame",
+           "weight_telemetry"]
