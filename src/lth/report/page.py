@@ -65,6 +65,13 @@ class Page:
         self.parts.append(f'<div class="tbl"><p class="cap">{html.escape(caption)} '
                           f'(<a href="{p.name}">CSV</a>)</p>{shown}</div>')
 
+    def note(self, text: str, df: pd.DataFrame, name: str) -> None:
+        """One line of ``text`` where a table would say nothing more (every row empty), with ``df`` kept as
+        ``<name>.csv`` and linked."""
+        p = write_csv(df, self.out / f"{name}.csv")
+        self.report.tables.append(p)
+        self.parts.append(f'<p class="cap">{html.escape(text)} (<a href="{p.name}">CSV</a>)</p>')
+
     def figure(self, fig: Any, name: str, caption: str, data: pd.DataFrame | None = None) -> None:
         """``fig`` as ``<name>.png`` and ``.svg``, shown with ``caption``; ``data`` (the table behind it) as
         ``<name>.csv``."""

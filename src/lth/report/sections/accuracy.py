@@ -17,7 +17,8 @@ def accuracy_vs_density(study: Study) -> None:
     fig, (ax,) = new_figure()
     for name, g in table.groupby("series", sort=False):
         g = g.sort_values("density", ascending=False)
-        line = ax.plot(pct(g["density"]), pct(g["mean"]), marker="o", ms=4, label=name)[0]
+        line = ax.plot(pct(g["density"]), pct(g["mean"]), marker="o", ms=4, label=name,
+                       color=study.page.colour(name))[0]
         ax.fill_between(pct(g["density"]), pct(g["min"]), pct(g["max"]), color=line.get_color(), alpha=0.2,
                         lw=0)
     dense = table[(table["kind"] == "lottery") & (table["level"] == 0)]

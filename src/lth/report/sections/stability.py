@@ -76,7 +76,8 @@ def _paths(page: Any, df: pd.DataFrame) -> None:
             for key, g in sorted(s.groupby(keys), key=lambda kv: (k_iterations(kv[0][0]), kv[0][1:])):
                 agg = g.groupby("alpha")["error"].agg(["mean", "min", "max", "count"]).reset_index()
                 label = _label(dict(zip(keys, key, strict=True), subnetwork=sub))
-                (line,) = ax.plot(agg["alpha"], 100 * agg["mean"], marker=".", label=label)
+                (line,) = ax.plot(agg["alpha"], 100 * agg["mean"], marker=".", label=label,
+                                  color=page.colour(f"{sub}: {label}"))
                 ax.fill_between(agg["alpha"], 100 * agg["min"], 100 * agg["max"], color=line.get_color(),
                                 alpha=0.2, lw=0)
                 rows.extend({"subnetwork": sub, "split": split, **dict(zip(keys, key, strict=True)), **r}
@@ -118,7 +119,7 @@ def _versus_k(page: Any, df: pd.DataFrame) -> None:
         row = dict(zip(keys, key, strict=True))
         label = f"{row['subnetwork']}" + (f" ({_label(row, with_k=False)})" if _label(row, False) != "dense" else "")
         x = np.arange(len(g)) if g["k_order"].max() >= 1e6 else g["k_order"]
-        (line,) = axes[0].plot(x, 100 * g["test_instability"], marker="o", label=label)
+        (line,) = axes[0].plot(x, 100 * g["test_instability"], marker="o", label=label, color=page.colour(label))
         axes[0].fill_between(x, 100 * g["test_min"], 100 * g["test_max"], color=line.get_color(), alpha=0.2, lw=0)
         axes[1].plot(x, 100 * g["train_instability"], marker="o", label=label, color=line.get_color())
     for ax, split in zip(axes, ("test", "train"), strict=True):

@@ -49,9 +49,11 @@ def weights(study: Study) -> None:
             edges = np.histogram_bin_edges(h["all"], bins=40)
             ca, _ = np.histogram(h["all"], bins=edges)
             ct, _ = np.histogram(h["ticket"], bins=edges)
-            ax.hist(h["all"], bins=edges, density=True, alpha=0.45, label="initialisation (all)")
+            ax.hist(h["all"], bins=edges, density=True, alpha=0.45, label="initialisation (all)",
+                    color=page.colour("initialisation (all)"))
             if ct.sum():  # a layer initialised to zero (Fixup's last convolutions) keeps no nonzero weight
-                ax.hist(h["ticket"], bins=edges, density=True, histtype="step", lw=1.8, label="ticket (kept)")
+                ax.hist(h["ticket"], bins=edges, density=True, histtype="step", lw=1.8, label="ticket (kept)",
+                        color=page.colour("ticket (kept)"))
             ax.set_title(name, fontsize=10)
             ax.set_xlabel("Initial weight value")
             rows.append(pd.DataFrame({"layer": name, "bin_left": edges[:-1], "bin_right": edges[1:],
@@ -75,7 +77,7 @@ def weights(study: Study) -> None:
         table = pd.concat(curves, ignore_index=True)
         fig, (ax,) = new_figure()
         for name, g in table.groupby("comparison", sort=False):
-            ax.plot(pct(g["p"]), g["r_p"], marker="o", ms=4, label=name)
+            ax.plot(pct(g["p"]), g["r_p"], marker="o", ms=4, label=name, color=page.colour(f"R_p: {name}"))
         ax.plot(pct(ps), ps, color="0.5", ls=":", label="chance (R_p = p)")
         ax.set_xlabel("Top fraction p of weights by magnitude (%)")
         ax.set_ylabel("Overlap R_p (fraction of top-p weights shared)")
