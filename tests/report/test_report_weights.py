@@ -55,3 +55,4 @@ def test_dn_levels_without_dn_branches_are_the_levels_nearest_26_and_11_percent(
     with_branch = pd.concat([trunk, pd.DataFrame({"kind": ["branch"], "branch": ["remask"], "level": [4],
                                                   "density": [0.4]})])
     assert dn_levels(with_branch, trunk) == [4]
+

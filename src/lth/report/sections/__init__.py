@@ -15,6 +15,7 @@ from lth.report.sections.curves import accuracy_curves
 from lth.report.sections.early_stopping import early_stopping
 from lth.report.sections.heading import heading
 from lth.report.sections.overview import overview
+from lth.report.sections.perturbations import effective_std
 from lth.report.sections.stability import stability
 from lth.report.sections.telemetry import study_telemetry, telemetry
 from lth.report.sections.training import training
@@ -40,6 +41,7 @@ STUDY_SECTIONS: dict[str, StudySection] = {
     "early_stopping": early_stopping,
     "verdicts": verdicts,
     "weights": weights,
+    "effective_std": effective_std,
 }
 
 SECTIONS: dict[str, Section] = {
