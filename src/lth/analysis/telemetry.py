@@ -136,16 +136,17 @@ def sampled_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if str(c).startswith("w[")]
 
 
-def telemetry_frame(runs: pd.DataFrame, columns: Sequence[str] = ("path", "experiment", "replicate")
-                    ) -> pd.DataFrame:
+def telemetry_frame(runs: pd.DataFrame, columns: Sequence[str] = ("path", "experiment", "replicate"),
+                    recorded: bool = False) -> pd.DataFrame:
     """The weight telemetry of each run of ``runs`` (a runs frame's rows) as one frame: every row of its
-    ``telemetry.csv`` (or of its stored states, :func:`lth.analysis.weights.run_telemetry`) beside the run's
-    ``columns``; runs without telemetry add no row. Empty (no columns) when none has any."""
+    ``telemetry.csv`` (or, unless ``recorded``, of its stored states: :func:`lth.analysis.weights.run_telemetry`)
+    beside the run's ``columns``; runs without telemetry add no row. Empty (no columns) when none has any."""
     from lth.analysis.weights import run_telemetry  # weights imports this module
+    from lth.store import RunDir
 
     frames = []
     for _, run in runs.iterrows():
-        rows = run_telemetry(run["path"])
+        rows = run_telemetry(run["path"]) if not recorded or RunDir(run["path"]).has_telemetry() else []
         if rows:
             keep: dict[str, Any] = {c: run[c] for c in columns if c in run}
             frames.append(pd.DataFrame(rows).assign(**keep))

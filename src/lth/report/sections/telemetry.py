@@ -7,9 +7,10 @@ cosine similarity to the initial and to the final weights. The quantities come f
 (the engine's, ``--telemetry-every``) or from its stored states (``--save-states``), read by
 :func:`lth.analysis.telemetry.telemetry_frame`; accuracy and loss are the run's evaluations (``metrics.csv``).
 
-Drawn: the ``lth train`` runs (one figure for the store) and, per study, the IMP trunk's dense network (level 0,
-the network Fig. 3 follows; each run once, where trunks that differ only in their rewind step share it).
-A store whose telemetry is elsewhere only (a branch) gets one figure of those runs.
+Drawn: the ``lth train`` runs (one figure for the store, from their ``telemetry.csv`` or from three or more stored
+states) and, per study, the IMP trunk's dense network (level 0, the network Fig. 3 follows; each run once, where
+trunks that differ only in their rewind step share it) where it recorded a ``telemetry.csv``. A store whose
+``telemetry.csv`` files are elsewhere only (a branch, stability copies) gets one figure of those runs.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def telemetry(ctx: ReportContext) -> None:
     if any(p.stem.endswith("telemetry") for p in ctx.page.report.figures):
         return
     runs = ctx.runs[ctx.runs["kind"] != "train"] if "kind" in ctx.runs else ctx.runs
-    df = telemetry_frame(runs.sort_values("path"), ("path", "experiment", "replicate"))
+    df = telemetry_frame(runs.sort_values("path"), ("path", "experiment", "replicate"), recorded=True)
     if df.empty:
         return
     df = df.assign(series=df["experiment"].astype(str))
@@ -167,7 +168,7 @@ def study_telemetry(study: Study) -> None:
     tasks = dense["pretrain"].map(pretrain_text) if "pretrain" in dense else pd.Series("", index=dense.index)
     if tasks.nunique() > 1:
         dense = dense.assign(series=dense["series"] + tasks.map(lambda t: f" ({t})" if t else ""))
-    df = telemetry_frame(dense, ("path", "experiment", "series", "replicate"))
+    df = telemetry_frame(dense, ("path", "experiment", "series", "replicate"), recorded=True)
     if df.empty:
         return
     _draw(study.page, f"{study.prefix}telemetry", f"{study.title}: weight telemetry of the IMP trunk's "
