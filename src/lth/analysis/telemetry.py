@@ -15,7 +15,6 @@ stored-state telemetry of :func:`lth.analysis.weights.telemetry`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import pandas as pd
 import torch
@@ -136,25 +135,5 @@ def sampled_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if str(c).startswith("w[")]
 
 
-def telemetry_frame(runs: pd.DataFrame, columns: Sequence[str] = ("path", "experiment", "replicate"),
-                    recorded: bool = False) -> pd.DataFrame:
-    """The weight telemetry of each run of ``runs`` (a runs frame's rows) as one frame: every row of its
-    ``telemetry.csv`` (or, unless ``recorded``, of its stored states: :func:`lth.analysis.weights.run_telemetry`)
-    beside the run's ``columns``; runs without telemetry add no row. Empty (no columns) when none has any."""
-    from lth.analysis.weights import run_telemetry  # weights imports this module
-    from lth.store import RunDir
-
-    frames = []
-    for _, run in runs.iterrows():
-        rows = run_telemetry(run["path"]) if not recorded or RunDir(run["path"]).has_telemetry() else []
-        if rows:
-            keep: dict[str, Any] = {c: run[c] for c in columns if c in run}
-            frames.append(pd.DataFrame(rows).assign(**keep))
-    if not frames:
-        return pd.DataFrame()
-    df = pd.concat(frames, ignore_index=True)
-    return df[[*[c for c in columns if c in df], *[c for c in df.columns if c not in columns]]]
-
-
-__all__ = ["TELEMETRY_KEYS", "Telemetry", "position_names", "sample_positions", "sampled_columns", "telemetry_frame",
+__all__ = ["TELEMETRY_KEYS", "Telemetry", "position_names", "sample_positions", "sampled_columns",
            "weight_telemetry"]

@@ -5,7 +5,7 @@ right axis), mean |weight|, the percentage of weights whose sign changed since i
 randomly selected weights; the gradient norm, the L2 distance from the initial and from the final weights, the
 cosine similarity to the initial and to the final weights. The quantities come from each run's ``telemetry.csv``
 (the engine's, ``--telemetry-every``) or from its stored states (``--save-states``), read by
-:func:`lth.analysis.telemetry.telemetry_frame`; accuracy and loss are the run's evaluations (``metrics.csv``).
+:func:`lth.analysis.weights.telemetry_frame`; accuracy and loss are the run's evaluations (``metrics.csv``).
 
 Drawn: the ``lth train`` runs (one figure for the store, from their ``telemetry.csv`` or from three or more stored
 states) and, per study, the IMP trunk's dense network (level 0, the network Fig. 3 follows; each run once, where
@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from lth.analysis.telemetry import sampled_columns, telemetry_frame
+from lth.analysis.telemetry import sampled_columns
+from lth.analysis.weights import telemetry_frame
 from lth.report.context import ReportContext, Study, pretrain_text
 from lth.report.figures import PALETTE, new_figure, pct
 
