@@ -165,7 +165,8 @@ def test_estimate_counts_ancestors_and_forward_operations() -> None:
     from lth.recipes.base import GPU_FLOPS, GPU_OVERHEAD, forward_flops
 
     assert forward_flops("lenet_300_100", "batchnorm", 1.0, (1, 28, 28), 10) == 2 * (784 * 300 + 300 * 100 + 100 * 10)
-    assert RECIPES["mode-connectivity"].estimate(False, datasets=["mnist"])["runs"] == 324  # 3 copies: 9 paths
+    # 3 copies (9 paths) per cell, every level 0-15 (Fig. 9): 324 runs when only levels 0 and 15 had copies
+    assert RECIPES["mode-connectivity"].estimate(False, datasets=["mnist"])["runs"] == 1836
     lottery = RECIPES["lottery"].estimate(False, "cuda", datasets=["mnist"])
     step = max(GPU_OVERHEAD, 3 * 2 * (784 * 300 + 300 * 100 + 100 * 10) * 60 / GPU_FLOPS)
     assert lottery["runs"] == 230 and abs(lottery["seconds"] - 230 * 50000 * step) < 1e-6

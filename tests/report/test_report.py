@@ -129,6 +129,11 @@ def test_jackpot_uses_reinit_at_every_lr_and_a_longer_dense_run(tmp_path: Path):
     assert grades.set_index("lr").loc[1e-3, "sufficient_training"] == "not checked"  # no longer run at 1e-3
     early = pd.concat([pd.read_csv(tables[n]) for n in tables if n.endswith("early_stopping.csv")])
     assert (early["criterion"] == "no validation split").all() and (early["count"] == 0).all()
+    # on the page: one line per study naming the CSV, not a table of empty rows (#33)
+    page = (root / "report" / "index.html").read_text()
+    notes = re.findall(r'<p class="cap">Early stopping \(.*?no run has a validation split.*?href="([^"]+)"', page)
+    assert sorted(notes) == sorted(n for n in tables if n.endswith("early_stopping.csv")) and len(notes) == 2
+    assert "early_stopping.csv\">CSV</a>)</p><table" not in page and "Early-stop" not in page
 
 
 def test_dn_histogram_has_the_whole_networks_theta_lt(report: dict, store: Path):
@@ -161,3 +166,52 @@ def test_captions_name_the_split_the_runs_and_the_threshold(report: dict) -> Non
         c = cap(start)
         assert digits in c and "2 replicates" in c and "0.2 points" in c and "Frankle et al. ICML 2020, Fig. 9" in c
     assert digits in cap("Jackpot grades") and "section 3" in cap("Jackpot grades")
+
+
+def test_consecutive_figures_never_share_a_colour_for_different_meanings(store: Path) -> None:
+    """The lottery curve's series and the training curves' levels were both drawn from the first colours of one
+    cycle (C0 = IMP in one figure, C0 = level 0 in the next; #33): each meaning now has its page colour."""
+    from matplotlib.colors import to_hex
+
+    from lth.analysis import metrics_frame, runs_frame
+    from lth.report.context import ReportContext
+    from lth.report.page import Page, Report
+    from lth.report.sections import STUDY_SECTIONS
+
+    out = store / "colours"
+    out.mkdir(exist_ok=True)
+    page = Page(out, Report(out / "index.html"))
+    drawn: list[tuple[str, dict[str, set[str]]]] = []
+
+    def keep(fig, name, caption, data=None) -> None:
+        labels: dict[str, set[str]] = {}
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                if not line.get_label().startswith("_") and line.get_linestyle() != ":":
+                    labels.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
+        drawn.append((name, labels))
+    page.figure = keep  # type: ignore[method-assign]
+    runs = runs_frame(store)
+    ctx = ReportContext(page, store, runs, metrics_frame(store, runs))
+    for study in ctx.studies:
+        for section in STUDY_SECTIONS.values():
+            section(study)
+    names = [n for n, _ in drawn]
+    assert names[:2] == ["accuracy_vs_density", "accuracy_curves"], names
+    for (_, a), (_, b) in zip(drawn, drawn[1:], strict=False):
+        for label_a, colours_a in a.items():
+            for label_b, colours_b in b.items():
+                if label_a != label_b:
+                    assert not colours_a & colours_b, (label_a, label_b)
+    for _, labels in drawn:  # within a figure, too
+        assert all(len(c) == 1 for c in labels.values())
+
+
+def test_page_colour_is_one_per_meaning() -> None:
+    from lth.report.figures import PALETTE
+    from lth.report.page import Page, Report
+
+    page = Page(Path("."), Report(Path("index.html")))
+    colours = [page.colour(f"series {i}") for i in range(len(PALETTE))]
+    assert len(set(colours)) == len(PALETTE) and page.colour("series 3") == colours[3]
+    assert all(c not in ("#7f7f7f", "#000000") for c in PALETTE)  # grey and black mark references

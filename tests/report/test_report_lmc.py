@@ -73,3 +73,53 @@ def test_a_damaged_landscape_file_is_named_and_left_out(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("damaged file") == 1 and str(land) in err
     assert not any(p.name.startswith("landscape_") for p in rep.figures) and rep.index.is_file()
+
+
+def test_fig7_and_fig9_are_drawn_from_every_copy_and_every_level(tmp_path):
+    """Fig. 7 (test error of the copies made at k, against k) and Fig. 9 (median first stable / stable-and-matching
+    k, against sparsity) at every level the store holds (#33: a CSV and JSON fields, one level)."""
+    import json
+    from pathlib import Path
+
+    from lth.analysis.instability import k_iterations, latest_setting, pair_instabilities
+    from lth.stability.analysis import stability_frame
+
+    root = tmp_path / "store"
+    code, _, err = lth("stability", *BASE[:-3], "--trajectory-points", "0", "--rewind", "0it", "5it", "--root",
+                       str(root), "--levels", "0-2", "--replicates", "2", "--subnetwork", "imp", "random-prune")
+    assert code == 0, err
+    rep = build_report(root)
+    names = {p.name for p in rep.figures}
+    assert {"stability_error_vs_k.png", "stability_fig9.png"} <= names
+    # Fig. 7: each copy's own final test error (its done.json), every replicate's copies
+    f7 = pd.read_csv(rep.index.parent / "stability_error_vs_k.csv")
+    copies = []
+    for done in root.glob("stability_*/replicate_*/level_*/copy_*/done.json"):
+        spec = json.loads((done.parent / "spec.json").read_text())
+        copies.append({"subnetwork": spec["subnetwork"], "rewind": spec["rewind"],
+                       "level": int(done.parent.parent.name.split("_")[1]),
+                       "error": 1 - json.loads(done.read_text())["final_test_accuracy"]})
+    own = pd.DataFrame(copies).groupby(["subnetwork", "level", "rewind"])["error"].agg(["mean", "size"])
+    got = f7.set_index(["subnetwork", "level", "rewind"])
+    assert sorted(got.index) == sorted(own.index) and len(own) == 10  # dense at 0, two subnetworks at 1 and 2; x2 k
+    for key, row in own.iterrows():
+        assert got.loc[key, "mean"] == row["mean"] or abs(got.loc[key, "mean"] - row["mean"]) < 1e-6, key
+        assert got.loc[key, "count"] == row["size"] == 4  # 2 replicates x 2 copies
+    # Fig. 9: every level; each sample's first stable k, then the lower median where a majority gets there
+    f9 = pd.read_csv(rep.index.parent / "stability_fig9.csv")
+    assert sorted(zip(f9["subnetwork"], f9["level"], strict=True)) == [
+        ("dense", 0), ("imp", 1), ("imp", 2), ("random-prune", 1), ("random-prune", 2)]
+    per = pair_instabilities(latest_setting(stability_frame(root)))
+    for _, row in f9.iterrows():
+        g = per[(per["subnetwork"] == row["subnetwork"]) & (per["level"] == row["level"])]
+        firsts = []
+        for _, s in g.groupby("replicate"):
+            s = s.assign(k=s["rewind"].map(k_iterations)).sort_values("k")
+            stable = s[s["test_instability"] < 0.02]
+            firsts.append(None if stable.empty else stable["rewind"].iloc[0])
+        reached = sorted((f for f in firsts if f is not None), key=k_iterations)
+        want = reached[(len(firsts) - 1) // 2] if 2 * len(reached) > len(firsts) else None
+        got9 = row["median_first_stable"]
+        assert (None if pd.isna(got9) else got9) == want, (row["subnetwork"], row["level"])
+        assert row["samples"] == 2
+    assert Path(rep.index).read_text().count("Fig. 9") >= 1

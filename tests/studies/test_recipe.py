@@ -40,7 +40,7 @@ RECIPE_PLANS = {
     ("lottery", True): (48, "f7e9316fbcae2849"), ("lottery", False): (920, "12fa42702f96eda2"),
     ("normalization", True): (32, "539345407af2678f"), ("normalization", False): (132, "7233f3266042e480"),
     ("early-phase", True): (138, "38e3ff24d65652a8"), ("early-phase", False): (426, "6d4f622c97231d16"),
-    ("mode-connectivity", True): (48, "933cca8fb33593ae"), ("mode-connectivity", False): (2160, "95fe5d30f534b5b5"),
+    ("mode-connectivity", True): (120, "3deba8b2d9e8592f"), ("mode-connectivity", False): (11772, "0da86fe74ca60b26"),
     ("sanity-checks", True): (264, "d1a0c04238936cca"), ("sanity-checks", False): (516, "19bf75ad55da8fa7"),
     ("weight-correlation", True): (52, "f664fdf7325551cf"), ("weight-correlation", False): (100, "8a9b4a31c15fad3f"),
     ("ticket-distribution", True): (45, "772a8ce532509bda"), ("ticket-distribution", False): (150, "e8eb53fefd42b25e"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -128,4 +129,11 @@ class Telemetry:
                                 self.keep, self.dtype)
 
 
-__all__ = ["TELEMETRY_KEYS", "Telemetry", "position_names", "sample_positions", "weight_telemetry"]
+def sampled_columns(df: pd.DataFrame) -> list[str]:
+    """The columns of a telemetry frame that hold the sampled weights' values (``w[layers.0.weight[3, 17]]``), in
+    their recorded order."""
+    return [c for c in df.columns if str(c).startswith("w[")]
+
+
+__all__ = ["TELEMETRY_KEYS", "Telemetry", "position_names", "sample_positions", "sampled_columns",
+           "weight_telemetry"]

@@ -147,3 +147,20 @@ def run_telemetry(path: Path) -> list[dict[str, Any]]:
     states = [(it, store.load_state(name)) for name, it in index.items()]
     layers = [k for k, v in states[0][1].items() if v.dim() >= 2]  # conv and linear weights
     return telemetry(states, layers)
+
+
+def telemetry_frame(runs: pd.DataFrame, columns: Sequence[str] = ("path", "experiment", "replicate"),
+                    recorded: bool = False) -> pd.DataFrame:
+    """The weight telemetry of each run of ``runs`` (a runs frame's rows) as one frame: every row of its
+    ``telemetry.csv`` (or, unless ``recorded``, of its stored states: :func:`lth.analysis.weights.run_telemetry`)
+    beside the run's ``columns``; runs without telemetry add no row. Empty (no columns) when none has any."""
+    frames = []
+    for _, run in runs.iterrows():
+        rows = run_telemetry(run["path"]) if not recorded or RunDir(run["path"]).has_telemetry() else []
+        if rows:
+            keep: dict[str, Any] = {c: run[c] for c in columns if c in run}
+            frames.append(pd.DataFrame(rows).assign(**keep))
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    return df[[*[c for c in columns if c in df], *[c for c in df.columns if c not in columns]]]

@@ -59,14 +59,15 @@ class ModeConnectivityRecipe(Recipe):
     name = "mode-connectivity"
     paper = "Frankle, Dziugaite, Roy & Carbin, ICML 2020: Linear mode connectivity and the lottery ticket hypothesis"
     figures = ("error along the linear path (Fig. 2, 5)", "instability vs k (Fig. 3, 6)", "Table 2",
-               "first stable and first stable-and-matching k (Fig. 9)")
+               "test error vs k per sparsity (Fig. 7)", "median first stable and first stable-and-matching k against "
+               "sparsity, every level (Fig. 9)")
     data = ("mnist", "cifar10", "imagenet")
     paper_numbers = tuple(PaperNumber(f"{net}: {col}", v, T2, "difference" if col.startswith("delta") else "fraction")
                           for net, row in TABLE2.items() for col, v in zip(COLUMNS, row[2:], strict=True))
 
     def plan(self, ctx: Context) -> list[Piece]:
-        """Per network: the trunks (one per k) and the stability copies of every subnetwork at level 0 and the
-        Table 1 density's level."""
+        """Per network: the trunks (one per k) and the stability copies of every subnetwork at every level up to
+        the Table 1 density's (Fig. 9 draws them all; Table 2 reads the last)."""
         from lth.presets import get_preset
         from lth.recipes.base import plan_lottery
         from lth.stability import StabilityPlan
@@ -97,8 +98,10 @@ class ModeConnectivityRecipe(Recipe):
                 check_rewinds(ctx, preset, rewinds, **over)
                 lp = plan_lottery(preset, level, replicates=reps, rewind=rewinds, root=ctx.root,
                                   data_dir=ctx.data_dir, **over)
-            sp = StabilityPlan(lp.trunks, list(SUBNETWORKS), [0, level], reps, cfg["copies"], trajectory_points=0,
-                               steps_per_epoch=lp.spe)
+            # every level of the trunk, so Fig. 9 (the first stable / stable-and-matching k against sparsity) has a
+            # point per level; Table 2 reads the Table 1 density's level
+            sp = StabilityPlan(lp.trunks, list(SUBNETWORKS), list(range(level + 1)), reps, cfg["copies"],
+                               trajectory_points=0, steps_per_epoch=lp.spe)
             pieces.append(Piece(net, sp, meta={"level": level, "lottery": lp}))
         return pieces
 

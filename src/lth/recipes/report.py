@@ -26,8 +26,9 @@ def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def paper_figure(df: pd.DataFrame, out: Path, name: str = "paper_vs_lth") -> list[Path]:
-    """Accuracy-like rows (unit ``fraction``) with a paper value: lth's mean with min-max bars (blue) and the
-    paper's value (red x), one row each. Returns the files written (none when no row qualifies)."""
+    """Accuracy-like rows (unit ``fraction``) with a paper value: lth's mean with min-max bars (black) and the
+    paper's value (grey x), one row each; black and grey, which no series of the report's figures is drawn in.
+    Returns the files written (none when no row qualifies)."""
     d = df[(df["unit"] == "fraction") & df["paper"].notna()].reset_index(drop=True)
     if d.empty:
         return []
@@ -37,9 +38,9 @@ def paper_figure(df: pd.DataFrame, out: Path, name: str = "paper_vs_lth") -> lis
         has = d["lth"].notna()
         lo = (d["lth"] - d["lth_min"]).where(has, 0).fillna(0)
         hi = (d["lth_max"] - d["lth"]).where(has, 0).fillna(0)
-        ax.errorbar(d["lth"][has], [y[i] for i in d.index[has]], xerr=[lo[has], hi[has]], fmt="o", color="C0",
+        ax.errorbar(d["lth"][has], [y[i] for i in d.index[has]], xerr=[lo[has], hi[has]], fmt="o", color="k",
                     label="lth (mean, min-max)")
-        ax.scatter(d["paper"], y, marker="x", s=60, color="C3", zorder=3, label="paper")
+        ax.scatter(d["paper"], y, marker="x", s=60, color="0.5", zorder=3, label="paper")
         ax.set_yticks(y, [q if len(q) < 60 else q[:57] + "..." for q in d["quantity"]], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("accuracy (fraction)")
@@ -83,8 +84,8 @@ def write_recipe_report(recipe: Recipe, result: RecipeResult, root: Path, quick:
                  '"comparable" is false in quick mode (another dataset and scale) and with --levels or '
                  f'--training-steps (<a href="{csv.name}">CSV</a>)</p>{shown}</div>')
     if figs:
-        parts.append('<figure><img src="paper_vs_lth.png" alt="paper vs lth"><figcaption>lth (blue: mean, '
-                     "min-max) beside the paper's value (red x) (<a href=\"paper_vs_lth.svg\">SVG</a>)"
+        parts.append('<figure><img src="paper_vs_lth.png" alt="paper vs lth"><figcaption>lth (black: mean, '
+                     "min-max) beside the paper's value (grey x) (<a href=\"paper_vs_lth.svg\">SVG</a>)"
                      "</figcaption></figure>")
     parts.append(f"<p>Verdicts: <code>{html.escape(json.dumps(result.verdicts))}</code></p>")
     if recipe.verdict_basis:

@@ -31,8 +31,24 @@ def rewind_order(text: Any) -> tuple[int, float]:
         return 2, 0.0
 
 
+def pretrain_text(value: Any) -> str:
+    """What a run's rewinding point was pretrained on (its spec's ``pretrain``, a JSON object in the runs frame),
+    as a label's part: ``"pretrain: rotation"`` (``", sparse"`` for sparse pretraining); ``""`` for a run with no
+    pretraining."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    try:
+        p = json.loads(value) if isinstance(value, str) else dict(value)
+    except (TypeError, ValueError):
+        return ""
+    if not isinstance(p, dict) or not p.get("task"):
+        return ""
+    return f"pretrain: {p['task']}" + (", sparse" if p.get("sparse") else "")
+
+
 def with_series(study: pd.DataFrame) -> pd.DataFrame:
-    """Add ``series`` (the legend label: IMP or the branch, with the rewind step when there are several)."""
+    """Add ``series`` (the legend label: IMP or the branch, with the task its rewinding point was pretrained on
+    (one series per pretraining task, apart from the plain trunk) and the rewind step when there are several)."""
     s = study.copy()
     rewinds = sorted(s["rewind"].dropna().unique(), key=rewind_order)
     branches = s[s["kind"] == "branch"]
@@ -42,6 +58,9 @@ def with_series(study: pd.DataFrame) -> pd.DataFrame:
 
     def label(r: pd.Series) -> str:
         name = "IMP ticket" if r["kind"] == "lottery" else str(r["branch"])
+        task = pretrain_text(r.get("pretrain"))
+        if task:
+            name += f" ({task})"
         if r["kind"] == "branch" and r["branch"] in differ:
             name += f" [{field_label(r, differ[r['branch']]) or str(r['branch_dir']).rsplit('_', 1)[-1]}]"
         return f"{name}, rewind {r['rewind']}" if len(rewinds) > 1 else name

@@ -24,6 +24,25 @@ STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fo
          "svg.fonttype": "none", "axes.grid": True, "grid.alpha": 0.3}
 
 
+def _palette() -> list[str]:
+    """Distinct colours for the report's series, none of them grey or black (greys and black mark references:
+    the dense level, thresholds, the paper's values): tab10 without its grey, then tab20's light shades, Dark2,
+    Set1, tab20b and tab20c without their greys."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    out: list[str] = []
+    for name, picks in (("tab10", [0, 1, 2, 3, 4, 5, 6, 8, 9]), ("tab20", [1, 3, 5, 7, 9, 11, 13, 17, 19]),
+                        ("Dark2", range(8)), ("Set1", [0, 1, 2, 3, 4, 6, 7]), ("tab20b", range(20)),
+                        ("tab20c", range(16))):
+        colours = colormaps[name].colors
+        out.extend(c for c in (to_hex(colours[i]) for i in picks) if c not in out)
+    return out
+
+
+PALETTE = _palette()
+
+
 def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.2, nrows: int = 1) -> tuple[Figure, list]:
     """A figure with ``nrows`` x ``ncols`` axes (returned as a flat list, row by row)."""
     fig = Figure(figsize=(width if ncols == 1 or nrows > 1 else 3.6 * ncols, height), layout="constrained")

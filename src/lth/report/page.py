@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from lth.report.figures import save, write_csv
+from lth.report.figures import PALETTE, save, write_csv
 from lth.store.atomic import atomic_write_bytes
 
 
@@ -47,6 +47,16 @@ class Page:
     out: Path
     report: Report
     parts: list[str] = field(default_factory=list)
+    colours: dict[str, str] = field(default_factory=dict)
+
+    def colour(self, meaning: str) -> str:
+        """The colour of ``meaning`` (a series, a level, a subnetwork: the legend's text) on this page: the same
+        meaning gets the same colour in every figure, and a new meaning the next unused colour of
+        :data:`~lth.report.figures.PALETTE` (after the palette's last colour they repeat, in order), so a colour
+        is never reused for another meaning in the figures that follow one another."""
+        if meaning not in self.colours:
+            self.colours[meaning] = PALETTE[len(self.colours) % len(PALETTE)]
+        return self.colours[meaning]
 
     def h(self, level: int, text: str) -> None:
         """A heading of ``level`` (1-6)."""
@@ -68,6 +78,13 @@ class Page:
                                                            float_format=lambda x: f"{x:.4g}")
         self.parts.append(f'<div class="tbl"><p class="cap">{html.escape(caption)} '
                           f'(<a href="{p.name}">CSV</a>)</p>{shown}</div>')
+
+    def note(self, text: str, df: pd.DataFrame, name: str) -> None:
+        """One line of ``text`` where a table would say nothing more (every row empty), with ``df`` kept as
+        ``<name>.csv`` and linked."""
+        p = write_csv(df, self.out / f"{name}.csv")
+        self.report.tables.append(p)
+        self.parts.append(f'<p class="cap">{html.escape(text)} (<a href="{p.name}">CSV</a>)</p>')
 
     def figure(self, fig: Any, name: str, caption: str, data: pd.DataFrame | None = None) -> None:
         """``fig`` as ``<name>.png`` and ``.svg``, shown with ``caption``; ``data`` (the table behind it) as

@@ -274,6 +274,73 @@ def per_sample(records: Iterable[dict[str, Any]]) -> dict[tuple, dict[Any, tuple
     return out
 
 
+def frame_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The records of the pairs in a :func:`stability_frame` (as :func:`record` gives them from a plan: subnetwork,
+    level, rewind, replicate, schedule_from_zero, test and train instability, the end points' test errors, the two
+    copies' run directories), plus the pair's ``experiment``, ``preset`` and ``density``; aligned paths (``--align``)
+    left out (the same copies, another path). Each pair once, in the frame's setting (apply
+    :func:`lth.analysis.instability.latest_setting` first where a store holds several)."""
+    if df.empty:
+        return []
+    d = df[(df["split"] == "test") & ~df["align"].fillna(False).astype(bool)]
+    keys = ["experiment", "preset", "subnetwork", "rewind", "level", "replicate", "pair", "schedule_from_zero",
+            "setting"]
+    train = df[df["split"] == "train"].groupby(keys, dropna=False)["instability"].first()
+    out = []
+    for key, g in d.sort_values("alpha").groupby(keys, dropna=False, sort=True):
+        row = dict(zip(keys, key, strict=True))
+        cell = f"{row['experiment']}/replicate_{row['replicate']}/level_{row['level']}"
+        out.append({"experiment": row["experiment"], "preset": row["preset"], "subnetwork": row["subnetwork"],
+                    "level": int(row["level"]), "rewind": row["rewind"], "replicate": int(row["replicate"]),
+                    "schedule_from_zero": bool(row["schedule_from_zero"]), "density": float(g["density"].iloc[0]),
+                    "test_instability": float(g["instability"].iloc[0]),
+                    "train_instability": None if key not in train.index else float(train.loc[key]),
+                    "end_test_errors": [float(g["error"].iloc[0]), float(g["error"].iloc[-1])],
+                    "runs": [f"{cell}/copy_{c}" for c in str(row["pair"]).split("-")]})
+    return out
+
+
+def copy_errors(df: pd.DataFrame) -> pd.DataFrame:
+    """Frankle et al. ICML 2020, Fig. 7: the final test error of the copies made at each step k (each copy once:
+    the end points of its pairs' paths), per preset, subnetwork, level (with its ``density``), schedule and k:
+    ``mean``, ``std`` (Bessel), ``min``, ``max``, ``count`` (copies over every replicate), sorted by k within
+    each. Empty without stored pairs."""
+    from lth.analysis.instability import k_iterations
+
+    recs = frame_records(df)
+    rows = [{**{k: r[k] for k in ("preset", "subnetwork", "level", "density", "schedule_from_zero", "rewind")},
+             "copy": run, "error": err} for r in recs for run, err in zip(r["runs"], r["end_test_errors"], strict=True)]
+    if not rows:
+        return pd.DataFrame()
+    copies = pd.DataFrame(rows).drop_duplicates("copy")
+    keys = ["preset", "subnetwork", "level", "schedule_from_zero", "rewind"]
+    t = copies.groupby(keys).agg(density=("density", "mean"), mean=("error", "mean"), std=("error", "std"),
+                                 min=("error", "min"), max=("error", "max"), count=("error", "size")).reset_index()
+    t["k_order"] = t["rewind"].map(k_iterations)
+    return t.sort_values([*keys[:-1], "k_order"]).drop(columns="k_order").reset_index(drop=True)
+
+
+def fig9_table(df: pd.DataFrame, threshold: float = STABLE_THRESHOLD) -> pd.DataFrame:
+    """Frankle et al. ICML 2020, Fig. 9 for every level a store's stability analysis holds: per preset,
+    subnetwork, level (``density``) and schedule, the median over samples (one replicate's pair of copies) of the
+    first k at which the sample is stable (``median_first_stable``) and stable and matching
+    (``median_first_stable_and_matching``), each None where a majority of samples never gets there
+    (:func:`median_first_k`), as :func:`summary` computes them; matching compares to the preset's dense copies
+    made at k = 0 (:func:`full_accuracy`, ``dense_accuracy``). ``ks``: the steps k the samples were run at."""
+    from lth.analysis.instability import k_iterations
+
+    recs = frame_records(df)
+    out = []
+    for preset in sorted({str(r["preset"]) for r in recs}):
+        mine = [r for r in recs if str(r["preset"]) == preset]
+        dense, _ = full_accuracy(mine)
+        density = {(r["subnetwork"], r["level"]): r["density"] for r in mine}
+        ks = ",".join(sorted({str(r["rewind"]) for r in mine}, key=k_iterations))
+        for row in summary(mine, dense, threshold):
+            out.append({"preset": preset, **row, "density": density[(row["subnetwork"], row["level"])], "ks": ks})
+    return pd.DataFrame(out)
+
+
 def median_first_k(firsts: list[Any]) -> Any:
     """The paper's Fig. 9 aggregate (Frankle et al. 2020): each sample's first k (None: never), then the median
     over *all* samples, a sample that never reaches it counting as later than every k; reported only when a

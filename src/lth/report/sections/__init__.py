@@ -15,8 +15,9 @@ from lth.report.sections.curves import accuracy_curves
 from lth.report.sections.early_stopping import early_stopping
 from lth.report.sections.heading import heading
 from lth.report.sections.overview import overview
+from lth.report.sections.perturbations import effective_std
 from lth.report.sections.stability import stability
-from lth.report.sections.telemetry import telemetry
+from lth.report.sections.telemetry import study_telemetry, telemetry
 from lth.report.sections.training import training
 from lth.report.sections.verdicts import verdicts
 from lth.report.sections.weights import weights
@@ -36,9 +37,11 @@ STUDY_SECTIONS: dict[str, StudySection] = {
     "heading": heading,
     "accuracy_vs_density": accuracy_vs_density,
     "accuracy_curves": accuracy_curves,
+    "telemetry": study_telemetry,
     "early_stopping": early_stopping,
     "verdicts": verdicts,
     "weights": weights,
+    "effective_std": effective_std,
 }
 
 SECTIONS: dict[str, Section] = {

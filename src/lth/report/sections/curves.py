@@ -27,8 +27,9 @@ def accuracy_curves(study: Study) -> None:
     dens = trunk.groupby("level")["density"].mean()
     fig, (ax,) = new_figure()
     for level, g in table.groupby("level"):
-        line = ax.plot(g["iteration"], pct(g["mean"]), marker="o", ms=3,
-                       label=f"level {level} ({dens[level] * 100:.3g}% remaining)")[0]
+        label = f"level {level} ({dens[level] * 100:.3g}% remaining)"
+        line = ax.plot(g["iteration"], pct(g["mean"]), marker="o", ms=3, label=label,
+                       color=study.page.colour(label))[0]
         ax.fill_between(g["iteration"], pct(g["min"]), pct(g["max"]), color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel("Training iteration (steps)")
     ax.set_ylabel("Test accuracy (%)")

@@ -31,17 +31,17 @@ def early_stopping(study: Study, split: str = "val") -> None:
     table = table.merge(extra, on=["series", "level"])
     table.insert(0, "chosen_on", split)
     drawn = table[table["count"] > 0]
-    if drawn.empty:
-        page.table(table, f"{prefix}early_stopping",
-                   "Early stopping: no run of this study has a validation split, so no early-stopping iteration "
-                   "is chosen (set --validation-size, as the presets that follow Frankle & Carbin do; choosing on "
-                   "the test set must be asked for explicitly)")
+    if drawn.empty:  # one line, not a table of empty rows (one per series and level)
+        page.note(f"Early stopping ({study.title}): no run has a validation split, so no early-stopping iteration "
+                  "is chosen (set --validation-size, as the presets that follow Frankle & Carbin do; choosing on "
+                  "the test set must be asked for explicitly)", table, f"{prefix}early_stopping")
         return
     fig, (ax,) = new_figure()
     for name, g in drawn.groupby("series", sort=False):
         g = g.sort_values("density", ascending=False)
         yerr = np.vstack([g["mean"] - g["min"], g["max"] - g["mean"]])
-        ax.errorbar(pct(g["density"]), g["mean"], yerr=yerr, marker="o", ms=4, capsize=3, label=name)
+        ax.errorbar(pct(g["density"]), g["mean"], yerr=yerr, marker="o", ms=4, capsize=3, label=name,
+                    color=page.colour(name))
     density_axis(ax, drawn["density"])
     ax.set_xlabel("Weights remaining (%, log scale)")
     crit = "validation" if split == "val" else "test"

@@ -7,6 +7,8 @@
   (schedule restarted at 0) as its own lines;
 - the paper's Table 2 for whatever the store holds: full / IMP / random pruning / random reinit accuracies
   (mean end-point test accuracy of the copies), delta = full - IMP, and whether IMP is matching;
+- test error of the copies against k, one line per subnetwork and sparsity (Fig. 7);
+- the median first stable and first stable-and-matching k against sparsity, every level the store holds (Fig. 9);
 - the contour plots of every stored landscape (``lth landscape``).
 
 The numbers (the setting drawn, instabilities, Table 2's verdicts) come from :mod:`lth.analysis.instability`.
@@ -25,6 +27,7 @@ import pandas as pd
 
 from lth.analysis.instability import k_iterations, latest_setting, pair_instabilities, table2
 from lth.analysis.stability import STABLE_THRESHOLD
+from lth.report.captions import runs_text
 from lth.report.context import ReportContext
 from lth.report.figures import new_figure
 
@@ -60,6 +63,8 @@ def stability(ctx: ReportContext) -> None:
         df = latest_setting(df)
         _paths(page, df)
         _versus_k(page, df)
+        _fig7(page, df)
+        _fig9(page, df)
         _table2(page, df)
     for f in lands:
         _contour(page, f, root)
@@ -76,7 +81,8 @@ def _paths(page: Any, df: pd.DataFrame) -> None:
             for key, g in sorted(s.groupby(keys), key=lambda kv: (k_iterations(kv[0][0]), kv[0][1:])):
                 agg = g.groupby("alpha")["error"].agg(["mean", "min", "max", "count"]).reset_index()
                 label = _label(dict(zip(keys, key, strict=True), subnetwork=sub))
-                (line,) = ax.plot(agg["alpha"], 100 * agg["mean"], marker=".", label=label)
+                (line,) = ax.plot(agg["alpha"], 100 * agg["mean"], marker=".", label=label,
+                                  color=page.colour(f"{sub}: {label}"))
                 ax.fill_between(agg["alpha"], 100 * agg["min"], 100 * agg["max"], color=line.get_color(),
                                 alpha=0.2, lw=0)
                 rows.extend({"subnetwork": sub, "split": split, **dict(zip(keys, key, strict=True)), **r}
@@ -118,7 +124,7 @@ def _versus_k(page: Any, df: pd.DataFrame) -> None:
         row = dict(zip(keys, key, strict=True))
         label = f"{row['subnetwork']}" + (f" ({_label(row, with_k=False)})" if _label(row, False) != "dense" else "")
         x = np.arange(len(g)) if g["k_order"].max() >= 1e6 else g["k_order"]
-        (line,) = axes[0].plot(x, 100 * g["test_instability"], marker="o", label=label)
+        (line,) = axes[0].plot(x, 100 * g["test_instability"], marker="o", label=label, color=page.colour(label))
         axes[0].fill_between(x, 100 * g["test_min"], 100 * g["test_max"], color=line.get_color(), alpha=0.2, lw=0)
         axes[1].plot(x, 100 * g["train_instability"], marker="o", label=label, color=line.get_color())
     for ax, split in zip(axes, ("test", "train"), strict=True):
@@ -132,6 +138,84 @@ def _versus_k(page: Any, df: pd.DataFrame) -> None:
                 f"dashed: the stability threshold, {100 * STABLE_THRESHOLD:.0f} points (Frankle et al. ICML 2020, "
                 "section 2: stable when instability < 2%)",
                 table.drop(columns="k_order"))
+
+
+def _k_axis(ax: Any, ks: list[str]) -> None:
+    """An axis of the steps k run, one tick each in order (k = 0, 100, 500, 2000 evenly spaced; units may mix)."""
+    ax.set_xticks(range(len(ks)), ks)
+    ax.set_xlabel("rewind step k (copies made at this step)")
+
+
+def _fig7(page: Any, df: pd.DataFrame) -> None:
+    """Frankle et al. ICML 2020, Fig. 7: test error of the copies made at k, against k (mean, shaded +- std)."""
+    from lth.stability.analysis import copy_errors
+
+    t = copy_errors(df)
+    if t.empty:
+        return
+    ks = sorted(t["rewind"].unique(), key=k_iterations)
+    subs = [s for s in _ORDER if s in set(t["subnetwork"])] + sorted(set(t["subnetwork"]) - set(_ORDER))
+    fig, axes = new_figure(ncols=len(subs), width=4.6 * len(subs), height=4.2)
+    if len(subs) > 1:
+        fig.set_size_inches(4.6 * len(subs), 4.2)
+    for ax, sub in zip(axes, subs, strict=True):
+        for key, g in t[t["subnetwork"] == sub].groupby(["preset", "level", "schedule_from_zero"], sort=True):
+            row = {"subnetwork": sub, "density": g["density"].iloc[0], "schedule_from_zero": key[2]}
+            label = f"{sub}" + (f" ({_label(row, with_k=False)})" if _label(row, False) != "dense" else "")
+            if t["preset"].nunique() > 1:
+                label = f"{key[0]}: {label}"
+            x = [ks.index(k) for k in g["rewind"]]
+            c = page.colour(label)
+            ax.plot(x, 100 * g["mean"], marker="o", label=label, color=c)
+            sd = g["std"].fillna(0)
+            ax.fill_between(x, 100 * (g["mean"] - sd), 100 * (g["mean"] + sd), color=c, alpha=0.2, lw=0)
+        _k_axis(ax, ks)
+        ax.set_ylabel("test error of the copies (%)")
+        ax.set_title(f"{sub}: test error against k")
+        ax.legend(fontsize=7)
+    fig.suptitle("Test error of the (sub)networks made at step k (Frankle et al. ICML 2020, Fig. 7)")
+    page.figure(fig, "stability_error_vs_k", "Final test error (percent, test split) of the copies trained from "
+                "the network at step k (under each subnetwork's mask): mean over every copy of every replicate "
+                f"({runs_text(t['count'], 'copies')}), shaded +- one standard deviation, one line per sparsity "
+                "(Frankle et al. ICML 2020, Fig. 7)", t)
+
+
+def _fig9(page: Any, df: pd.DataFrame) -> None:
+    """Frankle et al. ICML 2020, Fig. 9: median first stable and stable-and-matching k against sparsity."""
+    from lth.stability.analysis import fig9_table
+
+    t = fig9_table(df)
+    if t.empty:
+        return
+    t = t[~t["schedule_from_zero"].astype(bool)]
+    ks = sorted({k for v in t["ks"] for k in str(v).split(",")}, key=k_iterations)
+    fig, axes = new_figure(ncols=2, width=11.0)
+    for ax, col, what in zip(axes, ("median_first_stable", "median_first_stable_and_matching"),
+                             ("stable", "stable and matching"), strict=True):
+        for (preset, sub), g in t.groupby(["preset", "subnetwork"], sort=True):
+            label = sub if t["preset"].nunique() == 1 else f"{preset}: {sub}"
+            g = g.sort_values("density", ascending=False)
+            y = [ks.index(v) if isinstance(v, str) and v in ks else np.nan for v in g[col]]
+            ax.plot(100 * g["density"], y, marker="o", label=label, color=page.colour(f"Fig. 9: {label}"))
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_yticks(range(len(ks)), ks)
+        ax.set_ylim(-0.5, len(ks) - 0.5)
+        ax.set_xlabel("weights remaining (%, log scale)")
+        ax.set_ylabel(f"median first {what} k")
+        ax.set_title(what)
+        ax.legend(fontsize=7)
+    fig.suptitle("The first rewind step k at which the subnetworks are stable (left) and stable and matching "
+                 "(right), median over samples (Frankle et al. ICML 2020, Fig. 9)", fontsize=10)
+    dense = t["dense_accuracy"].dropna()
+    page.figure(fig, "stability_fig9", "Frankle et al. ICML 2020, Fig. 9 at every level the store holds: per "
+                "subnetwork and sparsity, the median over samples (a replicate's pair of copies; "
+                f"{_span(sorted(set(t['samples'].astype(int))))} per point) of the first k at which a sample is "
+                f"stable (test instability < {100 * STABLE_THRESHOLD:.0f}%, left) and also matching (its copies' "
+                "mean test accuracy within 0.2 points of the dense copies made at k = 0"
+                + (f", {dense.iloc[0]:.4f}" if dense.nunique() == 1 else "") + ", right); a point is drawn only "
+                "where a majority of the samples get there at some k run (the paper's rule); missing: no k run "
+                "gets a majority there", t)
 
 
 def _table2(page: Any, df: pd.DataFrame) -> None:

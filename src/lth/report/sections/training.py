@@ -24,7 +24,7 @@ def training(ctx: ReportContext) -> None:
                        ["experiment", "preset", "label", "iteration"], "test_accuracy")
     fig, (ax,) = new_figure()
     for (_exp, _preset, label), g in curves.groupby(["experiment", "preset", "label"]):
-        line = ax.plot(g["iteration"], pct(g["mean"]), marker="o", ms=3, label=label)[0]
+        line = ax.plot(g["iteration"], pct(g["mean"]), marker="o", ms=3, label=label, color=page.colour(label))[0]
         ax.fill_between(g["iteration"], pct(g["min"]), pct(g["max"]), color=line.get_color(), alpha=0.2, lw=0)
     ax.set_xlabel("Training iteration (steps)")
     ax.set_ylabel("Test accuracy (%)")
