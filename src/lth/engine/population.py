@@ -90,7 +90,7 @@ class Population:
         # --- data on the device, per-member order and augmentation streams
         self.x_train, self.y_train = data.train_x.to(device), data.train_y.to(device)
         hw = tuple(self.x_train.shape[-2:]) if self.x_train.dim() == 4 else (0, 0)
-        self.batches = EpochBatches(n, n_train, bs, spec.data.augment, hw, device)
+        self.batches = EpochBatches(n, n_train, bs, spec.data.augment, hw, device, rotate=spec.data.rotation_task)
         self.order_seeds = [j.seed("order") for j in jobs]
         self.aug_seeds = [j.seed("augment") for j in jobs]
         self.evals = {"test": (data.test_x.to(device), data.test_y.to(device))}

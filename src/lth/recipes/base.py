@@ -429,7 +429,8 @@ def plan_lottery(preset: str, levels: int, *, root: str | Path, replicates: int 
                  rewind: Sequence[str] = ("0it",), branches: Sequence[str] | dict[str, dict[str, Any]] = (),
                  branch_levels: list[int] | None = None, data_dir: str | Path | None = None,
                  pruning: dict[str, Any] | None = None, pretrain_steps: str | None = None,
-                 pretrain_task: str = "standard", pretrain_sparse: bool = False, **overrides: Any) -> Any:
+                 pretrain_task: str = "standard", pretrain_sparse: bool = False, pretrain_length: str | None = None,
+                 **overrides: Any) -> Any:
     """A recipe's lottery piece: IMP trunks of ``preset`` (one per ``rewind`` step; with ``pretrain_steps`` K, one
     rewound to K whose state at K is pretrained on ``pretrain_task``) and ``branches`` (names, or ``{name:
     options}``) at ``branch_levels``, as a :class:`~lth.lottery.plan.LotteryPlan` under ``root``. ``pruning``:
@@ -448,6 +449,7 @@ def plan_lottery(preset: str, levels: int, *, root: str | Path, replicates: int 
     opts = LotteryOptions.from_values({
         "levels": levels, "replicates": replicates, "branches": branches, "branch_levels": branch_levels,
         "pretrain_steps": pretrain_steps, "pretrain_task": pretrain_task if pretrain_steps is not None else None,
-        "pretrain_sparse": pretrain_sparse, **({"rewind": rewinds} if rewinds else {})})
+        "pretrain_sparse": pretrain_sparse, "pretrain_length": pretrain_length,
+        **({"rewind": rewinds} if rewinds else {})})
     runtime = RuntimeOptions(root=str(root), data_dir=None if data_dir is None else str(data_dir))
     return plan(spec, pruning_of(preset, pruning), opts, runtime, preset=name, given=overrides)
