@@ -28,12 +28,15 @@ from lth.graph import Node
 @dataclass(frozen=True)
 class PaperNumber:
     """One number a paper publishes: ``key`` (what it measures), ``value`` (a fraction for accuracies, else in
-    ``unit``), ``source`` (paper, table or figure, and the seed file that holds it)."""
+    ``unit``), ``source`` (paper, table or figure, and the seed file that holds it). ``setup``: how the setup
+    behind the paper's number differs from the runs lth compares it with (a substitution of the paper's table for
+    the recipe's own; empty: the same setup); such a row is never ``comparable``."""
 
     key: str
     value: float
     source: str
     unit: str = "fraction"
+    setup: str = ""
 
 
 @dataclass
@@ -286,21 +289,22 @@ def compare(paper: Sequence[PaperNumber], measured: dict[str, Measured], quick: 
     for pn in paper:
         m = measured.get(pn.key)
         seen.add(pn.key)
-        rows.append(_row(pn.key, pn.value, pn.source, pn.unit, m, quick))
+        rows.append(_row(pn.key, pn.value, pn.source, pn.unit, m, quick, pn.setup))
     for key, m in measured.items():
         if key not in seen:
             rows.append(_row(key, None, "the paper gives no number", "", m, quick))
     return rows
 
 
-def _row(key: str, paper: float | None, source: str, unit: str, m: Measured | None, quick: bool) -> dict[str, Any]:
+def _row(key: str, paper: float | None, source: str, unit: str, m: Measured | None, quick: bool,
+         setup: str = "") -> dict[str, Any]:
     vals = [] if m is None else [x for x in m.values if x is not None and math.isfinite(x)]
     mean = sum(vals) / len(vals) if vals else None
     return {"quantity": key, "paper": paper, "lth": mean, "lth_min": min(vals) if vals else None,
             "lth_max": max(vals) if vals else None, "n": len(vals),
             "difference": None if mean is None or paper is None else mean - paper, "unit": unit,
             "source": source, "how": "" if m is None else m.note,
-            "comparable": bool(vals) and paper is not None and not quick}
+            "comparable": bool(vals) and paper is not None and not quick and not setup, "paper_setup": setup}
 
 
 # ------------------------------------------------------------------------------------------------ helpers
