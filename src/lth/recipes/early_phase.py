@@ -167,7 +167,7 @@ class EarlyPhaseRecipe(Recipe):
         out.update(self._pretraining(pieces, results))
         frame = self.curves(pieces, results)
         for k in cfg["perturb"]:
-            here = frame[(frame["k"] == k) & (frame["level"] == level)]
+            here = frame[(frame["k"] == k) & (frame["level"] == level) & (frame["branch"] != "")]  # perturbed
             for name, rows in here.groupby("perturbation", sort=False):
                 out[f"{name}: accuracy, k = {k}"] = Measured(rows["accuracy"].tolist())
             points = [(r.perturbation, r.effective_std, r.accuracy) for r in here.itertuples()]
