@@ -132,6 +132,8 @@ class Trunk:
             prev = self.node(replicate, level - 1)
             refs += [Ref(prev, "state:final"), Ref(prev, "mask")]
             options = {"pruning": self.pruning.record(), "replicate": replicate, "level": level}
+        if self.pretrain.rotation:  # a run stored before rotations were drawn per presentation is another run
+            options["rotations"] = "per-presentation"
         spec = pretrain_spec(self.spec, self.pretrain.task, self.pretrain.length(self.rewind))
         return Node(spec, replicate, self.pretrain_dir(replicate, level), setup=Recipe.make("pretrain_init", *refs,
                     **options), meta=self._pretrain_meta(replicate, level, "pretrain"))
@@ -330,9 +332,12 @@ def require_level(trunk: Trunk, replicate: int, level: int, command: str, hint: 
 
 @op("pretrain_init")
 def pretrain_init(ctx: OpContext, init: dict, weights: dict | None = None, prev_mask: dict | None = None, *,
-                  pruning: dict | None = None, replicate: int = 0, level: int = 0) -> Setup:
+                  pruning: dict | None = None, replicate: int = 0, level: int = 0,
+                  rotations: str | None = None) -> Setup:
     """The pretraining run's start: level 0's initialisation W_0 (the network pretraining starts where training
-    starts), its head fitted to the task's class count. With ``weights``/``prev_mask`` (level l-1's final state
+    starts), its head fitted to the task's class count. ``rotations`` only marks the node's identity (the rotation
+    tasks' training rotations are drawn per presentation, so no run stored with fixed ones shares its digest).
+    With ``weights``/``prev_mask`` (level l-1's final state
     and mask: sparse pretraining of level l) its mask is level l's IMP mask, computed as the trunk's ``imp`` op
     computes it (the head's mask all ones where the task's head has another shape)."""
     mask = None
