@@ -81,7 +81,7 @@ def test_max_population_one_trains_one_at_a_time(capsys, tmp_path: Path) -> None
 def test_presets_and_preset_help(capsys) -> None:
     code, out, _ = run(capsys, "presets")
     for name in ("lenet_300_100", "conv2", "conv4", "conv6", "lenet5", "resnet20", "resnet20_low", "resnet20_warmup",
-                 "resnet20_fixup", "vgg16", "vgg19", "digits_mlp"):
+                 "resnet20_fixup", "resnet20_fc", "vgg16", "vgg19", "digits_mlp"):
         assert name in out
     with pytest.raises(SystemExit) as e:
         main(["train", "--preset", "lenet_300_100", "--help"])

@@ -231,3 +231,23 @@ def test_ma_et_al_tiny_imagenet_preset_trains_on_the_tiny_imagenet_layout(tmp_pa
     assert run["status"] == "complete" and 0 <= run["final_test_accuracy"] <= 1
     state = torch.load(run["states"]["final"], weights_only=True)
     assert state["conv1.weight"].shape[-2:] == (3, 3) and state["fc.weight"].shape[0] == 10
+
+
+def test_frankle_carbin_resnet_preset_follows_seed_001_table_1() -> None:
+    """Seed 001, Table 1's ResNet row: ResNet-20's layout (16, 3x[16,16], 3x[32,32], 3x[64,64]; 274K weights),
+    30K iterations at batch 128, SGD momentum 0.9 at 0.1 -> 0.01 -> 0.001, conv 20% fc 0% globally."""
+    from lth.engine.optim import lr_schedule
+
+    p = PRESETS["resnet20_fc"]
+    s = p.spec
+    assert (s.data.dataset, s.data.batch_size, s.model.model) == ("cifar10", 128, "resnet_20")
+    t = s.train
+    assert (t.optimizer, t.momentum, t.training_steps) == ("sgd", 0.9, Step(30000, "it"))
+    lr = lr_schedule(t, 30000, 390)
+    assert sorted({round(float(v), 12) for v in lr}, reverse=True) == [0.1, 0.01, 0.001]  # the table's three rates
+    assert float(lr[0]) == 0.1 and float(lr[-1]) == pytest.approx(0.001) and bool((lr[1:] <= lr[:-1]).all())
+    assert p.pruning["strategy"] == "global" and p.pruning["fraction"] == 0.2
+    net = build_model("resnet_20", 1, (3, 32, 32), 10)
+    assert p.pruning["ignore"] == (net.output_layer,)  # fc 0%
+    weights = sum(v.numel() for n, v in net.member_state(0).items() if n in kinds_of(net))
+    assert abs(weights - 274_000) / 274_000 < 0.02  # the table's "All weights" 274K

@@ -104,8 +104,8 @@ def lottery(preset: str | TrainSpec, levels: int, *, replicates: int = 1, rewind
             branches: Iterable[str] | Mapping[str, Mapping[str, Any]] = (), branch_levels: Any = None,
             root: str | Path = "runs", data_dir: str | Path | None = None,
             pruning: Mapping[str, Any] | None = None, pretrain_steps: str | None = None,
-            pretrain_task: str | None = None, pretrain_sparse: bool = False, save_states: Iterable[str] = (),
-            **overrides: Any) -> Plan:
+            pretrain_task: str | None = None, pretrain_sparse: bool = False, pretrain_length: str | None = None,
+            save_states: Iterable[str] = (), **overrides: Any) -> Plan:
     """IMP trunks (one per rewind step; default 0it) and branches off their levels (``branches``: names, or
     ``{name: {option: value}}``), as one plan (``plan.nodes()``). ``preset``: a preset name or a TrainSpec;
     keywords are spec fields (``model=MyNet``: a model class or factory) or runtime options (``device``,
@@ -116,16 +116,18 @@ def lottery(preset: str | TrainSpec, levels: int, *, replicates: int = 1, rewind
 
     ``pretrain_steps="K"``: the state at the rewind step K is pretrained on ``pretrain_task`` (standard,
     random-labels, rotation, blur, rotation+blur; ``pretrain_sparse``: each level's ticket under its mask);
-    ``rewind`` is then K (left out, it is set to K)."""
+    ``rewind`` is then K (left out, it is set to K). ``pretrain_length="E"``: the pretraining run trains for E
+    steps (default K) and the levels train on from its state at step K of the schedule."""
     runtime_kw, hparams = _split_runtime(overrides)
     own = ("levels", "replicates", "rewind", "branches", "branch_levels", "root", "data_dir", "pruning",
-           "pretrain_steps", "pretrain_task", "pretrain_sparse", "save_states", *RUNTIME_KEYWORDS)
+           "pretrain_steps", "pretrain_task", "pretrain_sparse", "pretrain_length", "save_states", *RUNTIME_KEYWORDS)
     s, name = resolve_spec(preset, hparams, own)
     values: dict[str, Any] = {"levels": levels, "replicates": replicates, "branch_levels": branch_levels,
                               "pretrain_sparse": pretrain_sparse,
                               "branches": branches if isinstance(branches, Mapping) else _names("branches", branches)}
     values.update({k: v for k, v in (("rewind", None if rewind is None else _names("rewind", rewind)),
-                                     ("pretrain_steps", pretrain_steps), ("pretrain_task", pretrain_task))
+                                     ("pretrain_steps", pretrain_steps), ("pretrain_task", pretrain_task),
+                                     ("pretrain_length", pretrain_length))
                    if v is not None})
     opts = LotteryOptions.from_values(_python_values(LotteryOptions, values))
     runtime = runtime_from_keywords({"root": root, "data_dir": data_dir, "save_states": save_states, **runtime_kw})

@@ -159,6 +159,12 @@ PRESETS: dict[str, Preset] = {
     "lenet5_dn": Preset(_dn("cifar10", "lenet5", 300),
                         "Mask-topology study (seed 004): LeNet-5 on CIFAR-10, Xavier, Adam 1e-3 wd 1e-4, batch 1024, "
                         "300 epochs; 20% of every layer per round (6 rounds: 26.2%, 10: 10.7%)", _UNIFORM_20),
+    "resnet20_fc": Preset(
+        TrainSpec(_cifar(128), ModelHparams(model="resnet_20", init="kaiming_normal", norm="batchnorm"),
+                  _lmc_cifar(training_steps=_s(30000), milestones=(_s(20000), _s(25000)))),
+        "Frankle & Carbin 2019 (seed 001, Table 1's ResNet row: its 16, 3x[16,16], 3x[32,32], 3x[64,64] is "
+        "ResNet-20): SGD momentum 0.9, batch 128, 30K iterations, lr 0.1 -> 0.01 -> 0.001 (drops at 20K and 25K: "
+        "the seed gives no steps), wd 1e-4; global 20% of conv weights, fc 0%", _GLOBAL_CONV),
     "vgg19": Preset(
         TrainSpec(_cifar(64), ModelHparams(model="vgg_19", norm="batchnorm"),
                   TrainHparams(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,

@@ -39,7 +39,8 @@ class DataHparams:
     random_labels_fraction: float = help_field(0.0, "fraction of training labels replaced by random ones")
     subsample_fraction: float = help_field(1.0, "fraction of the training set kept")
     blur: bool = help_field(False, "blur images: downsample 4x, then upsample back")
-    rotation_task: bool = help_field(False, "rotation task: image rotated by 90*n degrees, label n")
+    rotation_task: bool = help_field(False, "rotation task: image rotated by 90*n degrees, label n (training "
+                                     "images: n drawn afresh at every presentation)")
     validation_size: int = help_field(0, "training examples held out as a validation split")
     data_seed: int = help_field(0, "seed for label randomisation, subsampling and the validation split")
     synthetic_shape: tuple[int, ...] = help_field((3, 32, 32), "synthetic dataset: shape of one example")

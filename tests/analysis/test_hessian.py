@@ -181,3 +181,62 @@ def test_cuda_equals_cpu() -> None:
     gpu = top_eigenvalues(model.cuda(), x.cuda(), y.cuda(), k=3, iters=43, generator=torch.Generator().manual_seed(2))
     assert gpu.values.device.type == "cuda"
     torch.testing.assert_close(gpu.values.cpu(), cpu.values, rtol=1e-8, atol=1e-10)
+
+
+def quadratic(n: int, spectrum: Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """``n`` symmetric matrices ``Q diag(spectrum) Q^T`` (one random orthogonal Q each): the Hessians of the
+    quadratics ``x^T H x / 2``, with a known spectrum. Returns (H [n, P, P], Q [n, P, P])."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, len(spectrum), len(spectrum), generator=g, dtype=torch.float64))
+    return q @ torch.diag_embed(spectrum.expand(n, -1)) @ q.transpose(1, 2), q
+
+
+# a few large eigenvalues, a bulk near 0 and small negative ones: the shape Frankle et al. 2020 (Sec. 2) describe
+SPECTRUM = torch.cat([torch.tensor([50.0, 30.0, 20.0], dtype=torch.float64),
+                      -0.5 * torch.linspace(0, 1, 100, dtype=torch.float64) ** 3,
+                      0.3 * torch.linspace(0, 1, 197, dtype=torch.float64) ** 3])
+
+
+def test_lanczos_on_a_quadratic_reports_residuals_and_iterates_until_converged() -> None:
+    from lth.analysis.hessian import converged_mask, lanczos
+
+    h, _ = quadratic(2, SPECTRUM)
+    keep = torch.ones(2, len(SPECTRUM), dtype=torch.float64)
+
+    def hvp(v: Tensor) -> Tensor:
+        return torch.einsum("npq,nq->np", h, v)
+
+    want = SPECTRUM.sort().values[:2]  # -0.5, -0.485: the most negative, most negative first, at the bulk's edge
+    short, vec, used = lanczos(hvp, keep, 2, 20, "smallest", torch.Generator().manual_seed(1))
+    assert used == 20
+    res = (hvp(vec[:, 0]) - short[:, 0, None] * vec[:, 0]).norm(dim=1)
+    assert float(((short - want) / want).abs().max()) > 1e-2  # 20 iterations: the bulk's edge is not resolved
+    res1 = (hvp(vec[:, 1]) - short[:, 1, None] * vec[:, 1]).norm(dim=1)
+    assert float(res1.min()) > 1e-3 and not bool(converged_mask(short, torch.stack([res, res1], 1), 1e-6).all())
+    long, vec, used = lanczos(hvp, keep, 2, 20, "smallest", torch.Generator().manual_seed(1), tol=1e-8,
+                              max_iters=300)
+    assert 20 < used < 300  # went on past 20, stopped when converged
+    true = torch.stack([(hvp(vec[:, r]) - long[:, r, None] * vec[:, r]).norm(dim=1) for r in range(2)], 1)
+    assert bool(converged_mask(long, true, 1e-7).all())
+    torch.testing.assert_close(long, want.expand(2, 2), rtol=1e-7, atol=1e-9)
+    # without a tolerance the iteration count is exactly iters; the largest converge first
+    top, _, used = lanczos(hvp, keep, 3, 20, "largest", torch.Generator().manual_seed(1))
+    assert used == 20
+    torch.testing.assert_close(top, SPECTRUM[:3].expand(2, 3), rtol=1e-6, atol=0)
+    # the cap holds when the tolerance cannot be met
+    _, _, used = lanczos(hvp, keep, 2, 20, "smallest", torch.Generator().manual_seed(1), tol=1e-14, max_iters=40)
+    assert used == 40
+
+
+def test_top_eigenvalues_reports_each_residual_and_whether_it_converged() -> None:
+    model = fc_population(2)
+    x, y = data((1, 2, 2))
+    full = top_eigenvalues(model, x, y, k=2, iters=43, which="smallest")
+    assert full.residuals is not None and float(full.residuals.max()) < 1e-8 and full.converged is None
+    short = top_eigenvalues(model, x, y, k=2, iters=4, which="smallest")
+    assert float(short.residuals.max()) > 1e-4  # 4 of 43 dimensions: not converged, and the residual says so
+    conv = top_eigenvalues(model, x, y, k=2, iters=4, which="smallest", tol=1e-6, max_iters=43)
+    assert conv.iters > 4 and bool(conv.converged.all()) and float((conv.residuals / conv.values.abs()).max()) <= 1e-6
+    torch.testing.assert_close(conv.values, full.values, rtol=1e-6, atol=1e-9)
+    row = conv.rows()[0]
+    assert row["residual"] == pytest.approx(float(conv.residuals[0, 0])) and row["converged"] is True

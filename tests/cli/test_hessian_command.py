@@ -42,7 +42,8 @@ def test_hessian_rows_match_the_function_on_each_state(store: Path) -> None:
         for state in ("init", "5it"):
             net = build_model("fc_8", 1, (1, 8, 8), 10)
             net.load_member(0, torch.load(Path(path) / "states" / f"{state}.pt", weights_only=True))
-            want = top_eigenvalues(net, x, y, 2, 12, "train", torch.Generator().manual_seed(0)).values[0].tolist()
+            want = top_eigenvalues(net, x, y, 2, 12, "train", torch.Generator().manual_seed(0), tol=1e-3,
+                                   max_iters=100).values[0].tolist()
             got = [r["eigenvalue"] for r in rows if r["path"] == path and r["state"] == state]
             assert got == pytest.approx(want, rel=1e-3, abs=1e-5)
             assert [float(s["eigenvalue"]) for s in stored if s["state"] == state] == pytest.approx(got)
@@ -81,8 +82,10 @@ def test_which_smallest_and_earlier_rows_are_kept(store: Path) -> None:
     net = build_model("fc_8", len(paths), (1, 8, 8), 10)
     for i, p in enumerate(paths):
         net.load_member(i, torch.load(p / "states" / "5it.pt", weights_only=True))
+    # the command iterates past --iters until converged (--tol 1e-3): at a fixed 12 iterations the second most
+    # negative eigenvalue is far off (measured 42%), so the reference iterates as the command does
     want = top_eigenvalues(net, data.train_x[:200], data.train_y[:200], 2, 12, "train",
-                           torch.Generator().manual_seed(0), which="smallest").values.tolist()
+                           torch.Generator().manual_seed(0), which="smallest", tol=1e-3, max_iters=100).values.tolist()
     for i, p in enumerate(paths):
         got = [r["eigenvalue"] for r in rows if Path(r["path"]) == p]
         assert got == pytest.approx(want[i], rel=1e-4, abs=1e-6) and got[0] <= got[1] < 0

@@ -94,3 +94,34 @@ def test_rotation_of_blurred_images() -> None:
                                    rtol=1e-6, atol=1e-6)
     blocks = both.train_x.reshape(-1, 3, 2, 4, 2, 4)
     assert torch.equal(blocks.amax((3, 5)), blocks.amin((3, 5)))
+
+
+def test_rotations_are_drawn_afresh_at_every_presentation() -> None:
+    """Frankle, Schwab & Morcos 2020, Section 5: each training example is randomly rotated by 90n degrees and the
+    network predicts n. The batches turn each example (stored turned by its load-time n) by a fresh count at every
+    presentation: what the step sees is rot90(original, label), and one example is seen at several rotations."""
+    plain = load_dataset(synth(synthetic_size=200))
+    rot = load_dataset(synth(synthetic_size=200, rotation_task=True))
+    batches = EpochBatches(2, len(rot.train_y), 50, False, (8, 8), torch.device("cpu"), rotate=True)
+    seen: dict[int, set[int]] = {}
+    for epoch in range(4):
+        batches.fill(epoch, [7, 8], [0, 1])
+        for pos in range(batches.steps_per_epoch):
+            xb, yb = batches.batch(rot.train_x, rot.train_y, pos)
+            idx = batches.order[0, pos * 50:(pos + 1) * 50]
+            for j, i in enumerate(idx.tolist()):
+                assert torch.equal(xb[0, j], torch.rot90(plain.train_x[i], int(yb[0, j]), dims=(-2, -1)))
+                seen.setdefault(i, set()).add(int(yb[0, j]))
+    assert sum(len(v) > 1 for v in seen.values()) > 0.9 * len(seen)  # 4 presentations: almost all seen turned twice
+    counts = torch.bincount(torch.tensor([n for v in seen.values() for n in v]), minlength=4)
+    assert counts.min() > 0.15 * counts.sum()  # every turn count drawn
+    # reproducible from (augment seed, epoch), and members draw apart
+    batches.fill(1, [7, 8], [0, 1])
+    again = batches.turns.clone()
+    batches.fill(1, [7, 8], [0, 1])
+    assert torch.equal(again, batches.turns) and not torch.equal(again[0], again[1])
+    # off: the labels are the load-time ones
+    fixed = EpochBatches(1, len(rot.train_y), 50, False, (8, 8), torch.device("cpu"))
+    fixed.fill(0, [7], [0])
+    _, yb = fixed.batch(rot.train_x, rot.train_y, 0)
+    assert torch.equal(yb[0], rot.train_y[fixed.order[0, :50]])

@@ -110,6 +110,43 @@ def test_dense_pretraining_is_where_rewound_branches_start() -> None:
     assert all(n.start_step == Step.parse(K) for n in noise)
 
 
+def test_pretraining_length_is_apart_from_the_rewind_step() -> None:
+    """Frankle, Schwab & Morcos (2020, Section 5) pretrain for E epochs (up to 40) and rewind IMP there, at the
+    schedule's step k: the pretraining run trains E steps, the levels and the rotation head start at k."""
+    t = trunk(Pretraining("rotation", steps=Step(30, "it")))
+    pre = t.pretrain_node(0)
+    assert pre.spec.train.training_steps == Step(30, "it") and pre.start_step == Step(0, "it")
+    head = t.pretrain_head_node(0)
+    assert head.start_step == Step.parse(K) and head.setup.refs == (Ref(pre, "state:final"),)
+    assert all(t.node(0, lv).start_step == Step.parse(K) for lv in (1, 2))
+    assert t.digest != trunk(Pretraining("rotation")).digest  # E is part of the trunk's identity ...
+    assert Pretraining("blur").identity() == {"task": "blur", "sparse": False}  # ... only when given
+    assert trunk(Pretraining("rotation", steps=Step.parse(K))).pretrain_node(0).spec == \
+        trunk(Pretraining("rotation")).pretrain_node(0).spec  # E = k: the same run as before E was an option
+    plan = api.lottery(PRESET, 2, pretrain_steps=K, pretrain_task="blur", pretrain_length="2ep", root="/tmp/none",
+                       training_steps="1ep")
+    assert plan.trunks[0].pretrain == Pretraining("blur", False, Step(2, "ep"))
+    assert plan.pretrain_nodes()[0].spec.train.training_steps == Step(2, "ep")
+
+
+def test_pretraining_for_e_steps_then_rewinding_to_k_trains(tmp_path: Path) -> None:
+    code, out, err = lth("lottery", "--preset", PRESET, "--training-steps", "1ep", "--levels", "1", "--root",
+                         str(tmp_path), "--pretrain-steps", K, "--pretrain-task", "blur", "--pretrain-length", "25it",
+                         "--device", "cpu", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    rep, levels = paths(doc)
+    spec = json.loads((rep / "pretrain" / "spec.json").read_text())
+    assert spec["train"]["training_steps"] == "25it" and spec["data"]["blur"] is True
+    metrics = RunDir(rep / "pretrain").read_metrics()
+    assert max(int(r["iteration"]) for r in metrics) == 25  # E steps, not k
+    mask = RunDir(Path(levels[1])).load_tensors("mask.pt")
+    start, pre = states(levels[1], "rewind"), states(rep / "pretrain")
+    assert all(torch.equal(start[k], v * mask[k] if k in mask else v) for k, v in pre.items())
+    level1 = next(r for r in doc["runs"] if r["level"] == 1)
+    assert level1["rewind"] == K
+
+
 # ---------------------------------------------------------------------------------------------- trained
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
@@ -199,6 +236,8 @@ def test_bad_pretraining_flags_exit_2(tmp_path: Path) -> None:
     for extra, needle in ((["--pretrain-task", "blur"], "--pretrain-task"),
                           (["--pretrain-steps", K, "--pretrain-task", "jigsaw"], "--pretrain-task"),
                           (["--pretrain-steps", K, "--rewind", "0it"], "--rewind"),
-                          (["--pretrain-steps", "0it"], "--pretrain-steps")):
+                          (["--pretrain-steps", "0it"], "--pretrain-steps"),
+                          (["--pretrain-length", "40it"], "--pretrain-length"),
+                          (["--pretrain-steps", K, "--pretrain-length", "0it"], "--pretrain-length")):
         code, _, err = lth(*base, *extra)
         assert code == 2 and needle in err, (extra, err)

@@ -598,3 +598,24 @@ def test_count_ignored_without_a_global_count_over_ignored_layers_is_unset() -> 
                {"strategy": "random", "ignore": ("x",)}, {"strategy": "structured", "ignore": ("x",)}):
         assert PruneHparams(count_ignored=True, **kw) == PruneHparams(**kw)
     assert PruneHparams(strategy="random", random_mode="global", ignore=("x",), count_ignored=True).count_ignored
+
+
+@pytest.mark.parametrize("hp", [PruneHparams(strategy="layerwise", fc_fraction=0.2, output_fraction=0.2),
+                                PruneHparams(strategy="global", fraction=0.2)])
+def test_each_round_removes_exactly_the_stated_share(hp: PruneHparams) -> None:
+    """lth removes round(0.2 * remaining) per layer (layer-wise) or over the pooled layers (global), every round:
+    not one more, as google-research's prune_by_percent (cut-off <= the round(f * n)-th magnitude) and open_lth's
+    sparse_global do. Distinct magnitudes, so no tie can change a count."""
+    g = torch.Generator().manual_seed(0)
+    weights = {"a": torch.randperm(37 * 11, generator=g).double().add(1).view(37, 11),
+               "b": torch.randperm(10 * 13, generator=g).double().add(1).view(10, 13)}
+    kinds = {"a": "fc", "b": "output"}
+    mask = full_mask(weights, list(kinds))
+    for _ in range(6):
+        before = {n: int(m.sum()) for n, m in mask.items()}
+        mask = prune(weights, mask, hp, kinds)
+        after = {n: int(m.sum()) for n, m in mask.items()}
+        if hp.strategy == "layerwise":
+            assert {n: before[n] - after[n] for n in before} == {n: _k(0.2, before[n]) for n in before}
+        else:
+            assert sum(before.values()) - sum(after.values()) == _k(0.2, sum(before.values()))

@@ -61,6 +61,10 @@ def test_compare_rows() -> None:
     assert rows[1]["quantity"] == "b" and rows[1]["paper"] is None and rows[1]["difference"] is None
     missing = compare([PaperNumber("c", 0.5, "s")], {}, False)[0]
     assert missing["lth"] is None and missing["n"] == 0 and missing["comparable"] is False
+    # a paper number from another setup than the runs compared: named, never comparable, even at full scale
+    other = compare([PaperNumber("a", 0.9, "s", setup="24K iterations, not 50K")], {"a": Measured([0.9])}, False)[0]
+    assert other["comparable"] is False and other["paper_setup"] == "24K iterations, not 50K"
+    assert rows[0]["paper_setup"] == ""
 
 
 def test_list(capsys: pytest.CaptureFixture) -> None:
@@ -97,6 +101,17 @@ def test_quick_lottery(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     level = rows["IMP ticket accuracy at 3.5% density"]["how"]
     assert level == "digits_mlp, level 2 (density 0.648)"  # TINY: 2 levels; 0.8 ** 2 would say 0.640
     assert "the sparsest level is level 2 (its measured density is in the rows" in page and "0.640" not in page
+    # Table 2's numbers come from the LMC setup (24K iterations, global), not F&C's the recipe runs: said per row
+    from lth.recipes.lottery import TABLE2_SETUP
+
+    for key in ("dense accuracy (LeNet-300-100)", "IMP ticket accuracy at 3.5% density",
+                "random pruning (random-mask) accuracy at 3.5% density",
+                "random reinitialisation accuracy at 3.5% density"):
+        assert rows[key]["paper_setup"] == TABLE2_SETUP and rows[key]["comparable"] is False
+    assert "24K iterations" in TABLE2_SETUP and "50K iterations" in TABLE2_SETUP
+    assert any("Table 2's LeNet numbers" in sub for sub in doc["substitutions"])
+    table = pd.read_csv(Path(doc["report"]).parent / "paper_vs_lth.csv")
+    assert (table[table["paper"].notna()]["paper_setup"] == TABLE2_SETUP).all()
 
 
 def test_quick_ticket_distribution(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -159,18 +174,20 @@ def test_quick_normalization(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
 
 
 def test_quick_early_phase(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    doc = run_quick("early-phase", tmp_path / "r", capsys)
+    # 60it: the quick sweep rewinds to 40it (the stand-in for k = 4000, past the saturation point)
+    doc = run_quick("early-phase", tmp_path / "r", capsys, ["--training-steps", "60it"])
     assert not any("not yet" in s for s in doc["substitutions"])
     rows = {r["quantity"]: r for r in doc["rows"]}
     d = "level 2"  # the perturbation level at the tests' 2 levels; K = 10it
     plain = rows[f"ticket rewound to 10it, no pretraining, {d}"]
     # the measured density (digits_mlp prunes its output layer at half rate: 0.648 at level 2, not 0.8^2)
-    assert plain["how"] == "density 0.648" and rows[f"pretrain blur for 10it: ticket, {d}"]["how"].startswith(
-        "density 0.648; paper")
+    assert plain["how"] == "density 0.648" and rows[f"pretrain blur for 320it: ticket, {d}"]["how"].startswith(
+        "density 0.648; rewound to 10it; paper")
     for task in ("standard", "random-labels", "rotation", "blur", "rotation+blur"):
-        t = rows[f"pretrain {task} for 10it: ticket, {d}"]
+        e = "10it" if task == "standard" else "320it"  # the control pretrains for K, the others for E = 32 K
+        t = rows[f"pretrain {task} for {e}: ticket, {d}"]
         assert t["n"] == 2 and 0.0 <= t["lth_min"] <= 1.0
-        assert rows[f"pretrain {task} for 10it: accuracy on its own task"]["n"] == 2
+        assert rows[f"pretrain {task} for {e}: accuracy on its own task"]["n"] == 2
         v = doc["verdicts"][f"pretrain {task}, {d}"]
         assert v["beats rewinding to 0"] in (True, False) and v["paper"]
     # the control: standard pretraining for K steps is the state at K itself (bit for bit on CPU)
@@ -178,6 +195,61 @@ def test_quick_early_phase(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
     assert doc["verdicts"][f"pretrain standard, {d}"]["equals rewinding to k (control)"] is True
     r = rows["Pearson r, effective std vs accuracy, k = 500"]
     assert r["lth"] is None or -1.0 <= r["lth"] <= 1.0
+    # the sweep past the saturation point (20it stands for k = 2000): its gain and the verdict
+    assert all(rows[f"ticket accuracy, k = {k}"]["n"] == 2 for k in ("0it", "10it", "20it", "40it"))
+    gain = rows["gain of rewinding past k = 20it"]["lth"]
+    assert gain == pytest.approx(rows["ticket accuracy, k = 40it"]["lth"] - rows["ticket accuracy, k = 20it"]["lth"])
+    assert doc["verdicts"]["rewinding saturates by k = 20it"] is (gain <= 0.002)
+    # Figs. 4-7: every perturbation at every level and both k, from the store (13 perturbations x 2 k x 2 levels x
+    # 2 replicates), beside the unperturbed ticket
+    curves = pd.read_csv(Path(doc["report"]).parent / "recipe_perturbation curves.csv")
+    perturbed = curves[curves["branch"].notna()]
+    assert len(perturbed) == 13 * 2 * 2 * 2 and perturbed["perturbation"].nunique() == 13
+    assert set(perturbed["k"]) == {"10it", "20it"} and set(perturbed["level"]) == {1, 2}
+    assert set(curves[curves["branch"].isna()]["perturbation"]) == {"none (the ticket)"}
+    noise = perturbed[perturbed["branch"] == "noise"].groupby("perturbation")["effective_std"].mean()
+    assert noise["noise noise_scale=3.0"] > noise["noise noise_scale=1.0"] > noise["noise noise_scale=0.5"] > 0
+    for k, paper_k in (("10it", "500"), ("20it", "2000")):  # Fig. 8 at the 26.2% level: one row per perturbation
+        assert rows[f"noise noise_scale=2.0: accuracy, k = {k}"]["n"] == 2
+        fig8 = rows[f"Pearson r, effective std vs accuracy, k = {paper_k}"]
+        assert fig8["lth"] is None or "13 perturbations" in fig8["how"]  # the perturbations only, not the ticket
+    assert not any(q.startswith("none (the ticket)") for q in rows)
+
+
+def test_early_phase_plan_holds_the_papers_runs(tmp_path: Path) -> None:
+    """Full scale, planned only: the sweep's trunks at k = 0..4000 (past 2000); at k = 500 and 2000, every
+    perturbation of Figs. 4-7 (3 sign swaps, 6 shuffles, noise at 4 n) at every level 1..6 and replicate; five
+    pretraining tasks rewound to 500it, all but the control pretrained for 40 epochs."""
+    from lth.recipes.base import Context
+    from lth.recipes.early_phase import RECIPE
+
+    pieces = RECIPE.plan(Context(quick=False, root=tmp_path))
+    sweep = next(p for p in pieces if p.label == "rewinding sweep").plan
+    assert sorted(str(t.rewind) for t in sweep.trunks) == sorted(["0it", "100it", "500it", "1000it", "2000it",
+                                                                   "4000it"])
+    have: dict[tuple, int] = {}
+    for p in pieces:
+        if "set" in p.meta:
+            for n in p.plan.branch_nodes():
+                name, o = n.meta["branch"], p.plan.branches[n.meta["branch"]]
+                opts = tuple(sorted((f, getattr(o, f)) for f in ("signs_from", "magnitudes_from", "shuffle_within",
+                                                                   "same_sign", "noise_scale") if hasattr(o, f)))
+                key = (name, opts, n.meta["rewind"], n.meta["level"], n.replicate)
+                have[key] = have.get(key, 0) + 1
+    perturbations = {(k[0], k[1]) for k in have}
+    assert len(perturbations) == 3 + 6 + 4 and all(v == 1 for v in have.values())
+    assert {dict(o)["noise_scale"] for b, o in perturbations if b == "noise"} == {0.5, 1.0, 2.0, 3.0}
+    assert {(dict(o)["shuffle_within"], dict(o)["same_sign"]) for b, o in perturbations if b == "shuffle"} == {
+        (w, s) for w in ("layer", "unit", "network") for s in (False, True)}
+    assert len(have) == 13 * 2 * 6 * 3  # perturbations x k x levels x replicates
+    assert {k[2] for k in have} == {"500it", "2000it"} and {k[3] for k in have} == set(range(1, 7))
+    pre = {p.meta["task"]: p.plan for p in pieces if "task" in p.meta}
+    assert set(pre) == {"standard", "random-labels", "rotation", "blur", "rotation+blur"}
+    for task, plan in pre.items():
+        assert [str(t.rewind) for t in plan.trunks] == ["500it"]
+        length = {str(n.spec.train.training_steps) for n in plan.pretrain_nodes() if n.meta["role"] == "pretrain"}
+        assert length == {"500it" if task == "standard" else "40ep"}, task
+    assert not any(tmp_path.iterdir())  # planning writes nothing
 
 
 def test_quick_weight_correlation(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -52,7 +52,8 @@ def test_bad_options_name_the_field_per_face(values: dict, cli: str, api_text: s
 
 def test_a_misspelt_keyword_gets_a_suggestion(store: Path) -> None:
     with pytest.raises(UserError, match=r"^hessian: unknown keyword argument 'kk' \(did you mean 'k'\?\); allowed: "
-                                        r"bn_mode, data_dir, device, examples, iters, k, preset, root, steps, threads"):
+                                        r"bn_mode, data_dir, device, examples, iters, k, max_iters, preset, root, "
+                                        r"steps, threads, tol"):
         api.hessian(store, steps="init", kk=2)
     with pytest.raises(UserError, match=r"^k: bad value 0; allowed: a whole number >= 1$"):
         api.hessian(store, steps="init", k=0)  # rendered for Python: no flag
@@ -108,3 +109,24 @@ def test_no_state_anywhere_is_bad_input(store: Path) -> None:
         run_hessian(HessianOptions.from_values(steps=["9999it"]), RuntimeOptions.from_values(root=str(store)))
     assert str(e.value).startswith("--steps 9999it: no finished run under ")
     assert e.value.for_face("api").render().startswith("steps 9999it: ")
+
+
+def test_each_row_has_its_residual_and_an_unconverged_eigenvalue_is_named(store: Path) -> None:
+    """Lanczos goes on past iters until every residual ||Hv - lambda v|| is within tol * |lambda|; at the cap,
+    a warning names each eigenvalue still above it, with its residual and the flag to raise."""
+    said: list[str] = []
+    capped = hessian(store, ["init"], k=2, which="smallest", iters=3, max_iters=3, tol=1e-9, examples=64,
+                     device="cpu", warn=said.append)
+    rows = capped["rows"]
+    assert all(r["iters"] == 3 and r["converged"] is False and r["residual"] > 0 for r in rows)
+    assert len(said) == len(rows) == 4
+    cli = UserError(said[0]).render("cli")
+    assert f"residual ||Hv - lambda v|| = {rows[0]['residual']:.3g}" in cli and "above --tol 1e-09" in cli
+    assert "raise --max-iters" in cli
+    said.clear()
+    done = hessian(store, ["init"], k=2, which="smallest", iters=3, max_iters=400, tol=1e-4, examples=64,
+                   device="cpu", warn=said.append)["rows"]
+    assert said == [] and all(r["converged"] is True and 3 < r["iters"] <= 400 for r in done)
+    assert all(r["residual"] <= 1e-4 * abs(r["eigenvalue"]) for r in done)
+    with pytest.raises(UserError, match="max.iters 2: fewer than --iters 3"):
+        HessianOptions.from_values(iters=3, max_iters=2)

@@ -29,14 +29,16 @@ PINNED_SWEEP = {
     "lottery_153c982bbc73/replicate_0/branch_random-mask_99914b932bd3/level_2": "6e2b7af3e16c",
 }
 # pretraining at 5it on the rotation task (its head replaced), with a reinit branch; and sparse blur pretraining
+# re-pinned for #33: the rotation task's pretraining draws rotations per presentation, recorded in the trunk's
+# identity and the pretraining node's (before: lottery_b4cb1c792f05, pretrain c301333a0ff0)
 PINNED_PRETRAIN = {
-    "lottery_b4cb1c792f05/replicate_0/level_0": "8b496d3a101d",
-    "lottery_b4cb1c792f05/replicate_0/level_1": "3d269ef24835",
-    "lottery_b4cb1c792f05/replicate_0/level_2": "aa0108d74507",
-    "lottery_b4cb1c792f05/replicate_0/branch_reinit_99914b932bd3/level_1": "5ba2a09ef9b7",
-    "lottery_b4cb1c792f05/replicate_0/branch_reinit_99914b932bd3/level_2": "0ff4efb65600",
-    "lottery_b4cb1c792f05/replicate_0/pretrain": "c301333a0ff0",
-    "lottery_b4cb1c792f05/replicate_0/pretrain_head": "cc81aedd1419",
+    "lottery_349c07cb72f4/replicate_0/level_0": "8b496d3a101d",
+    "lottery_349c07cb72f4/replicate_0/level_1": "68fa054cd80e",
+    "lottery_349c07cb72f4/replicate_0/level_2": "505489e493f6",
+    "lottery_349c07cb72f4/replicate_0/branch_reinit_99914b932bd3/level_1": "a2849282d2eb",
+    "lottery_349c07cb72f4/replicate_0/branch_reinit_99914b932bd3/level_2": "8ed00b93c9f0",
+    "lottery_349c07cb72f4/replicate_0/pretrain": "b1d498b18e13",
+    "lottery_349c07cb72f4/replicate_0/pretrain_head": "fb90601e7a17",
 }
 PINNED_SPARSE = {
     "lottery_16518f65422a/replicate_0/level_0": "8b496d3a101d",

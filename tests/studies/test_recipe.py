@@ -39,7 +39,8 @@ def digest(nodes: list) -> str:
 RECIPE_PLANS = {
     ("lottery", True): (48, "f7e9316fbcae2849"), ("lottery", False): (920, "12fa42702f96eda2"),
     ("normalization", True): (32, "539345407af2678f"), ("normalization", False): (132, "7233f3266042e480"),
-    ("early-phase", True): (138, "38e3ff24d65652a8"), ("early-phase", False): (426, "6d4f622c97231d16"),
+    # early-phase: re-pinned for #33 (the sweep to 4000it, 13 perturbations at every level, pretraining for E)
+    ("early-phase", True): (338, "847e042984d5e19e"), ("early-phase", False): (972, "1d1296f40e4f0265"),
     ("mode-connectivity", True): (120, "3deba8b2d9e8592f"), ("mode-connectivity", False): (11772, "0da86fe74ca60b26"),
     ("sanity-checks", True): (264, "d1a0c04238936cca"), ("sanity-checks", False): (516, "19bf75ad55da8fa7"),
     ("weight-correlation", True): (52, "f664fdf7325551cf"), ("weight-correlation", False): (100, "8a9b4a31c15fad3f"),
@@ -64,8 +65,9 @@ LOTTERIES = [
     (("digits_mlp", 1), {"rewind": ["0it", "5it"], "training_steps": "20it",
                          "pruning": {"fraction": "0.3", "ignore": ["layers.0.weight"], "strategy": "global"}},
      (4, "5c43834923359e7a")),
+    # re-pinned for #33: rotation trunks record their per-presentation rotations (was b648a45c6f7369bd)
     (("digits_mlp", 2), {"pretrain_steps": "5it", "pretrain_task": "rotation", "training_steps": "20it"},
-     (5, "b648a45c6f7369bd")),
+     (5, "749d84647176af45")),
     (("digits_mlp", 2), {"branches": {"retrain": {"set": ["lr=0.05"]}, "reinit": {}}, "branch_levels": [2],
                          "training_steps": "1ep"}, (5, "1f56db97daf4d28b")),
     (("lenet_300_100", 3), {"branches": ["dn-reinit", "remask"], "branch_levels": [1, 3]}, (8, "334f99b4157ee1da")),

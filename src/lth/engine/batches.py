@@ -1,8 +1,10 @@
 """Device-side batches: per-member data order and augmentation, drawn once per epoch.
 
 Each member draws its epoch's permutation from a generator seeded by (order seed, epoch) and its crop offsets and
-flips from (augment seed, epoch), so any step of any epoch can be reproduced without replaying the ones
-before it (rewinding and resuming need this), and one member's draws never depend on another's. The training
+flips from (augment seed, epoch) (and, for the rotation pretraining task, a fresh quarter-turn count per
+example and presentation from a third stream of the augment seed), so any step of any epoch can be reproduced
+without replaying the ones before it (rewinding and resuming need this), and one member's draws never depend on
+another's. The training
 step reads its batch from static buffers by a step pointer, which keeps it capturable as a CUDA graph.
 
 A distributed run (:mod:`lth.engine.distributed`) gives each of its ``W`` processes a ``shard=(rank, W)``: every
@@ -38,16 +40,20 @@ def generator(device: torch.device, *parts: int) -> torch.Generator:
 
 class EpochBatches:
     """Static per-epoch buffers for N members: ``order[N, S*B]`` and, with augmentation, ``shift[N, S*B, 2]``
-    and ``flip[N, S*B]``. :meth:`fill` rewrites them in place for an epoch."""
+    and ``flip[N, S*B]``; with ``rotate`` (the rotation pretraining task), ``turns[N, S*B]``: each example is
+    turned by that many more quarter turns and its label (its turn count, 0-3) advanced by as many, so the rotation
+    it is seen at is drawn afresh at every presentation (Frankle, Schwab & Morcos 2020, Section 5: examples
+    "randomly rotated" by 90n degrees, n predicted). :meth:`fill` rewrites them in place for an epoch."""
 
     def __init__(self, n_members: int, n_train: int, batch_size: int, augment: bool, image_hw: tuple[int, int],
-                 device: torch.device, shard: tuple[int, int] = (0, 1)) -> None:
+                 device: torch.device, shard: tuple[int, int] = (0, 1), rotate: bool = False) -> None:
         rank, world = shard
         if world < 1 or not 0 <= rank < world or batch_size % world:
             raise ValueError(f"shard {shard}: a batch of {batch_size} does not split over {world} ranks")
         self.n, self.n_train, self.batch_size, self.augment = n_members, n_train, batch_size, augment
         self.shard = (rank, world)
         self.local = batch_size // world  # the rows of each global batch this rank takes
+        self.rotate = rotate
         self.steps_per_epoch = n_train // batch_size  # the last partial batch is dropped (static shapes)
         self.device = device
         m = self.steps_per_epoch * batch_size
@@ -56,6 +62,8 @@ class EpochBatches:
         if augment:
             self.shift = torch.zeros(n_members, m, 2, dtype=torch.long, device=device)
             self.flip = torch.zeros(n_members, m, dtype=torch.bool, device=device)
+        if rotate:
+            self.turns = torch.zeros(n_members, m, dtype=torch.long, device=device)
 
     def fill(self, epoch: int, order_seeds: list[int], augment_seeds: list[int],
              members: list[int] | None = None, start: int = 0) -> None:
@@ -69,6 +77,9 @@ class EpochBatches:
                 ga = generator(self.device, 2, augment_seeds[i], epoch)
                 self.shift[i].copy_(torch.randint(0, 2 * PAD + 1, (m, 2), generator=ga, device=self.device))
                 self.flip[i].copy_(torch.rand(m, generator=ga, device=self.device) < 0.5)
+            if self.rotate:
+                gr = generator(self.device, 3, augment_seeds[i], epoch)
+                self.turns[i].copy_(torch.randint(0, 4, (m,), generator=gr, device=self.device))
 
     def batch(self, x: Tensor, y: Tensor, pos: Tensor | int) -> tuple[Tensor, Tensor]:
         """The batch at step-in-epoch ``pos`` (an int, or a 1-element device tensor inside a CUDA graph):
@@ -93,7 +104,23 @@ class EpochBatches:
                 shift = self.shift.view(n, s, bg, 2).index_select(1, pos)[:, :, lo:lo + b].reshape(-1, 2)
                 flip = self.flip.view(n, s, bg).index_select(1, pos)[:, :, lo:lo + b].reshape(-1)
             xb = crop_flip(xb, shift, flip)
+        if self.rotate:
+            if isinstance(pos, int):
+                turns = self.turns[:, sl].reshape(-1)
+            else:
+                turns = self.turns.view(n, self.steps_per_epoch, self.batch_size).index_select(1, pos)[
+                    :, :, lo:lo + b].reshape(-1)
+            xb, yb = quarter_turns(xb, turns), (yb + turns) % 4
         return xb.view(n, b, *xb.shape[1:]), yb.view(n, b)
+
+
+def quarter_turns(x: Tensor, turns: Tensor) -> Tensor:
+    """Each image ``x[i]`` (``[M, C, H, W]``, H = W) turned ``turns[i]`` quarter turns (``torch.rot90`` over the
+    last two dimensions), as fixed-shape tensor code (capturable in a CUDA graph)."""
+    out = x
+    for k in (1, 2, 3):
+        out = torch.where((turns == k).view(-1, 1, 1, 1), torch.rot90(x, k, dims=(-2, -1)), out)
+    return out
 
 
 def crop_flip(x: Tensor, shift: Tensor, flip: Tensor) -> Tensor:

@@ -111,7 +111,8 @@ class Population:
         else:
             self.x_train, self.y_train = data.train_x.to(device), data.train_y.to(device)
             hw = tuple(self.x_train.shape[-2:]) if self.x_train.dim() == 4 else (0, 0)
-            self.batches = EpochBatches(n, n_train, bs, spec.data.augment, hw, device, shard=shard)
+            self.batches = EpochBatches(n, n_train, bs, spec.data.augment, hw, device, shard=shard,
+                                        rotate=spec.data.rotation_task)
         self.evals = {"test": (_on(data.test_x, device), data.test_y.to(device))}
         if data.val_x is not None:
             self.evals["val"] = (_on(data.val_x, device), data.val_y.to(device))

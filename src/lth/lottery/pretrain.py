@@ -1,7 +1,8 @@
 """Pretraining the rewinding point (Frankle, Schwab & Morcos, ICLR 2020, Section 5, "data dependence").
 
 Instead of rewinding a ticket to level 0's state at step k, IMP rewinds it to the state of a network that was
-trained for k steps on a *pretraining task* from the same initialisation W_0: the standard task (a control that
+trained for E steps (``Pretraining.steps``; default k) on a *pretraining task* from the same initialisation W_0,
+and trains on from step k of the schedule: the standard task (a control that
 re-creates W_k), random labels (fixed per example), self-supervised rotation (a 4-way task: which of 0, 90, 180,
 270 degrees the image was turned by; its head is replaced by a fresh 10-way head afterwards), 4x blurred images,
 or rotation of blurred images. With ``sparse`` the ticket itself is pretrained: level l's pretraining trains
@@ -31,17 +32,28 @@ TASKS = ("standard", "random-labels", "rotation", "blur", "rotation+blur")
 
 @dataclass(frozen=True)
 class Pretraining:
-    """What the rewinding point is pretrained on. The number of steps is the trunk's rewind step k: the
-    pretrained state takes the place of level 0's state at step k."""
+    """What the rewinding point is pretrained on, and for how long. The pretrained state takes the place of level
+    0's state at the trunk's rewind step k: the levels train on from it at step k of the schedule. ``steps`` (E) is
+    the pretraining run's length; None trains it for k steps (the default, and how lth did it before E was an
+    option). Frankle, Schwab & Morcos (2020, Section 5) pretrain for E epochs (up to 40) and compare with
+    rewinding to k = 500 iterations (1.25 epochs): E and k are apart."""
 
     task: str = "standard"
     sparse: bool = False  # pretrain each level's ticket under its mask (else one dense pretraining per replicate)
+    steps: Step | None = None  # E, the pretraining run's length (None: the rewind step k)
 
     def validate(self) -> None:
-        """UserError for an unknown task."""
+        """UserError for an unknown task or a length under one step."""
         if self.task not in TASKS:
             raise UserError(f"{ref('pretrain_task')}: unknown value {self.task!r}; allowed: {', '.join(TASKS)}",
                             value=self.task, allowed=", ".join(TASKS))
+        if self.steps is not None and self.steps.count < 1:
+            raise UserError(f"{ref('pretrain_length')} {self.steps}: bad value; allowed: at least 1it",
+                            value=str(self.steps), allowed="at least 1it")
+
+    def length(self, rewind: Step) -> Step:
+        """The pretraining run's length: ``steps`` (E), else the rewind step k."""
+        return rewind if self.steps is None else self.steps
 
     @property
     def rotation(self) -> bool:
@@ -49,14 +61,22 @@ class Pretraining:
         return "rotation" in self.task
 
     def identity(self) -> dict[str, object]:
-        """What the trunk's hash records of it."""
-        return {"task": self.task, "sparse": self.sparse}
+        """What the trunk's hash records of it (the length only when given, so trunks pretrained for k keep their
+        hash; the rotation tasks' per-presentation rotations, so no trunk stored with fixed ones is taken for
+        one)."""
+        out: dict[str, object] = {"task": self.task, "sparse": self.sparse}
+        if self.rotation:  # since 2026-12: rotations drawn afresh per presentation (runs before had them fixed)
+            out["rotations"] = "per-presentation"
+        if self.steps is not None:
+            out["steps"] = str(self.steps)
+        return out
 
 
 def task_data(data: DataHparams, task: str) -> DataHparams:
     """The data options of a pretraining task (the trunk's data otherwise unchanged): random labels redraw every
     training label once, fixed per example by ``data_seed`` (``random_labels_fraction=1``); blur is 4x average
-    downsampling and upsampling back; rotation turns each image by n quarter turns, label n."""
+    downsampling and upsampling back; rotation turns each image by n quarter turns, label n (the training images'
+    n is drawn afresh at every presentation by the engine's batches: ``lth.engine.batches.EpochBatches``)."""
     if task not in TASKS:
         raise UserError(f"{ref('pretrain_task')}: unknown value {task!r}; allowed: {', '.join(TASKS)}", value=task,
                         allowed=", ".join(TASKS))
@@ -72,8 +92,8 @@ def task_data(data: DataHparams, task: str) -> DataHparams:
 
 def pretrain_spec(spec: TrainSpec, task: str, steps: Step) -> TrainSpec:
     """The pretraining run's spec: the trunk's model, optimiser, seeds and schedule (milestones and warmup are
-    absolute steps, so the learning rate over the first k steps is the trunk's), the task's data, trained for
-    ``steps`` (= k)."""
+    absolute steps, so the learning rate over the first ``steps`` is the trunk's), the task's data, trained for
+    ``steps`` (E, or the rewind step k)."""
     train = dataclasses.replace(spec.train, training_steps=steps)
     return dataclasses.replace(spec, data=task_data(spec.data, task), train=train)
 

@@ -4,7 +4,7 @@ Level 0 trains the dense network and keeps its state at the rewind step k. Level
 prune level l-1's final weights inside level l-1's mask (a pruning strategy), start from level 0's state at
 step k and train on from k with the schedule and data order of step k (k = 0it: the original lottery ticket;
 k > 0: rewinding). With ``pretrain`` (:mod:`lth.lottery.pretrain`) the state at step k is a pretrained one: a
-pretraining node per replicate (or per replicate and level, sparse) trained for k steps on another task from
+pretraining node per replicate (or per replicate and level, sparse) trained for E steps (default k) on another task from
 level 0's initialisation, under ``replicate_<r>/pretrain/`` (and ``pretrain_head/`` where the rotation task's head
 is replaced). Level 0 trains normally (it finds the masks). Every level is a node; the executor trains the levels of
 all replicates and rewind steps (and any branch whose parents are trained) together as populations, level after level.
@@ -118,7 +118,8 @@ class Trunk:
         return meta
 
     def pretrain_node(self, replicate: int, level: int | None = None) -> Node:
-        """The pretraining run: the task's data, k steps, from level 0's initialisation (``pretrain_init``); with
+        """The pretraining run: the task's data, E steps (default k), from level 0's initialisation
+        (``pretrain_init``); with
         sparse pretraining (``level`` given), under that level's IMP mask."""
         if self.pretrain is None:
             raise ValueError("this trunk has no pretraining")
@@ -131,7 +132,9 @@ class Trunk:
             prev = self.node(replicate, level - 1)
             refs += [Ref(prev, "state:final"), Ref(prev, "mask")]
             options = {"pruning": self.pruning.record(), "replicate": replicate, "level": level}
-        spec = pretrain_spec(self.spec, self.pretrain.task, self.rewind)
+        if self.pretrain.rotation:  # a run stored before rotations were drawn per presentation is another run
+            options["rotations"] = "per-presentation"
+        spec = pretrain_spec(self.spec, self.pretrain.task, self.pretrain.length(self.rewind))
         return Node(spec, replicate, self.pretrain_dir(replicate, level), setup=Recipe.make("pretrain_init", *refs,
                     **options), meta=self._pretrain_meta(replicate, level, "pretrain"))
 
@@ -329,9 +332,12 @@ def require_level(trunk: Trunk, replicate: int, level: int, command: str, hint: 
 
 @op("pretrain_init")
 def pretrain_init(ctx: OpContext, init: dict, weights: dict | None = None, prev_mask: dict | None = None, *,
-                  pruning: dict | None = None, replicate: int = 0, level: int = 0) -> Setup:
+                  pruning: dict | None = None, replicate: int = 0, level: int = 0,
+                  rotations: str | None = None) -> Setup:
     """The pretraining run's start: level 0's initialisation W_0 (the network pretraining starts where training
-    starts), its head fitted to the task's class count. With ``weights``/``prev_mask`` (level l-1's final state
+    starts), its head fitted to the task's class count. ``rotations`` only marks the node's identity (the rotation
+    tasks' training rotations are drawn per presentation, so no run stored with fixed ones shares its digest).
+    With ``weights``/``prev_mask`` (level l-1's final state
     and mask: sparse pretraining of level l) its mask is level l's IMP mask, computed as the trunk's ``imp`` op
     computes it (the head's mask all ones where the task's head has another shape)."""
     mask = None

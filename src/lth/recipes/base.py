@@ -28,12 +28,15 @@ from lth.graph import Node
 @dataclass(frozen=True)
 class PaperNumber:
     """One number a paper publishes: ``key`` (what it measures), ``value`` (a fraction for accuracies, else in
-    ``unit``), ``source`` (paper, table or figure, and the seed file that holds it)."""
+    ``unit``), ``source`` (paper, table or figure, and the seed file that holds it). ``setup``: how the setup
+    behind the paper's number differs from the runs lth compares it with (a substitution of the paper's table for
+    the recipe's own; empty: the same setup); such a row is never ``comparable``."""
 
     key: str
     value: float
     source: str
     unit: str = "fraction"
+    setup: str = ""
 
 
 @dataclass
@@ -322,21 +325,22 @@ def compare(paper: Sequence[PaperNumber], measured: dict[str, Measured], quick: 
     for pn in paper:
         m = measured.get(pn.key)
         seen.add(pn.key)
-        rows.append(_row(pn.key, pn.value, pn.source, pn.unit, m, quick))
+        rows.append(_row(pn.key, pn.value, pn.source, pn.unit, m, quick, pn.setup))
     for key, m in measured.items():
         if key not in seen:
             rows.append(_row(key, None, "the paper gives no number", "", m, quick))
     return rows
 
 
-def _row(key: str, paper: float | None, source: str, unit: str, m: Measured | None, quick: bool) -> dict[str, Any]:
+def _row(key: str, paper: float | None, source: str, unit: str, m: Measured | None, quick: bool,
+         setup: str = "") -> dict[str, Any]:
     vals = [] if m is None else [x for x in m.values if x is not None and math.isfinite(x)]
     mean = sum(vals) / len(vals) if vals else None
     return {"quantity": key, "paper": paper, "lth": mean, "lth_min": min(vals) if vals else None,
             "lth_max": max(vals) if vals else None, "n": len(vals),
             "difference": None if mean is None or paper is None else mean - paper, "unit": unit,
             "source": source, "how": "" if m is None else m.note,
-            "comparable": bool(vals) and paper is not None and not quick}
+            "comparable": bool(vals) and paper is not None and not quick and not setup, "paper_setup": setup}
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -465,7 +469,8 @@ def plan_lottery(preset: str, levels: int, *, root: str | Path, replicates: int 
                  rewind: Sequence[str] = ("0it",), branches: Sequence[str] | dict[str, dict[str, Any]] = (),
                  branch_levels: list[int] | None = None, data_dir: str | Path | None = None,
                  pruning: dict[str, Any] | None = None, pretrain_steps: str | None = None,
-                 pretrain_task: str = "standard", pretrain_sparse: bool = False, **overrides: Any) -> Any:
+                 pretrain_task: str = "standard", pretrain_sparse: bool = False, pretrain_length: str | None = None,
+                 **overrides: Any) -> Any:
     """A recipe's lottery piece: IMP trunks of ``preset`` (one per ``rewind`` step; with ``pretrain_steps`` K, one
     rewound to K whose state at K is pretrained on ``pretrain_task``) and ``branches`` (names, or ``{name:
     options}``) at ``branch_levels``, as a :class:`~lth.lottery.plan.LotteryPlan` under ``root``. ``pruning``:
@@ -484,6 +489,7 @@ def plan_lottery(preset: str, levels: int, *, root: str | Path, replicates: int 
     opts = LotteryOptions.from_values({
         "levels": levels, "replicates": replicates, "branches": branches, "branch_levels": branch_levels,
         "pretrain_steps": pretrain_steps, "pretrain_task": pretrain_task if pretrain_steps is not None else None,
-        "pretrain_sparse": pretrain_sparse, **({"rewind": rewinds} if rewinds else {})})
+        "pretrain_sparse": pretrain_sparse, "pretrain_length": pretrain_length,
+        **({"rewind": rewinds} if rewinds else {})})
     runtime = RuntimeOptions(root=str(root), data_dir=None if data_dir is None else str(data_dir))
     return plan(spec, pruning_of(preset, pruning), opts, runtime, preset=name, given=overrides)

@@ -17,7 +17,7 @@ from lth.report.figures import STYLE, new_figure, save
 from lth.store.run import atomic_write_bytes
 
 COLUMNS = ("quantity", "paper", "lth", "lth_min", "lth_max", "n", "difference", "unit", "source", "how",
-           "comparable")
+           "comparable", "paper_setup")
 
 
 def rows_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -81,8 +81,10 @@ def write_recipe_report(recipe: Recipe, result: RecipeResult, root: Path, quick:
                  "measures, lth's mean with its min-max over the n replicates (or samples) of the row, and lth - "
                  "paper. Accuracies are fractions, on each run's test split unless the quantity names another; "
                  "'how' names the runs (preset, level, density). "
-                 '"comparable" is false in quick mode (another dataset and scale) and with --levels or '
-                 f'--training-steps (<a href="{csv.name}">CSV</a>)</p>{shown}</div>')
+                 '"comparable" is false in quick mode (another dataset and scale), with --levels or '
+                 "--training-steps, and where the paper's number comes from another setup than the runs compared "
+                 "(\"paper_setup\" says how it differs) "
+                 f'(<a href="{csv.name}">CSV</a>)</p>{shown}</div>')
     if figs:
         parts.append('<figure><img src="paper_vs_lth.png" alt="paper vs lth"><figcaption>lth (black: mean, '
                      "min-max) beside the paper's value (grey x) (<a href=\"paper_vs_lth.svg\">SVG</a>)"

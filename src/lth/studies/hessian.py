@@ -42,7 +42,11 @@ class HessianOptions(Options):
     k: int = option(1, "eigenvalues per state (ordered by which)", low=1)
     which: str = option("largest", "largest (the k largest, largest first) | magnitude (the k largest |lambda|, "
                                    "signs kept) | smallest (the k most negative, most negative first)", choices=WHICH)
-    iters: int = option(20, "Lanczos iterations (>= k)", low=1)
+    iters: int = option(20, "Lanczos iterations before the first convergence check (>= k)", low=1)
+    tol: float = option(1e-3, "go on past --iters until every eigenvalue's residual ||Hv - lambda v|| is at most "
+                              "tol * |lambda| (bounds its error by that much)", low=0, low_open=True)
+    max_iters: int = option(100, "at most this many Lanczos iterations (a warning names each eigenvalue whose "
+                                 "residual is still above the tolerance)", low=1)
     bn_mode: str = option("train", "BatchNorm on batch statistics (train) or running ones (eval)", choices=BN_MODES)
     examples: int = option(1000, "training examples in the loss (the first ones)", low=1)
 
@@ -60,6 +64,9 @@ class HessianOptions(Options):
         if self.iters < self.k:
             raise UserError(f"{ref('iters')} {self.iters}: fewer than {ref('k')} {self.k}; allowed: a number >= "
                             f"{ref('k')}", value=self.iters, allowed=f"a number >= {self.k}")
+        if self.max_iters < self.iters:
+            raise UserError(f"{ref('max_iters')} {self.max_iters}: fewer than {ref('iters')} {self.iters}; allowed: a "
+                            f"number >= {ref('iters')}", value=self.max_iters, allowed=f"a number >= {self.iters}")
 
 
 # The runtime fields the study takes (the store it reads, where the data is, the device, CPU threads).
@@ -95,9 +102,11 @@ def group_members(members: list[Member]) -> dict[tuple[Any, ...], list[Member]]:
 
 
 def eigenvalues(members: list[Member], k: int, iters: int, bn_mode: str, examples: int, data_dir: str | None,
-                device: torch.device, which: str = "largest") -> list[dict[str, Any]]:
-    """One row per (run, state, rank); members of one architecture and dataset share populations of
-    :data:`CHUNK`."""
+                device: torch.device, which: str = "largest", tol: float | None = None,
+                max_iters: int | None = None) -> list[dict[str, Any]]:
+    """One row per (run, state, rank) with the eigenvalue, its residual ``||Hv - lambda v||``, whether it converged
+    to ``tol`` and the iterations run (Lanczos goes on past ``iters`` up to ``max_iters`` until every eigenvalue of
+    the population converged); members of one architecture and dataset share populations of :data:`CHUNK`."""
     from lth.analysis.hessian import top_eigenvalues
     from lth.data import load_dataset
     from lth.models import build_model
@@ -120,7 +129,7 @@ def eigenvalues(members: list[Member], k: int, iters: int, bn_mode: str, example
                         masks[n][i] = v.to(device)
             try:
                 res = top_eigenvalues(net, x, y, k, iters, bn_mode, torch.Generator().manual_seed(0),
-                                      mask=masks or None, which=which)
+                                      mask=masks or None, which=which, tol=tol, max_iters=max_iters)
             except ValueError as e:
                 raise UserError(f"{ref('k')}/{ref('iters')}: {e}") from None
             for r in res.rows():
@@ -168,9 +177,10 @@ def run_hessian(options: HessianOptions, runtime: RuntimeOptions | None = None,
                 warn: Callable[[str], None] | None = None) -> StudyResult:
     """Find the finished runs under ``runtime.root`` holding a state of ``options.steps``, compute their top
     eigenvalues (a population per architecture), write ``hessian.csv`` per run; the result's document is ``lth
-    hessian --json``'s, ``{"rows": [{"path", "state", "rank", "eigenvalue", ...}]}``. ``warn``: told (a text with
-    field references) of a step no run holds and of a damaged ``hessian.csv`` (default: printed on stderr with
-    Python's names). ``runtime.threads`` holds for this call only."""
+    hessian --json``'s, ``{"rows": [{"path", "state", "rank", "eigenvalue", "residual", "converged", "iters",
+    ...}]}``. ``warn``: told (a text with field references) of a step no run holds, of an eigenvalue still above
+    the tolerance after ``max_iters`` and of a damaged ``hessian.csv`` (default: printed on stderr with Python's
+    names). ``runtime.threads`` holds for this call only."""
     runtime = runtime or RuntimeOptions()
     warn = warn or print_warning("api")
     threads = torch.get_num_threads()
@@ -188,7 +198,12 @@ def run_hessian(options: HessianOptions, runtime: RuntimeOptions | None = None,
             warn(f"{ref('steps')} {' '.join(missing)}: no finished run under {root} has such a state; left out "
                  f"(keep it with {ref('save_states')} when training)")
         rows = eigenvalues(members, options.k, options.iters, options.bn_mode, options.examples, runtime.data_dir,
-                           device, options.which)
+                           device, options.which, options.tol, options.max_iters)
+        for r in (r for r in rows if r.get("converged") is False):
+            rel = r["residual"] / max(abs(r["eigenvalue"]), 1e-300)
+            warn(f"{r['path']} {r['state']}: eigenvalue {r['rank']} ({r['eigenvalue']:.6g}) has residual "
+                 f"||Hv - lambda v|| = {r['residual']:.3g} ({rel:.3g} of |lambda|) after {r['iters']} iterations, "
+                 f"above {ref('tol')} {options.tol:g}; raise {ref('max_iters')}")
         write_rows(rows, warn)
     finally:
         torch.set_num_threads(threads)

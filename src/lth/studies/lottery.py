@@ -187,6 +187,9 @@ class LotteryOptions(Options):
                                        choices=TASKS, metavar="TASK")
     pretrain_sparse: bool = option(False, "pretrain each level's ticket under its mask (else one dense pretraining "
                                           "per replicate)")
+    pretrain_length: Step | None = option(None, "train the pretraining run for E steps (default K), then rewind "
+                                                "to its state at K: the paper pretrains for E epochs, then IMP "
+                                                "rewinds there", metavar="E")
     strict: bool = option(False, "exit 1 when any run diverged")
 
     @classmethod
@@ -213,13 +216,17 @@ class LotteryOptions(Options):
                             allowed="at least one step")
         k = self.pretrain_steps
         if k is None:
-            for name in ("pretrain_task", "pretrain_sparse"):
+            for name in ("pretrain_task", "pretrain_sparse", "pretrain_length"):
                 if getattr(self, name) not in (None, False):
                     raise UserError(f"{ref(name)}: needs {ref('pretrain_steps')} K (the number of pretraining "
                                     f"steps)")
         else:
             if k.count < 1:
                 raise UserError(f"{ref('pretrain_steps')} {k}: bad value; allowed: at least 1it", value=str(k),
+                                allowed="at least 1it")
+            e = self.pretrain_length
+            if e is not None and e.count < 1:
+                raise UserError(f"{ref('pretrain_length')} {e}: bad value; allowed: at least 1it", value=str(e),
                                 allowed="at least 1it")
             if self.rewind and any(str(r) != str(k) for r in self.rewind):
                 shown = " ".join(map(str, self.rewind))
@@ -251,7 +258,7 @@ class LotteryOptions(Options):
         """The trunk's pretraining (None without ``pretrain_steps``)."""
         if self.pretrain_steps is None:
             return None
-        return Pretraining(self.pretrain_task or "standard", self.pretrain_sparse)
+        return Pretraining(self.pretrain_task or "standard", self.pretrain_sparse, self.pretrain_length)
 
 
 def trunks_of(spec: TrainSpec, pruning: PruneHparams, opts: LotteryOptions, root: str | Path,
