@@ -44,10 +44,11 @@ def test_select_keeps_exactly_the_mnist_pieces(tmp_path: Path, full_plans: dict,
     assert [p.label for p in kept] == mnist_labels
     assert all(n.spec.data.dataset == "mnist" for p in kept for n in p.all_nodes())
     left = [p.label for p in pieces if p.label not in mnist_labels]
-    assert ctx.substitutions == [f"pieces {', '.join(left)} (cifar10) left out (--datasets mnist)"]
-    # the complement: --datasets cifar10 keeps every other piece; both names keep all and record nothing
-    assert [p.label for p in recipe.select(full_ctx(tmp_path, ["cifar10"]), pieces)] == left
-    both = full_ctx(tmp_path, ["cifar10", "mnist"])
+    others = sorted({d for ds in per for d in ds} - {"mnist"})  # cifar10 (and imagenet: LMC's ImageNet rows)
+    assert ctx.substitutions == [f"pieces {', '.join(left)} ({', '.join(others)}) left out (--datasets mnist)"]
+    # the complement: --datasets with every other dataset keeps every other piece; all names keep all, say nothing
+    assert [p.label for p in recipe.select(full_ctx(tmp_path, others), pieces)] == left
+    both = full_ctx(tmp_path, [*others, "mnist"])
     assert recipe.select(both, pieces) == pieces and both.substitutions == []
 
 

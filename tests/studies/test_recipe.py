@@ -41,7 +41,8 @@ RECIPE_PLANS = {
     ("normalization", True): (32, "539345407af2678f"), ("normalization", False): (132, "7233f3266042e480"),
     # early-phase: re-pinned for #33 (the sweep to 4000it, 13 perturbations at every level, pretraining for E)
     ("early-phase", True): (338, "847e042984d5e19e"), ("early-phase", False): (972, "1d1296f40e4f0265"),
-    ("mode-connectivity", True): (120, "3deba8b2d9e8592f"), ("mode-connectivity", False): (11772, "0da86fe74ca60b26"),
+    # mode-connectivity: copies at every level (Fig. 9, #33) and LMC Table 2's ImageNet rows at k = 0 (#30)
+    ("mode-connectivity", True): (120, "3deba8b2d9e8592f"), ("mode-connectivity", False): (11850, "adc3adbb16ecb711"),
     ("sanity-checks", True): (264, "d1a0c04238936cca"), ("sanity-checks", False): (516, "19bf75ad55da8fa7"),
     ("weight-correlation", True): (52, "f664fdf7325551cf"), ("weight-correlation", False): (100, "8a9b4a31c15fad3f"),
     ("ticket-distribution", True): (45, "772a8ce532509bda"), ("ticket-distribution", False): (150, "e8eb53fefd42b25e"),
