@@ -28,7 +28,7 @@ from lth.analysis.stability import STABLE_THRESHOLD
 from lth.report.context import ReportContext
 from lth.report.figures import new_figure
 
-_ORDER = ("dense", "imp", "random-prune", "random-reinit")
+_ORDER = ("dense", "imp", "random-prune", "random-reinit", "omp")
 
 
 def _label(row: pd.Series | dict, with_k: bool = True) -> str:
