@@ -124,8 +124,9 @@ def test_quick_sanity_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
         for lt in lts:  # OMP at every ticket lr of Table 4, beside IMP
             omp = rows[f"pretrain lr {lr}: OMP ticket at ticket lr {lt}"]
             assert omp["n"] == 2 and omp["paper"] is not None
-        contour = rows[f"pretrain lr {lr}: loss contour, smallest test error on the plane (IMP)"]
-        assert contour["n"] == 2 and 0.0 <= contour["lth_min"] <= 1.0
+        for sub in ("IMP", "OMP"):  # Fig. 4: IMP's and OMP's contours side by side
+            contour = rows[f"pretrain lr {lr}: loss contour, smallest test error on the plane ({sub})"]
+            assert contour["n"] == 2 and 0.0 <= contour["lth_min"] <= 1.0
         for what in ("reinit", "small dense", "dense"):  # what the jackpot verdict compares at every ticket lr
             assert all(rows[f"pretrain lr {lr}: {what} at ticket lr {lt}"]["n"] == 2 for lt in lts), what
         assert rows[f"pretrain lr {lr}: dense trained twice as long at the pretraining lr"]["n"] == 2
@@ -139,6 +140,11 @@ def test_quick_sanity_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     how = rows["pretrain lr 0.1: IMP ticket at ticket lr 0.1"]["how"]
     level = int(how.split(",")[0].removeprefix("level "))
     assert dens > 0.8 ** level + 0.005 and how.startswith(f"level {level}, density {dens:.3f}"), how
+    from lth.recipes.sanity_checks import RESIDUAL
+
+    residual = doc["verdicts"].pop(RESIDUAL)  # Figs. 4-5: IMP vs OMP with and without residual connections
+    assert residual["IMP beats OMP with residual connections (Figs. 4-5)"] in (True, False)
+    assert all(x is not None for x in residual["IMP minus OMP (with, without residual connections)"])
     for v in doc["verdicts"].values():
         assert v["grade"] in ("jackpot", "secondary prize", "no prize")
         assert v["IMP beats OMP (best of each sweep)"] in (True, False)
@@ -149,7 +155,11 @@ def test_quick_sanity_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert sorted({s["train"]["lr"] for s in specs}) == pytest.approx([1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 1.5e-2])
     assert len(specs) == 8 * 2  # 8 (pretraining, ticket) rates x 2 replicates, OMP at each
     contours = pd.read_csv(Path(doc["report"]).parent / "recipe_loss contours.csv")
-    assert len(contours) == 4 and all(Path(f).is_file() for f in contours["figure"])  # 2 rates x 2 replicates
+    # IMP and OMP x (2 rates x 2 replicates + the two small ResNets' one replicate each)
+    assert len(contours) == 2 * (2 * 2 + 2) and all(Path(f).is_file() for f in contours["figure"])
+    assert set(contours["subnetwork"]) == {"IMP", "OMP"}
+    for name in ("with residual connections", "without residual connections"):
+        assert rows[f"{name}: OMP copies' accuracy (contour runs)"]["n"] == 2  # one replicate, two copies
 
 
 def test_quick_normalization(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
