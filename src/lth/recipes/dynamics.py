@@ -178,7 +178,7 @@ class DynamicsRecipe(Recipe):
         for p in pieces:
             fp = p.meta.get("frame potential")
             if fp is not None and not fp.empty:
-                out["frame potential / rows per layer over training (dense network)"] = fp
+                out["frame potential per row, per layer over training (dense network)"] = fp
             ab = p.meta.get("ablation")
             if ab is not None and not ab.empty:
                 import pandas as pd
