@@ -71,7 +71,7 @@ def test_lmc_cifar_presets_follow_table_1(name: str, lr: float, warmup: int) -> 
 
 
 RESNET20_NORMS = {"resnet20": "batchnorm", "resnet20_fixup": "fixup", "resnet20_groupnorm": "groupnorm",
-                  "resnet20_nonorm": "none"}
+                  "resnet20_nonorm": "none", "resnet20_weightnorm": "weightnorm"}
 
 
 def test_resnet20_normalisation_variants_share_one_recipe() -> None:
@@ -97,7 +97,18 @@ def test_fixup_rewinding_sweep_plans_every_rewind_step(tmp_path) -> None:
     assert not any(tmp_path.iterdir())  # planning writes nothing
 
 
-@pytest.mark.parametrize("name", ["resnet20_groupnorm", "resnet20_nonorm"])
+def test_resnet20_plain_is_resnet20_without_residual_connections() -> None:
+    """Ma et al. 2021, Fig. 5: the same recipe on a ResNet-like network without residual connections."""
+    from lth.models import resolve
+
+    base, plain = PRESETS["resnet20"], PRESETS["resnet20_plain"]
+    assert resolve(plain.spec.model.model) == ("resnet", {"depth": 20, "residual": False})
+    assert plain.spec.model.norm == base.spec.model.norm and plain.spec.model.init == base.spec.model.init
+    assert plain.spec.data == base.spec.data and plain.spec.train == base.spec.train
+    assert plain.pruning == base.pruning
+
+
+@pytest.mark.parametrize("name", ["resnet20_groupnorm", "resnet20_nonorm", "resnet20_weightnorm"])
 def test_normalisation_variants_run_a_rewinding_sweep(name: str, tmp_path) -> None:
     """(At lr 0.01: without normalisation ResNet-20 diverges at the recipe's 0.1, as seed 000 warns.)"""
     import json

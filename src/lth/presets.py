@@ -142,6 +142,14 @@ PRESETS: dict[str, Preset] = {
         TrainSpec(_cifar(128), ModelHparams(model="resnet_20", norm="none"), _resnet20().train),
         "ResNet-20 without normalisation (Siswanto, Frankle & Carbin 2021), same recipe (lr 0.1 may diverge "
         "without normalisation, Bjorck et al. 2018: lower --lr)", _GLOBAL_CONV),
+    "resnet20_weightnorm": Preset(
+        TrainSpec(_cifar(128), ModelHparams(model="resnet_20", norm="weightnorm"), _resnet20().train),
+        "ResNet-20 with weight normalisation instead of BatchNorm (Salimans & Kingma 2016; Siswanto, Frankle & "
+        "Carbin 2021, Section 4), same recipe", _GLOBAL_CONV),
+    "resnet20_plain": Preset(
+        TrainSpec(_cifar(128), ModelHparams(model="resnet_20_plain", init="kaiming_normal"), _resnet20().train),
+        "ResNet-20 without residual connections (Ma et al. 2021, Fig. 5: a ResNet-like network without them), "
+        "the resnet20 recipe", _GLOBAL_CONV),
     "vgg16": Preset(_vgg16(), "Frankle et al. 2020: VGG-16 (BatchNorm) on CIFAR-10, SGD 0.1 momentum 0.9, wd 1e-4, "
                     "batch 128, 63K iterations, x0.1 at 32K and 48K", _GLOBAL_CONV),
     "vgg16_low": Preset(_vgg16(lr=0.01), "Frankle et al. 2020: VGG-16 at the low learning rate 0.01", _GLOBAL_CONV),

@@ -60,7 +60,7 @@ class ModelHparams:
     init: str = help_field("kaiming_normal", "weight initialiser", choices=("kaiming_normal", "kaiming_uniform",
                                                                            "xavier_normal", "xavier_uniform"))
     norm: str = help_field("batchnorm", "normalisation of ResNets and VGGs",
-                           choices=("batchnorm", "fixup", "groupnorm", "none"))
+                           choices=("batchnorm", "fixup", "groupnorm", "none", "weightnorm"))
     width: float = help_field(1.0, "width multiplier")
 
 

@@ -279,6 +279,63 @@ def test_oneshot_set_trains_the_same_mask_at_another_rate(trunk) -> None:
                                load(base["states"]["final"])["layers.0.weight"])
 
 
+def test_oneshot_density_masks_at_several_densities_from_the_one_dense_run(trunk) -> None:
+    """Liu et al. ICML 2021, Figs. 6c/7: one-shot masks at any density off level 0 (no IMP level trained for them):
+    each mask is the one-shot magnitude mask of the dense network's final weights at that density (so a sparser
+    one lies inside a denser one), and what trains under it starts rewound (the one-shot ticket), from the trained
+    weights (pruning & fine-tuning, step 0) or from a fresh initialisation (step 0)."""
+    from lth.graph import closure
+
+    hp = PruneHparams(**get_preset(PRESET).pruning)
+    kinds = kinds_of(build_model("fc_64_32", 1, EXAMPLE_SHAPE, NUM_CLASSES))
+    masks: dict[tuple[float, str], dict[int, dict[str, torch.Tensor]]] = {}
+    for d in (0.5, 0.2):
+        for start in ("rewind", "trained", "reinit"):
+            code, out, err = lth("branch", "oneshot", "--levels", "0", *common(trunk["root"]), "--oneshot-density",
+                                 str(d), "--oneshot-start", start, "--json")
+            assert code == 0, err
+            runs = json.loads(out)["runs"]
+            assert sorted(r["replicate"] for r in runs) == list(range(REPLICATES))
+            for rec in runs:
+                r, mask, init = rec["replicate"], load(rec["mask"]), load(rec["states"]["init"])
+                assert rec["level"] == 0 and rec["density"] == density(mask)
+                final0 = trunk_state(trunk, r, 0, "final")
+                want = prune_to_density({k: final0[k] for k in PRUNABLE}, hp, kinds, d)
+                assert all(torch.equal(mask[k], want[k]) for k in PRUNABLE)
+                assert abs(density(mask) - d) < 0.01
+                masks.setdefault((d, start), {})[r] = mask
+                source = {"rewind": trunk_state(trunk, r, 0, "init"), "trained": final0}.get(start)
+                if source is None:  # a fresh draw: not the trunk's initialisation under the mask
+                    assert not torch.equal(init["layers.0.weight"], trunk_state(trunk, r, 0, "init")["layers.0.weight"]
+                                           * mask["layers.0.weight"])
+                    assert_zero_outside(init, mask)
+                else:
+                    for k, v in source.items():
+                        assert torch.equal(init[k], v * mask[k] if k in mask else v), (start, k)
+                assert spec_json(rec)["branch_options"]["oneshot_start"] == start
+    for r in range(REPLICATES):
+        dense, sparse = masks[(0.5, "rewind")][r], masks[(0.2, "rewind")][r]
+        assert all(torch.equal(sparse[k] & dense[k], sparse[k]) for k in PRUNABLE)  # nested: one ranking
+        assert all(torch.equal(masks[(0.2, s)][r][k], sparse[k]) for s in ("trained", "reinit") for k in PRUNABLE)
+    # planning: a density of its own needs level 0 of the trunk only (no IMP level per density)
+    from lth.recipes.base import plan_lottery
+
+    lp = plan_lottery(PRESET, 3, root=trunk["root"], replicates=1, training_steps=STEPS,
+                      branches={"oneshot": {"oneshot_density": 0.1}}, branch_levels=[0])
+    branch_nodes = [n for n in lp.nodes() if n.meta.get("branch") == "oneshot"]
+    assert branch_nodes and {n.meta["level"] for n in closure(branch_nodes)} == {0}
+
+
+@pytest.mark.parametrize("extra", [["--levels", "0", "--oneshot-density", "1.5"],
+                                   ["--levels", "0", "--oneshot-density", "0"],
+                                   ["--levels", "1", "--oneshot-density", "0.3"],
+                                   ["--levels", "1", "--oneshot-start", "trained"],
+                                   ["--levels", "0", "--oneshot-density", "0.3", "--oneshot-start", "scratch"]])
+def test_oneshot_density_bad_options_are_exit_2(trunk, extra: list[str]) -> None:
+    code, _, err = lth("branch", "oneshot", *common(trunk["root"]), *extra)
+    assert code == 2 and "--oneshot-" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_reinit_and_small_dense_set_change_only_the_training(tmp_path: Path) -> None:
     """``--set`` on reinit and small-dense (Ma et al.'s baselines at every ticket lr), planned only: without it the
     old directory; with it the same mask reference (reinit) or width (small-dense) at the other rate, elsewhere."""

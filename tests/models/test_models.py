@@ -38,8 +38,11 @@ CASES = [
     Case("conv6", "conv6", (3, 16, 16)),
     Case("lenet5", "lenet5", (1, 28, 28)),
     Case("lenet5", "lenet5", (3, 32, 32)),
-    *(Case("resnet", "resnet_8", (3, 8, 8), norm=nm) for nm in ("batchnorm", "fixup", "groupnorm", "none")),
+    *(Case("resnet", "resnet_8", (3, 8, 8), norm=nm)
+      for nm in ("batchnorm", "fixup", "groupnorm", "none", "weightnorm")),
     Case("resnet", "resnet20", (3, 8, 8), norm="fixup"),
+    Case("resnet", "resnet_8_plain", (3, 8, 8)),
+    Case("resnet", "resnet14_plain", (3, 8, 8), norm="weightnorm"),
     Case("vgg", "vgg_16", (3, 16, 16), width=0.125),
     Case("vgg", "vgg11", (3, 16, 16), norm="none", width=0.125),
     Case("tv_resnet", "cifar_resnet_18", (3, 8, 8), width=0.125),
@@ -152,6 +155,7 @@ EQUIV = [
     Case("lenet5", "lenet5", (1, 16, 16), width=1.0),
     Case("resnet", "resnet_8", (3, 8, 8), norm="batchnorm", width=0.5),
     Case("resnet", "resnet_8", (3, 8, 8), norm="fixup", width=0.5),
+    Case("resnet", "resnet_8_plain", (3, 8, 8), norm="weightnorm", width=0.5),
     Case("resnet", "resnet_8", (3, 8, 8), norm="groupnorm", width=0.5),
     Case("vgg", "vgg_11", (3, 16, 16), norm="batchnorm", width=0.125),
 ]
@@ -447,3 +451,52 @@ def test_num_params_follows_a_name_registered_again_and_builds_on_cpu_when_meta_
     assert num_params("reads", (4,), 4) == build_model("reads", 1, (4,), 4).num_params()
     with pytest.raises(UserError, match="no_such"):
         num_params("no_such_model", (4,), 2)
+
+
+# -- ResNets without residual connections (Ma et al. 2021, Fig. 5) and weight normalisation (seed 000, Section 4)
+
+def test_plain_resnet_has_no_shortcut_and_a_dead_block_cuts_the_signal() -> None:
+    """Without residual connections every block is on the only path: zero one block's second conv (no norm, zero
+    biases) and the output no longer depends on the input; with them, the identity path still carries it."""
+    x = torch.randn(1, 4, 3, 8, 8)
+    for name, depends in (("resnet_14", True), ("resnet_14_plain", False)):
+        model = _build(Case("resnet", name, (3, 8, 8), norm="none"), 1)
+        names = dict(model.named_parameters())
+        assert any("shortcut" in k for k in names) == depends
+        with torch.no_grad():
+            model.blocks[1].conv2.weight.zero_()
+            out = model(x)[0]
+        assert (not torch.allclose(out, out[:1].expand_as(out))) == depends, name
+    plain = build_model("resnet_20_plain", 1, (3, 32, 32), CLASSES)
+    # ResNet-20 without its two 1x1 shortcut convs (and their BatchNorms): 272,474 - 2 * (16*32 + 2*32) - ...
+    shortcuts = (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
+    assert plain.num_params() == 272_474 - shortcuts
+    assert resolve("resnet20_plain") == ("resnet", {"depth": 20, "residual": False})
+    with pytest.raises(UserError, match="fixup.*residual"):
+        build_model("resnet_8_plain", 1, (3, 8, 8), CLASSES, norm="fixup")
+
+
+def test_weightnorm_starts_as_the_plain_network_and_ignores_the_direction_length() -> None:
+    """w = g v / |v| with g = |v| at init: the same function as norm "none" from the same seed; scaling a unit's
+    direction v changes nothing; a pruned (zero) v is a zero w; each unit's effective weight has norm g."""
+    x = torch.randn(1, 4, 3, 8, 8)
+    wn, plain = (_build(Case("resnet", "resnet_8", (3, 8, 8), norm=nm, width=0.5), 2) for nm in ("weightnorm", "none"))
+    wn_state = {k: v for k, v in wn.state_dict().items() if not k.endswith("weight_g")}
+    assert wn_state.keys() == plain.state_dict().keys()
+    for k, v in plain.state_dict().items():
+        assert torch.equal(v, wn_state[k]), k
+    torch.testing.assert_close(wn(x), plain(x), rtol=1e-5, atol=1e-6)
+    conv = wn.blocks[0].conv1
+    g = conv.weight_g.detach().clone()
+    before = wn(x)
+    with torch.no_grad():
+        conv.weight.mul_(3.0)
+        conv.weight[0, 2].zero_()
+    torch.testing.assert_close(wn(x)[1], before[1], rtol=1e-5, atol=1e-6)
+    w = conv.effective_weight().detach()
+    assert torch.equal(w[0, 2], torch.zeros_like(w[0, 2]))
+    norms = w.flatten(2).norm(dim=2)
+    keep = torch.ones_like(norms, dtype=torch.bool)
+    keep[0, 2] = False
+    torch.testing.assert_close(norms[keep], g[keep])
+    assert "blocks.0.conv1.weight_g" not in wn.prunable()

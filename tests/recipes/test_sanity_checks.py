@@ -69,7 +69,9 @@ def measured(**changes: float) -> dict[str, Measured]:
 
 
 def verdicts(tmp_path: Path, **changes: float) -> dict[str, Any]:
-    return RECIPE.verdicts(Context(quick=False, root=tmp_path), measured(**changes))
+    """The jackpot verdicts per pretraining rate (the IMP vs OMP residual verdict apart)."""
+    return {k: v for k, v in RECIPE.verdicts(Context(quick=False, root=tmp_path), measured(**changes)).items()
+            if k.startswith("pretrain lr")}
 
 
 def test_without_a_longer_run_sufficient_training_is_unchecked(tmp_path: Path) -> None:
@@ -149,3 +151,45 @@ def test_the_longer_dense_run_stretches_the_schedule(tmp_path: Path) -> None:
         assert base.milestones and t.training_steps.count == 2 * base.training_steps.count
         assert [m.count for m in t.milestones] == [2 * m.count for m in base.milestones]
         assert [m.unit for m in t.milestones] == [m.unit for m in base.milestones]
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_plan_holds_imp_and_omp_contour_copies_with_and_without_residual_connections(tmp_path: Path,
+                                                                                     quick: bool) -> None:
+    """Figs. 4-5: per pretraining rate, two copies each of the IMP and the OMP ticket at the Table 4 level with
+    trajectories; and a ResNet without residual connections with the same copies beside one with them (at full
+    scale the residual one is the lr 0.1 trunk's, whose contour piece carries its name)."""
+    from lth.models import resolve
+    from lth.recipes.sanity_checks import ARCHS
+
+    ctx = Context(quick=quick, root=tmp_path)
+    pieces = [p for p in RECIPE.plan(ctx) if p.meta.get("contours")]
+    names = [n for p in pieces for n in p.meta["names"]]
+    assert sorted(names) == sorted([f"pretrain lr {lr}" for lr in TABLE4] + list(ARCHS))
+    for p in pieces:
+        cells = {(exp.subnetwork, lv) for exp, lv in p.plan.cells()}
+        assert cells == {("imp", p.meta["level"]), ("omp", p.meta["level"])}
+        copies = p.all_nodes()
+        assert len(copies) == 2 * p.plan.replicates * 2 and all(len(n.keep) > 2 for n in copies)  # trajectories
+        residual = {resolve(t.spec.model.model)[1].get("residual", True) for t in p.plan.trunks}
+        if "without residual connections" in p.meta["names"]:
+            assert residual == {False}
+            assert p.plan.trunks[0].spec.train.lr == pytest.approx(0.1)  # the large rate, as Fig. 5
+        else:
+            assert residual == {True}
+    if quick:
+        assert any("resnet_8_plain" in s for s in ctx.substitutions)
+
+
+def test_residual_verdicts_compare_imp_and_omp_with_and_without_residual_connections() -> None:
+    from lth.recipes.sanity_checks import residual_verdicts
+
+    v = residual_verdicts({"with residual connections": (0.90, 0.85), "without residual connections": (0.80, 0.80)})
+    assert v["IMP beats OMP with residual connections (Figs. 4-5)"] is True
+    assert v["IMP's advantage over OMP is smaller without residual connections (Figs. 4-5)"] is True
+    assert v["IMP minus OMP (with, without residual connections)"] == pytest.approx([0.05, 0.0])
+    v = residual_verdicts({"with residual connections": (0.85, 0.86), "without residual connections": (0.9, 0.8)})
+    assert v["IMP beats OMP with residual connections (Figs. 4-5)"] is False
+    assert v["IMP's advantage over OMP is smaller without residual connections (Figs. 4-5)"] is False
+    v = residual_verdicts({"with residual connections": (0.85, None)})
+    assert v["IMP beats OMP with residual connections (Figs. 4-5)"] is None

@@ -162,3 +162,42 @@ def test_oneshot_mask_is_the_largest_final_weights_at_imp_level_ls_density(tmp_p
     first = imp(ctx, start, final, ones, pruning=pruning, replicate=0, level=1).mask
     one = oneshot_levels(ctx, start, final, pruning=pruning, replicate=0, level=1).mask
     assert all(torch.equal(first[k].bool(), one[k].bool()) for k in final)
+
+
+def test_omp_copies_start_rewound_under_the_one_shot_mask_of_the_dense_network(tmp_path):
+    """Ma et al. 2021 (Figs. 4-5) draw OMP's trajectories beside IMP's: ``omp`` copies start from level 0's state at
+    k under the one-shot magnitude mask of level 0's *trained* weights at level L's density (the ``oneshot``
+    branch's mask), and differ only in SGD noise."""
+    import json
+
+    import torch
+    from conftest import lth
+
+    from lth.models import build_model
+    from lth.prune import density, kinds_of, prune_to_density
+    from lth.store import RunDir
+
+    t = _trunk(tmp_path)
+    rec = Stability(t, "omp").recipe(0, 2)
+    assert rec.op == "oneshot" and [r.node.path for r in rec.refs] == [t.level_dir(0, 0)] * 2 + [t.level_dir(0, 2)]
+    flags = ["--preset", "digits_mlp", "--training-steps", "1ep", "--root", str(tmp_path / "s")]
+    assert lth("lottery", "--levels", "2", *flags)[0] == 0  # the IMP ticket at level 2 trained, to compare with
+    code, out, err = lth("stability", "--subnetwork", "omp", "--levels", "2", *flags, "--json")
+    assert code == 0, err
+    (res,) = json.loads(out)["results"]
+    spec = json.loads((Path(res["runs"][0]) / "spec.json").read_text())
+    assert spec["subnetwork"] == "omp"
+    root = Path(spec["parent_trunk"]) / "replicate_0"
+    final0, init0 = RunDir(root / "level_0").load_state("final"), RunDir(root / "level_0").load_state("init")
+    ticket = RunDir(root / "level_2").load_mask()
+    p = get_preset("digits_mlp")
+    want = prune_to_density({k: final0[k] for k in ticket}, PruneHparams(**p.pruning),
+                            kinds_of(build_model("fc_64_32", 1, (1, 8, 8), 10)), density(ticket))
+    starts = []
+    for run in res["runs"]:
+        mask = RunDir(run).load_mask()
+        assert all(torch.equal(mask[k], want[k]) for k in want)
+        assert not all(torch.equal(mask[k], ticket[k]) for k in want)  # one-shot, not IMP's mask
+        starts.append(RunDir(run).load_state("init"))
+    for k, v in init0.items():
+        assert torch.equal(starts[0][k], v * want[k] if k in want else v) and torch.equal(starts[1][k], starts[0][k])

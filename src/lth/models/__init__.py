@@ -1,9 +1,10 @@
 """The model zoo: one registry of families and a builder that resolves a model name.
 
 Names: ``fc_<h1>[_<h2>...]`` (``lenet_300_100`` = ``fc_300_100``), ``conv2``, ``conv4``, ``conv6``,
-``lenet5``, ``resnet_<D>`` / ``resnet<D>`` with D = 6n+2, ``vgg_<11|13|16|19>`` / ``vgg<D>``; torchvision's
-``imagenet_resnet_<D>`` and the small-image stem ``tiny_resnet_<D>`` / ``cifar_resnet_<D>`` (D in 18, 34, 50, 101,
-152), ``inception_v3``, and ``mobilenet_v1`` (:mod:`lth.models.torchvision_nets`, :mod:`lth.models.mobilenet`).
+``lenet5``, ``resnet_<D>`` / ``resnet<D>`` with D = 6n+2 (``resnet_<D>_plain``: without residual connections),
+``vgg_<11|13|16|19>`` / ``vgg<D>``; torchvision's ``imagenet_resnet_<D>`` and the small-image stem
+``tiny_resnet_<D>`` / ``cifar_resnet_<D>`` (D in 18, 34, 50, 101, 152), ``inception_v3``, and ``mobilenet_v1``
+(:mod:`lth.models.torchvision_nets`, :mod:`lth.models.mobilenet`).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from lth.models.resnet import RESNET_NORMS, ResNet
 from lth.models.vgg import VGG, VGG_CFGS, VGG_NORMS
 
 NAME_FORMS = ("fc_<h1>[_<h2>...] (e.g. fc_300_100 = lenet_300_100), conv2, conv4, conv6, lenet5, "
-              "resnet_<6n+2> (e.g. resnet_20), vgg_<11|13|16|19>, imagenet_resnet_<18|34|50|101|152>, "
-              "tiny_resnet_<D>, cifar_resnet_<D>, inception_v3, mobilenet_v1")
-NORMS = ("batchnorm", "fixup", "groupnorm", "none")
+              "resnet_<6n+2>[_plain] (e.g. resnet_20, resnet_20_plain), vgg_<11|13|16|19>, "
+              "imagenet_resnet_<18|34|50|101|152>, tiny_resnet_<D>, cifar_resnet_<D>, inception_v3, mobilenet_v1")
+NORMS = ("batchnorm", "fixup", "groupnorm", "none", "weightnorm")
 # Families without normalisation layers accept the default and "none" and ignore them.
 _PLAIN_NORMS = ("batchnorm", "none")
 
@@ -64,8 +65,8 @@ def _lenet5(n: int, example_shape: tuple[int, ...], num_classes: int, *, norm: s
 
 
 def _resnet(n: int, example_shape: tuple[int, ...], num_classes: int, *, depth: int,
-            norm: str = "batchnorm", width: float = 1.0) -> PopModel:
-    return ResNet(n, example_shape, num_classes, depth, norm=norm, width=width)
+            norm: str = "batchnorm", width: float = 1.0, residual: bool = True) -> PopModel:
+    return ResNet(n, example_shape, num_classes, depth, norm=norm, width=width, residual=residual)
 
 
 def _vgg(n: int, example_shape: tuple[int, ...], num_classes: int, *, depth: int,
@@ -133,11 +134,11 @@ def resolve(name: str) -> tuple[str, dict[str, Any]]:
         if min(hidden) < 1:
             raise _bad(name, "hidden widths must be at least 1")
         return "fc", {"hidden": hidden}
-    if m := re.fullmatch(r"resnet_?(\d+)", key):
+    if m := re.fullmatch(r"resnet_?(\d+)(_plain)?", key):
         depth = int(m.group(1))
         if depth < 8 or (depth - 2) % 6:
             raise _bad(name, f"ResNet depth must be 6n+2 (8, 14, 20, 32, 56, 110, ...), got {depth}")
-        return "resnet", {"depth": depth}
+        return "resnet", {"depth": depth, **({"residual": False} if m.group(2) else {})}
     if m := re.fullmatch(r"vgg_?(\d+)", key):
         depth = int(m.group(1))
         if depth not in VGG_CFGS:
@@ -160,7 +161,7 @@ def build_model(name: str, n: int, example_shape: tuple[int, ...], num_classes: 
                 width: float = 1.0) -> PopModel:
     """Build a population of ``n`` networks named ``name`` for inputs of ``example_shape`` (one example,
     e.g. ``(3, 32, 32)``) and ``num_classes`` outputs. ``norm`` applies to resnet (batchnorm, fixup,
-    groupnorm, none) and vgg (batchnorm, none); the other families have no normalisation layers. ``width``
+    groupnorm, none, weightnorm) and vgg (batchnorm, none); the other families have no normalisation layers. ``width``
     multiplies every hidden width (rounded, at least 1)."""
     family, params = resolve(name)
     if norm not in NORMS:
@@ -224,8 +225,9 @@ def register_module(name: str, factory: Callable[..., nn.Module], **opts: Any) -
 def model_names() -> list[str]:
     """Example model names for help text (every one builds)."""
     return ["lenet_300_100", "fc_300_100", "fc_1000_1000", "conv2", "conv4", "conv6", "lenet5",
-            "resnet_20", "resnet_56", "resnet_110", "vgg_11", "vgg_13", "vgg_16", "vgg_19", "imagenet_resnet_18",
-            "imagenet_resnet_50", "tiny_resnet_18", "cifar_resnet_18", "inception_v3", "mobilenet_v1"]
+            "resnet_20", "resnet_20_plain", "resnet_56", "resnet_110", "vgg_11", "vgg_13", "vgg_16", "vgg_19",
+            "imagenet_resnet_18", "imagenet_resnet_50", "tiny_resnet_18", "cifar_resnet_18", "inception_v3",
+            "mobilenet_v1"]
 
 
 __all__ = ["MODELS", "NORMS", "NAME_FORMS", "PopModel", "build_model", "from_module", "model_names", "num_params",

@@ -53,7 +53,8 @@ def stem(conv: PopConv2d, x: Tensor) -> Tensor:
         if conv.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return conv(x)
-    w = conv.weight.reshape(conv.n * conv.out_channels, conv.in_channels, conv.kernel_size, conv.kernel_size)
+    w = conv.effective_weight().reshape(conv.n * conv.out_channels, conv.in_channels, conv.kernel_size,
+                                        conv.kernel_size)
     b = None if conv.bias is None else conv.bias.reshape(-1)
     x = x[0].contiguous(memory_format=torch.channels_last) if conv.channels_last else x[0]
     return F.conv2d(x, w, b, conv.stride, conv.padding)

@@ -14,6 +14,14 @@ With N = 1 every layer reduces to the ordinary dense operation, so a single netw
 population runs its linear and convolution layers one member at a time with exactly those N = 1
 kernels, so a member's numbers are bit-identical whatever the population size (batched kernels such as ``bmm``
 and grouped convolutions round differently); on CUDA the members are batched.
+
+Weight normalisation (Salimans & Kingma, NeurIPS 2016): :class:`PopLinear` and :class:`PopConv2d` built with
+``weight_norm=True`` compute with ``w = g * v / |v|`` per member and output unit, where the parameter ``weight``
+holds the direction ``v`` (so masks, pruning and stored states keep their names: a pruned ``v`` is a pruned ``w``)
+and ``weight_g`` the gain ``g`` ``[N, out]``, set to ``|v|`` at initialisation so the network starts as the plain
+one. Hand-written rather than ``torch.nn.utils.parametrizations.weight_norm``: a population weight stacks the
+members in dim 0, so the norm must keep two dims (member, output unit) where torch's ``dim`` keeps one, and its
+parametrisation renames ``weight`` to ``parametrizations.weight.original1``, a name the masks would not find.
 """
 
 from __future__ import annotations
@@ -42,31 +50,64 @@ def to_fc(x: Tensor, n: int) -> Tensor:
     return x.reshape(b, n, -1).transpose(0, 1)
 
 
-class PopLinear(nn.Module):
+def unit_norms(v: Tensor) -> Tensor:
+    """The L2 norm of each member's output units of a population weight ``[N, out, ...]``: ``[N, out]``."""
+    return v.flatten(2).norm(dim=2)
+
+
+class WeightNormed(nn.Module):
+    """What :class:`PopLinear` and :class:`PopConv2d` share: the weight they compute with, optionally weight
+    normalised (see the module docstring)."""
+
+    weight: nn.Parameter
+
+    def _setup_weight_norm(self, on: bool) -> None:
+        self.weight_g = nn.Parameter(unit_norms(self.weight.detach()).clone()) if on else None
+
+    def effective_weight(self) -> Tensor:
+        """``weight``, or ``g * v / |v|`` under weight normalisation (a unit whose ``v`` is all zero stays zero)."""
+        g = getattr(self, "weight_g", None)  # (subclasses that skip __init__, e.g. from_module's, have none)
+        if g is None:
+            return self.weight
+        v = self.weight
+        scale = g / unit_norms(v).clamp_min(1e-12)
+        return v * scale.view(*scale.shape, *([1] * (v.dim() - 2)))
+
+    @torch.no_grad()
+    def reset_gain(self, i: int) -> None:
+        """Member ``i``'s gain set to the norm of its direction (``w == v``), after ``v`` is (re)initialised."""
+        if getattr(self, "weight_g", None) is not None:
+            self.weight_g[i].copy_(unit_norms(self.weight[i:i + 1])[0])
+
+
+class PopLinear(WeightNormed):
     """N independent linear layers: ``[N, B, in] -> [N, B, out]``."""
 
-    def __init__(self, n: int, in_features: int, out_features: int, bias: bool = True) -> None:
+    def __init__(self, n: int, in_features: int, out_features: int, bias: bool = True,
+                 weight_norm: bool = False) -> None:
         super().__init__()
         self.n, self.in_features, self.out_features = n, in_features, out_features
         self.weight = nn.Parameter(torch.empty(n, out_features, in_features))
         self.bias = nn.Parameter(torch.zeros(n, out_features)) if bias else None
         for i in range(n):  # torch.nn.Linear's own default, per member
             nn.init.kaiming_uniform_(self.weight.data[i], a=math.sqrt(5))
+        self._setup_weight_norm(weight_norm)
 
     def forward(self, x: Tensor) -> Tensor:
+        weight = self.effective_weight()
         if self.n == 1:  # views, not selects: their backward reshapes the gradient instead of scattering it
-            w = self.weight.view(self.out_features, self.in_features)
+            w = weight.view(self.out_features, self.in_features)
             b = None if self.bias is None else self.bias.view(self.out_features)
             return F.linear(x.view(x.shape[1], self.in_features), w, b).view(1, x.shape[1], self.out_features)
         if x.device.type == "cpu":  # per member, the N = 1 kernel: bit-identical to training alone
-            return torch.stack([F.linear(x[i], self.weight[i], None if self.bias is None else self.bias[i])
+            return torch.stack([F.linear(x[i], weight[i], None if self.bias is None else self.bias[i])
                                 for i in range(self.n)])
         if self.bias is None:
-            return torch.bmm(x, self.weight.transpose(1, 2))
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+            return torch.bmm(x, weight.transpose(1, 2))
+        return torch.baddbmm(self.bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
-class PopConv2d(nn.Module):
+class PopConv2d(WeightNormed):
     """N independent 2-d convolutions as one grouped convolution on ``[B, N*C, H, W]``.
 
     ``channels_last`` (set by the engine on CUDA) asks the model's first convolution to hand cuDNN its input
@@ -76,7 +117,7 @@ class PopConv2d(nn.Module):
 
     def __init__(
         self, n: int, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-        padding: int = 0, bias: bool = True,
+        padding: int = 0, bias: bool = True, weight_norm: bool = False,
     ) -> None:
         super().__init__()
         self.n, self.stride, self.padding = n, stride, padding
@@ -85,12 +126,14 @@ class PopConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n, out_channels)) if bias else None
         for i in range(n):
             nn.init.kaiming_uniform_(self.weight.data[i], a=math.sqrt(5))
+        self._setup_weight_norm(weight_norm)
 
     def forward(self, x: Tensor) -> Tensor:
+        weight = self.effective_weight()
         if self.n > 1 and x.device.type == "cpu":  # per member, the N = 1 kernel: bit-identical to training alone
             return per_member_channels(x, self.n, lambda i, xi: F.conv2d(
-                xi, self.weight[i], None if self.bias is None else self.bias[i], self.stride, self.padding))
-        w = self.weight.reshape(self.n * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
+                xi, weight[i], None if self.bias is None else self.bias[i], self.stride, self.padding))
+        w = weight.reshape(self.n * self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
         b = None if self.bias is None else self.bias.reshape(-1)
         return F.conv2d(x, w, b, self.stride, self.padding, groups=self.n)
 

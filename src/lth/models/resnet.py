@@ -10,7 +10,16 @@ and a 1x1 conv (+ norm) shortcut at the first block of stages 2 and 3, global av
 - ``none``: no normalisation (convs with bias);
 - ``fixup``: Fixup (Zhang et al. 2019): no normalisation, convs without bias; scalar biases before every conv,
   activation and the classifier, a scalar multiplier per residual branch; the last conv of each branch and the
-  classifier start at zero, the first conv of each branch is scaled by ``L ** -0.5`` (L residual branches).
+  classifier start at zero, the first conv of each branch is scaled by ``L ** -0.5`` (L residual branches);
+- ``weightnorm``: no normalisation layers, convs with bias, every conv and the classifier weight normalised
+  (Salimans & Kingma 2016; :class:`lth.models.layers.WeightNormed`: ``w = g v / |v|`` per output unit, ``g``
+  starting at ``|v|``, so the initial network is the ``none`` one). Siswanto, Frankle & Carbin name it as the
+  next normalisation to try (seed 000, Section 4). No mean-field initialisation (Arpit et al. 2019): lth's choice.
+
+``residual=False`` (model names ``resnet_<D>_plain`` / ``resnet<D>_plain``) drops every shortcut, identity and
+1x1 conv alike: a plain stack of the same convolutions, Ma et al.'s "ResNet-like network without residual
+connections" (NeurIPS 2021, Fig. 5, seed 002). Fixup needs the shortcuts (its branches start at zero) and is
+refused without them.
 """
 
 from __future__ import annotations
@@ -19,12 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lth.errors import UserError
+from lth.errors import UserError, ref
 from lth.models.base import PopModel
 from lth.models.conv import check_input, image_shape, pool_to_fc, scale_width, stem
-from lth.models.layers import PopBatchNorm2d, PopConv2d, PopGroupNorm, PopLinear, PopScalar
+from lth.models.layers import PopBatchNorm2d, PopConv2d, PopGroupNorm, PopLinear, PopScalar, WeightNormed
 
-RESNET_NORMS = ("batchnorm", "fixup", "groupnorm", "none")
+RESNET_NORMS = ("batchnorm", "fixup", "groupnorm", "none", "weightnorm")
 GROUPNORM_MAX_GROUPS = 32
 
 
@@ -42,18 +51,19 @@ def make_norm(norm: str, n: int, channels: int) -> nn.Module:
 
 
 class Block(nn.Module):
-    """A basic residual block: conv3x3-norm-relu-conv3x3-norm (+ shortcut), relu."""
+    """A basic residual block: conv3x3-norm-relu-conv3x3-norm (+ shortcut), relu; without ``residual``, no
+    shortcut at all."""
 
-    def __init__(self, n: int, c_in: int, c_out: int, stride: int, norm: str) -> None:
+    def __init__(self, n: int, c_in: int, c_out: int, stride: int, norm: str, residual: bool = True) -> None:
         super().__init__()
-        self.fixup = norm == "fixup"
-        bias = norm == "none"
-        self.conv1 = PopConv2d(n, c_in, c_out, 3, stride=stride, padding=1, bias=bias)
+        self.fixup, self.residual = norm == "fixup", residual
+        bias, wn = norm in ("none", "weightnorm"), norm == "weightnorm"
+        self.conv1 = PopConv2d(n, c_in, c_out, 3, stride=stride, padding=1, bias=bias, weight_norm=wn)
         self.norm1 = make_norm(norm, n, c_out)
-        self.conv2 = PopConv2d(n, c_out, c_out, 3, stride=1, padding=1, bias=bias)
+        self.conv2 = PopConv2d(n, c_out, c_out, 3, stride=1, padding=1, bias=bias, weight_norm=wn)
         self.norm2 = make_norm(norm, n, c_out)
-        if stride != 1 or c_in != c_out:
-            self.shortcut: nn.Module | None = PopConv2d(n, c_in, c_out, 1, stride=stride, bias=bias)
+        if residual and (stride != 1 or c_in != c_out):
+            self.shortcut: nn.Module | None = PopConv2d(n, c_in, c_out, 1, stride=stride, bias=bias, weight_norm=wn)
             self.shortcut_norm = make_norm(norm, n, c_out)
         else:
             self.shortcut = None
@@ -71,6 +81,8 @@ class Block(nn.Module):
         else:
             out = F.relu(self.norm1(self.conv1(x)))
             out = self.norm2(self.conv2(out))
+            if not self.residual:
+                return F.relu(out)
             identity = x if self.shortcut is None else self.shortcut_norm(self.shortcut(x))
         return F.relu(out + identity)
 
@@ -80,26 +92,32 @@ class ResNet(PopModel):
 
     def __init__(
         self, n: int, example_shape: tuple[int, ...], num_classes: int, depth: int, norm: str = "batchnorm",
-        width: float = 1.0,
+        width: float = 1.0, residual: bool = True,
     ) -> None:
         super().__init__(n)
         if depth < 8 or (depth - 2) % 6:
             raise UserError(f"ResNet depth must be 6n+2 (8, 14, 20, 32, 44, 56, 110, ...); got {depth}")
         if norm not in RESNET_NORMS:
             raise UserError(f"unknown norm {norm!r} for resnet; allowed: {', '.join(RESNET_NORMS)}")
-        self.depth, self.norm_kind = depth, norm
+        if norm == "fixup" and not residual:
+            allowed = ", ".join(x for x in RESNET_NORMS if x != "fixup")
+            raise UserError(f"{ref('norm')} 'fixup' for resnet_{depth}_plain: Fixup needs residual connections (its "
+                            f"branches start at zero); allowed: {allowed}", value=norm, allowed=allowed)
+        self.depth, self.norm_kind, self.residual = depth, norm, residual
+        wn = norm == "weightnorm"
         self.image = image_shape(f"resnet_{depth}", example_shape)
         per_stage = (depth - 2) // 6
         widths = [scale_width(w, width) for w in (16, 32, 64)]
-        self.conv = PopConv2d(n, self.image[0], widths[0], 3, padding=1, bias=norm == "none")
+        self.conv = PopConv2d(n, self.image[0], widths[0], 3, padding=1, bias=norm in ("none", "weightnorm"),
+                              weight_norm=wn)
         self.norm = make_norm(norm, n, widths[0])
         blocks, c = [], widths[0]
         for s, w in enumerate(widths):
             for b in range(per_stage):
-                blocks.append(Block(n, c, w, 2 if s > 0 and b == 0 else 1, norm))
+                blocks.append(Block(n, c, w, 2 if s > 0 and b == 0 else 1, norm, residual))
                 c = w
         self.blocks = nn.ModuleList(blocks)
-        self.fc = PopLinear(n, c, num_classes)
+        self.fc = PopLinear(n, c, num_classes, weight_norm=wn)
         self.output_layer = "fc.weight"
         if norm == "fixup":
             self.bias1, self.bias2 = PopScalar(n, 0.0), PopScalar(n, 0.0)  # after the stem, before the fc
@@ -135,3 +153,6 @@ class ResNet(PopModel):
     def _init_extra(self, i: int, init: str, generator: torch.Generator) -> None:
         if self.norm_kind == "fixup":
             self._fixup(i)
+        for m in self.modules():  # weight norm: the gain follows the freshly drawn direction (w == v at init)
+            if isinstance(m, WeightNormed):
+                m.reset_gain(i)

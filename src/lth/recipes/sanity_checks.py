@@ -9,12 +9,17 @@ of their rigorous definition (:func:`lth.analysis.verdicts.jackpot`) at every ti
 Paper numbers: seed 002, Ma et al. Table 4 (ResNet-20 on CIFAR-10 at sparsity 0.914): pretraining accuracy at lr
 0.01 (90.3%) and 0.1 (92.4%); IMP and OMP subnetwork accuracy at four ticket learning rates each (all 16 cells).
 
-Loss contours (their Figs. 4-5: training trajectories on the loss surface): two stability copies of the IMP
-ticket per pretraining rate (``imp`` subnetwork at the Table 4 level, rewound as the trunk, with stored
-trajectories), and :func:`lth.stability.landscape.landscape` over the plane of copy 0's trajectory's principal
-directions (``pca``), drawn with :func:`lth.report.stability.plot_contour` beside the copies
-(``landscape_pca.png``); ``lth report`` shows them too. The OMP ticket has no stability subnetwork
-(:data:`lth.stability.plan.SUBNETWORKS`: dense, imp, random-prune, random-reinit), so its trajectory is not drawn.
+Loss contours (their Figs. 4-5: training trajectories on the loss surface): two stability copies each of the IMP
+ticket and of the OMP ticket (stability subnetworks ``imp`` and ``omp``: the same rewound start under IMP's mask
+and under the one-shot mask of the trained dense network at IMP's density) per pretraining rate at the Table 4
+level, with stored trajectories, and :func:`lth.stability.landscape.landscape` over the plane of each one's copy 0
+trajectory's principal directions (``pca``), drawn with :func:`lth.report.stability.plot_contour` beside the
+copies (``landscape_pca.png``): IMP's and OMP's contours side by side, as Fig. 4. Fig. 5's network without
+residual connections is the ``resnet20_plain`` preset (``resnet_20_plain``): its own IMP trunk at the large rate
+and the same IMP / OMP contours, beside the residual ResNet's (at full scale the lr 0.1 trunk above; quick: a
+ResNet-8 x0.25 with and without residual connections on digits). Ma et al.'s guideline ("with residual
+connections IMP > OMP, otherwise no advantage") is a verdict on the copies' accuracies. ``lth report`` shows the
+contours too.
 """
 
 from __future__ import annotations
@@ -44,6 +49,14 @@ FULL = {"presets": {0.01: "resnet20_low", 0.1: "resnet20"}, "levels": 11, "repli
 QUICK = {"presets": {0.01: "digits_mlp", 0.1: "digits_mlp"}, "levels": 4, "replicates": 2, "steps": "4ep"}
 QUICK_LR = {0.01: 1e-3, 0.1: 1e-2}  # digits_mlp (Adam) stands-in for the paper's small and large rate
 CONTOUR_GRID = {True: 11, False: 21}  # grid points per direction of the loss contours (quick, full)
+CONTOUR_SUBNETWORKS = ("imp", "omp")  # Figs. 4-5: IMP's and OMP's trajectories side by side
+# Fig. 5's network without residual connections beside the residual one (Fig. 4), both at the large rate ("when no
+# residual connection, prefer larger lr"); full scale: ResNet-20 and resnet20_plain (the paper: ResNet-32 at 0.945)
+ARCHS = {"with residual connections": "resnet20", "without residual connections": "resnet20_plain"}
+QUICK_ARCH = {"dataset": "digits", "width": 0.25, "batch_size": 32, "milestones": (), "augment": False}
+QUICK_ARCH_REPLICATES = 1  # quick: one replicate (two copies each of IMP and OMP) of the two small ResNets
+QUICK_ARCH_MODEL = {"with residual connections": "resnet_8", "without residual connections": "resnet_8_plain"}
+RESIDUAL = "IMP vs OMP, with and without residual connections (Figs. 4-5)"  # its verdicts' key
 MARGIN = 0.005  # Ma et al.'s 0.5 points (lth.analysis.verdicts.jackpot's default margin)
 LONGER = "dense trained twice as long at the pretraining lr"  # condition [1]'s longer run (measured key's tail)
 
@@ -64,7 +77,8 @@ class SanityChecksRecipe(Recipe):
     name = "sanity-checks"
     paper = "Ma et al., NeurIPS 2021: Sanity Checks for Lottery Tickets"
     figures = ("ticket accuracy vs ticket learning rate, IMP vs OMP (Table 4)", "jackpot / secondary-prize verdicts",
-               "accuracy vs density with reinit and small dense")
+               "accuracy vs density with reinit and small dense",
+               "loss contours with IMP's and OMP's trajectories, with and without residual connections (Figs. 4-5)")
     data = ("cifar10",)
     paper_numbers = tuple(_numbers())
 
@@ -77,8 +91,9 @@ class SanityChecksRecipe(Recipe):
         ``lt`` (at ``lt`` = the pretraining lr the last three are the plain branches, the same runs as without
         ``--set``); for every other ``lt`` the dense network at ``lt`` (``retrain`` at level 0: level 0's mask keeps
         every weight, and it starts from the trunk's own initialisation); one dense run twice as long at the
-        pretraining lr (condition [1]); then the stability copies of the IMP ticket whose trajectories the loss
-        contours draw."""
+        pretraining lr (condition [1]); then the stability copies of the IMP and OMP tickets whose trajectories the
+        loss contours draw (Fig. 4), and the same for a ResNet without residual connections beside one with them
+        (Fig. 5; at full scale the residual one is the lr 0.1 trunk's)."""
         from lth.spec import Step
         from lth.stability import StabilityPlan
 
@@ -123,10 +138,40 @@ class SanityChecksRecipe(Recipe):
             pieces.append(Piece(f"lr {lr} / dense twice as long",
                                 lottery({"retrain": {"set": tuple(stretch)}}, [0]),
                                 meta={"lr": lr, "lt": lr, "longer": str(longer)}))
-            sp = StabilityPlan(first.trunks, ["imp"], [level], reps, 2, trajectory_points=8,
+            sp = StabilityPlan(first.trunks, list(CONTOUR_SUBNETWORKS), [level], reps, 2, trajectory_points=8,
                                steps_per_epoch=first.spe)
-            pieces.append(Piece(f"lr {lr} / contours", sp, meta={"lr": lr, "level": level, "contours": True}))
+            names = [f"pretrain lr {lr}"] + (["with residual connections"] if lr == 0.1 and not ctx.quick else [])
+            pieces.append(Piece(f"lr {lr} / contours", sp, meta={"lr": lr, "level": level, "contours": True,
+                                                                 "names": names}))
+        pieces += self._archs(ctx, levels, reps, steps, level)
         return pieces
+
+    def _archs(self, ctx: Context, levels: int, reps: int, steps: str | None, level: int) -> list[Piece]:
+        """Fig. 5 beside Fig. 4: IMP and OMP contours of a ResNet without residual connections (``resnet20_plain``)
+        and with them (at full scale the lr 0.1 contours piece is that one; quick: ResNet-8 x0.25 on digits, both)."""
+        from lth.stability import StabilityPlan
+
+        if ctx.quick:
+            reps = min(reps, QUICK_ARCH_REPLICATES)
+            ctx.sub("Figs. 4-5: ResNet-32 (with and without residual connections) on CIFAR-10 at sparsity 0.945 -> "
+                    f"ResNet-8 x0.25 (resnet_8 / resnet_8_plain, SGD lr 0.1, batch 32) on 8x8 digits at density "
+                    f"{0.8 ** level:.3f}, {reps} replicate(s)")
+        else:
+            ctx.sub(f"Figs. 4-5: ResNet-32 at sparsity 0.945 -> ResNet-20 (resnet20 / resnet20_plain) at the Table 4 "
+                    f"level {level}")
+        out = []
+        for name, preset in ARCHS.items():
+            if name == "with residual connections" and not ctx.quick:
+                continue  # the lr 0.1 contours piece: the same trunk and copies
+            over: dict[str, Any] = {"training_steps": steps} if steps else {}
+            if ctx.quick:
+                over.update(QUICK_ARCH, model=QUICK_ARCH_MODEL[name])
+            lp = plan_lottery(preset, levels, replicates=reps, root=ctx.root, data_dir=ctx.data_dir, **over)
+            sp = StabilityPlan(lp.trunks, list(CONTOUR_SUBNETWORKS), [level], reps, 2, trajectory_points=8,
+                               steps_per_epoch=lp.spe)
+            out.append(Piece(f"{name} / contours", sp, meta={"lr": 0.1, "level": level, "contours": True,
+                                                             "names": [name], "arch": name}))
+        return out
 
     def measure(self, ctx: Context, pieces: list[Piece], results: dict[str, Any], ex: Any) -> dict[str, Measured]:
         """Table 4's cells, plus what the jackpot verdict needs at every ticket lr: the reinitialised ticket, the
@@ -135,6 +180,7 @@ class SanityChecksRecipe(Recipe):
         out: dict[str, Measured] = {}
         for p in pieces:
             if p.meta.get("contours"):
+                p.meta["records"] = results[p.label]
                 out.update(self._contours(ctx, p, ex))
                 continue
             rec, lr, lt = results[p.label], p.meta["lr"], p.meta["lt"]
@@ -167,32 +213,48 @@ class SanityChecksRecipe(Recipe):
         return out
 
     def _contours(self, ctx: Context, piece: Piece, ex: Any) -> dict[str, Measured]:
-        """The loss contours of one pretraining rate (Ma et al. Figs. 4-5): per replicate, test error over the
-        plane of the principal directions of the IMP ticket's copy 0 trajectory, both copies' trajectories
-        projected on it, drawn beside the copies. Measured: the smallest test error on the plane and the test
-        error where copy 0 ended (the plane's value at its projection)."""
+        """The loss contours of one contours piece (Ma et al. Figs. 4-5): per subnetwork (IMP, OMP) and replicate,
+        test error over the plane of the principal directions of its copy 0 trajectory, both copies' trajectories
+        projected on it, drawn beside the copies. Measured per subnetwork: the smallest test error on the plane,
+        and the copies' final test accuracy (IMP vs OMP)."""
         from lth.report.stability import plot_contour
         from lth.stability.landscape import landscape
 
-        plan, lr, lv = piece.plan, piece.meta["lr"], piece.meta["level"]
+        plan, lv = piece.plan, piece.meta["level"]
         data = ex.dataset(plan.trunks[0].spec.data)
         device = str(ex.options.torch_device()) if hasattr(ex, "options") else "cpu"
-        lows, figs = [], []
+        lows: dict[str, list[float]] = {}
+        accs: dict[str, list[float]] = {}
+        figs = []
+        done = {str(r["path"]): r for r in piece.meta.get("records", [])}
+        model = plan.trunks[0].spec.model.model
         for exp, level in plan.cells():
+            sub = exp.subnetwork.upper()
             for r in range(plan.replicates):
                 doc = landscape(exp, level, r, data, plane="pca", steps=CONTOUR_GRID[ctx.quick], device=device)
-                figs += [str(f) for f in plot_contour(
+                title = (f"{sub} ticket, {piece.meta['names'][0]} ({model}), level {level}, replicate {r}")
+                figs += [{"subnetwork": sub, "replicate": r, "figure": str(f)} for f in plot_contour(
                     doc["xs"], doc["ys"], doc["test_error"], exp.level_dir(r, level), name="landscape_pca",
-                    points=doc["points"], trajectories=doc["trajectories"],
-                    title=f"IMP ticket, pretraining lr {lr}, level {level}, replicate {r}") if f.suffix == ".png"]
-                lows.append(min(min(row) for row in doc["test_error"]))
+                    points=doc["points"], trajectories=doc["trajectories"], title=title) if f.suffix == ".png"]
+                lows.setdefault(sub, []).append(min(min(row) for row in doc["test_error"]))
+                for c in range(plan.copies):
+                    rec = done.get(str(exp.copy_dir(r, level, c)))
+                    if rec is not None and rec.get("final_test_accuracy") is not None:
+                        accs.setdefault(sub, []).append(float(rec["final_test_accuracy"]))
         piece.meta["figures"] = figs
-        return {f"pretrain lr {lr}: loss contour, smallest test error on the plane (IMP)": Measured(
-            lows, f"level {lv}, pca plane of copy 0's trajectory, {CONTOUR_GRID[ctx.quick]}^2 grid")}
+        how = f"level {lv}, pca plane of copy 0's trajectory, {CONTOUR_GRID[ctx.quick]}^2 grid, {model}"
+        out = {}
+        for name in piece.meta["names"]:
+            for sub in lows:
+                out[f"{name}: loss contour, smallest test error on the plane ({sub})"] = Measured(lows[sub], how)
+                out[f"{name}: {sub} copies' accuracy (contour runs)"] = Measured(
+                    accs.get(sub, []), f"level {lv}, the stability copies' final test accuracy, {model}")
+        return out
 
     def extra_tables(self, ctx: Context, pieces: list[Piece], results: dict[str, Any]) -> dict[str, pd.DataFrame]:
-        """The loss-contour figures (Ma et al. Figs. 4-5), one per pretraining rate and replicate."""
-        rows = [{"pretraining lr": p.meta["lr"], "level": p.meta["level"], "figure": f}
+        """The loss-contour figures (Ma et al. Figs. 4-5), one per contours piece, subnetwork (IMP, OMP) and
+        replicate."""
+        rows = [{"network": p.meta.get("arch", f"pretraining lr {p.meta['lr']}"), "level": p.meta["level"], **f}
                 for p in pieces if p.meta.get("contours") for f in p.meta.get("figures", [])]
         return {"loss contours": pd.DataFrame(rows)} if rows else {}
 
@@ -200,7 +262,10 @@ class SanityChecksRecipe(Recipe):
                      "nearest the paper's density and of the dense, small dense and reinitialised networks named in "
                      "the rows; Ma et al.'s five conditions with a 0.5-point margin where the paper asks for a clear "
                      "advantage (Ma et al. NeurIPS 2021, section 3, 'a rigorous definition'; "
-                     "lth.analysis.verdicts.jackpot and docs/fidelity.md)")
+                     "lth.analysis.verdicts.jackpot and docs/fidelity.md); IMP vs OMP with and without residual "
+                     "connections: the final test accuracy of the contour runs (two stability copies per replicate "
+                     "of each ticket at the Table 4 level, large rate), mean, strict comparisons (Ma et al., Figs. "
+                     "4-5 and their 'IMP vs OMP' guideline)")
 
     def verdicts(self, ctx: Context, measured: dict[str, Measured]) -> dict[str, Any]:
         """Ma et al.'s grade (section 3, "a rigorous definition"; :func:`lth.analysis.verdicts.jackpot`) of the IMP
@@ -252,7 +317,24 @@ class SanityChecksRecipe(Recipe):
             tickets = {k: v for k, v in at["IMP ticket"].items() if v is not None}
             out[f"pretrain lr {lr}"]["IMP beats OMP (best of each sweep)"] = (
                 bool(max(tickets.values()) > max(omp.values())) if omp and tickets else None)
+        out[RESIDUAL] = residual_verdicts({name: tuple(mean(f"{name}: {sub} copies' accuracy (contour runs)")
+                                                       for sub in ("IMP", "OMP")) for name in ARCHS})
         return out
+
+
+def residual_verdicts(acc: dict[str, tuple[float | None, float | None]]) -> dict[str, Any]:
+    """Ma et al.'s guideline (seed 002, "IMP vs OMP": "when residual connections exist, IMP > OMP, otherwise no
+    advantage") on the contour runs' accuracies ``{network: (IMP, OMP)}``, mean over the copies: IMP beats OMP with
+    residual connections (strictly), and IMP's advantage is smaller without them (strictly); None where a
+    network's runs are missing."""
+    imp_r, omp_r = acc.get("with residual connections", (None, None))
+    imp_p, omp_p = acc.get("without residual connections", (None, None))
+    with_res = None if imp_r is None or omp_r is None else imp_r - omp_r
+    without = None if imp_p is None or omp_p is None else imp_p - omp_p
+    return {"IMP beats OMP with residual connections (Figs. 4-5)": None if with_res is None else bool(with_res > 0),
+            "IMP's advantage over OMP is smaller without residual connections (Figs. 4-5)":
+                None if with_res is None or without is None else bool(without < with_res),
+            "IMP minus OMP (with, without residual connections)": [with_res, without]}
 
 
 def grade_sweep(lr: float, tickets: dict[float, float | None], dense: dict[float, float | None],

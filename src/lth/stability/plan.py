@@ -19,7 +19,10 @@ replicate ``r`` starts from
 - ``random-reinit``: a fresh initialisation (init seed ``REINIT_SEED_BASE + r``, the ``reinit`` branch's
   draw) under the ticket's mask, placed at step k. At k = 0 this is the paper's random reinitialisation
   (Table 2); for k > 0 the paper's slides leave open what "the reinitialised state at step k" is; lth
-  replaces the state at step k by a fresh draw (docs/stability.md).
+  replaces the state at step k by a fresh draw (docs/stability.md);
+- ``omp``: level 0's state at step k under a one-shot magnitude mask of level 0's *trained* weights with level
+  L's density (op ``oneshot``, the ``oneshot`` branch's draw): one-shot pruning beside IMP, whose training
+  trajectories Ma et al. draw on the loss contours (NeurIPS 2021, Figs. 4-5, seed 002).
 
 - ``ticket``: a state and mask given as tensors (a given node, :mod:`lth.graph.given`, stored under
   ``<root>/ticket_<hash>/``), placed at step k: the copies start from exactly those weights under that mask.
@@ -54,7 +57,7 @@ from lth.prune import full_mask, prune
 from lth.spec import Step, spec_hash
 from lth.store.paths import experiment_dir
 
-SUBNETWORKS = ("dense", "imp", "oneshot", "random-prune", "random-reinit")
+SUBNETWORKS = ("dense", "imp", "oneshot", "random-prune", "random-reinit", "omp")
 TICKET = "ticket"  # the subnetwork of copies that start from a ticket given as tensors (Stability.given)
 COPY_SEED_BASE = 2_000_000  # data-order / augmentation seeds of copies: never a replicate's own seed
 
@@ -158,6 +161,9 @@ class Stability:
         if self.subnetwork == "random-prune":
             return Recipe.make("random_mask", t.start_ref(r, level), ticket, mode="layerwise", seed=0, replicate=r,
                                level=level)
+        if self.subnetwork == "omp":  # one-shot: level 0's trained weights pruned at once to the ticket's density
+            return Recipe.make("oneshot", t.start_ref(r, level), Ref(t.node(r, 0), "state:final"), ticket,
+                               pruning=t.pruning.record(), replicate=r, level=level)
         return Recipe.make("mask_only", ticket)  # random-reinit: a fresh init (the spec's init seed)
 
     def node(self, replicate: int, level: int, copy: int, trajectory: tuple[tuple[str, Step], ...] = ()) -> Node:

@@ -31,7 +31,7 @@ from lth.report.captions import runs_text
 from lth.report.context import ReportContext
 from lth.report.figures import new_figure
 
-_ORDER = ("dense", "imp", "oneshot", "random-prune", "random-reinit")
+_ORDER = ("dense", "imp", "oneshot", "random-prune", "random-reinit", "omp")
 
 
 def _label(row: pd.Series | dict, with_k: bool = True) -> str:
