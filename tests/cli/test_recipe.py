@@ -31,7 +31,7 @@ def test_unknown_dataset(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     code, _, err = lth(capsys, "recipe", "mode-connectivity", "--datasets", "mnist", "cifar100", "--root",
                        str(tmp_path / "r"), *SMALL)
     line = one_line(err)
-    assert code == 2 and "--datasets" in line and "cifar100" in line and "allowed: cifar10, mnist" in line
+    assert code == 2 and "--datasets" in line and "cifar100" in line and "allowed: cifar10, imagenet, mnist" in line
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("spec.json"))
 
 
