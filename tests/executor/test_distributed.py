@@ -28,8 +28,11 @@ LOTTERY = ("lottery", "--preset", "digits_mlp", "--levels", "2", "--branches", "
 
 
 def files(root: Path) -> list[str]:
-    """Every file of the runs under ``root``, relative to it (not submitit's job files)."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".submitit" not in p.parts)
+    """Every file of the runs under ``root``, relative to it (not submitit's job files; the store's plans/ records
+    are named by the time of each command: only their number is compared)."""
+    plans = len(list((root / "plans").glob("*.json")))
+    return [f"plans: {plans}"] + sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
+                                        and ".submitit" not in p.parts and p.relative_to(root).parts[0] != "plans")
 
 
 def check_same_runs(root: Path, other: Path, exact: bool = False) -> None:
