@@ -328,7 +328,7 @@ def test_mode_connectivity_matching_verdict_reproduces_table2(tmp_path: Path) ->
     from lth.recipes.mode_connectivity import RECIPE, TABLE2
 
     paper = {"LeNet": True, "ResNet-20": False, "ResNet-20 Low": True, "ResNet-20 Warmup": True, "VGG-16": False,
-             "VGG-16 Low": True, "VGG-16 Warmup": True}
+             "VGG-16 Low": True, "VGG-16 Warmup": True, "ResNet-50": False, "Inception-v3": False}
     measured = {f"{net}: delta (full - IMP)": Measured([row[2] - row[3]]) for net, row in TABLE2.items()}
     verdicts = RECIPE.verdicts(Context(quick=False, root=tmp_path), measured)
     assert {net: verdicts[f"{net}: IMP matching at k=0"] for net in TABLE2} == paper

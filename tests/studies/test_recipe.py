@@ -38,7 +38,8 @@ def digest(nodes: list) -> str:
 # where every recipe planned its lotteries through lth.api.lottery
 RECIPE_PLANS = {
     ("lottery", True): (48, "f7e9316fbcae2849"), ("lottery", False): (920, "12fa42702f96eda2"),
-    ("normalization", True): (32, "539345407af2678f"), ("normalization", False): (132, "7233f3266042e480"),
+    # normalization: WeightNorm beside BatchNorm and Fixup (#33)
+    ("normalization", True): (48, "3977b109fe2b5d68"), ("normalization", False): (198, "95fa92352ea732d2"),
     # early-phase: re-pinned for #33 (the sweep to 4000it, 13 perturbations at every level, pretraining for E)
     ("early-phase", True): (338, "847e042984d5e19e"), ("early-phase", False): (972, "1d1296f40e4f0265"),
     # mode-connectivity: copies at every level (Fig. 9, #33) and LMC Table 2's ImageNet rows at k = 0 (#30)
