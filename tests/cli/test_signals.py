@@ -21,7 +21,11 @@ def test_a_signal_ends_the_command_with_the_resume_line(tmp_path: Path, sig: sig
     proc = subprocess.Popen([sys.executable, "-m", "lth", "train", "--preset", "digits_mlp", "--training-steps",
                              "400ep", "--checkpoint-every", "1ep", "--device", "cpu", "--root", str(root)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "LTH_LOG": str(tmp_path / "error.log")})
+                            env={**os.environ, "LTH_LOG": str(tmp_path / "error.log")},
+                            # a test runner started in the background inherits SIGINT ignored (POSIX shells do that
+                            # to `cmd &`), and Python then never raises KeyboardInterrupt: give the command the
+                            # default, as a terminal's Ctrl-C finds it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(root.glob("train_*/replicate_0/checkpoint.pt")) and time.monotonic() < deadline:
         time.sleep(0.05)
