@@ -5,6 +5,8 @@ while everything independent of it finishes."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -123,3 +125,16 @@ def check_failure_is_retried_then_reported(ex: Any, tmp: Path, retries: int,
     assert report_divergence(list(records.values())) == 1  # the command exits non-zero
     assert report_divergence([records["after_bad"]]) == 1  # also when only a descendant was asked for
     return records
+
+
+def fake_sbatch(tmp_path: Path, monkeypatch: Any) -> Path:
+    """Fake ``srun`` and ``sbatch`` first on PATH; returns where ``sbatch`` copies the script it is given (its job
+    id: 4242)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sent = tmp_path / "sent.sh"
+    for name, body in (("srun", "exit 0"), ("sbatch", f'cp "$1" {sent}; echo "Submitted batch job 4242"')):
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return sent

@@ -192,7 +192,6 @@ def test_the_sbatch_script_of_a_distributed_run_asks_for_its_tasks_and_nodes(tmp
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """With fake ``srun`` and ``sbatch`` on PATH: a distributed population is one job of world-size tasks over
     --nodes nodes, one GPU per task."""
-    import stat
 
     pytest.importorskip("submitit")
     import dataclasses
@@ -201,13 +200,7 @@ def test_the_sbatch_script_of_a_distributed_run_asks_for_its_tasks_and_nodes(tmp
 
     from lth.executor import EXECUTORS
 
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    sent = tmp_path / "sent.sh"
-    for name, body in (("srun", "exit 0"), ("sbatch", f'cp "$1" {sent}; echo "Submitted batch job 4242"')):
-        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
-        (bin_dir / name).chmod(stat.S_IRWXU)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    sent = cases.fake_sbatch(tmp_path, monkeypatch)
     ex = EXECUTORS["slurm"](options=dataclasses.replace(cases.OPTIONS, world_size=4), folder=tmp_path / "submitit",
                             gpus_per_task=1, cpus_per_task=6, nodes=2)
     g = cases.failing_graph(tmp_path / "store", tmp_path / "log")

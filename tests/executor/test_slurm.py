@@ -52,13 +52,7 @@ def test_a_failing_node_is_retried_then_reported(tmp_path: Path) -> None:
 
 def test_the_sbatch_script_carries_the_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With fake ``srun`` and ``sbatch`` on PATH, submitit's Slurm executor writes the script it would send."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    sent = tmp_path / "sent.sh"
-    for name, body in (("srun", "exit 0"), ("sbatch", f'cp "$1" {sent}; echo "Submitted batch job 4242"')):
-        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
-        (bin_dir / name).chmod(stat.S_IRWXU)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    sent = cases.fake_sbatch(tmp_path, monkeypatch)
     ex = EXECUTORS["slurm"](options=cases.OPTIONS, folder=tmp_path / "submitit", partition="gpu",
                             time_min=parse_minutes("4:30"), gpus_per_task=2, cpus_per_task=6, array_parallelism=2,
                             slurm_extra={"account": "lottery"})
