@@ -91,18 +91,27 @@ def test_version(capsys: pytest.CaptureFixture) -> None:
     assert out.startswith("lth ")
 
 
-def test_disk_too_small_names_the_flag_before_planning(capsys: pytest.CaptureFixture, tmp_path,
+def test_disk_too_small_names_the_store_before_writing(capsys: pytest.CaptureFixture, tmp_path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # digits_mlp has 6570 parameters: 3 runs store 3 x 3 states x 6570 x 4 bytes = 236,520 bytes
     monkeypatch.setattr(capacity, "disk_free", lambda root: 200_000)
-    code, _, err = lth(capsys, "train", "--preset", "digits_mlp", "--replicates", "3", "--root", str(tmp_path / "s"))
+    args = ("train", "--preset", "digits_mlp", "--training-steps", "1it", "--root", str(tmp_path / "s"))
+    code, _, err = lth(capsys, *args, "--replicates", "3")
     assert code == 2
-    assert "--replicates 3" in err and "231 KB" in err and "free" in err
-    assert not (tmp_path / "s").exists()
+    assert "--root" in err and "3 runs still to train" in err and "231 KB" in err and "195 KB is free" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not list((tmp_path / "s").rglob("*.pt")) and not list((tmp_path / "s").rglob("plan*.json"))
     monkeypatch.setattr(capacity, "disk_free", lambda root: 240_000)
-    code, _, err = lth(capsys, "train", "--preset", "digits_mlp", "--replicates", "3", "--training-steps", "1it",
-                       "--root", str(tmp_path / "s"))
+    code, _, err = lth(capsys, *args, "--replicates", "3")
     assert code == 0, err
+    # finished runs need no more room: the same command again, and one replicate more (78,840 bytes), fit in 100 KB
+    monkeypatch.setattr(capacity, "disk_free", lambda root: 100_000)
+    code, _, err = lth(capsys, *args, "--replicates", "3")
+    assert code == 0, err
+    code, _, err = lth(capsys, *args, "--replicates", "4")
+    assert code == 0, err
+    code, _, err = lth(capsys, *args, "--replicates", "6")  # two more: 157,680 bytes
+    assert code == 2 and "2 runs still to train" in err
 
 
 @pytest.mark.parametrize("make", ["file", "unwritable", "under_a_file"])

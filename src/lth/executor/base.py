@@ -26,6 +26,7 @@ from typing import Any
 from lth.data import Dataset, load_dataset
 from lth.engine.train import EngineOptions, Job, summary
 from lth.errors import UserError
+from lth.executor.capacity import check_store
 from lth.executor.dedupe import deduplicate, fill_duplicates, representative
 from lth.executor.distributed import check_distributed, world_size_of
 from lth.executor.keeps import extra_keeps, missing_states
@@ -185,7 +186,8 @@ class Executor:
         return graph_states(graph, failed, reps)
 
     def check(self, graph: list[Node]) -> None:
-        """Bad input (data, shapes, steps, a different run in a node's directory) before anything is written."""
+        """Bad input (data, shapes, steps, a different run in a node's directory, runs the disk cannot hold)
+        before anything is written."""
         by_data: dict[DataHparams, list[Node]] = {}
         for n in graph:
             by_data.setdefault(n.spec.data, []).append(n)
@@ -202,6 +204,7 @@ class Executor:
             for n in {n.spec.model: n for n in ns}.values():  # every architecture builds on this data
                 probe(n, data)
         check_distributed(self, graph)  # a world size the batch, the devices or the nodes cannot hold
+        check_store(graph, self.data_dir)  # the disk for what is still to train (finished runs need no more)
 
     def world_size(self, group: list[Node]) -> int:
         """How many processes the population ``group`` trains on (:func:`lth.executor.distributed.world_size_of`:

@@ -1,18 +1,26 @@
 """Will it fit? Estimates of the memory and disk a command needs, checked before anything is planned or written.
 
 A command that cannot fit is refused with one line naming the flag, the estimate and what is available, rather
-than growing until the machine runs out (``--replicates 100000000``).
+than growing until the machine runs out (``--replicates 100000000``). Two moments: before planning, the memory
+the plan itself needs and one network on the device (:func:`check_capacity`, :func:`check_member`, naming the
+flag that sets the size); before the executor writes anything, the disk the runs *still to train* need under the
+store (:func:`check_store`: the whole graph a command or a recipe runs, less what the store holds already).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from lth.errors import UserError, ref
+
+if TYPE_CHECKING:
+    from lth.graph import Node
 
 # what planning holds per run (a node, its record, its references): measured at about 2 KB; kept generous
 PLAN_BYTES_PER_RUN = 8 * 1024
@@ -48,21 +56,44 @@ def _name(field: str) -> str:
     return field if field.startswith("-") else ref(field)
 
 
-def check_capacity(flag: str, value: object, runs: int, params_per_run: int, root: Path,
-                   device: torch.device | None = None) -> None:
-    """UserError when ``runs`` runs of ``params_per_run`` parameters cannot be planned in host memory or stored
-    on the disk holding ``root``. ``flag``/``value`` name what the user should change."""
+def check_capacity(flag: str, value: object, runs: int) -> None:
+    """UserError when ``runs`` runs cannot be planned in host memory. ``flag``/``value`` name what the user should
+    change."""
     plan = runs * PLAN_BYTES_PER_RUN
     avail = host_memory_available()
     if plan > avail:
         raise UserError(f"{_name(flag)} {value}: {runs} runs would need about {_human(plan)} of memory just to plan; "
                         f"{_human(avail)} is available")
-    disk = runs * params_per_run * 4 * STATES_PER_RUN
+
+
+def check_store(nodes: Sequence[Node], data_dir: str | Path | None = None) -> None:
+    """UserError, before anything is written, when the runs of ``nodes`` that the store does not hold finished
+    yet cannot be stored on the disk that holds them: :data:`STATES_PER_RUN` float32 copies of each network plus
+    the states a node is asked to keep besides (``save_states``). Runs already finished need nothing more, so a
+    resumed command asks only for what is left. Names the store (``root``) and the sizes."""
+    from lth.data.describe import describe
+    from lth.store import RunDir
+
+    todo = [n for n in nodes if not RunDir(n.path).has_done()]
+    if not todo:
+        return
+    params: dict[Any, int] = {}
+    need = 0
+    for n in todo:
+        m = n.spec.model
+        key = (n.spec.data, m.model, m.norm, m.width)
+        if key not in params:
+            info = describe(n.spec.data, data_dir)
+            params[key] = count_params(m.model, m.norm, m.width, info.example_shape, info.num_classes)
+        need += params[key] * 4 * (STATES_PER_RUN + len(n.keep))
+    root = Path(os.path.commonpath([str(Path(n.path).resolve()) for n in todo]))
     free = disk_free(root)
-    if disk > free:
-        raise UserError(f"{_name(flag)} {value}: {runs} runs would store about {_human(disk)} of weights "
-                        f"({STATES_PER_RUN} states of {params_per_run} parameters each); {_human(free)} is free "
-                        f"under {Path(root).resolve()}")
+    if need > free:
+        biggest = max(params.values())
+        raise UserError(f"{ref('root')} {root}: the {len(todo)} runs still to train would store about "
+                        f"{_human(need)} of weights ({STATES_PER_RUN} states of up to {biggest} parameters each); "
+                        f"{_human(free)} is free there; free space, choose another root, or ask for fewer runs",
+                        value=str(root))
 
 
 def check_member(flag: str, value: object, params: int, device: torch.device) -> None:

@@ -348,8 +348,9 @@ def existing_store(text: str | Path, path: str = "root") -> Path:
 def check_fits(runtime: RuntimeOptions, spec: Any, runs: int, path: str = "replicates", value: object = None,
                given: Mapping[str, Any] | set[str] | frozenset[str] = frozenset()) -> None:
     """Before anything is planned: UserError when one network of ``spec`` cannot train on the device (naming
-    ``width`` where given, else ``model``), or ``runs`` runs cannot be planned in memory or stored under the root
-    (naming the field ``path`` and ``value``). ``given``: the spec fields the user set, with their values as given
+    ``width`` where given, else ``model``), or ``runs`` runs cannot be planned in memory (naming the field ``path``
+    and ``value``; the disk is checked by the executor, for the runs still to train:
+    :func:`lth.executor.capacity.check_store`). ``given``: the spec fields the user set, with their values as given
     where known (a preset's schedule under a shortened training is meant; a given warmup past the end is not). The
     parameter count is extrapolated, so a huge width is refused without building the network."""
     from lth.data.describe import describe
@@ -368,7 +369,7 @@ def check_fits(runtime: RuntimeOptions, spec: Any, runs: int, path: str = "repli
         check_member("width", given["width"] if isinstance(given, Mapping) else m.width, params, device)
     else:
         check_member("model", m.model, params, device)
-    check_capacity(path, value, runs, params, runtime.store, device)
+    check_capacity(path, value, runs)  # the disk: the executor, for what is still to train (check_store)
 
 
 def keep_states(nodes: list[Any], save: tuple[tuple[str, Step], ...], spec: Any, spe: int,
