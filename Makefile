@@ -10,7 +10,7 @@ $(BIN)/lth:
 	$(BIN)/pip install --upgrade pip setuptools wheel
 	# torch and torchvision are pinned exactly: an unpinned torch would pull another build.
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -e '.[dev,ray,slurm]'
+	$(BIN)/pip install -e '.[dev,ray,slurm,dali]'
 
 venv: $(BIN)/lth
 

@@ -33,20 +33,20 @@ def sync(device: torch.device) -> None:
 
 
 def time_engine(spec: TrainSpec, n: int, warmup: int, measure: int, device: torch.device,
-                data_dir: str | None = None, cuda_graph: str = "auto") -> float:
+                data_dir: str | None = None, cuda_graph: str = "auto", **engine: Any) -> float:
     """Seconds per iteration of lth's engine for a population of ``n`` copies of ``spec``.
 
     Trains ``measure`` warm-up iterations (at least ``warmup``: CUDA-graph capture, cuDNN autotuning), then
     ``measure`` timed ones, with evaluations only at 0, the start and the end of the timed stretch: the time
     between the last two evaluation events (each reads results back, so the device is synchronised), less the
-    last evaluation's own time, over ``measure`` iterations."""
+    last evaluation's own time, over ``measure`` iterations. ``engine``: more EngineOptions fields (``decoder``)."""
     warmup = max(warmup, measure)
     spec = _with(spec, training_steps=Step(warmup + measure, "it"), eval_every=Step(warmup, "it"))
     data = load_dataset(spec.data, data_dir, device)
     clock = EvalClock()
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [Job(spec, r, Path(tmp) / f"r{r}") for r in range(n)]
-        opts = EngineOptions(device=str(device), cuda_graph=cuda_graph, checkpoint_every=None, callback=clock)
+        opts = EngineOptions(device=str(device), cuda_graph=cuda_graph, checkpoint_every=None, callback=clock, **engine)
         train_population(jobs, data, opts)
     return clock.per_step(warmup, warmup + measure)
 

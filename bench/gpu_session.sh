@@ -14,5 +14,8 @@ timeout 240 python bench/wave_profile.py > "$OUT/wave_profile.jsonl" 2> "$OUT/wa
 timeout 150 python -m pytest -q -p no:cacheprovider tests/engine/test_cuda.py > "$OUT/cuda_tests.txt" 2>&1
 timeout 60 python -m pytest -q -p no:cacheprovider tests/models/test_from_module.py tests/analysis/test_hessian.py \
   -k "cuda or gpu or graph" >> "$OUT/cuda_tests.txt" 2>&1
+# images read from disk (#30): ResNet-50 at batch 256 on real JPEGs against synthetic data (DALI where installed)
+timeout 240 python bench/resnet50_stream.py --device cuda --decoders dali pillow > "$OUT/resnet50_stream.json" \
+  2> "$OUT/resnet50_stream.err"
 timeout 40 python bench/stability_path.py --device cuda --repeats 5 > "$OUT/stability_path.json" 2> "$OUT/stability_path.err"
 ls -la "$OUT"

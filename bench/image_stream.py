@@ -8,6 +8,8 @@ Writes an image folder of ImageNet-like JPEGs (``--images`` files of about 400x3
   buffer) against the textbook torchvision ``ImageFolder`` + ``DataLoader`` (RandomResizedCrop,
   RandomHorizontalFlip, ToTensor, Normalize in the workers), the same batch and the same number of worker
   processes; interleaved, ``--repeats`` times each, median and all runs;
+- with DALI installed, **lth_dali**: the same batches decoded by lth's DALI path (``--decoder dali``; its CPU
+  threads, as many as the workers; ``--device cuda``: nvJPEG on the GPU);
 - **memory**: the peak resident memory of the whole process tree (training process and its DataLoader workers,
   sampled every 50 ms with psutil) while lth trains a small network for ``--train-steps`` steps on the folder,
   beside the size the training split would take decoded in memory (float32 at ``--image-size``), on a quarter of the
@@ -41,6 +43,7 @@ from PIL import Image
 
 from lth.data import load_dataset
 from lth.data.images import IMAGENET_MEAN, IMAGENET_STD
+from lth.engine import dali
 from lth.engine.stream import StreamBatches
 from lth.engine.train import EngineOptions, Job, train_population
 from lth.spec import DataHparams, ModelHparams, Step, TrainHparams, TrainSpec
@@ -81,15 +84,19 @@ def linked(folder: Path, copies: int) -> Path:
     return out
 
 
-def lth_rate(folder: Path, batch: int, workers: int, size: int, steps: int) -> float:
+def lth_rate(folder: Path, batch: int, workers: int, size: int, steps: int, decoder: str = "pillow",
+             device: str = "cpu") -> float:
     data = load_dataset(DataHparams(dataset="imagefolder", batch_size=batch, augment=True, image_size=size),
                         data_dir=folder)
-    sb = StreamBatches(1, data.train_x, data.train_y, batch, True, [0], [0], torch.device("cpu"), workers=workers)
+    sb = StreamBatches(1, data.train_x, data.train_y, batch, True, [0], [0], torch.device(device), workers=workers,
+                       decoder=decoder)
     sb.fill(0, [0], [0])
     sb.prepare(0)  # workers started, first batch in
     t = time.perf_counter()
     for pos in range(1, steps + 1):
         sb.prepare(pos)
+    if device != "cpu":
+        torch.cuda.synchronize()
     rate = steps * batch / (time.perf_counter() - t)
     sb.close()
     return rate
@@ -184,7 +191,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--train-steps", type=int, default=40)
-    ap.add_argument("--only", choices=("all", "population"), default="all")
+    ap.add_argument("--only", choices=("all", "population", "rates"), default="all",
+                    help="rates: the images-per-second comparison only (no memory runs)")
+    ap.add_argument("--device", default="cpu", help="where DALI decodes (cuda: nvJPEG) and the batches land")
     ap.add_argument("--copies", type=int, default=12, help="memory: the large folder holds each image this often")
     args = ap.parse_args()
     if args.only == "population":  # the cost of members with their own data order
@@ -196,18 +205,28 @@ def main() -> None:
         return
     folder = make_folder(Path(args.folder), args.images)
     rates: dict[str, list[float]] = {"lth": [], "torchvision": []}
+    if dali.available():  # lth's DALI path (--decoder dali): its CPU threads here, nvJPEG with --device cuda
+        rates["lth_dali"] = []
     for _ in range(args.repeats):
         rates["lth"].append(lth_rate(folder, args.batch, args.workers, args.image_size, args.steps))
         rates["torchvision"].append(torchvision_rate(folder, args.batch, args.workers, args.image_size, args.steps))
+        if "lth_dali" in rates:
+            rates["lth_dali"].append(lth_rate(folder, args.batch, args.workers, args.image_size, args.steps, "dali",
+                                              args.device))
     out = {"bench": "image_stream", **device_info(torch.device("cpu")), "cpus": os.cpu_count(),
            "images": args.images, "jpeg_mib": round(sum(f.stat().st_size for f in folder.rglob("*.jpg")) / 2**20, 1),
            "batch": args.batch, "workers": args.workers, "image_size": args.image_size,
            "baseline": "ImageFolder + DataLoader: RandomResizedCrop, RandomHorizontalFlip, ToTensor, Normalize",
            "images_per_second": {k: {"median": round(statistics.median(v), 1), "runs": [round(r, 1) for r in v]}
                                  for k, v in rates.items()},
-           "memory": [train_memory(folder, args.batch, args.workers, args.image_size, args.train_steps, 0.25),
-                      train_memory(linked(folder, args.copies), args.batch, args.workers, args.image_size,
-                                   args.train_steps, 1.0)]}
+           "dali_device": args.device if "lth_dali" in rates else None}
+    if args.only != "rates":
+        out["memory"] = [train_memory(folder, args.batch, args.workers, args.image_size, args.train_steps, 0.25),
+                         train_memory(linked(folder, args.copies), args.batch, args.workers, args.image_size,
+                                      args.train_steps, 1.0)]
+    if "lth_dali" in rates:
+        out["dali_over_pillow"] = round(out["images_per_second"]["lth_dali"]["median"]
+                                        / out["images_per_second"]["lth"]["median"], 3)
     out["lth_over_torchvision"] = round(out["images_per_second"]["lth"]["median"]
                                         / out["images_per_second"]["torchvision"]["median"], 3)
     print(json.dumps(out, indent=1))

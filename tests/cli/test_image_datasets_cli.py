@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import lth
 
 from tests.data.image_files import write_imagefolder
@@ -46,3 +47,24 @@ def test_a_missing_image_folder_is_one_line_naming_it(tmp_path: Path) -> None:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "folder not found" in lines[0] and "nowhere" in lines[0], err
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.pt"))
+
+
+def test_decoder_dali_trains_and_is_recorded_or_is_refused_where_missing(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from lth.engine import dali
+
+    data = write_imagefolder(tmp_path / "digits", count=200)
+    common = (*COMMON, "--data-dir", str(data), "--training-steps", "3it", "--decoder", "dali")
+    if dali.available():
+        code, out, err = lth("train", *common, "--root", str(tmp_path / "ok"), "--json")
+        assert code == 0, err
+        spec = json.loads((Path(json.loads(out)["runs"][0]["path"]) / "spec.json").read_text())
+        assert spec["image_decoder"] == "dali"
+    monkeypatch.setattr(dali, "available", lambda: False)
+    code, out, err = lth("train", *common, "--root", str(tmp_path / "r"))
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "--decoder: bad value 'dali'" in lines[0] and "lth[dali]" in lines[0], err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.pt"))
+    code, out, err = lth("train", *common[:-1], "pillow", "--root", str(tmp_path / "p"))
+    assert code == 0, err

@@ -82,6 +82,18 @@ def decode(path: str) -> Any:
 
 
 @dataclass(frozen=True)
+class Geometry:
+    """What a transform does to one image, decided before any pixel is decoded (so every decoder applies the same
+    draws): resize the source ``box`` (left, top, right, bottom; pixels of the source, possibly fractional) to SxS,
+    then, when ``offset`` (row, column) is given, take the SxS window at that offset of the result, zero outside,
+    then flip horizontally when ``flip``."""
+
+    box: tuple[float, float, float, float]
+    offset: tuple[int, int] | None = None
+    flip: bool = False
+
+
+@dataclass(frozen=True)
 class Transform:
     """How one image becomes an ``[3, S, S]`` uint8 tensor: ``kind`` is ``rrc`` (random-resized crop + flip),
     ``crop`` (padded random crop + flip) or ``eval`` (resize + centre crop); ``size`` is S."""
@@ -89,32 +101,42 @@ class Transform:
     kind: str
     size: int
 
-    def __call__(self, img: Any, seed: int | None = None) -> Tensor:
-        """Transform ``img`` (an RGB PIL image) into uint8 ``[3, S, S]``; random kinds draw from a generator
-        seeded by ``seed``. Every resize is one Pillow bilinear resize of a box of the source image (Pillow reads
-        the pixels around the box for its filter, as a resize of the whole image then a crop would)."""
-        from PIL import Image
-
-        s = self.size
-        w, h = img.size
+    def geometry(self, width: int, height: int, seed: int | None = None) -> Geometry:
+        """The :class:`Geometry` for an image of ``width`` x ``height``; random kinds draw from a generator seeded
+        by ``seed`` (None: evaluation's, no draw)."""
+        s, w, h = self.size, width, height
+        whole = (0.0, 0.0, float(w), float(h))
         if self.kind == "eval" or seed is None:
             if self.kind == "crop":  # Tiny-ImageNet: the image itself (resized when S differs)
-                out = img if (w, h) == (s, s) else img.resize((s, s), Image.BILINEAR)
-            else:  # the centre SxS of the image resized to short side S / 0.875, as one box of the source
-                side = min(w, h) * EVAL_RATIO
-                box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
-                out = img.resize((s, s), Image.BILINEAR, box=box)
-            return _uint8(out)
+                return Geometry(whole)
+            side = min(w, h) * EVAL_RATIO  # the centre of the image resized to short side S / 0.875
+            return Geometry(((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2))
         g = torch.Generator().manual_seed(seed)
         if self.kind == "rrc":
             top, left, ch, cw = _rrc_box(h, w, g)
-            out = img.resize((s, s), Image.BILINEAR, box=(left, top, left + cw, top + ch))
-        else:  # crop: a random SxS window of the image zero-padded by S/16 (Pillow fills outside with zeros)
-            out = img if (w, h) == (s, s) else img.resize((s, s), Image.BILINEAR)
+            box, offset = (float(left), float(top), float(left + cw), float(top + ch)), None
+        else:  # crop: a random SxS window of the image (resized to SxS) zero-padded by S/16
             pad = max(1, s // 16)
             i, j = (int(v) - pad for v in torch.randint(0, 2 * pad + 1, (2,), generator=g))
+            box, offset = whole, (i, j)
+        return Geometry(box, offset, bool(torch.rand((), generator=g) < 0.5))
+
+    def __call__(self, img: Any, seed: int | None = None) -> Tensor:
+        """Transform ``img`` (an RGB PIL image) into uint8 ``[3, S, S]`` (:meth:`geometry`, applied with Pillow).
+        Every resize is one Pillow bilinear resize of a box of the source image (Pillow reads the pixels around
+        the box for its filter, as a resize of the whole image then a crop would)."""
+        from PIL import Image
+
+        s = self.size
+        geo = self.geometry(*img.size, seed)
+        if geo.box == (0.0, 0.0, float(img.size[0]), float(img.size[1])):
+            out = img if img.size == (s, s) else img.resize((s, s), Image.BILINEAR)
+        else:
+            out = img.resize((s, s), Image.BILINEAR, box=geo.box)
+        if geo.offset is not None:  # Pillow fills outside the image with zeros
+            i, j = geo.offset
             out = out.crop((j, i, j + s, i + s))
-        if bool(torch.rand((), generator=g) < 0.5):
+        if geo.flip:
             out = out.transpose(Image.FLIP_LEFT_RIGHT)
         return _uint8(out)
 

@@ -107,7 +107,7 @@ class Population:
             self.x_train, self.y_train = data.train_x, data.train_y
             self.batches = StreamBatches(n, data.train_x, data.train_y, bs, spec.data.augment, self.order_seeds,
                                          self.aug_seeds, device, workers=getattr(opts, "loader_workers", None),
-                                         shard=shard)
+                                         shard=shard, decoder=getattr(opts, "decoder", "auto"))
         else:
             self.x_train, self.y_train = data.train_x.to(device), data.train_y.to(device)
             hw = tuple(self.x_train.shape[-2:]) if self.x_train.dim() == 4 else (0, 0)
@@ -148,6 +148,8 @@ class Population:
         and the job's meta) and the mask it trains under. The constructor reads the store (checkpoints) and writes
         nothing; the training loop calls this once, before the first step."""
         extra = {"distributed": self.dist.record(self.sync_bn)} if self.dist is not None else {}
+        if isinstance(self.batches, StreamBatches):  # which library decoded the images (their pixels differ a little)
+            extra["image_decoder"] = self.batches.decoder
         for j, s in zip(self.jobs, self.stores, strict=True):
             s.write_spec({**to_dict(j.spec), "replicate": j.replicate, **j.meta, **extra})
             if j.mask is not None:

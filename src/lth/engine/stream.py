@@ -6,6 +6,10 @@ the next decoded batch from a :class:`torch.utils.data.DataLoader` (worker proce
 DataLoader prefetches ``prefetch`` batches per worker) and copies it into static device buffers, so the step
 itself (and its CUDA graph) reads fixed tensors as it does with data in memory.
 
+Decoding (``--decoder``): ``pillow`` in DataLoader worker processes, or ``dali``
+(:mod:`lth.engine.dali`: NVIDIA DALI, nvJPEG on a GPU; ``auto`` picks it where it is installed and the run trains
+on CUDA). Both decode the same items with the same draws; their pixels differ by rounding (docs/scale.md).
+
 Members that share a data order and an augmentation seed share decoded images: the population's batch is one
 DataLoader batch of ``G x B`` images for its ``G`` distinct (order seed, augment seed) pairs, and each member reads
 its group's rows. A member with its own order (a stability copy) costs one more ``B`` images decoded per step.
@@ -92,7 +96,7 @@ class StreamBatches:
 
     def __init__(self, n_members: int, images: FileImages, labels: Tensor, batch_size: int, augment: bool,
                  order_seeds: list[int], aug_seeds: list[int], device: torch.device, workers: int | None = None,
-                 prefetch: int = 4, shard: tuple[int, int] = (0, 1)) -> None:
+                 prefetch: int = 4, shard: tuple[int, int] = (0, 1), decoder: str = "pillow") -> None:
         self.n, self.batch_size, self.augment, self.device = n_members, batch_size, augment, device
         rank, world = shard  # a distributed run (lth.engine.distributed): rows rank*B/W .. (rank+1)*B/W of each batch
         if world < 1 or not 0 <= rank < world or batch_size % world:
@@ -110,10 +114,18 @@ class StreamBatches:
         self.y = torch.zeros(n_members, self.local, dtype=torch.long, device=device)
         self.workers = default_workers() if workers is None else workers
         self.sampler = _EpochSampler(batch_size, self.steps_per_epoch, self.lo, self.local)
-        self.loader = DataLoader(_Items(images), batch_sampler=self.sampler, num_workers=self.workers,
-                                 pin_memory=device.type == "cuda", persistent_workers=self.workers > 0,
-                                 prefetch_factor=prefetch if self.workers > 0 else None)
-        self._it: Iterator[Tensor] | None = None
+        self.decoder = resolve_decoder(decoder, device)
+        self.dali: Any = None
+        if self.decoder == "dali":  # DALI's threads decode (nvJPEG on a GPU); the same items as the workers get
+            from lth.engine.dali import DaliDecoder
+
+            self.dali = DaliDecoder(images, len(self.groups) * self.local, device, max(1, self.workers))
+            self.loader = None
+        else:
+            self.loader = DataLoader(_Items(images), batch_sampler=self.sampler, num_workers=self.workers,
+                                     pin_memory=device.type == "cuda", persistent_workers=self.workers > 0,
+                                     prefetch_factor=prefetch if self.workers > 0 else None)
+        self._it: Iterator[Any] | None = None
         self._orders: list[Tensor] = []
         self.pos = 0
 
@@ -131,14 +143,30 @@ class StreamBatches:
         self._orders = [torch.randperm(self.n_train, generator=generator(cpu, 1, o, epoch))[:m]
                         for o, _ in self.groups]
         self.sampler.set(epoch, self._orders, [a for _, a in self.groups], start)
-        self._it = iter(self.loader)
+        if self.dali is not None:
+            if self.dali._pending:  # the previous epoch's look-ahead (a run that stopped early): dropped
+                self.dali.take()
+            self._it = iter(self.sampler)
+            self._ahead()
+        else:
+            self._it = iter(self.loader)
         self.pos = start
+
+    def _ahead(self) -> None:
+        """DALI: start decoding the next batch of the epoch (if any)."""
+        items = next(self._it, None)  # type: ignore[arg-type]
+        if items is not None:
+            self.dali.submit(items)
 
     def prepare(self, pos: int) -> None:
         """Copy the batch at step-in-epoch ``pos`` (the next one) into the static buffers."""
         if self._it is None or pos != self.pos:
             raise RuntimeError(f"StreamBatches: asked for position {pos}, the stream is at {self.pos}")
-        raw = next(self._it).to(self.device, non_blocking=True)  # uint8 [G*B, 3, S, S]
+        if self.dali is not None:
+            raw = self.dali.take()  # uint8 [G*B, 3, S, S] on the device
+            self._ahead()  # decoded while this step trains
+        else:
+            raw = next(self._it).to(self.device, non_blocking=True)  # uint8 [G*B, 3, S, S]
         g, b = len(self.groups), self.local
         if self.one_per_group:  # straight into the step's buffer (the main process competes with the workers)
             self.images.normalise(raw, out=self.x.view(g * b, *raw.shape[1:]))
@@ -155,6 +183,27 @@ class StreamBatches:
         return self.x, self.y
 
     def close(self) -> None:
-        """Stop the worker processes."""
+        """Stop the worker processes (or DALI's threads)."""
         self._it = None
-        self.loader = None  # type: ignore[assignment]
+        self.loader = None
+        if self.dali is not None:
+            self.dali.close()
+            self.dali = None
+
+
+DECODERS = ("auto", "pillow", "dali")
+
+
+def resolve_decoder(decoder: str, device: torch.device) -> str:
+    """``pillow`` or ``dali`` for ``decoder`` (``auto``: DALI where it is installed and the run trains on CUDA,
+    else Pillow). UserError for an unknown name, or ``dali`` where DALI is not installed."""
+    from lth.engine import dali
+    from lth.errors import UserError
+
+    if decoder not in DECODERS:
+        raise UserError.bad("decoder", decoder, ", ".join(DECODERS))
+    if decoder == "auto":
+        return "dali" if device.type == "cuda" and dali.available() else "pillow"
+    if decoder == "dali":
+        dali.require()
+    return decoder

@@ -70,6 +70,7 @@ class EngineOptions:
     checkpoint_seconds: float | None = None
     threads: int | None = None  # CPU threads for torch (None: leave torch's setting); cluster workers set it
     loader_workers: int | None = None  # images read from disk: DataLoader worker processes (None: the CPUs, <= 16)
+    decoder: str = "auto"  # images read from disk: pillow | dali | auto (lth.engine.stream.resolve_decoder)
     callback: Callback | None = None
     # weight telemetry (Frankle et al. 2020, Fig. 3) into telemetry.csv: what is recorded, never the result
     telemetry_every: Step | None = None  # None: no telemetry

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from lth.data import Dataset, load_dataset
+from lth.data.images import is_lazy
+from lth.engine.stream import resolve_decoder
 from lth.engine.train import EngineOptions, Job, summary
 from lth.errors import UserError
 from lth.executor.capacity import check_store
@@ -200,6 +202,8 @@ class Executor:
                                 f"use another --root")
         for hp, ns in by_data.items():
             data = self.dataset(hp)
+            if is_lazy(data.train_x):  # images read from disk: a decoder that is installed here
+                resolve_decoder(self.options.decoder, self.options.torch_device())
             check_nodes(ns, data)
             for n in {n.spec.model: n for n in ns}.values():  # every architecture builds on this data
                 probe(n, data)

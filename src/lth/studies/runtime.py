@@ -169,6 +169,10 @@ class RuntimeOptions(Options):
     loader_workers: int | None = option(None, "image datasets read from disk: DataLoader worker processes that decode "
                                               "and augment (default: the CPUs this process may use, at most 16; 0: "
                                               "decode in the training process)", low=0, metavar="N")
+    decoder: str = option("auto", "image datasets read from disk: who decodes: pillow (DataLoader worker processes), "
+                                  "dali (NVIDIA DALI: nvJPEG on a GPU, its CPU threads otherwise; pip install "
+                                  "'lth[dali]'), auto (dali where installed and training on a GPU, else pillow); "
+                                  "recorded in each run's spec.json", choices=("auto", "pillow", "dali"))
     telemetry_every: Step | None = option(None, "record weight telemetry (mean |w|, sign flips, distances to init "
                                                 "and final, sampled weights, gradient norm) every STEP into "
                                                 "telemetry.csv", metavar="STEP")
@@ -259,7 +263,7 @@ class RuntimeOptions(Options):
                                                    "telemetry_dense_every") if getattr(self, k) is not None}
         return EngineOptions(device=self.device, cuda_graph=self.cuda_graph, checkpoint_every=every,
                              checkpoint_seconds=seconds, callback=callback, compile=self.compile, tf32=self.tf32,
-                             mlp_backward=self.mlp_backward, loader_workers=self.loader_workers,
+                             mlp_backward=self.mlp_backward, loader_workers=self.loader_workers, decoder=self.decoder,
                              world_size=self.world_size, **telemetry)
 
     def make_executor(self, progress: Any = None, command: str = "run") -> Any:
