@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from lth.recipes.base import Context, Measured
-from lth.recipes.sanity_checks import LONGER, QUICK_LR, RECIPE, TABLE4
+from lth.recipes.sanity_checks import LONGER, QUICK_LR, RECIPE, TABLE4, TINY
 
 
 def test_plan_trains_reinit_small_dense_and_dense_at_every_ticket_lr(tmp_path: Path) -> None:
@@ -193,3 +193,61 @@ def test_residual_verdicts_compare_imp_and_omp_with_and_without_residual_connect
     assert v["IMP's advantage over OMP is smaller without residual connections (Figs. 4-5)"] is False
     v = residual_verdicts({"with residual connections": (0.85, None)})
     assert v["IMP beats OMP with residual connections (Figs. 4-5)"] is None
+
+
+def test_tiny_imagenet_row_runs_where_the_data_is_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Table 2's Tiny-ImageNet row end to end from the command line, on a Tiny-ImageNet folder of JPEGs written at
+    test time: the piece trains (the dense network, the IMP ticket, its OMP, reinit and small-dense controls), is
+    measured and graded beside Table 3's observation, and the CIFAR pieces are left out and said. The preset's
+    ResNet-18 at 64x64 becomes a small MLP at 16x16 (minutes on 2 cores otherwise); the layout, the piece, the
+    measurements and the verdict are the recipe's."""
+    import dataclasses
+    import json
+
+    from conftest import lth
+
+    from lth import presets
+    from lth.analysis.verdicts import GRADES
+    from lth.recipes.sanity_checks import TINY, TINY_PRESET
+    from lth.spec import ModelHparams
+    from tests.data.image_files import write_tiny_imagenet
+
+    real = presets.PRESETS[TINY_PRESET]
+    small = dataclasses.replace(real.spec, model=ModelHparams(model="fc_32"),
+                                data=dataclasses.replace(real.spec.data, batch_size=30, image_size=16))
+    monkeypatch.setitem(presets.PRESETS, TINY_PRESET, dataclasses.replace(real, spec=small))
+    write_tiny_imagenet(tmp_path / "data", count=300)
+    code, out, err = lth("recipe", "sanity-checks", "--datasets", "tiny_imagenet", "--levels", "2", "--training-steps",
+                         "3ep", "--replicates", "1", "--data-dir", str(tmp_path / "data"), "--root",
+                         str(tmp_path / "runs"), "--loader-workers", "0", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["datasets"] == ["tiny_imagenet"]
+    rows = {r["quantity"]: r for r in doc["rows"]}
+    for what in ("dense", "IMP ticket", "OMP ticket", "reinit", "small dense", "ticket density"):
+        assert rows[f"{TINY}: {what}"]["n"] == 1 and rows[f"{TINY}: {what}"]["lth"] is not None, what
+    assert rows[f"{TINY}: ticket density"]["lth"] == pytest.approx(0.64, abs=0.02)  # level 2 of 20% per level
+    verdict = doc["verdicts"][TINY]
+    assert rows[f"{TINY}: dense trained twice as long"]["n"] == 1  # [1]'s longer run
+    assert verdict["grade"] in GRADES and verdict["unchecked"] == []
+    assert verdict["agrees with Table 3"] == (verdict["grade"] == "no prize")
+    assert any("left out (--datasets tiny_imagenet)" in s for s in doc["substitutions"])
+
+
+def test_tiny_verdict_grades_the_ticket_against_its_controls() -> None:
+    from lth.recipes.sanity_checks import LONGER_TINY, tiny_verdict
+
+    base = {"IMP ticket": 0.60, "OMP ticket": 0.55, "reinit": 0.50, "small dense": 0.52, "dense": 0.58,
+            "ticket density": 0.1}
+    v = tiny_verdict(base, 0.107)  # no longer run: [1] unchecked, so no agreement either way
+    assert v["grade"] == "no prize" and v["provisional grade"] == "jackpot" and v["agrees with Table 3"] is None
+    v = tiny_verdict({**base, LONGER_TINY: 0.584}, 0.107)  # [1] holds: every condition does
+    assert v["grade"] == "jackpot" and v["agrees with Table 3"] is False and v["IMP beats OMP"] is True
+    v = tiny_verdict({**base, LONGER_TINY: 0.62}, 0.107)  # the dense network was not trained long enough
+    assert v["grade"] == "no prize" and v["failed"] == ["sufficient_training"] and v["agrees with Table 3"] is True
+    v = tiny_verdict({**base, LONGER_TINY: 0.614, "dense": 0.61}, 0.107)  # below the dense network ([4] and [5])
+    assert v["grade"] == "no prize" and v["failed"] == ["matches_dense_same_lr", "matches_well_trained_dense"]
+    v = tiny_verdict({**base, LONGER_TINY: 0.584, "reinit": 0.598}, 0.107)  # reinit within 0.5 points
+    assert v["grade"] == "no prize" and "beats_reinit_any_lr" in v["failed"] and v["agrees with Table 3"] is True
+    assert tiny_verdict({**base, "small dense": None}, 0.107) == {"grade": None,
+                                                                "missing": [f"{TINY}: small dense"]}

@@ -46,7 +46,8 @@ RECIPE_PLANS = {
     ("mode-connectivity", True): (120, "3deba8b2d9e8592f"), ("mode-connectivity", False): (11850, "adc3adbb16ecb711"),
     # re-pinned for #33: sanity-checks' OMP contours and residual pair, weight-correlation's one-shot densities at
     # 150 epochs, dynamics' states for the frame potential over training
-    ("sanity-checks", True): (288, "5983ca04cfd30df6"), ("sanity-checks", False): (554, "08789e56753b8a45"),
+    # sanity-checks full: + Table 2's Tiny-ImageNet row (#30; its 554 CIFAR nodes unchanged: 08789e56753b8a45)
+    ("sanity-checks", True): (288, "5983ca04cfd30df6"), ("sanity-checks", False): (610, "9be70805fe38982f"),
     ("weight-correlation", True): (340, "b49a6c30805caef6"), ("weight-correlation", False): (1060, "6e0194b15f2f02c4"),
     ("ticket-distribution", True): (45, "772a8ce532509bda"), ("ticket-distribution", False): (150, "e8eb53fefd42b25e"),
     ("dynamics", True): (36, "4a03440235e6877e"), ("dynamics", False): (144, "c3cc39cb1f8271a9"),

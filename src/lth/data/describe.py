@@ -45,6 +45,8 @@ def describe(hp: DataHparams, data_dir: str | Path | None = None) -> DataInfo:
         from lth.errors import UserError
 
         try:
+            if hp.dataset in KNOWN_IMAGES and not _images_here(hp.dataset, data_dir):
+                raise UserError(f"{hp.dataset}: not here")  # its known size; never a download to describe it
             d = load_dataset(hp, data_dir)
         except UserError:
             if hp.dataset not in KNOWN_IMAGES:
@@ -57,3 +59,16 @@ def describe(hp: DataHparams, data_dir: str | Path | None = None) -> DataInfo:
     if hp.subsample_fraction < 1:
         n = round(hp.subsample_fraction * n)
     return DataInfo(shape, 4 if hp.rotation_task else classes, n)
+
+
+def _images_here(name: str, data_dir: str | Path | None) -> bool:
+    """Whether image dataset ``name`` is laid out under the data root (read, never downloaded)."""
+    from lth.data.datasets import data_root
+    from lth.data.images import read_layout
+    from lth.errors import UserError
+
+    try:
+        read_layout(name, data_root(data_dir))
+    except UserError:
+        return False
+    return True

@@ -9,6 +9,12 @@ of their rigorous definition (:func:`lth.analysis.verdicts.jackpot`) at every ti
 Paper numbers: seed 002, Ma et al. Table 4 (ResNet-20 on CIFAR-10 at sparsity 0.914): pretraining accuracy at lr
 0.01 (90.3%) and 0.1 (92.4%); IMP and OMP subnetwork accuracy at four ticket learning rates each (all 16 cells).
 
+Table 2's Tiny-ImageNet row (full scale, wherever ``tiny-imagenet-200/`` is present under the data root; else left
+out and said, and ``--datasets tiny_imagenet`` requires it): the ``resnet18_tiny_imagenet`` preset's IMP ticket at
+the Table 4 level with its one-shot (OMP), reinit and small-dense controls and a dense run twice as long, all at
+the preset's rate, graded by the same five conditions (:func:`tiny_verdict`) beside Table 3's observation for the
+larger datasets (no clear jackpot, no clear secondary prize; the seed gives no numbers for this row).
+
 Loss contours (their Figs. 4-5: training trajectories on the loss surface): two stability copies each of the IMP
 ticket and of the OMP ticket (stability subnetworks ``imp`` and ``omp``: the same rewound start under IMP's mask
 and under the one-shot mask of the trained dense network at IMP's density) per pretraining rate at the Table 4
@@ -59,6 +65,13 @@ QUICK_ARCH_MODEL = {"with residual connections": "resnet_8", "without residual c
 RESIDUAL = "IMP vs OMP, with and without residual connections (Figs. 4-5)"  # its verdicts' key
 MARGIN = 0.005  # Ma et al.'s 0.5 points (lth.analysis.verdicts.jackpot's default margin)
 LONGER = "dense trained twice as long at the pretraining lr"  # condition [1]'s longer run (measured key's tail)
+# Table 2's Tiny-ImageNet row (ResNet-18, 64x64, 200 classes): at full scale, where the data is present (else left
+# out and said, lth.recipes.base.Recipe.select): the IMP ticket at the Table 4 level with the one-shot (OMP), reinit
+# and small-dense controls at the preset's rate. Table 3 gives observations only (no numbers): no clear jackpot,
+# and no clear secondary prize on the larger datasets.
+TINY = "Tiny-ImageNet ResNet-18"
+TINY_PRESET = "resnet18_tiny_imagenet"
+LONGER_TINY = "dense trained twice as long"
 
 
 def _numbers() -> list[PaperNumber]:
@@ -79,7 +92,7 @@ class SanityChecksRecipe(Recipe):
     figures = ("ticket accuracy vs ticket learning rate, IMP vs OMP (Table 4)", "jackpot / secondary-prize verdicts",
                "accuracy vs density with reinit and small dense",
                "loss contours with IMP's and OMP's trajectories, with and without residual connections (Figs. 4-5)")
-    data = ("cifar10",)
+    data = ("cifar10", "tiny_imagenet")
     paper_numbers = tuple(_numbers())
 
     def _lr(self, ctx: Context, lr: float) -> float:
@@ -94,7 +107,6 @@ class SanityChecksRecipe(Recipe):
         pretraining lr (condition [1]); then the stability copies of the IMP and OMP tickets whose trajectories the
         loss contours draw (Fig. 4), and the same for a ResNet without residual connections beside one with them
         (Fig. 5; at full scale the residual one is the lr 0.1 trunk's)."""
-        from lth.spec import Step
         from lth.stability import StabilityPlan
 
         cfg = QUICK if ctx.quick else FULL
@@ -128,15 +140,9 @@ class SanityChecksRecipe(Recipe):
                     pieces.append(Piece(f"lr {lr} / dense at ticket lr {lt}", lottery({"retrain": {"set": at}}, [0]),
                                         meta={"lr": lr, "lt": lt, "dense": True}))
             assert first is not None
-            train = first.trunks[0].spec.train
-            longer = Step(2 * train.training_steps.count, train.training_steps.unit)
-            # twice as long = the same schedule stretched: learning-rate drops move with the length (lth's reading;
-            # the paper's 78 vs 160 epochs do not say), so the longer run is not just extra low-rate fine-tuning
-            stretch = [f"training_steps={longer}"]
-            if train.milestones:
-                stretch.append("milestones=" + ",".join(str(Step(2 * m.count, m.unit)) for m in train.milestones))
+            longer, stretch = twice_as_long(first)
             pieces.append(Piece(f"lr {lr} / dense twice as long",
-                                lottery({"retrain": {"set": tuple(stretch)}}, [0]),
+                                lottery({"retrain": {"set": stretch}}, [0]),
                                 meta={"lr": lr, "lt": lr, "longer": str(longer)}))
             sp = StabilityPlan(first.trunks, list(CONTOUR_SUBNETWORKS), [level], reps, 2, trajectory_points=8,
                                steps_per_epoch=first.spe)
@@ -144,6 +150,15 @@ class SanityChecksRecipe(Recipe):
             pieces.append(Piece(f"lr {lr} / contours", sp, meta={"lr": lr, "level": level, "contours": True,
                                                                  "names": names}))
         pieces += self._archs(ctx, levels, reps, steps, level)
+        if not ctx.quick:  # Table 2's Tiny-ImageNet row (run where the data is present), [1]'s longer run too
+            over = {"training_steps": steps} if steps else {}
+            lp = plan_lottery(TINY_PRESET, levels, replicates=reps, branches=("oneshot", "reinit", "small-dense"),
+                              branch_levels=[level], root=ctx.root, data_dir=ctx.data_dir, **over)
+            longer, stretch = twice_as_long(lp)
+            dense = plan_lottery(TINY_PRESET, levels, replicates=reps, branches={"retrain": {"set": stretch}},
+                                 branch_levels=[0], root=ctx.root, data_dir=ctx.data_dir, **over)
+            pieces += [Piece(TINY, lp, meta={"tiny": True, "level": level}),
+                       Piece(f"{TINY} / dense twice as long", dense, meta={"tiny_longer": str(longer)})]
         return pieces
 
     def _archs(self, ctx: Context, levels: int, reps: int, steps: str | None, level: int) -> list[Piece]:
@@ -183,6 +198,14 @@ class SanityChecksRecipe(Recipe):
                 p.meta["records"] = results[p.label]
                 out.update(self._contours(ctx, p, ex))
                 continue
+            if p.meta.get("tiny"):
+                out.update(self._tiny(results[p.label], p.meta["level"]))
+                continue
+            if p.meta.get("tiny_longer"):
+                out[f"{TINY}: {LONGER_TINY}"] = Measured(accuracies(results[p.label]["branches"], level=0,
+                                                                    branch="retrain"),
+                                                         f"{TINY_PRESET}, dense, {p.meta['tiny_longer']} of training")
+                continue
             rec, lr, lt = results[p.label], p.meta["lr"], p.meta["lt"]
             rate = f"lr {lt * self._lr(ctx, lr) / lr:g}" if ctx.quick else ""
             if p.meta.get("longer"):
@@ -210,6 +233,20 @@ class SanityChecksRecipe(Recipe):
                            ("small-dense", "small dense")):
                 out[f"pretrain lr {lr}: {key} at ticket lr {lt}"] = Measured(
                     accuracies(rec["branches"], level=lv, branch=b), how)
+        return out
+
+    @staticmethod
+    def _tiny(rec: dict[str, Any], lv: int) -> dict[str, Measured]:
+        """Table 2's Tiny-ImageNet row: the dense network, the IMP ticket (the trunk at level ``lv``), its one-shot
+        (OMP), reinit and small-dense controls, at the preset's rate; and the tickets' measured density."""
+        dens = [float(r["density"]) for r in rec["runs"] if r.get("level") == lv and r.get("density") is not None]
+        how = f"{TINY_PRESET}, level {lv}, the preset's lr"
+        out = {f"{TINY}: dense": Measured(accuracies(rec["runs"], level=0), f"{TINY_PRESET}, level 0"),
+               f"{TINY}: IMP ticket": Measured(accuracies(rec["runs"], level=lv), how)}
+        for b, key in (("oneshot", "OMP ticket"), ("reinit", "reinit"), ("small-dense", "small dense")):
+            out[f"{TINY}: {key}"] = Measured(accuracies(rec["branches"], level=lv, branch=b), how)
+        if dens:
+            out[f"{TINY}: ticket density"] = Measured(dens, f"level {lv}, measured")
         return out
 
     def _contours(self, ctx: Context, piece: Piece, ex: Any) -> dict[str, Measured]:
@@ -319,7 +356,53 @@ class SanityChecksRecipe(Recipe):
                 bool(max(tickets.values()) > max(omp.values())) if omp and tickets else None)
         out[RESIDUAL] = residual_verdicts({name: tuple(mean(f"{name}: {sub} copies' accuracy (contour runs)")
                                                        for sub in ("IMP", "OMP")) for name in ARCHS})
+        if f"{TINY}: IMP ticket" in measured:
+            out[TINY] = tiny_verdict({k: mean(f"{TINY}: {k}") for k in ("IMP ticket", "OMP ticket", "reinit",
+                                                                         "small dense", "dense", "ticket density",
+                                                                         LONGER_TINY)}, 0.8 ** level)
         return out
+
+
+def tiny_verdict(acc: dict[str, float | None], nominal_density: float) -> dict[str, Any]:
+    """Ma et al.'s grade (:func:`lth.analysis.verdicts.jackpot`) of the Tiny-ImageNet ticket, every network at the
+    preset's one rate: the reinit at that rate only, the dense network is also the well-trained one, and [1]'s
+    sufficient training is the dense network trained twice as long (``dense trained twice as long``; not checked
+    without it). Beside it Table 3's observation for the larger datasets (no clear jackpot, no clear secondary
+    prize): ``agrees with Table 3`` is whether the strict grade is "no prize" (None while [1] is unchecked: the
+    strict grade would be "no prize" for want of a run). None where a run is missing."""
+    from lth.analysis.verdicts import jackpot
+
+    need = ("IMP ticket", "reinit", "small dense", "dense")
+    missing = [k for k in need if acc.get(k) is None]
+    if missing:
+        return {"grade": None, "missing": [f"{TINY}: {k}" for k in missing]}
+    ticket, dense = float(acc["IMP ticket"]), float(acc["dense"])  # type: ignore[arg-type]
+    measured_density = acc.get("ticket density")
+    density = nominal_density if measured_density is None else float(measured_density)
+    v = jackpot(ticket, density, {"preset lr": float(acc["reinit"])}, dense, dense,  # type: ignore[arg-type]
+                float(acc["small dense"]), longer_dense_accuracy=acc.get(LONGER_TINY))  # type: ignore[arg-type]
+    omp = acc.get("OMP ticket")
+    return {"grade": v.grade, "provisional grade": v.provisional_grade, "failed": v.failed, "unchecked": v.unchecked,
+            "paper (Table 3)": "no clear jackpot; no clear secondary prize on the larger datasets",
+            "agrees with Table 3": None if v.unchecked else v.grade == "no prize",
+            "IMP beats OMP": None if omp is None else bool(ticket > omp)}
+
+
+def twice_as_long(plan: Any) -> tuple[Any, tuple[str, ...]]:
+    """(the length, the ``--set`` fields) of a dense run twice as long as ``plan``'s trunks (condition [1]'s longer
+    run): the same schedule stretched, learning-rate drops moving with the length (lth's reading; the paper's 78
+    vs 160 epochs do not say), so the longer run is not just extra low-rate fine-tuning; a preset's drops past a
+    shortened end stay out."""
+    from lth.spec import Step
+
+    train = plan.trunks[0].spec.train
+    longer = Step(2 * train.training_steps.count, train.training_steps.unit)
+    stretch = [f"training_steps={longer}"]
+    end = train.training_steps.iterations(plan.spe)
+    inside = [m for m in train.milestones if m.iterations(plan.spe) <= end]
+    if inside:
+        stretch.append("milestones=" + ",".join(str(Step(2 * m.count, m.unit)) for m in inside))
+    return longer, tuple(stretch)
 
 
 def residual_verdicts(acc: dict[str, tuple[float | None, float | None]]) -> dict[str, Any]:
