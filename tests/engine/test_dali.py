@@ -109,3 +109,18 @@ def test_decoder_choice_and_a_missing_dali(monkeypatch: pytest.MonkeyPatch) -> N
     assert resolve_decoder("auto", gpu) == "pillow"
     with pytest.raises(UserError, match=r"--decoder: bad value 'dali' \(NVIDIA DALI is not installed\)"):
         resolve_decoder("dali", cpu)
+
+
+def test_a_file_that_is_not_an_image_is_named(folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    bad = sorted((copy / "train").rglob("*.jpg"))[0]
+    bad.write_bytes(b"not a jpeg at all")
+    images = load_dataset(DataHparams(dataset="imagefolder", batch_size=8, image_size=16), data_dir=copy).train_x
+    i = [str(p) for p in images.paths].index(str(bad))
+    dec = dali.DaliDecoder(images, 2, torch.device("cpu"))
+    with pytest.raises(UserError, match=rf"image file {bad}: cannot be decoded"):
+        dec.submit([(i, None), (0 if i else 1, None)])
+    dec.close()

@@ -79,20 +79,20 @@ class DaliDecoder:
                       device_id=(device.index or 0) if cuda else None, seed=0)
         def pipeline() -> Any:
             files = fn.external_source(name="files", dtype=types.UINT8, ndim=1)
-            anchor = fn.external_source(name="anchor", dtype=types.FLOAT, ndim=1)
-            shape = fn.external_source(name="shape", dtype=types.FLOAT, ndim=1)
-            offset = fn.external_source(name="offset", dtype=types.FLOAT, ndim=1)
+            anchor = fn.external_source(name="anchor", dtype=types.INT32, ndim=1)
+            shape = fn.external_source(name="shape", dtype=types.INT32, ndim=1)
+            offset = fn.external_source(name="offset", dtype=types.INT32, ndim=1)
             flip = fn.external_source(name="flip", dtype=types.INT32, ndim=0)
             roi_start = fn.external_source(name="roi_start", dtype=types.FLOAT, ndim=1)
             roi_end = fn.external_source(name="roi_end", dtype=types.FLOAT, ndim=1)
-            img = fn.decoders.image_slice(files, anchor, shape, device="mixed" if cuda else "cpu",
-                                          output_type=types.RGB, axis_names="HW", normalized_anchor=False,
-                                          normalized_shape=False, adjust_orientation=False)
+            # every per-sample geometry is a named argument input (on the CPU, as DALI wants those), also on a GPU
+            img = fn.decoders.image_slice(files, start=anchor, shape=shape, axis_names="HW",
+                                          device="mixed" if cuda else "cpu", output_type=types.RGB,
+                                          adjust_orientation=False)
             img = fn.resize(img, size=[self.size, self.size], interp_type=types.INTERP_LINEAR, antialias=True,
                             roi_start=roi_start, roi_end=roi_end, roi_relative=False)
-            window = np.array([self.size, self.size], dtype=np.float32)
-            img = fn.slice(img, offset.gpu() if cuda else offset, window, axis_names="HW", normalized_anchor=False,
-                           normalized_shape=False, out_of_bounds_policy="pad", fill_values=0)
+            img = fn.slice(img, start=offset, shape=[self.size, self.size], axis_names="HW",
+                           out_of_bounds_policy="pad", fill_values=0)
             img = fn.flip(img, horizontal=flip)
             return fn.transpose(img, perm=[2, 0, 1])
 
@@ -123,11 +123,11 @@ class DaliDecoder:
             reach = math.ceil(max((bottom - top) / self.size, (right - left) / self.size, 1.0)) + 1
             y0, x0 = max(0, math.floor(top) - reach), max(0, math.floor(left) - reach)
             y1, x1 = min(h, math.ceil(bottom) + reach), min(w, math.ceil(right) + reach)
-            anchors.append(np.array([y0, x0], dtype=np.float32))
-            shapes.append(np.array([max(1, y1 - y0), max(1, x1 - x0)], dtype=np.float32))
+            anchors.append(np.array([y0, x0], dtype=np.int32))
+            shapes.append(np.array([max(1, y1 - y0), max(1, x1 - x0)], dtype=np.int32))
             starts.append(np.array([top - y0, left - x0], dtype=np.float32))
             ends.append(np.array([bottom - y0, right - x0], dtype=np.float32))
-            offsets.append(np.array(geo.offset or (0, 0), dtype=np.float32))
+            offsets.append(np.array(geo.offset or (0, 0), dtype=np.int32))
             flips.append(np.array(int(geo.flip), dtype=np.int32))
         self.pipe.feed_input("files", [d for d, _, _ in read])
         self.pipe.feed_input("anchor", anchors)
@@ -149,8 +149,10 @@ class DaliDecoder:
         try:
             (images,) = self.pipe.outputs()
         except RuntimeError as e:
-            why = str(e).strip().splitlines()
-            raise UserError(f"a batch of images could not be decoded by DALI ({why[-1][:160] if why else e}); "
+            lines = str(e).strip().splitlines()  # DALI's reason follows "encountered:"
+            why = next((lines[i + 1] for i, t in enumerate(lines[:-1]) if t.strip() == "encountered:"),
+                       lines[0] if lines else type(e).__name__)
+            raise UserError(f"a batch of images could not be decoded by DALI ({why.strip()[:200]}); "
                             "allowed: images DALI decodes (JPEG, PNG, BMP, TIFF, WebP), or --decoder pillow") from None
         if out is None:
             out = torch.empty(self.batch, 3, self.size, self.size, dtype=torch.uint8, device=self.device)
