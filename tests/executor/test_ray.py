@@ -269,7 +269,7 @@ def test_a_killed_worker_nodes_run_is_retried_on_the_head_and_equals_local(two_n
 
     address, env, worker = two_nodes
     argv = ["train", "--preset", "digits_mlp", "--replicates", "2", "--max-population", "1", "--training-steps",
-            "1500it", "--eval-every", "500it", "--device", "cpu"]
+            "6000it", "--eval-every", "2000it", "--device", "cpu"]  # long enough to be killed mid-task
     p = _driver({**env, "RAY_AUTH_MODE": "token"}, [*argv, "--root", str(tmp_path / "ray"), "--executor", "ray",
                                                      "--address", address, "--retries", "1", "--json"])
     (raylet,) = [c for c in psutil.Process(worker.pid).children(recursive=True) if c.name() == "raylet"]
