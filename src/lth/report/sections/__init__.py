@@ -16,6 +16,7 @@ from lth.report.sections.early_stopping import early_stopping
 from lth.report.sections.heading import heading
 from lth.report.sections.overview import overview
 from lth.report.sections.perturbations import effective_std
+from lth.report.sections.recipes import recipes
 from lth.report.sections.stability import stability
 from lth.report.sections.telemetry import study_telemetry, telemetry
 from lth.report.sections.training import training
@@ -45,6 +46,7 @@ STUDY_SECTIONS: dict[str, StudySection] = {
 }
 
 SECTIONS: dict[str, Section] = {
+    "recipes": recipes,  # what each recipe run into the store measured against its paper (first)
     "overview": overview,
     "studies": studies,
     "training": training,
