@@ -89,3 +89,26 @@ def test_lottery_with_an_unnamed_model_prunes_its_last_layer_at_the_output_rate(
     assert level1["layer_densities"]["out.weight"] == pytest.approx(0.9, abs=1 / 60)
     assert level1["layer_densities"]["hidden.weight"] == pytest.approx(0.8, abs=1 / 80)
 
+
+
+@pytest.mark.parametrize("largest", [False, True])
+def test_drop_ranked_is_the_first_k_of_a_stable_sort(largest: bool) -> None:
+    """The selection-based ranking drops exactly what a stable sort of the survivors would (ties to the lower
+    index), with many ties, with none, with NaN, for every k."""
+    from lth.prune.strategies import _drop_ranked
+
+    def by_sort(score: torch.Tensor, keep: torch.Tensor, k: int) -> torch.Tensor:
+        new = keep.clone()
+        idx = keep.nonzero().squeeze(1)
+        new[idx[torch.argsort(score[idx], stable=True, descending=largest)[:max(k, 0)]]] = False
+        return new
+
+    g = torch.Generator().manual_seed(0)
+    tied = torch.randint(0, 4, (300,), generator=g).float()
+    smooth = torch.randn(300, generator=g).abs()
+    nan = smooth.clone()
+    nan[[3, 50]] = float("nan")
+    keep = torch.rand(300, generator=g) < 0.8
+    for score in (tied, smooth, nan):
+        for k in range(-1, int(keep.sum()) + 2):
+            assert torch.equal(_drop_ranked(score, keep, k, largest), by_sort(score, keep, k)), (k, score[:3])
