@@ -1,4 +1,4 @@
-"""Every command on images read from disk: lottery with rewinding and a branch, stability, landscape, report, on a
+"""Every command on images read from disk: lottery with rewinding and a branch, stability, landscape, hessian, report, on a
 folder of real JPEGs written at test time (`--dataset imagefolder --data-dir DIR`)."""
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ def test_lottery_stability_landscape_and_report_on_an_image_folder(tmp_path: Pat
     code, out, err = lth("landscape", *common, "--rewind", "0it", "--alphas", "3", "--trajectory-points", "2",
                          "--json")
     assert code == 0, err
+
+    code, out, err = lth("hessian", "--root", str(root), "--data-dir", str(data), "--steps", "final", "--k", "2",
+                         "--iters", "4", "--tol", "1", "--examples", "40", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]  # every run's final state: 2 eigenvalues each, largest first
+    assert rows and {r["rank"] for r in rows} == {0, 1} and all(r["eigenvalue"] == r["eigenvalue"] for r in rows)
+    assert all(a["eigenvalue"] >= b["eigenvalue"] for a, b in zip(rows[::2], rows[1::2], strict=True))
 
     code, out, err = lth("report", "--root", str(root))
     assert code == 0, err
