@@ -1,5 +1,5 @@
-"""Every command on images read from disk: lottery with rewinding and a branch, stability, landscape, hessian, report, on a
-folder of real JPEGs written at test time (`--dataset imagefolder --data-dir DIR`)."""
+"""Every command on images read from disk: lottery with rewinding and a branch, stability, landscape, hessian,
+report, on a folder of real JPEGs written at test time (`--dataset imagefolder --data-dir DIR`)."""
 
 from __future__ import annotations
 
