@@ -124,3 +124,22 @@ def test_a_file_that_is_not_an_image_is_named(folder: Path, tmp_path: Path) -> N
     with pytest.raises(UserError, match=rf"image file {bad}: cannot be decoded"):
         dec.submit([(i, None), (0 if i else 1, None)])
     dec.close()
+
+
+def test_ranks_decode_their_rows_of_the_global_batch(folder: Path) -> None:
+    # a distributed run (--world-size 2): each rank's DALI pipeline decodes its half of every global batch
+    data = load_dataset(dataclasses.replace(SPEC.data, augment=True, image_size=16), data_dir=folder)
+    cpu = torch.device("cpu")
+
+    def stream(shard: tuple[int, int]) -> StreamBatches:
+        b = StreamBatches(2, data.train_x, data.train_y, 16, True, [5, 6], [1, 2], cpu, workers=1, shard=shard,
+                          decoder="dali")
+        b.fill(2, [], [], start=1)
+        b.prepare(1)
+        return b
+
+    whole, r0, r1 = stream((0, 1)), stream((0, 2)), stream((1, 2))
+    assert torch.equal(torch.cat([r0.x, r1.x], dim=1), whole.x)
+    assert torch.equal(torch.cat([r0.y, r1.y], dim=1), whole.y)
+    for b in (whole, r0, r1):
+        b.close()
