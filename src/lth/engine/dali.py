@@ -152,8 +152,8 @@ class DaliDecoder:
             lines = str(e).strip().splitlines()  # DALI's reason follows "encountered:"
             why = next((lines[i + 1] for i, t in enumerate(lines[:-1]) if t.strip() == "encountered:"),
                        lines[0] if lines else type(e).__name__)
-            raise UserError(f"a batch of images could not be decoded by DALI ({why.strip()[:200]}); "
-                            f"allowed: images DALI decodes (JPEG, PNG, BMP, TIFF, WebP), or {ref('decoder')} pillow") from None
+            raise UserError(f"a batch of images could not be decoded by DALI ({why.strip()[:200]}); allowed: images "
+                            f"DALI decodes (JPEG, PNG, BMP, TIFF, WebP), or {ref('decoder')} pillow") from None
         if out is None:
             out = torch.empty(self.batch, 3, self.size, self.size, dtype=torch.uint8, device=self.device)
         stream = torch.cuda.current_stream(self.device).cuda_stream if self.device.type == "cuda" else None
