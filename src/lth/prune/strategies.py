@@ -214,8 +214,8 @@ def _check_inputs(weights: Mapping[str, Tensor], mask: Mapping[str, Tensor], kin
 def _drop_ranked(score: Tensor, keep: Tensor, k: int, largest: bool) -> Tensor:
     """Flat ``keep`` with its ``k`` surviving entries of lowest (``largest``: highest) score set False; ties go
     to the lower flat index: the first ``k`` of a stable sort of the survivors' scores, found without sorting (the
-    k-th value by selection, every survivor beyond it, then the tied ones in index order; 3-5x faster on 11M
-    weights). Scores with NaN take the stable sort itself."""
+    k-th value by selection, every survivor beyond it, then the tied ones in index order; about 3x faster on 11M
+    weights: bench/prune_rank.py). Scores with NaN take the stable sort itself."""
     new = keep.clone()
     if k <= 0:
         return new
