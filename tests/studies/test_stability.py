@@ -33,7 +33,7 @@ def test_options_parse_strings_and_python_values_alike_and_name_fields_per_face(
                                           "subnetwork": ["dense", "imp"], "replicates": "2"})
     assert given == StabilityOptions.from_values(rewind=["0it", "5it"], levels="0-2", copies=3,
                                                  subnetwork=("dense", "imp"), replicates=2)
-    assert given.level_list() == [0, 1, 2] and StabilityOptions.from_values(levels=[3, 1]).level_list() == [1, 3]
+    assert given.level_list() == [0, 1, 2] and StabilityOptions.from_values(levels=[3, 1], subnetwork=["imp"]).level_list() == [1, 3]
     assert PathOptions.from_values({"alphas": "5"}).points() == [0.0, 0.25, 0.5, 0.75, 1.0]
     for cls, values, cli, python in [
         (StabilityOptions, {"copies": 1}, "--copies: bad value 1; allowed: a whole number >= 2", "copies: bad value 1"),
@@ -42,6 +42,9 @@ def test_options_parse_strings_and_python_values_alike_and_name_fields_per_face(
         (StabilityOptions, {"levels": "x"}, "--levels 'x': expected a range like 0-15", "levels 'x': expected"),
         (StabilityOptions, {"subnetwork": ["imp"]}, "--levels 0: subnetworks imp need trunk levels >= 1",
          "levels 0: subnetworks imp"),
+        (StabilityOptions, {"levels": "0,2"}, "--levels 0,2: --subnetwork dense copies level 0 only, nothing would "
+         "be copied at level 2; allowed: --levels 0, or a subnetwork for levels >= 1 (imp, oneshot",
+         "levels 0,2: subnetwork dense copies level 0 only"),
         (StabilityOptions, {"rewind": []}, "--rewind: no step given", "rewind: no step given"),
         (StabilityOptions, {"trajectory_points": -1}, "--trajectory-points: bad value -1", "trajectory_points: bad"),
         (PathOptions, {"threshold": "2"}, "--threshold: bad value 2.0; allowed: a fraction between 0 and 1",

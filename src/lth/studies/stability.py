@@ -97,6 +97,13 @@ class StabilityOptions(Options):
         if sparse and not any(lv > 0 for lv in levels):
             raise UserError(f"{ref('levels')} {','.join(map(str, levels))}: subnetworks {', '.join(sparse)} need trunk "
                             "levels >= 1", value=",".join(self.levels), allowed="levels >= 1")
+        pruned = [lv for lv in levels if lv > 0]
+        if pruned and not sparse:  # the dense network is level 0 only: a pruned level would be dropped unsaid
+            others = ", ".join(s for s in SUBNETWORKS if s != "dense")
+            allowed = f"{ref('levels')} 0, or a subnetwork for levels >= 1 ({others})"
+            raise UserError(f"{ref('levels')} {','.join(map(str, levels))}: {ref('subnetwork')} dense copies level 0 "
+                            f"only, nothing would be copied at level {','.join(map(str, pruned))}; allowed: {allowed}",
+                            value=",".join(self.levels), allowed=allowed)
 
     def level_list(self) -> list[int]:
         """``levels`` as sorted level numbers (``0-3``, ``3,5,8`` or a mix, ``0-3,8``)."""
