@@ -33,7 +33,8 @@ def test_options_parse_strings_and_python_values_alike_and_name_fields_per_face(
                                           "subnetwork": ["dense", "imp"], "replicates": "2"})
     assert given == StabilityOptions.from_values(rewind=["0it", "5it"], levels="0-2", copies=3,
                                                  subnetwork=("dense", "imp"), replicates=2)
-    assert given.level_list() == [0, 1, 2] and StabilityOptions.from_values(levels=[3, 1], subnetwork=["imp"]).level_list() == [1, 3]
+    assert given.level_list() == [0, 1, 2]
+    assert StabilityOptions.from_values(levels=[3, 1], subnetwork=["imp"]).level_list() == [1, 3]
     assert PathOptions.from_values({"alphas": "5"}).points() == [0.0, 0.25, 0.5, 0.75, 1.0]
     for cls, values, cli, python in [
         (StabilityOptions, {"copies": 1}, "--copies: bad value 1; allowed: a whole number >= 2", "copies: bad value 1"),
