@@ -80,6 +80,10 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
     def f(v: Any) -> str:
         return "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    print_table(["quantity", "paper", "lth", "min", "max", "lth - paper", "source"],
+    print_table(["quantity", "paper", "lth", "min", "max", "lth - paper", "comparable", "source"],
                 [[r["quantity"], f(r["paper"]), f(r["lth"]), f(r["lth_min"]), f(r["lth_max"]), f(r["difference"]),
-                  r["source"]] for r in rows])
+                  "yes" if r.get("comparable") else "no", r["source"]] for r in rows])
+    if any(not r.get("comparable") for r in rows):
+        print("comparable no: lth's runs differ from the paper's setup (--quick's stand-in, --levels or "
+              "--training-steps, or the paper's own setup differs); the runs each row measured are its 'how', in "
+              "paper_vs_lth.csv beside 'paper_setup'", file=sys.stderr)
