@@ -51,3 +51,15 @@ def test_a_population_another_process_took_does_not_shift_the_names(capsys: pyte
     p.graph_event("skipped", {"names": ["r/a"]})  # trained by another command on the same store
     p.population(1)
     assert "training a population of 1 run: r/b" in capsys.readouterr().err
+
+
+def test_runs_that_are_the_same_run_as_another_are_said_not_to_train(capsys: pytest.CaptureFixture,
+                                                                      tmp_path: Path) -> None:
+    # a rewinding sweep: every trunk's level 0 is one dense run, trained once and filled into the other trunks
+    code = main(["lottery", "--preset", "digits_mlp", "--levels", "1", "--training-steps", "1ep", "--rewind", "0it",
+                 "5it", "10it", "--root", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert ("6 runs in this command: 0 already trained, 6 to train (2 of the runs are the same run as another, "
+            "filled from it, not trained again)") in err
+    assert sum(int(n) for n in re.findall(r"training a population of (\d+) run", err)) == 4  # 6 - 2 trained

@@ -96,8 +96,11 @@ class Progress:
             if self._first_done is None:
                 self._first_done = done
                 if done < total:
+                    dup = int(info.get("duplicates") or 0)  # same digest as another run: filled, never trained
+                    same = (f" ({dup} of the runs {'is' if dup == 1 else 'are'} the same run as another, filled "
+                            "from it, not trained again)") if dup else ""
                     self._line(f"{total} run{'s' if total > 1 else ''} in this command: {done} already trained, "
-                               f"{total - done} to train")
+                               f"{total - done} to train{same}")
             elif done < total:
                 eta = self.eta(done, total)
                 self._line(f"runs done: {done} of {total}; elapsed {duration(time.perf_counter() - self.started)}"
