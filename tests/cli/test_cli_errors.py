@@ -98,7 +98,7 @@ def test_disk_too_small_names_the_store_before_writing(capsys: pytest.CaptureFix
     args = ("train", "--preset", "digits_mlp", "--training-steps", "1it", "--root", str(tmp_path / "s"))
     code, _, err = lth(capsys, *args, "--replicates", "3")
     assert code == 2
-    assert "--root" in err and "3 runs still to train" in err and "231 KB" in err and "195 KB is free" in err
+    assert f"--root {tmp_path / 's'}: the 3 runs still to train" in err and "231 KB" in err and "195 KB is free" in err
     assert len(err.strip().splitlines()) == 1
     assert not list((tmp_path / "s").rglob("*.pt")) and not list((tmp_path / "s").rglob("plan*.json"))
     monkeypatch.setattr(capacity, "disk_free", lambda root: 240_000)

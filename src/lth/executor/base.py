@@ -208,7 +208,7 @@ class Executor:
             for n in {n.spec.model: n for n in ns}.values():  # every architecture builds on this data
                 probe(n, data)
         check_distributed(self, graph)  # a world size the batch, the devices or the nodes cannot hold
-        check_store(graph, self.data_dir)  # the disk for what is still to train (finished runs need no more)
+        check_store(graph, self.data_dir, self.plan_root)  # the disk for what is still to train (not finished)
 
     def world_size(self, group: list[Node]) -> int:
         """How many processes the population ``group`` trains on (:func:`lth.executor.distributed.world_size_of`:

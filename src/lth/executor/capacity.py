@@ -66,11 +66,12 @@ def check_capacity(flag: str, value: object, runs: int) -> None:
                         f"{_human(avail)} is available")
 
 
-def check_store(nodes: Sequence[Node], data_dir: str | Path | None = None) -> None:
+def check_store(nodes: Sequence[Node], data_dir: str | Path | None = None, root: Path | None = None) -> None:
     """UserError, before anything is written, when the runs of ``nodes`` that the store does not hold finished
     yet cannot be stored on the disk that holds them: :data:`STATES_PER_RUN` float32 copies of each network plus
     the states a node is asked to keep besides (``save_states``). Runs already finished need nothing more, so a
-    resumed command asks only for what is left. Names the store (``root``) and the sizes."""
+    resumed command asks only for what is left. Names the store (``root``; None: the folder the runs share) and the
+    sizes."""
     from lth.data.describe import describe
     from lth.store import RunDir
 
@@ -86,7 +87,8 @@ def check_store(nodes: Sequence[Node], data_dir: str | Path | None = None) -> No
             info = describe(n.spec.data, data_dir)
             params[key] = count_params(m.model, m.norm, m.width, info.example_shape, info.num_classes)
         need += params[key] * 4 * (STATES_PER_RUN + len(n.keep))
-    root = Path(os.path.commonpath([str(Path(n.path).resolve()) for n in todo]))
+    if root is None:
+        root = Path(os.path.commonpath([str(Path(n.path).resolve()) for n in todo]))
     free = disk_free(root)
     if need > free:
         biggest = max(params.values())
