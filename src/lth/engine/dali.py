@@ -110,6 +110,11 @@ class DaliDecoder:
         w, h = _header(data, path)
         return np.frombuffer(data, dtype=np.uint8), (w, h), self.images.transform(seed is not None).geometry(w, h, seed)
 
+    @property
+    def pending(self) -> bool:
+        """Whether a submitted batch has not been taken yet."""
+        return self._pending
+
     def submit(self, items: list[tuple[int, int | None]]) -> None:
         """Start decoding the batch ``items`` (``batch`` of them); returns at once."""
         if len(items) != self.batch:

@@ -144,7 +144,7 @@ class StreamBatches:
                         for o, _ in self.groups]
         self.sampler.set(epoch, self._orders, [a for _, a in self.groups], start)
         if self.dali is not None:
-            if self.dali._pending:  # the previous epoch's look-ahead (a run that stopped early): dropped
+            if self.dali.pending:  # the previous epoch's look-ahead (a run that stopped early): dropped
                 self.dali.take()
             self._it = iter(self.sampler)
             self._ahead()

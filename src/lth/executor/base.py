@@ -28,7 +28,7 @@ from lth.data.images import is_lazy
 from lth.engine.stream import resolve_decoder
 from lth.engine.train import EngineOptions, Job, summary
 from lth.errors import UserError
-from lth.executor.capacity import check_store
+from lth.executor.capacity import check_store, count_params
 from lth.executor.dedupe import deduplicate, fill_duplicates, representative
 from lth.executor.distributed import check_distributed, world_size_of
 from lth.executor.keeps import extra_keeps, missing_states
@@ -208,7 +208,12 @@ class Executor:
             for n in {n.spec.model: n for n in ns}.values():  # every architecture builds on this data
                 probe(n, data)
         check_distributed(self, graph)  # a world size the batch, the devices or the nodes cannot hold
-        check_store(graph, self.data_dir, self.plan_root)  # the disk for what is still to train (not finished)
+        check_store(graph, self.params, self.plan_root)  # the disk for what is still to train (not finished)
+
+    def params(self, node: Node) -> int:
+        """Parameters of ``node``'s network on its data (loaded once per executor)."""
+        data, m = self.dataset(node.spec.data), node.spec.model
+        return count_params(m.model, m.norm, m.width, tuple(data.example_shape), data.num_classes)
 
     def world_size(self, group: list[Node]) -> int:
         """How many processes the population ``group`` trains on (:func:`lth.executor.distributed.world_size_of`:

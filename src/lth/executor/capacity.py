@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -66,35 +66,26 @@ def check_capacity(flag: str, value: object, runs: int) -> None:
                         f"{_human(avail)} is available")
 
 
-def check_store(nodes: Sequence[Node], data_dir: str | Path | None = None, root: Path | None = None) -> None:
+def check_store(nodes: Sequence[Node], params: Callable[[Node], int], root: Path | None = None) -> None:
     """UserError, before anything is written, when the runs of ``nodes`` that the store does not hold finished
-    yet cannot be stored on the disk that holds them: :data:`STATES_PER_RUN` float32 copies of each network plus
-    the states a node is asked to keep besides (``save_states``). Runs already finished need nothing more, so a
-    resumed command asks only for what is left. Names the store (``root``; None: the folder the runs share) and the
-    sizes."""
-    from lth.data.describe import describe
+    yet cannot be stored on the disk that holds them: :data:`STATES_PER_RUN` float32 copies of each network
+    (``params(node)`` parameters) plus the states a node is asked to keep besides (``save_states``). Runs already
+    finished need nothing more, so a resumed command asks only for what is left. Names the store (``root``; None:
+    the folder the runs share) and the sizes."""
     from lth.store import RunDir
 
     todo = [n for n in nodes if not RunDir(n.path).has_done()]
     if not todo:
         return
-    params: dict[Any, int] = {}
-    need = 0
-    for n in todo:
-        m = n.spec.model
-        key = (n.spec.data, m.model, m.norm, m.width)
-        if key not in params:
-            info = describe(n.spec.data, data_dir)
-            params[key] = count_params(m.model, m.norm, m.width, info.example_shape, info.num_classes)
-        need += params[key] * 4 * (STATES_PER_RUN + len(n.keep))
+    sizes = [params(n) for n in todo]
+    need = sum(p * 4 * (STATES_PER_RUN + len(n.keep)) for n, p in zip(todo, sizes, strict=True))
     if root is None:
         root = Path(os.path.commonpath([str(Path(n.path).resolve()) for n in todo]))
     free = disk_free(root)
     if need > free:
-        biggest = max(params.values())
         raise UserError(f"{ref('root')} {root}: the {len(todo)} runs still to train would store about "
-                        f"{_human(need)} of weights ({STATES_PER_RUN} states of up to {biggest} parameters each); "
-                        f"{_human(free)} is free there; free space, choose another root, or ask for fewer runs",
+                        f"{_human(need)} of weights ({STATES_PER_RUN} states of up to {max(sizes)} parameters "
+                        f"each); {_human(free)} is free there; free space, choose another root, or ask for fewer runs",
                         value=str(root))
 
 
