@@ -372,20 +372,17 @@ def tiny_verdict(acc: dict[str, float | None], nominal_density: float) -> dict[s
     strict grade would be "no prize" for want of a run). None where a run is missing."""
     from lth.analysis.verdicts import jackpot
 
-    need = ("IMP ticket", "reinit", "small dense", "dense")
-    missing = [k for k in need if acc.get(k) is None]
+    have = {k: float(v) for k, v in acc.items() if v is not None}
+    missing = [k for k in ("IMP ticket", "reinit", "small dense", "dense") if k not in have]
     if missing:
         return {"grade": None, "missing": [f"{TINY}: {k}" for k in missing]}
-    ticket, dense = float(acc["IMP ticket"]), float(acc["dense"])  # type: ignore[arg-type]
-    measured_density = acc.get("ticket density")
-    density = nominal_density if measured_density is None else float(measured_density)
-    v = jackpot(ticket, density, {"preset lr": float(acc["reinit"])}, dense, dense,  # type: ignore[arg-type]
-                float(acc["small dense"]), longer_dense_accuracy=acc.get(LONGER_TINY))  # type: ignore[arg-type]
-    omp = acc.get("OMP ticket")
+    ticket, dense = have["IMP ticket"], have["dense"]
+    v = jackpot(ticket, have.get("ticket density", nominal_density), {"preset lr": have["reinit"]}, dense, dense,
+                have["small dense"], longer_dense_accuracy=have.get(LONGER_TINY))
     return {"grade": v.grade, "provisional grade": v.provisional_grade, "failed": v.failed, "unchecked": v.unchecked,
             "paper (Table 3)": "no clear jackpot; no clear secondary prize on the larger datasets",
             "agrees with Table 3": None if v.unchecked else v.grade == "no prize",
-            "IMP beats OMP": None if omp is None else bool(ticket > omp)}
+            "IMP beats OMP": None if "OMP ticket" not in have else ticket > have["OMP ticket"]}
 
 
 def twice_as_long(plan: Any) -> tuple[Any, tuple[str, ...]]:

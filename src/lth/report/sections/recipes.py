@@ -23,7 +23,7 @@ import matplotlib
 import pandas as pd
 
 from lth.report.context import ReportContext
-from lth.report.figures import STYLE, new_figure, save, write_csv
+from lth.report.figures import STYLE, new_figure, save
 from lth.store.atomic import atomic_write_bytes
 
 RESULTS = "recipes"  # ROOT/recipes/<name>.json
@@ -109,43 +109,32 @@ def recipes(ctx: ReportContext) -> None:
 
 
 def _section(ctx: ReportContext, doc: dict[str, Any], prefix: str) -> None:
-    page, out = ctx.page, ctx.page.out
-    parts = page.parts
+    page = ctx.page
     df = rows_frame(doc.get("rows", []))
-    csv = write_csv(df, out / f"{prefix}paper_vs_lth.csv")
-    page.report.tables.append(csv)
-    figs = paper_figure(df, out, f"{prefix}paper_vs_lth")
-    page.report.figures.extend(figs)
     subs = doc.get("substitutions", [])
-    parts.append(f"<h1>Recipe {html.escape(doc['recipe'])}: {html.escape(doc.get('paper', ''))}</h1>")
-    parts.append(f"<p>Mode: {_mode(bool(doc.get('quick')), bool(subs))}; wall time {doc.get('seconds', 0):.1f} s. "
-                 f"Figures: {html.escape('; '.join(doc.get('figures', [])))}.</p>")
+    page.h(1, f"Recipe {doc['recipe']}: {doc.get('paper', '')}")
+    page.p(f"Mode: {_mode(bool(doc.get('quick')), bool(subs))}; wall time {doc.get('seconds', 0):.1f} s. "
+           f"Figures: {'; '.join(doc.get('figures', []))}.")
     if subs:
-        parts.append("<p>Substitutions (what differs from the paper):</p><ul>"
-                     + "".join(f"<li>{html.escape(s)}</li>" for s in subs) + "</ul>")
+        page.parts.append("<p>Substitutions (what differs from the paper):</p><ul>"
+                          + "".join(f"<li>{html.escape(s)}</li>" for s in subs) + "</ul>")
     else:
-        parts.append("<p>Substitutions: none.</p>")
-    shown = df.to_html(index=False, na_rep="", border=0, classes="t", float_format=lambda x: f"{x:.4g}")
-    parts.append('<div class="tbl"><p class="cap">Paper vs lth: each number the paper publishes that this recipe '
-                 "measures, lth's mean with its min-max over the n replicates (or samples) of the row, and lth - "
-                 "paper. Accuracies are fractions, on each run's test split unless the quantity names another; "
-                 "'how' names the runs (preset, level, density). "
-                 '"comparable" is false in quick mode (another dataset and scale), with --levels or '
-                 "--training-steps, and where the paper's number comes from another setup than the runs compared "
-                 "(\"paper_setup\" says how it differs) "
-                 f'(<a href="{csv.name}">CSV</a>)</p>{shown}</div>')
+        page.p("Substitutions: none.")
+    page.table(df, f"{prefix}paper_vs_lth", "Paper vs lth: each number the paper publishes that this recipe "
+               "measures, lth's mean with its min-max over the n replicates (or samples) of the row, and lth - "
+               "paper. Accuracies are fractions, on each run's test split unless the quantity names another; "
+               "'how' names the runs (preset, level, density). 'comparable' is false in quick mode (another "
+               "dataset and scale), with --levels or --training-steps, and where the paper's number comes from "
+               "another setup than the runs compared ('paper_setup' says how it differs)")
+    figs = paper_figure(df, page.out, f"{prefix}paper_vs_lth")
+    page.report.figures.extend(figs)
     if figs:
         name = f"{prefix}paper_vs_lth"
-        parts.append(f'<figure><img src="{name}.png" alt="paper vs lth"><figcaption>lth (black: mean, '
-                     f"min-max) beside the paper's value (grey x) (<a href=\"{name}.svg\">SVG</a>)"
-                     "</figcaption></figure>")
-    parts.append(f"<p>Verdicts: <code>{html.escape(json.dumps(doc.get('verdicts', {})))}</code></p>")
+        page.parts.append(f'<figure><img src="{name}.png" alt="paper vs lth"><figcaption>lth (black: mean, '
+                          f"min-max) beside the paper's value (grey x) (<a href=\"{name}.svg\">SVG</a>)"
+                          "</figcaption></figure>")
+    page.parts.append(f"<p>Verdicts: <code>{html.escape(json.dumps(doc.get('verdicts', {})))}</code></p>")
     if doc.get("verdict_basis"):
-        parts.append(f'<p class="cap">What the verdicts compare: {html.escape(doc["verdict_basis"])}.</p>')
+        page.parts.append(f'<p class="cap">What the verdicts compare: {html.escape(doc["verdict_basis"])}.</p>')
     for name, records in doc.get("extra_tables", {}).items():
-        table = pd.DataFrame(records)
-        p = write_csv(table, out / f"{prefix}recipe_{name}.csv")
-        page.report.tables.append(p)
-        parts.append(f'<div class="tbl"><p class="cap">{html.escape(name)} (<a href="{p.name}">CSV</a>)</p>'
-                     + table.to_html(index=False, na_rep="", border=0, classes="t",
-                                     float_format=lambda x: f"{x:.4g}") + "</div>")
+        page.table(pd.DataFrame(records), f"{prefix}recipe_{name}", name)
