@@ -28,7 +28,8 @@ from slurm_cluster import SlurmCluster  # noqa: E402
 from lth.errors import UserError  # noqa: E402
 from lth.executor import EXECUTORS  # noqa: E402
 from lth.executor.slurm import parse_minutes  # noqa: E402
-from lth.executor.slurm_query import gpu_count, limit_minutes, memory_mb  # noqa: E402
+from lth.executor.slurm_query import SlurmUnavailable, gpu_count, limit_minutes, memory_mb  # noqa: E402
+from lth.studies.runtime import SlurmOptions  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 slurm = slurm_cluster.slurm  # the fixture: a real single-node cluster without accounting
@@ -127,6 +128,49 @@ def test_a_job_that_left_the_queue_without_its_runs_is_failed_without_sacct(tmp_
     for i, (_, error) in enumerate(ended):
         assert error.startswith(f"Slurm job 4242_{i} left the queue (CANCELLED) without finishing its runs (log: "), \
             error
+
+
+def test_an_unreachable_controller_is_waited_for_then_the_command_stops(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """squeue fails (controller down): the executor says so once and keeps trying; after ``outage_s`` without an
+    answer it stops with one line naming the jobs left to Slurm, and the session does not try to scancel them."""
+    fake_slurm(tmp_path, monkeypatch,
+               squeue='echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2; exit 1',
+               scancel=f'touch {tmp_path / "scancelled"}')
+    ex = EXECUTORS["slurm"](options=cases.OPTIONS, folder=tmp_path / "submitit", poll_s=0.1, poll_max_s=0.2,
+                            outage_s=1.0)
+    g = cases.failing_graph(tmp_path / "store", tmp_path / "log")
+    groups = [[g["alone"]], [g["p"]]]
+    t = time.monotonic()
+
+    def run() -> str:
+        with pytest.raises(SlurmUnavailable) as e, ex.session():
+            jobs = ex.start(groups, (None, ex.remote_options(), []))
+            ex._flying = dict(zip(jobs, groups, strict=True))
+            ex.poll(jobs)
+        return str(e.value)
+
+    message = bounded(run)
+    assert time.monotonic() - t >= 1.0
+    assert message.startswith("Slurm's controller did not answer for ")
+    assert "jobs 4242_0, 4242_1 were left to Slurm; run the same command again to resume" in message, message
+    assert "Unable to contact slurm controller" in message
+    assert capsys.readouterr().err.count("cannot read Slurm's queue") == 1
+    assert not (tmp_path / "scancelled").exists()
+
+
+@pytest.mark.parametrize("given, seconds", [("5", 300.0), ("1:30", 5400.0)])
+def test_the_unreachable_wait_is_an_option(tmp_path: Path, given: str, seconds: float) -> None:
+    opts = SlurmOptions(unreachable=given)
+    opts.validate()
+    assert opts.executor_kwargs(tmp_path)["outage_s"] == seconds
+
+
+def test_a_bad_unreachable_wait_names_its_flag() -> None:
+    with pytest.raises(UserError) as e:
+        SlurmOptions(unreachable="soon").validate()
+    assert str(e.value).startswith("--slurm-unreachable: bad value 'soon'; expected minutes")
 
 
 def partition_line(cpus: int = 8, mem: int = 32000, gres: str = "(null)", limit: str = "1-00:00:00",

@@ -93,10 +93,12 @@ class SlurmExecutor(ClusterExecutor):
     poll_s: float = 2.0  # the queue is read this often at first, then less often, at most every poll_max_s
     poll_max_s: float = 10.0
     result_grace_s: float = 15.0  # a job that left the queue as COMPLETED may take this long to show its result
+    outage_s: float = 1800.0  # stop waiting when Slurm's queue could not be read for this long (the jobs go on)
     _ex: Any = None
     _gpus: int | None = None  # gpus_per_task as resolved for the partition
     _gone: dict[str, float] = field(default_factory=dict, repr=False)  # job id -> when it was seen out of the queue
     _queue_error: str = ""  # the last error reading the queue, said once
+    _outage_since: float | None = None  # when the queue could last not be read, since the last answer
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -217,9 +219,14 @@ class SlurmExecutor(ClusterExecutor):
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
         """While the graph runs; if it stops early (interrupted, an error), the jobs still in flight are
-        cancelled (running the command again resumes them from their checkpoints)."""
+        cancelled (running the command again resumes them from their checkpoints). After a controller outage
+        (:class:`~lth.executor.slurm_query.SlurmUnavailable` from :meth:`poll`) they are left to Slurm: ``scancel``
+        could not reach it either."""
         try:
             yield
+        except slurm_query.SlurmUnavailable:
+            self._flying.clear()
+            raise
         finally:
             for job in list(self._flying):
                 with contextlib.suppress(Exception):
@@ -281,11 +288,9 @@ class SlurmExecutor(ClusterExecutor):
         try:
             queue = slurm_query.queued([j.job_id for j in waiting])  # type: ignore[attr-defined]
         except slurm_query.SlurmUnavailable as e:
-            if str(e) != self._queue_error:  # once per outage, not at every poll
-                print(f"lth: cannot read Slurm's queue ({e}); trying again", file=sys.stderr)
-            self._queue_error = str(e)
+            self._unreadable(e, waiting)
             return []
-        self._queue_error = ""
+        self._queue_error, self._outage_since = "", None
         gone = [j for j in waiting if j.job_id not in queue]  # type: ignore[attr-defined]
         states = slurm_query.final_states([j.job_id for j in gone]) if gone else {}  # type: ignore[attr-defined]
         now = time.monotonic()
@@ -305,6 +310,25 @@ class SlurmExecutor(ClusterExecutor):
         for job, _ in out:
             self._gone.pop(job.job_id, None)  # type: ignore[attr-defined]
         return out
+
+
+    def _unreadable(self, e: slurm_query.SlurmUnavailable, waiting: list[Any]) -> None:
+        """The queue could not be read: said once per outage; after ``outage_s`` seconds without an answer,
+        :class:`~lth.executor.slurm_query.SlurmUnavailable` naming the jobs left running (the command stops; run
+        again, it resumes from what the jobs wrote)."""
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+        if str(e) != self._queue_error:  # once per outage, not at every poll
+            print(f"lth: cannot read Slurm's queue ({e}); trying again for up to "
+                  f"{self.outage_s / 60:g} min", file=sys.stderr)
+        self._queue_error = str(e)
+        if now - self._outage_since >= self.outage_s:
+            jobs = ", ".join(str(j.job_id) for j in waiting[:5]) + (" ..." if len(waiting) > 5 else "")
+            raise slurm_query.SlurmUnavailable(
+                f"Slurm's controller did not answer for {(now - self._outage_since) / 60:.1f} min ({e}); jobs "
+                f"{jobs} were left to Slurm; run the same command again to resume (wait longer: --slurm-unreachable "
+                f"TIME; in Python slurm={{'unreachable': TIME}})")
 
 
 def job_log(job: Any) -> str:

@@ -66,6 +66,9 @@ class SlurmOptions(Options):
                                       "ROOT/.submitit)", metavar="DIR")
     cluster: str | None = option(None, "slurm: submit to Slurm (default), or run the same jobs as local processes / "
                                        "in this process", choices=("slurm", "local", "debug"))
+    unreachable: str | None = option(None, "slurm: how long to go on waiting while Slurm's controller does not "
+                                           "answer before stopping (the jobs go on; run again to resume): minutes, "
+                                           "h:mm or d-h:mm (default 30)", metavar="TIME")
     option: tuple[str, ...] = option((), "slurm: another sbatch option (account=proj, qos=high, constraint=a100); "
                                          "repeatable", metavar="KEY=VALUE")
 
@@ -73,6 +76,8 @@ class SlurmOptions(Options):
         """The time limit parses; each extra option is KEY=VALUE."""
         if self.time is not None:
             self.minutes()
+        if self.unreachable is not None:
+            self.unreachable_s()
         self.extra()
 
     def minutes(self) -> int | None:
@@ -80,6 +85,12 @@ class SlurmOptions(Options):
         from lth.executor.slurm import parse_minutes
 
         return None if self.time is None else parse_minutes(self.time)
+
+    def unreachable_s(self) -> float | None:
+        """How long to wait for an unreachable controller, in seconds (None: the executor's default, 30 min)."""
+        from lth.executor.slurm import parse_minutes
+
+        return None if self.unreachable is None else 60.0 * parse_minutes(self.unreachable, ref("slurm.unreachable"))
 
     def extra(self) -> dict[str, str]:
         """``option`` as ``{key: value}``."""
@@ -98,6 +109,8 @@ class SlurmOptions(Options):
         out: dict[str, Any] = {"folder": Path(self.folder or Path(root) / ".submitit").expanduser()}
         if self.time is not None:
             out["time_min"] = self.minutes()
+        if self.unreachable is not None:
+            out["outage_s"] = self.unreachable_s()
         for key in ("gpus_per_task", "cpus_per_task", "array_parallelism", "partition", "cluster"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
