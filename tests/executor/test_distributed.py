@@ -137,14 +137,29 @@ def test_bad_world_sizes_nodes_and_devices_are_refused_in_one_line(tmp_path: Pat
 
 
 def test_a_rendezvous_that_never_forms_names_the_address() -> None:
-    from lth.engine.distributed import setup
-    from lth.executor.distributed import free_port
+    """The wait is --dist-timeout (RuntimeOptions -> EngineOptions -> each rank's join)."""
+    from lth.engine.distributed import teardown
+    from lth.executor.distributed import free_port, join
+    from lth.studies.runtime import RuntimeOptions
 
+    opts = RuntimeOptions.from_values({"dist_timeout": "2", "device": "cpu"})
+    assert opts.engine_options().dist_timeout == 2.0
+    assert EngineOptions().dist_timeout == 120.0  # the default
     port = free_port()
     began = time.perf_counter()
     with pytest.raises(RuntimeError, match=f"rendezvous at 127.0.0.1:{port} did not form within 2 s"):
-        setup(1, 2, "127.0.0.1", port, "cpu", timeout_s=2)  # rank 0 never comes
+        join(opts.engine_options(), 1, 2, "127.0.0.1", port)  # rank 0 never comes
+    teardown()
     assert time.perf_counter() - began < 60
+
+
+@pytest.mark.parametrize("value, shown", [("0", "0.0; allowed: a number > 0"), ("-5", "-5.0; allowed: a number > 0"),
+                                          ("soon", "'soon'")])
+def test_a_bad_dist_timeout_names_its_flag(value: str, shown: str) -> None:
+    code, _, err = lth("train", "--preset", "digits_mlp", "--dist-timeout", value, "--root", "/nonexistent/never")
+    assert code == 2
+    assert err.startswith(f"lth: error: --dist-timeout: bad value {shown}"), err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_four_populations_on_two_devices_equal_one_device(tmp_path: Path) -> None:

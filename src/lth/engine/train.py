@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from lth.data import Dataset
+from lth.engine.distributed import DEFAULT_TIMEOUT_S
 from lth.engine.population import Population
 from lth.engine.step import Stepper
 from lth.spec import Step, TrainSpec, past_end, validate_lengths
@@ -79,6 +80,8 @@ class EngineOptions:
     # processes per run (torch.distributed; lth.engine.distributed): the executors launch them; None: chosen from
     # the model, the data and the devices (lth.executor.distributed.choose_world_size)
     world_size: int | None = 1
+    # distributed runs: seconds each rank waits for the others at the rendezvous and at each collective
+    dist_timeout: float = DEFAULT_TIMEOUT_S
     dist: Any = None  # inside a rank of a distributed run: its lth.engine.distributed.Dist (set by the launcher)
 
     def telemetry_steps(self, spe: int, total: int) -> set[int]:

@@ -184,7 +184,7 @@ def join(options: EngineOptions, rank: int, world: int, address: str, port: int,
     device = rank_device(options, local, devices)
     if device == "cpu":  # the cores are shared by the ranks of this machine
         torch.set_num_threads(options.threads or max(1, (os.cpu_count() or 1) // max(1, world)))
-    dist = engine_dist.setup(rank, world, address, port, device, local, timeout_s or engine_dist.DEFAULT_TIMEOUT_S)
+    dist = engine_dist.setup(rank, world, address, port, device, local, timeout_s or options.dist_timeout)
     return dist, device
 
 

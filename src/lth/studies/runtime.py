@@ -209,6 +209,10 @@ class RuntimeOptions(Options):
                                           "processes with gloo); the global batch stays the same, each process takes "
                                           "its share (default: auto, from the network, the data and the GPUs: "
                                           "docs/scale.md); never part of a run's identity", low=1, metavar="N")
+    dist_timeout: float | None = option(None, "distributed runs: seconds every rank waits for the others, at the "
+                                              "rendezvous and at each collective, before the run fails naming the "
+                                              "address (default 120; raise it where ranks start far apart, as "
+                                              "queued Slurm tasks may)", low=0, low_open=True, metavar="SECONDS")
     devices: tuple[str, ...] = option((), "local: the devices populations train on side by side, one worker process "
                                           "each, and a distributed run's processes use (default: every visible GPU "
                                           "with --device auto, else --device)", metavar="DEVICE")
@@ -277,7 +281,8 @@ class RuntimeOptions(Options):
         return EngineOptions(device=self.device, cuda_graph=self.cuda_graph, checkpoint_every=every,
                              checkpoint_seconds=seconds, callback=callback, compile=self.compile, tf32=self.tf32,
                              mlp_backward=self.mlp_backward, loader_workers=self.loader_workers, decoder=self.decoder,
-                             world_size=self.world_size, **telemetry)
+                             world_size=self.world_size, **telemetry,
+                             **({} if self.dist_timeout is None else {"dist_timeout": self.dist_timeout}))
 
     def make_executor(self, progress: Any = None, command: str = "run") -> Any:
         """The executor these options describe, reporting to ``progress`` (a :class:`lth.progress.Progress`;
