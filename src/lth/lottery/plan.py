@@ -13,6 +13,8 @@ plan with both is refused.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from lth.data.describe import DataInfo, describe
 from lth.graph import Node
 from lth.lottery.branches import branch_record, plan_branch
 from lth.lottery.trunk import Trunk, check_trunks, level_record
-from lth.models import build_model
+from lth.models import MODELS, resolve, shape_model
 from lth.prune import kinds_of
 
 
@@ -43,8 +45,8 @@ class LotteryPlan:
         spec = self.trunks[0].spec
         self.info = self.info or describe(spec.data, self.data_dir)
         m = spec.model
-        model = build_model(m.model, 1, self.info.example_shape, self.info.num_classes, m.norm, m.width)
-        self.prunable, self.kinds = model.prunable(), kinds_of(model)
+        prunable, kinds = layout(m.model, self.info.example_shape, self.info.num_classes, m.norm, m.width)
+        self.prunable, self.kinds = list(prunable), dict(kinds)
         self.spe = max(1, self.info.steps_per_epoch(spec.data.batch_size))
         total = spec.train.training_steps.iterations(self.spe)
         check_trunks(self.trunks, total, self.spe, self.kinds)
@@ -102,3 +104,19 @@ def pretrain_record(node: Node, result: dict[str, Any] | None) -> dict[str, Any]
     if result and "error" in result:
         rec["error"] = result["error"]
     return rec
+
+
+def layout(model: str, example_shape: tuple[int, ...], num_classes: int, norm: str,
+           width: float) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(prunable tensor names, ``{name: kind}``) of a network, from its shape-only build
+    (:func:`lth.models.shape_model`), cached per builder: a study plans many trunks of one network."""
+    family, _ = resolve(model)
+    return _layout(MODELS[family], model, tuple(example_shape), num_classes, norm, width)
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(builder: Callable[..., Any], model: str, example_shape: tuple[int, ...], num_classes: int, norm: str,
+            width: float) -> tuple[tuple[str, ...], dict[str, str]]:
+    del builder  # part of the cache key only: a name registered again builds another network
+    net = shape_model(model, example_shape, num_classes, norm, width)
+    return tuple(net.prunable()), kinds_of(net)

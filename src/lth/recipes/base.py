@@ -95,14 +95,16 @@ class Piece:
     plan: Any = None
     nodes: list[Node] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    _planned: list[Node] | None = field(default=None, init=False, repr=False)
 
     def all_nodes(self) -> list[Node]:
-        """The nodes the executor runs for this piece."""
+        """The nodes the executor runs for this piece (listed once: selecting pieces, estimating and running all
+        ask, and a large plan takes seconds to list)."""
         if self.nodes is not None:
             return list(self.nodes)
-        if hasattr(self.plan, "copy_nodes"):
-            return list(self.plan.copy_nodes())
-        return list(self.plan.nodes())
+        if self._planned is None:
+            self._planned = list(self.plan.copy_nodes() if hasattr(self.plan, "copy_nodes") else self.plan.nodes())
+        return list(self._planned)
 
 
 @dataclass
