@@ -1,8 +1,9 @@
 """The engine's side of a distributed run (lth.engine.distributed; named apart from the executor's
 tests/executor/test_distributed.py, as pytest imports test modules by file name): rank shards of a batch make
 up the global batch without overlap; evaluation shards cover the test set once; ranks other than 0 write
-nothing; synchronised BatchNorm over 2 gloo processes equals one process on the global batch; a ResNet with
-BatchNorm and augmentation trained on 2 processes equals 1."""
+nothing; synchronised BatchNorm over 2 gloo processes equals one process on the global batch; gradients reduced
+while the backward runs equal those reduced after it; a ResNet with BatchNorm and augmentation trained on 2
+processes equals 1."""
 
 from __future__ import annotations
 
@@ -105,6 +106,67 @@ def test_synchronised_batchnorm_on_two_ranks_equals_one_process(tmp_path: Path) 
     for r in ranks:  # every rank holds the global batch's running statistics
         torch.testing.assert_close(r["mean"], bn.running_mean, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(r["var"], bn.running_var, rtol=1e-5, atol=1e-6)
+
+
+def _grads_rank(rank: int, port: int, out: str) -> None:
+    """Rank ``rank`` of 2: a small population convnet's gradients on its own batch, reduced by a GradReducer
+    (buckets of about 4 KB, started by the backward's hooks) and, from the same backward again without
+    ``begin`` (the hooks idle, as after a hand-written backward), all reduced by ``finish``; saves both and what
+    the reducer had started before ``finish``."""
+    from lth.engine.distributed import setup, teardown
+    from lth.models import build_model
+
+    torch.set_num_threads(1)
+    dist = setup(rank, 2, "127.0.0.1", port, "cpu", timeout_s=60)
+    try:
+        torch.manual_seed(0)
+        model = build_model("resnet_8", 2, (3, 8, 8), 10, width=0.5)
+        params = [q for q in model.parameters() if q.requires_grad]
+        g = torch.Generator().manual_seed(100 + rank)
+        x, y = torch.randn(2, 6, 3, 8, 8, generator=g), torch.randint(0, 10, (2, 6), generator=g)
+
+        def backward() -> None:
+            for q in params:
+                q.grad = None
+            torch.nn.functional.cross_entropy(model(x).reshape(12, -1), y.reshape(-1)).backward()
+
+        reducer = dist.reducer(params, bucket_bytes=4096)
+        reducer.begin()
+        backward()
+        started = len(reducer.flying)
+        first = [params[i].shape for i in reducer.buckets[0]]
+        reducer.finish()
+        overlapped = [q.grad.clone() for q in params]
+        backward()
+        own = [q.grad.clone() for q in params]
+        assert not reducer.flying
+        reducer.finish()
+        reducer.close()
+        torch.save({"overlapped": overlapped, "after": [q.grad for q in params], "own": own, "started": started,
+                    "buckets": len(reducer.buckets), "first": first, "last": [params[-1].shape]},
+                   f"{out}/{rank}.pt")
+    finally:
+        teardown()
+
+
+def test_gradients_reduced_during_the_backward_equal_those_reduced_after(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    from lth.executor.distributed import free_port
+
+    mp.start_processes(_grads_rank, args=(free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
+    ranks = [torch.load(tmp_path / f"{r}.pt") for r in range(2)]
+    for r in ranks:
+        assert r["buckets"] > 3  # several buckets, every one started by the backward's hooks, before finish()
+        assert r["started"] == r["buckets"], r
+        assert r["first"][0] == r["last"][0]  # the first bucket holds the last parameters (backward order)
+        for a, b in zip(r["overlapped"], r["after"], strict=True):
+            assert torch.equal(a, b)  # the same sums over the ranks, bit for bit
+    for a, b in zip(ranks[0]["overlapped"], ranks[1]["overlapped"], strict=True):
+        assert torch.equal(a, b)  # every rank holds the same mean
+    for mean, a, b in zip(ranks[0]["overlapped"], ranks[0]["own"], ranks[1]["own"], strict=True):
+        torch.testing.assert_close(mean, (a + b) / 2)  # the mean of the two ranks' own gradients
+    assert not all(torch.equal(m, a) for m, a in zip(ranks[0]["overlapped"], ranks[0]["own"], strict=True))
 
 
 def test_a_batchnorm_resnet_with_augmentation_on_two_processes_equals_one(tmp_path: Path) -> None:

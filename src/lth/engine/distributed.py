@@ -3,17 +3,19 @@
 A distributed run trains the same population on ``W`` processes (ranks). Every rank builds the same wide model
 from the same seeds, draws the same global data order and takes its ``B/W`` rows of each global batch
 (:class:`~lth.engine.batches.EpochBatches` ``shard``). After each backward the gradients are averaged across the
-ranks (:meth:`Dist.average_grads`: ``all_reduce`` of flat buckets), so every rank applies the same update and the
+ranks (:class:`GradReducer`: ``all_reduce`` of flat buckets, started while the backward runs, or after a
+hand-written one), so every rank applies the same update and the
 same mask, and its weights stay equal to every other rank's. What the engine reads back is reduced the same way:
 the training loss (:meth:`Dist.mean`), the evaluation (sharded over the ranks and summed:
 :func:`evaluate_sharded`), the decision to write a checkpoint (rank 0's, :meth:`Dist.agree`). Only rank 0 writes
 the store (:class:`QuietRunDir` on the others), so every file exists once.
 
-Why ``all_reduce`` and not ``DistributedDataParallel``: the CPU's MLPs set their gradients with a hand-written
-backward (``loss_and_grads``), which never runs autograd's hooks DDP reduces in; the population's optimiser steps
-stacked tensors of its own. Reducing the finished gradients in buckets of about 25 MB (DDP's default) serves both
-backward paths with one code path and one result; it gives up DDP's overlap of communication with the backward,
-which matters only for large networks on many GPUs (bench/ddp_overhead.py measures the cost at world size 1).
+Why not ``DistributedDataParallel``: the CPU's MLPs set their gradients with a hand-written backward
+(``loss_and_grads``), which never runs autograd's hooks DDP reduces in; the population's optimiser steps stacked
+tensors of its own. :class:`GradReducer` does what DDP's reducer does for autograd's backward (buckets of about
+25 MB, DDP's default, in the backward's order, each reduced as soon as its gradients are there, overlapping the
+communication with the rest of the backward); after the hand-written backward the same buckets are reduced at
+once. bench/ddp_overhead.py measures the cost at world size 1.
 
 BatchNorm: synchronised in every distributed run (:func:`sync_batchnorm`; the batch statistics are those of the
 global batch, summed across ranks), so a run's result does not depend on the world size, up to reduction order,
@@ -58,29 +60,9 @@ class Dist:
         return {"world_size": self.world, "backend": self.backend, "gradients": "all_reduce (mean)",
                 "batchnorm": "sync" if batchnorm else "none", "evaluation": "sharded, summed"}
 
-    def average_grads(self, grads: list[Tensor | None]) -> None:
-        """Replace every gradient with its mean over the ranks (``all_reduce`` of flat buckets)."""
-        bucket: list[Tensor] = []
-        size = 0
-        for g in grads:
-            if g is None:
-                continue
-            if bucket and (g.dtype != bucket[0].dtype or size + g.numel() * g.element_size() > BUCKET_BYTES):
-                self._reduce_bucket(bucket)
-                bucket, size = [], 0
-            bucket.append(g)
-            size += g.numel() * g.element_size()
-        if bucket:
-            self._reduce_bucket(bucket)
-
-    def _reduce_bucket(self, bucket: list[Tensor]) -> None:
-        flat = torch.cat([g.reshape(-1) for g in bucket])
-        tdist.all_reduce(flat)
-        flat.div_(self.world)
-        offset = 0
-        for g in bucket:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
+    def reducer(self, params: list[Tensor], bucket_bytes: int = BUCKET_BYTES) -> GradReducer:
+        """A :class:`GradReducer` over ``params``: their gradients averaged while the backward still runs."""
+        return GradReducer(self, params, bucket_bytes)
 
     def mean(self, t: Tensor) -> Tensor:
         """The mean of ``t`` over the ranks (a new tensor)."""
@@ -102,6 +84,79 @@ class Dist:
     def device_of_backend(self) -> torch.device:
         """Where the backend's tensors live (NCCL: this rank's GPU)."""
         return torch.device("cuda", torch.cuda.current_device()) if self.backend == "nccl" else torch.device("cpu")
+
+
+class GradReducer:
+    """DistributedDataParallel's overlap of communication with the backward, for lth's own step.
+
+    The parameters are split once into buckets of about ``bucket_bytes`` in reverse order (the order the backward
+    produces their gradients). A hook on each parameter (``register_post_accumulate_grad_hook``) counts the
+    gradients that arrived; once every gradient of a bucket is there, the bucket's ``all_reduce`` starts
+    asynchronously while the backward goes on with the earlier layers. Buckets start strictly in order (as DDP's
+    do), so every rank issues the same collectives in the same sequence. :meth:`finish` starts the buckets the
+    hooks did not (a parameter without a gradient; a hand-written backward, which runs no hooks), waits for all,
+    and writes each mean back into its gradient. Each element's mean is the same sum over the ranks as
+    reducing every bucket after the backward computes, so the result does not depend on the overlap."""
+
+    def __init__(self, dist: Dist, params: list[Tensor], bucket_bytes: int = BUCKET_BYTES) -> None:
+        self.dist, self.params = dist, list(params)
+        self.buckets: list[list[int]] = []
+        size = 0
+        for i in reversed(range(len(self.params))):
+            q = self.params[i]
+            b = self.buckets[-1] if self.buckets else None
+            if b is None or q.dtype != self.params[b[0]].dtype or size + q.numel() * q.element_size() > bucket_bytes:
+                self.buckets.append([])
+                size = 0
+            self.buckets[-1].append(i)
+            size += q.numel() * q.element_size()
+        self.bucket_of = {i: k for k, b in enumerate(self.buckets) for i in b}
+        self.active = False
+        self.arrived = [0] * len(self.buckets)
+        self.next = 0  # the first bucket not started
+        self.flying: list[tuple[list[Tensor], Tensor, Any]] = []
+        self.handles = [q.register_post_accumulate_grad_hook(self._arrived(i)) for i, q in enumerate(self.params)
+                        if q.requires_grad]
+
+    def _arrived(self, i: int) -> Any:
+        def hook(_: Tensor) -> None:
+            if self.active:
+                k = self.bucket_of[i]
+                self.arrived[k] += 1
+                while self.next < len(self.buckets) and self.arrived[self.next] == len(self.buckets[self.next]):
+                    self._start(self.next)
+        return hook
+
+    def _start(self, k: int) -> None:
+        grads = [g for g in (self.params[i].grad for i in self.buckets[k]) if g is not None]
+        self.next = k + 1
+        if grads:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            self.flying.append((grads, flat, tdist.all_reduce(flat, async_op=True)))
+
+    def begin(self) -> None:
+        """Before the backward: gradients arriving from now on are reduced as their buckets fill."""
+        self.active, self.arrived, self.next, self.flying = True, [0] * len(self.buckets), 0, []
+
+    def finish(self) -> None:
+        """After the backward: start what is left, wait, replace every gradient with its mean over the ranks."""
+        self.active = False
+        while self.next < len(self.buckets):
+            self._start(self.next)
+        for grads, flat, work in self.flying:
+            work.wait()
+            flat.div_(self.dist.world)
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset:offset + g.numel()].view_as(g))
+                offset += g.numel()
+        self.arrived, self.next, self.flying = [0] * len(self.buckets), 0, []
+
+    def close(self) -> None:
+        """Remove the hooks."""
+        for h in self.handles:
+            h.remove()
+        self.handles = []
 
 
 def setup(rank: int, world: int, address: str, port: int, device: str = "cpu", local_rank: int | None = None,
@@ -264,5 +319,5 @@ def reduce_loss(loss_sum: Tensor, dist: Dist | None) -> Tensor:
     return loss_sum if dist is None else dist.mean(loss_sum)
 
 
-__all__ = ["BUCKET_BYTES", "DEFAULT_TIMEOUT_S", "Dist", "QuietRunDir", "evaluate_sharded", "reduce_loss", "run_dir",
-           "setup", "shard_rows", "sync_batchnorm", "teardown"]
+__all__ = ["BUCKET_BYTES", "DEFAULT_TIMEOUT_S", "Dist", "GradReducer", "QuietRunDir", "evaluate_sharded",
+           "reduce_loss", "run_dir", "setup", "shard_rows", "sync_batchnorm", "teardown"]

@@ -39,6 +39,8 @@ class Stepper:
         self.forward = torch.compile(pop.model) if opts.compile and not self.manual else pop.model  # at warm-up
         # a distributed run steps eagerly: its gradients are all-reduced between the backward and the optimiser
         self.use_graph = device.type == "cuda" and opts.cuda_graph == "auto" and pop.dist is None
+        # ... while the backward runs (DDP's overlap) where autograd computes them; after the hand-written one
+        self.reducer = pop.dist.reducer(pop.params) if pop.dist is not None else None
         self.pos_t = torch.zeros(1, dtype=torch.long, device=device)
         self.it_t = torch.zeros(1, dtype=torch.long, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -49,6 +51,8 @@ class Stepper:
         p = self.pop
         p.opt.set_lr(it)
         xb, yb = p.batches.batch(p.x_train, p.y_train, pos)
+        if self.reducer is not None:  # one run over several processes: the mean gradient of the global batch
+            self.reducer.begin()
         if self.manual:
             per_member = p.model.loss_and_grads(xb, yb, compiled=self.compiled_manual)
         else:
@@ -58,8 +62,8 @@ class Stepper:
                                          reduction="none").view(p.n, p.bs).mean(1)
             per_member.sum().backward()
         grads = [q.grad for q in p.params]
-        if p.dist is not None:  # one run over several processes: the mean gradient of the global batch
-            p.dist.average_grads(grads)
+        if self.reducer is not None:
+            self.reducer.finish()
         with torch.no_grad():  # masks are enforced inside the step, on the weights after the update. SGD and Adam
             # update each element from its own gradient and state only, and a pruned weight is zeroed again after
             # it, so its gradient never reaches a kept weight: only telemetry's gradient norm reads the masked
