@@ -75,3 +75,36 @@ def test_decoder_dali_trains_and_is_recorded_or_is_refused_where_missing(tmp_pat
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").rglob("*.pt"))
     code, out, err = lth("train", *common[:-1], "pillow", "--root", str(tmp_path / "p"))
     assert code == 0, err
+
+
+def test_world_size_two_reads_an_image_folder_with_loader_workers(tmp_path: Path) -> None:
+    """Each rank of a distributed run starts DataLoader workers of its own (a rank process once could not:
+    'daemonic processes are not allowed to have children'); world size 2 equals 1 up to rounding."""
+    import torch
+
+    from lth.store import RunDir
+
+    data = write_imagefolder(tmp_path / "digits", count=200)
+    finals = []
+    for w in ("1", "2"):
+        code, out, err = lth("train", *COMMON, "--data-dir", str(data), "--training-steps", "6it", "--augment",
+                             "--world-size", w, "--root", str(tmp_path / w), "--json")
+        assert code == 0, err
+        finals.append(RunDir(Path(json.loads(out)["runs"][0]["path"])).load_state("final"))
+    for k in finals[0]:
+        torch.testing.assert_close(finals[1][k], finals[0][k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_an_image_that_does_not_decode_is_named_in_one_line(tmp_path: Path, workers: str) -> None:
+    """Decoded in this process or in a DataLoader worker (whose error torch wraps as 'Caught UserError in
+    DataLoader worker process 0.'), the error is one line naming the file; the checkpoint stays for a rerun."""
+    data = write_imagefolder(tmp_path / "digits", count=200)
+    bad = data / "train" / "c2" / "zz_bad.jpg"
+    bad.write_bytes(b"\xff\xd8 this is no jpeg")
+    code, out, err = lth("train", *COMMON, "--data-dir", str(data), "--loader-workers", workers,
+                         "--root", str(tmp_path / "r"), "--json")
+    assert code == 2 and out == "", err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"lth: error: image file {bad}: cannot be decoded"), err
+    assert "allowed: a readable JPEG" in last

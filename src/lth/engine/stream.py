@@ -48,6 +48,22 @@ class _Items(torch.utils.data.Dataset):
         return self.images.load(i, seed)
 
 
+def _next_batch(it: Any) -> Tensor:
+    """The loader's next batch. A worker's UserError (an image that does not decode) comes back from torch as
+    ``Caught UserError in DataLoader worker process 0.`` with the original traceback below; it is raised again
+    as the worker's own one-line error, which names the file."""
+    from lth.errors import UserError
+
+    try:
+        return next(it)
+    except UserError as e:
+        text = str(e)
+        if "Original Traceback" not in text:
+            raise
+        last = [ln for ln in text.splitlines() if ln.strip()][-1]
+        raise UserError(last.split("UserError: ", 1)[-1]) from None
+
+
 class _EpochSampler(Sampler[list[tuple[int, int | None]]]):
     """The batches of one epoch from position ``start``: for every step, the ``G x B`` (index, seed) pairs of the
     population's groups, group after group."""
@@ -166,7 +182,7 @@ class StreamBatches:
             raw = self.dali.take()  # uint8 [G*B, 3, S, S] on the device
             self._ahead()  # decoded while this step trains
         else:
-            raw = next(self._it).to(self.device, non_blocking=True)  # uint8 [G*B, 3, S, S]
+            raw = _next_batch(self._it).to(self.device, non_blocking=True)  # uint8 [G*B, 3, S, S]
         g, b = len(self.groups), self.local
         if self.one_per_group:  # straight into the step's buffer (the main process competes with the workers)
             self.images.normalise(raw, out=self.x.view(g * b, *raw.shape[1:]))

@@ -241,9 +241,15 @@ def train_joined(dist: Any, device: str, nodes: list[Node], data_dir: str | None
 def _rank_loop(rank: int, world: int, address: str, port: int, options: EngineOptions, devices: list[str] | None,
                timeout_s: float | None, inbox: Any, outbox: Any) -> None:
     """A rank process of :class:`RankPool`: join once, then train each population sent until told to stop."""
+    import multiprocessing
+
     from lth.engine import distributed as engine_dist
     from lth.executor.work import error_line
 
+    # A rank reading images from disk starts DataLoader worker processes, which a daemonic process may not: the
+    # rank drops the flag for itself (the launcher's handle stays daemonic, so it still stops the rank at exit,
+    # and the workers follow their parent)
+    multiprocessing.current_process().daemon = False
     dist, device = join(options, rank, world, address, port, None, devices, timeout_s)
     try:
         while True:
