@@ -107,8 +107,18 @@ class Terminated(KeyboardInterrupt):
     clean-up (jobs in flight cancelled, a Ray instance started for the command stopped) and the same message."""
 
 
+_SIGTERM_SEEN: list[bool] = [False]  # set by the handler: an error raised while stopping is still a SIGTERM
+
+
 def _terminated(signum: int, frame: object) -> None:
+    _SIGTERM_SEEN[0] = True
     raise Terminated()
+
+
+def _stopped_by_sigterm(e: BaseException) -> bool:
+    """Whether an error is what a SIGTERM to the whole process group (Slurm's time limit, ``timeout``) leaves
+    behind: the handler ran, or a DataLoader worker it killed first was reported by torch."""
+    return _SIGTERM_SEEN[0] or "killed by signal: Terminated" in str(e)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
 
     if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+        _SIGTERM_SEEN[0] = False
         previous = signal.signal(signal.SIGTERM, _terminated)
         try:
             return _main(argv)
@@ -146,6 +157,9 @@ def _main(argv: list[str] | None) -> int:
         print("lth: interrupted; run the same command again to resume", file=sys.stderr)
         return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
     except Exception as e:  # one line, the traceback goes to a log file
+        if _stopped_by_sigterm(e):  # the workers got the group's SIGTERM first: an interruption, not a failure
+            print("lth: interrupted; run the same command again to resume", file=sys.stderr)
+            return 128 + signal.SIGTERM
         log = write_error_log(traceback.format_exc())
         print(f"lth: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
               f"(log: {log if log else 'not written'})", file=sys.stderr)

@@ -48,6 +48,16 @@ class _Items(torch.utils.data.Dataset):
         return self.images.load(i, seed)
 
 
+def _ignore_sigterm(_: int) -> None:
+    """A DataLoader worker leaves SIGTERM to its parent: Slurm's time limit and ``timeout`` signal the whole
+    process group, and a worker killed first would turn the parent's clean interruption (checkpoint kept, "run the
+    same command again") into torch's "DataLoader worker is killed by signal" error. The parent stops its workers
+    as it unwinds; a worker whose parent is gone exits by itself (torch's watchdog)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _next_batch(it: Any) -> Tensor:
     """The loader's next batch. A worker's UserError (an image that does not decode) comes back from torch as
     ``Caught UserError in DataLoader worker process 0.`` with the original traceback below; it is raised again
@@ -140,7 +150,8 @@ class StreamBatches:
         else:
             self.loader = DataLoader(_Items(images), batch_sampler=self.sampler, num_workers=self.workers,
                                      pin_memory=device.type == "cuda", persistent_workers=self.workers > 0,
-                                     prefetch_factor=prefetch if self.workers > 0 else None)
+                                     prefetch_factor=prefetch if self.workers > 0 else None,
+                                     worker_init_fn=_ignore_sigterm if self.workers > 0 else None)
         self._it: Iterator[Any] | None = None
         self._orders: list[Tensor] = []
         self.pos = 0
