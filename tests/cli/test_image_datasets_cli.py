@@ -108,3 +108,47 @@ def test_an_image_that_does_not_decode_is_named_in_one_line(tmp_path: Path, work
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"lth: error: image file {bad}: cannot be decoded"), err
     assert "allowed: a readable JPEG" in last
+
+
+def test_a_store_refuses_other_images_under_the_same_run(tmp_path: Path) -> None:
+    """An image folder is the dataset: the same command on a folder with other images is refused in one line
+    naming both (it once answered 'already trained' with the first folder's result); a copy of the same files
+    elsewhere is the same data."""
+    import shutil
+
+    first = write_imagefolder(tmp_path / "a", count=200)
+    other = write_imagefolder(tmp_path / "b", count=150)
+    root = tmp_path / "r"
+    code, _, err = lth("train", *COMMON, "--data-dir", str(first), "--training-steps", "3it", "--root", str(root))
+    assert code == 0, err
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    code, out, err = lth("train", *COMMON, "--data-dir", str(other), "--training-steps", "3it", "--root",
+                         str(root), "--json")
+    assert code == 2 and out == "", err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("lth: error: --data-dir: ") and "was trained on other images" in line, line
+    assert str(first.resolve()) in line and str(other.resolve()) in line
+    after = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and "plans" not in p.parts}
+    assert after == {p: t for p, t in before.items() if "plans" not in p.parts}  # nothing written
+    shutil.copytree(first, tmp_path / "copy")
+    code, _, err = lth("train", *COMMON, "--data-dir", str(tmp_path / "copy"), "--training-steps", "3it",
+                       "--root", str(root))
+    assert code == 0 and "nothing to do" in err, err
+
+
+def test_the_default_crop_side_given_explicitly_is_the_same_run(tmp_path: Path) -> None:
+    """--image-size 224 on an image folder is what leaving it out trains: one run (it was two, trained twice);
+    spec.json records the side used."""
+    data = write_imagefolder(tmp_path / "digits", count=100)
+    common = (*[a for a in COMMON if a not in ("--image-size", "8")], "--data-dir", str(data), "--training-steps",
+              "1it", "--batch-size", "20", "--root", str(tmp_path / "r"), "--json")
+    assert "--image-size" not in common
+    code, out, err = lth("train", *common)
+    assert code == 0, err
+    (run,) = json.loads(out)["runs"]
+    assert json.loads((Path(run["path"]) / "spec.json").read_text())["data_source"]["image_size"] == 224
+    code, out, err = lth("train", *common, "--image-size", "224")
+    assert code == 0 and "nothing to do" in err, err
+    assert json.loads(out)["runs"][0]["path"] == run["path"]
+    code, out, err = lth("train", *common, "--image-size", "16")
+    assert code == 0 and json.loads(out)["runs"][0]["path"] != run["path"], err

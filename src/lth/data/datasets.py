@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lth.data.download import TINY_IMAGENET, DownloadFailed, cache_root, fetch
-from lth.data.images import IMAGE_DATASETS, image_splits, is_lazy, layout_source, tiny_present
+from lth.data.images import DEFAULT_SIZE, IMAGE_DATASETS, image_splits, is_lazy, layout_source, tiny_present
 from lth.errors import UserError, ref
 from lth.spec import DataHparams
 
@@ -433,7 +433,7 @@ def data_source(hp: DataHparams, data_dir: str | Path | None = None) -> dict:
         files, origin, root = [], "generated", None
     elif hp.dataset in IMAGE_DATASETS:  # a listing digest, not a sha256 per file (a million JPEGs)
         return {"dataset": hp.dataset, "origin": origin, "root": str(root.resolve()), "files": [],
-                **layout_source(hp.dataset, root)}
+                "image_size": hp.image_size or DEFAULT_SIZE[hp.dataset], **layout_source(hp.dataset, root)}
     listed = [{"path": str(Path(f).resolve()), "bytes": Path(f).stat().st_size, "sha256": file_sha256(f)}
               for f in files or []]
     return {"dataset": hp.dataset, "origin": origin, "root": None if root is None else str(root.resolve()),

@@ -87,9 +87,22 @@ def resolve_spec(preset: str | TrainSpec, overrides: Mapping[str, Any] | None = 
             raise unknown_name(key, [*own, *known], extra="")
     if "model" in values and not isinstance(values["model"], str):  # a model class or factory: registered
         values["model"] = model_name(values["model"])
-    spec = replace_fields(base, values)
+    spec = default_crop(replace_fields(base, values))
     spec.validate()
     return spec, name
+
+
+def default_crop(spec: TrainSpec) -> TrainSpec:
+    """``spec`` with an image dataset's crop side written as 0 where it is the dataset's default (``--image-size
+    224`` on ImageNet is the run ``--image-size`` left out trains: one identity, not two)."""
+    import dataclasses
+
+    from lth.data.images import DEFAULT_SIZE
+
+    d = spec.data
+    if d.image_size and DEFAULT_SIZE.get(d.dataset) == d.image_size:
+        return dataclasses.replace(spec, data=dataclasses.replace(d, image_size=0))
+    return spec
 
 
 def model_name(model: Any) -> str:

@@ -78,10 +78,11 @@ def run_train(plan: TrainPlan, progress: Progress | bool | None = None) -> Study
     with progress_of(progress) as p:
         ex = plan.runtime.make_executor(p, "train")
         telemetry = ex.options.telemetry_every is not None  # a finished run without it is replayed to record it
-        if all(RunDir(n.path).done is not None and not missing_states(n)
-               and not (telemetry and not RunDir(n.path).has_telemetry()) for n in plan):
+        done = all(RunDir(n.path).done is not None and not missing_states(n)
+                   and not (telemetry and not RunDir(n.path).has_telemetry()) for n in plan)
+        records = ex.run(list(plan))  # checks first (the data a stored run read included), then trains what is missing
+        if done:
             p.console.print(f"already trained: nothing to do; results in {plan[0].path.parent}")
-        records = ex.run(list(plan))
         if p.populations:
             n, sizes = len(p.populations), ", ".join(map(str, p.populations))
             p.console.print(f"trained {n} population{'s' if n > 1 else ''} (sizes {sizes})")
