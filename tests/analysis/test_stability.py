@@ -99,3 +99,16 @@ def test_first_stable_and_matching():
     assert first_stable_and_matching(inst, {0: 0.5}, dense_accuracy=0.9) is None
     with pytest.raises(UserError, match="--reduce"):
         first_stable(reps, reduce="max")
+
+
+def test_an_instability_on_the_threshold_is_not_stable_whatever_the_rounding() -> None:
+    """2 of 100 test examples: an error barrier of exactly 0.02, which float64 computes a few ulps under it
+    (0.03 - 0.01 = 0.019999999999999997 here; 0.019999999999999962 was seen in a stability run)."""
+    from lth.analysis.stability import is_stable
+
+    barrier = error_barrier([0.01, 0.03, 0.01])
+    assert barrier != 0.02 and abs(barrier - 0.02) < 1e-15  # the rounding this guards against
+    assert not is_stable(barrier) and not is_stable(0.019999999999999962) and not is_stable(0.02)
+    assert is_stable(0.0199) and is_stable(0.0)
+    assert first_stable({0: barrier, 100: 0.0199}) == 100
+    assert first_stable_and_matching({0: barrier, 100: 0.0199}, {0: 0.9, 100: 0.9}, 0.9) == 100

@@ -128,6 +128,14 @@ def _sorted(d: Mapping[Hashable, Any]) -> list[Hashable]:
     return sorted(d, key=lambda k: (getattr(k, "unit", ""), getattr(k, "count", k)))
 
 
+def is_stable(instability: float, threshold: float = STABLE_THRESHOLD) -> bool:
+    """Frankle et al. 2020, Sec. 2: stable when the instability is below ``threshold`` (2%). An instability is a
+    difference of error rates, whole examples over the split's size; one that lands on the threshold in exact
+    arithmetic (2 of 100 examples) may come out of float64 a few ulps under it (0.019999999999999962), so the
+    comparison leaves rounding out (1e-12): on the threshold is not below it."""
+    return instability < threshold - _EPS
+
+
 def first_stable(k_to_instability: PerK, threshold: float = STABLE_THRESHOLD,
                  reduce: str = "mean") -> Hashable | None:
     """The earliest k whose instability is below ``threshold`` (Frankle et al. 2020: stable when < 2%), or None.
@@ -136,7 +144,7 @@ def first_stable(k_to_instability: PerK, threshold: float = STABLE_THRESHOLD,
     the paper's Fig. 9). Keys are rewind points: iterations (ints) or :class:`lth.spec.Step` values of one unit.
     """
     for k in _sorted(k_to_instability):
-        if _reduce(k_to_instability[k], reduce) < threshold:
+        if is_stable(_reduce(k_to_instability[k], reduce), threshold):
             return k
     return None
 
@@ -152,7 +160,7 @@ def first_stable_and_matching(
     for k in _sorted(k_to_instability):
         if k not in k_to_accuracy:
             continue
-        stable = _reduce(k_to_instability[k], reduce) < threshold
+        stable = is_stable(_reduce(k_to_instability[k], reduce), threshold)
         acc = _reduce(k_to_accuracy[k], reduce)
         if stable and acc >= dense_accuracy - tolerance - _EPS:
             return k
@@ -160,4 +168,4 @@ def first_stable_and_matching(
 
 
 __all__ = ["MATCHING_TOLERANCE", "PAPER_POINTS", "PathResult", "STABLE_THRESHOLD", "default_alphas", "error_barrier",
-           "first_stable", "first_stable_and_matching", "instability", "interpolate"]
+           "first_stable", "first_stable_and_matching", "instability", "interpolate", "is_stable"]

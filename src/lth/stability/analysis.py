@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from lth.analysis.stability import STABLE_THRESHOLD, default_alphas, error_barrier, interpolate
+from lth.analysis.stability import STABLE_THRESHOLD, default_alphas, error_barrier, interpolate, is_stable
 from lth.data import Dataset
 from lth.engine.evaluate import evaluate_states
 from lth.stability.plan import Stability
@@ -160,7 +160,7 @@ def record(exp: Stability, level: int, replicate: int, pair: tuple[int, int], en
     return {"level": level, "rewind": str(exp.k), "replicate": replicate, "subnetwork": exp.subnetwork,
             "copies": list(pair), "schedule_from_zero": exp.schedule_from_zero,
             "test_instability": ti, "train_instability": entry.get("train_instability") if done else None,
-            "stable": None if ti is None else bool(ti < threshold),
+            "stable": None if ti is None else is_stable(ti, threshold),
             "end_test_errors": [entry["test_error"][0], entry["test_error"][-1]] if done else None,
             "aligned": bool(entry.get("align", False)), "status": entry.get("status", "missing"),
             "runs": entry.get("runs", [str(exp.copy_dir(replicate, level, c)) for c in pair])}
