@@ -100,7 +100,7 @@ def test_corrupt_image_names_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case, match", [
     ("empty_class", r"class folder .*c3 holds no image files"),
-    ("val_classes", r"classes of .*val differ from the training split's \(missing c4\)"),
+    ("val_classes", r"class folders of .*val differ from the classes of the training split \(no folder for c4\)"),
     ("no_val", r"no evaluation split in"),
     ("no_folder", r"folder not found"),
 ])
@@ -130,6 +130,14 @@ def test_tiny_annotation_naming_an_unknown_class(tmp_path: Path) -> None:
     lines[2] = lines[2].replace(lines[2].split("\t")[1], "n77777777")
     ann.write_text("\n".join(lines))
     with pytest.raises(UserError, match=r"val_annotations.txt line 3: class 'n77777777' is not in wnids.txt"):
+        load_dataset(DataHparams(dataset="tiny_imagenet"), data_dir=tmp_path)
+
+
+def test_tiny_wnids_naming_a_class_without_a_training_folder(tmp_path: Path) -> None:
+    r = write_tiny_imagenet(tmp_path, count=40)
+    (r / "wnids.txt").write_text((r / "wnids.txt").read_text().rstrip("\n") + "\nn09999998\n")
+    with pytest.raises(UserError, match=r"class folders of .*train differ from the classes of .*wnids.txt \(no "
+                                        r"folder for n09999998\); allowed: one folder per class of .*wnids.txt"):
         load_dataset(DataHparams(dataset="tiny_imagenet"), data_dir=tmp_path)
 
 

@@ -78,7 +78,7 @@ def decode(path: str) -> Any:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"image file {path}: cannot be decoded ({why[:120]}); allowed: a readable JPEG, PNG, BMP, "
-                        "GIF, TIFF or WebP image (delete or replace the file)") from None
+                        "PPM/PGM, TIFF or WebP image (delete or replace the file)") from None
 
 
 @dataclass(frozen=True)
@@ -329,19 +329,20 @@ def _files_in(folder: Path, skipped: list[str]) -> list[str]:
 
 
 def _class_folders(split_dir: Path, what: str, sub: str | None, skipped: list[str],
-                   classes: list[str] | None = None) -> tuple[list[str], Split]:
-    """``split_dir/<class>[/sub]/*``: the sorted classes and their files. With ``classes`` given (the training
-    split's), the folders must be exactly those."""
+                   classes: list[str] | None = None, listed_in: str = "the training split") -> tuple[list[str], Split]:
+    """``split_dir/<class>[/sub]/*``: the sorted classes and their files. With ``classes`` given (those of
+    ``listed_in``: the training split, or Tiny-ImageNet's ``wnids.txt``), the folders must be exactly those."""
     _require_dir(split_dir, what)
     found = sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
     if not found:
         raise UserError(f"{what}: no class folders in {split_dir}; expected {split_dir}/<class>/<image files>")
     if classes is not None and found != classes:
         missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
-        parts = ([f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")] if missing else []) \
-            + ([f"not in training: {', '.join(extra[:5])}" + (" ..." if len(extra) > 5 else "")] if extra else [])
-        raise UserError(f"{what}: the classes of {split_dir} differ from the training split's ({'; '.join(parts)}); "
-                        "allowed: the same class folders in every split")
+        parts = ([f"no folder for {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")] if missing
+                 else []) \
+            + ([f"not in {listed_in}: {', '.join(extra[:5])}" + (" ..." if len(extra) > 5 else "")] if extra else [])
+        raise UserError(f"{what}: the class folders of {split_dir} differ from the classes of {listed_in} "
+                        f"({'; '.join(parts)}); allowed: one folder per class of {listed_in}")
     paths: list[str] = []
     labels: list[int] = []
     for ci, c in enumerate(found):
@@ -404,7 +405,9 @@ def _devkit_val_labels(root: Path, classes: list[str], files: list[str]) -> list
     for n, i in enumerate(ids, 1):
         wnid = id_to_wnid.get(i)
         if wnid not in index:
-            raise UserError(f"imagenet: {truth} line {n}: class id {i} ({wnid}) is not a training class folder")
+            what = f"class id {i} ({wnid})" if wnid else f"class id {i}, which the devkit's meta.mat does not list"
+            raise UserError(f"imagenet: {truth} line {n}: {what} is not a training class folder; allowed: the ids of "
+                            f"the {len(index)} class folders of {root / 'train'}")
         labels.append(index[wnid])
     return labels
 
@@ -439,7 +442,7 @@ def layout_tiny_imagenet(root: Path) -> Layout:
     if not wnids:
         raise UserError(f"tiny_imagenet: {r / 'wnids.txt'} lists no classes")
     skipped: list[str] = []
-    classes, train = _class_folders(r / "train", "tiny_imagenet", "images", skipped, wnids)
+    classes, train = _class_folders(r / "train", "tiny_imagenet", "images", skipped, wnids, str(r / "wnids.txt"))
     ann = r / "val" / "val_annotations.txt"
     if not ann.is_file():
         raise UserError(f"tiny_imagenet: {ann} not found; expected val/images/*.JPEG and val/val_annotations.txt")

@@ -134,7 +134,8 @@ def visible_devices(text: tuple[str, ...] | list[str] = ("auto",)) -> list[str]:
     import re
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    allowed = "auto, or a list of cpu, " + (f"cuda:0 to cuda:{gpus - 1}" if gpus else "(no GPU is visible here)")
+    allowed = f"auto, or devices among cpu, cuda:0 to cuda:{gpus - 1}" if gpus else \
+        "auto or cpu (no GPU is visible here)"
     for d in items:
         m = re.fullmatch(r"cuda(?::(\d+))?", d)
         if d != "cpu" and (m is None or not gpus or int(m.group(1) or 0) >= gpus):
