@@ -88,6 +88,16 @@ def test_non_image_files_are_skipped_and_counted(tmp_path: Path, capsys: pytest.
     assert "skipped 1 file(s) that are not images" in capsys.readouterr().err
 
 
+def test_a_test_folder_beside_val_is_said_not_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    root = write_imagefolder(tmp_path / "f", count=30)
+    shutil.copytree(root / "val", root / "test")
+    lay = read_layout("imagefolder", root)
+    assert lay.eval_name == "val"
+    assert f"evaluating on {root.resolve() / 'val'}; {root.resolve() / 'test'} is not read" in capsys.readouterr().err
+
+
 def test_corrupt_image_names_the_file(tmp_path: Path) -> None:
     root = write_imagefolder(tmp_path / "f", count=30)
     bad = root / "train" / "c2" / "zz_bad.jpg"

@@ -485,6 +485,9 @@ def read_layout(name: str, root: Path) -> Layout:
         if lay.skipped:
             print(f"lth: {name}: skipped {len(lay.skipped)} file(s) that are not images (e.g. {lay.skipped[0]}); "
                   f"read: {', '.join(image_extensions())}", file=sys.stderr)
+        if name == "imagefolder" and lay.eval_name == "val" and (lay.root / "test").is_dir():
+            print(f"lth: imagefolder: evaluating on {lay.root / 'val'}; {lay.root / 'test'} is not read (val/ comes "
+                  f"first)", file=sys.stderr)
         _LAYOUT_CACHE[key] = lay
     return _LAYOUT_CACHE[key]
 
