@@ -125,5 +125,13 @@ class Progress:
             spread = f" (min {min(accs):.4f}, max {max(accs):.4f})" if len(accs) > 1 else ""
             self._line(f"  iteration {info['iteration']} of {info['total']}: test accuracy {mean}{spread}"
                        + (f" [{len(accs)} runs]" if len(accs) > 1 else ""))
+        elif event == "resumed":
+            its = sorted(set(info["iterations"]))
+            at = f"iteration {its[0]}" if len(its) == 1 else f"iterations {its[0]} to {its[-1]}"
+            runs = len(info["runs"])
+            if not self.quiet:
+                self.console.print(f"  resuming {runs} run{'s' if runs > 1 else ''} from "
+                                   f"{'their checkpoints' if runs > 1 else 'its checkpoint'} at {at} of "
+                                   f"{info['total']}", highlight=False, markup=False, soft_wrap=True)
         elif event == "diverged":
             self.console.print(f"[red]diverged[/red] at iteration {info['iteration']}: {info['job'].run_dir}")

@@ -35,7 +35,9 @@ class DataHparams:
                               "disk while training: imagenet, tiny_imagenet, imagefolder (--data-dir DIR with "
                               "DIR/train/<class>/, DIR/val/<class>/); or one registered in lth.data.DATASETS")
     batch_size: int = help_field(60, "examples per training step")
-    augment: bool = help_field(False, "random crop (4-pixel padding) and horizontal flip (CIFAR)")
+    augment: bool = help_field(False, "random crop (4-pixel padding) and horizontal flip (CIFAR); images read from "
+                               "disk: the random-resized crop (ImageNet, imagefolder) or the crop of the S/16-padded "
+                               "image (Tiny-ImageNet), with the flip")
     random_labels_fraction: float = help_field(0.0, "fraction of training labels replaced by random ones")
     subsample_fraction: float = help_field(1.0, "fraction of the training set kept")
     blur: bool = help_field(False, "blur images: downsample 4x, then upsample back")

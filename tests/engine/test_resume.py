@@ -50,7 +50,10 @@ def test_killed_run_resumes_bit_identical(tmp_path: Path) -> None:
     killed_at = torch.load(ckpt, weights_only=True)["iteration"]
     assert killed_at > 0
 
-    assert lth(broken).wait(timeout=300) == 0
+    rerun = lth(broken)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert f"resuming 1 run from its checkpoint at iteration {killed_at} of " in err.decode(), err
     a, b = RunDir(run_dir(whole)), RunDir(run_dir(broken))
     assert b.done["status"] == "complete"
     fa, fb = a.load_tensors("states/final.pt"), b.load_tensors("states/final.pt")

@@ -161,6 +161,10 @@ def _loop(pop: Population, jobs: list[Job]) -> list[dict[str, Any]]:
     pop.prepare_store()
     stepper = Stepper(pop)
     spe, total, n = pop.spe, pop.total, pop.n
+    resumed = [i for i in range(n) if pop.ckpts[i]]
+    if resumed:  # said, so that a rerun after an interruption shows where it picks up
+        pop.emit("resumed", runs=[str(jobs[i].run_dir) for i in resumed],
+                 iterations=[pop.starts[i] for i in resumed], total=total)
     t0 = min(pop.starts)
     events = set(pop.starts) | {t0, total} | set(range(0, total + 1, spe)) | set(range(0, total + 1, pop.eval_every))
     if pop.ckpt_every:
