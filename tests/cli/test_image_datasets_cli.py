@@ -130,6 +130,9 @@ def test_a_store_refuses_other_images_under_the_same_run(tmp_path: Path) -> None
     assert str(first.resolve()) in line and str(other.resolve()) in line
     after = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and "plans" not in p.parts}
     assert after == {p: t for p, t in before.items() if "plans" not in p.parts}  # nothing written
+    code, out, err = lth("hessian", "--root", str(root), "--data-dir", str(other), "--steps", "final", "--k", "1",
+                         "--iters", "3", "--examples", "20", "--json")
+    assert code == 2 and out == "" and "was trained on other images" in err, err
     shutil.copytree(first, tmp_path / "copy")
     code, _, err = lth("train", *COMMON, "--data-dir", str(tmp_path / "copy"), "--training-steps", "3it",
                        "--root", str(root))

@@ -492,6 +492,20 @@ def read_layout(name: str, root: Path) -> Layout:
     return _LAYOUT_CACHE[key]
 
 
+def check_same_images(stored: dict[Path, dict], now: dict) -> None:
+    """An image folder is the dataset (``--data-dir`` names *which* images, not where a fixed dataset lies): runs
+    already in the store (``{run path: the data_source its spec.json recorded}``) must have read the images about
+    to be read (``now``, :func:`layout_source`'s listing). UserError naming both folders where a listing differs."""
+    def files(s: dict) -> str:
+        return f"{s.get('root')}: {s.get('train_images')} training images, listing {str(s.get('listing_sha256'))[:12]}"
+
+    for path, was in stored.items():
+        if was.get("listing_sha256") not in (None, now.get("listing_sha256")):
+            raise UserError(f"{ref('data_dir')}: {path} was trained on other images ({files(was)}; now "
+                            f"{files(now)}); allowed: the same images, or another --root for these",
+                            value=now.get("root"), allowed="the images the store's runs were trained on")
+
+
 def image_splits(name: str, root: Path, image_size: int) -> tuple[FileImages, Tensor, FileImages, Tensor, int]:
     """``(train_x, train_y, test_x, test_y, num_classes)`` of image dataset ``name``: lazy images, real labels."""
     lay = read_layout(name, root)

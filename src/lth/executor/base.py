@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from lth.data import Dataset, load_dataset
-from lth.data.images import is_lazy
+from lth.data.images import check_same_images, is_lazy
 from lth.engine.stream import resolve_decoder
 from lth.engine.train import EngineOptions, Job, summary
-from lth.errors import UserError, ref
+from lth.errors import UserError
 from lth.executor.capacity import check_store, count_params
 from lth.executor.dedupe import deduplicate, fill_duplicates, representative
 from lth.executor.distributed import check_distributed, world_size_of
@@ -207,7 +207,7 @@ class Executor:
             data = self.dataset(hp)
             if is_lazy(data.train_x):  # images read from disk: a decoder that is installed here
                 resolve_decoder(self.options.decoder, self.options.torch_device())
-                same_images(ns, sources, data.source)
+                check_same_images({n.path: sources[n.path] for n in ns if n.path in sources}, data.source)
             check_nodes(ns, data)
             for n in {n.spec.model: n for n in ns}.values():  # every architecture builds on this data
                 probe(n, data)
@@ -268,18 +268,3 @@ class Executor:
     def _emit(self, event: str, **info: Any) -> None:
         if self.on_event is not None:
             self.on_event(event, info)
-
-
-def same_images(nodes: list[Node], sources: dict[Path, dict], now: dict) -> None:
-    """An image folder is the dataset (``--data-dir`` names *which* images, not where a fixed dataset lies): a
-    run already in the store, finished or to resume, must have read the same files. UserError naming both folders
-    where its recorded listing (relative names and sizes: :func:`lth.data.images.layout_source`) differs."""
-    for n in nodes:
-        was = sources.get(n.path, {})
-        if was.get("listing_sha256") not in (None, now.get("listing_sha256")):
-            def files(s: dict) -> str:
-                return (f"{s.get('root')}: {s.get('train_images')} training images, listing "
-                        f"{str(s.get('listing_sha256'))[:12]}")
-            raise UserError(f"{ref('data_dir')}: {n.path} was trained on other images ({files(was)}; now "
-                            f"{files(now)}); allowed: the same images, or another --root for these",
-                            value=now.get("root"), allowed="the images the store's runs were trained on")

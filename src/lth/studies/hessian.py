@@ -109,12 +109,16 @@ def eigenvalues(members: list[Member], k: int, iters: int, bn_mode: str, example
     the population converged); members of one architecture and dataset share populations of :data:`CHUNK`."""
     from lth.analysis.hessian import top_eigenvalues
     from lth.data import load_dataset
+    from lth.data.images import check_same_images, is_lazy
     from lth.models import build_model
     from lth.store import RunDir
 
     rows = []
     for (data_hp, model, norm, width), group in group_members(members).items():
         data = load_dataset(data_hp, data_dir, device)
+        if is_lazy(data.train_x):  # images read from disk: those the runs were trained on
+            check_same_images({Path(p): (RunDir(p).spec or {}).get("data_source") or {} for p, _, _ in group},
+                              data.source)
         x, y = data.train_x[:examples].to(device), data.train_y[:examples].to(device)
         for a in range(0, len(group), CHUNK):
             chunk = group[a:a + CHUNK]
