@@ -10,6 +10,7 @@ study (:mod:`lth.studies`) -> print.
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import traceback
@@ -110,8 +111,10 @@ class Terminated(KeyboardInterrupt):
 _SIGTERM_SEEN: list[bool] = [False]  # set by the handler: an error raised while stopping is still a SIGTERM
 
 
-def _terminated(signum: int, frame: object) -> None:
+def _terminated(console: bool, signum: int, frame: object) -> None:
     _SIGTERM_SEEN[0] = True
+    if console:  # from here on the process is stopping: see _quiet_exit
+        _quiet_exit()
     raise Terminated()
 
 
@@ -121,13 +124,32 @@ def _stopped_by_sigterm(e: BaseException) -> bool:
     return _SIGTERM_SEEN[0] or "killed by signal: Terminated" in str(e)
 
 
+def _interrupted(code: int, console: bool) -> int:
+    """Say the command was interrupted and how to resume; ``code``. In the ``lth`` process itself (``console``),
+    the threads the interruption cuts short (multiprocessing's resource sharer, which passes the DataLoader workers'
+    batches) end without printing tracebacks after that line: the process is on its way out."""
+    if console:
+        _quiet_exit()
+    print("lth: interrupted; run the same command again to resume", file=sys.stderr)
+    return code
+
+
+def _quiet_exit() -> None:
+    """Threads that stopping cuts short end without a traceback (sys.excepthook: what multiprocessing's resource
+    sharer calls; threading.excepthook: any other thread)."""
+    import threading
+
+    sys.excepthook = lambda *_: None
+    threading.excepthook = lambda _: None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lth`` command."""
     import threading
 
     if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
         _SIGTERM_SEEN[0] = False
-        previous = signal.signal(signal.SIGTERM, _terminated)
+        previous = signal.signal(signal.SIGTERM, functools.partial(_terminated, argv is None))
         try:
             return _main(argv)
         finally:
@@ -139,6 +161,7 @@ def _main(argv: list[str] | None) -> int:
     from lth.plugins import load_entry_points, load_plugins
     from lth.presets import get_preset
 
+    console = argv is None  # the lth process itself, not a call from Python
     argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         load_entry_points()
@@ -154,12 +177,10 @@ def _main(argv: list[str] | None) -> int:
         print(f"lth: error: {text.splitlines()[0] if text else 'bad input'}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C (exit 130) or SIGTERM (exit 143): jobs in flight were cancelled
-        print("lth: interrupted; run the same command again to resume", file=sys.stderr)
-        return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
+        return _interrupted(128 + signal.SIGTERM if isinstance(e, Terminated) else 130, console)
     except Exception as e:  # one line, the traceback goes to a log file
         if _stopped_by_sigterm(e):  # the workers got the group's SIGTERM first: an interruption, not a failure
-            print("lth: interrupted; run the same command again to resume", file=sys.stderr)
-            return 128 + signal.SIGTERM
+            return _interrupted(128 + signal.SIGTERM, console)
         log = write_error_log(traceback.format_exc())
         print(f"lth: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
               f"(log: {log if log else 'not written'})", file=sys.stderr)

@@ -48,14 +48,25 @@ class _Items(torch.utils.data.Dataset):
         return self.images.load(i, seed)
 
 
-def _ignore_sigterm(_: int) -> None:
+def _worker_init(_: int) -> None:
     """A DataLoader worker leaves SIGTERM to its parent: Slurm's time limit and ``timeout`` signal the whole
     process group, and a worker killed first would turn the parent's clean interruption (checkpoint kept, "run the
     same command again") into torch's "DataLoader worker is killed by signal" error. The parent stops its workers
-    as it unwinds; a worker whose parent is gone exits by itself (torch's watchdog)."""
+    as it unwinds; a worker whose parent is gone exits by itself (torch's watchdog). A batch's hand-over that the
+    parent's stop cuts short (multiprocessing's resource sharer, which passes the batch's shared memory) ends
+    without a traceback on the terminal; any other error of the worker is shown as before."""
     import signal
+    import sys
+    import traceback
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    shown = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not any(f.f_code.co_filename.endswith("resource_sharer.py") for f, _ in traceback.walk_tb(tb)):
+            shown(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 def _next_batch(it: Any) -> Tensor:
@@ -151,7 +162,7 @@ class StreamBatches:
             self.loader = DataLoader(_Items(images), batch_sampler=self.sampler, num_workers=self.workers,
                                      pin_memory=device.type == "cuda", persistent_workers=self.workers > 0,
                                      prefetch_factor=prefetch if self.workers > 0 else None,
-                                     worker_init_fn=_ignore_sigterm if self.workers > 0 else None)
+                                     worker_init_fn=_worker_init if self.workers > 0 else None)
         self._it: Iterator[Any] | None = None
         self._orders: list[Tensor] = []
         self.pos = 0
