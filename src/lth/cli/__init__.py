@@ -135,12 +135,14 @@ def _interrupted(code: int, console: bool) -> int:
 
 
 def _quiet_exit() -> None:
-    """Threads that stopping cuts short end without a traceback (sys.excepthook: what multiprocessing's resource
-    sharer calls; threading.excepthook: any other thread)."""
+    """What stopping cuts short ends without a traceback: threads (sys.excepthook, what multiprocessing's resource
+    sharer calls; threading.excepthook), and clean-ups that fail as the process unwinds (sys.unraisablehook: a
+    DataLoader's ``__del__`` finding its workers dead of the same SIGTERM)."""
     import threading
 
     sys.excepthook = lambda *_: None
     threading.excepthook = lambda _: None
+    sys.unraisablehook = lambda _: None
 
 
 def main(argv: list[str] | None = None) -> int:

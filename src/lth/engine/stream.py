@@ -49,17 +49,12 @@ class _Items(torch.utils.data.Dataset):
 
 
 def _worker_init(_: int) -> None:
-    """A DataLoader worker leaves SIGTERM to its parent: Slurm's time limit and ``timeout`` signal the whole
-    process group, and a worker killed first would turn the parent's clean interruption (checkpoint kept, "run the
-    same command again") into torch's "DataLoader worker is killed by signal" error. The parent stops its workers
-    as it unwinds; a worker whose parent is gone exits by itself (torch's watchdog). A batch's hand-over that the
-    parent's stop cuts short (multiprocessing's resource sharer, which passes the batch's shared memory) ends
-    without a traceback on the terminal; any other error of the worker is shown as before."""
-    import signal
+    """A DataLoader worker's batch hand-over that a stop cuts short (multiprocessing's resource sharer, which passes
+    the batch's shared memory to the parent) ends without a traceback on the terminal the worker shares with the
+    command; any other error of the worker is shown as before."""
     import sys
     import traceback
 
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     shown = sys.excepthook
 
     def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
