@@ -472,6 +472,7 @@ def layout_tiny_imagenet(root: Path) -> Layout:
 IMAGE_DATASETS = ("imagefolder", "imagenet", "tiny_imagenet")
 LAYOUTS = {"imagefolder": layout_imagefolder, "imagenet": layout_imagenet, "tiny_imagenet": layout_tiny_imagenet}
 DEFAULT_SIZE = {"imagefolder": 224, "imagenet": 224, "tiny_imagenet": 64}
+DECODERS = ("auto", "pillow", "dali")  # --decoder: who decodes (lth.engine.stream.resolve_decoder)
 TRAIN_KIND = {"imagefolder": "rrc", "imagenet": "rrc", "tiny_imagenet": "crop"}
 
 _LAYOUT_CACHE: dict[tuple[str, str], Layout] = {}

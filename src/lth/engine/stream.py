@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Sampler
 
-from lth.data.images import FileImages
+from lth.data.images import DECODERS, FileImages
 from lth.engine.batches import generator, mix_seed
 
 
@@ -223,8 +223,6 @@ class StreamBatches:
             self.dali.close()
             self.dali = None
 
-
-DECODERS = ("auto", "pillow", "dali")
 
 
 def resolve_decoder(decoder: str, device: torch.device) -> str:

@@ -311,7 +311,6 @@ class SlurmExecutor(ClusterExecutor):
             self._gone.pop(job.job_id, None)  # type: ignore[attr-defined]
         return out
 
-
     def _unreadable(self, e: slurm_query.SlurmUnavailable, waiting: list[Any]) -> None:
         """The queue could not be read: said once per outage; after ``outage_s`` seconds without an answer,
         :class:`~lth.executor.slurm_query.SlurmUnavailable` naming the jobs left running (the command stops; run

@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,13 +95,11 @@ def resolve_spec(preset: str | TrainSpec, overrides: Mapping[str, Any] | None = 
 def default_crop(spec: TrainSpec) -> TrainSpec:
     """``spec`` with an image dataset's crop side written as 0 where it is the dataset's default (``--image-size
     224`` on ImageNet is the run ``--image-size`` left out trains: one identity, not two)."""
-    import dataclasses
-
     from lth.data.images import DEFAULT_SIZE
 
     d = spec.data
     if d.image_size and DEFAULT_SIZE.get(d.dataset) == d.image_size:
-        return dataclasses.replace(spec, data=dataclasses.replace(d, image_size=0))
+        return replace(spec, data=replace(d, image_size=0))
     return spec
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from lth.data.images import DECODERS
 from lth.errors import UserError, cli_name, ref, register_names
 from lth.options import Options, option
 from lth.spec import Step
@@ -185,7 +186,7 @@ class RuntimeOptions(Options):
     decoder: str = option("auto", "image datasets read from disk: who decodes: pillow (DataLoader worker processes), "
                                   "dali (NVIDIA DALI: nvJPEG on a GPU, its CPU threads otherwise; pip install "
                                   "'lth[dali]'), auto (dali where installed and training on a GPU, else pillow); "
-                                  "recorded in each run's spec.json", choices=("auto", "pillow", "dali"))
+                                  "recorded in each run's spec.json", choices=DECODERS)
     telemetry_every: Step | None = option(None, "record weight telemetry (mean |w|, sign flips, distances to init "
                                                 "and final, sampled weights, gradient norm) every STEP into "
                                                 "telemetry.csv", metavar="STEP")
